@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from alpmd.engine.formats.desc import Backup, PkgMeta, Reason
+from alpmd.engine.formats.files import FileList
 
 
 class Origin(enum.Enum):
@@ -31,14 +32,6 @@ class Part(enum.Flag):
     SCRIPTLET = enum.auto()
     MTREE = enum.auto()
     ALL = DESC | FILES | SCRIPTLET | MTREE
-
-
-@dataclass
-class FileList:
-    """A package's files (paths relative to the root, directories end in ``/``) and backups."""
-
-    files: list[str] = field(default_factory=list)
-    backup: list[Backup] = field(default_factory=list)
 
 
 @dataclass
