@@ -1,0 +1,1 @@
+"""Command-line front ends: ``alpm`` (pacman-compatible, in-process engine) and ``alpmctl``."""

@@ -1,0 +1,161 @@
+"""pacman's command line: one operation, combined short flags, options anywhere.
+
+Short letters mean different things per operation (``-s`` searches under -Q and
+recurses under -R), so parsing only counts letters and collects values; the
+operation's meaning is looked up afterwards in :data:`OP_FLAGS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+OPERATIONS = {
+    "D": "database", "F": "files", "Q": "query", "R": "remove", "S": "sync",
+    "T": "deptest", "U": "upgrade", "V": "version", "h": "help",
+}
+LONG_OPERATIONS = {v: k for k, v in OPERATIONS.items()}
+
+# Long options that take a value, and the short letters that do.
+VALUE_LONG = {
+    "dbpath", "root", "arch", "cachedir", "color", "config", "gpgdir", "hookdir", "logfile",
+    "ask", "ignore", "ignoregroup", "assume-installed", "overwrite", "print-format", "sysroot",
+}
+VALUE_SHORT = {"b": "dbpath", "r": "root"}
+
+# Flags every operation accepts.
+COMMON_LONG = {
+    "dbpath", "root", "verbose", "arch", "cachedir", "color", "config", "confirm", "debug",
+    "disable-download-timeout", "gpgdir", "hookdir", "logfile", "noconfirm", "sysroot", "ask",
+    "help", "noprogressbar",
+}
+COMMON_SHORT = {"b": "dbpath", "r": "root", "v": "verbose", "h": "help"}
+
+TRANSACTION_LONG = {
+    "nodeps", "assume-installed", "dbonly", "noprogressbar", "noscriptlet", "print",
+    "print-format",
+}
+
+# Per operation: short letter -> long name, plus the long names it accepts.
+OP_FLAGS: dict[str, tuple[dict[str, str], set[str]]] = {
+    "query": ({"c": "changelog", "d": "deps", "e": "explicit", "g": "groups", "i": "info",
+               "k": "check", "l": "list", "m": "foreign", "n": "native", "o": "owns",
+               "p": "file", "q": "quiet", "s": "search", "t": "unrequired", "u": "upgrades"},
+              set()),
+    "sync": ({"c": "clean", "d": "nodeps", "g": "groups", "i": "info", "l": "list",
+              "p": "print", "q": "quiet", "s": "search", "u": "sysupgrade", "w": "downloadonly",
+              "y": "refresh"},
+             TRANSACTION_LONG | {"needed", "asdeps", "asexplicit", "ignore", "ignoregroup",
+                                 "overwrite"}),
+    "remove": ({"c": "cascade", "d": "nodeps", "n": "nosave", "p": "print", "s": "recursive",
+                "u": "unneeded"}, TRANSACTION_LONG),
+    "upgrade": ({"d": "nodeps", "p": "print"},
+                TRANSACTION_LONG | {"needed", "asdeps", "asexplicit", "ignore", "ignoregroup",
+                                    "overwrite"}),
+    "database": ({"k": "check", "q": "quiet"}, {"asdeps", "asexplicit"}),
+    "files": ({"l": "list", "q": "quiet", "x": "regex", "y": "refresh"}, {"machinereadable"}),
+    "deptest": ({"d": "nodeps"}, set()),
+    "version": ({}, set()),
+    "help": ({}, set()),
+}
+
+
+class UsageError(Exception):
+    """A command line pacman would refuse; ``message`` is pacman's wording."""
+
+
+@dataclass
+class Args:
+    """What the command line asked for."""
+
+    op: str | None = None
+    flags: dict[str, int] = field(default_factory=dict)
+    values: dict[str, list[str]] = field(default_factory=dict)
+    targets: list[str] = field(default_factory=list)
+
+    def count(self, name: str) -> int:
+        return self.flags.get(name, 0)
+
+    def has(self, name: str) -> bool:
+        return self.flags.get(name, 0) > 0
+
+    def value(self, name: str) -> str | None:
+        vals = self.values.get(name)
+        return vals[-1] if vals else None
+
+    def all_values(self, name: str) -> list[str]:
+        return self.values.get(name, [])
+
+
+def _set_op(args: Args, op: str) -> None:
+    if args.op is not None and args.op != op:
+        raise UsageError("error: only one operation may be used at a time")
+    args.op = op
+
+
+def parse(argv: list[str]) -> Args:
+    """Parse pacman-style arguments; raise :class:`UsageError` as pacman would refuse them."""
+    args = Args()
+    shorts: list[str] = []  # letters in order, interpreted once the operation is known
+    longs: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        i += 1
+        if tok == "--":
+            args.targets.extend(argv[i:])
+            break
+        if tok.startswith("--") and len(tok) > 2:
+            name, eq, val = tok[2:].partition("=")
+            if name in LONG_OPERATIONS:
+                _set_op(args, OPERATIONS[LONG_OPERATIONS[name]])
+                continue
+            if name in VALUE_LONG:
+                if not eq:
+                    if i >= len(argv):
+                        raise UsageError(f"alpm: option '--{name}' requires an argument")
+                    val = argv[i]
+                    i += 1
+                args.values.setdefault(name, []).append(val)
+            elif eq:
+                raise UsageError(f"alpm: option '--{name}' doesn't allow an argument")
+            longs.append(name)
+            continue
+        if tok.startswith("-") and len(tok) > 1:
+            j = 1
+            while j < len(tok):
+                ch = tok[j]
+                j += 1
+                if ch in OPERATIONS and ch.isupper() or ch == "V":
+                    _set_op(args, OPERATIONS[ch])
+                elif ch in VALUE_SHORT:
+                    val = tok[j:]
+                    if not val:
+                        if i >= len(argv):
+                            raise UsageError(f"alpm: option requires an argument -- '{ch}'")
+                        val = argv[i]
+                        i += 1
+                    args.values.setdefault(VALUE_SHORT[ch], []).append(val)
+                    longs.append(VALUE_SHORT[ch])
+                    break
+                else:
+                    shorts.append(ch)
+            continue
+        args.targets.append(tok)
+    op = args.op
+    if op is None:
+        if "h" in shorts or "help" in longs:
+            args.op = "help"
+            return args
+        raise UsageError("error: no operation specified (use -h for help)")
+    short_map, op_longs = OP_FLAGS[op]
+    allowed_long = COMMON_LONG | op_longs | set(short_map.values())
+    for ch in shorts:
+        name = COMMON_SHORT.get(ch) or short_map.get(ch)
+        if name is None:
+            raise UsageError(f"alpm: invalid option -- '{ch}'")
+        args.flags[name] = args.flags.get(name, 0) + 1
+    for name in longs:
+        if name not in allowed_long:
+            raise UsageError(f"alpm: unrecognized option '--{name}'")
+        args.flags[name] = args.flags.get(name, 0) + 1
+    return args
