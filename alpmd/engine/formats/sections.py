@@ -1,0 +1,129 @@
+"""The ``%SECTION%`` layout shared by ``desc``, ``files`` and ``depends`` entries.
+
+A section is a header line such as ``%DEPENDS%`` followed by its value lines up
+to the next blank line.  libalpm reads a single-valued header by taking the very
+next line, even when it is empty (``%DESC%`` of a package with an empty
+description), and a list header by taking lines up to a blank one.  Lines
+outside sections are ignored, as libalpm ignores them.
+
+The scanner below is the hot path of loading a sync database (one call per
+package), so it works on a list of lines with C-level ``list.index`` searches
+and one dict lookup per section, never a regular expression per line.
+"""
+
+from __future__ import annotations
+
+from alpmd.engine.errors import AlpmError, ErrorCode
+
+#: Kinds of known sections: one line of text, a list up to a blank line, one integer.
+SINGLE = 0
+LIST = 1
+INT = 2
+
+#: What :func:`scan` knows of a header: the key to store it under and its kind.
+Spec = tuple[str, int]
+Value = str | int | list[str]
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of ``text`` without their ends; a final newline adds no empty line.
+
+    Carriage returns before a newline are dropped, so CRLF files read like LF ones.
+    """
+    lines = text.split("\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    if "\r" in text:
+        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    return lines
+
+
+def scan(
+    text: str,
+    specs: dict[str, Spec],
+    origin: str,
+    code: ErrorCode,
+    into: dict[str, Value] | None = None,
+) -> dict[str, Value]:
+    """Read the known sections of ``text`` into a dict keyed by each spec's key.
+
+    Unknown ``%HEADERS%`` and their bodies are skipped; a repeated list section
+    adds to the earlier one and a repeated single one replaces it (as libalpm
+    does).  Headers are matched exactly, then with trailing whitespace removed.
+    A single-valued header on the last line, or an ``INT`` section whose value
+    is not a number, raises :class:`AlpmError` with ``code``.
+    """
+    out: dict[str, Value] = {} if into is None else into
+    lines = split_lines(text)
+    n = len(lines)
+    i = 0
+    index = lines.index
+    get = specs.get
+    while i < n:
+        line = lines[i]
+        i += 1
+        if not line:
+            continue
+        spec = get(line)
+        if spec is None:
+            header = line.rstrip()
+            spec = get(header)
+            if spec is None:
+                if len(header) > 2 and header[0] == "%" and header[-1] == "%":
+                    # An unknown section: skip its body.
+                    try:
+                        i = index("", i) + 1
+                    except ValueError:
+                        i = n
+                continue
+            line = header
+        key, kind = spec
+        if kind == LIST:
+            try:
+                end = index("", i)
+            except ValueError:
+                end = n
+            values = lines[i:end]
+            i = end + 1
+            old = out.get(key)
+            if isinstance(old, list):
+                old.extend(values)
+            else:
+                out[key] = values
+            continue
+        if i >= n:
+            raise AlpmError(code, f"{origin}: {line} on line {i} has no value")
+        value = lines[i]
+        i += 1
+        if kind == INT:
+            if value.isdigit() and value.isascii():
+                out[key] = int(value)
+            else:
+                out[key] = strict_int(value, line, origin, code)
+        else:
+            out[key] = value
+    return out
+
+
+def strict_int(value: str, what: str, origin: str, code: ErrorCode) -> int:
+    """A decimal integer as C's ``strtoll`` would take it whole; anything else raises.
+
+    Python's ``int()`` alone would also take ``1_000``, spaces and non-ASCII digits.
+    """
+    digits = value[1:] if value[:1] in ("-", "+") else value
+    if digits.isdigit() and digits.isascii():
+        return int(value)
+    raise AlpmError(code, f"{origin}: {what} is not a number: {value!r}")
+
+
+def check_value(value: str, what: str) -> None:
+    """Refuse a value a line-based format cannot hold (it would corrupt the entry)."""
+    if "\n" in value:
+        raise AlpmError(ErrorCode.WRONG_ARGS, f"{what} contains a newline: {value!r}")
+
+
+def check_items(values: list[str], what: str) -> None:
+    """Refuse list items that are empty (they would end the list) or span lines."""
+    for value in values:
+        if not value or "\n" in value:
+            raise AlpmError(ErrorCode.WRONG_ARGS, f"{what} has an empty or multi-line item: {value!r}")
