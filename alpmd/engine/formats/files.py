@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Backup
+from alpmd.engine.formats.sections import LIST, Spec, check_items, scan
 
 
 @dataclass
@@ -13,3 +15,55 @@ class FileList:
 
     files: list[str] = field(default_factory=list)
     backup: list[Backup] = field(default_factory=list)
+
+
+_SPECS: dict[str, Spec] = {"%FILES%": ("files", LIST), "%BACKUP%": ("backup", LIST)}
+
+
+def parse_files(text: str) -> FileList:
+    """Read a local ``files`` entry, or the ``files`` entry of a ``.files`` sync database.
+
+    A %BACKUP% line is ``path<TAB>md5``; a line without a tab is a path with no
+    recorded hash (libalpm accepts that too).
+    """
+    raw = scan(text, _SPECS, "files", ErrorCode.DB_INVALID)
+    files = raw.get("files", [])
+    lines = raw.get("backup", [])
+    assert isinstance(files, list) and isinstance(lines, list)
+    backup = []
+    for line in lines:
+        path, _, md5 = line.partition("\t")
+        backup.append(Backup(path, md5))
+    return FileList(files, backup)
+
+
+def _check(fl: FileList) -> None:
+    check_items(fl.files, "files")
+    for entry in fl.backup:
+        if not entry.path or "\t" in entry.path or "\n" in entry.path or "\n" in entry.md5:
+            raise AlpmError(ErrorCode.WRONG_ARGS, f"backup entry cannot be written: {entry!r}")
+
+
+def write_files(fl: FileList) -> str:
+    """The local ``files`` entry as pacman writes it: %FILES% then %BACKUP%, each ending blank.
+
+    Paths are written in the given order (pacman keeps them sorted bytewise);
+    an empty list leaves its section out, so an empty FileList gives ``""``.
+    """
+    _check(fl)
+    out = []
+    if fl.files:
+        out.append("%FILES%\n" + "\n".join(fl.files) + "\n\n")
+    if fl.backup:
+        out.append("%BACKUP%\n" + "".join(f"{b.path}\t{b.md5}\n" for b in fl.backup) + "\n")
+    return "".join(out)
+
+
+def write_sync_files(fl: FileList) -> str:
+    """The ``files`` entry repo-add puts in a ``.files`` database: %FILES% and paths, no blank.
+
+    repo-add lists the archive sorted bytewise (``LC_ALL=C sort -u``); pass
+    the paths in that order for an identical file.  Backups are not recorded.
+    """
+    check_items(fl.files, "files")
+    return "%FILES%\n" + "".join(path + "\n" for path in fl.files)
