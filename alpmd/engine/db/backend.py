@@ -1,0 +1,121 @@
+"""The storage interface every database sits on, shaped after libalpm's db operations.
+
+libalpm keeps storage behind a few hooks (validate, populate, read one entry's
+parts, write, remove); the package caches and queries above them never look at
+files. We keep the same seam so a second backend (SQLite, say) can replace the
+pacman-compatible files layout without touching :mod:`alpmd.engine.db.local`'s
+caches or anything built on them. Nothing here names a path or a file.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.formats.desc import PkgMeta
+from alpmd.engine.formats.files import FileList
+from alpmd.engine.package import Loaded, Part
+
+__all__ = ["DatabaseBackend", "Entry", "EntryKey", "split_entry_name"]
+
+
+class EntryKey(NamedTuple):
+    """One entry's identity: what a scan yields (name and version, nothing else).
+
+    A named tuple rather than a dataclass: a scan makes one per package, and
+    tens of thousands of tuples are built in a fraction of the dataclass cost.
+    """
+
+    name: str
+    version: str
+
+    @property
+    def dirname(self) -> str:
+        """``name-version``, the entry's name in both database layouts."""
+        return f"{self.name}-{self.version}"
+
+
+def split_entry_name(entry: str) -> EntryKey | None:
+    """Split ``name-pkgver-pkgrel[/anything]`` at its second-to-last hyphen, as libalpm does.
+
+    Package names may contain hyphens, versions hold exactly one (before the
+    pkgrel), so the version starts after the second hyphen counted from the
+    end. ``None`` when there are fewer than two hyphens or the name is empty.
+    """
+    slash = entry.find("/")
+    if slash >= 0:
+        entry = entry[:slash]
+    rel = entry.rfind("-")
+    if rel <= 0:
+        return None
+    ver = entry.rfind("-", 0, rel)
+    if ver <= 0:
+        return None
+    return EntryKey(entry[:ver], entry[ver + 1:])
+
+
+@dataclass
+class Entry:
+    """What a write stores for one package; ``None`` parts mean "this entry has none"."""
+
+    meta: PkgMeta
+    files: FileList | None = None
+    mtree: bytes | None = None
+    scriptlet: bytes | None = None
+
+    @property
+    def key(self) -> EntryKey:
+        return EntryKey(self.meta.name, self.meta.version)
+
+
+class DatabaseBackend(abc.ABC):
+    """Storage for one database: scan identities, read parts, write and remove entries.
+
+    The life cycle is libalpm's: :meth:`open` validates (refusing a store of an
+    unknown format), :meth:`scan` lists identities only (cheap for thousands of
+    entries), :meth:`read` loads the requested :class:`Part` s of one entry on
+    demand. Writers must be atomic per call: after a crash an entry is either
+    the old one or the new one, never a mixture.
+    """
+
+    #: Whether :meth:`write` and :meth:`remove` are supported.
+    writable: bool = False
+    #: How messages name this store (a path, a URL...).
+    label: str = "database"
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Validate the store (format, version); raises ``AlpmError`` when unusable."""
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing between calls
+        """Release what :meth:`open` acquired."""
+
+    @abc.abstractmethod
+    def scan(self) -> Iterator[EntryKey]:
+        """Every entry's name and version, in no particular order; invalid entries skipped."""
+
+    @abc.abstractmethod
+    def read(self, key: EntryKey, parts: Part) -> Loaded:
+        """Load ``parts`` of one entry; parts the store lacks come back as ``None``."""
+
+    def write(self, entry: Entry, parts: Part = Part.ALL) -> None:
+        """Store ``parts`` of ``entry`` (creating it, or replacing those parts)."""
+        raise AlpmError(ErrorCode.DB_WRITE, f"{self.label} is read-only")
+
+    def replace(self, old: EntryKey, entry: Entry, parts: Part = Part.ALL) -> None:
+        """Swap one entry for another of the same package (an upgrade).
+
+        The default writes the new entry before removing the old one, so a crash
+        in between leaves both (the newer wins at the next scan) rather than
+        neither; a transactional backend does both at once.
+        """
+        self.write(entry, parts)
+        if old != entry.key:
+            self.remove(old)
+
+    def remove(self, key: EntryKey) -> None:
+        """Delete one entry and everything stored with it."""
+        raise AlpmError(ErrorCode.DB_REMOVE, f"{self.label} is read-only")

@@ -1,0 +1,124 @@
+"""The package and group caches of one database (libalpm's ``pkgcache`` and ``grpcache``).
+
+A database knows every entry's name and version after a scan; :class:`Package`
+objects are only made when somebody asks for one. Building thousands of them
+costs more than the rest of a warm sync-database load together, and a point
+query (``-Si foo``, a dependency lookup by name) needs just one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from operator import attrgetter
+
+from alpmd.engine.package import Package
+
+__all__ = ["PackageCache"]
+
+PackageFactory = Callable[[str, str], Package]
+GroupIndex = Callable[[], dict[str, list[str]]]
+
+_by_name = attrgetter("name")
+
+
+class PackageCache:
+    """Name → version for every entry, name → :class:`Package` for those made so far.
+
+    ``group_index`` may supply ``group → [package name]`` without touching the
+    packages (a sync snapshot stores one); otherwise groups are read from each
+    package's metadata the first time :attr:`groups` is used.
+    """
+
+    def __init__(self, versions: dict[str, str], make: PackageFactory,
+                 group_index: GroupIndex | None = None) -> None:
+        self._versions = versions
+        self._make = make
+        self._group_index = group_index
+        self._made: dict[str, Package] = {}
+        self._sorted: list[Package] | None = None
+        self._groups: dict[str, list[Package]] | None = None
+
+    def __len__(self) -> int:
+        return len(self._versions)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._versions
+
+    def __iter__(self) -> Iterator[Package]:
+        return iter(self.packages)
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Name → version of every entry (read-only view by convention; no packages made)."""
+        return self._versions
+
+    def get(self, name: str) -> Package | None:
+        """The package called ``name`` (made on first request), or ``None``."""
+        pkg = self._made.get(name)
+        if pkg is not None:
+            return pkg
+        version = self._versions.get(name)
+        if version is None:
+            return None
+        pkg = self._make(name, version)
+        self._made[name] = pkg
+        return pkg
+
+    @property
+    def packages(self) -> list[Package]:
+        """Every package, sorted by name as libalpm sorts its pkgcache (a shared list)."""
+        if self._sorted is None:
+            made = self._made
+            make = self._make
+            pkgs: list[Package] = []
+            for name, version in self._versions.items():
+                pkg = made.get(name)
+                if pkg is None:
+                    pkg = made[name] = make(name, version)
+                pkgs.append(pkg)
+            pkgs.sort(key=_by_name)
+            self._sorted = pkgs
+        return self._sorted
+
+    @property
+    def groups(self) -> dict[str, list[Package]]:
+        """Group name → member packages, built on first use.
+
+        Ordered like libalpm's grpcache: groups by first appearance along the
+        name-sorted packages, members in name order.
+        """
+        if self._groups is None:
+            groups: dict[str, list[Package]] = {}
+            if self._group_index is not None:
+                for group, names in self._group_index().items():
+                    members = [p for p in map(self.get, names) if p is not None]
+                    if members:
+                        groups[group] = members
+            else:
+                for pkg in self.packages:
+                    for group in pkg.groups:
+                        groups.setdefault(group, []).append(pkg)
+            self._groups = groups
+        return self._groups
+
+    def add(self, pkg: Package) -> Package | None:
+        """Insert or replace the package of that name; returns the one replaced."""
+        old = self._made.pop(pkg.name, None)
+        self._versions[pkg.name] = pkg.version
+        self._made[pkg.name] = pkg
+        self._sorted = None
+        self._groups = None
+        self._group_index = None  # it no longer describes the cache
+        return old
+
+    def remove(self, name: str) -> Package | None:
+        """Drop the package of that name; returns it (made now if it was not yet)."""
+        if name not in self._versions:
+            return None
+        pkg = self.get(name)
+        del self._versions[name]
+        self._made.pop(name, None)
+        self._sorted = None
+        self._groups = None
+        self._group_index = None
+        return pkg

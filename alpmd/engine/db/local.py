@@ -1,0 +1,538 @@
+"""The local database: what is installed, in pacman's own on-disk layout (alpm-db v9).
+
+``<dbpath>/local/`` holds ``ALPM_DB_VERSION`` (``9``) and one directory
+``name-version`` per installed package with ``desc``, ``files``, ``mtree``
+(gzip, stored as the package shipped it) and ``install`` (the scriptlet). The
+real pacman and we read and write the same tree, so either may be used on the
+same root.
+
+Rules taken from libalpm (``be_local.c``), and where we are stricter:
+
+* a missing ``local/`` or an empty one without a version file is an empty
+  database; the version file is written with the first entry;
+* a version file with another number, or a non-empty directory without one
+  (a pre-4.2 database), is refused with ``DB_VERSION``;
+* a scan reads directory names only, splitting ``name-pkgver-pkgrel`` at the
+  second-to-last hyphen; anything else is skipped with a warning;
+* unlike libalpm (which writes in place), every write is atomic: a new entry
+  is assembled in a temporary directory and renamed into place, an existing
+  one is updated file by file through temporary files and renames, each
+  fsynced along with its directory; a removed entry is first renamed out of
+  the way, then deleted. Temporaries are named ``.alpmd.tmp.*``. Temporary
+  directories live in ``<dbpath>`` itself when it is on the same file system
+  (pacman reports every odd directory inside ``local/`` as an invalid entry,
+  but silently skips plain files there). After a crash, leftovers are ignored
+  by scans and swept by the next write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+
+from alpmd.engine.db.backend import DatabaseBackend, Entry, EntryKey, split_entry_name
+from alpmd.engine.db.cache import PackageCache
+from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.formats.desc import PkgMeta, Reason, parse_local_desc, write_local_desc
+from alpmd.engine.formats.files import FileList, parse_files, write_files
+from alpmd.engine.log import LogCallback, LogLevel
+from alpmd.engine.package import Loaded, Origin, Package, Part
+from alpmd.engine.version import vercmp
+
+__all__ = ["LOCAL_DB_VERSION", "LocalDatabase", "LocalFilesBackend", "TMP_PREFIX"]
+
+logger = logging.getLogger("alpmd.engine.db")
+
+#: The alpm-db layout version pacman 4.2 to 7 use.
+LOCAL_DB_VERSION = 9
+VERSION_FILE = "ALPM_DB_VERSION"
+#: Prefix of our temporary files and directories (never a valid ``name-ver-rel``).
+TMP_PREFIX = ".alpmd.tmp."
+
+#: The file each part lives in, inside an entry directory.
+_PART_FILES = {Part.DESC: "desc", Part.FILES: "files", Part.MTREE: "mtree",
+               Part.SCRIPTLET: "install"}
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_durably(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fchmod(fd, 0o644)
+    os.fsync(fd)
+
+
+def _replace_file(directory: str, name: str, data: bytes) -> None:
+    """Replace ``directory/name`` atomically (temporary file, fsync, rename); no dir fsync."""
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+    try:
+        try:
+            _write_durably(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, os.path.join(directory, name))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _remove_tree(path: str) -> None:
+    """Delete a directory we own (symlinks inside are removed, never followed)."""
+    shutil.rmtree(path)
+
+
+def _parse_version(text: str) -> int | None:
+    """The leading number of the version file, read like libalpm's ``fscanf("%zu")``."""
+    text = text.lstrip()
+    digits = len(text) - len(text.lstrip("0123456789"))
+    return int(text[:digits]) if digits else None
+
+
+def _check_key(key: EntryKey) -> None:
+    """Refuse names that would not come back from a scan unchanged (or escape the db)."""
+    for what, value in (("name", key.name), ("version", key.version)):
+        if not value or any(c in value for c in "/\0\n") or value.startswith("."):
+            raise AlpmError(ErrorCode.PKG_INVALID_NAME,
+                            f"invalid package {what} {value!r} for the local database")
+    if split_entry_name(key.dirname) != key:
+        raise AlpmError(ErrorCode.PKG_INVALID_NAME,
+                        f"invalid package version {key.version!r} of {key.name}: "
+                        "expected pkgver-pkgrel")
+
+
+class LocalFilesBackend(DatabaseBackend):
+    """The pacman-compatible files layout under ``<dbpath>/local``."""
+
+    writable = True
+
+    def __init__(self, dbpath: str, *, log: LogCallback | None = None) -> None:
+        self.dbpath = dbpath
+        self.path = os.path.join(dbpath, "local")
+        self.label = self.path
+        #: Where temporary directories go (see the module documentation); set on first write.
+        self.staging = self.path
+        self._log_cb = log
+        #: After :meth:`open`: "missing", "empty" (no version file yet) or "valid".
+        self.state = "unopened"
+        self._cleaned = False
+
+    def _log(self, level: LogLevel, message: str) -> None:
+        logger.log(logging.ERROR if level & LogLevel.ERROR else
+                   logging.WARNING if level & LogLevel.WARNING else logging.DEBUG, "%s", message)
+        if self._log_cb is not None:
+            self._log_cb(level, message)
+
+    # -- validation -------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Check the version file; see the module documentation for the rules."""
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            self.state = "missing"
+            return
+        except OSError as exc:
+            raise AlpmError(ErrorCode.DB_OPEN, f"could not open local database {self.path}: "
+                                               f"{exc.strerror}", path=self.path) from exc
+        verfile = os.path.join(self.path, VERSION_FILE)
+        try:
+            with open(verfile, encoding="utf-8", errors="replace") as f:
+                text = f.read(4096)
+        except FileNotFoundError:
+            if any(not n.startswith(TMP_PREFIX) for n in names):
+                raise AlpmError(
+                    ErrorCode.DB_VERSION,
+                    f"local database {self.path} has no {VERSION_FILE} file but is not empty: "
+                    "it was written by a pacman older than 4.2; upgrade it with "
+                    "pacman-db-upgrade", path=self.path) from None
+            self.state = "empty"
+            return
+        except OSError as exc:
+            raise AlpmError(ErrorCode.DB_VERSION, f"could not read {verfile}: {exc.strerror}",
+                            path=self.path) from exc
+        version = _parse_version(text)
+        if version is None:
+            raise AlpmError(ErrorCode.DB_VERSION,
+                            f"{verfile} does not hold a version number ({text[:40]!r})",
+                            path=self.path)
+        if version != LOCAL_DB_VERSION:
+            hint = ("upgrade it with pacman-db-upgrade" if version < LOCAL_DB_VERSION
+                    else "it was written by a newer pacman")
+            raise AlpmError(ErrorCode.DB_VERSION,
+                            f"local database {self.path} is version {version}, this program "
+                            f"reads version {LOCAL_DB_VERSION}: {hint}", path=self.path,
+                            version=version)
+        self.state = "valid"
+
+    # -- reading --------------------------------------------------------------------------
+
+    def scan(self) -> Iterator[EntryKey]:
+        """Entry directories' names split into name and version; nothing is read."""
+        if self.state == "missing":
+            return
+        try:
+            it = os.scandir(self.path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise AlpmError(ErrorCode.DB_OPEN, f"could not open local database {self.path}: "
+                                               f"{exc.strerror}", path=self.path) from exc
+        with it:
+            for ent in it:
+                name = ent.name
+                if name.startswith(TMP_PREFIX):
+                    self._log(LogLevel.WARNING, f"ignoring {os.path.join(self.path, name)}, "
+                                                "left over by an interrupted write")
+                    continue
+                try:
+                    if not ent.is_dir(follow_symlinks=False):
+                        continue
+                except OSError:
+                    continue
+                key = split_entry_name(name)
+                if key is None:
+                    self._log(LogLevel.WARNING,
+                              f"invalid name for database entry '{name}' in {self.path}")
+                    continue
+                yield key
+
+    def _read(self, key: EntryKey, fname: str, *, required: bool) -> bytes | None:
+        path = os.path.join(self.path, key.dirname, fname)
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            if not required:
+                return None
+            raise AlpmError(ErrorCode.DB_INVALID, f"corrupted database entry: {path} is missing",
+                            path=path) from None
+        except OSError as exc:
+            raise AlpmError(ErrorCode.DB_INVALID, f"could not read {path}: {exc.strerror}",
+                            path=path) from exc
+
+    def read(self, key: EntryKey, parts: Part) -> Loaded:
+        got = Loaded()
+        if Part.DESC in parts:
+            got.meta = self._read_desc(key)
+        if Part.FILES in parts:
+            data = self._read(key, "files", required=True)
+            assert data is not None
+            try:
+                got.files = parse_files(data.decode("utf-8", "surrogateescape"))
+            except AlpmError as exc:
+                raise AlpmError(ErrorCode.DB_INVALID, f"corrupted database entry "
+                                f"{key.dirname}/files in {self.path}: {exc.message}",
+                                path=self.path, entry=key.dirname) from exc
+        if Part.MTREE in parts:
+            got.mtree = self._read(key, "mtree", required=False)
+        if Part.SCRIPTLET in parts:
+            got.scriptlet = self._read(key, "install", required=False)
+            got.has_scriptlet = got.scriptlet is not None
+        return got
+
+    def _read_desc(self, key: EntryKey) -> PkgMeta:
+        data = self._read(key, "desc", required=True)
+        assert data is not None
+        try:
+            meta = parse_local_desc(data.decode("utf-8", "surrogateescape"))
+        except AlpmError as exc:
+            raise AlpmError(ErrorCode.DB_INVALID, f"corrupted database entry "
+                            f"{key.dirname}/desc in {self.path}: {exc.message}",
+                            path=self.path, entry=key.dirname) from exc
+        # As libalpm: the directory names the package; a differing desc is reported.
+        if meta.name != key.name:
+            self._log(LogLevel.ERROR, f"local database is inconsistent: name mismatch on "
+                                      f"package {key.name}")
+            meta.name = key.name
+        if meta.version != key.version:
+            self._log(LogLevel.ERROR, f"local database is inconsistent: version mismatch on "
+                                      f"package {key.name}")
+            meta.version = key.version
+        return meta
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _prepare_write(self) -> None:
+        """Create the database (with its version file) if needed; sweep old temporaries."""
+        if self.state == "unopened":
+            self.open()
+        try:
+            if self.state == "missing":
+                os.makedirs(self.path, mode=0o755, exist_ok=True)
+                self.state = "empty"
+            if self.state == "empty":
+                _replace_file(self.path, VERSION_FILE, f"{LOCAL_DB_VERSION}\n".encode())
+                _fsync_dir(self.path)
+                self.state = "valid"
+            if not self._cleaned:
+                self.staging = self.path
+                with contextlib.suppress(OSError):
+                    if os.stat(self.dbpath).st_dev == os.stat(self.path).st_dev:
+                        self.staging = self.dbpath
+                for directory in {self.path, self.staging}:
+                    for name in os.listdir(directory):
+                        if name.startswith(TMP_PREFIX):
+                            self._discard(os.path.join(directory, name))
+                self._cleaned = True
+        except OSError as exc:
+            raise AlpmError(ErrorCode.DB_WRITE, f"could not create local database {self.path}: "
+                                                f"{exc.strerror}", path=self.path) from exc
+
+    def _fsync_dirs(self) -> None:
+        """Make renames between ``local/`` and the staging directory durable."""
+        _fsync_dir(self.path)
+        if self.staging != self.path:
+            _fsync_dir(self.staging)
+
+    def _discard(self, path: str) -> None:
+        try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                _remove_tree(path)
+            else:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            self._log(LogLevel.WARNING, f"could not remove {path}: {exc.strerror}")
+
+    @staticmethod
+    def _contents(entry: Entry, part: Part) -> bytes | None:
+        if part is Part.DESC:
+            return write_local_desc(entry.meta).encode("utf-8", "surrogateescape")
+        if part is Part.FILES:
+            return write_files(entry.files or FileList()).encode("utf-8", "surrogateescape")
+        if part is Part.MTREE:
+            return entry.mtree
+        return entry.scriptlet
+
+    def write(self, entry: Entry, parts: Part = Part.ALL) -> None:
+        """Create the entry (whole, via a renamed temporary directory) or update its parts."""
+        key = entry.key
+        _check_key(key)
+        # Render first: a bad value must fail before anything touches the disk.
+        contents = {fname: self._contents(entry, part)
+                    for part, fname in _PART_FILES.items() if part in parts}
+        self._prepare_write()
+        target = os.path.join(self.path, key.dirname)
+        try:
+            try:
+                st = os.lstat(target)
+            except FileNotFoundError:
+                self._create(target, contents)
+                return
+            if not stat.S_ISDIR(st.st_mode):
+                raise AlpmError(ErrorCode.DB_WRITE,
+                                f"could not update {target}: not a directory", path=target)
+            self._update(target, contents)
+        except OSError as exc:
+            raise AlpmError(ErrorCode.DB_WRITE, f"could not write database entry {target}: "
+                                                f"{exc.strerror}", path=target) from exc
+
+    def _create(self, target: str, contents: dict[str, bytes | None]) -> None:
+        tmp = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.staging)
+        try:
+            os.chmod(tmp, 0o755)
+            for fname, data in contents.items():
+                if data is None:
+                    continue
+                fd = os.open(os.path.join(tmp, fname),
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                try:
+                    _write_durably(fd, data)
+                finally:
+                    os.close(fd)
+            _fsync_dir(tmp)
+            try:
+                os.rename(tmp, target)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                # Somebody made it meanwhile: update it instead.
+                self._update(target, contents)
+                _remove_tree(tmp)
+                return
+        except BaseException:
+            if os.path.isdir(tmp):
+                self._discard(tmp)
+            raise
+        self._fsync_dirs()
+
+    def _update(self, target: str, contents: dict[str, bytes | None]) -> None:
+        for name in os.listdir(target):
+            if name.startswith(TMP_PREFIX):
+                self._discard(os.path.join(target, name))
+        for fname, data in contents.items():
+            if data is not None:
+                _replace_file(target, fname, data)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(target, fname))
+        _fsync_dir(target)
+
+    def remove(self, key: EntryKey) -> None:
+        """Take the entry out of the database in one rename, then delete its files."""
+        _check_key(key)
+        target = os.path.join(self.path, key.dirname)
+        try:
+            st = os.lstat(target)
+        except FileNotFoundError:
+            raise AlpmError(ErrorCode.DB_REMOVE, f"could not remove database entry "
+                            f"{key.dirname}: not in {self.path}", path=target) from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise AlpmError(ErrorCode.DB_REMOVE, f"could not remove database entry "
+                            f"{target}: not a directory", path=target)
+        self._prepare_write()
+        doomed = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.staging)
+        try:
+            os.rename(target, doomed)  # replaces the empty placeholder directory
+            self._fsync_dirs()
+        except OSError as exc:
+            self._discard(doomed)
+            raise AlpmError(ErrorCode.DB_REMOVE, f"could not remove database entry {target}: "
+                                                 f"{exc.strerror}", path=target) from exc
+        self._discard(doomed)
+
+
+class LocalDatabase:
+    """The installed packages (``Origin.LOCALDB``), their groups, and the writes.
+
+    Loaded on first use; writes go to the backend first and then update the
+    caches, so the caches never show what is not stored.
+    """
+
+    name = "local"
+
+    def __init__(self, dbpath: str, *, backend: DatabaseBackend | None = None,
+                 log: LogCallback | None = None) -> None:
+        self.dbpath = dbpath
+        self.backend = backend if backend is not None else LocalFilesBackend(dbpath, log=log)
+        self._log_cb = log
+        self._opened = False
+        self._cache: PackageCache | None = None
+
+    def __repr__(self) -> str:
+        return f"<LocalDatabase {self.backend.label}>"
+
+    @property
+    def path(self) -> str:
+        """Where the entries are stored (``<dbpath>/local`` for the files backend)."""
+        return self.backend.label
+
+    def _log(self, level: LogLevel, message: str) -> None:
+        logger.log(logging.ERROR if level & LogLevel.ERROR else logging.WARNING, "%s", message)
+        if self._log_cb is not None:
+            self._log_cb(level, message)
+
+    def _populate(self) -> PackageCache:
+        if self._cache is None:
+            if not self._opened:
+                self.backend.open()
+                self._opened = True
+            versions: dict[str, str] = {}
+            for name, version in self.backend.scan():
+                seen = versions.get(name)
+                if seen is not None:
+                    # libalpm keeps whichever readdir returns first; keep the newer.
+                    keep = version if vercmp(version, seen) > 0 else seen
+                    self._log(LogLevel.ERROR, f"duplicated database entry '{name}' "
+                                              f"({seen} and {version}); using {keep}")
+                    version = keep
+                versions[name] = version
+            self._cache = PackageCache(versions, self._make)
+        return self._cache
+
+    def _make(self, name: str, version: str) -> Package:
+        return Package(name, version, Origin.LOCALDB, db=self, loader=self._load)
+
+    def _load(self, pkg: Package, parts: Part) -> Loaded:
+        return self.backend.read(EntryKey(pkg.name, pkg.version), parts)
+
+    # -- queries ----------------------------------------------------------------------------
+
+    @property
+    def packages(self) -> list[Package]:
+        """Every installed package, sorted by name."""
+        return self._populate().packages
+
+    def get(self, name: str) -> Package | None:
+        """The installed package called ``name``, or ``None``."""
+        return self._populate().get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._populate()
+
+    def __len__(self) -> int:
+        return len(self._populate())
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Name → version of every installed package, without reading any entry."""
+        return self._populate().versions
+
+    @property
+    def groups(self) -> dict[str, list[Package]]:
+        """Group name → installed member packages (reads every ``desc`` once)."""
+        return self._populate().groups
+
+    def invalidate(self) -> None:
+        """Forget the caches; the next query scans again (re-validating the version)."""
+        self._cache = None
+        self._opened = False
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def add(self, meta: PkgMeta, filelist: FileList | None, *, mtree: bytes | None = None,
+            scriptlet: bytes | None = None) -> Package:
+        """Record an installed package (replacing the entry of an older or equal version)."""
+        cache = self._populate()
+        files = filelist if filelist is not None else FileList()
+        entry = Entry(meta, files, mtree, scriptlet)
+        old = cache.versions.get(meta.name)
+        if old is not None and old != meta.version:
+            self.backend.replace(EntryKey(meta.name, old), entry, Part.ALL)
+        else:
+            self.backend.write(entry, Part.ALL)
+        pkg = Package(meta.name, meta.version, Origin.LOCALDB, db=self, meta=meta, files=files,
+                      loader=self._load)
+        cache.add(pkg)
+        return pkg
+
+    def remove(self, name: str) -> None:
+        """Delete the entry of the installed package ``name``."""
+        cache = self._populate()
+        version = cache.versions.get(name)
+        if version is None:
+            raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"package {name} is not installed")
+        self.backend.remove(EntryKey(name, version))
+        cache.remove(name)
+
+    def set_reason(self, name: str, reason: Reason) -> None:
+        """Change the install reason (rewrites ``desc`` only), like ``alpm_pkg_set_reason``."""
+        pkg = self.get(name)
+        if pkg is None:
+            raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"package {name} is not installed")
+        if pkg.reason == reason:
+            return
+        meta = pkg.meta
+        old = meta.reason
+        meta.reason = reason
+        try:
+            self.backend.write(Entry(meta), Part.DESC)
+        except BaseException:
+            meta.reason = old
+            raise
