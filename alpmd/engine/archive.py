@@ -1,0 +1,537 @@
+"""Reading package archives (``.pkg.tar[.zst|.xz|.gz|.bz2|...]``) without extracting them.
+
+libalpm's ``_alpm_pkg_load_internal`` walks the archive once: ``.PKGINFO`` gives
+the metadata, ``.INSTALL`` the scriptlet, and (for a full load) every other
+entry not starting with ``.`` goes into the sorted file list. We do the same,
+with two differences that matter for untrusted files:
+
+* only tar is accepted (libarchive's ``format_all`` would also take mtree,
+  which reads files from the host, zip, cpio...), and the compression is
+  detected from the content, never from the name;
+* every entry is checked as it streams past: absolute paths, ``..`` or empty
+  components, duplicates, devices, hard links to anything but an earlier file
+  of the same archive, entries below a symlink of the same archive, and
+  metadata members larger than :data:`MAX_METADATA_SIZE` are rejected with
+  ``AlpmError(PKG_INVALID, entry=<name>)`` before anything is extracted.
+
+The file list comes from the archive itself, not from ``.MTREE`` (libalpm's
+"cheap way"): what is listed is then exactly what extraction would write, and
+a full load verifies the whole compressed stream.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import errno
+import os
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from libarchive import ffi
+
+from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.formats.desc import Backup, PkgMeta
+from alpmd.engine.formats.files import FileList
+from alpmd.engine.formats.pkginfo import parse_pkginfo
+from alpmd.engine.package import Loaded, Origin, Package, Part
+
+if TYPE_CHECKING:
+    from alpmd.engine.formats.buildinfo import BuildInfo
+
+__all__ = [
+    "MAX_METADATA_SIZE",
+    "METADATA_MEMBERS",
+    "EntryKind",
+    "PackageArchive",
+    "iter_archive_members",
+    "load_package_file",
+    "read_package_archive",
+]
+
+#: Largest accepted ``.PKGINFO``/``.BUILDINFO``/``.MTREE``/``.INSTALL``; real ones are kilobytes.
+MAX_METADATA_SIZE = 16 * 1024 * 1024
+
+#: The dot-members we read; any other name starting with ``.`` is skipped, like libalpm.
+METADATA_MEMBERS = frozenset({".PKGINFO", ".BUILDINFO", ".MTREE", ".INSTALL"})
+
+# Decompressors libarchive has built in; the external-program ones (lrzip, lzop,
+# grzip) are left out so that reading a file never spawns a process.
+_FILTERS = ("gzip", "bzip2", "xz", "lzma", "zstd", "compress", "lz4", "lzip")
+
+_ARCHIVE_OK = 0
+_ARCHIVE_EOF = 1
+_ARCHIVE_WARN = -20
+
+_AE_IFMT = 0o170000
+_AE_IFREG = 0o100000
+_AE_IFDIR = 0o040000
+_AE_IFLNK = 0o120000
+
+_READ_BLOCK = 64 * 1024
+
+
+class EntryKind(enum.Enum):
+    """What an archive member is; devices, fifos and sockets are ``OTHER``."""
+
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "link"
+    HARDLINK = "hardlink"
+    OTHER = "other"
+
+
+# -- raw libarchive bindings -------------------------------------------------------
+# A handle of our own, so that setting argtypes never touches libarchive-c's
+# function objects, and return codes come back raw (no logging, no exceptions).
+
+
+def _bind(name: str, argtypes: list[Any], restype: Any) -> Callable[..., Any]:
+    func = getattr(_LIB, name)
+    func.argtypes = argtypes
+    func.restype = restype
+    bound: Callable[..., Any] = func
+    return bound
+
+
+_LIB = ctypes.CDLL(ffi.libarchive_path)
+_vp = ctypes.c_void_p
+_read_new = _bind("archive_read_new", [], _vp)
+_read_free = _bind("archive_read_free", [_vp], ctypes.c_int)
+_support_format_tar = _bind("archive_read_support_format_tar", [_vp], ctypes.c_int)
+_support_filters = [
+    _bind(f"archive_read_support_filter_{name}", [_vp], ctypes.c_int)
+    for name in _FILTERS
+    if hasattr(_LIB, f"archive_read_support_filter_{name}")
+]
+_read_open_fd = _bind("archive_read_open_fd", [_vp, ctypes.c_int, ctypes.c_size_t], ctypes.c_int)
+_read_open_memory = _bind("archive_read_open_memory", [_vp, _vp, ctypes.c_size_t], ctypes.c_int)
+_next_header2 = _bind("archive_read_next_header2", [_vp, _vp], ctypes.c_int)
+_read_data = _bind("archive_read_data", [_vp, _vp, ctypes.c_size_t], ctypes.c_ssize_t)
+_error_string = _bind("archive_error_string", [_vp], ctypes.c_char_p)
+_entry_new = _bind("archive_entry_new", [], _vp)
+_entry_free = _bind("archive_entry_free", [_vp], None)
+_entry_pathname_utf8 = _bind("archive_entry_pathname_utf8", [_vp], ctypes.c_char_p)
+_entry_pathname = _bind("archive_entry_pathname", [_vp], ctypes.c_char_p)
+_entry_symlink_utf8 = _bind("archive_entry_symlink_utf8", [_vp], ctypes.c_char_p)
+_entry_symlink = _bind("archive_entry_symlink", [_vp], ctypes.c_char_p)
+_entry_hardlink_utf8 = _bind("archive_entry_hardlink_utf8", [_vp], ctypes.c_char_p)
+_entry_hardlink = _bind("archive_entry_hardlink", [_vp], ctypes.c_char_p)
+_entry_filetype = _bind("archive_entry_filetype", [_vp], ctypes.c_uint)
+_entry_size = _bind("archive_entry_size", [_vp], ctypes.c_int64)
+_entry_size_is_set = _bind("archive_entry_size_is_set", [_vp], ctypes.c_int)
+
+
+def _decode(raw: bytes) -> str:
+    """Archive names are bytes; undecodable ones survive as surrogates (like ``os.fsdecode``)."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _entry_name(entry_p: int) -> str | None:
+    raw = _entry_pathname_utf8(entry_p) or _entry_pathname(entry_p)
+    return None if raw is None else _decode(raw)
+
+
+def _entry_link(entry_p: int, hard: bool) -> str | None:
+    if hard:
+        raw = _entry_hardlink_utf8(entry_p) or _entry_hardlink(entry_p)
+    else:
+        raw = _entry_symlink_utf8(entry_p) or _entry_symlink(entry_p)
+    return None if raw is None else _decode(raw)
+
+
+def _entry_kind(entry_p: int) -> EntryKind:
+    if _entry_hardlink(entry_p) is not None:
+        return EntryKind.HARDLINK
+    ftype = int(_entry_filetype(entry_p)) & _AE_IFMT
+    if ftype == _AE_IFREG:
+        return EntryKind.FILE
+    if ftype == _AE_IFDIR:
+        return EntryKind.DIR
+    if ftype == _AE_IFLNK:
+        return EntryKind.SYMLINK
+    return EntryKind.OTHER
+
+
+def _archive_message(archive_p: int) -> str:
+    raw = _error_string(archive_p)
+    return _decode(raw) if raw else "unknown libarchive error"
+
+
+# -- opening -------------------------------------------------------------------------
+
+
+class _Fail(Exception):
+    """Internal: a libarchive failure, turned into an AlpmError by the caller with context."""
+
+    def __init__(self, message: str, entry: str | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.entry = entry
+
+
+def _open_fd(path: str, not_found: ErrorCode) -> tuple[int, os.stat_result]:
+    """Open a regular file for reading, never blocking on a fifo or a device."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            code = not_found
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            code = ErrorCode.BADPERMS
+        else:
+            code = ErrorCode.PKG_OPEN
+        raise AlpmError(code, f"could not open {path}: {exc.strerror}", path=path) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise AlpmError(ErrorCode.PKG_OPEN, f"could not open {path}: not a regular file",
+                            path=path)
+        os.set_blocking(fd, True)
+    except OSError as exc:
+        os.close(fd)
+        raise AlpmError(ErrorCode.PKG_OPEN, f"could not open {path}: {exc.strerror}",
+                        path=path) from exc
+    except AlpmError:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+@contextmanager
+def _reader(source: int | bytes) -> Iterator[int]:
+    """A libarchive read handle (tar only, built-in decompressors) on an fd or a buffer."""
+    archive_p = _read_new()
+    if not archive_p:
+        raise AlpmError(ErrorCode.MEMORY, "archive_read_new failed")
+    try:
+        for support in _support_filters:
+            support(archive_p)  # ARCHIVE_WARN (no library for it) is harmless
+        _support_format_tar(archive_p)
+        if isinstance(source, int):
+            ret = _read_open_fd(archive_p, source, _READ_BLOCK)
+        else:
+            ret = _read_open_memory(archive_p, ctypes.c_char_p(source), len(source))
+        if ret < _ARCHIVE_WARN:
+            raise _Fail(_archive_message(archive_p), None)
+        yield archive_p
+    finally:
+        _read_free(archive_p)
+
+
+def _entries(archive_p: int) -> Iterator[int]:
+    """Yield the entry pointer of each member; a bad header raises :class:`_Fail`."""
+    entry_p = _entry_new()
+    if not entry_p:
+        raise AlpmError(ErrorCode.MEMORY, "archive_entry_new failed")
+    try:
+        while True:
+            ret = _next_header2(archive_p, entry_p)
+            if ret == _ARCHIVE_EOF:
+                return
+            if ret < _ARCHIVE_WARN:
+                raise _Fail(_archive_message(archive_p), None)
+            yield entry_p
+    finally:
+        _entry_free(entry_p)
+
+
+def _read_member(archive_p: int, entry_p: int, cap: int, name: str) -> bytes:
+    """Read the current member whole, in as few calls as its declared size allows.
+
+    Stops (raises) as soon as more than ``cap`` bytes come out, whatever the
+    header claimed, so a lying or huge member never gets slurped.
+    """
+    declared = int(_entry_size(entry_p)) if _entry_size_is_set(entry_p) else -1
+    if declared > cap:
+        raise _Fail(f"member is {declared} bytes, more than the limit of {cap}", name)
+    size = min(cap + 1, declared + 1 if declared >= 0 else _READ_BLOCK)
+    buf = ctypes.create_string_buffer(max(size, 1))
+    total = 0
+    while True:
+        if total == len(buf):
+            if total > cap:
+                raise _Fail(f"member is larger than the limit of {cap} bytes", name)
+            bigger = ctypes.create_string_buffer(min(cap + 1, 2 * len(buf)))
+            ctypes.memmove(bigger, buf, total)
+            buf = bigger
+        got = int(_read_data(archive_p, ctypes.addressof(buf) + total, len(buf) - total))
+        if got < 0:
+            raise _Fail(_archive_message(archive_p), name)
+        if got == 0:
+            break
+        total += got
+    if total > cap:
+        raise _Fail(f"member is larger than the limit of {cap} bytes", name)
+    return buf.raw[:total]
+
+
+# -- the generic walker (sync databases) -------------------------------------------
+
+
+def iter_archive_members(
+    source: bytes | str | os.PathLike[str],
+    *,
+    max_member_size: int,
+    error_code: ErrorCode = ErrorCode.PKG_INVALID,
+) -> Iterator[tuple[str, bytes | None, EntryKind]]:
+    """Yield ``(name, content, kind)`` for each member of a tar archive, compressed or not.
+
+    ``source`` is the archive itself (bytes) or a path. Regular files come with
+    their whole content (each read in one go), everything else with ``None``.
+    Names are as stored (no validation: nothing is extracted). A member larger
+    than ``max_member_size`` or a corrupt stream raises ``AlpmError(error_code)``
+    naming the entry; a missing file raises ``error_code`` too.
+    """
+    fd = -1
+    handle: int | bytes
+    if isinstance(source, bytes):
+        handle = source
+    else:
+        fd, _st = _open_fd(os.fspath(source), error_code)
+        handle = fd
+    last: str | None = None
+    try:
+        with _reader(handle) as archive_p:
+            for entry_p in _entries(archive_p):
+                name = _entry_name(entry_p) or ""
+                last = name
+                kind = _entry_kind(entry_p)
+                data = None
+                if kind is EntryKind.FILE:
+                    data = _read_member(archive_p, entry_p, max_member_size, name)
+                yield name, data, kind
+    except _Fail as fail:
+        entry = fail.entry
+        where = f"entry {entry}" if entry is not None else (
+            f"after entry {last}" if last is not None else "archive start")
+        raise AlpmError(error_code, f"invalid archive ({where}): {fail.message}",
+                        entry=entry if entry is not None else last) from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+# -- package files -------------------------------------------------------------------
+
+
+@dataclass
+class PackageArchive:
+    """Everything a package file says about itself, read without extracting it."""
+
+    path: str
+    meta: PkgMeta
+    backup: list[str] = field(default_factory=list)
+    #: Files and backups, sorted like libalpm; ``None`` after a metadata-only read.
+    files: FileList | None = None
+    #: The raw ``.MTREE`` member (gzip-compressed, as makepkg writes it).
+    mtree: bytes | None = None
+    #: The raw ``.BUILDINFO`` member; see :meth:`buildinfo`.
+    buildinfo_raw: bytes | None = None
+    #: The ``.INSTALL`` scriptlet.
+    scriptlet: bytes | None = None
+
+    @property
+    def has_scriptlet(self) -> bool:
+        return self.scriptlet is not None
+
+    def buildinfo(self) -> BuildInfo | None:
+        """The parsed ``.BUILDINFO``, or ``None`` when the package has none.
+
+        Parsed on demand: pacman ignores ``.BUILDINFO``, so a broken one must not
+        stop a package from loading; asking for it raises ``PKG_INVALID``.
+        """
+        if self.buildinfo_raw is None:
+            return None
+        from alpmd.engine.formats.buildinfo import parse_buildinfo
+
+        try:
+            return parse_buildinfo(self.buildinfo_raw.decode("utf-8"))
+        except (ValueError, AlpmError) as exc:
+            raise AlpmError(ErrorCode.PKG_INVALID,
+                            f"invalid package {self.path}: .BUILDINFO: {exc}",
+                            entry=".BUILDINFO", path=self.path) from exc
+
+
+class _Walk:
+    """The checks and bookkeeping of one pass over a package archive."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.seen: set[str] = set()
+        self.files_seen: set[str] = set()
+        self.symlinks: set[str] = set()
+        self.files: list[str] = []
+
+    def invalid(self, name: str, why: str) -> AlpmError:
+        return AlpmError(ErrorCode.PKG_INVALID,
+                         f"invalid package {self.label}: entry {name!r}: {why}",
+                         entry=name, path=self.label)
+
+    def check_path(self, name: str, what: str = "path", entry: str | None = None) -> str:
+        """The path without a trailing slash, or PKG_INVALID (naming ``entry``) if it could escape."""
+        stripped = name[:-1] if name.endswith("/") and len(name) > 1 else name
+        parts = stripped.split("/")
+        problem = None
+        if not name:
+            problem = f"empty {what}"
+        elif name.startswith("/"):
+            problem = f"absolute {what}"
+        elif ".." in parts:
+            problem = f"'..' component in {what}"
+        elif stripped != "." and ("" in parts or "." in parts):
+            problem = f"empty or '.' component in {what}"
+        if problem is not None:
+            if entry is not None:
+                raise self.invalid(entry, f"{problem} {name!r}")
+            raise self.invalid(name, problem)
+        return stripped
+
+    def check_not_below_symlink(self, name: str, path: str) -> None:
+        """An entry below a symlink of the same archive would be written through it."""
+        if not self.symlinks:
+            return
+        pos = path.find("/")
+        while pos != -1:
+            if path[:pos] in self.symlinks:
+                raise self.invalid(name, f"lies below the symlink {path[:pos]!r}")
+            pos = path.find("/", pos + 1)
+
+    def add(self, name: str, path: str, kind: EntryKind, entry_p: int) -> None:
+        """Validate one non-metadata entry and record it for the file list."""
+        if kind is EntryKind.OTHER:
+            raise self.invalid(name, "device, fifo or socket entries are not allowed")
+        if path in self.seen:
+            raise self.invalid(name, "duplicate entry")
+        self.check_not_below_symlink(name, path)
+        self.seen.add(path)
+        if kind is EntryKind.SYMLINK:
+            target = _entry_link(entry_p, hard=False)
+            if not target:
+                raise self.invalid(name, "symlink without a target")
+            self.symlinks.add(path)
+        elif kind is EntryKind.HARDLINK:
+            target = _entry_link(entry_p, hard=True) or ""
+            tpath = self.check_path(target, "hard link target", entry=name)
+            if tpath not in self.files_seen:
+                raise self.invalid(name, f"hard link to {target!r}, which is not an earlier "
+                                         "file of this package")
+        if path.startswith("."):
+            return  # like libalpm: dot entries are neither listed nor extracted
+        if kind is EntryKind.FILE or kind is EntryKind.HARDLINK:
+            self.files_seen.add(path)
+        self.files.append(path + "/" if kind is EntryKind.DIR else path)
+
+
+def _sort_key(path: str) -> bytes:
+    return path.encode("utf-8", "surrogateescape")
+
+
+def _read_package(fd: int, label: str, full: bool) -> tuple[dict[str, bytes], list[str]]:
+    """One pass over the archive on ``fd``: the metadata members and (full) the file list."""
+    walk = _Walk(label)
+    meta: dict[str, bytes] = {}
+    last: str | None = None
+    try:
+        with _reader(fd) as archive_p:
+            for entry_p in _entries(archive_p):
+                raw_name = _entry_name(entry_p)
+                name = raw_name if raw_name is not None else ""
+                last = name
+                path = walk.check_path(name)
+                kind = _entry_kind(entry_p)
+                if path in METADATA_MEMBERS:
+                    if path in meta:
+                        raise walk.invalid(name, "duplicate metadata entry")
+                    if kind is not EntryKind.FILE:
+                        raise walk.invalid(name, "metadata entry is not a regular file")
+                    meta[path] = _read_member(archive_p, entry_p, MAX_METADATA_SIZE, name)
+                    walk.seen.add(path)
+                    continue
+                if not full and ".PKGINFO" in meta and not path.startswith("."):
+                    break  # metadata-only: makepkg puts every dot member first
+                walk.add(name, path, kind, entry_p)
+    except _Fail as fail:
+        entry = fail.entry if fail.entry is not None else last
+        where = f"entry {fail.entry!r}" if fail.entry is not None else (
+            f"after entry {last!r}" if last is not None else "start of archive")
+        raise AlpmError(ErrorCode.PKG_INVALID,
+                        f"invalid package {label} ({where}): {fail.message}",
+                        entry=entry, path=label) from None
+    walk.files.sort(key=_sort_key)
+    return meta, walk.files
+
+
+def read_package_archive(path: str | os.PathLike[str], *, full: bool = True) -> PackageArchive:
+    """Read a package file: metadata, scriptlet, mtree, buildinfo and (full) the file list.
+
+    Raises ``AlpmError``: PKG_NOT_FOUND (no such file), BADPERMS, PKG_OPEN (not a
+    regular file), PKG_INVALID (not a package, corrupt, or hostile; ``entry``
+    names the member at fault).
+    """
+    label = os.fspath(path)
+    fd, st = _open_fd(label, ErrorCode.PKG_NOT_FOUND)
+    try:
+        members, files = _read_package(fd, label, full)
+    finally:
+        os.close(fd)
+
+    def invalid(why: str) -> AlpmError:
+        return AlpmError(ErrorCode.PKG_INVALID, f"invalid package {label}: .PKGINFO: {why}",
+                         entry=".PKGINFO", path=label)
+
+    raw = members.get(".PKGINFO")
+    if raw is None:
+        raise AlpmError(ErrorCode.PKG_INVALID, f"missing package metadata (.PKGINFO) in {label}",
+                        entry=".PKGINFO", path=label)
+    try:
+        info = parse_pkginfo(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise invalid(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except (ValueError, AlpmError) as exc:
+        raise invalid(str(exc)) from None
+    meta = info.meta
+    if not meta.name:
+        raise invalid("missing package name")
+    if not meta.version:
+        raise invalid("missing package version")
+    if "-" not in meta.version:
+        raise invalid(f"invalid package version {meta.version!r} (no pkgrel)")
+    meta.csize = st.st_size
+    meta.filename = os.path.basename(label)
+    backup = list(info.backup)
+    filelist = None
+    if full:
+        filelist = FileList(files=files, backup=[Backup(p, "") for p in backup])
+    return PackageArchive(
+        path=label,
+        meta=meta,
+        backup=backup,
+        files=filelist,
+        mtree=members.get(".MTREE"),
+        buildinfo_raw=members.get(".BUILDINFO"),
+        scriptlet=members.get(".INSTALL"),
+    )
+
+
+def load_package_file(path: str | os.PathLike[str], *, full: bool = True) -> Package:
+    """A :class:`Package` (``Origin.FILE``) for a package file, like ``alpm_pkg_load``.
+
+    With ``full=False`` only the metadata members are read; the file list is then
+    read from the file again the first time it is asked for.
+    """
+    archive = read_package_archive(path, full=full)
+    label = archive.path
+
+    def loader(pkg: Package, parts: Part) -> Loaded:
+        got = Loaded(mtree=archive.mtree, scriptlet=archive.scriptlet,
+                     has_scriptlet=archive.has_scriptlet)
+        if Part.FILES in parts and archive.files is None:
+            got.files = read_package_archive(label, full=True).files
+        return got
+
+    return Package(archive.meta.name, archive.meta.version, Origin.FILE, path=label,
+                   meta=archive.meta, files=archive.files, loader=loader)
