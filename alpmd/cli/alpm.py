@@ -1,0 +1,193 @@
+"""The ``alpm`` command: pacman's command line over the alpmd engine.
+
+main() parses the arguments (pacman's grammar), reads pacman.conf with the
+command-line overrides, builds a Handle with the configured repositories and
+hands over to the module of the operation (query.py for -Q, sync.py for -S...,
+mirroring pacman's own source files). Exit codes and messages are pacman's.
+Nothing here needs PATH or HOME: ``env -i alpm -Q`` works.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from alpmd.cli.args import Args, UsageError, parse
+from alpmd.cli.output import Colors, Out
+from alpmd.engine.config import Config, load_config
+from alpmd.engine.db.sync import SyncDatabase
+from alpmd.engine.errors import AlpmError
+from alpmd.engine.handle import Handle, Options
+from alpmd.engine.log import LogLevel
+
+DEFAULT_CONFIG = "/etc/pacman.conf"
+
+
+@dataclass
+class Context:
+    """What every operation gets: the parsed arguments, the handle, the output."""
+
+    args: Args
+    handle: Handle
+    out: Out
+    config: Config
+
+    @property
+    def quiet(self) -> bool:
+        return self.args.has("quiet")
+
+
+def _use_color(args: Args, config_color: bool) -> bool:
+    mode = args.value("color")
+    if mode is None:
+        mode = "auto" if config_color else "never"
+    if mode == "always":
+        return True
+    if mode == "auto":
+        return sys.stdout.isatty()
+    return False
+
+
+def _log_callback(out: Out, op: str) -> Callable[[LogLevel, str], None]:
+    def cb(level: LogLevel, message: str) -> None:
+        if op == "files":
+            message = message.replace("(use '-Sy' to download)", "(use '-Fy' to download)")
+        if level & LogLevel.ERROR:
+            out.error(message)
+        elif level & LogLevel.WARNING:
+            out.warning(message)
+
+    return cb
+
+
+def build_handle(args: Args, out: Out) -> tuple[Handle, Config]:
+    """Read the configuration (command-line values first) and open a handle on it."""
+    config = load_config(
+        args.value("config") or DEFAULT_CONFIG,
+        root_override=args.value("root"),
+        dbpath_override=args.value("dbpath"),
+        gpgdir_override=args.value("gpgdir"),
+        logfile_override=args.value("logfile"),
+        cachedir_overrides=args.all_values("cachedir"),
+        hookdir_overrides=args.all_values("hookdir"),
+        arch_overrides=args.all_values("arch"),
+    )
+    options = Options(
+        root=config.root_dir,
+        dbpath=config.db_path,
+        logfile=config.log_file,
+        cachedirs=list(config.cache_dirs),
+        hookdirs=list(config.hook_dirs),
+        gpgdir=config.gpg_dir,
+        noupgrade=list(config.no_upgrade),
+        noextract=list(config.no_extract),
+        ignorepkg=list(config.ignore_pkg) + _split_values(args.all_values("ignore")),
+        ignoregroup=list(config.ignore_group) + _split_values(args.all_values("ignoregroup")),
+        holdpkg=list(config.hold_pkg),
+        architectures=list(config.architectures),
+        checkspace=config.check_space,
+        usesyslog=config.use_syslog,
+    )
+    handle = Handle(options)
+    cb = _log_callback(out, args.op or "")
+    sync = handle.dbpath + "sync/"
+    ext = ".files" if args.op == "files" else ".db"
+    for repo in config.repos:
+        handle.syncdbs.append(SyncDatabase(repo.name, sync + repo.name + ext,
+                                           files_path=sync + repo.name + ".files", log=cb))
+    return handle, config
+
+
+def _split_values(values: list[str]) -> list[str]:
+    """--ignore a,b --ignore c: comma-separated lists, as pacman accepts them."""
+    return [v for value in values for v in value.split(",") if v]
+
+
+def _dispatch(ctx: Context) -> int:
+    op = ctx.args.op
+    if op == "query":
+        from alpmd.cli import query
+
+        return query.run(ctx)
+    if op == "sync":
+        from alpmd.cli import sync
+
+        return sync.run(ctx)
+    if op == "files":
+        from alpmd.cli import files
+
+        return files.run(ctx)
+    if op == "database":
+        from alpmd.cli import database
+
+        return database.run(ctx)
+    if op == "deptest":
+        from alpmd.cli import deptest
+
+        return deptest.run(ctx)
+    ctx.out.error(f"the {op} operation is not supported by this front end yet")
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``alpm`` command; returns (and exits with) pacman's exit code."""
+    prog = sys.argv[0] if sys.argv and sys.argv[0] else "alpm"
+    if argv is None:
+        argv = sys.argv[1:]
+    try:
+        code = _main(argv, prog)
+    except BrokenPipeError:
+        # Like pacman under `| head`: stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    if __name__ == "__main__" or argv is sys.argv[1:]:
+        pass
+    sys.exit(code)
+
+
+def _main(argv: list[str], prog: str) -> int:
+    try:
+        args = parse(argv)
+    except UsageError as exc:
+        msg = str(exc)
+        if msg.startswith("alpm: "):
+            msg = f"{prog}: " + msg[len("alpm: "):]
+        sys.stderr.write(msg + "\n")
+        return 1
+    if args.op == "help":
+        sys.stdout.write("usage:  alpm <operation> [...]\n"
+                         "operations: -D -F -Q -S -T (read-only queries)\n")
+        return 0
+    if args.op == "version":
+        sys.stdout.write("alpm (alpmd) 0.1.0 - pacman-compatible front end\n")
+        return 0
+    out = Out()
+    try:
+        handle, config = build_handle(args, out)
+    except AlpmError as exc:
+        out.error(str(exc))
+        return 1
+    if _use_color(args, config.color):
+        out.c = Colors.on()
+    ctx = Context(args, handle, out, config)
+    try:
+        return _dispatch(ctx)
+    except AlpmError as exc:
+        out.error(str(exc))
+        return 1
+    finally:
+        handle.release()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""``alpm -Q``: pacman's query.c over the engine's query API."""
+
+from __future__ import annotations
+
+import os
+
+from alpmd.cli.alpm import Context
+from alpmd.cli.output import Display, search_results
+from alpmd.engine.archive import load_package_file
+from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.formats.desc import Reason
+from alpmd.engine.package import Package
+from alpmd.engine.query import (
+    check_files,
+    check_mtree,
+    find_owner,
+    find_satisfier,
+    is_foreign,
+    is_unrequired,
+    new_version,
+    search,
+    should_ignore,
+)
+
+LOCAL_PREFIX = "local/"
+
+
+def run(ctx: Context) -> int:
+    a = ctx.args
+    targets = a.targets
+    if a.has("search"):
+        try:
+            pkgs = search(ctx.handle.localdb, targets)
+        except AlpmError as exc:
+            if exc.code is ErrorCode.INVALID_REGEX:
+                ctx.out.error(f"search failed: {exc.code.strerror}")
+                return 1
+            raise
+        if not pkgs:
+            return 1
+        search_results(ctx.out, ctx.handle, "local", pkgs, quiet=ctx.quiet, show_status=False)
+        return 0
+    if a.has("groups"):
+        return _groups(ctx)
+    if a.has("foreign") or a.has("native") or a.has("upgrades"):
+        if not ctx.handle.syncdbs:
+            ctx.out.error("no usable package repositories configured.")
+            return 1
+    if not targets:
+        if a.has("file") or a.has("owns"):
+            ctx.out.error("no targets specified (use -h for help)")
+            return 1
+        return _all(ctx)
+    if a.has("owns"):
+        return _owns(ctx, targets)
+    return _named(ctx, targets)
+
+
+def _all(ctx: Context) -> int:
+    ret = 0
+    match = False
+    for pkg in ctx.handle.localdb.packages:
+        if _filter(ctx, pkg):
+            if _display(ctx, pkg):
+                ret = 1
+            match = True
+    return ret if match else 1
+
+
+def _named(ctx: Context, targets: list[str]) -> int:
+    a = ctx.args
+    localdb = ctx.handle.localdb
+    ret = 0
+    match = False
+    for target in targets:
+        name = target[len(LOCAL_PREFIX):] if target.startswith(LOCAL_PREFIX) else target
+        pkg: Package | None
+        if a.has("file"):
+            try:
+                pkg = load_package_file(name)
+            except AlpmError as exc:
+                ctx.out.error(f"could not load package '{name}': {exc.code.strerror}")
+                pkg = None
+        else:
+            pkg = localdb.get(name)
+            if pkg is None:
+                try:
+                    pkg = find_satisfier(localdb, name)
+                except AlpmError:
+                    pkg = None
+            if pkg is None:
+                ctx.out.error(f"package '{name}' was not found")
+                if os.access(name, os.R_OK):
+                    ctx.out.warning(f"'{name}' is a file, you might want to use -p/--file.")
+        if pkg is None:
+            ret = 1
+            continue
+        if _filter(ctx, pkg):
+            if _display(ctx, pkg):
+                ret = 1
+            match = True
+    return ret if match else 1
+
+
+def _filter(ctx: Context, pkg: Package) -> bool:
+    """pacman's filter(): the -e/-d/-m/-n/-t/-u conditions, all of which must hold."""
+    a = ctx.args
+    h = ctx.handle
+    if a.has("explicit") and pkg.reason != Reason.EXPLICIT:
+        return False
+    if a.has("deps") and pkg.reason != Reason.DEPEND:
+        return False
+    if a.has("foreign") and not is_foreign(h, pkg):
+        return False
+    if a.has("native") and not a.has("foreign") and is_foreign(h, pkg):
+        return False
+    if a.has("unrequired") and not is_unrequired(h, pkg, a.count("unrequired")):
+        return False
+    if a.has("upgrades") and new_version(h, pkg) is None:
+        return False
+    return True
+
+
+def _display(ctx: Context, pkg: Package) -> bool:
+    """Show one package as the flags ask; True when a check found problems."""
+    a = ctx.args
+    out = ctx.out
+    bad = False
+    if a.has("info"):
+        Display(out).pkg_full(ctx.handle, pkg, a.count("info") > 1 and not a.has("file"))
+    if a.has("list"):
+        root = ctx.handle.options.root
+        c = out.c
+        if ctx.quiet:
+            out.write("".join(f"{root}{f}\n" for f in pkg.files))
+        else:
+            out.write("".join(f"{c.title}{pkg.name}{c.nocolor} {root}{f}\n" for f in pkg.files))
+    if a.has("changelog"):
+        _changelog(ctx, pkg)
+    if a.has("check"):
+        bad = _check(ctx, pkg, a.count("check"))
+    if not (a.has("info") or a.has("list") or a.has("changelog") or a.has("check")):
+        c = out.c
+        if ctx.quiet:
+            out.write(pkg.name + "\n")
+        else:
+            line = f"{c.title}{pkg.name} {c.version}{pkg.version}{c.nocolor}"
+            if a.has("upgrades"):
+                newpkg = new_version(ctx.handle, pkg)
+                assert newpkg is not None
+                line += f" -> {c.version}{newpkg.version}{c.nocolor}"
+                if should_ignore(ctx.handle, pkg):
+                    line += " [ignored]"
+            out.write(line + "\n")
+    return bad
+
+
+def _changelog(ctx: Context, pkg: Package) -> None:
+    path = f"{ctx.handle.dbpath}local/{pkg.name}-{pkg.version}/changelog"
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            text = f.read()
+    except OSError:
+        ctx.out.error(f"no changelog available for '{pkg.name}'.")
+        return
+    ctx.out.write(f"Changelog for {pkg.name}:\n{text}\n")
+
+
+def _check(ctx: Context, pkg: Package, level: int) -> bool:
+    out = ctx.out
+    quiet = ctx.quiet
+    if level == 1:
+        res = check_files(ctx.handle, pkg)
+        for p in res.problems:
+            if quiet:
+                out.write(f"{pkg.name} {p.path}\n")
+            else:
+                out.warning(f"{pkg.name}: {p.path} ({p.reason})")
+        if not quiet:
+            out.write(f"{pkg.name}: {res.total} total {_plural(res.total, 'file')}, "
+                      f"{res.errors} missing {_plural(res.errors, 'file')}\n")
+        return res.errors != 0
+    full = check_mtree(ctx.handle, pkg)
+    if full.no_mtree:
+        if not quiet:
+            out.write(f"{pkg.name}: no mtree file\n")
+        return False
+    printed: set[str] = set()
+    for p in full.problems:
+        if p.level == "backup":
+            if not quiet:
+                c = out.c
+                out.write(f"{c.title}backup file{c.nocolor}: {pkg.name}: {p.path} ({p.reason})\n")
+        elif p.level == "error":
+            out.error(f"{p.reason}: {p.path}")
+        elif p.level == "unknown":
+            out.warning(f"{p.reason}: {p.path}")
+        elif not quiet:
+            out.warning(f"{pkg.name}: {p.path} ({p.reason})")
+    if quiet:
+        for path in full.bad:
+            if path not in printed:
+                printed.add(path)
+                out.write(f"{pkg.name} {path}\n")
+    else:
+        out.write(f"{pkg.name}: {full.total} total {_plural(full.total, 'file')}, "
+                  f"{full.errors} altered {_plural(full.errors, 'file')}\n")
+    return full.errors != 0
+
+
+def _plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
+
+
+def _owns(ctx: Context, targets: list[str]) -> int:
+    ret = 0
+    c = ctx.out.c
+    for target in targets:
+        try:
+            res = find_owner(ctx.handle, target, search_path=os.environ.get("PATH"))
+        except AlpmError as exc:
+            ctx.out.error(str(exc))
+            ret += 1
+            continue
+        for pkg in res.owners:
+            if ctx.quiet:
+                ctx.out.write(pkg.name + "\n")
+            else:
+                ctx.out.write(f"{res.path} is owned by {c.title}{pkg.name} "
+                              f"{c.version}{pkg.version}{c.nocolor}\n")
+    return ret
+
+
+def _groups(ctx: Context) -> int:
+    localdb = ctx.handle.localdb
+    groups = localdb.groups
+    out = ctx.out
+    ret = 0
+    if not ctx.args.targets:
+        for name, pkgs in groups.items():
+            for pkg in pkgs:
+                if _filter(ctx, pkg):
+                    out.write(f"{name} {pkg.name}\n")
+        return 0
+    for name in ctx.args.targets:
+        members = groups.get(name)
+        if members is None:
+            out.error(f"group '{name}' was not found")
+            ret += 1
+            continue
+        for pkg in members:
+            if not _filter(ctx, pkg):
+                continue
+            out.write(f"{pkg.name}\n" if ctx.quiet else f"{name} {pkg.name}\n")
+    return ret
