@@ -1,0 +1,175 @@
+"""The Handle: options, registered databases, the lock, the log and the callbacks.
+
+Everything the engine knows about one installation hangs off a Handle, so two
+handles on two roots never share state (libalpm's ``alpm_handle_t``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from alpmd.engine.db.local import LocalDatabase
+from alpmd.engine.db.sync import SyncDatabase
+from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.log import LogCallback, LogLevel, LogWriter
+
+LOCK_NAME = "db.lck"
+
+
+def _dir(path: str) -> str:
+    """Directories are kept with one trailing slash, as libalpm canonicalises them."""
+    return path if path.endswith("/") else path + "/"
+
+
+@dataclass
+class Options:
+    """The handle's options, with pacman's defaults derived from the root."""
+
+    root: str = "/"
+    dbpath: str | None = None
+    logfile: str | None = None
+    cachedirs: list[str] = field(default_factory=list)
+    hookdirs: list[str] = field(default_factory=list)
+    gpgdir: str = "/etc/pacman.d/gnupg/"
+    noupgrade: list[str] = field(default_factory=list)
+    noextract: list[str] = field(default_factory=list)
+    ignorepkg: list[str] = field(default_factory=list)
+    ignoregroup: list[str] = field(default_factory=list)
+    holdpkg: list[str] = field(default_factory=list)
+    architectures: list[str] = field(default_factory=list)
+    assume_installed: list[str] = field(default_factory=list)
+    overwrite_files: list[str] = field(default_factory=list)
+    checkspace: bool = False
+    usesyslog: bool = False
+    parallel_downloads: int = 1
+    disable_download_timeout: bool = False
+    snapshot_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        self.root = _dir(os.path.abspath(self.root))
+        if self.dbpath is None:
+            self.dbpath = self.root + "var/lib/pacman/"
+        self.dbpath = _dir(self.dbpath)
+        if self.logfile is None:
+            self.logfile = self.root + "var/log/pacman.log"
+        if not self.cachedirs:
+            self.cachedirs = [self.root + "var/cache/pacman/pkg/"]
+        self.cachedirs = [_dir(d) for d in self.cachedirs]
+        if not self.hookdirs:
+            self.hookdirs = [self.root + "etc/pacman.d/hooks/"]
+        self.hookdirs = [_dir(d) for d in self.hookdirs]
+
+    @property
+    def lockfile(self) -> str:
+        assert self.dbpath is not None
+        return self.dbpath + LOCK_NAME
+
+
+class Handle:
+    """One installation: its options, local database, sync databases and lock."""
+
+    def __init__(self, options: Options | None = None, **kwargs: object) -> None:
+        self.options = options if options is not None else Options(**kwargs)  # type: ignore[arg-type]
+        self._localdb: LocalDatabase | None = None
+        self.syncdbs: list[SyncDatabase] = []
+        self._lock_fd: int | None = None
+        self.log_callbacks: list[LogCallback] = []
+        assert self.options.logfile is not None
+        self.logwriter = LogWriter(self.options.logfile, use_syslog=self.options.usesyslog)
+
+    # -- databases ------------------------------------------------------------------
+
+    @property
+    def dbpath(self) -> str:
+        assert self.options.dbpath is not None
+        return self.options.dbpath
+
+    @property
+    def localdb(self) -> LocalDatabase:
+        """The local database, opened on first use."""
+        if self._localdb is None:
+            self._localdb = LocalDatabase(self.dbpath, log=self.log)
+        return self._localdb
+
+    def register_syncdb(self, name: str) -> SyncDatabase:
+        """Register ``<dbpath>/sync/<name>.db`` (and its ``.files``); names are unique."""
+        if not name or "/" in name or name in (".", ".."):
+            raise AlpmError(ErrorCode.WRONG_ARGS, f"invalid database name '{name}'")
+        if name == "local" or any(db.name == name for db in self.syncdbs):
+            raise AlpmError(ErrorCode.DB_NOT_NULL, f"database '{name}' already registered")
+        sync = self.dbpath + "sync/"
+        db = SyncDatabase(name, sync + name + ".db", files_path=sync + name + ".files",
+                          snapshot_dir=self.options.snapshot_dir, log=self.log)
+        self.syncdbs.append(db)
+        return db
+
+    def get_syncdb(self, name: str) -> SyncDatabase | None:
+        return next((db for db in self.syncdbs if db.name == name), None)
+
+    # -- lock -----------------------------------------------------------------------
+
+    @property
+    def lockfile(self) -> str:
+        return self.options.lockfile
+
+    def lock(self) -> None:
+        """Create ``db.lck`` exclusively, as pacman does, so the two exclude each other."""
+        if self._lock_fd is not None:
+            raise AlpmError(ErrorCode.HANDLE_LOCK, "database already locked by this handle")
+        Path(self.dbpath).mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.lockfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o000)
+        except OSError as exc:
+            why = "File exists" if exc.errno == errno.EEXIST else (exc.strerror or str(exc))
+            raise AlpmError(ErrorCode.HANDLE_LOCK,
+                            f"could not lock database: {why} ({self.lockfile})",
+                            lockfile=self.lockfile, errno=exc.errno) from exc
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        """Remove the lock we hold; a lock we do not hold is never touched."""
+        if self._lock_fd is None:
+            return
+        os.close(self._lock_fd)
+        self._lock_fd = None
+        try:
+            os.unlink(self.lockfile)
+        except FileNotFoundError:
+            pass
+
+    @property
+    def locked(self) -> bool:
+        return self._lock_fd is not None
+
+    # -- log ------------------------------------------------------------------------
+
+    def logaction(self, prefix: str, message: str) -> None:
+        """Write one pacman.log line (``[ALPM]``, ``[ALPM-SCRIPTLET]``, ``[PACMAN]``)."""
+        self.logwriter.write(prefix, message)
+
+    def log(self, level: LogLevel, message: str) -> None:
+        """Tell the front ends (the log callback), not pacman.log."""
+        for cb in self.log_callbacks:
+            cb(level, message)
+
+    def add_log_callback(self, cb: Callable[[LogLevel, str], None]) -> None:
+        self.log_callbacks.append(cb)
+
+    # -- life cycle -----------------------------------------------------------------
+
+    def release(self) -> None:
+        """Unlock and close everything; safe to call twice."""
+        self.unlock()
+        self.logwriter.close()
+
+    def __enter__(self) -> Handle:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, v: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()
