@@ -191,6 +191,12 @@ def test_replaced_database_seen_despite_same_size_time_inode(tmp_path: Path) -> 
     assert db.versions == {"gamma": "1-1"}
     again = SyncDatabase("r", str(path), snapshot_dir=str(snap))
     assert again.versions == {"gamma": "1-1"} and again.backend.loaded_from == "snapshot"
+    # The same bytes downloaded again (new inode, new mtime): the snapshot still serves.
+    shutil.copyfile(path, tmp_path / "copy.db")
+    os.utime(tmp_path / "copy.db", ns=(1, 1))
+    os.replace(tmp_path / "copy.db", path)
+    same = SyncDatabase("r", str(path), snapshot_dir=str(snap))
+    assert same.versions == {"gamma": "1-1"} and same.backend.loaded_from == "snapshot"
 
 
 def _corruptions(data: bytes) -> dict[str, bytes]:

@@ -13,9 +13,11 @@ Loading is then reading two files and hashing one, plus unmarshalling ~30,000
 short strings: no per-package Python work until a package is used.
 
 A snapshot records which archive it was built from (size, mtime, inode and the
-SHA-256 of the whole file: a database replaced by one of equal size and time is
-still noticed) and which layout it uses; anything that does not match, fails
-its CRC or does not decode is ignored and rebuilt. Writes go through a temporary
+SHA-256 of the whole file) and which layout it uses. Hashing the archive costs a
+few milliseconds and is done on every load, so the content decides: a database
+rewritten in place with the same size and time is noticed, and one downloaded
+again unchanged (new inode, new mtime) does not force a rebuild. A snapshot
+that does not match, fails its CRC or does not decode is ignored and rebuilt. Writes go through a temporary
 file and a rename, so readers see the old snapshot or the new one. There is no
 fsync: the snapshot is a cache, and a torn one fails its CRC and is rebuilt.
 """
@@ -66,7 +68,14 @@ Row = tuple[Any, ...]
 
 
 class SnapshotError(Exception):
-    """A snapshot that cannot be used (unreadable, corrupt, stale, other layout)."""
+    """A snapshot that cannot be used (unreadable, corrupt, stale, other layout).
+
+    ``stale`` tells an outdated snapshot (expected after every sync) from a damaged one.
+    """
+
+    def __init__(self, message: str, *, stale: bool = False) -> None:
+        super().__init__(message)
+        self.stale = stale
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,11 @@ class SourceId:
 
     def as_tuple(self) -> tuple[int, int, int, str]:
         return (self.size, self.mtime_ns, self.ino, self.sha256)
+
+    def same_content(self, other: object) -> bool:
+        """Whether ``other`` (an :meth:`as_tuple`) names a file with the same bytes."""
+        return (type(other) is tuple and len(other) == 4
+                and (other[0], other[3]) == (self.size, self.sha256))
 
 
 def meta_to_row(meta: PkgMeta) -> Row:
@@ -229,8 +243,8 @@ def load_snapshot(path: str, source: SourceId) -> Snapshot:
         raise SnapshotError(f"index does not decode: {exc}") from exc
     if layout != _LAYOUT:
         raise SnapshotError("made by another layout version")
-    if tuple(src) != source.as_tuple():
-        raise SnapshotError("stale: the database file changed")
+    if not source.same_content(src):
+        raise SnapshotError("stale: the database file changed", stale=True)
     offsets = array.array("Q")
     try:
         offsets.frombytes(raw_offsets)

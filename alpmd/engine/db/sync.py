@@ -14,13 +14,14 @@ Performance is the point of the design (pacman answers ``-Si`` on a
   parsed the first time one of its fields is used;
 * with ``snapshot_dir``, the first load parses everything once and stores a
   :mod:`~alpmd.engine.db.snapshot` that later loads read in milliseconds,
-  after checking it still describes this very archive (size, mtime, inode and
-  a SHA-256 of the whole file).
+  after checking it still describes this archive's bytes (size and a SHA-256
+  of the whole file, a few milliseconds).
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
 import stat
@@ -272,7 +273,8 @@ class SyncArchiveBackend(DatabaseBackend):
         except FileNotFoundError:
             pass
         except (OSError, SnapshotError) as exc:
-            level = LogLevel.DEBUG if "stale" in str(exc) else LogLevel.WARNING
+            stale = isinstance(exc, SnapshotError) and exc.stale
+            level = LogLevel.DEBUG if stale else LogLevel.WARNING
             self._log(level, f"ignoring snapshot {self.snapshot_path} of database "
                              f"'{self.treename}': {exc}; rebuilding it")
         raw = self._collect(data)
@@ -281,8 +283,10 @@ class SyncArchiveBackend(DatabaseBackend):
         try:
             save_snapshot(self.snapshot_path, snap)
         except OSError as exc:
-            self._log(LogLevel.WARNING, f"could not write snapshot {self.snapshot_path}: "
-                                        f"{exc.strerror or exc}")
+            # Unprivileged queries cannot write root's snapshots: say so quietly.
+            quiet = exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+            self._log(LogLevel.DEBUG if quiet else LogLevel.WARNING,
+                      f"could not write snapshot {self.snapshot_path}: {exc.strerror or exc}")
         self._snapshot = snap
         self.loaded_from = "archive"
 
