@@ -181,7 +181,7 @@ def test_empty() -> None:
 # -- properties -----------------------------------------------------------------------
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300) | st.lists(st.sampled_from([
     b"#mtree", b"/set type=dir mode=755", b"/unset all", b"./a", b"b type=dir", b"..", b"c \\",
     b"./d time=1.2 size=3 link=x\\040y", b"./e\\0 uid=1 gid=2", b"/set uid=-1",
@@ -196,7 +196,7 @@ def test_any_bytes_parse_or_raise(data: bytes) -> None:
             assert all(isinstance(e, MtreeEntry) for e in entries)
 
 
-segment = st.text(st.characters(exclude_characters="/\0", exclude_categories=("Cs",)),
+segment = st.text(st.characters(exclude_characters="/\0"),
                   min_size=1, max_size=8).filter(lambda s: s not in (".", ".."))
 optional = st.none() | st.integers(0, 2**31)
 times = st.none() | st.builds(lambda s, n: s + n / 1e9, st.integers(0, 2**33), st.integers(0, 999_999_999))
@@ -224,13 +224,13 @@ def manifests(draw: st.DrawFn) -> list[MtreeEntry]:
             entry.md5 = draw(st.none() | st.text("0123456789abcdef", min_size=32, max_size=32))
             entry.sha256 = draw(st.none() | st.text("0123456789abcdef", min_size=64, max_size=64))
         elif kind == "link":
-            entry.link = draw(st.none() | st.text(st.characters(exclude_categories=("Cs",)),
+            entry.link = draw(st.none() | st.text(st.characters(),
                                                   min_size=1, max_size=10))
         entries.append(entry)
     return entries
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(manifests(), st.booleans())
 def test_round_trip(entries: list[MtreeEntry], compress: bool) -> None:
     data = write_mtree(entries, compress=compress)

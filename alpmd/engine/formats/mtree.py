@@ -408,6 +408,11 @@ def write_mtree(entries: list[MtreeEntry], *, compress: bool = True) -> bytes:
     for entry in entries:
         if entry.type not in TYPES:
             raise AlpmError(ErrorCode.WRONG_ARGS, f"mtree: unknown type {entry.type!r}")
+        try:
+            entry.path.encode("utf-8", "surrogateescape")
+            (entry.link or "").encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise AlpmError(ErrorCode.WRONG_ARGS, f"mtree: unencodable name {entry.path!r}") from None
     text = ""
     if entries:
         managed = tuple(
