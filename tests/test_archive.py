@@ -13,6 +13,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import zstandard
@@ -143,6 +144,35 @@ def test_no_optional_members(tmp_path: Path) -> None:
     assert not load_package_file(path).has_scriptlet
 
 
+KINDS: list[Literal["file", "dir", "link"]] = ["file", "dir", "link"]
+_SEGMENT = st.sampled_from(["a", "b", "é", "c d", "x.y", "-", "\u65e5"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(paths=st.lists(st.lists(_SEGMENT, min_size=1, max_size=4).map("/".join), unique=True,
+                      max_size=12),
+       kinds=st.lists(st.sampled_from(KINDS), min_size=12, max_size=12),
+       comp=st.sampled_from(COMPRESSION_NAMES))
+def test_round_trip_any_tree(tmp_path: Path, paths: list[str],
+                             kinds: list[Literal["file", "dir", "link"]], comp: str) -> None:
+    specs = []
+    for name, kind in zip(paths, kinds, strict=False):
+        if any(q.startswith(name + "/") for q in paths):
+            kind = "dir"
+        specs.append(FileSpec(name, name.encode() * 3 if kind == "file" else b"",
+                              kind=kind, target="elsewhere" if kind == "link" else None))
+    expected: set[str] = set()
+    for spec in specs:
+        parts = spec.path.split("/")
+        expected.update("/".join(parts[:i]) + "/" for i in range(1, len(parts)))
+        expected.add(spec.path + "/" if spec.kind == "dir" else spec.path)
+    path = build_package(tmp_path / "any", PkgMeta("tree", "1-1"), specs, compression=comp)
+    pkg = load_package_file(path)
+    assert pkg.files == sorted(expected, key=lambda p: p.encode())
+    mtree = {e.path for e in parse_mtree(pkg.mtree or b"")}
+    assert mtree == {p.rstrip("/") for p in expected} | {".BUILDINFO", ".PKGINFO"}
+
+
 def test_iter_archive_members_bytes_and_path(built: dict[str, Path]) -> None:
     path = built["xz"]
     from_path = list(iter_archive_members(path, max_member_size=1 << 20))
@@ -257,6 +287,7 @@ def _pacman_size(value: str) -> float:
 
 
 @pytest.mark.oracle
+@pytest.mark.slow
 def test_makepkg_package_matches_pacman(makepkg_package: Path) -> None:
     env = {"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
     info = subprocess.run(["pacman", "-Qip", str(makepkg_package)], capture_output=True,
@@ -355,6 +386,11 @@ HOSTILE = {
     "hardlink-to-metadata": ([M("usr/x", type=tarfile.LNKTYPE, link=".PKGINFO")], "usr/x"),
     "below-symlink": ([M("usr/lib", type=tarfile.SYMTYPE, link="/etc"),
                        M("usr/lib/passwd", b"x")], "usr/lib/passwd"),
+    "symlink-over-populated-dir": ([M("usr/lib/x", b"x"),
+                                    M("usr/lib", type=tarfile.SYMTYPE, link="/etc"),
+                                    M("usr/y", type=tarfile.LNKTYPE, link="usr/lib/x")],
+                                   "usr/lib"),
+    "file-over-populated-dir": ([M("usr/lib/x", b"x"), M("usr/lib", b"x")], "usr/lib"),
     "char-device": ([M("dev/mem", type=tarfile.CHRTYPE)], "dev/mem"),
     "block-device": ([M("dev/sda", type=tarfile.BLKTYPE)], "dev/sda"),
     "fifo": ([M("run/fifo", type=tarfile.FIFOTYPE)], "run/fifo"),

@@ -364,6 +364,7 @@ class _Walk:
         self.seen: set[str] = set()
         self.files_seen: set[str] = set()
         self.symlinks: set[str] = set()
+        self.parents: set[str] = set()  # every proper ancestor of the entries so far
         self.files: list[str] = []
 
     def invalid(self, name: str, why: str) -> AlpmError:
@@ -390,14 +391,21 @@ class _Walk:
             raise self.invalid(name, problem)
         return stripped
 
-    def check_not_below_symlink(self, name: str, path: str) -> None:
-        """An entry below a symlink of the same archive would be written through it."""
-        if not self.symlinks:
-            return
+    def check_ancestors(self, name: str, path: str, kind: EntryKind) -> None:
+        """Refuse what extraction would write through a symlink of this same archive.
+
+        An entry below one of its symlinks, or a symlink (or file) put over a
+        directory that earlier entries live in, would both send later writes
+        (or hard links) wherever the link points.
+        """
+        if kind is not EntryKind.DIR and path in self.parents:
+            raise self.invalid(name, "replaces a directory that earlier entries are in")
         pos = path.find("/")
         while pos != -1:
-            if path[:pos] in self.symlinks:
-                raise self.invalid(name, f"lies below the symlink {path[:pos]!r}")
+            prefix = path[:pos]
+            if prefix in self.symlinks:
+                raise self.invalid(name, f"lies below the symlink {prefix!r}")
+            self.parents.add(prefix)
             pos = path.find("/", pos + 1)
 
     def add(self, name: str, path: str, kind: EntryKind, entry_p: int) -> None:
@@ -406,7 +414,7 @@ class _Walk:
             raise self.invalid(name, "device, fifo or socket entries are not allowed")
         if path in self.seen:
             raise self.invalid(name, "duplicate entry")
-        self.check_not_below_symlink(name, path)
+        self.check_ancestors(name, path, kind)
         self.seen.add(path)
         if kind is EntryKind.SYMLINK:
             target = _entry_link(entry_p, hard=False)

@@ -138,18 +138,27 @@ def _buildinfo(meta: PkgMeta) -> str:
     return write_buildinfo(info)
 
 
-def _write_member(archive_p: int, m: _Member) -> None:
-    filetype = {"file": FileType.REGULAR_FILE, "dir": FileType.DIRECTORY,
-                "link": FileType.SYMBOLINK_LINK}[m.kind]
-    entry = ArchiveEntry(pathname=m.path, size=len(m.data), filetype=filetype, perm=m.mode,
-                         uid=m.uid, gid=m.gid, mtime=m.mtime)
+_FILETYPES = {"file": int(FileType.REGULAR_FILE), "dir": int(FileType.DIRECTORY),
+              "link": int(FileType.SYMBOLINK_LINK)}
+
+
+def _write_member(archive_p: int, entry_p: int, m: _Member) -> None:
+    """One member through a reused ``archive_entry`` (no per-entry Python objects: fast)."""
+    ffi.entry_clear(entry_p)
+    ffi.entry_update_pathname_utf8(entry_p, m.path.encode("utf-8", "surrogateescape"))
+    ffi.entry_set_filetype(entry_p, _FILETYPES[m.kind])
+    ffi.entry_set_perm(entry_p, m.mode)
+    ffi.entry_set_size(entry_p, len(m.data))
+    ffi.entry_set_uid(entry_p, m.uid)
+    ffi.entry_set_gid(entry_p, m.gid)
+    ffi.entry_set_mtime(entry_p, m.mtime, 0)
     if m.uid == 0:
-        entry.uname = "root"
+        ffi.entry_update_uname_utf8(entry_p, b"root")
     if m.gid == 0:
-        entry.gname = "root"
+        ffi.entry_update_gname_utf8(entry_p, b"root")
     if m.kind == "link":
-        _set_symlink(entry._entry_p, (m.target or "").encode())
-    ffi.write_header(archive_p, entry._entry_p)
+        _set_symlink(entry_p, (m.target or "").encode("utf-8", "surrogateescape"))
+    ffi.write_header(archive_p, entry_p)
     if m.data:
         ffi.write_data(archive_p, m.data, len(m.data))
     ffi.write_finish_entry(archive_p)
@@ -203,10 +212,10 @@ def build_package(
     outdir.mkdir(parents=True, exist_ok=True)
     out = outdir / package_filename(meta, compression)
     filter_name, options = COMPRESSIONS[compression]
+    extra = [_Member(name, "file", 0o644, data) for name, data in extra_members]
+    entry = ArchiveEntry()
     with libarchive.file_writer(str(out), "pax_restricted", filter_name,
                                 options=options) as writer:
-        for m in (*metadata, *payload):
-            _write_member(writer._pointer, m)
-        for name, data in extra_members:
-            _write_member(writer._pointer, _Member(name, "file", 0o644, data))
+        for m in (*metadata, *payload, *extra):
+            _write_member(writer._pointer, entry._entry_p, m)
     return out
