@@ -150,10 +150,10 @@ def parse(argv: list[str]) -> Args:
     short_map, op_longs = OP_FLAGS[op]
     allowed_long = COMMON_LONG | op_longs | set(short_map.values())
     for ch in shorts:
-        name = COMMON_SHORT.get(ch) or short_map.get(ch)
-        if name is None:
+        short = COMMON_SHORT.get(ch) or short_map.get(ch)
+        if short is None:
             raise UsageError(f"alpm: invalid option -- '{ch}'")
-        args.flags[name] = args.flags.get(name, 0) + 1
+        args.flags[short] = args.flags.get(short, 0) + 1
     for name in longs:
         if name not in allowed_long:
             raise UsageError(f"alpm: unrecognized option '--{name}'")
