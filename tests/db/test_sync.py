@@ -321,6 +321,18 @@ def test_odd_members(tmp_path: Path) -> None:
     db = SyncDatabase("o", str(path), log=lambda lvl, m: msgs.append(m))
     assert sorted(db.versions) == ["alpha", "beta-lib"]
     assert msgs == ["unknown database file: alpha-1.0-1/strange"]
+    msgs.clear()
+    dup = write_db(tmp_path / "d.db", {"alpha-1.0-1": SMALL["alpha-1.0-1"],
+                                       "alpha-2.0-1": desc("alpha", "2.0-1"),
+                                       "toplevel-1-1": {}})
+    with libarchive.file_writer(str(tmp_path / "t.db"), "pax_restricted", "gzip") as w:
+        w.add_file_from_memory("stray-1-1", 1, b"x")
+    db = SyncDatabase("d", str(dup), log=lambda lvl, m: msgs.append(m))
+    assert db.versions == {"alpha": "1.0-1"}  # the first one wins, as in libalpm
+    assert msgs == ["d database is inconsistent: duplicated entry 'alpha-2.0-1' ignored"]
+    msgs.clear()
+    assert len(SyncDatabase("t", str(tmp_path / "t.db"), log=lambda lvl, m: msgs.append(m))) == 0
+    assert msgs == ["unknown database file: stray-1-1"]
     bad = write_db(tmp_path / "b.db", {"nohyphen": {"desc": "x"}})
     with pytest.raises(AlpmError) as err:
         SyncDatabase("b", str(bad)).populate()

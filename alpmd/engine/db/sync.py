@@ -296,16 +296,16 @@ class SyncArchiveBackend(DatabaseBackend):
         dirs: dict[str, str] = {}  # "name-version" -> name, to spot a second version
         for path, content in read_db_archive(data, self.path):
             dirname, slash, fname = path.partition("/")
-            key = split_entry_name(dirname)
-            if key is None:
-                raise AlpmError(ErrorCode.DB_INVALID,
-                                f"invalid name for database entry '{path}' in {self.path}",
-                                path=self.path, entry=path)
-            if not slash or not fname or "/" in fname:
-                self._log(LogLevel.WARNING, f"unknown database file: {path}")
-                continue
             name = dirs.get(dirname)
-            if name is None:
+            if name is None or not fname or "/" in fname:
+                key = split_entry_name(dirname)
+                if key is None:
+                    raise AlpmError(ErrorCode.DB_INVALID,
+                                    f"invalid name for database entry '{path}' in {self.path}",
+                                    path=self.path, entry=path)
+                if not slash or not fname or "/" in fname:
+                    self._log(LogLevel.WARNING, f"unknown database file: {path}")
+                    continue
                 if key.name in raw:
                     self._log(LogLevel.ERROR, f"{self.treename} database is inconsistent: "
                                               f"duplicated entry '{dirname}' ignored")
