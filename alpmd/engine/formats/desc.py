@@ -180,7 +180,8 @@ def write_local_desc(meta: PkgMeta) -> str:
 
     Its rules: strings are written when set (even empty), numbers and the
     reason only when non-zero, lists when non-empty; %VALIDATION% in libalpm's
-    fixed order; no make/check dependencies, sizes of the archive or checksums.
+    fixed order (unknown words dropped); no make/check dependencies, archive size or
+    checksums.
     """
     _names_ok(meta)
     for attr in ("name", "version", "base", "desc", "url", "arch", "packager"):

@@ -27,7 +27,7 @@ from alpmd.engine.errors import AlpmError, ErrorCode
 TYPES = frozenset({"file", "dir", "link", "block", "char", "fifo", "socket"})
 
 #: Refuse manifests that inflate beyond this (a damaged or hostile archive).
-MAX_TEXT = 512 * 1024 * 1024
+MAX_TEXT = 256 * 1024 * 1024
 
 
 @dataclass
