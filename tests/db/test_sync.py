@@ -107,7 +107,7 @@ def test_real_databases_match_pacman(arch_root: PacmanRoot, tmp_path: Path,
         for db in dbs.values():
             db.populate()
     if snapshot:
-        assert {db.backend.loaded_from for db in dbs.values()} == {"snapshot"}
+        assert {db.loaded_from for db in dbs.values()} == {"snapshot"}
     targets: list[str] = []
     for repo, db in dbs.items():
         sl = arch_root.pacman("-Sl", repo, check=True).stdout.splitlines()
@@ -158,9 +158,9 @@ def test_snapshot_rows_equal_parsed_archive(arch_sync: Path, tmp_path: Path) -> 
     path = str(arch_sync / "extra.db.tar.gz")
     plain = metas(SyncDatabase("extra", path))
     built = SyncDatabase("extra", path, snapshot_dir=str(tmp_path))
-    assert metas(built) == plain and built.backend.loaded_from == "archive"
+    assert metas(built) == plain and built.loaded_from == "archive"
     warm = SyncDatabase("extra", path, snapshot_dir=str(tmp_path))
-    assert warm.get("vim") is not None and warm.backend.loaded_from == "snapshot"
+    assert warm.get("vim") is not None and warm.loaded_from == "snapshot"
     assert metas(warm) == plain
     assert {g: [p.name for p in ps] for g, ps in warm.groups.items()} == {
         g: [p.name for p in ps] for g, ps in built.groups.items()}
@@ -183,20 +183,20 @@ def test_replaced_database_seen_despite_same_size_time_inode(tmp_path: Path) -> 
     assert (path.stat().st_ino, path.stat().st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
     db = SyncDatabase("r", str(path), snapshot_dir=str(snap))
     assert db.get("alpha").desc == "FIRST"  # type: ignore[union-attr]
-    assert db.backend.loaded_from == "archive"
+    assert db.loaded_from == "archive"
     # A database replaced the usual way (a new file renamed over it).
     other = write_db(tmp_path / "new.db", {"gamma-1-1": desc("gamma", "1-1")})
     os.replace(other, path)
     db.invalidate()
     assert db.versions == {"gamma": "1-1"}
     again = SyncDatabase("r", str(path), snapshot_dir=str(snap))
-    assert again.versions == {"gamma": "1-1"} and again.backend.loaded_from == "snapshot"
+    assert again.versions == {"gamma": "1-1"} and again.loaded_from == "snapshot"
     # The same bytes downloaded again (new inode, new mtime): the snapshot still serves.
     shutil.copyfile(path, tmp_path / "copy.db")
     os.utime(tmp_path / "copy.db", ns=(1, 1))
     os.replace(tmp_path / "copy.db", path)
     same = SyncDatabase("r", str(path), snapshot_dir=str(snap))
-    assert same.versions == {"gamma": "1-1"} and same.backend.loaded_from == "snapshot"
+    assert same.versions == {"gamma": "1-1"} and same.loaded_from == "snapshot"
 
 
 def _corruptions(data: bytes) -> dict[str, bytes]:
@@ -223,10 +223,10 @@ def test_corrupt_snapshot_is_rebuilt(tmp_path: Path, kind: str,
     with caplog.at_level(logging.WARNING, logger="alpmd.engine.db"):
         db = SyncDatabase("r", str(path), snapshot_dir=str(snap))
         assert metas(db) == good
-    assert db.backend.loaded_from == "archive"
+    assert db.loaded_from == "archive"
     assert "ignoring snapshot" in caplog.text
     again = SyncDatabase("r", str(path), snapshot_dir=str(snap))
-    assert metas(again) == good and again.backend.loaded_from == "snapshot"
+    assert metas(again) == good and again.loaded_from == "snapshot"
 
 
 def test_unwritable_snapshot_dir_only_warns(tmp_path: Path) -> None:

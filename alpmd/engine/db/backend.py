@@ -85,6 +85,8 @@ class DatabaseBackend(abc.ABC):
     writable: bool = False
     #: How messages name this store (a path, a URL...).
     label: str = "database"
+    #: False when the store is simply not there (a sync database not downloaded yet).
+    exists: bool = True
 
     @abc.abstractmethod
     def open(self) -> None:
@@ -96,6 +98,14 @@ class DatabaseBackend(abc.ABC):
     @abc.abstractmethod
     def scan(self) -> Iterator[EntryKey]:
         """Every entry's name and version, in no particular order; invalid entries skipped."""
+
+    def versions(self) -> dict[str, str]:
+        """Name → version of every entry (a store that has them at hand may skip the keys)."""
+        return {key.name: key.version for key in self.scan()}
+
+    def group_index(self) -> dict[str, list[str]] | None:
+        """Group → member names in name order, if the store keeps one (else ``None``)."""
+        return None
 
     @abc.abstractmethod
     def read(self, key: EntryKey, parts: Part) -> Loaded:

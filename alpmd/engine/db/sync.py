@@ -428,16 +428,16 @@ class SyncDatabase:
     """
 
     def __init__(self, name: str, path: str, *, files_path: str | None = None,
-                 snapshot_dir: str | None = None, log: LogCallback | None = None) -> None:
+                 snapshot_dir: str | None = None, log: LogCallback | None = None,
+                 backend: DatabaseBackend | None = None) -> None:
         self.name = name
         self.path = path
         self.files_path = files_path
         self.snapshot_dir = snapshot_dir
         snapshot_path = (os.path.join(snapshot_dir, f"{name}.snapshot")
                          if snapshot_dir is not None else None)
-        self.backend = SyncArchiveBackend(path, files_path=files_path,
-                                          snapshot_path=snapshot_path, log=log,
-                                          treename=name)
+        self.backend: DatabaseBackend = backend if backend is not None else SyncArchiveBackend(
+            path, files_path=files_path, snapshot_path=snapshot_path, log=log, treename=name)
         self._cache: PackageCache | None = None
         #: False after a load failed (a damaged archive), like libalpm's DB_STATUS_INVALID.
         self.valid = True
@@ -478,6 +478,11 @@ class SyncDatabase:
         """Whether the database file is there (loads the database)."""
         self._populate()
         return self.backend.exists
+
+    @property
+    def loaded_from(self) -> str:
+        """How the last load got its data: "missing", "snapshot" or "archive" (diagnostics)."""
+        return str(getattr(self.backend, "loaded_from", ""))
 
     @property
     def packages(self) -> list[Package]:
