@@ -29,8 +29,9 @@ def run(ctx: Context) -> int:
         for db in syncs:
             try:
                 pkgs = search(db, a.targets)
-            except AlpmError:
-                continue
+            except AlpmError as exc:
+                out.error(f"search failed: {exc.code.strerror}")
+                return 1
             if pkgs:
                 found += 1
                 search_results(out, ctx.handle, db.name, pkgs, quiet=ctx.quiet,
