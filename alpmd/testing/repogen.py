@@ -917,7 +917,6 @@ class _Builder:
                     pools[g.name.split("-", 1)[0]].add(i, w)
             if g.family == "app" and g.alt_of < 0 and g.main in (-1, i):
                 pools["app"].add(i, 1.0)
-        del n
 
     def _dep_string(self, target: int, *, allow_so: bool = True) -> str:
         """How a dependent spells its dependency on target: name, soname or a bound."""
@@ -1048,6 +1047,7 @@ class _Builder:
         rng = self.rng
         out: list[PkgMeta] = []
         names = [g.name for g in self.pkgs]
+        present = set(names)  # make/check tools missing from a small repository are skipped
         base_info: dict[str, tuple[int, str, list[str], list[str], list[str]]] = {}
         for i, g in enumerate(self.pkgs):
             if g.base not in base_info:
@@ -1059,7 +1059,7 @@ class _Builder:
                 if rng.random() < 0.72 and g.family not in ("i18n",):
                     tools = _MAKE_TOOLS.get(fam) or _MAKE_TOOLS[""]
                     k = min(len(tools), 1 + int(rng.expovariate(0.9)))
-                    make = [t for t in rng.sample(tools, k) if t in self.names_present]
+                    make = [t for t in rng.sample(tools, k) if t in present]
                     for _ in range(int(rng.expovariate(0.35))):
                         cand = names[rng.randrange(0, max(1, i))]
                         if cand not in make and cand not in g.depends and cand != g.name:
@@ -1068,8 +1068,8 @@ class _Builder:
                 if rng.random() < 0.107:
                     k = 1 + int(rng.expovariate(1.5))
                     check = [t for t in rng.sample(_CHECK_TOOLS, min(k, len(_CHECK_TOOLS)))
-                             if t in self.names_present]
-                    if g.family == "python" and "python-pytest" in self.names_present \
+                             if t in present]
+                    if g.family == "python" and "python-pytest" in present \
                             and "python-pytest" not in check:
                         check.insert(0, "python-pytest")
                 base_info[g.base] = (builddate, packager, make, check, self._licenses())
@@ -1094,14 +1094,6 @@ class _Builder:
             out.append(meta)
         out.sort(key=lambda m: m.name)
         return out
-
-    @property
-    def names_present(self) -> set[str]:
-        cached: set[str] | None = getattr(self, "_present", None)
-        if cached is None:
-            cached = {g.name for g in self.pkgs}
-            self._present = cached
-        return cached
 
     def _licenses(self) -> list[str]:
         rng = self.rng
