@@ -174,8 +174,7 @@ class Snapshot:
     def row(self, i: int) -> Row:
         """Decode the ``i``-th row; a damaged row raises :class:`SnapshotError`."""
         try:
-            with _no_gc():
-                row = marshal.loads(self._blob[self._offsets[i]:self._offsets[i + 1]])
+            row = marshal.loads(self._blob[self._offsets[i]:self._offsets[i + 1]])
         except (EOFError, ValueError, TypeError) as exc:
             raise SnapshotError(f"row {i} does not decode: {exc}") from exc
         if type(row) is not tuple or len(row) != len(_FIELDS):
