@@ -34,7 +34,7 @@ from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.formats.mtree import MtreeEntry, parse_mtree
 from alpmd.engine.package import Origin, Package
-from alpmd.engine.regex import PosixRegex, compile_posix
+from alpmd.engine.regex import ASCII_LOWER, PosixRegex, compile_posix
 from alpmd.engine.version import vercmp
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class _Index:
         self._revdeps: dict[str, list[Package]] | None = None
         self._revopt: dict[str, list[Package]] | None = None
         self._owners: dict[str, list[Package]] | None = None
-        self._blob: tuple[str, list[int], list[int], str, list[int]] | None = None
+        self._blob: _Blob | None = None
 
     @property
     def order(self) -> dict[str, int]:
@@ -149,31 +149,41 @@ class _Index:
         return self._owners
 
     @property
-    def blob(self) -> tuple[str, list[int], list[int], str, list[int]]:
-        """Search text: one line per name, description, provision and group.
-
-        Returns (blob, line starts, line -> package index, names blob, name starts).
-        """
+    def blob(self) -> _Blob:
+        """Search text: one line per name, description, provision and group."""
         if self._blob is None:
             lines: list[str] = []
             owner: list[int] = []
+            next_start: list[int] = []
+            pos = 0
             for i, pkg in enumerate(self.pkgs):
-                lines.append(pkg.name)
-                owner.append(i)
+                texts = [pkg.name]
                 desc = pkg.desc
                 if desc:
-                    lines.append(desc.replace("\n", " "))
+                    texts.append(desc.replace("\n", " "))
+                texts.extend(_dep_name(prov) for prov in pkg.provides)
+                texts.extend(grp.replace("\n", " ") for grp in pkg.groups)
+                for text in texts:
+                    lines.append(text)
                     owner.append(i)
-                for prov in pkg.provides:
-                    lines.append(_dep_name(prov))
-                    owner.append(i)
-                for grp in pkg.groups:
-                    lines.append(grp.replace("\n", " "))
-                    owner.append(i)
-            starts = _starts(lines)
+                    pos += len(text) + 1
+                next_start.append(pos)
+            text = "\n".join(lines)
             names = [p.name for p in self.pkgs]
-            self._blob = ("\n".join(lines), starts, owner, "\n".join(names), _starts(names))
+            self._blob = _Blob(text, text.translate(ASCII_LOWER), _starts(lines), owner,
+                               next_start, "\n".join(names), _starts(names))
         return self._blob
+
+
+@dataclass
+class _Blob:
+    text: str
+    lower: str
+    starts: list[int]
+    owner: list[int]
+    next_start: list[int]
+    names: str
+    name_starts: list[int]
 
 
 def _starts(lines: Sequence[str]) -> list[int]:
@@ -212,11 +222,12 @@ def search(db: Database, patterns: Sequence[str]) -> list[Package]:
     idx = _index(db)
     if not regs:
         return list(idx.pkgs)
-    blob, starts, owner, names, name_starts = idx.blob
+    b = idx.blob
+    names, name_starts = b.names, b.name_starts
     selected: set[int] | None = None
     for reg, pat in zip(regs, patterns, strict=True):
-        hits = {owner[k] for k in reg.matching_lines(blob, starts)}
-        if pat:
+        hits = set(reg.matching_groups(b.text, b.lower, b.starts, b.owner, b.next_start))
+        if pat and not _plain(pat):
             pos = names.find(pat)
             while pos >= 0:
                 k = bisect_right(name_starts, pos) - 1
@@ -228,6 +239,11 @@ def search(db: Database, patterns: Sequence[str]) -> list[Package]:
             return []
     assert selected is not None
     return [idx.pkgs[i] for i in sorted(selected)]
+
+
+def _plain(pattern: str) -> bool:
+    """A pattern without regex syntax: its literal occurrences are regex matches already."""
+    return not any(c in pattern for c in "\\.[]()*+?{}|^$")
 
 
 # -- satisfiers and provisions -----------------------------------------------------------

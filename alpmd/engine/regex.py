@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 
 from alpmd.engine.errors import AlpmError, ErrorCode
@@ -41,7 +42,11 @@ try:
 except (OSError, AttributeError):  # pragma: no cover - every glibc/musl has these
     _libc = None
 
-_REGEX_T_SIZE = 256  # larger than regex_t on every libc we know (64 bytes on glibc)
+_REGEX_T_SIZE = 256
+
+#: str.translate table lowering ASCII letters only (keeps every offset; the C locale's
+#: REG_ICASE folds ASCII only too).
+ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}  # larger than regex_t on every libc we know (64 bytes on glibc)
 
 _CLASSES = {
     "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
@@ -62,7 +67,7 @@ def _translate(pattern: str) -> str | None:
             nxt = pattern[i + 1]
             if nxt in ".[]()*+?{}|^$\\/-":
                 out.append("\\" + nxt)
-            elif nxt.isalnum():
+            elif nxt.isalnum() or nxt in "<>`'":
                 return None  # GNU escapes (\w, \<, \b...): leave them to the C library
             else:
                 out.append(re.escape(nxt))
@@ -131,12 +136,20 @@ class PosixRegex:
                                 f"invalid regular expression '{pattern}'", pattern=pattern)
             self._c = buf
         self.py: re.Pattern[str] | None = None
+        #: The same pattern for ASCII-lowercased text, without IGNORECASE (much faster).
+        self.lower: re.Pattern[str] | None = None
         text = _translate(pattern)
         if text is not None:
             try:
                 self.py = re.compile(text, re.IGNORECASE | re.MULTILINE)
             except (re.error, OverflowError):
                 self.py = None
+        if self.py is not None and text is not None and pattern.isascii() \
+                and not re.search(r"\[[^\]]*[A-Z]", pattern):
+            try:
+                self.lower = re.compile(text.translate(ASCII_LOWER), re.MULTILINE)
+            except (re.error, OverflowError):
+                self.lower = None
         if self.py is None and self._c is None:
             raise AlpmError(ErrorCode.INVALID_REGEX, f"invalid regular expression '{pattern}'",
                             pattern=pattern)
@@ -159,24 +172,40 @@ class PosixRegex:
     def matching_lines(self, blob: str, starts: Sequence[int]) -> Iterable[int]:
         """Indices of the lines of ``blob`` (``"\\n"``-joined, line ``k`` at ``starts[k]``)
         that match; in increasing order, each once."""
-        from bisect import bisect_right
+        return self.matching_groups(blob, None, starts, list(range(len(starts))),
+                                    [*starts[1:], len(blob) + 1])
 
+    def matching_groups(self, blob: str, lower_blob: str | None, starts: Sequence[int],
+                        group: Sequence[int], next_group_start: Sequence[int]) -> list[int]:
+        """Groups of lines (one group per package) with a matching line, each once.
+
+        ``group[k]`` is line ``k``'s group and ``next_group_start[g]`` the offset of
+        the first line after group ``g``; ``lower_blob`` is ``blob`` through
+        :data:`ASCII_LOWER` (used with the faster case-sensitive pattern).
+        """
         if self.py is None or self.matches_empty:
-            lines = blob.split("\n")
-            return [k for k, line in enumerate(lines) if self.search(line)]
-        found: list[int] = []
+            found: list[int] = []
+            for k, line in enumerate(blob.split("\n")):
+                g = group[k]
+                if (not found or found[-1] != g) and self.search(line):
+                    found.append(g)
+            return found
+        if self.lower is not None and lower_blob is not None:
+            search = self.lower.search
+            text = lower_blob
+        else:
+            search = self.py.search
+            text = blob
+        found = []
         pos = 0
-        search = self.py.search
-        nlines = len(starts)
-        while True:
-            m = search(blob, pos)
+        end = len(text)
+        while pos <= end:
+            m = search(text, pos)
             if m is None:
                 break
-            k = bisect_right(starts, m.start()) - 1
-            found.append(k)
-            if k + 1 >= nlines:
-                break
-            pos = starts[k + 1]
+            g = group[bisect_right(starts, m.start()) - 1]
+            found.append(g)
+            pos = next_group_start[g]
         return found
 
 

@@ -34,7 +34,7 @@ import pytest
 
 from alpmd.engine.formats.desc import PkgMeta, write_sync_desc
 from alpmd.engine.formats.files import FileList, write_sync_files
-from alpmd.testing.oracle import PacmanRoot
+from alpmd.testing.oracle import PACMAN, PacmanRoot
 from alpmd.testing.pkgbuild import FileSpec, build_package
 
 pytestmark = pytest.mark.oracle
@@ -317,6 +317,34 @@ SCENARIOS: dict[str, list[str]] = {
     "color-Qu": ["-Qu", "--color", "always"],
     "color-F": ["-F", "alpha", "--color", "always"],
     "color-error": ["-Q", "nothere", "--color", "always"],
+    # wrapping: pacman honours COLUMNS even when stdout is not a terminal
+    "wrap-Qi": ["COLUMNS=40", "-Qi", "alpha"],
+    "wrap-Sii": ["COLUMNS=50", "-Sii", "glibc"],
+    "wrap-Si-long": ["COLUMNS=60", "-Si", "core/systemd", "core/linux"],
+    "wrap-Ss": ["COLUMNS=30", "-Ss", "gtk"],
+    "wrap-narrow": ["COLUMNS=5", "-Qi", "alpha"],
+    # more edge cases
+    "Qo-relative-missing": ["-Qo", "no-such-program"],
+    "Qo-dotdot": ["-Qo", R + "/usr/share/alpha/../alpha/README"],
+    "Qo-trailing-slash-file": ["-Qo", R + "/usr/bin/alpha/"],
+    "Qo-root-itself": ["-Qo", R + "/"],
+    "Qo-empty": ["-Qo", ""],
+    "Qi-versioned-target": ["-Qi", "beta>=1"],
+    "Q-versioned-unsatisfied": ["-Q", "beta>=9"],
+    "Qs-groups": ["-Qs", "othergrp"],
+    "Ss-provides": ["-Ss", "^libbeta"],
+    "Ss-posix-class": ["-Ss", "^x[[:digit:]]"],
+    "Ss-gnu-escape": ["-Ss", "\\<zlib\\>"],
+    "Ss-plus-plus": ["-Ss", "c++"],
+    "Sl-two": ["-Sl", "testrepo", "core"],
+    "Si-all-testrepo-missing": ["-Si", "testrepo/omega", "testrepo/zlib"],
+    "Sii-omega": ["-Sii", "omega"],
+    "Qkk-epsilon-quiet": ["-Qkkq", "epsilon", "alpha"],
+    "Qtq": ["-Qtq"],
+    "Qmq": ["-Qmq"],
+    "Fx-icase": ["-Fx", "ALPHA"],
+    "Fq-path": ["-Fq", "usr/lib/libbeta.so"],
+    "T-provision-versioned": ["-T", "alpha-virtual>=1.0", "alpha-virtual>1.0", "betavirt"],
 }
 
 
@@ -332,15 +360,31 @@ def normalise(text: str) -> str:
     return _PROG.sub("PROG: ", text)
 
 
+def _env(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Leading ``NAME=value`` items of a scenario are environment variables."""
+    env = {"LC_ALL": "C"}
+    while argv and "=" in argv[0] and not argv[0].startswith("-"):
+        k, _, v = argv[0].partition("=")
+        env[k] = v
+        argv = argv[1:]
+    return argv, env
+
+
 def run_pacman(fx: Fixture, argv: list[str]) -> Result:
-    p = fx.root.pacman(*_subst(fx, argv))
+    argv, env = _env(_subst(fx, argv))
+    if len(env) == 1:
+        p = fx.root.pacman(*argv)
+    else:  # same command line as PacmanRoot.pacman, with the extra variables
+        env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"
+        cmd = [PACMAN, *argv[:1], *fx.root.args(), "--color", "never", *argv[1:]]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     return p.returncode, normalise(p.stdout), normalise(p.stderr)
 
 
 def run_alpm(fx: Fixture, argv: list[str]) -> Result:
-    argv = _subst(fx, argv)
+    argv, env = _env(_subst(fx, argv))
     cmd = [ALPM, *argv[:1], *fx.root.args(), "--color", "never", *argv[1:]]
-    p = subprocess.run(cmd, capture_output=True, text=True, env={"LC_ALL": "C"}, timeout=120)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     return p.returncode, normalise(p.stdout), normalise(p.stderr)
 
 
