@@ -9,6 +9,7 @@ Nothing here needs PATH or HOME: ``env -i alpm -Q`` works.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -172,11 +173,20 @@ def _main(argv: list[str], prog: str) -> int:
         sys.stdout.write("alpm (alpmd) 0.1.0 - pacman-compatible front end\n")
         return 0
     out = Out()
+    # The engine also logs to Python logging; the messages reach people through the
+    # handle's callbacks (pacman's wording), so keep the root logger's fallback quiet.
+    logging.getLogger("alpmd").addHandler(logging.NullHandler())
     try:
         handle, config = build_handle(args, out)
     except AlpmError as exc:
         out.error(str(exc))
         return 1
+    if not os.path.isdir(handle.dbpath):
+        # alpm_initialize refuses a missing database directory; pacman exits with -1.
+        out.error("failed to initialize alpm library:")
+        sys.stderr.write(f"(root: {config.root_dir}, dbpath: {config.db_path})\n"
+                         "could not find or read directory\n")
+        return 255
     if _use_color(args, config.color):
         out.c = Colors.on()
     ctx = Context(args, handle, out, config)

@@ -29,9 +29,8 @@ from typing import TYPE_CHECKING
 
 from alpmd.engine.db.local import LocalDatabase
 from alpmd.engine.db.sync import SyncDatabase
-from alpmd.engine.depend import Depend, DepMod
+from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
-from alpmd.engine.formats.desc import Reason
 from alpmd.engine.formats.mtree import MtreeEntry, parse_mtree
 from alpmd.engine.package import Origin, Package
 from alpmd.engine.regex import ASCII_LOWER, PosixRegex, compile_posix
@@ -48,6 +47,7 @@ __all__ = [
     "FileMatch",
     "OwnerResult",
     "check_db_local",
+    "local_conflicts",
     "check_db_sync",
     "check_files",
     "check_mtree",
@@ -799,11 +799,3 @@ def files_list(dbs: Sequence[SyncDatabase], target: str) -> FileMatch:
             return FileMatch(db, pkg, list(pkg.files))
     raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"package '{target}' was not found")
 
-
-def reason_of(pkg: Package) -> Reason:
-    """The install reason (kept here so front ends need not import the formats)."""
-    return pkg.reason
-
-
-def dep_mod_any(dep: Depend) -> bool:
-    return dep.mod is DepMod.ANY

@@ -171,6 +171,7 @@ def build_fixture(base: Path) -> Fixture:
     (r / "usr/share/epsilon/data").unlink()
     (r / "usr/lib/libbeta.so").unlink()
     (r / "usr/lib/libbeta.so").symlink_to("elsewhere.so")
+    (r / "var/lib/emptydb/local").mkdir(parents=True)  # a database without sync files
     return Fixture(root, built["alpha"])
 
 
@@ -344,6 +345,9 @@ SCENARIOS: dict[str, list[str]] = {
     "Qmq": ["-Qmq"],
     "Fx-icase": ["-Fx", "ALPHA"],
     "Fq-path": ["-Fq", "usr/lib/libbeta.so"],
+    "config-missing": ["-Q", "--config", "/nonexistent/pacman.conf"],
+    "dbpath-missing": ["-Q", "--dbpath", "/nonexistent/db"],
+    "syncdbs-missing": ["-Si", "bash", "--dbpath", R + "/var/lib/pacman/../emptydb/"],
     "T-provision-versioned": ["-T", "alpha-virtual>=1.0", "alpha-virtual>1.0", "betavirt"],
 }
 
