@@ -156,6 +156,45 @@ def main(argv: list[str] | None = None) -> int:
     sys.exit(code)
 
 
+def _conflicting(args: Args) -> tuple[str, str] | None:
+    """The first pair of options pacman refuses together (its checkargs_* functions)."""
+    def has(name: str) -> bool:
+        return args.has(name)
+
+    pairs: list[tuple[bool, str, str]] = []
+    if args.op == "query":
+        display = ["changelog", "check", "info", "list"]
+        filters = ["deps", "explicit", "upgrades", "unrequired", "native", "foreign"]
+        if has("file"):
+            pairs += [(has(o), "--file", f"--{o}") for o in ("groups", "search", "owns")]
+        elif has("search") or has("owns"):
+            first = "--search" if has("search") else "--owns"
+            pairs += [(has(o), first, f"--{o}") for o in display + filters]
+            if first == "--owns":
+                pairs.append((has("groups"), "--owns", "--groups"))
+        pairs.append((has("deps") and has("explicit"), "--deps", "--explicit"))
+        pairs.append((has("native") and has("foreign"), "--native", "--foreign"))
+    elif args.op == "sync":
+        chains = [("info", ["groups", "list", "search", "sysupgrade", "downloadonly"]),
+                  ("search", ["groups", "list", "sysupgrade", "downloadonly"]),
+                  ("list", ["groups", "sysupgrade", "downloadonly"]),
+                  ("groups", ["sysupgrade"])]
+        if not has("clean"):
+            for first, others in chains:
+                if has(first):
+                    pairs += [(has(o), f"--{first}", f"--{o}") for o in others]
+                    break
+    elif args.op == "database":
+        pairs.append((has("asdeps") and has("asexplicit"), "--asdeps", "--asexplicit"))
+        if has("check"):
+            pairs.append((has("asdeps"), "--asdeps", "--check"))
+            pairs.append((has("asexplicit"), "--asexplicit", "--check"))
+    for bad, first, second in pairs:
+        if bad:
+            return first, second
+    return None
+
+
 def _main(argv: list[str], prog: str) -> int:
     try:
         args = parse(argv)
@@ -164,6 +203,11 @@ def _main(argv: list[str], prog: str) -> int:
         if msg.startswith("alpm: "):
             msg = f"{prog}: " + msg[len("alpm: "):]
         sys.stderr.write(msg + "\n")
+        return 1
+    clash = _conflicting(args)
+    if clash is not None:
+        sys.stderr.write(f"error: invalid option: '{clash[0]}' and '{clash[1]}' "
+                         "may not be used together\n")
         return 1
     if args.op == "help":
         sys.stdout.write("usage:  alpm <operation> [...]\n"
