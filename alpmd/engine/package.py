@@ -85,7 +85,8 @@ class Package:
         self.db = db
         self.path = path
         self._loader = loader
-        self._loaded = Part.BASE
+        # A plain int mask: enum.Flag arithmetic costs microseconds per package.
+        self._loaded = 0
         self._meta = meta
         self._files = files
         self._mtree: bytes | None = None
@@ -93,9 +94,9 @@ class Package:
         self._has_scriptlet: bool | None = None
         self._parsed: dict[str, object] = {}
         if meta is not None:
-            self._loaded |= Part.DESC
+            self._loaded |= Part.DESC.value
         if files is not None:
-            self._loaded |= Part.FILES
+            self._loaded |= Part.FILES.value
 
     def __repr__(self) -> str:
         return f"<Package {self.name} {self.version} ({self.origin.value})>"
@@ -104,11 +105,12 @@ class Package:
 
     def ensure(self, parts: Part) -> None:
         """Load the given parts from the origin unless they are loaded already."""
-        missing = parts & ~self._loaded
-        if not missing:
+        missing_bits = parts.value & ~self._loaded
+        if not missing_bits:
             return
+        missing = Part(missing_bits)
         if self._loader is None:
-            self._loaded |= missing
+            self._loaded |= missing_bits
             return
         got = self._loader(self, missing)
         if got.meta is not None:
@@ -122,7 +124,7 @@ class Package:
             self._scriptlet = got.scriptlet
         if got.has_scriptlet is not None:
             self._has_scriptlet = got.has_scriptlet
-        self._loaded |= missing
+        self._loaded |= missing_bits
 
     @property
     def meta(self) -> PkgMeta:

@@ -1648,27 +1648,10 @@ def make_local_db(dbpath: str | os.PathLike[str], metas: Sequence[PkgMeta], *,
     from alpmd.engine.db.local import LocalDatabase
 
     local = plan_local(metas, installed=installed, outdated=outdated, seed=seed)
-    db = LocalDatabase(os.fspath(dbpath))
-    with _no_fsync():
-        for m in local:
-            db.add(m, generate_files(m, seed) if with_files else None)
+    db = LocalDatabase(os.fspath(dbpath), durable=False)
+    for m in local:
+        db.add(m, generate_files(m, seed) if with_files else None)
     return local
-
-
-@contextlib.contextmanager
-def _no_fsync() -> Iterator[None]:
-    """Skip fsync while filling a throwaway database: 1,500 durable entries take 35 s, not 2.
-
-    The local database makes every write durable (several fsyncs per entry); a
-    generated fixture need not survive a power cut. This patches ``os.fsync``
-    for the whole process while it runs, so use it only in tools and tests.
-    """
-    real = os.fsync
-    os.fsync = lambda fd: None
-    try:
-        yield
-    finally:
-        os.fsync = real
 
 
 # -- real package files ---------------------------------------------------------------
@@ -1761,10 +1744,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if local:
         from alpmd.engine.db.local import LocalDatabase
 
-        ldb = LocalDatabase(os.fspath(args.out))
-        with _no_fsync():
-            for m in local:
-                ldb.add(m, generate_files(m, args.seed))
+        ldb = LocalDatabase(os.fspath(args.out), durable=False)
+        for m in local:
+            ldb.add(m, generate_files(m, args.seed))
     print(f"wrote {db} ({len(metas)} packages"
           f"{f', {len(local)} installed' if local else ''}) "
           f"in {time.perf_counter() - t0:.1f} s")

@@ -60,7 +60,9 @@ _PART_FILES = {Part.DESC: "desc", Part.FILES: "files", Part.MTREE: "mtree",
                Part.SCRIPTLET: "install"}
 
 
-def _fsync_dir(path: str) -> None:
+def _fsync_dir(path: str, durable: bool = True) -> None:
+    if not durable:
+        return
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
@@ -68,20 +70,21 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _write_durably(fd: int, data: bytes) -> None:
+def _write_durably(fd: int, data: bytes, durable: bool = True) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
     os.fchmod(fd, 0o644)
-    os.fsync(fd)
+    if durable:
+        os.fsync(fd)
 
 
-def _replace_file(directory: str, name: str, data: bytes) -> None:
+def _replace_file(directory: str, name: str, data: bytes, durable: bool = True) -> None:
     """Replace ``directory/name`` atomically (temporary file, fsync, rename); no dir fsync."""
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
     try:
         try:
-            _write_durably(fd, data)
+            _write_durably(fd, data, durable)
         finally:
             os.close(fd)
         os.replace(tmp, os.path.join(directory, name))
@@ -120,8 +123,11 @@ class LocalFilesBackend(DatabaseBackend):
 
     writable = True
 
-    def __init__(self, dbpath: str, *, log: LogCallback | None = None) -> None:
+    def __init__(self, dbpath: str, *, log: LogCallback | None = None,
+                 durable: bool = True) -> None:
         self.dbpath = dbpath
+        #: ``False`` skips fsync: for throwaway fixtures only, never a real system.
+        self.durable = durable
         self.path = os.path.join(dbpath, "local")
         self.label = self.path
         #: Where temporary directories go (see the module documentation); set on first write.
@@ -276,8 +282,9 @@ class LocalFilesBackend(DatabaseBackend):
                 os.makedirs(self.path, mode=0o755, exist_ok=True)
                 self.state = "empty"
             if self.state == "empty":
-                _replace_file(self.path, VERSION_FILE, f"{LOCAL_DB_VERSION}\n".encode())
-                _fsync_dir(self.path)
+                _replace_file(self.path, VERSION_FILE, f"{LOCAL_DB_VERSION}\n".encode(),
+                              self.durable)
+                _fsync_dir(self.path, self.durable)
                 self.state = "valid"
             if not self._cleaned:
                 self.staging = self.path
@@ -295,9 +302,9 @@ class LocalFilesBackend(DatabaseBackend):
 
     def _fsync_dirs(self) -> None:
         """Make renames between ``local/`` and the staging directory durable."""
-        _fsync_dir(self.path)
+        _fsync_dir(self.path, self.durable)
         if self.staging != self.path:
-            _fsync_dir(self.staging)
+            _fsync_dir(self.staging, self.durable)
 
     def _discard(self, path: str) -> None:
         try:
@@ -353,10 +360,10 @@ class LocalFilesBackend(DatabaseBackend):
                 fd = os.open(os.path.join(tmp, fname),
                              os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
                 try:
-                    _write_durably(fd, data)
+                    _write_durably(fd, data, self.durable)
                 finally:
                     os.close(fd)
-            _fsync_dir(tmp)
+            _fsync_dir(tmp, self.durable)
             try:
                 os.rename(tmp, target)
             except OSError as exc:
@@ -378,11 +385,11 @@ class LocalFilesBackend(DatabaseBackend):
                 self._discard(os.path.join(target, name))
         for fname, data in contents.items():
             if data is not None:
-                _replace_file(target, fname, data)
+                _replace_file(target, fname, data, self.durable)
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(target, fname))
-        _fsync_dir(target)
+        _fsync_dir(target, self.durable)
 
     def remove(self, key: EntryKey) -> None:
         """Take the entry out of the database in one rename, then delete its files."""
@@ -418,9 +425,10 @@ class LocalDatabase:
     name = "local"
 
     def __init__(self, dbpath: str, *, backend: DatabaseBackend | None = None,
-                 log: LogCallback | None = None) -> None:
+                 log: LogCallback | None = None, durable: bool = True) -> None:
         self.dbpath = dbpath
-        self.backend = backend if backend is not None else LocalFilesBackend(dbpath, log=log)
+        self.backend = (backend if backend is not None
+                        else LocalFilesBackend(dbpath, log=log, durable=durable))
         self._log_cb = log
         self._opened = False
         self._cache: PackageCache | None = None

@@ -39,7 +39,7 @@ class Backup:
     md5: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class PkgMeta:
     """One package's metadata, named after libalpm's ``alpm_pkg_t`` fields."""
 
