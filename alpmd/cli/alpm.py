@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from alpmd.cli.args import Args, UsageError, parse
 from alpmd.cli.output import Colors, Out
 from alpmd.engine.config import Config, load_config
-from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.errors import AlpmError
 from alpmd.engine.handle import Handle, Options
 from alpmd.engine.log import LogLevel
@@ -90,14 +89,16 @@ def build_handle(args: Args, out: Out) -> tuple[Handle, Config]:
         architectures=list(config.architectures),
         checkspace=config.check_space,
         usesyslog=config.use_syslog,
+        dbext=".files" if args.op == "files" else ".db",
     )
     handle = Handle(options)
-    cb = _log_callback(out, args.op or "")
-    sync = handle.dbpath + "sync/"
-    ext = ".files" if args.op == "files" else ".db"
+    handle.add_log_callback(_log_callback(out, args.op or ""))
     for repo in config.repos:
-        handle.syncdbs.append(SyncDatabase(repo.name, sync + repo.name + ext,
-                                           files_path=sync + repo.name + ".files", log=cb))
+        try:
+            handle.register_syncdb(repo.name)
+        except AlpmError as exc:
+            # pacman reports a repository it cannot register and goes on without it.
+            out.error(f"could not register '{repo.name}' database ({exc.code.strerror})")
     return handle, config
 
 

@@ -48,7 +48,11 @@ class Options:
     usesyslog: bool = False
     parallel_downloads: int = 1
     disable_download_timeout: bool = False
+    #: ``.db``, or ``.files`` to read the files databases instead (``-F``).
+    dbext: str = ".db"
+    #: Parsed sync database snapshots; a cache (``pacman -Sc`` would wipe one under dbpath).
     snapshot_dir: str | None = None
+    use_snapshots: bool = True
 
     def __post_init__(self) -> None:
         self.root = _dir(os.path.abspath(self.root))
@@ -63,6 +67,8 @@ class Options:
         if not self.hookdirs:
             self.hookdirs = [self.root + "etc/pacman.d/hooks/"]
         self.hookdirs = [_dir(d) for d in self.hookdirs]
+        if self.snapshot_dir is None and self.use_snapshots:
+            self.snapshot_dir = self.root + "var/cache/alpmd/sync/"
 
     @property
     def lockfile(self) -> str:
@@ -97,14 +103,17 @@ class Handle:
         return self._localdb
 
     def register_syncdb(self, name: str) -> SyncDatabase:
-        """Register ``<dbpath>/sync/<name>.db`` (and its ``.files``); names are unique."""
+        """Register ``<dbpath>/sync/<name><dbext>`` (and its ``.files``); names are unique."""
         if not name or "/" in name or name in (".", ".."):
             raise AlpmError(ErrorCode.WRONG_ARGS, f"invalid database name '{name}'")
         if name == "local" or any(db.name == name for db in self.syncdbs):
             raise AlpmError(ErrorCode.DB_NOT_NULL, f"database '{name}' already registered")
         sync = self.dbpath + "sync/"
-        db = SyncDatabase(name, sync + name + ".db", files_path=sync + name + ".files",
-                          snapshot_dir=self.options.snapshot_dir, log=self.log)
+        snapshots = self.options.snapshot_dir if self.options.use_snapshots else None
+        if snapshots is not None and self.options.dbext != ".db":
+            snapshots += self.options.dbext.lstrip(".") + "/"
+        db = SyncDatabase(name, sync + name + self.options.dbext,
+                          files_path=sync + name + ".files", snapshot_dir=snapshots, log=self.log)
         self.syncdbs.append(db)
         return db
 

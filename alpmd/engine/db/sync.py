@@ -213,6 +213,16 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
+def _can_write_under(directory: str) -> bool:
+    """Whether ``directory`` (or its nearest existing ancestor) is writable by us."""
+    while directory and not os.path.isdir(directory):
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return os.access(directory or ".", os.W_OK)
+
+
 class SyncArchiveBackend(DatabaseBackend):
     """A repository database archive as a read-only backend.
 
@@ -280,6 +290,11 @@ class SyncArchiveBackend(DatabaseBackend):
             self._log(level, f"ignoring snapshot {self.snapshot_path} of database "
                              f"'{self.treename}': {exc}; rebuilding it")
         raw = self._collect(data)
+        if not _can_write_under(os.path.dirname(self.snapshot_path)):
+            # Building a snapshot parses every entry: only worth it when it can be kept.
+            self._raw = raw
+            self.loaded_from = "archive"
+            return
         metas = [self._parse(name, r) for name, r in sorted(raw.items())]
         snap = Snapshot.build(source, metas)
         try:
