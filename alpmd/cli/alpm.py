@@ -19,7 +19,7 @@ from alpmd.cli.args import Args, UsageError, parse
 from alpmd.cli.output import Colors, Out
 from alpmd.engine.config import Config, load_config
 from alpmd.engine.errors import AlpmError
-from alpmd.engine.handle import Handle, Options
+from alpmd.engine.handle import Handle
 from alpmd.engine.log import LogLevel
 
 DEFAULT_CONFIG = "/etc/pacman.conf"
@@ -74,31 +74,17 @@ def build_handle(args: Args, out: Out) -> tuple[Handle, Config]:
         hookdir_overrides=args.all_values("hookdir"),
         arch_overrides=args.all_values("arch"),
     )
-    options = Options(
-        root=config.root_dir,
-        dbpath=config.db_path,
-        logfile=config.log_file,
-        cachedirs=list(config.cache_dirs),
-        hookdirs=list(config.hook_dirs),
-        gpgdir=config.gpg_dir,
-        noupgrade=list(config.no_upgrade),
-        noextract=list(config.no_extract),
+    handle, errors = Handle.from_config(
+        config,
         ignorepkg=list(config.ignore_pkg) + _split_values(args.all_values("ignore")),
         ignoregroup=list(config.ignore_group) + _split_values(args.all_values("ignoregroup")),
-        holdpkg=list(config.hold_pkg),
-        architectures=list(config.architectures),
-        checkspace=config.check_space,
-        usesyslog=config.use_syslog,
         dbext=".files" if args.op == "files" else ".db",
     )
-    handle = Handle(options)
     handle.add_log_callback(_log_callback(out, args.op or ""))
-    for repo in config.repos:
-        try:
-            handle.register_syncdb(repo.name)
-        except AlpmError as exc:
-            # pacman reports a repository it cannot register and goes on without it.
-            out.error(f"could not register '{repo.name}' database ({exc.code.strerror})")
+    for exc in errors:
+        # pacman reports a repository it cannot register and goes on without it.
+        out.error(f"could not register '{exc.details.get('name', '')}' database "
+                  f"({exc.code.strerror})")
     return handle, config
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from alpmd.engine.config import DEFAULT_SIGLEVEL, Config, Repo, SigLevel
 from alpmd.engine.db.local import LocalDatabase
 from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.errors import AlpmError, ErrorCode
@@ -48,6 +49,10 @@ class Options:
     usesyslog: bool = False
     parallel_downloads: int = 1
     disable_download_timeout: bool = False
+    xfer_command: str | None = None
+    siglevel: SigLevel = DEFAULT_SIGLEVEL
+    local_file_siglevel: SigLevel = DEFAULT_SIGLEVEL
+    remote_file_siglevel: SigLevel = DEFAULT_SIGLEVEL
     #: ``.db``, or ``.files`` to read the files databases instead (``-F``).
     dbext: str = ".db"
     #: Parsed sync database snapshots; a cache (``pacman -Sc`` would wipe one under dbpath).
@@ -74,6 +79,34 @@ class Options:
     def lockfile(self) -> str:
         assert self.dbpath is not None
         return self.dbpath + LOCK_NAME
+
+    @classmethod
+    def from_config(cls, config: Config, **overrides: object) -> Options:
+        """The options a parsed pacman.conf asks for; ``overrides`` win (front-end flags)."""
+        values: dict[str, object] = dict(
+            root=config.root_dir,
+            dbpath=config.db_path,
+            logfile=config.log_file,
+            cachedirs=list(config.cache_dirs),
+            hookdirs=list(config.hook_dirs),
+            gpgdir=config.gpg_dir,
+            noupgrade=list(config.no_upgrade),
+            noextract=list(config.no_extract),
+            ignorepkg=list(config.ignore_pkg),
+            ignoregroup=list(config.ignore_group),
+            holdpkg=list(config.hold_pkg),
+            architectures=list(config.architectures),
+            checkspace=config.check_space,
+            usesyslog=config.use_syslog,
+            parallel_downloads=config.parallel_downloads,
+            disable_download_timeout=config.disable_download_timeout,
+            xfer_command=config.xfer_command,
+            siglevel=config.siglevel,
+            local_file_siglevel=config.local_file_siglevel,
+            remote_file_siglevel=config.remote_file_siglevel,
+        )
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
 
 
 class Handle:
@@ -102,18 +135,40 @@ class Handle:
             self._localdb = LocalDatabase(self.dbpath, log=self.log)
         return self._localdb
 
-    def register_syncdb(self, name: str) -> SyncDatabase:
-        """Register ``<dbpath>/sync/<name><dbext>`` (and its ``.files``); names are unique."""
+    @classmethod
+    def from_config(cls, config: Config, **overrides: object) -> tuple[Handle, list[AlpmError]]:
+        """A handle for a parsed pacman.conf with its repositories registered.
+
+        Repositories that cannot be registered are returned as errors (pacman
+        reports them and goes on without them).
+        """
+        handle = cls(Options.from_config(config, **overrides))
+        errors: list[AlpmError] = []
+        for repo in config.repos:
+            try:
+                handle.register_syncdb(repo.name, repo)
+            except AlpmError as exc:
+                errors.append(exc)
+        return handle, errors
+
+    def register_syncdb(self, name: str, repo: Repo | None = None) -> SyncDatabase:
+        """Register ``<dbpath>/sync/<name><dbext>`` (and its ``.files``); names are unique.
+
+        ``repo`` carries the servers, signature level and usage from pacman.conf;
+        without it the database has no servers and the global signature level.
+        """
         if not name or "/" in name or name in (".", ".."):
-            raise AlpmError(ErrorCode.WRONG_ARGS, f"invalid database name '{name}'")
+            raise AlpmError(ErrorCode.WRONG_ARGS, f"invalid database name '{name}'", name=name)
         if name == "local" or any(db.name == name for db in self.syncdbs):
-            raise AlpmError(ErrorCode.DB_NOT_NULL, f"database '{name}' already registered")
+            raise AlpmError(ErrorCode.DB_NOT_NULL, f"database '{name}' already registered",
+                            name=name)
         sync = self.dbpath + "sync/"
         snapshots = self.options.snapshot_dir if self.options.use_snapshots else None
         if snapshots is not None and self.options.dbext != ".db":
             snapshots += self.options.dbext.lstrip(".") + "/"
         db = SyncDatabase(name, sync + name + self.options.dbext,
                           files_path=sync + name + ".files", snapshot_dir=snapshots, log=self.log)
+        db.repo = repo if repo is not None else Repo(name, siglevel=self.options.siglevel)
         self.syncdbs.append(db)
         return db
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from libarchive import ffi
 
+from alpmd.engine.config import Repo
 from alpmd.engine.db.backend import DatabaseBackend, EntryKey, split_entry_name
 from alpmd.engine.db.cache import PackageCache
 from alpmd.engine.db.snapshot import (
@@ -449,6 +450,8 @@ class SyncDatabase:
     def __init__(self, name: str, path: str, *, files_path: str | None = None,
                  snapshot_dir: str | None = None, log: LogCallback | None = None,
                  backend: DatabaseBackend | None = None) -> None:
+        #: The pacman.conf section (servers, signature level, usage), set by the handle.
+        self.repo: Repo | None = None
         self.name = name
         self.path = path
         self.files_path = files_path
