@@ -118,6 +118,8 @@ class Handle:
         self.syncdbs: list[SyncDatabase] = []
         self._lock_fd: int | None = None
         self.log_callbacks: list[LogCallback] = []
+        #: The transaction in progress (one per handle at a time; see trans.Transaction).
+        self.trans: object | None = None
         assert self.options.logfile is not None
         self.logwriter = LogWriter(self.options.logfile, use_syslog=self.options.usesyslog)
 
