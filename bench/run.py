@@ -22,6 +22,7 @@ from bench import ROOT, Context, Section, machine
 #: The benchmarks, in report order (module names under ``bench``).
 BENCHMARKS: list[str] = [
     "sync_load",
+    "query",
 ]
 
 

@@ -1,0 +1,144 @@
+"""Queries on 15,000 sync packages and 1,500 installed ones: pacman against ``alpm``.
+
+Two views of every query, on the same files in the same run:
+
+* whole process, spawn to exit: ``pacman`` and our ``alpm`` with the same
+  arguments (ours pays the interpreter's start-up; its sync snapshot is warm
+  after the first run, as on a real system);
+* warm in-process: the engine call behind the command, with the handle and
+  databases already loaded (what the daemon answers with), median of repeats
+  after one warm-up call that builds the lazy indexes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import PACMAN, Context, Section, Table, fmt_s, ratio, run_probe, run_process
+
+TITLE = "Queries (-Ss, -Si, -Qi, -Ql, -Qo, -Qu, -Fx) on 15,000 packages, 1,500 installed"
+
+
+@dataclass
+class QueryFixture:
+    root: Path
+    config: Path
+    installed: str       # an installed package with files
+    owned_file: str      # an absolute path it owns
+    sync_pkg: str
+    search: str
+    files_regex: str
+
+
+def _build(ctx: Context) -> QueryFixture:
+    from alpmd.testing.oracle import PacmanRoot
+    from alpmd.testing.repogen import (
+        generate_files,
+        generate_repo,
+        make_local_db,
+        write_sync_db,
+    )
+
+    top = ctx.workdir / "query"
+    root = PacmanRoot(top / "root")
+    metas = generate_repo(1, 15000)
+    files = {m.name: generate_files(m, 1) for m in metas}
+    srv = top / "srv"
+    srv.mkdir(parents=True, exist_ok=True)
+    write_sync_db(metas, srv / "extra.db", files=files)
+    root.add_repo("extra", srv / "extra.db", srv / "extra.files")
+    local = make_local_db(root.dbpath, metas, installed=1500, outdated=300, seed=1)
+    with_files = next(m for m in local if m.name == "bash") if any(
+        m.name == "bash" for m in local) else local[0]
+    owned = next(f for f in files[with_files.name].files if not f.endswith("/"))
+    # -Qo stats the file (pacman refuses a missing one), as seen from outside the root.
+    on_disk = root.root / owned
+    on_disk.parent.mkdir(parents=True, exist_ok=True)
+    on_disk.write_bytes(b"")
+    return QueryFixture(root.root, root.config, with_files.name, str(on_disk), "gtk3",
+                        "font", r"usr/bin/.*ctl$")
+
+
+_WARM = r"""
+import json, statistics, time
+from alpmd.engine.config import load_config
+from alpmd.engine.handle import Handle
+from alpmd.engine import query
+cfg = load_config({config!r})
+handle, _ = Handle.from_config(cfg)
+fhandle, _ = Handle.from_config(cfg, dbext=".files")
+local = handle.localdb
+sync = handle.syncdbs
+
+def qi(pkg):
+    return (pkg.desc, pkg.depends, pkg.optdepends, pkg.provides, pkg.isize,
+            query.required_by(handle, pkg), query.optional_for(handle, pkg))
+
+ops = {{
+    "-Ss": lambda: [query.search(db, [{search!r}]) for db in sync],
+    "-Si": lambda: [(p.desc, p.depends, p.provides, p.isize) for db in sync
+                    for p in [db.get({sync_pkg!r})] if p],
+    "-Qi one": lambda: qi(local.get({installed!r})),
+    "-Qi all": lambda: [qi(p) for p in local.packages],
+    "-Ql": lambda: list(local.get({installed!r}).files),
+    "-Qo": lambda: query.find_owner(handle, {owned!r}),
+    "-Qu": lambda: [query.new_version(handle, p) for p in local.packages],
+    "-Fx": lambda: query.files_search(fhandle.syncdbs, {regex!r}, regex=True),
+}}
+out = {{}}
+for name, fn in ops.items():
+    fn()
+    times = []
+    for _ in range(15):
+        t0 = time.perf_counter(); fn(); times.append(time.perf_counter() - t0)
+    out[name] = statistics.median(times)
+print(json.dumps(out))
+"""
+
+
+def run(ctx: Context) -> Section:
+    t0 = time.perf_counter()
+    section = Section(TITLE)
+    fx = ctx.fixture("query", lambda: _build(ctx))
+    n = max(3, ctx.repeats // 2)
+    base = ["--config", str(fx.config), "--color", "never"]
+    cases = [
+        ("-Ss", ["-Ss", fx.search]),
+        ("-Si", ["-Si", fx.sync_pkg]),
+        ("-Qi one", ["-Qi", fx.installed]),
+        ("-Qi all", ["-Qi"]),
+        ("-Ql", ["-Ql", fx.installed]),
+        ("-Qo", ["-Qo", fx.owned_file]),
+        ("-Qu", ["-Qu"]),
+        ("-Fx", ["-Fx", fx.files_regex]),
+    ]
+    alpm = str(Path(ctx.python).with_name("alpm"))
+    warm = run_probe(ctx, _WARM.format(config=str(fx.config), search=fx.search,
+                                       sync_pkg=fx.sync_pkg, installed=fx.installed,
+                                       owned=fx.owned_file, regex=fx.files_regex),
+                     repeats=1, warmup=0)[0]
+    table = Table(["query", "pacman (process)", "alpm (process)", "process ratio",
+                   "alpm warm in-process", "warm vs pacman process"],
+                  title=f"Median of {n} runs each (after 1 warm-up); warm: median of 15 calls")
+    for label, args in cases:
+        # -Qu exits 1 when nothing is outdated; -Qo and the rest exit 0 here.
+        p = run_process([PACMAN, args[0], *base, *args[1:]], env=ctx.env(), repeats=n,
+                        check=False)
+        a = run_process([alpm, args[0], *base, *args[1:]], env=ctx.env(), repeats=n,
+                        check=False)
+        w = float(warm[label])
+        table.add(label, fmt_s(p.median), fmt_s(a.median), ratio(a.median, p.median),
+                  fmt_s(w), ratio(w, p.median))
+    section.tables.append(table)
+    section.notes += [
+        "Fixture: generated repository (seed 1, 15,000 packages, with a .files database), "
+        "1,500 installed of which 300 outdated (repogen.make_local_db).",
+        f"Targets: -Ss {fx.search!r}, -Si {fx.sync_pkg}, -Qi/-Ql {fx.installed}, "
+        f"-Qo {fx.owned_file}, -Fx {fx.files_regex!r}.",
+        "Our process time includes Python's start-up and imports (about 0.1 s here); "
+        "the warm column is what a running daemon pays.",
+    ]
+    section.seconds = time.perf_counter() - t0
+    return section
