@@ -25,7 +25,7 @@ all: test
 $(STAMP): pyproject.toml .apt-stamp
 	@test -x $(PY) || (command -v python3.11 >/dev/null && python3.11 -m venv $(VENV) || python3 -m venv $(VENV))
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
 
 deps: $(STAMP)
