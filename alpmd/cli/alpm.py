@@ -111,6 +111,14 @@ def _dispatch(ctx: Context) -> int:
         from alpmd.cli import database
 
         return database.run(ctx)
+    if op == "upgrade":
+        from alpmd.cli import upgrade
+
+        return upgrade.run(ctx)
+    if op == "remove":
+        from alpmd.cli import remove
+
+        return remove.run(ctx)
     if op == "deptest":
         from alpmd.cli import deptest
 

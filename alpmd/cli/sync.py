@@ -1,6 +1,8 @@
-"""``alpm -S`` (query side): -Ss, -Sg/-Sgg, -Si/-Sii and -Sl, as pacman's sync.c."""
+"""``alpm -S``: queries (-Ss, -Sg, -Si, -Sl), -Sy, -Sc/-Scc and installs, as pacman's sync.c."""
 
 from __future__ import annotations
+
+import importlib
 
 from alpmd.cli.alpm import Context
 from alpmd.cli.output import Display, installed_suffix, search_results
@@ -11,9 +13,15 @@ from alpmd.engine.query import search
 def run(ctx: Context) -> int:
     a = ctx.args
     out = ctx.out
-    if a.has("clean") or a.has("refresh"):
-        out.error("this front end does not modify the system yet (-Sc, -Sy)")
-        return 1
+    if a.has("clean"):
+        return _clean(ctx, a.count("clean"))
+    if a.has("refresh"):
+        code = _refresh(ctx, a.count("refresh") > 1)
+        if code != 0:
+            return code
+        if not (a.targets or a.has("sysupgrade") or a.has("search") or a.has("info")
+                or a.has("list") or a.has("groups")):
+            return 0
     syncs = ctx.handle.syncdbs
     if not syncs:
         out.error("no usable package repositories configured.")
@@ -46,8 +54,87 @@ def run(ctx: Context) -> int:
     if not a.targets and not a.has("sysupgrade"):
         out.error("no targets specified (use -h for help)")
         return 1
-    out.error("this front end does not install packages yet")
-    return 1
+    return _install(ctx)
+
+
+def _install(ctx: Context) -> int:
+    """-S targets / -Su / -Sw: one add transaction (pacman's sync_trans)."""
+    from alpmd.cli.upgrade import (
+        apply_options,
+        callbacks,
+        execute,
+        log_command,
+        printing,
+        trans_flags,
+    )
+    from alpmd.engine.trans import Transaction
+
+    a = ctx.args
+    out = ctx.out
+    apply_options(ctx)
+    if not printing(ctx):
+        log_command(ctx)
+    cb = callbacks(ctx)
+    with Transaction(ctx.handle, trans_flags(ctx), event=cb.event, progress=cb.progress,
+                     question=cb.question) as trans:
+        for target in a.targets:
+            try:
+                trans.add_sync_target(target)
+            except AlpmError as exc:
+                out.error(f"'{target}': {exc.code.strerror}")
+                return 1
+        if a.has("sysupgrade"):
+            if not printing(ctx):
+                out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} Starting full system "
+                          f"upgrade...{out.c.nocolor}\n")
+                ctx.handle.logaction("PACMAN", "starting full system upgrade")
+            trans.sysupgrade(allow_downgrade=a.count("sysupgrade") > 1)
+        return execute(ctx, trans, cb)
+
+
+def _refresh(ctx: Context, force: bool) -> int:
+    """-Sy/-Syy through download.refresh_databases (pacman's sync_syncdbs)."""
+    import asyncio
+
+    from alpmd.engine import download
+
+    out = ctx.out
+    out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} Synchronizing package databases..."
+              f"{out.c.nocolor}\n")
+    ctx.handle.logaction("PACMAN", "synchronizing package lists")
+    try:
+        changed = asyncio.run(download.refresh_databases(ctx.handle, force=force))
+    except AlpmError as exc:
+        out.error(f"failed to synchronize all databases ({exc.code.strerror})")
+        return 1
+    for name, did in changed.items():
+        if not did:
+            out.write(f" {name} is up to date\n")
+    return 0
+
+
+def _clean(ctx: Context, level: int) -> int:
+    """-Sc / -Scc through pkgcache.clean_cache, with pacman's questions."""
+    from alpmd.cli.upgrade import callbacks
+    pkgcache = importlib.import_module("alpmd.engine.pkgcache")
+
+    out = ctx.out
+    cb = callbacks(ctx)
+    for d in ctx.handle.options.cachedirs:
+        out.write(f"\nCache directory: {d}\n")
+    if level > 1:
+        if not cb.yesno("Do you want to remove ALL files from cache?", False):
+            return 0
+        out.write("removing all files from cache...\n")
+        pkgcache.clean_cache(ctx.handle, all=True)
+    else:
+        out.write("Packages to keep:\n  All locally installed packages\n")
+        if not cb.yesno("Do you want to remove all other packages from cache?", True):
+            return 0
+        out.write("removing old packages from cache...\n")
+        pkgcache.clean_cache(ctx.handle, keep_installed=True)
+    out.write("\nDatabase directory: " + ctx.handle.dbpath + "\n")
+    return 0
 
 
 def _groups(ctx: Context, level: int) -> int:

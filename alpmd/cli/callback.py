@@ -1,0 +1,256 @@
+"""Events, progress and questions printed the way pacman's callback.c and util.c do.
+
+The engine sends typed events; this module only formats them. Progress bars are
+drawn only on a terminal (pacman turns them off when stdout is redirected) and
+never with ``--noprogressbar``; without bars, each step prints one line
+("checking package integrity...", "installing foo...").
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from alpmd.cli.output import Out, humanize
+from alpmd.engine import events as ev
+from alpmd.engine.handle import Handle
+from alpmd.engine.package import Package
+from alpmd.engine.query import find_satisfier
+
+#: pacman's --ask bits (alpm_question_type_t): a set bit inverts that question's default.
+ASK_BITS: dict[type[ev.Question], int] = {
+    ev.InstallIgnored: 1, ev.ReplacePackage: 2, ev.ConflictPackage: 4,
+    ev.CorruptedPackage: 8, ev.RemoveUnresolvable: 16, ev.SelectProvider: 32,
+    ev.ImportKey: 64,
+}
+
+_STEP_LINES: dict[type[ev.Event], str] = {
+    ev.CheckDeps: "checking dependencies...",
+    ev.ResolveDeps: "resolving dependencies...",
+    ev.InterConflicts: "looking for conflicting packages...",
+}
+_QUIET_STEP_LINES: dict[type[ev.Event], str] = {
+    ev.FileConflicts: "checking for file conflicts...",
+    ev.Integrity: "checking package integrity...",
+    ev.KeyringCheck: "checking keyring...",
+    ev.LoadPackages: "loading package files...",
+    ev.DiskSpace: "checking available disk space...",
+}
+_BAR_TITLES: dict[ev.ProgressKind, str] = {
+    ev.ProgressKind.ADD: "installing", ev.ProgressKind.UPGRADE: "upgrading",
+    ev.ProgressKind.DOWNGRADE: "downgrading", ev.ProgressKind.REINSTALL: "reinstalling",
+    ev.ProgressKind.REMOVE: "removing", ev.ProgressKind.CONFLICTS: "checking for file conflicts",
+    ev.ProgressKind.DISKSPACE: "checking available disk space",
+    ev.ProgressKind.INTEGRITY: "checking package integrity",
+    ev.ProgressKind.LOAD: "loading package files", ev.ProgressKind.KEYRING: "checking keys in keyring",
+}
+_OP_WORDS = {ev.Operation.INSTALL: "installing", ev.Operation.UPGRADE: "upgrading",
+             ev.Operation.DOWNGRADE: "downgrading", ev.Operation.REINSTALL: "reinstalling",
+             ev.Operation.REMOVE: "removing"}
+
+
+@dataclass
+class Callbacks:
+    """The front end's answers: pacman's noconfirm/--ask rules and its printing."""
+
+    out: Out
+    handle: Handle | None = None
+    noconfirm: bool = False
+    ask: int | None = None
+    noprogressbar: bool = False
+    stdin: TextIO | None = None
+    _last_bar: tuple[ev.ProgressKind, str] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self._isatty():
+            self.noprogressbar = True
+
+    def _isatty(self) -> bool:
+        try:
+            return self.out.stdout.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    # -- events -----------------------------------------------------------------------
+
+    def event(self, e: ev.Event) -> None:
+        out = self.out
+        if isinstance(e, ev.StepEvent) and not e.done:
+            line = _STEP_LINES.get(type(e))
+            if line is None and self.noprogressbar:
+                line = _QUIET_STEP_LINES.get(type(e))
+            if line is not None:
+                out.write(line + "\n")
+                return
+        if isinstance(e, ev.TransactionStep) and not e.done:
+            out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} Processing package changes..."
+                      f"{out.c.nocolor}\n")
+        elif isinstance(e, ev.PackageOperation):
+            if not e.done and self.noprogressbar:
+                pkg = e.new if e.new is not None else e.old
+                assert pkg is not None
+                out.write(f"{_OP_WORDS[e.operation]} {pkg.name}...\n")
+            elif e.done and e.new is not None:
+                if e.operation is ev.Operation.INSTALL:
+                    self._optdepends(e.new, e.new.optdepends)
+                elif e.operation in (ev.Operation.UPGRADE, ev.Operation.DOWNGRADE):
+                    old = set(e.old.optdepends) if e.old is not None else set()
+                    self._optdepends(e.new, [o for o in e.new.optdepends if o not in old])
+        elif isinstance(e, ev.ScriptletInfo):
+            out.write(e.line if e.line.endswith("\n") else e.line + "\n")
+        elif isinstance(e, ev.PacnewCreated):
+            out.warning(f"{e.file} installed as {e.file}.pacnew")
+        elif isinstance(e, ev.PacsaveCreated):
+            out.warning(f"{e.file} saved as {e.file}.pacsave")
+        elif isinstance(e, ev.OptdepRemoval):
+            name = e.pkg.name if e.pkg is not None else ""
+            out.warning(f"{name} optionally requires {e.optdep}")
+        elif isinstance(e, ev.HookEvent) and not e.done:
+            word = "pre" if e.when.startswith("Pre") else "post"
+            out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} Running {word}-transaction "
+                      f"hooks...{out.c.nocolor}\n")
+        elif isinstance(e, ev.HookRun) and not e.done:
+            w = len(str(e.total))
+            out.write(f"({e.position:>{w}}/{e.total}) {e.description or e.name}\n")
+        elif isinstance(e, ev.DatabaseMissing):
+            out.warning(f"database file for '{e.dbname}' does not exist (use '-Sy' to download)")
+        elif isinstance(e, ev.Warning_):
+            out.warning(e.message)
+
+    def _optdepends(self, pkg: Package, optdeps: Sequence[str]) -> None:
+        if not optdeps:
+            return
+        out = self.out
+        out.write(f"{out.c.meta}:: {out.c.nocolor}{out.c.title}Optional dependencies for "
+                  f"{pkg.name}{out.c.nocolor}\n")
+        local = self.handle.localdb if self.handle is not None else None
+        for opt in optdeps:
+            dep = opt.split(":", 1)[0].strip()
+            mark = ""
+            if local is not None and find_satisfier(local, dep) is not None:
+                mark = " [installed]"
+            out.write(f"    {opt}{mark}\n")
+
+    # -- progress ---------------------------------------------------------------------
+
+    def progress(self, p: ev.Progress) -> None:
+        if self.noprogressbar:
+            return
+        title = _BAR_TITLES.get(p.kind, p.kind.value)
+        if p.kind in (ev.ProgressKind.ADD, ev.ProgressKind.UPGRADE, ev.ProgressKind.DOWNGRADE,
+                      ev.ProgressKind.REINSTALL, ev.ProgressKind.REMOVE):
+            title = f"{title} {p.name}"
+        w = len(str(p.total))
+        cols = self.out.cols or 80
+        head = f"({p.current:>{w}}/{p.total}) {title}"
+        barw = max(10, cols * 2 // 5 - 7)
+        textw = max(1, cols - barw - 7)
+        filled = barw * p.percent // 100
+        bar = "#" * filled + "-" * (barw - filled)
+        self.out.write(f"\r{head[:textw]:<{textw}} [{bar}] {p.percent:3d}%")
+        if p.percent >= 100:
+            self.out.write("\n")
+        try:
+            self.out.stdout.flush()
+        except (AttributeError, ValueError):
+            pass
+
+    # -- questions --------------------------------------------------------------------
+
+    def question(self, q: ev.Question) -> object:
+        default = q.default
+        if self.ask is not None:
+            bit = ASK_BITS.get(type(q), 0)
+            if self.ask & bit and isinstance(default, bool):
+                default = not default
+            return default
+        if isinstance(q, ev.InstallIgnored):
+            name = q.pkg.name if q.pkg else ""
+            return self.yesno(f"{name} is in IgnorePkg/IgnoreGroup. Install anyway?",
+                              bool(default))
+        if isinstance(q, ev.ReplacePackage):
+            old = q.old.name if q.old else ""
+            new = q.new.name if q.new else ""
+            return self.yesno(f"Replace {old} with {q.repo}/{new}?", bool(default))
+        if isinstance(q, ev.ConflictPackage):
+            new = q.new.name if q.new else ""
+            old = q.old.name if q.old else ""
+            if not q.reason or q.reason in (new, old):
+                text = f"{new} and {old} are in conflict. Remove {old}?"
+            else:
+                text = f"{new} and {old} are in conflict ({q.reason}). Remove {old}?"
+            return self.yesno(text, bool(default))
+        if isinstance(q, ev.CorruptedPackage):
+            return self.yesno(f"File {q.filepath} is corrupted ({q.reason}).\n"
+                              "Do you want to delete it?", bool(default))
+        if isinstance(q, ev.RemoveUnresolvable):
+            names = "  ".join(p.name for p in q.packages)
+            return self.yesno("The following package cannot be upgraded due to unresolvable "
+                              f"dependencies:\n     {names}\n\nDo you want to skip the above "
+                              "package for this upgrade?", bool(default))
+        if isinstance(q, ev.ImportKey):
+            return self.yesno(f"Import PGP key {q.fingerprint}, \"{q.uid}\"?", bool(default))
+        if isinstance(q, ev.SelectProvider):
+            return self._select_provider(q)
+        return default
+
+    def _select_provider(self, q: ev.SelectProvider) -> object:
+        out = self.out
+        out.write(f"{out.c.meta}:: {out.c.nocolor}There are {len(q.providers)} providers "
+                  f"available for {q.depend}:\n")
+        line = " ".join(f"{i}) {p.name}" for i, p in enumerate(q.providers, 1))
+        out.write(f"   {line}\n\nEnter a number (default=1): ")
+        if self.noconfirm:
+            out.write("\n")
+            return q.default
+        reply = self._readline().strip()
+        if reply.isdigit() and 1 <= int(reply) <= len(q.providers):
+            return int(reply) - 1
+        return q.default
+
+    def _readline(self) -> str:
+        stream = self.stdin if self.stdin is not None else sys.stdin
+        try:
+            line = stream.readline()
+        except (OSError, ValueError):
+            return ""
+        return str(line)
+
+    def yesno(self, text: str, default: bool) -> bool:
+        """pacman's question(): ``:: text [Y/n] ``; --noconfirm takes the default."""
+        out = self.out
+        hint = "[Y/n]" if default else "[y/N]"
+        out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} {text} {hint}{out.c.nocolor} ")
+        if self.noconfirm:
+            out.write("\n")
+            return default
+        try:
+            out.stdout.flush()
+        except (AttributeError, ValueError):
+            pass
+        reply = self._readline()
+        if not reply:
+            out.write("\n")
+            return False
+        reply = reply.strip().lower()
+        if not reply:
+            return default
+        if reply in ("y", "yes"):
+            return True
+        if reply in ("n", "no"):
+            return False
+        return False
+
+
+def size_lines(entries: Sequence[tuple[str, int]]) -> str:
+    """pacman's size summary: labels padded to the longest one, ``%.2f`` binary units."""
+    if not entries:
+        return ""
+    w = max(len(label) for label, _ in entries) + 1
+    out = []
+    for label, size in entries:
+        value, unit = humanize(size, "M")
+        out.append(f"{label:<{w}} {value:.2f} {unit}\n")
+    return "".join(out)

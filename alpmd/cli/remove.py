@@ -1,0 +1,44 @@
+"""``alpm -R``: remove packages (with -s, -ss, -c, -n, -u, --dbonly), as pacman's remove.c."""
+
+from __future__ import annotations
+
+from alpmd.cli.alpm import Context
+from alpmd.cli.upgrade import apply_options, callbacks, execute, log_command, printing, trans_flags
+from alpmd.engine.errors import AlpmError
+from alpmd.engine.trans import Transaction
+
+
+def run(ctx: Context) -> int:
+    out = ctx.out
+    if not ctx.args.targets:
+        out.error("no targets specified (use -h for help)")
+        return 1
+    apply_options(ctx)
+    if not printing(ctx):
+        log_command(ctx)
+    cb = callbacks(ctx)
+    with Transaction(ctx.handle, trans_flags(ctx), event=cb.event, progress=cb.progress,
+                     question=cb.question) as trans:
+        localdb = ctx.handle.localdb
+        missing = False
+        for target in ctx.args.targets:
+            name = target[len("local/"):] if target.startswith("local/") else target
+            if localdb.get(name) is None:
+                members = localdb.groups.get(name)
+                if members:
+                    for pkg in members:
+                        if pkg.name not in trans.remove_targets:
+                            trans.add_remove_target(pkg.name)
+                    continue
+                out.error(f"target not found: {target}")
+                missing = True
+                continue
+            try:
+                if name not in trans.remove_targets:
+                    trans.add_remove_target(name)
+            except AlpmError as exc:
+                out.error(f"'{target}': {exc.code.strerror}")
+                missing = True
+        if missing:
+            return 1
+        return execute(ctx, trans, cb, prompt="Do you want to remove these packages?")

@@ -1,0 +1,302 @@
+"""``alpm -U`` and the part of a transaction every changing operation shares.
+
+pacman's upgrade.c (load the files, then sync.c's ``sync_prepare_execute``):
+prepare, show the targets, ask, download, commit, and report failures with
+pacman's wording and exit codes. All decisions are the engine's; this module
+formats. SIGINT/SIGTERM/SIGHUP become an exception that unwinds through the
+commit's ``finally`` blocks (the lock is released, the journal says where).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from alpmd.cli.alpm import Context
+from alpmd.cli.callback import Callbacks, size_lines
+from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.events import TransFlag
+from alpmd.engine.package import Origin, Package
+from alpmd.engine.trans import Transaction
+
+
+class Signalled(BaseException):
+    """A terminating signal arrived; unwinds like KeyboardInterrupt."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def signals_unwind() -> Iterator[None]:
+    """Turn SIGINT/SIGTERM/SIGHUP into :class:`Signalled` for the duration."""
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Signalled(signum)
+
+    saved: dict[int, Any] = {}
+    for sig in (int(signal.SIGINT), int(signal.SIGTERM), int(signal.SIGHUP)):
+        try:
+            saved[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+
+
+def trans_flags(ctx: Context) -> TransFlag:
+    """The transaction flags the command line asks for (pacman's parsearg_trans & co)."""
+    a = ctx.args
+    flags = TransFlag.NONE
+    nodeps = a.count("nodeps")
+    if nodeps == 1:
+        flags |= TransFlag.NODEPVERSION
+    elif nodeps > 1:
+        flags |= TransFlag.NODEPS | TransFlag.NODEPVERSION
+    for name, flag in (("dbonly", TransFlag.DBONLY), ("noscriptlet", TransFlag.NOSCRIPTLET),
+                       ("needed", TransFlag.NEEDED), ("asdeps", TransFlag.ALLDEPS),
+                       ("asexplicit", TransFlag.ALLEXPLICIT),
+                       ("downloadonly", TransFlag.DOWNLOADONLY),
+                       ("cascade", TransFlag.CASCADE), ("nosave", TransFlag.NOSAVE),
+                       ("unneeded", TransFlag.UNNEEDED)):
+        if a.has(name):
+            flags |= flag
+    rec = a.count("recursive")
+    if rec:
+        flags |= TransFlag.RECURSE
+    if rec > 1:
+        flags |= TransFlag.RECURSEALL
+    if printing(ctx):
+        flags |= TransFlag.NOLOCK
+    return flags
+
+
+def printing(ctx: Context) -> bool:
+    return ctx.args.has("print") or ctx.args.value("print-format") is not None
+
+
+def callbacks(ctx: Context) -> Callbacks:
+    a = ctx.args
+    noconfirm = a.has("noconfirm") and not _confirm_after(a)
+    ask = a.value("ask")
+    cb = Callbacks(ctx.out, ctx.handle, noconfirm=noconfirm,
+                   ask=int(ask) if ask is not None and ask.isdigit() else None,
+                   noprogressbar=a.has("noprogressbar") or ctx.config.no_progress_bar)
+    return cb
+
+
+def _confirm_after(a: Any) -> bool:
+    """--confirm cancels an earlier --noconfirm (pacman keeps the last one)."""
+    return bool(a.has("confirm")) and "confirm" in a.flags and a.flags.get("noconfirm", 0) <= \
+        a.flags.get("confirm", 0)
+
+
+def apply_options(ctx: Context) -> None:
+    """Command-line values that are handle options: --overwrite, --assume-installed."""
+    opts = ctx.handle.options
+    opts.overwrite_files = list(opts.overwrite_files) + ctx.args.all_values("overwrite")
+    opts.assume_installed = list(opts.assume_installed) + ctx.args.all_values("assume-installed")
+
+
+def log_command(ctx: Context) -> None:
+    """``[PACMAN] Running '...'``: the command line as typed (pacman's cl_to_log)."""
+    argv = list(sys.argv) if sys.argv and sys.argv[0] else ["alpm"]
+    ctx.handle.logaction("PACMAN", f"Running '{' '.join(argv)}'")
+
+
+def location(ctx: Context, pkg: Package) -> str:
+    """pacman's ``%l``: server URL + filename, ``file://`` path, or name-version."""
+    if pkg.origin is Origin.SYNCDB:
+        repo = getattr(pkg.db, "repo", None)
+        servers = repo.servers if repo is not None else []
+        if servers:
+            return f"{servers[0]}/{pkg.filename}"
+        return pkg.filename or f"{pkg.name}-{pkg.version}"
+    if pkg.origin is Origin.FILE:
+        return f"file://{pkg.path}"
+    return f"{pkg.name}-{pkg.version}"
+
+
+def print_format(ctx: Context, pkg: Package) -> str:
+    fmt = ctx.args.value("print-format") or "%l"
+    repo = pkg.db.name if pkg.origin is not Origin.FILE and hasattr(pkg.db, "name") else "local"
+    values = {"%n": pkg.name, "%v": pkg.version, "%l": location(ctx, pkg), "%r": repo,
+              "%s": str(pkg.isize or 0), "%a": pkg.arch or "", "%b": pkg.base or ""}
+    out = fmt
+    for k, v in values.items():
+        out = out.replace(k, v)
+    return out
+
+
+def display_targets(ctx: Context, plan: Any, downloads: int) -> None:
+    """``Packages (N) a-1  b-2`` and the size lines, as pacman's display_targets."""
+    out = ctx.out
+    localdb = ctx.handle.localdb
+    names = []
+    isize = 0
+    rsize = 0
+    upgrades = False
+    removing = {p.name for p in plan.remove}
+    for pkg in plan.add:
+        names.append(f"{pkg.name}-{pkg.version}")
+        isize += pkg.isize or 0
+        old = localdb.get(pkg.name)
+        if old is not None:
+            upgrades = True
+            if pkg.name not in removing:
+                rsize += old.isize or 0
+    for pkg in plan.remove:
+        rsize += pkg.isize or 0
+        names.append(f"{pkg.name}-{pkg.version}" + (" [removal]" if plan.add else ""))
+    names.sort()
+    out.write(f"\n{out.c.title}Packages ({len(names)}){out.c.nocolor} {'  '.join(names)}\n\n")
+    sizes: list[tuple[str, int]] = []
+    if plan.add:
+        if downloads:
+            sizes.append(("Total Download Size:", downloads))
+        if not ctx.args.has("downloadonly"):
+            sizes.append(("Total Installed Size:", isize))
+            if upgrades or plan.remove:
+                sizes.append(("Net Upgrade Size:", isize - rsize))
+    else:
+        sizes.append(("Total Removed Size:", rsize))
+    out.write(size_lines(sizes))
+
+
+def report_prepare_error(ctx: Context, exc: AlpmError, *, removing: bool = False) -> None:
+    out = ctx.out
+    if exc.code is ErrorCode.PKG_NOT_FOUND:
+        targets = exc.details.get("targets") or []
+        if targets:
+            for t in targets:
+                out.error(f"target not found: {t}")
+        else:
+            out.error(str(exc))
+        return
+    out.error(f"failed to prepare transaction ({exc.code.strerror})")
+    if exc.code is ErrorCode.UNSATISFIED_DEPS:
+        for miss in exc.details.get("missing", []):
+            dep = getattr(miss, "depend", "")
+            target = getattr(miss, "target", "")
+            causing = getattr(miss, "causing", None)
+            if removing:
+                out.write(f":: removing {causing or target} breaks dependency '{dep}' "
+                          f"required by {target}\n")
+            elif causing:
+                out.write(f":: installing {causing} breaks dependency '{dep}' required by "
+                          f"{target}\n")
+            else:
+                out.write(f":: unable to satisfy dependency '{dep}' required by {target}\n")
+    elif exc.code is ErrorCode.CONFLICTING_DEPS:
+        for c in exc.details.get("conflicts", []):
+            p1 = getattr(c, "pkg1", "")
+            p2 = getattr(c, "pkg2", "")
+            p1 = getattr(p1, "name", p1)
+            p2 = getattr(p2, "name", p2)
+            reason = str(getattr(c, "reason", "") or "")
+            if reason and reason not in (p1, p2):
+                out.write(f":: {p1} and {p2} are in conflict ({reason})\n")
+            else:
+                out.write(f":: {p1} and {p2} are in conflict\n")
+
+
+def report_commit_error(ctx: Context, exc: AlpmError) -> None:
+    out = ctx.out
+    out.error(f"failed to commit transaction ({exc.code.strerror})")
+    if exc.code is ErrorCode.FILE_CONFLICTS:
+        for c in exc.details.get("conflicts", []):
+            if c.kind == "target":
+                out.write(f"{c.file} exists in both '{c.target}' and '{c.other}'\n")
+            elif c.other:
+                out.write(f"{c.target}: {c.file} exists in filesystem (owned by {c.other})\n")
+            else:
+                out.write(f"{c.target}: {c.file} exists in filesystem\n")
+    elif exc.code in (ErrorCode.PKG_INVALID, ErrorCode.PKG_INVALID_CHECKSUM,
+                      ErrorCode.PKG_INVALID_SIG):
+        path = exc.details.get("path")
+        if path:
+            out.write(f"{os.path.basename(path)} is invalid or corrupted\n")
+    elif exc.message != exc.code.strerror:
+        out.write(exc.message + "\n")
+    out.write("Errors occurred, no packages were upgraded.\n")
+
+
+def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
+            prompt: str = "Proceed with installation?") -> int:
+    """Prepare, show, confirm, download, commit: pacman's sync_prepare_execute."""
+    out = ctx.out
+    removing = trans.kind == "remove"
+    try:
+        plan = trans.prepare()
+    except AlpmError as exc:
+        report_prepare_error(ctx, exc, removing=removing)
+        return 1
+    for w in getattr(plan, "warnings", []) or []:
+        out.warning(w)
+    if not plan.add and not plan.remove:
+        out.write(" there is nothing to do\n")
+        return 0
+    if printing(ctx):
+        for pkg in (plan.remove if removing else plan.add):
+            out.write(print_format(ctx, pkg) + "\n")
+        return 0
+    to_fetch = [p for p in plan.add if p.origin is Origin.SYNCDB]
+    try:
+        from alpmd.engine import download as dl
+
+        dlsize = sum(p.csize or 0 for p in to_fetch if dl.find_cached(ctx.handle, p) is None)
+    except ImportError:
+        dlsize = sum(p.csize or 0 for p in to_fetch)
+    display_targets(ctx, plan, dlsize)
+    if ctx.args.has("downloadonly"):
+        prompt = "Proceed with download?"
+    out.write("\n")
+    if not cb.yesno(prompt, True):
+        return 1
+    try:
+        with signals_unwind():
+            if to_fetch:
+                out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} Retrieving packages..."
+                          f"{out.c.nocolor}\n")
+                asyncio.run(trans.download())
+            trans.commit()
+    except AlpmError as exc:
+        report_commit_error(ctx, exc)
+        return 1
+    except Signalled as sig:
+        out.write("\nInterrupt signal received\n")
+        return 128 + sig.signum
+    return 0
+
+
+def run(ctx: Context) -> int:
+    """``-U file...``: install package files (and their dependencies from the repositories)."""
+    out = ctx.out
+    if not ctx.args.targets:
+        out.error("no targets specified (use -h for help)")
+        return 1
+    apply_options(ctx)
+    if not printing(ctx):
+        log_command(ctx)
+    cb = callbacks(ctx)
+    out.write("loading packages...\n")
+    with Transaction(ctx.handle, trans_flags(ctx), event=cb.event, progress=cb.progress,
+                     question=cb.question) as trans:
+        for target in ctx.args.targets:
+            path = target[len("file://"):] if target.startswith("file://") else target
+            try:
+                trans.add_file(os.path.abspath(path))
+            except AlpmError as exc:
+                out.error(f"'{target}': {exc.code.strerror}")
+                return 1
+        return execute(ctx, trans, cb)
+
