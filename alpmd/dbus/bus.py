@@ -1,0 +1,114 @@
+"""Connecting to the bus: the EAGAIN fix, the caller's name, and its uid.
+
+dbus-fast treats ``BlockingIOError`` from ``send`` (a full socket buffer, as
+when a burst of signals or many large replies outrun the bus) as a fatal error
+and drops the connection (dbus-next issue 153). :class:`_PatientWriter` keeps
+the unsent rest of the message and waits for the socket to become writable
+again. Method handlers are not told who called them; a message handler that
+runs before dispatch puts the sender in :data:`CALLER` (the handler's task
+copies the context, so each call sees its own sender).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any
+
+import dbus_fast.aio.message_bus as _aio_bus
+from dbus_fast import BusType, Message, MessageType
+from dbus_fast.aio import MessageBus
+
+#: The unique bus name of the client whose method call is being handled.
+CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("alpmd_caller", default="")
+
+
+class _PatientWriter(_aio_bus._MessageWriter):
+    """The library's writer, except that a full socket buffer means "wait", not "disconnect"."""
+
+    def write_callback(self, remove_writer: bool = True) -> None:
+        sock: Any = self.sock
+        fd: Any = self.fd
+        loop: Any = self.loop
+        done: Any = _aio_bus._future_set_result
+        failed: Any = _aio_bus._future_set_exception
+        try:
+            while True:
+                if self.buf is None:
+                    if not self.messages:
+                        if remove_writer:
+                            loop.remove_writer(fd)
+                        return
+                    buf, unix_fds, fut = self.messages.popleft()
+                    self.unix_fds = unix_fds
+                    self.buf = memoryview(buf)
+                    self.offset = 0
+                    self.fut = fut
+                try:
+                    if self.unix_fds and self.negotiate_unix_fd:
+                        import array
+                        import socket
+                        anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                array.array("i", self.unix_fds))]
+                        self.offset += sock.sendmsg([self.buf[self.offset:]], anc)
+                        self.unix_fds = None
+                    else:
+                        self.offset += sock.send(self.buf[self.offset:])
+                except (BlockingIOError, InterruptedError):
+                    # Keep the writer registered; the loop calls us again when writable.
+                    loop.add_writer(fd, self.write_callback)
+                    return
+                if self.offset < len(self.buf):
+                    loop.add_writer(fd, self.write_callback)
+                    return
+                self.buf = None
+                done(self.fut, None)
+        except Exception as exc:
+            if self.bus._user_disconnect:
+                done(self.fut, None)
+            else:
+                failed(self.fut, exc)
+            self.bus._finalize(exc)
+
+
+def install_eagain_fix() -> None:
+    """Make every asyncio MessageBus made from now on in this process use the patient writer."""
+    _aio_bus._MessageWriter = _PatientWriter  # type: ignore[misc]
+
+
+def _remember_caller(msg: Message) -> bool:
+    if msg.message_type is MessageType.METHOD_CALL and msg.sender:
+        CALLER.set(msg.sender)
+    return False
+
+
+async def connect(address: str | None = None, *, system: bool = True) -> MessageBus:
+    """A connected bus (``address`` wins; else DBUS_SYSTEM_BUS_ADDRESS or the system bus)."""
+    install_eagain_fix()
+    kwargs: dict[str, Any] = {"negotiate_unix_fd": True}
+    if address:
+        kwargs["bus_address"] = address
+    else:
+        kwargs["bus_type"] = BusType.SYSTEM if system else BusType.SESSION
+    bus = await MessageBus(**kwargs).connect()
+    bus.add_message_handler(_remember_caller)
+    return bus
+
+
+async def caller_uid(bus: MessageBus, sender: str) -> int:
+    """The uid of a bus client, from the bus daemon (never from the client's word)."""
+    reply = await bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                                   interface="org.freedesktop.DBus",
+                                   member="GetConnectionUnixUser", signature="s", body=[sender]))
+    if reply.message_type is MessageType.ERROR:
+        raise LookupError(f"{sender}: {reply.error_name}")
+    return int(reply.body[0])
+
+
+async def caller_pid(bus: MessageBus, sender: str) -> int:
+    reply = await bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                                   interface="org.freedesktop.DBus",
+                                   member="GetConnectionUnixProcessID", signature="s",
+                                   body=[sender]))
+    if reply.message_type is MessageType.ERROR:
+        return 0
+    return int(reply.body[0])

@@ -1,0 +1,287 @@
+"""``org.alpm.Query1``: read-only questions, answered at once and never queued behind a writer.
+
+Everything is computed by :mod:`alpmd.engine.query`; this module only turns
+ids into packages and packages into rows.
+"""
+
+import os
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from dbus_fast import DBusError
+from dbus_fast.service import ServiceInterface, dbus_method
+from dbus_fast.signature import Variant
+
+from alpmd.dbus import errors, options
+from alpmd.dbus.packages import LOCAL, attributes, lookup, package_id
+from alpmd.dbus.types import AS, Groups, H, ListOfDicts, Opts, Pairs, S, SearchRows
+from alpmd.engine import query as q
+from alpmd.engine.archive import load_package_file
+from alpmd.engine.depend import Depend
+from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.handle import Handle
+from alpmd.engine.package import Package
+from alpmd.engine.regex import compile_posix
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SCOPES = ("available", "installed", "foreign", "orphans", "explicit", "deps")
+MAX_ROWS = 100_000
+
+
+def translated(fn: F) -> F:
+    """Engine errors become named D-Bus errors; anything else becomes Internal (no traceback)."""
+    import functools
+    import logging
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DBusError:
+            raise
+        except AlpmError as exc:
+            raise errors.from_alpm(exc) from None
+        except Exception as exc:
+            logging.getLogger("alpmd").exception("%s failed", fn.__name__)
+            raise errors.internal(exc) from None
+    return wrapper  # type: ignore[return-value]
+
+
+class Query1(ServiceInterface):
+    """Read-only queries over the live databases (not the shadow ones, except GetUpdates)."""
+
+    def __init__(self, daemon: Any) -> None:
+        super().__init__("org.alpm.Query1")
+        self.daemon = daemon
+
+    @property
+    def handle(self) -> Handle:
+        h: Handle = self.daemon.handle
+        return h
+
+    # -- finding packages ---------------------------------------------------------------
+
+    @dbus_method()
+    @translated
+    def Resolve(self, names: AS, opts: Opts) -> AS:
+        """Names (``repo/name`` allowed) → ids: installed first unless ``prefer`` = "sync"."""
+        prefer = options.get(opts, "prefer", str, "installed")
+        h = self.handle
+        out: list[str] = []
+        missing: list[str] = []
+        for name in names:
+            pkg = self._resolve_one(h, name, prefer)
+            if pkg is None:
+                missing.append(name)
+            else:
+                out.append(package_id(pkg))
+        if missing:
+            raise errors.from_alpm(AlpmError(ErrorCode.PKG_NOT_FOUND,
+                                             f"target not found: {', '.join(missing)}"))
+        return out
+
+    @staticmethod
+    def _resolve_one(h: Handle, name: str, prefer: str) -> Package | None:
+        if "/" in name:
+            repo, _, bare = name.partition("/")
+            if repo == LOCAL:
+                return h.localdb.get(bare)
+            db = h.get_syncdb(repo)
+            if db is None:
+                return None
+            return db.get(bare) or q.find_satisfier(db, bare)
+        local = h.localdb.get(name)
+        if local is not None and prefer != "sync":
+            return local
+        for db in h.syncdbs:
+            pkg = db.get(name)
+            if pkg is not None:
+                return pkg
+        if local is not None:
+            return local
+        return q.find_satisfier(h.syncdbs, name)
+
+    @dbus_method()
+    @translated
+    def Search(self, terms: AS, opts: Opts) -> SearchRows:
+        """Rows (id, name, version, repo, description, installed) matching every term.
+
+        Options: ``scope`` (available | installed | foreign | orphans | explicit | deps),
+        ``fields`` (["name"] to match names only), ``repos``, ``limit``, ``offset``.
+        """
+        scope = options.get(opts, "scope", str, "available")
+        if scope not in SCOPES:
+            raise errors.invalid(f"unknown scope {scope!r} (one of {', '.join(SCOPES)})")
+        fields = options.get(opts, "fields", list, [])
+        repos = options.get(opts, "repos", list, [])
+        limit = options.get(opts, "limit", int, MAX_ROWS)
+        offset = options.get(opts, "offset", int, 0)
+        if limit < 0 or offset < 0:
+            raise errors.invalid("limit and offset must not be negative")
+        h = self.handle
+        installed = h.localdb.versions
+        pkgs: list[Package] = []
+        if scope == "available":
+            for db in h.syncdbs:
+                if repos and db.name not in repos:
+                    continue
+                pkgs.extend(q.search(db, terms))
+        else:
+            found = q.search(h.localdb, terms)
+            if scope == "foreign":
+                found = [p for p in found if q.is_foreign(h, p)]
+            elif scope == "explicit":
+                found = [p for p in found if int(p.reason) == 0]
+            elif scope == "deps":
+                found = [p for p in found if int(p.reason) != 0]
+            elif scope == "orphans":
+                found = [p for p in found if int(p.reason) != 0 and q.is_unrequired(h, p, 0)]
+            pkgs = found
+        if fields and set(fields) <= {"name"}:
+            regs = [compile_posix(t) for t in terms]
+            pkgs = [p for p in pkgs if all(r.search(p.name) or t.lower() in p.name.lower()
+                                           for r, t in zip(regs, terms, strict=True))]
+        rows: list[list[Any]] = []
+        for pkg in pkgs[offset:offset + min(limit, MAX_ROWS)]:
+            pid = package_id(pkg)
+            rows.append([pid, pkg.name, pkg.version, pid.rsplit(";", 1)[1], pkg.desc or "",
+                         pkg.name in installed])
+        return rows
+
+    @dbus_method()
+    @translated
+    def GetPackages(self, ids: AS, attrs: AS) -> ListOfDicts:
+        """One a{sv} per id with the asked attributes (a list view's set when none)."""
+        h = self.handle
+        return [attributes(h, lookup(h, pid), attrs) for pid in ids]
+
+    @dbus_method()
+    @translated
+    def GetFiles(self, pid: S) -> AS:
+        """The files of a package (installed: the local list; sync: the .files database)."""
+        return list(lookup(self.handle, pid).files)
+
+    @dbus_method()
+    @translated
+    def Owns(self, paths: AS) -> Pairs:
+        """(path, id) for each path an installed package owns; unowned paths are left out."""
+        h = self.handle
+        out: list[list[str]] = []
+        for path in paths:
+            if not path.startswith("/"):
+                raise errors.invalid(f"not an absolute path: {path!r}")
+            try:
+                res = q.find_owner(h, path)
+            except AlpmError as exc:
+                if exc.code is ErrorCode.PKG_NOT_FOUND:
+                    continue
+                raise
+            out.extend([res.path, package_id(p)] for p in res.owners)
+        return out
+
+    @dbus_method()
+    @translated
+    def DependsOn(self, pid: S) -> AS:
+        """Ids of the packages satisfying each dependency (installed ones first)."""
+        h = self.handle
+        pkg = lookup(h, pid)
+        out: list[str] = []
+        for dep in pkg.depends:
+            sat = q.find_satisfier(h.localdb, dep) or q.find_satisfier(h.syncdbs, dep)
+            if sat is not None:
+                out.append(package_id(sat))
+        return out
+
+    @dbus_method()
+    @translated
+    def RequiredBy(self, pid: S) -> AS:
+        """Names of the packages that require it (``alpm_pkg_compute_requiredby``)."""
+        return q.required_by(self.handle, lookup(self.handle, pid))
+
+    @dbus_method()
+    @translated
+    def WhatProvides(self, name: S) -> AS:
+        """Ids of every package called ``name`` or providing it, installed then repos."""
+        Depend.parse(name)
+        h = self.handle
+        return [package_id(p) for p in q.what_provides([h.localdb, *h.syncdbs], name)]
+
+    @dbus_method()
+    @translated
+    def GetUpdates(self, opts: Opts) -> ListOfDicts:
+        """Updates from the shadow databases (the last Refresh), never the live sync ones."""
+        rows: list[dict[str, Variant]] = self.daemon.updates()
+        return rows
+
+    @dbus_method()
+    @translated
+    def ListRepos(self) -> ListOfDicts:
+        out: list[dict[str, Variant]] = []
+        for db in self.handle.syncdbs:
+            repo = db.repo
+            path = getattr(db, "path", "")
+            try:
+                mtime = int(os.stat(path).st_mtime) if path else 0
+            except OSError:
+                mtime = 0
+            out.append({
+                "name": Variant("s", db.name),
+                "servers": Variant("as", list(getattr(repo, "servers", []) or [])),
+                "packages": Variant("u", len(db) if db.exists else 0),
+                "exists": Variant("b", bool(db.exists)),
+                "modified": Variant("t", mtime),
+            })
+        return out
+
+    @dbus_method()
+    @translated
+    def ListGroups(self, opts: Opts) -> Groups:
+        """(group, member ids) over the repos, or the installed packages with scope=installed."""
+        scope = options.get(opts, "scope", str, "available")
+        h = self.handle
+        dbs: list[Any] = [h.localdb] if scope == "installed" else list(h.syncdbs)
+        merged: dict[str, list[str]] = {}
+        for db in dbs:
+            for group, members in sorted(db.groups.items()):
+                merged.setdefault(group, []).extend(package_id(p) for p in members)
+        return [[g, m] for g, m in sorted(merged.items())]
+
+    @dbus_method()
+    @translated
+    def GetPacnew(self) -> Pairs:
+        """(path, package name) for every backup file with a .pacnew or .pacsave beside it."""
+        h = self.handle
+        root = h.options.root
+        out: list[list[str]] = []
+        for pkg in h.localdb.packages:
+            for bk in pkg.backup:
+                for suffix in (".pacnew", ".pacsave"):
+                    path = root + bk.path + suffix
+                    if os.path.lexists(path):
+                        out.append(["/" + bk.path + suffix, pkg.name])
+        return out
+
+    @dbus_method()
+    @translated
+    def InspectFile(self, fd: H) -> Opts:
+        """A package file's metadata, read through the caller's descriptor (never a path)."""
+        try:
+            st = os.fstat(fd)
+            import stat
+            if not stat.S_ISREG(st.st_mode):
+                raise errors.invalid("the descriptor is not a regular file")
+            pkg = load_package_file(f"/proc/self/fd/{fd}", full=True)
+        finally:
+            os.close(fd)
+        out = attributes(self.handle, pkg, [a for a in _FILE_ATTRS])
+        out["files"] = Variant("u", len(pkg.files))
+        return out
+
+
+_FILE_ATTRS = ("name", "version", "arch", "base", "description", "url", "licenses", "groups",
+               "provides", "depends", "optdepends", "conflicts", "replaces", "installed_size",
+               "packager", "build_date", "has_scriptlet", "installed", "installed_version")
+
+_ = re  # re is kept for callers' regex validation in future fields

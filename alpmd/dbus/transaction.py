@@ -1,0 +1,483 @@
+"""``org.alpm.Transaction1``: one requested change as an object on the bus.
+
+Methods return at once; the work runs in the daemon's writer queue. Progress
+lives in properties (for pollers) and is also signalled. The engine's
+synchronous steps (resolve, commit) run in a worker thread; questions from
+that thread wait for :meth:`Answer` (or the deadline, then the default).
+"""
+
+import asyncio
+import concurrent.futures
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dbus_fast import DBusError
+from dbus_fast.constants import PropertyAccess
+from dbus_fast.service import ServiceInterface, dbus_method, dbus_property, dbus_signal
+from dbus_fast.signature import Variant
+
+from alpmd.dbus import errors, options
+from alpmd.dbus.bus import CALLER
+from alpmd.dbus.types import (
+    AS,
+    SS,
+    TT,
+    UU,
+    B,
+    D,
+    ListOfDicts,
+    LogRows,
+    Opts,
+    Question,
+    S,
+    SigDownload,
+    SigFinished,
+    SigItem,
+    SigLog,
+    SigQuestion,
+    T,
+    U,
+    V,
+    X,
+)
+from alpmd.engine import events as ev
+
+STATES = ("setup", "queued", "waiting-auth", "waiting-lock", "resolving", "waiting-answer",
+          "downloading", "checking", "committing", "hooks", "finished")
+CANCELLABLE = {"setup", "queued", "waiting-auth", "waiting-lock", "waiting-answer", "downloading",
+               "resolving"}
+#: Which polkit action each kind needs at Run time.
+ACTIONS = {"refresh": "org.alpm.refresh", "sysupgrade": "org.alpm.sysupgrade",
+           "install": "org.alpm.install", "install-files": "org.alpm.install-file",
+           "remove": "org.alpm.remove", "set-reason": "org.alpm.set-reason",
+           "clean-cache": "org.alpm.clean-cache", "trust-key": "org.alpm.trust-key"}
+DEFAULT_QUESTION_TIMEOUT = 300.0
+PROGRESS_INTERVAL = 0.25
+
+
+class Cancelled(Exception):
+    """The client cancelled; the transaction finishes as "cancelled"."""
+
+
+class TransactionObject(ServiceInterface):
+    """State and progress of one transaction; the daemon drives it."""
+
+    def __init__(self, daemon: Any, n: int, kind: str, targets: list[str],
+                 opts: dict[str, Any], uid: int, sender: str) -> None:
+        super().__init__("org.alpm.Transaction1")
+        self.daemon = daemon
+        self.n = n
+        self.path = f"/org/alpm/transaction/{n}"
+        self.kind = kind
+        self.targets = targets
+        self.opts = opts
+        self.uid = uid
+        self.sender = sender
+        self.fds: list[int] = []
+        self.state = "setup"
+        self.percentage = 0.0
+        self.items = [0, 0]
+        self.bytes = [0, 0]
+        self.speed = 0.0
+        self.remaining = -1
+        self.current_item = ""
+        self.question: list[Any] = [0, "", "", [], {}]
+        self.plan: list[dict[str, Variant]] = []
+        self.result = ""
+        self.error = ["", ""]
+        self.error_details: dict[str, Variant] = {}
+        self.warnings: list[str] = []
+        self.pacnew: list[str] = []
+        self.hints: dict[str, Any] = {"interactive": False, "locale": "",
+                                      "question-timeout": DEFAULT_QUESTION_TIMEOUT}
+        self.log: list[list[Any]] = []
+        self._seq = 0
+        self.cancel_event = asyncio.Event()
+        self.cancelled = False
+        self.done = asyncio.Event()
+        self._question_id = 0
+        self._answer: asyncio.Future[Any] | None = None
+        self._last_progress = 0.0
+        self._dirty: set[str] = set()
+        self._last_signal: dict[str, float] = {}
+        self.engine_trans: Any = None
+        self.finished_at: float | None = None
+
+    # -- properties -------------------------------------------------------------------
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Kind(self) -> S:
+        return self.kind
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Targets(self) -> AS:
+        return list(self.targets)
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Options(self) -> Opts:
+        return {k: _variant(v) for k, v in self.opts.items()}
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Uid(self) -> U:
+        return self.uid
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Sender(self) -> S:
+        return self.sender
+
+    @dbus_property(access=PropertyAccess.READ)
+    def State(self) -> S:
+        return self.state
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Percentage(self) -> D:
+        return self.percentage
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Items(self) -> UU:
+        return list(self.items)
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Bytes(self) -> TT:
+        return list(self.bytes)
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Speed(self) -> D:
+        return self.speed
+
+    @dbus_property(access=PropertyAccess.READ)
+    def RemainingTime(self) -> X:
+        return self.remaining
+
+    @dbus_property(access=PropertyAccess.READ)
+    def CurrentItem(self) -> S:
+        return self.current_item
+
+    @dbus_property(access=PropertyAccess.READ)
+    def CanCancel(self) -> B:
+        return self.state in CANCELLABLE
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Question(self) -> Question:
+        return list(self.question)
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Plan(self) -> ListOfDicts:
+        return list(self.plan)
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Result(self) -> S:
+        return self.result
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Error(self) -> SS:
+        return list(self.error)
+
+    @dbus_property(access=PropertyAccess.READ)
+    def ErrorDetails(self) -> Opts:
+        return dict(self.error_details)
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Warnings(self) -> AS:
+        return list(self.warnings)
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Pacnew(self) -> AS:
+        return list(self.pacnew)
+
+    # -- signals ----------------------------------------------------------------------
+
+    @dbus_signal()
+    def Log(self, seq: T, level: S, source: S, text: S) -> SigLog:
+        return [seq, level, source, text]
+
+    @dbus_signal()
+    def ItemProgress(self, item: S, percent: U, done: U, total: U) -> SigItem:
+        return [item, percent, done, total]
+
+    @dbus_signal()
+    def DownloadProgress(self, file: S, done: T, total: T, rate: D) -> SigDownload:
+        return [file, done, total, rate]
+
+    @dbus_signal()
+    def QuestionAsked(self, qid: U, kind: S, text: S, choices: AS, details: Opts) -> SigQuestion:
+        return [qid, kind, text, choices, details]
+
+    @dbus_signal()
+    def Finished(self, result: S, error: S, message: S) -> SigFinished:
+        return [result, error, message]
+
+    # -- methods ----------------------------------------------------------------------
+
+    def _owner_only(self) -> None:
+        if CALLER.get() and CALLER.get() != self.sender:
+            raise errors.code_text(errors.NOT_AUTHORIZED, "not-authorized",
+                                   "only the client that created a transaction may drive it")
+
+    @dbus_method()
+    def SetHints(self, hints: Opts) -> None:
+        """interactive (b), locale (s), question-timeout (seconds, d or u), answers (a{sv})."""
+        self._owner_only()
+        if self.state != "setup":
+            raise errors.wrong_state("hints can only be set before Run")
+        self.hints["interactive"] = options.get(hints, "interactive", bool, False)
+        self.hints["locale"] = options.get(hints, "locale", str, "")
+        tmo = hints.get("question-timeout")
+        if tmo is not None:
+            value = tmo.value
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise errors.invalid("question-timeout must be a non-negative number")
+            self.hints["question-timeout"] = float(value)
+        answers = hints.get("answers")
+        if answers is not None:
+            if not isinstance(answers.value, dict):
+                raise errors.invalid("answers must be a{sv}")
+            self.hints["answers"] = options.plain(answers.value)
+
+    @dbus_method()
+    async def Simulate(self) -> ListOfDicts:
+        """The plan (never asks polkit and never changes anything)."""
+        self._owner_only()
+        if self.state not in ("setup", "finished"):
+            raise errors.wrong_state(f"cannot simulate while {self.state}")
+        try:
+            plan: list[dict[str, Variant]] = await self.daemon.simulate(self)
+        except DBusError:
+            raise
+        self.plan = plan
+        self.changed("Plan")
+        return plan
+
+    @dbus_method()
+    async def Run(self) -> None:
+        """Authorise and queue; returns at once (progress is in the properties)."""
+        self._owner_only()
+        if self.state != "setup":
+            raise errors.wrong_state(f"cannot run a transaction that is {self.state}")
+        await self.start()
+
+    async def start(self) -> None:
+        """Authorise (polkit) and queue; a refusal finishes the transaction."""
+        self.set_state("waiting-auth")
+        try:
+            await self.daemon.authorize(self)
+        except DBusError as exc:
+            self.finish("failed", exc.type, exc.text)
+            raise
+        if self.cancelled:
+            return
+        self.daemon.enqueue(self)
+
+    @dbus_method()
+    async def Cancel(self) -> None:
+        if CALLER.get() and CALLER.get() != self.sender:
+            await self.daemon.authorize_action(self, "org.alpm.cancel-foreign")
+        if self.state == "finished":
+            raise errors.wrong_state("the transaction has finished")
+        if self.state not in CANCELLABLE:
+            raise errors.wrong_state(f"cannot cancel while {self.state}")
+        self.cancelled = True
+        self.cancel_event.set()
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(Cancelled())
+        if self.engine_trans is not None:
+            with contextlib.suppress(Exception):
+                self.engine_trans.interrupt()
+        if self.state in ("setup", "queued", "waiting-auth"):
+            self.daemon.dequeue(self)
+            self.finish("cancelled", errors.CANCELLED, "cancelled by the client")
+
+    @dbus_method()
+    def Answer(self, qid: U, value: V) -> None:
+        self._owner_only()
+        if self.state != "waiting-answer" or self._answer is None or qid != self._question_id:
+            raise errors.wrong_state(f"no open question {qid}")
+        if not self._answer.done():
+            self._answer.set_result(value.value if isinstance(value, Variant) else value)
+
+    @dbus_method()
+    def GetLog(self) -> LogRows:
+        return [list(r) for r in self.log]
+
+    # -- driving (called by the daemon) -------------------------------------------------
+
+    def changed(self, *names: str) -> None:
+        with contextlib.suppress(Exception):
+            self.emit_properties_changed({n: getattr(self, _ATTR[n]) for n in names})
+
+    def set_state(self, state: str) -> None:
+        assert state in STATES
+        if state != self.state:
+            self.state = state
+            self.changed("State", "CanCancel")
+
+    def add_log(self, level: str, source: str, text: str) -> None:
+        self._seq += 1
+        entry = [self._seq, level, source, text]
+        self.log.append(entry)
+        if len(self.log) > 10_000:
+            del self.log[:1000]
+        self.Log(self._seq, level, source, text)
+
+    def set_percentage(self, value: float, *, force: bool = False) -> None:
+        """Overall percentage only ever goes up; property updates are rate-limited."""
+        value = max(0.0, min(100.0, value))
+        if value > self.percentage:
+            self.percentage = value
+            self._dirty.add("Percentage")
+        self.flush(force=force)
+
+    def flush(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._dirty and (force or now - self._last_progress >= PROGRESS_INTERVAL):
+            self._last_progress = now
+            names, self._dirty = self._dirty, set()
+            self.changed(*sorted(names))
+
+    def due(self, key: str, interval: float = PROGRESS_INTERVAL) -> bool:
+        """Rate limit for a signal: True at most once per ``interval`` per ``key``."""
+        now = time.monotonic()
+        if now - self._last_signal.get(key, 0.0) >= interval:
+            self._last_signal[key] = now
+            return True
+        return False
+
+    def mark(self, *names: str) -> None:
+        self._dirty.update(names)
+
+    def finish(self, result: str, error: str = "", message: str = "") -> None:
+        if self.state == "finished":
+            return
+        self.result = result
+        self.error = [error, message]
+        if result == "success":
+            self.percentage = 100.0
+        self.question = [0, "", "", [], {}]
+        self.state = "finished"
+        self.finished_at = time.monotonic()
+        self.changed("Result", "Error", "ErrorDetails", "Percentage", "State", "CanCancel",
+                     "Warnings", "Pacnew", "Question")
+        self.Finished(result, error, message)
+        self.done.set()
+        self.daemon.finished(self)
+
+    # -- questions from the worker thread -------------------------------------------------
+
+    def ask_threadsafe(self, loop: asyncio.AbstractEventLoop) -> Callable[[ev.Question], object]:
+        def ask(question: ev.Question) -> object:
+            fut = asyncio.run_coroutine_threadsafe(self.ask(question), loop)
+            try:
+                return fut.result()
+            except concurrent.futures.CancelledError:
+                return question.default
+        return ask
+
+    async def ask(self, question: ev.Question) -> object:
+        kind = question.kind
+        preset = self.hints.get("answers", {})
+        if kind in preset:
+            return _coerce(question, preset[kind])
+        if self.cancelled:
+            return question.default
+        timeout = float(self.hints.get("question-timeout", DEFAULT_QUESTION_TIMEOUT))
+        self._question_id += 1
+        text, choices, details = describe(question)
+        self.question = [self._question_id, kind, text, choices, details]
+        previous = self.state
+        self._answer = asyncio.get_running_loop().create_future()
+        self.set_state("waiting-answer")
+        self.changed("Question")
+        self.QuestionAsked(self._question_id, kind, text, choices, details)
+        self.add_log("info", "daemon", f"question {self._question_id}: {text}")
+        try:
+            value = await asyncio.wait_for(self._answer, timeout)
+            result = _coerce(question, value)
+        except TimeoutError:
+            result = question.default
+            self.add_log("warning", "daemon",
+                         f"question {self._question_id} not answered; default {result!r}")
+        except Cancelled:
+            result = question.default
+        except (TypeError, ValueError):
+            result = question.default
+        self._answer = None
+        self.question = [0, "", "", [], {}]
+        self.changed("Question")
+        if self.state == "waiting-answer":
+            self.set_state(previous)
+        return result
+
+
+_ATTR = {"State": "state", "CanCancel": "_can_cancel", "Percentage": "percentage",
+         "Items": "items", "Bytes": "bytes", "Speed": "speed", "RemainingTime": "remaining",
+         "CurrentItem": "current_item", "Question": "question", "Plan": "plan",
+         "Result": "result", "Error": "error", "ErrorDetails": "error_details",
+         "Warnings": "warnings", "Pacnew": "pacnew"}
+TransactionObject._can_cancel = property(lambda self: self.state in CANCELLABLE)  # type: ignore[attr-defined]
+
+
+def _variant(value: Any) -> Variant:
+    if isinstance(value, Variant):
+        return value
+    if isinstance(value, bool):
+        return Variant("b", value)
+    if isinstance(value, int):
+        return Variant("x", value)
+    if isinstance(value, float):
+        return Variant("d", value)
+    if isinstance(value, list):
+        return Variant("as", [str(v) for v in value])
+    return Variant("s", str(value))
+
+
+def _name(pkg: Any) -> str:
+    return f"{pkg.name}-{pkg.version}" if pkg is not None else ""
+
+
+def describe(q: ev.Question) -> tuple[str, list[str], dict[str, Variant]]:
+    """Text, choices and details of an engine question, for people and clients."""
+    d: dict[str, Variant] = {"default": _variant(q.default if q.default is not None else "")}
+    choices = ["yes", "no"]
+    if isinstance(q, ev.InstallIgnored):
+        text = f"{_name(q.pkg)} is in IgnorePkg/IgnoreGroup. Install anyway?"
+    elif isinstance(q, ev.ReplacePackage):
+        text = f"Replace {_name(q.old)} with {q.repo}/{_name(q.new)}?"
+    elif isinstance(q, ev.ConflictPackage):
+        text = f"{_name(q.new)} and {_name(q.old)} are in conflict ({q.reason}). Remove {_name(q.old)}?"
+    elif isinstance(q, ev.CorruptedPackage):
+        text = f"File {q.filepath} is corrupted ({q.reason}). Do you want to delete it?"
+    elif isinstance(q, ev.RemoveUnresolvable):
+        text = ("The following packages cannot be upgraded due to unresolvable dependencies: "
+                + " ".join(_name(p) for p in q.packages) + ". Skip them?")
+    elif isinstance(q, ev.SelectProvider):
+        choices = [_name(p) for p in q.providers]
+        text = f"There are {len(choices)} providers available for {q.depend}; pick one (index)"
+    elif isinstance(q, ev.SelectGroupMembers):
+        choices = [_name(p) for p in q.members]
+        text = f"There are {len(choices)} members in group {q.group}; pick (indexes)"
+    elif isinstance(q, ev.ImportKey):
+        text = f"Import PGP key {q.fingerprint}, \"{q.uid}\"?"
+        d["fingerprint"] = Variant("s", q.fingerprint)
+        d["uid"] = Variant("s", q.uid)
+    else:
+        text = q.kind
+    return text, choices, d
+
+
+def _coerce(q: ev.Question, value: Any) -> object:
+    """The client's answer in the engine's type; wrong types fall back to the default."""
+    if isinstance(q, ev.SelectProvider):
+        idx = int(value)
+        if not 0 <= idx < len(q.providers):
+            raise ValueError("provider index out of range")
+        return idx
+    if isinstance(q, ev.SelectGroupMembers):
+        picks = [int(v) for v in value]
+        if any(not 0 <= i < len(q.members) for i in picks):
+            raise ValueError("member index out of range")
+        return picks
+    if isinstance(value, str):
+        return value.lower() in ("y", "yes", "true", "1")
+    return bool(value)
