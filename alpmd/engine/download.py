@@ -507,7 +507,14 @@ class _Run:
                 return out
             if out.status == 416 and job.size is not None and offset != job.size:
                 raise _MirrorError("416 Range Not Satisfiable")
-            await self._verify(job)
+            try:
+                await self._verify(job)
+            except _MirrorError:
+                if not offset:
+                    raise
+                # the bad bytes may be the old .part's: once more from zero before blaming
+                out = await self.stream(job, mirror)
+                await self._verify(job)
         except _MirrorError as exc:
             self._lost(job, mirror, exc, failures)
             return None

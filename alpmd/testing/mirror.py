@@ -52,7 +52,7 @@ class Fault:
     extra_mode: Literal["chunked", "raw"] = "chunked"
     corrupt: bool = False                # flip one byte in every 4 KiB
     stall_after: int | None = None       # send this many bytes, then nothing (connection open)
-    drip: float | None = None            # after stall_after bytes send one byte every `drip` s
+    drip: float | None = None            # after stall_after bytes, one byte every `drip` s
     redirect: str | None = None          # 302 to this base URL + the path
     no_range: bool = False               # ignore Range (always 200 with the whole file)
     latency: float = 0.0                 # extra delay before the answer
@@ -307,7 +307,10 @@ class MirrorServer:
                 n = min(chunk, limit - pos)
                 if cut is not None:
                     n = min(n, max(0, start + cut - pos))
-                if stall is not None:
+                if stall is not None and pos >= start + stall and fault and fault.drip:
+                    n = 1                                  # a trickle of real bytes
+                    await asyncio.sleep(fault.drip)
+                elif stall is not None:
                     n = min(n, max(0, start + stall - pos))
                 if n == 0:
                     if cut is not None and pos >= start + cut:
@@ -342,13 +345,6 @@ class MirrorServer:
 
     async def _stall(self, resp: web.StreamResponse, fault: Fault | None) -> None:
         assert self._closing is not None
-        if fault is not None and fault.drip:
-            while not self._closing.is_set():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._closing.wait(), fault.drip)
-                if not self._closing.is_set():
-                    await resp.write(b"\0")
-            return
         await self._closing.wait()
 
 
