@@ -449,7 +449,8 @@ class Transaction:
             result = signing.verify_package(
                 self.handle, item.path, item.planned if item.planned.origin is Origin.SYNCDB
                 else None, level, question=self.question_cb)
-            return bool(getattr(result, "valid", getattr(result, "ok", has_sig)))
+            # Failures raise; a returned result is acceptable. "pgp" only if one was checked.
+            return bool(result.checked and not result.missing)
         # TODO(signing): signing.verify_package has not landed. Until it does, only
         # the levels that accept an unsigned package go through; a signature that
         # would have to be checked is refused, never accepted unchecked.
