@@ -21,7 +21,8 @@ from alpmd.engine.download import (
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.events import Event
 from alpmd.testing.mirror import Fault, MirrorServer
-from tests.download.helpers import (
+
+from .helpers import (
     assert_clean_cache,
     cache_listing,
     make_handle,
