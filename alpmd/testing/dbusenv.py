@@ -70,6 +70,9 @@ _BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Confi
     <allow send_destination="org.freedesktop.DBus"
            send_interface="org.freedesktop.DBus.Monitoring"/>
   </policy>
+  <!-- test services (the EAGAIN regression test) -->
+  <policy user="root"><allow own="org.alpm.Test"/></policy>
+  <policy context="default"><allow send_destination="org.alpm.Test"/></policy>
   <include>{alpm_conf}</include>
   {polkit_include}
 </busconfig>
