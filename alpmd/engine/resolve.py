@@ -899,7 +899,10 @@ def resolve_sync(handle: Handle, targets: Sequence[str], *, files: Sequence[Pack
         r.target(text, missing)
     if missing:
         names = ", ".join(missing)
-        raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"target not found: {names}", targets=missing)
+        nodb = [w for w in r.warnings if w.startswith("database not found")]
+        extra = f" ({'; '.join(nodb)})" if nodb else ""
+        raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"target not found: {names}{extra}",
+                        targets=missing)
     if sysupgrade:
         r.sysupgrade(sysupgrade >= 2)
 
@@ -947,8 +950,14 @@ def resolve_sync(handle: Handle, targets: Sequence[str], *, files: Sequence[Pack
     if not flags & TransFlag.NODEPS and r.add:
         bad = r.checkdeps(r.add, reverse=True)
         if bad:
+            first = bad[0]
+            why = str(first)
+            new = r.add_names.get(first.causing) if first.causing is not None else None
+            if new is not None:
+                why = (f"installing {new.name} ({new.version}) breaks dependency "
+                       f"'{first.depend}' required by {first.target}")
             raise AlpmError(ErrorCode.UNSATISFIED_DEPS,
-                            f"could not satisfy dependencies: {bad[0]}", missing=bad)
+                            f"could not satisfy dependencies: {why}", missing=bad)
 
     add = r.add
     remove = r.remove
