@@ -1,0 +1,344 @@
+"""Extracting a package into the root, as libalpm's ``extract_single_file`` decides.
+
+For every payload entry listed in the package's file list:
+
+* NoExtract globs: never written;
+* a directory over an existing directory is left alone (a warning when the
+  modes differ); a file over a directory is refused;
+* a file over a file: NoUpgrade → ``.pacnew``; a backup file (in the old or
+  the new package) → the 3-way md5 comparison (original in the old package's
+  %BACKUP%, current on disk, new) decides: install, keep, or ``.pacnew``.
+
+Writing goes through libarchive's ``archive_write_disk`` with the secure flags
+(no ``..``, no absolute paths, nothing through a symlink) on paths relative to
+the root; the working directory is switched to the root only inside a guarded
+section (one lock for the whole process, the old directory restored by fd).
+Files, symlinks and hard links are written under a temporary name in their
+final directory and renamed into place, so an interruption never leaves a
+truncated file under the real name.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import itertools
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from alpmd.engine.archive import (
+    _LIB,
+    EntryKind,
+    _bind,
+    _entries,
+    _entry_kind,
+    _entry_name,
+    _Fail,
+    _open_fd,
+    _reader,
+)
+from alpmd.engine.conflict import fnmatch_patterns
+from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.events import (
+    EventCallback,
+    PacnewCreated,
+    Progress,
+    ProgressCallback,
+    ProgressKind,
+    TransFlag,
+)
+from alpmd.engine.formats.desc import Backup
+from alpmd.engine.formats.files import FileList
+from alpmd.engine.handle import Handle
+from alpmd.engine.log import LogLevel
+from alpmd.engine.package import Package
+from alpmd.engine.version import vercmp
+
+__all__ = ["EXTRACT_FLAGS", "extract_package", "inside_root", "md5_file", "progress_kind"]
+
+_OWNER, _PERM, _TIME, _UNLINK, _XATTR = 0x1, 0x2, 0x4, 0x10, 0x80
+_SECURE_SYMLINKS, _SECURE_NODOTDOT, _SECURE_NOABSOLUTEPATHS = 0x100, 0x200, 0x10000
+
+#: libalpm's flags plus every SECURE_* one (paths are relative to the root).
+EXTRACT_FLAGS = (_OWNER | _PERM | _TIME | _UNLINK | _XATTR | _SECURE_SYMLINKS | _SECURE_NODOTDOT
+                 | _SECURE_NOABSOLUTEPATHS)
+
+_vp = ctypes.c_void_p
+_write_disk_new = _bind("archive_write_disk_new", [], _vp)
+_write_disk_set_options = _bind("archive_write_disk_set_options", [_vp, ctypes.c_int],
+                                ctypes.c_int)
+_write_free = _bind("archive_write_free", [_vp], ctypes.c_int)
+_read_extract2 = _bind("archive_read_extract2", [_vp, _vp, _vp], ctypes.c_int)
+_read_data_skip = _bind("archive_read_data_skip", [_vp], ctypes.c_int)
+_error_string = _bind("archive_error_string", [_vp], ctypes.c_char_p)
+_entry_set_pathname = _bind("archive_entry_set_pathname", [_vp, ctypes.c_char_p], None)
+_entry_mode = _bind("archive_entry_mode", [_vp], ctypes.c_uint)
+_ARCHIVE_WARN = -20
+assert _LIB is not None
+
+_CWD_LOCK = threading.RLock()
+_counter = itertools.count()
+
+
+@contextmanager
+def inside_root(root: str) -> Iterator[None]:
+    """Run with the working directory at ``root``; the old one is restored by fd afterwards.
+
+    One process-wide lock: the working directory is shared by all threads, and
+    the engine itself only ever uses absolute paths outside these sections.
+    """
+    with _CWD_LOCK:
+        saved = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.chdir(root)
+            yield
+        finally:
+            try:
+                os.fchdir(saved)
+            finally:
+                os.close(saved)
+
+
+def md5_file(path: str) -> str | None:
+    """Hex md5 of a regular file, None when it cannot be read (libalpm's ``alpm_compute_md5sum``)."""
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "md5").hexdigest()
+    except OSError:
+        return None
+
+
+def progress_kind(new: Package, old: Package | None) -> ProgressKind:
+    if old is None:
+        return ProgressKind.ADD
+    cmp = vercmp(new.version, old.version)
+    if cmp > 0:
+        return ProgressKind.UPGRADE
+    return ProgressKind.DOWNGRADE if cmp < 0 else ProgressKind.REINSTALL
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+class _Extractor:
+    """One package's extraction: the libarchive writer, the decisions and the reports."""
+
+    def __init__(self, handle: Handle, new: Package, old: Package | None,
+                 event: EventCallback | None, errors: list[str]) -> None:
+        self.handle = handle
+        self.root = handle.options.root
+        self.new = new
+        self.old = old
+        self.event = event
+        self.errors = errors
+        self.backup_new = {b.path for b in new.backup}
+        self.backup_old = {b.path: b.md5 for b in old.backup} if old is not None else {}
+        self.hashes: dict[str, str] = {}
+        self.writer = _write_disk_new()
+        if not self.writer:
+            raise AlpmError(ErrorCode.MEMORY, "archive_write_disk_new failed")
+        _write_disk_set_options(self.writer, EXTRACT_FLAGS)
+
+    def close(self) -> None:
+        _write_free(self.writer)
+
+    def error(self, message: str) -> None:
+        self.errors.append(message)
+        self.handle.log(LogLevel.ERROR, message)
+        self.handle.logaction("ALPM", f"error: {message}")
+
+    def warning(self, message: str) -> None:
+        self.handle.log(LogLevel.WARNING, message)
+        self.handle.logaction("ALPM", f"warning: {message}")
+
+    def write(self, archive_p: int, entry_p: int, rel: str, is_dir: bool,
+              want_md5: bool) -> tuple[bool, str | None]:
+        """Write the current entry at ``rel`` (relative to the root, cwd is the root).
+
+        Returns (ok, md5 of the written file when asked).
+        """
+        if is_dir:
+            _entry_set_pathname(entry_p, os.fsencode(rel))
+            ret = _read_extract2(archive_p, entry_p, self.writer)
+            if ret < _ARCHIVE_WARN:
+                self.error(f"could not extract {self.root}{rel} ({self._why(archive_p)})")
+                return False, None
+            return True, None
+        parent = rel.rpartition("/")[0]
+        tmp = f"{parent + '/' if parent else ''}.alpmd-{os.getpid()}-{next(_counter)}.tmp"
+        _entry_set_pathname(entry_p, os.fsencode(tmp))
+        ret = _read_extract2(archive_p, entry_p, self.writer)
+        if ret < _ARCHIVE_WARN:
+            self.error(f"could not extract {self.root}{rel} ({self._why(archive_p)})")
+            self._discard(tmp)
+            return False, None
+        digest = md5_file(tmp) if want_md5 else None
+        try:
+            os.rename(tmp, rel)
+        except OSError as exc:
+            self.error(f"could not rename {self.root}{tmp} to {self.root}{rel} ({exc.strerror})")
+            self._discard(tmp)
+            return False, None
+        return True, digest
+
+    @staticmethod
+    def _why(archive_p: int) -> str:
+        raw = _error_string(archive_p)
+        return raw.decode("utf-8", "replace") if raw else "unknown error"
+
+    @staticmethod
+    def _discard(tmp: str) -> None:
+        st = _lstat(tmp)
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            os.unlink(tmp)
+
+    def entry(self, archive_p: int, entry_p: int, name: str, path: str, kind: EntryKind) -> None:
+        """libalpm's decision table for one payload entry (cwd is the root)."""
+        handle = self.handle
+        opts = handle.options
+        full = self.root + path
+        entry_is_dir = kind is EntryKind.DIR
+        if fnmatch_patterns(opts.noextract, name) == 0:
+            handle.log(LogLevel.DEBUG, f"{name} is in NoExtract, skipping extraction of {full}")
+            _read_data_skip(archive_p)
+            return
+        st = _lstat(full)
+        notouch = needbackup = False
+        hash_orig: str | None = None
+        if st is None:
+            pass
+        elif stat.S_ISDIR(st.st_mode) and entry_is_dir:
+            entrymode = int(_entry_mode(entry_p))
+            if st.st_mode != entrymode:
+                self.warning(f"directory permissions differ on {full}\n"
+                             f"filesystem: {st.st_mode & 0o7777:o}  package: "
+                             f"{entrymode & 0o7777:o}")
+            _read_data_skip(archive_p)
+            return
+        elif stat.S_ISDIR(st.st_mode):
+            self.error(f"extract: not overwriting dir with file {full}")
+            _read_data_skip(archive_p)
+            return
+        elif entry_is_dir:
+            pass  # a file or symlink becomes a directory (the conflict check allowed it)
+        elif fnmatch_patterns(opts.noupgrade, name) == 0:
+            notouch = True
+        elif path in self.backup_old:
+            hash_orig = self.backup_old[path] or None
+            needbackup = True
+        elif path in self.backup_new:
+            needbackup = True  # backup files may be added retroactively
+
+        target = path
+        pacnew_was_new = False
+        if notouch or needbackup:
+            target = path + ".pacnew"
+            pacnew_was_new = _lstat(self.root + target) is None
+        want_md5 = path in self.backup_new or needbackup
+        ok, digest = self.write(archive_p, entry_p, target, entry_is_dir, want_md5)
+        if not ok:
+            return
+        if path in self.backup_new and digest is not None:
+            self.hashes[path] = digest
+        if notouch:
+            self._pacnew(full, from_noupgrade=True)
+        elif needbackup:
+            hash_local = md5_file(full)
+            hash_pkg = digest
+            if hash_local is not None and hash_local == hash_pkg:
+                self._install_pacnew(target, path)  # same content: refresh the timestamps
+            elif hash_orig is not None and hash_orig == hash_pkg:
+                if pacnew_was_new:  # the package did not change it: keep the user's file
+                    os.unlink(target)
+            elif hash_orig is not None and hash_local is not None and hash_orig == hash_local:
+                self._install_pacnew(target, path)  # the user did not change it: update
+            else:
+                self._pacnew(full, from_noupgrade=False)
+
+    def _install_pacnew(self, pacnew: str, path: str) -> None:
+        try:
+            os.rename(pacnew, path)
+        except OSError as exc:
+            self.error(f"could not rename {self.root}{pacnew} to {self.root}{path} "
+                       f"({exc.strerror})")
+
+    def _pacnew(self, full: str, *, from_noupgrade: bool) -> None:
+        if self.event is not None:
+            self.event(PacnewCreated(from_noupgrade=from_noupgrade, old=self.old, new=self.new,
+                                     file=full))
+        self.handle.logaction("ALPM", f"warning: {full} installed as {full}.pacnew")
+
+
+def extract_package(
+    handle: Handle,
+    new: Package,
+    old: Package | None,
+    *,
+    flags: TransFlag = TransFlag.NONE,
+    event: EventCallback | None = None,
+    progress: ProgressCallback | None = None,
+    errors: list[str] | None = None,
+) -> FileList:
+    """Extract ``new.path`` into the root (``old``: the installed version being upgraded).
+
+    Returns the file list to record in the local database, its %BACKUP% md5s
+    computed from what was written. Failures of single entries are reported
+    (log, pacman.log, and appended to ``errors`` when given) and extraction
+    goes on, as libalpm does; an unreadable archive raises ``AlpmError``.
+    """
+    errs: list[str] = errors if errors is not None else []
+    filelist = FileList(files=list(new.files), backup=[Backup(b.path, "") for b in new.backup])
+    if TransFlag.DBONLY in flags:
+        return filelist
+    if new.path is None:
+        raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"no package file for {new.name}",
+                        pkg=new.name)
+    listed = set(filelist.files)
+    kind = progress_kind(new, old)
+    total = max(len(listed), 1)
+    done = 0
+    ex = _Extractor(handle, new, old, event, errs)
+    fd, _st = _open_fd(new.path, ErrorCode.PKG_NOT_FOUND)
+    try:
+        with inside_root(handle.options.root), _reader(fd) as archive_p:
+            for entry_p in _entries(archive_p):
+                name = _entry_name(entry_p) or ""
+                path = name[:-1] if name.endswith("/") else name
+                if not path or path.startswith("."):
+                    _read_data_skip(archive_p)  # metadata (.PKGINFO, .INSTALL...): not ours
+                    continue
+                entry_kind = _entry_kind(entry_p)
+                listed_name = path + "/" if entry_kind is EntryKind.DIR else path
+                if listed_name not in listed:
+                    ex.warning(f"file not found in file list for package {new.name}. "
+                               f"skipping extraction of {path}")
+                    _read_data_skip(archive_p)
+                    continue
+                if entry_kind is EntryKind.OTHER:
+                    ex.error(f"refusing to extract special file {handle.options.root}{path}")
+                    _read_data_skip(archive_p)
+                    continue
+                ex.entry(archive_p, entry_p, name, path, entry_kind)
+                done += 1
+                if progress is not None:
+                    progress(Progress(kind, new.name, min(done * 100 // total, 100), 1, 1))
+    except _Fail as fail:
+        raise AlpmError(ErrorCode.PKG_INVALID, f"could not read {new.path}: {fail.message}",
+                        path=new.path, entry=fail.entry) from None
+    finally:
+        os.close(fd)
+        ex.close()
+    if errs:
+        what = "installing" if old is None else "upgrading"
+        handle.log(LogLevel.ERROR, f"problem occurred while {what} {new.name}")
+        handle.logaction("ALPM", f"error: problem occurred while {what} {new.name}")
+    for b in filelist.backup:
+        b.md5 = ex.hashes.get(b.path, "")
+    return filelist
