@@ -202,14 +202,22 @@ class Daemon:
 
     async def authorize_action(self, t: TransactionObject, action: str) -> None:
         caller = busmod.CALLER.get() or t.sender
-        uid = await busmod.caller_uid(self.bus, caller) if caller else 0
+        try:
+            uid = await busmod.caller_uid(self.bus, caller) if caller else 0
+        except LookupError as exc:
+            raise errors.code_text(errors.NOT_AUTHORIZED, "not-authorized",
+                                   f"the caller has left the bus ({exc})") from None
         details = {"org.alpm.kind": t.kind, "org.alpm.targets": " ".join(t.targets[:100])}
         await polkit.check(self.bus, caller, uid, action, details,
                            interactive=bool(t.hints.get("interactive")))
 
     async def authorize(self, t: TransactionObject) -> None:
         if t.sender:
-            t.uid = await busmod.caller_uid(self.bus, t.sender)
+            try:
+                t.uid = await busmod.caller_uid(self.bus, t.sender)
+            except LookupError as exc:
+                raise errors.code_text(errors.NOT_AUTHORIZED, "not-authorized",
+                                       f"the caller has left the bus ({exc})") from None
             t.changed("Uid")
         actions = [ACTIONS[t.kind]]
         if t.opts.get("allow-downgrade"):
@@ -686,76 +694,71 @@ class Manager1(ServiceInterface):
 
     # -- transactions -------------------------------------------------------------------
 
-    def _new(self, kind: str, targets: list[str], opts: Opts) -> str:
-        """A new transaction object; option ``run`` = true runs it at once (for busctl,
-        whose one-shot connection would otherwise take the setup-state object with it)."""
+    async def _new(self, kind: str, targets: list[str], opts: Opts) -> str:
+        """A new transaction object; option ``run`` = true authorises and queues it within
+        this call (for busctl, whose one-shot connection is gone once the call returns)."""
         run = options.get(opts, "run", bool, False)
         path = self.daemon.create(kind, targets, opts)
         t = self.daemon.transactions[int(path.rsplit("/", 1)[1])]
         if run:
-            task = asyncio.ensure_future(self._run_now(t))
-            self.daemon._tasks.append(task)
+            await t.start()
         return t.path
 
     @dbus_method()
-    def Refresh(self, opts: Opts) -> O:
+    async def Refresh(self, opts: Opts) -> O:
         """A refresh into the shadow databases (option run=true: Run it at once)."""
         options.get(opts, "force", bool, False)
-        return self._new("refresh", [], opts)
-
-    async def _run_now(self, t: TransactionObject) -> None:
-        with contextlib.suppress(DBusError):
-            await t.start()
+        return await self._new("refresh", [], opts)
 
     @dbus_method()
-    def Sysupgrade(self, opts: Opts) -> O:
+    async def Sysupgrade(self, opts: Opts) -> O:
         options.get(opts, "allow-downgrade", bool, False)
-        return self._new("sysupgrade", [], opts)
+        return await self._new("sysupgrade", [], opts)
 
     @dbus_method()
-    def Install(self, targets: AS, opts: Opts) -> O:
+    async def Install(self, targets: AS, opts: Opts) -> O:
         if not targets:
             raise errors.invalid("no targets")
         options.get(opts, "no-sysupgrade", bool, False)
-        return self._new("install", _check_targets(targets), opts)
+        return await self._new("install", _check_targets(targets), opts)
 
     @dbus_method()
-    def InstallFiles(self, fds: AH, opts: Opts) -> O:
+    async def InstallFiles(self, fds: AH, opts: Opts) -> O:
         if not fds:
             raise errors.invalid("no package files")
         bag = {k: v for k, v in opts.items() if k != "run"}
-        path = self._new("install-files", [], bag)
+        path = await self._new("install-files", [], bag)
         t = self.daemon.transactions[int(path.rsplit("/", 1)[1])]
         t.fds = list(fds)
         t.targets = [f"fd:{i}" for i in range(len(fds))]
         if options.get(opts, "run", bool, False):
-            self.daemon._tasks.append(asyncio.ensure_future(self._run_now(t)))
+            await t.start()
         return path
 
     @dbus_method()
-    def Remove(self, targets: AS, opts: Opts) -> O:
+    async def Remove(self, targets: AS, opts: Opts) -> O:
         if not targets:
             raise errors.invalid("no targets")
-        return self._new("remove", _check_targets(targets), opts)
+        return await self._new("remove", _check_targets(targets), opts)
 
     @dbus_method()
-    def SetReason(self, targets: AS, reason: S, opts: Opts) -> O:
+    async def SetReason(self, targets: AS, reason: S, opts: Opts) -> O:
         if reason not in ("explicit", "dependency"):
             raise errors.invalid("reason must be explicit or dependency")
         bag = dict(opts)
         bag["reason"] = Variant("s", reason)
-        return self._new("set-reason", _check_targets(targets), bag)
+        return await self._new("set-reason", _check_targets(targets), bag)
 
     @dbus_method()
-    def CleanCache(self, opts: Opts) -> O:
-        return self._new("clean-cache", [], opts)
+    async def CleanCache(self, opts: Opts) -> O:
+        return await self._new("clean-cache", [], opts)
 
     @dbus_method()
-    def TrustKey(self, fingerprint: S, opts: Opts) -> O:
+    async def TrustKey(self, fingerprint: S, opts: Opts) -> O:
         fp = fingerprint.replace(" ", "")
         if not (8 <= len(fp) <= 40) or any(c not in "0123456789abcdefABCDEF" for c in fp):
             raise errors.invalid("not a key fingerprint")
-        return self._new("trust-key", [fp.upper()], opts)
+        return await self._new("trust-key", [fp.upper()], opts)
 
     @dbus_method()
     def GetHistory(self, opts: Opts) -> ListOfDicts:

@@ -121,7 +121,7 @@ class TransactionObject(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def Uid(self) -> U:
-        return self.uid
+        return self.uid if self.uid >= 0 else 0xFFFFFFFF
 
     @dbus_property(access=PropertyAccess.READ)
     def Sender(self) -> S:

@@ -215,7 +215,7 @@ class DBusEnv:
                 proc.wait(timeout=5)
         self.procs.clear()
         if self._own_dir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            shutil.rmtree(self.workdir, ignore_errors=True) if os.environ.get("ALPMD_KEEP") is None else None
 
     def __enter__(self) -> DBusEnv:
         return self.start()

@@ -9,7 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from alpmd.testing.dbusenv import ALLOW_ALL_RULES, CLIENT_USER, DBusEnv, ensure_user, have_polkit, have_tools
+from alpmd.testing.dbusenv import (
+    ALLOW_ALL_RULES,
+    CLIENT_USER,
+    DBusEnv,
+    ensure_user,
+    have_polkit,
+    have_tools,
+)
 from alpmd.testing.oracle import PacmanRoot
 
 
