@@ -100,9 +100,11 @@ def clean_cache(handle: Handle, *, keep_installed: bool = True, keep_current: bo
         by_name: dict[str, list[_Cached]] = {}
         for c in packages:
             by_name.setdefault(c.name, []).append(c)
-        newest_first = functools.cmp_to_key(lambda a, b: vercmp(b.version, a.version))
+        def newer(a: _Cached, b: _Cached) -> int:
+            return vercmp(b.version, a.version)
+
         for group in by_name.values():
-            group.sort(key=newest_first)
+            group.sort(key=functools.cmp_to_key(newer))
             doomed.update(c.path for c in group[max(keep_versions, 0):])
     else:
         doomed = {c.path for c in packages}
