@@ -47,7 +47,7 @@ def _reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def _child(root: str, argv: Sequence[str], out_w: int, in_r: int,
+def _child(root: str, path: str, argv: Sequence[str], out_w: int, in_r: int,
            others: Sequence[int]) -> NoReturn:
     """Runs in the forked child: become the guard, fork the command, wait, exit with its status."""
     try:
@@ -66,7 +66,7 @@ def _child(root: str, argv: Sequence[str], out_w: int, in_r: int,
         if pid == 0:
             _reset_signals()
             try:
-                os.execv(argv[0], list(argv))
+                os.execv(path, list(argv))
             except OSError as exc:
                 os.write(2, f"call to execv failed ({exc.strerror})\n".encode())
             os._exit(1)
@@ -101,9 +101,11 @@ def run_chroot(
     *,
     stdin: bytes | None = None,
     event: EventCallback | None = None,
+    path: str | None = None,
 ) -> int:
     """Run ``argv`` (``argv[0]`` a path inside the root, no PATH search) chrooted into the root.
 
+    ``path`` overrides the program to execute (``argv[0]`` is then just its name).
     Returns 0 on success, the exit status, or 128+signal. ``stdin`` is fed to
     the command (``NeedsTargets``); without it stdin is ``/dev/null``.
     """
@@ -116,7 +118,7 @@ def run_chroot(
     handle.log(LogLevel.DEBUG, f'executing "{argv[0]}" under chroot "{root}"')
     pid = os.fork()
     if pid == 0:
-        _child(root, argv, out_w, in_r, [out_r, in_w])
+        _child(root, path or argv[0], argv, out_w, in_r, [out_r, in_w])
     os.close(out_w)
     os.close(in_r)
     pending = stdin or b""
