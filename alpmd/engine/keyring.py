@@ -208,7 +208,7 @@ def list_keys(gpgdir: str, ids: Sequence[str] = (), *, secret: bool = False) -> 
     """The keys in the keyring (or those named by ``ids``); unknown ids are left out."""
     if not os.path.isdir(gpgdir):
         return []
-    args = ["--with-colons", "--fixed-list-mode", "--with-fingerprint", "--with-subkey-fingerprint",
+    args = ["--no-auto-check-trustdb", "--with-colons", "--fixed-list-mode", "--with-fingerprint", "--with-subkey-fingerprint",
             "--list-secret-keys" if secret else "--list-keys", *ids]
     proc = gpg_run(gpgdir, *args, check=False)
     return _parse_colons(proc.stdout.decode(errors="replace"), secret=secret)
@@ -348,7 +348,8 @@ def is_lsigned(gpgdir: str, ident: str, master: KeyInfo | None = None) -> bool:
     master = master or master_key(gpgdir)
     if master is None:
         return False
-    proc = gpg_run(keyring_dir(gpgdir), "--with-colons", "--check-signatures", ident,
+    proc = gpg_run(keyring_dir(gpgdir), "--no-auto-check-trustdb", "--with-colons",
+                   "--check-signatures", ident,
                    check=False)
     in_sub = False
     for line in proc.stdout.decode(errors="replace").splitlines():
@@ -362,19 +363,24 @@ def is_lsigned(gpgdir: str, ident: str, master: KeyInfo | None = None) -> bool:
     return False
 
 
-def lsign_keys(gpgdir: str, ids: Sequence[str]) -> int:
-    """Locally sign keys with the master key (``pacman-key --lsign-key``): full validity."""
+def lsign_keys(gpgdir: str, ids: Sequence[str], *, update_trustdb: bool = True) -> int:
+    """Locally sign keys with the master key (``pacman-key --lsign-key``): full validity.
+
+    gpg would rebuild the trust database after every signature (seconds each on
+    a big keyring); it is rebuilt once at the end instead.
+    """
     gpgdir = keyring_dir(gpgdir)
     master = master_key(gpgdir)
     if master is None:
         raise AlpmError(ErrorCode.GPGME, "There is no secret key available to sign with.")
     count = 0
     for key in _require(gpgdir, ids):
-        gpg_run(gpgdir, "--quiet", "--passphrase", "", "--pinentry-mode", "loopback",
+        gpg_run(gpgdir, "--quiet", "--no-auto-check-trustdb", "--passphrase", "",
+                "--pinentry-mode", "loopback",
                 "-u", master.fingerprint, "--quick-lsign-key", key.fingerprint,
                 what=f"{key.fingerprint} could not be locally signed")
         count += 1
-    if count:
+    if count and update_trustdb:
         gpg_run(gpgdir, "--check-trustdb", check=False)
     return count
 
@@ -399,7 +405,8 @@ def disable_keys(gpgdir: str, ids: Sequence[str]) -> int:
 
 
 def _set_ownertrust(gpgdir: str, text: str) -> None:
-    gpg_run(gpgdir, "--quiet", "--import-ownertrust", input=text.encode(),
+    gpg_run(gpgdir, "--quiet", "--no-auto-check-trustdb", "--import-ownertrust",
+            input=text.encode(),
             what="owner trust values could not be imported")
 
 
@@ -451,7 +458,8 @@ def populate(gpgdir: str, names: Sequence[str] = (), *,
     result = PopulateResult(keyrings=wanted)
     before = {k.fingerprint for k in list_keys(gpgdir)}
     for name in wanted:
-        gpg_run(gpgdir, "--quiet", "--import", os.path.join(base, name + ".gpg"),
+        gpg_run(gpgdir, "--quiet", "--no-auto-check-trustdb", "--import",
+                os.path.join(base, name + ".gpg"),
                 what=f"importing {name}.gpg")
     result.imported = len({k.fingerprint for k in list_keys(gpgdir)} - before)
 
@@ -472,7 +480,7 @@ def populate(gpgdir: str, names: Sequence[str] = (), *,
     to_sign = [fpr for fpr in trusted if find_key(gpgdir, fpr) is not None
                and not is_lsigned(gpgdir, fpr, master)]
     if to_sign:
-        lsign_keys(gpgdir, to_sign)
+        lsign_keys(gpgdir, to_sign, update_trustdb=False)
         result.lsigned = to_sign
     if ownertrust:
         _set_ownertrust(gpgdir, "\n".join(ownertrust) + "\n")
