@@ -170,7 +170,8 @@ def _scenarios() -> list[Scenario]:
           prep=_write("usr/share/foo/data", "x\n")),
         S("S-repo-prefix", ["-S", "test/leaf"], repo=ALL_REPO),
         S("S-clean", ["-Sc"], repo=ALL_REPO, local=["foo-1.0-1"],
-          prep=_write("var/cache/pacman/pkg/stale-1.0-1-any.pkg.tar.zst", "junk")),
+          prep=_write("var/cache/pacman/pkg/stale-1.0-1-any.pkg.tar.zst", "junk"),
+          needs=["pkgcache"]),
     ]
 
 
@@ -181,6 +182,9 @@ SCENARIOS = [(sc, comp) for sc in _scenarios() for comp in ("zst", "xz")]
 @pytest.mark.parametrize(("sc", "comp"), SCENARIOS,
                          ids=[f"{sc.name}-{comp}" for sc, comp in SCENARIOS])
 def test_transaction_matches_pacman(tmp_path: Path, sc: Scenario, comp: str) -> None:
+    for mod in sc.needs:
+        if importlib.util.find_spec(f"alpmd.engine.{mod}") is None:
+            pytest.skip(f"engine module {mod} not landed yet")
     sc.pkgs = _fix_specs(_pkgs())
     for p in sc.pkgs:
         p.compression = comp
