@@ -22,7 +22,9 @@ from bench import ROOT, Context, Section, machine
 #: The benchmarks, in report order (module names under ``bench``).
 BENCHMARKS: list[str] = [
     "sync_load",
+    "resolve",
     "query",
+    "download",
 ]
 
 
