@@ -638,6 +638,10 @@ class Transaction:
         state = read_journal(handle.dbpath)
         report.journal = state
         if state is None:
+            if report.stale_lock is not None and repair and remove_stale_lock:
+                os.unlink(report.stale_lock)
+                report.actions.append(f"removed stale lock {report.stale_lock}")
+                report.repaired = True
             return report
         report.pending = state.pending
         if not repair:
