@@ -214,8 +214,8 @@ class DBusEnv:
                     pass
                 proc.wait(timeout=5)
         self.procs.clear()
-        if self._own_dir:
-            shutil.rmtree(self.workdir, ignore_errors=True) if os.environ.get("ALPMD_KEEP") is None else None
+        if self._own_dir and not os.environ.get("ALPMD_KEEP_BUS_DIR"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> DBusEnv:
         return self.start()

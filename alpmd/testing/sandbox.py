@@ -12,6 +12,7 @@ import argparse
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=3000)
     ap.add_argument("--installed", type=int, default=300)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-daemon", action="store_true", help="do not start the bus and alpmd")
     args = ap.parse_args(argv)
 
     top = args.dir.resolve()
@@ -61,6 +63,44 @@ def main(argv: list[str] | None = None) -> int:
     print("\nTry it yourself:")
     print(f"  {shlex.join(base[:1])} -Ss <regex> {shlex.join(base[1:])}")
     print(f"  pacman --config {root.config} -Qu     # the same root, read by Debian's pacman")
+    if args.no_daemon:
+        return 0
+    return run_daemon(root)
+
+
+def run_daemon(root: PacmanRoot) -> int:
+    """A private system bus (with polkitd when possible) and alpmd in the foreground."""
+    from alpmd.testing.dbusenv import DBusEnv, have_polkit, have_tools
+    why = have_tools()
+    if why:
+        print(f"\nnot starting the daemon: {why}")
+        return 0
+    env = DBusEnv(polkit=have_polkit() is None)
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        env.start()
+        proc = env.spawn([sys.executable, "-m", "alpmd.dbus.service", "--config",
+                          str(root.config), "--idle-timeout", "0"])
+        env.wait_for_name("org.alpm", proc=proc)
+        ctl = str(Path(sys.executable).with_name("alpmctl"))
+        b = f"busctl --address={env.address}"
+        print("\nalpmd is running on a private system bus. Try:")
+        print(f"  {b} tree org.alpm")
+        print(f"  {b} introspect org.alpm /org/alpm")
+        print(f"  {b} call org.alpm /org/alpm org.alpm.Query1 Search 'asa{{sv}}' 1 ^python 0")
+        print(f"  {b} get-property org.alpm /org/alpm org.alpm.Manager1 State Generation")
+        print(f"  {ctl} --address={env.address} search ^lib")
+        print(f"  {ctl} --address={env.address} info bash")
+        print("Ctrl-C stops the daemon and the bus.")
+        proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        env.stop()
     return 0
 
 
