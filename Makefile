@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := python3 python3-venv python3-dev gcc libsystemd-dev pkg-config libarchive13 \
-	libarchive-tools dbus-daemon polkitd gnupg pacman-package-manager makepkg fakeroot zstd time
+	libarchive-tools dbus-daemon polkitd gnupg pacman-package-manager makepkg fakeroot zstd time \
+	archlinux-keyring
 STAMP := $(VENV)/.installed
 
 .PHONY: all deps run test lint bench clean
