@@ -29,7 +29,7 @@ from alpmd.engine.formats.hook import (
 )
 from alpmd.engine.handle import Handle
 from alpmd.engine.log import LogLevel
-from alpmd.engine.package import Package
+from alpmd.engine.package import Package, Part
 from alpmd.engine.scriptlet import run_chroot
 
 __all__ = ["HOOK_SUFFIX", "LDCONFIG", "Hook", "TransactionInfo", "load_hooks", "matches",
@@ -50,6 +50,12 @@ class TransactionInfo:
     installed: list[Package] = field(default_factory=list)
     upgraded: list[tuple[Package, Package]] = field(default_factory=list)
     removed: list[Package] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Load every file list now: PostTransaction hooks match against the old
+        # versions, whose database entries are gone by then.
+        for pkg in [*self.installed, *(p for pair in self.upgraded for p in pair), *self.removed]:
+            pkg.ensure(Part.FILES)
 
     @property
     def added(self) -> list[Package]:

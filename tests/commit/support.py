@@ -25,7 +25,7 @@ from alpmd.testing.pkgbuild import FileSpec, build_package
 
 #: Paths that are pacman's own bookkeeping, not package payload.
 IGNORED = ("var/lib/pacman", "var/cache", "var/log", "etc/pacman.conf", "etc/pacman.d", "tmp",
-           "bin", "lib", "lib64", "usr/bin/dash", "usr/lib/x86_64-linux-gnu", "hooklog",
+           "bin", "lib", "lib64", "usr/bin/dash", "usr/lib/x86_64-linux-gnu", "hooklog", "scriptlog",
            "outside")
 
 
