@@ -114,6 +114,36 @@ def _largest_tree(metas: list) -> tuple[str, list[str]]:  # type: ignore[type-ar
     return best[1], best[2]
 
 
+def _shared_victim(metas: list, target: str) -> str | None:  # type: ignore[type-arg]
+    """The package of ``target``'s tree that most others in the tree depend on.
+
+    A missing library under it is reached along many paths: the case where
+    pacman's resolver, which forgets failures, spends its time.
+    """
+    from alpmd.engine.depend import Depend
+
+    by_name = {m.name: m for m in metas}
+    providers: dict[str, str] = {}
+    for m in sorted(metas, key=lambda m: m.name):
+        for p in m.provides:
+            providers.setdefault(Depend.parse(p).name, m.name)
+    seen = {target}
+    queue = [target]
+    indeg: dict[str, int] = {}
+    for cur in queue:
+        for d in by_name[cur].depends:
+            name = Depend.parse(d).name
+            nxt = name if name in by_name else providers.get(name)
+            if nxt is None:
+                continue
+            indeg[nxt] = indeg.get(nxt, 0) + 1
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    deep = [n for n in queue[len(queue) // 3:] if by_name[n].depends]
+    return max(deep, key=lambda n: (indeg.get(n, 0), n)) if deep else None
+
+
 def run(ctx: Context) -> Section:
     from alpmd.testing.repogen import generate_repo, make_local_db, write_sync_db
 
@@ -136,7 +166,7 @@ def run(ctx: Context) -> Section:
 
     bad = base / "unsat"
     conf_b = _write_conf(bad)
-    victim = path[-1]
+    victim = _shared_victim(metas, target) or path[-1]
     broken = [dataclasses.replace(m, depends=[*m.depends, "libinjected-missing.so=3-64"])
               if m.name == victim else m for m in metas]
     write_sync_db(broken, bad / "db/sync/extra.db")
