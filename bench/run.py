@@ -25,6 +25,7 @@ BENCHMARKS: list[str] = [
     "resolve",
     "query",
     "download",
+    "install",
 ]
 
 
