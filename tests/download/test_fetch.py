@@ -33,7 +33,7 @@ from .helpers import (
 
 pytestmark = pytest.mark.timeout(60)
 
-FAST = DownloadSettings(stall_time=0.5, split_min_size=256 << 10, min_steal=32 << 10)
+FAST = DownloadSettings(stall_time=1.0, split_min_size=256 << 10, min_steal=32 << 10)
 SIZES = {"alpha": 30_000, "beta": 120_000, "gamma": 5_000, "delta": 64_000, "eps": 1}
 
 
@@ -59,13 +59,11 @@ def test_fetch_from_one_mirror(tmp_path: Path) -> None:
     assert sorted(got) == sorted(SIZES)
     for path in got.values():
         assert Path(path).read_bytes() == repo.blobs[Path(path).name]
-    handle = make_handle(tmp_path / "again", repo, [])
     assert len([e for e in events if isinstance(e, DownloadDone)]) == len(SIZES)
     finals = [p for p in seen if p.finished]
     assert len(finals) == len(SIZES)
     assert finals[-1].overall_done == finals[-1].overall_total == sum(SIZES.values())
     assert finals[-1].files_done == len(SIZES)
-    del handle
 
 
 def test_cached_files_are_not_fetched_again(tmp_path: Path) -> None:
@@ -91,7 +89,7 @@ def test_cached_files_are_not_fetched_again(tmp_path: Path) -> None:
 ], ids=["404", "500", "reset", "short", "long", "corrupt", "stall", "drip"])
 def test_bad_first_mirror_the_next_one_wins(tmp_path: Path, fault: Fault) -> None:
     repo = make_repo(tmp_path, {"beta": 120_000})
-    settings = DownloadSettings(stall_time=0.5, stall_rate=1000)
+    settings = DownloadSettings(stall_time=1.0, stall_rate=1000)
     events: list[Event] = []
 
     async def go() -> None:
@@ -176,7 +174,7 @@ def test_failing_mirror_is_skipped_after_repeated_errors(tmp_path: Path) -> None
 def test_cache_server_first_and_its_failures_do_not_count(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, SIZES)
     events: list[Event] = []
-    settings = DownloadSettings(stall_time=0.5, mirror_error_limit=1)
+    settings = DownloadSettings(stall_time=1.0, mirror_error_limit=1)
 
     async def go() -> None:
         half = dict(list(repo.files().items())[:2])
