@@ -331,3 +331,23 @@ def test_remove_print(tmp_path: Path, case: Case) -> None:
     check_remove(tmp_path, case)
 
 
+
+
+def test_sysupgrade_300_of_1500_matches_pacman(tmp_path: Path) -> None:
+    """The generated 15,000-package repository, 1,500 installed, 300 outdated: same plan."""
+    from alpmd.engine.handle import Handle, Options
+    from alpmd.testing.oracle import PacmanRoot
+    from alpmd.testing.repogen import generate_repo, make_local_db, write_sync_db
+
+    metas = generate_repo(1, 15000)
+    root = PacmanRoot(tmp_path / "root")
+    root.add_repo("extra", write_sync_db(metas, tmp_path / "extra.db"))
+    make_local_db(root.dbpath, metas, installed=1500, outdated=300, with_files=False)
+    res = root.pacman("-Sup", "--print-format", "%n %v %r")
+    assert res.returncode == 0, res.stderr
+    handle = Handle(Options(root=str(root.root), dbpath=str(root.dbpath), use_snapshots=False))
+    handle.register_syncdb("extra")
+    plan = resolve_sync(handle, [], sysupgrade=1, flags=TransFlag.NOCONFLICTS)
+    theirs = printed(res.stdout, 3)
+    assert len(theirs) == 300
+    assert [(p.name, p.version, "extra") for p in plan.add] == theirs

@@ -795,7 +795,7 @@ class _Resolver:
             return []
         target_names = {p.name for p in targets}
         skip = target_names | set(ignore)
-        tidx = _Index(targets)
+        vidx = _Index(targets)
         local_order = {p.name: i for i, p in enumerate(self.local.pkgs)}
         available = {p.name for p in self.local.pkgs if p.name not in skip}
         # vertex: package, is_target; children computed as libalpm does, lazily adding
@@ -807,10 +807,11 @@ class _Resolver:
         while i < len(vertices):
             p = vertices[i]
             deps = [_dep(d) for d in p.depends]
+            # every vertex so far (targets and installed packages already added)
             kids: set[int] = set()
             for dep in deps:
-                for pos in tidx._candidates(dep):
-                    if dep.satisfied_by(tidx.pkgs[pos]):
+                for pos in vidx._candidates(dep):
+                    if dep.satisfied_by(vidx.pkgs[pos]):
                         kids.add(pos)
             child_list = sorted(kids)
             locs: set[str] = set()
@@ -821,6 +822,7 @@ class _Resolver:
             for name in sorted(locs, key=local_order.__getitem__):
                 available.discard(name)
                 vertices.append(self.local.pkgs[local_order[name]])
+                vidx.add(vertices[-1])
                 is_target.append(False)
                 child_list.append(len(vertices) - 1)
             children.append(child_list)
