@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -360,6 +361,7 @@ class Daemon:
         target = self.shadow_dir + "sync/" if shadow else None
         if target:
             Path(target).mkdir(parents=True, exist_ok=True)
+            _seed_shadow(h, target)
         changed = await download.refresh_databases(
             h, force=bool(t.opts.get("force")), target_dir=target,
             progress=self._download_progress(t, loop), cancel=t.cancel_event)
@@ -564,6 +566,22 @@ class Daemon:
                     and now - self.last_activity > self.idle_timeout):
                 log.info("idle for %d s; exiting", int(self.idle_timeout))
                 self.stopping.set()
+
+
+def _seed_shadow(h: Handle, target: str) -> None:
+    """Start the shadow databases as copies of the live ones (mtimes kept).
+
+    An unchanged mirror answers 304 to the conditional request, and the shadow
+    directory must then still hold the database the answer refers to.
+    """
+    ext = h.options.dbext
+    for db in h.syncdbs:
+        live_dir = os.path.dirname(db.path)
+        for name in (db.name + ext, db.name + ext + ".sig"):
+            src, dst = os.path.join(live_dir, name), os.path.join(target, name)
+            if os.path.exists(src) and not os.path.exists(dst):
+                with contextlib.suppress(OSError):
+                    shutil.copy2(src, dst)
 
 
 def _details(exc: AlpmError) -> dict[str, Variant]:
