@@ -298,7 +298,7 @@ class Transaction:
         ok = False
         started = False
         items: list[_Item] = []
-        upgrading: set[str] = set()
+        info: Any = None
         try:
             leftover = read_journal(self.handle.dbpath)
             if leftover is not None:
@@ -308,9 +308,8 @@ class Transaction:
             items = self._load(plan.add) if plan.add else []
             if plan.add:
                 self._check_files(items, plan.remove)
-            upgrading = {i.planned.name for i in items
-                         if self.handle.localdb.get(i.planned.name) is not None}
-            self._run_hooks("PreTransaction", items, plan.remove, upgrading)
+            info = self._trans_info(items, plan.remove)
+            self._run_hooks("PreTransaction", info)
             self.handle.logaction("ALPM", "transaction started")
             started = True
             self._event(TransactionStep())
@@ -352,7 +351,7 @@ class Transaction:
         if ok:
             self.handle.logaction("ALPM", "transaction completed")
             self.state = TransState.COMMITTED
-            self._run_hooks("PostTransaction", items, plan.remove, upgrading)
+            self._run_hooks("PostTransaction", info)
 
     def _check_interrupt(self) -> None:
         if self._interrupted:
@@ -477,17 +476,31 @@ class Transaction:
                 diskspace.check_diskspace(self.handle, pkgs, list(remove))
                 self._event(DiskSpace(done=True))
 
-    def _run_hooks(self, when: str, items: list[_Item], remove: Sequence[Package],
-                   upgrading: set[str]) -> None:
+    def _trans_info(self, items: list[_Item], remove: Sequence[Package]) -> Any:
+        """hooks.TransactionInfo, computed before anything changes (old entries vanish)."""
         if self.flags & TransFlag.NOHOOKS:
-            return
+            return None
         hooks = _module("hooks")
         if hooks is None:
+            return None
+        localdb = self.handle.localdb
+        installed: list[Package] = []
+        upgraded: list[tuple[Package, Package]] = []
+        for item in items:
+            assert item.pkg is not None
+            old = localdb.get(item.pkg.name)
+            if old is None:
+                installed.append(item.pkg)
+            else:
+                upgraded.append((item.pkg, old))
+        added = {i.planned.name for i in items}
+        removed = [p for p in remove if p.name not in added]
+        return hooks.TransactionInfo(installed=installed, upgraded=upgraded, removed=removed)
+
+    def _run_hooks(self, when: str, info: Any) -> None:
+        if info is None:
             return
-        pkgs = [i.pkg for i in items if i.pkg is not None]
-        installed = [p for p in pkgs if p.name not in upgrading]
-        upgraded = [p for p in pkgs if p.name in upgrading]
-        info = _make_trans_info(hooks, installed, upgraded, list(remove))
+        hooks = _require("hooks")
         hooks.run_hooks(self.handle, when, info, event=self.event_cb)
 
     # -- commit: one package ---------------------------------------------------------
@@ -687,20 +700,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _make_trans_info(hooks: ModuleType, installed: list[Package], upgraded: list[Package],
-                     removed: list[Package]) -> Any:
-    """hooks.TransactionInfo with whichever of its fields we know how to fill."""
-    cls = hooks.TransactionInfo
-    names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
-    kw: dict[str, Any] = {"installed": installed, "upgraded": upgraded, "removed": removed}
-    files_in = sorted({f for p in installed + upgraded for f in p.files})
-    files_out = sorted({f for p in removed for f in p.files})
-    for name, value in (("files_installed", files_in), ("files_removed", files_out)):
-        if name in names:
-            kw[name] = value
-    return cls(**{k: v for k, v in kw.items() if not names or k in names})
 
 
 def _cached_file(handle: Handle, name: str, version: str) -> str | None:
