@@ -20,8 +20,8 @@ class TransFlag(enum.Flag):
     """Transaction flags (``alpm_transflag_t``)."""
 
     NONE = 0
-    NODEPS = enum.auto()          # -d
-    NODEPVERSION = enum.auto()    # -dd
+    NODEPS = enum.auto()          # -dd (pacman: -d sets NODEPVERSION, -dd NODEPS too)
+    NODEPVERSION = enum.auto()    # -d: skip version checks only
     NOSAVE = enum.auto()          # -n
     CASCADE = enum.auto()         # -c
     RECURSE = enum.auto()         # -s
