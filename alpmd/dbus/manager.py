@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from dbus_fast.signature import Variant
 
 from alpmd import __version__
 from alpmd.dbus import bus as busmod
-from alpmd.dbus import errors, notify, options, polkit
+from alpmd.dbus import errors, logind, notify, options, polkit
 from alpmd.dbus.packages import package_id
 from alpmd.dbus.transaction import ACTIONS, Cancelled, TransactionObject
 from alpmd.dbus.types import AH, AO, AS, B, ListOfDicts, O, Opts, S, T, U
@@ -91,7 +91,11 @@ class Daemon:
         self.keep_finished = keep_finished
         self.idle_timeout = idle_timeout
         self.handle = self.new_handle()
-        self.shadow_dir = self.handle.options.root + "var/lib/alpmd/shadow/"
+        self.state_dir = self.handle.options.root + "var/lib/alpmd/"
+        self.shadow_dir = self.state_dir + "shadow/"
+        self.marker = self.state_dir + "committing"
+        self.recovery: dict[str, Any] = {}
+        self.inhibitor: Any = None
         self.generation = 1
         self.last_refresh = 0
         self.state = "idle"
@@ -380,7 +384,7 @@ class Daemon:
                 "hook" if isinstance(e, (ev.HookEvent, ev.HookRun)) else "alpm")
             def apply() -> None:
                 if isinstance(e, ev.PacnewCreated):
-                    t.pacnew.append(str(getattr(e, "path", "")))
+                    t.pacnew.append(str(e.file) + ".pacnew")
                     t.mark("Pacnew")
                 if isinstance(e, ev.Warning_):
                     t.warnings.append(e.message)
@@ -490,7 +494,8 @@ class Daemon:
             if self.manager is not None:
                 self.manager.changed("LockHolder")
                 self.manager.LockChanged(self.lock_holder)
-            await asyncio.to_thread(et.commit)
+            async with self.committing(h):
+                await asyncio.to_thread(et.commit)
             t.set_percentage(100.0, force=True)
         finally:
             t.engine_trans = None
@@ -529,10 +534,102 @@ class Daemon:
         try:
             await self._wait_lock(t, h)
             t.set_state("committing")
-            await asyncio.to_thread(work)
+            async with self.committing(h):
+                await asyncio.to_thread(work)
         finally:
             h.release()
             self.reload()
+
+    # -- commits and crashes ------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def committing(self, h: Handle) -> AsyncIterator[None]:
+        """Mark a commit in progress (for the next start after a crash) and hold off shutdown.
+
+        The marker names our pid and the lock file: after a SIGKILL it tells the next
+        daemon that the lock left behind is its own, so it may take it back.
+        """
+        Path(self.state_dir).mkdir(parents=True, exist_ok=True)
+        tmp = self.marker + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(f"{os.getpid()}\n{h.lockfile}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.marker)
+        self.inhibitor = await logind.inhibit("shutdown:sleep", "alpmd",
+                                              "a package transaction is being committed")
+        try:
+            yield
+        finally:
+            logind.release(self.inhibitor)
+            self.inhibitor = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.marker)
+
+    def _crashed_commit(self) -> bool:
+        """Whether a previous daemon died while committing (its marker names a dead pid)."""
+        try:
+            pid_text, lockfile = Path(self.marker).read_text().split("\n")[:2]
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            return False
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return lockfile == self.handle.lockfile or not lockfile
+        except PermissionError:
+            return False
+        # the pid is alive: reused by another process unless it holds the lock
+        return not _lock_holder(self.handle.lockfile).startswith(f"pid {pid} ")
+
+    def recover(self) -> dict[str, Any]:
+        """Repair what a killed commit left (the engine's journal recovery), at start-up.
+
+        A lock is removed only when our own marker shows that a previous alpmd took it
+        and nobody holds it open now; any other lock is reported, never touched.
+        """
+        from alpmd.engine.trans import Transaction
+
+        h = self.new_handle()
+        ours = self._crashed_commit()
+        holder = _lock_holder(h.lockfile)
+        out: dict[str, Any] = {"time": int(time.time()), "lock": holder, "ours": ours}
+        try:
+            if holder and holder != "stale":
+                out["result"] = f"database locked by {holder}; not recovering"
+                return out
+            report = Transaction.recover(h, repair=True, remove_stale_lock=ours and bool(holder))
+            out["pending"] = [f"{s.action} {s.name}" for s in report.pending]
+            out["actions"] = list(report.actions)
+            out["unresolved"] = list(report.unresolved)
+            if report.clean:
+                out["result"] = "clean"
+            elif report.repaired or (report.journal is None and not report.stale_lock):
+                out["result"] = "repaired"
+            else:
+                out["result"] = "unresolved"
+            if ours and not report.unresolved:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.marker)
+        except AlpmError as exc:
+            out["result"] = "failed"
+            out["unresolved"] = [exc.message]
+        finally:
+            h.release()
+        if out["result"] != "clean":
+            log.warning("start-up recovery: %s (%s)", out["result"],
+                        "; ".join(out.get("actions", []) + out.get("unresolved", [])))
+            self.history.append({"id": 0, "kind": "recovery", "targets": out.get("pending", []),
+                                 "uid": 0, "sender": "", "result": out["result"],
+                                 "time": out["time"],
+                                 "detail": "; ".join(out.get("actions", [])
+                                                     + out.get("unresolved", []))})
+        self.recovery = out
+        self.reload()
+        self.lock_holder = _lock_holder(self.handle.lockfile)
+        return out
 
     # -- background ---------------------------------------------------------------------
 
@@ -806,7 +903,8 @@ class Manager1(ServiceInterface):
                                                              time.localtime(rec["time"]))),
                          "action": Variant("s", rec["kind"]),
                          "package": Variant("s", " ".join(rec["targets"])),
-                         "detail": Variant("s", rec["result"]),
+                         "detail": Variant("s", rec.get("detail") or rec["result"]),
+                         "result": Variant("s", rec["result"]),
                          "uid": Variant("u", max(0, rec["uid"])),
                          "client": Variant("s", rec["sender"]),
                          "source": Variant("s", "alpmd")})

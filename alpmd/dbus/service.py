@@ -42,6 +42,11 @@ async def serve(config: str, *, address: str | None = None, keep_finished: float
                            interface="org.freedesktop.DBus", member="AddMatch", signature="s",
                            body=["type='signal',sender='org.freedesktop.DBus',"
                                  "member='NameOwnerChanged',arg2=''"]))
+    # Repair what a killed commit left before anyone can ask (the engine's journal).
+    try:
+        await asyncio.to_thread(daemon.recover)
+    except Exception:
+        log.exception("start-up recovery failed")
     reply = await bus.request_name(BUS_NAME)
     if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
         log.error("could not own %s (%s)", BUS_NAME, reply)
