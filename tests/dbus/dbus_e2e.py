@@ -46,6 +46,7 @@ class Pkg:
     depends: list[str] = field(default_factory=list)
     provides: list[str] = field(default_factory=list)
     files: dict[str, bytes] | None = None
+    install: str | None = None
 
     def build(self, outdir: Path) -> Path:
         files = self.files if self.files is not None else {
@@ -53,7 +54,7 @@ class Pkg:
         meta = PkgMeta(self.name, self.version, desc=f"{self.name} e2e package",
                        depends=list(self.depends), provides=list(self.provides))
         return build_package(outdir, meta, [FileSpec(p, d) for p, d in files.items()],
-                             compression="gz")
+                             install=self.install, compression="gz")
 
 
 def big(name: str, size: int, version: str = "1.0-1", seed: int = 7) -> Pkg:
@@ -300,3 +301,25 @@ def v(sig: str, value: Any) -> Variant:
 def run(coro: Any, timeout: float = 60) -> Any:
     """Run a coroutine in a fresh loop, bounded in time."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def shell_root(root: Path) -> str | None:
+    """Put the host's /bin/sh (and its libraries) into ``root``; why not, or ``None``."""
+    sh = os.path.realpath("/bin/sh")
+    ldd = shutil.which("ldd")
+    if not os.access(sh, os.X_OK) or ldd is None or shutil.which("chroot") is None:
+        return "no /bin/sh, ldd or chroot on the host"
+    libs = subprocess.run([ldd, sh], capture_output=True, text=True, timeout=30).stdout
+    for src in [sh] + [w for line in libs.splitlines() for w in line.split() if w.startswith("/")]:
+        dst = root / src.lstrip("/")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+    (root / "bin").mkdir(exist_ok=True)
+    if not (root / "bin/sh").exists():
+        shutil.copy2(sh, root / "bin/sh")
+    try:
+        subprocess.run(["chroot", str(root), "/bin/sh", "-c", "exit 0"], check=True, timeout=30,
+                       capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        return f"cannot run a shell chrooted into a test root: {exc}"
+    return None
