@@ -329,6 +329,8 @@ class Daemon:
             await self.transact(t)
         elif t.kind == "set-reason":
             await self.set_reason(t)
+        elif t.kind == "trust-key":
+            await self.trust_key(t)
         elif t.kind == "clean-cache":
             pkgcache = _engine("pkgcache")
             keep = t.opts.get("keep-versions")
@@ -539,6 +541,50 @@ class Daemon:
         finally:
             h.release()
             self.reload()
+
+    async def trust_key(self, t: TransactionObject) -> None:
+        """Import (asking the client: ImportKey) and locally sign a packager key.
+
+        The key comes only from a local source the engine knows (a distribution
+        keyring), never from the network; the import question is never answered
+        for the client (a missing answer takes the default, no).
+        """
+        from alpmd.engine import keyring, signing
+
+        loop = asyncio.get_running_loop()
+        ask = t.ask_threadsafe(loop)
+        h = self.new_handle()
+        ident = t.targets[0]
+
+        def work() -> str:
+            gpgdir = keyring.keyring_dir(h.options.gpgdir)
+            key = keyring.find_key(gpgdir, ident)
+            if key is None:
+                def only_this(q: ev.Question) -> object:
+                    fp = getattr(q, "fingerprint", "").upper()
+                    if isinstance(q, ev.ImportKey) and not fp.endswith(ident):
+                        return False
+                    return ask(q)
+                if not signing.import_key(h, ident, question=only_this):
+                    raise AlpmError(ErrorCode.SIG_MISSING,
+                                    f"key {ident} is not in the keyring and was not imported",
+                                    key=ident)
+                key = keyring.find_key(gpgdir, ident)
+                if key is None:
+                    raise AlpmError(ErrorCode.GPGME, f"key {ident} could not be imported")
+                loop.call_soon_threadsafe(t.add_log, "info", "alpm",
+                                          f"imported key {key.fingerprint}")
+            if keyring.is_lsigned(gpgdir, key.fingerprint):
+                return f"key {key.fingerprint} is already trusted"
+            keyring.lsign_keys(gpgdir, [key.fingerprint])
+            h.logaction("ALPMD", f"locally signed key {key.fingerprint} (uid {t.uid})")
+            return f"locally signed key {key.fingerprint}"
+        t.set_state("committing")
+        try:
+            msg = await asyncio.to_thread(work)
+        finally:
+            h.release()
+        t.add_log("info", "alpm", msg)
 
     # -- commits and crashes ------------------------------------------------------------
 
