@@ -26,6 +26,7 @@ BENCHMARKS: list[str] = [
     "query",
     "download",
     "install",
+    "dbus",
 ]
 
 
