@@ -52,10 +52,10 @@ def _pct(values: list[float], q: float) -> float:
 
 def _prepare(ctx: Context) -> tuple[Path, Path, list[str]]:
     """A copy of the query fixture's root plus a ``bench`` repository of real packages."""
-    from bench.query import _build
     from alpmd.engine.formats.desc import PkgMeta
     from alpmd.testing.pkgbuild import FileSpec, build_package
     from alpmd.testing.repogen import write_sync_db
+    from bench.query import _build
 
     fx = ctx.fixture("query", lambda: _build(ctx))
     top = ctx.workdir / "dbus"
