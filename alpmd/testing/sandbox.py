@@ -81,7 +81,14 @@ def run_daemon(root: PacmanRoot) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    from alpmd.testing.mirror import MirrorServer
+    mirror = MirrorServer(root.root / "srv" / REPO).threaded()
     try:
+        served = mirror.__enter__()
+        conf = root.config.read_text().replace(f"Server = file://{root.root}/srv/{REPO}",
+                                               f"Server = {served.url}")
+        root.config.write_text(conf)
+        print(f"\nthe {REPO} repository is served by a loopback mirror at {served.url}")
         env.start()
         proc = env.spawn([sys.executable, "-m", "alpmd.dbus.service", "--config",
                           str(root.config), "--idle-timeout", "0"])
@@ -95,12 +102,15 @@ def run_daemon(root: PacmanRoot) -> int:
         print(f"  {b} get-property org.alpm /org/alpm org.alpm.Manager1 State Generation")
         print(f"  {ctl} --address={env.address} search ^lib")
         print(f"  {ctl} --address={env.address} info bash")
+        print(f"  {ctl} --address={env.address} refresh     # into the shadow databases")
+        print(f"  {ctl} --address={env.address} updates")
         print("Ctrl-C stops the daemon and the bus.")
         proc.wait()
     except KeyboardInterrupt:
         pass
     finally:
         env.stop()
+        mirror.__exit__(None, None, None)
     return 0
 
 
