@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from operator import attrgetter
 
-from alpmd.engine.package import Package
+from alpmd.engine.db.backend import DatabaseBackend, EntryKey
+from alpmd.engine.package import Loaded, Origin, Package, Part
 
 __all__ = ["PackageCache"]
 
@@ -122,3 +123,49 @@ class PackageCache:
         self._groups = None
         self._group_index = None
         return pkg
+
+
+class CachedDatabase:
+    """The query surface local and sync databases share, served from a :class:`PackageCache`.
+
+    Subclasses say how the cache is filled (:meth:`_populate`) and where their
+    packages come from (:attr:`origin`); packages load their fields through the backend.
+    """
+
+    origin: Origin
+    backend: DatabaseBackend
+    _cache: PackageCache | None
+
+    def _populate(self) -> PackageCache:
+        raise NotImplementedError
+
+    def _make(self, name: str, version: str) -> Package:
+        return Package(name, version, self.origin, db=self, loader=self._load)
+
+    def _load(self, pkg: Package, parts: Part) -> Loaded:
+        return self.backend.read(EntryKey(pkg.name, pkg.version), parts)
+
+    @property
+    def packages(self) -> list[Package]:
+        """Every package, sorted by name."""
+        return self._populate().packages
+
+    def get(self, name: str) -> Package | None:
+        """The package called ``name``, or ``None``."""
+        return self._populate().get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._populate()
+
+    def __len__(self) -> int:
+        return len(self._populate())
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Name → version of every package, without reading any entry."""
+        return self._populate().versions
+
+    @property
+    def groups(self) -> dict[str, list[Package]]:
+        """Group name → member packages."""
+        return self._populate().groups

@@ -37,7 +37,7 @@ import tempfile
 from collections.abc import Iterator
 
 from alpmd.engine.db.backend import DatabaseBackend, Entry, EntryKey, split_entry_name
-from alpmd.engine.db.cache import PackageCache
+from alpmd.engine.db.cache import CachedDatabase, PackageCache
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import PkgMeta, Reason, parse_local_desc, write_local_desc
 from alpmd.engine.formats.files import FileList, parse_files, write_files
@@ -415,12 +415,14 @@ class LocalFilesBackend(DatabaseBackend):
         self._discard(doomed)
 
 
-class LocalDatabase:
+class LocalDatabase(CachedDatabase):
     """The installed packages (``Origin.LOCALDB``), their groups, and the writes.
 
     Loaded on first use; writes go to the backend first and then update the
     caches, so the caches never show what is not stored.
     """
+
+    origin = Origin.LOCALDB
 
     name = "local"
 
@@ -464,38 +466,7 @@ class LocalDatabase:
             self._cache = PackageCache(versions, self._make)
         return self._cache
 
-    def _make(self, name: str, version: str) -> Package:
-        return Package(name, version, Origin.LOCALDB, db=self, loader=self._load)
-
-    def _load(self, pkg: Package, parts: Part) -> Loaded:
-        return self.backend.read(EntryKey(pkg.name, pkg.version), parts)
-
-    # -- queries ----------------------------------------------------------------------------
-
-    @property
-    def packages(self) -> list[Package]:
-        """Every installed package, sorted by name."""
-        return self._populate().packages
-
-    def get(self, name: str) -> Package | None:
-        """The installed package called ``name``, or ``None``."""
-        return self._populate().get(name)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._populate()
-
-    def __len__(self) -> int:
-        return len(self._populate())
-
-    @property
-    def versions(self) -> dict[str, str]:
-        """Name → version of every installed package, without reading any entry."""
-        return self._populate().versions
-
-    @property
-    def groups(self) -> dict[str, list[Package]]:
-        """Group name → installed member packages (reads every ``desc`` once)."""
-        return self._populate().groups
+    # -- queries: packages, get, versions, groups (CachedDatabase) -------------------------
 
     def invalidate(self) -> None:
         """Forget the caches; the next query scans again (re-validating the version)."""

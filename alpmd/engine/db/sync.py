@@ -33,7 +33,7 @@ from libarchive import ffi
 
 from alpmd.engine.config import Repo
 from alpmd.engine.db.backend import DatabaseBackend, EntryKey, split_entry_name
-from alpmd.engine.db.cache import PackageCache
+from alpmd.engine.db.cache import CachedDatabase, PackageCache
 from alpmd.engine.db.snapshot import (
     Snapshot,
     SnapshotError,
@@ -45,7 +45,7 @@ from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import PkgMeta, parse_sync_desc
 from alpmd.engine.formats.files import FileList, parse_files
 from alpmd.engine.log import LogCallback, LogLevel
-from alpmd.engine.package import Loaded, Origin, Package, Part
+from alpmd.engine.package import Loaded, Origin, Part
 
 __all__ = ["SyncArchiveBackend", "SyncDatabase", "read_db_archive"]
 
@@ -438,7 +438,7 @@ class SyncArchiveBackend(DatabaseBackend):
 # -- the database ------------------------------------------------------------------------
 
 
-class SyncDatabase:
+class SyncDatabase(CachedDatabase):
     """One repository: its packages (``Origin.SYNCDB``) and groups, loaded on first use.
 
     Queries never raise for a missing database file (it reads as empty, and
@@ -446,6 +446,8 @@ class SyncDatabase:
     ``DB_NOT_FOUND`` for callers that need the database. A damaged archive
     raises ``DB_INVALID`` from any query.
     """
+
+    origin = Origin.SYNCDB
 
     def __init__(self, name: str, path: str, *, files_path: str | None = None,
                  snapshot_dir: str | None = None, log: LogCallback | None = None,
@@ -481,12 +483,6 @@ class SyncDatabase:
                                        (lambda: index) if index is not None else None)
         return self._cache
 
-    def _make(self, name: str, version: str) -> Package:
-        return Package(name, version, Origin.SYNCDB, db=self, loader=self._load)
-
-    def _load(self, pkg: Package, parts: Part) -> Loaded:
-        return self.backend.read(EntryKey(pkg.name, pkg.version), parts)
-
     def populate(self) -> None:
         """Load now; ``DB_NOT_FOUND`` when the file is missing, ``DB_INVALID`` when damaged."""
         self._populate()
@@ -505,31 +501,6 @@ class SyncDatabase:
     def loaded_from(self) -> str:
         """How the last load got its data: "missing", "snapshot" or "archive" (diagnostics)."""
         return str(getattr(self.backend, "loaded_from", ""))
-
-    @property
-    def packages(self) -> list[Package]:
-        """Every package, sorted by name."""
-        return self._populate().packages
-
-    def get(self, name: str) -> Package | None:
-        """The package called ``name``, or ``None``."""
-        return self._populate().get(name)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._populate()
-
-    def __len__(self) -> int:
-        return len(self._populate())
-
-    @property
-    def versions(self) -> dict[str, str]:
-        """Name → version of every package, without making Package objects."""
-        return self._populate().versions
-
-    @property
-    def groups(self) -> dict[str, list[Package]]:
-        """Group name → member packages."""
-        return self._populate().groups
 
     def invalidate(self) -> None:
         """Forget everything loaded (after the file was replaced, e.g. by ``-Sy``)."""
