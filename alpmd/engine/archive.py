@@ -26,17 +26,93 @@ import enum
 import errno
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from libarchive import ffi
+from typing import TYPE_CHECKING
 
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Backup, PkgMeta
 from alpmd.engine.formats.files import FileList
 from alpmd.engine.formats.pkginfo import parse_pkginfo
+from alpmd.engine.larchive import (
+    AE_IFDIR as _AE_IFDIR,
+)
+from alpmd.engine.larchive import (
+    AE_IFLNK as _AE_IFLNK,
+)
+from alpmd.engine.larchive import (
+    AE_IFMT as _AE_IFMT,
+)
+from alpmd.engine.larchive import (
+    AE_IFREG as _AE_IFREG,
+)
+from alpmd.engine.larchive import (
+    ARCHIVE_EOF as _ARCHIVE_EOF,
+)
+from alpmd.engine.larchive import (
+    ARCHIVE_WARN as _ARCHIVE_WARN,
+)
+from alpmd.engine.larchive import (
+    entry_filetype as _entry_filetype,
+)
+from alpmd.engine.larchive import (
+    entry_free as _entry_free,
+)
+from alpmd.engine.larchive import (
+    entry_hardlink as _entry_hardlink,
+)
+from alpmd.engine.larchive import (
+    entry_hardlink_utf8 as _entry_hardlink_utf8,
+)
+from alpmd.engine.larchive import (
+    entry_new as _entry_new,
+)
+from alpmd.engine.larchive import (
+    entry_pathname as _entry_pathname,
+)
+from alpmd.engine.larchive import (
+    entry_pathname_utf8 as _entry_pathname_utf8,
+)
+from alpmd.engine.larchive import (
+    entry_size as _entry_size,
+)
+from alpmd.engine.larchive import (
+    entry_size_is_set as _entry_size_is_set,
+)
+from alpmd.engine.larchive import (
+    entry_symlink as _entry_symlink,
+)
+from alpmd.engine.larchive import (
+    entry_symlink_utf8 as _entry_symlink_utf8,
+)
+from alpmd.engine.larchive import (
+    error_string as _error_string,
+)
+from alpmd.engine.larchive import (
+    next_header2 as _next_header2,
+)
+from alpmd.engine.larchive import (
+    read_data as _read_data,
+)
+from alpmd.engine.larchive import (
+    read_free as _read_free,
+)
+from alpmd.engine.larchive import (
+    read_new as _read_new,
+)
+from alpmd.engine.larchive import (
+    read_open_fd as _read_open_fd,
+)
+from alpmd.engine.larchive import (
+    read_open_memory as _read_open_memory,
+)
+from alpmd.engine.larchive import (
+    support_filters as _support_filters,
+)
+from alpmd.engine.larchive import (
+    support_format_tar as _support_format_tar,
+)
 from alpmd.engine.package import Loaded, Origin, Package, Part
 
 if TYPE_CHECKING:
@@ -58,19 +134,6 @@ MAX_METADATA_SIZE = 16 * 1024 * 1024
 #: The dot-members we read; any other name starting with ``.`` is skipped, like libalpm.
 METADATA_MEMBERS = frozenset({".PKGINFO", ".BUILDINFO", ".MTREE", ".INSTALL"})
 
-# Decompressors libarchive has built in; the external-program ones (lrzip, lzop,
-# grzip) are left out so that reading a file never spawns a process.
-_FILTERS = ("gzip", "bzip2", "xz", "lzma", "zstd", "compress", "lz4", "lzip")
-
-_ARCHIVE_OK = 0
-_ARCHIVE_EOF = 1
-_ARCHIVE_WARN = -20
-
-_AE_IFMT = 0o170000
-_AE_IFREG = 0o100000
-_AE_IFDIR = 0o040000
-_AE_IFLNK = 0o120000
-
 _READ_BLOCK = 64 * 1024
 
 
@@ -84,45 +147,6 @@ class EntryKind(enum.Enum):
     OTHER = "other"
 
 
-# -- raw libarchive bindings -------------------------------------------------------
-# A handle of our own, so that setting argtypes never touches libarchive-c's
-# function objects, and return codes come back raw (no logging, no exceptions).
-
-
-def _bind(name: str, argtypes: list[Any], restype: Any) -> Callable[..., Any]:
-    func = getattr(_LIB, name)
-    func.argtypes = argtypes
-    func.restype = restype
-    bound: Callable[..., Any] = func
-    return bound
-
-
-_LIB = ctypes.CDLL(ffi.libarchive_path)
-_vp = ctypes.c_void_p
-_read_new = _bind("archive_read_new", [], _vp)
-_read_free = _bind("archive_read_free", [_vp], ctypes.c_int)
-_support_format_tar = _bind("archive_read_support_format_tar", [_vp], ctypes.c_int)
-_support_filters = [
-    _bind(f"archive_read_support_filter_{name}", [_vp], ctypes.c_int)
-    for name in _FILTERS
-    if hasattr(_LIB, f"archive_read_support_filter_{name}")
-]
-_read_open_fd = _bind("archive_read_open_fd", [_vp, ctypes.c_int, ctypes.c_size_t], ctypes.c_int)
-_read_open_memory = _bind("archive_read_open_memory", [_vp, _vp, ctypes.c_size_t], ctypes.c_int)
-_next_header2 = _bind("archive_read_next_header2", [_vp, _vp], ctypes.c_int)
-_read_data = _bind("archive_read_data", [_vp, _vp, ctypes.c_size_t], ctypes.c_ssize_t)
-_error_string = _bind("archive_error_string", [_vp], ctypes.c_char_p)
-_entry_new = _bind("archive_entry_new", [], _vp)
-_entry_free = _bind("archive_entry_free", [_vp], None)
-_entry_pathname_utf8 = _bind("archive_entry_pathname_utf8", [_vp], ctypes.c_char_p)
-_entry_pathname = _bind("archive_entry_pathname", [_vp], ctypes.c_char_p)
-_entry_symlink_utf8 = _bind("archive_entry_symlink_utf8", [_vp], ctypes.c_char_p)
-_entry_symlink = _bind("archive_entry_symlink", [_vp], ctypes.c_char_p)
-_entry_hardlink_utf8 = _bind("archive_entry_hardlink_utf8", [_vp], ctypes.c_char_p)
-_entry_hardlink = _bind("archive_entry_hardlink", [_vp], ctypes.c_char_p)
-_entry_filetype = _bind("archive_entry_filetype", [_vp], ctypes.c_uint)
-_entry_size = _bind("archive_entry_size", [_vp], ctypes.c_int64)
-_entry_size_is_set = _bind("archive_entry_size_is_set", [_vp], ctypes.c_int)
 
 
 def _decode(raw: bytes) -> str:

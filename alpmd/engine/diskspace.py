@@ -23,7 +23,6 @@ from alpmd.engine.archive import (
     _entries,
     _entry_kind,
     _entry_name,
-    _entry_size,
     _Fail,
     _open_fd,
     _reader,
@@ -31,6 +30,7 @@ from alpmd.engine.archive import (
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.events import Progress, ProgressCallback, ProgressKind
 from alpmd.engine.handle import Handle
+from alpmd.engine.larchive import entry_size as _entry_size
 from alpmd.engine.log import LogLevel
 from alpmd.engine.package import Package
 

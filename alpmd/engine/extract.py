@@ -20,7 +20,6 @@ truncated file under the real name.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import itertools
 import os
@@ -30,9 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from alpmd.engine.archive import (
-    _LIB,
     EntryKind,
-    _bind,
     _entries,
     _entry_kind,
     _entry_name,
@@ -53,6 +50,15 @@ from alpmd.engine.events import (
 from alpmd.engine.formats.desc import Backup
 from alpmd.engine.formats.files import FileList
 from alpmd.engine.handle import Handle
+from alpmd.engine.larchive import ARCHIVE_WARN as _ARCHIVE_WARN
+from alpmd.engine.larchive import entry_mode as _entry_mode
+from alpmd.engine.larchive import entry_set_pathname as _entry_set_pathname
+from alpmd.engine.larchive import error_string as _error_string
+from alpmd.engine.larchive import read_data_skip as _read_data_skip
+from alpmd.engine.larchive import read_extract2 as _read_extract2
+from alpmd.engine.larchive import write_disk_new as _write_disk_new
+from alpmd.engine.larchive import write_disk_set_options as _write_disk_set_options
+from alpmd.engine.larchive import write_free as _write_free
 from alpmd.engine.log import LogLevel
 from alpmd.engine.package import Package
 from alpmd.engine.version import vercmp
@@ -66,18 +72,6 @@ _SECURE_SYMLINKS, _SECURE_NODOTDOT, _SECURE_NOABSOLUTEPATHS = 0x100, 0x200, 0x10
 EXTRACT_FLAGS = (_OWNER | _PERM | _TIME | _UNLINK | _XATTR | _SECURE_SYMLINKS | _SECURE_NODOTDOT
                  | _SECURE_NOABSOLUTEPATHS)
 
-_vp = ctypes.c_void_p
-_write_disk_new = _bind("archive_write_disk_new", [], _vp)
-_write_disk_set_options = _bind("archive_write_disk_set_options", [_vp, ctypes.c_int],
-                                ctypes.c_int)
-_write_free = _bind("archive_write_free", [_vp], ctypes.c_int)
-_read_extract2 = _bind("archive_read_extract2", [_vp, _vp, _vp], ctypes.c_int)
-_read_data_skip = _bind("archive_read_data_skip", [_vp], ctypes.c_int)
-_error_string = _bind("archive_error_string", [_vp], ctypes.c_char_p)
-_entry_set_pathname = _bind("archive_entry_set_pathname", [_vp, ctypes.c_char_p], None)
-_entry_mode = _bind("archive_entry_mode", [_vp], ctypes.c_uint)
-_ARCHIVE_WARN = -20
-assert _LIB is not None
 
 _CWD_LOCK = threading.RLock()
 _counter = itertools.count()

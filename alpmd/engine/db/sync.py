@@ -25,11 +25,8 @@ import errno
 import logging
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
-
-from libarchive import ffi
 
 from alpmd.engine.config import Repo
 from alpmd.engine.db.backend import DatabaseBackend, EntryKey, split_entry_name
@@ -44,6 +41,63 @@ from alpmd.engine.db.snapshot import (
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import PkgMeta, parse_sync_desc
 from alpmd.engine.formats.files import FileList, parse_files
+from alpmd.engine.larchive import (
+    AE_IFMT as _AE_IFMT,
+)
+from alpmd.engine.larchive import (
+    AE_IFREG as _AE_IFREG,
+)
+from alpmd.engine.larchive import (
+    ARCHIVE_EOF as _ARCHIVE_EOF,
+)
+from alpmd.engine.larchive import (
+    ARCHIVE_WARN as _ARCHIVE_WARN,
+)
+from alpmd.engine.larchive import (
+    entry_filetype as _entry_filetype,
+)
+from alpmd.engine.larchive import (
+    entry_free as _entry_free,
+)
+from alpmd.engine.larchive import (
+    entry_new as _entry_new,
+)
+from alpmd.engine.larchive import (
+    entry_pathname as _entry_pathname,
+)
+from alpmd.engine.larchive import (
+    entry_pathname_utf8 as _entry_pathname_utf8,
+)
+from alpmd.engine.larchive import (
+    entry_size as _entry_size,
+)
+from alpmd.engine.larchive import (
+    error_string as _error_string,
+)
+from alpmd.engine.larchive import (
+    next_header2 as _next_header2,
+)
+from alpmd.engine.larchive import (
+    read_data as _read_data,
+)
+from alpmd.engine.larchive import (
+    read_free as _read_free,
+)
+from alpmd.engine.larchive import (
+    read_new as _read_new,
+)
+from alpmd.engine.larchive import (
+    read_open_memory as _open_memory,
+)
+from alpmd.engine.larchive import (
+    support_filters as _filters,
+)
+from alpmd.engine.larchive import (
+    support_format_empty as _support_empty,
+)
+from alpmd.engine.larchive import (
+    support_format_tar as _support_tar,
+)
 from alpmd.engine.log import LogCallback, LogLevel
 from alpmd.engine.package import Loaded, Origin, Part
 
@@ -55,46 +109,10 @@ logger = logging.getLogger("alpmd.engine.db")
 #: is a few megabytes; anything beyond this is a broken or hostile archive).
 MAX_MEMBER_SIZE = 64 * 1024 * 1024
 
-# -- libarchive, bound directly -------------------------------------------------------
-# libarchive-c's entry objects cost several Python calls per property; a database
-# has two members per package, so the walk below talks to the C library itself.
+# -- libarchive (bound in alpmd.engine.larchive) ---------------------------------------
 # Only tar is accepted (format_all would also read mtree, which opens host files),
 # and only the built-in decompressors (never an external program).
 
-_ARCHIVE_EOF = 1
-_ARCHIVE_WARN = -20
-_AE_IFMT = 0o170000
-_AE_IFREG = 0o100000
-_FILTERS = ("gzip", "bzip2", "xz", "lzma", "zstd", "lz4", "lzip", "compress")
-
-_lib = ctypes.CDLL(ffi.libarchive_path)
-_vp = ctypes.c_void_p
-
-
-def _bind(name: str, argtypes: list[type], restype: type | None) -> Callable[..., Any]:
-    func = getattr(_lib, name)
-    func.argtypes = argtypes
-    func.restype = restype
-    bound: Callable[..., Any] = func
-    return bound
-
-
-_read_new = _bind("archive_read_new", [], _vp)
-_read_free = _bind("archive_read_free", [_vp], ctypes.c_int)
-_support_tar = _bind("archive_read_support_format_tar", [_vp], ctypes.c_int)
-_support_empty = _bind("archive_read_support_format_empty", [_vp], ctypes.c_int)
-_filters = [_bind(f"archive_read_support_filter_{n}", [_vp], ctypes.c_int)
-            for n in _FILTERS if hasattr(_lib, f"archive_read_support_filter_{n}")]
-_open_memory = _bind("archive_read_open_memory", [_vp, _vp, ctypes.c_size_t], ctypes.c_int)
-_next_header2 = _bind("archive_read_next_header2", [_vp, _vp], ctypes.c_int)
-_read_data = _bind("archive_read_data", [_vp, _vp, ctypes.c_size_t], ctypes.c_ssize_t)
-_error_string = _bind("archive_error_string", [_vp], ctypes.c_char_p)
-_entry_new = _bind("archive_entry_new", [], _vp)
-_entry_free = _bind("archive_entry_free", [_vp], None)
-_entry_pathname_utf8 = _bind("archive_entry_pathname_utf8", [_vp], ctypes.c_char_p)
-_entry_pathname = _bind("archive_entry_pathname", [_vp], ctypes.c_char_p)
-_entry_filetype = _bind("archive_entry_filetype", [_vp], ctypes.c_uint)
-_entry_size = _bind("archive_entry_size", [_vp], ctypes.c_int64)
 
 
 def read_db_archive(data: bytes, label: str) -> list[tuple[str, bytes]]:

@@ -1,0 +1,75 @@
+"""libarchive's C functions, bound once with ctypes for the engine's two readers.
+
+Package files (:mod:`alpmd.engine.archive`) and sync databases
+(:mod:`alpmd.engine.db.sync`) walk archives member by member; libarchive-c's entry
+objects cost several Python calls per property, so both talk to the library
+directly through this handle of our own (setting argtypes here never touches
+libarchive-c's function objects, and return codes come back raw).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+from typing import Any
+
+from libarchive import ffi
+
+#: Decompressors libarchive has built in; the external-program ones (lrzip, lzop,
+#: grzip) are left out so that reading a file never spawns a process.
+FILTERS = ("gzip", "bzip2", "xz", "lzma", "zstd", "compress", "lz4", "lzip")
+
+ARCHIVE_OK = 0
+ARCHIVE_EOF = 1
+ARCHIVE_WARN = -20
+
+AE_IFMT = 0o170000
+AE_IFREG = 0o100000
+AE_IFDIR = 0o040000
+AE_IFLNK = 0o120000
+
+LIB = ctypes.CDLL(ffi.libarchive_path)
+_vp = ctypes.c_void_p
+
+
+def _bind(name: str, argtypes: list[Any], restype: Any) -> Callable[..., Any]:
+    func = getattr(LIB, name)
+    func.argtypes = argtypes
+    func.restype = restype
+    bound: Callable[..., Any] = func
+    return bound
+
+
+read_new = _bind("archive_read_new", [], _vp)
+read_free = _bind("archive_read_free", [_vp], ctypes.c_int)
+support_format_tar = _bind("archive_read_support_format_tar", [_vp], ctypes.c_int)
+support_format_empty = _bind("archive_read_support_format_empty", [_vp], ctypes.c_int)
+#: One "support filter" function per available decompressor in :data:`FILTERS`.
+support_filters = [
+    _bind(f"archive_read_support_filter_{name}", [_vp], ctypes.c_int)
+    for name in FILTERS
+    if hasattr(LIB, f"archive_read_support_filter_{name}")
+]
+read_open_fd = _bind("archive_read_open_fd", [_vp, ctypes.c_int, ctypes.c_size_t], ctypes.c_int)
+read_open_memory = _bind("archive_read_open_memory", [_vp, _vp, ctypes.c_size_t], ctypes.c_int)
+next_header2 = _bind("archive_read_next_header2", [_vp, _vp], ctypes.c_int)
+read_data = _bind("archive_read_data", [_vp, _vp, ctypes.c_size_t], ctypes.c_ssize_t)
+error_string = _bind("archive_error_string", [_vp], ctypes.c_char_p)
+entry_new = _bind("archive_entry_new", [], _vp)
+entry_free = _bind("archive_entry_free", [_vp], None)
+entry_pathname_utf8 = _bind("archive_entry_pathname_utf8", [_vp], ctypes.c_char_p)
+entry_pathname = _bind("archive_entry_pathname", [_vp], ctypes.c_char_p)
+entry_symlink_utf8 = _bind("archive_entry_symlink_utf8", [_vp], ctypes.c_char_p)
+entry_symlink = _bind("archive_entry_symlink", [_vp], ctypes.c_char_p)
+entry_hardlink_utf8 = _bind("archive_entry_hardlink_utf8", [_vp], ctypes.c_char_p)
+entry_hardlink = _bind("archive_entry_hardlink", [_vp], ctypes.c_char_p)
+entry_filetype = _bind("archive_entry_filetype", [_vp], ctypes.c_uint)
+entry_size = _bind("archive_entry_size", [_vp], ctypes.c_int64)
+entry_size_is_set = _bind("archive_entry_size_is_set", [_vp], ctypes.c_int)
+write_disk_new = _bind("archive_write_disk_new", [], _vp)
+write_disk_set_options = _bind("archive_write_disk_set_options", [_vp, ctypes.c_int], ctypes.c_int)
+write_free = _bind("archive_write_free", [_vp], ctypes.c_int)
+read_extract2 = _bind("archive_read_extract2", [_vp, _vp, _vp], ctypes.c_int)
+read_data_skip = _bind("archive_read_data_skip", [_vp], ctypes.c_int)
+entry_set_pathname = _bind("archive_entry_set_pathname", [_vp, ctypes.c_char_p], None)
+entry_mode = _bind("archive_entry_mode", [_vp], ctypes.c_uint)
