@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from alpmd.engine.errors import AlpmError, ErrorCode
-from alpmd.engine.formats.sections import check_value, split_lines, strict_int
+from alpmd.engine.formats.sections import check_value, key_value_lines, strict_int
 
 
 @dataclass
@@ -46,24 +46,13 @@ def parse_buildinfo(text: str) -> BuildInfo:
     code = ErrorCode.PKG_INVALID
     single: dict[str, str] = {}
     lists: dict[str, list[str]] = {key: [] for key in _LISTS}
-    for number, raw in enumerate(split_lines(text), 1):
-        line = raw.lstrip()
-        if not line or line[0] == "#":
-            continue
-        key, sep, value = line.partition(" = ")
-        if not sep:
-            if line.endswith(" ="):
-                key, value = line[:-2], ""
-            else:
-                raise AlpmError(code, f".BUILDINFO line {number}: expected 'key = value': {raw!r}")
+    for number, key, value in key_value_lines(text, ".BUILDINFO", code):
         if key in _SINGLE:
             if key in single:
                 raise AlpmError(code, f".BUILDINFO line {number}: {key} given twice")
             single[key] = value
         elif key in lists:
             lists[key].append(value)
-        elif not key or " " in key:
-            raise AlpmError(code, f".BUILDINFO line {number}: bad key {key!r}")
     if "format" not in single:
         raise AlpmError(code, ".BUILDINFO: format is missing")
     if single["format"] not in ("1", "2"):

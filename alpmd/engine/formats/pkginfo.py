@@ -13,7 +13,7 @@ from typing import Any
 
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import PkgMeta
-from alpmd.engine.formats.sections import check_value, split_lines, strict_int
+from alpmd.engine.formats.sections import check_value, key_value_lines, strict_int
 
 
 @dataclass
@@ -61,18 +61,7 @@ def parse_pkginfo(text: str) -> PkgInfo:
     code = ErrorCode.PKG_INVALID
     single: dict[str, str] = {}
     lists: dict[str, list[str]] = {attr: [] for attr in _LISTS.values()}
-    for number, raw in enumerate(split_lines(text), 1):
-        line = raw.lstrip()
-        if not line or line[0] == "#":
-            continue
-        key, sep, value = line.partition(" = ")
-        if not sep:
-            if line.endswith(" ="):
-                key, value = line[:-2], ""
-            else:
-                raise AlpmError(code, f".PKGINFO line {number}: expected 'key = value': {raw!r}")
-        if not key or " " in key:
-            raise AlpmError(code, f".PKGINFO line {number}: bad key {key!r}")
+    for number, key, value in key_value_lines(text, ".PKGINFO", code):
         if key in _SINGLE:
             if key in single:
                 raise AlpmError(code, f".PKGINFO line {number}: {key} given twice")

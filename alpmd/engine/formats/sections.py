@@ -13,6 +13,8 @@ and one dict lookup per section, never a regular expression per line.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from alpmd.engine.errors import AlpmError, ErrorCode
 
 #: Kinds of known sections: one line of text, a list up to a blank line, one integer.
@@ -127,3 +129,24 @@ def check_items(values: list[str], what: str) -> None:
     for value in values:
         if not value or "\n" in value:
             raise AlpmError(ErrorCode.WRONG_ARGS, f"{what} has an empty or multi-line item: {value!r}")
+
+
+def key_value_lines(text: str, origin: str, code: ErrorCode) -> Iterator[tuple[int, str, str]]:
+    """``(line number, key, value)`` of makepkg's ``key = value`` files (.PKGINFO, .BUILDINFO).
+
+    Blank lines and ``#`` comments are skipped; ``key =`` is an empty value; any
+    other line, or a key with a space in it, raises ``code`` naming the line.
+    """
+    for number, raw in enumerate(split_lines(text), 1):
+        line = raw.lstrip()
+        if not line or line[0] == "#":
+            continue
+        key, sep, value = line.partition(" = ")
+        if not sep:
+            if line.endswith(" ="):
+                key, value = line[:-2], ""
+            else:
+                raise AlpmError(code, f"{origin} line {number}: expected 'key = value': {raw!r}")
+        if not key or " " in key:
+            raise AlpmError(code, f"{origin} line {number}: bad key {key!r}")
+        yield number, key, value
