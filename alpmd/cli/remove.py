@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from alpmd.cli.alpm import Context
-from alpmd.cli.upgrade import apply_options, callbacks, execute, log_command, printing, trans_flags
+from alpmd.cli.upgrade import begin, execute
 from alpmd.engine.errors import AlpmError
-from alpmd.engine.trans import Transaction
 
 
 def run(ctx: Context) -> int:
@@ -13,12 +12,8 @@ def run(ctx: Context) -> int:
     if not ctx.args.targets:
         out.error("no targets specified (use -h for help)")
         return 1
-    apply_options(ctx)
-    if not printing(ctx):
-        log_command(ctx)
-    cb = callbacks(ctx)
-    with Transaction(ctx.handle, trans_flags(ctx), event=cb.event, progress=cb.progress,
-                     question=cb.question) as trans:
+    trans, cb = begin(ctx)
+    with trans:
         localdb = ctx.handle.localdb
         missing = False
         for target in ctx.args.targets:

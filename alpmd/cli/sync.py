@@ -59,24 +59,12 @@ def run(ctx: Context) -> int:
 
 def _install(ctx: Context) -> int:
     """-S targets / -Su / -Sw: one add transaction (pacman's sync_trans)."""
-    from alpmd.cli.upgrade import (
-        apply_options,
-        callbacks,
-        execute,
-        log_command,
-        printing,
-        trans_flags,
-    )
-    from alpmd.engine.trans import Transaction
+    from alpmd.cli.upgrade import begin, execute, printing
 
     a = ctx.args
     out = ctx.out
-    apply_options(ctx)
-    if not printing(ctx):
-        log_command(ctx)
-    cb = callbacks(ctx)
-    with Transaction(ctx.handle, trans_flags(ctx), event=cb.event, progress=cb.progress,
-                     question=cb.question) as trans:
+    trans, cb = begin(ctx)
+    with trans:
         for target in a.targets:
             try:
                 trans.add_sync_target(target)

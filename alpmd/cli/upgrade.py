@@ -113,6 +113,17 @@ def log_command(ctx: Context) -> None:
     ctx.handle.logaction("PACMAN", f"Running '{' '.join(argv)}'")
 
 
+def begin(ctx: Context) -> tuple[Transaction, Callbacks]:
+    """Options applied, the command logged (unless printing), a transaction with pacman's callbacks."""
+    apply_options(ctx)
+    if not printing(ctx):
+        log_command(ctx)
+    cb = callbacks(ctx)
+    trans = Transaction(ctx.handle, trans_flags(ctx), event=cb.event, progress=cb.progress,
+                        question=cb.question)
+    return trans, cb
+
+
 def location(ctx: Context, pkg: Package) -> str:
     """pacman's ``%l``: server URL + filename, ``file://`` path, or name-version."""
     if pkg.origin is Origin.SYNCDB:
@@ -284,13 +295,9 @@ def run(ctx: Context) -> int:
     if not ctx.args.targets:
         out.error("no targets specified (use -h for help)")
         return 1
-    apply_options(ctx)
-    if not printing(ctx):
-        log_command(ctx)
-    cb = callbacks(ctx)
+    trans, cb = begin(ctx)
     out.write("loading packages...\n")
-    with Transaction(ctx.handle, trans_flags(ctx), event=cb.event, progress=cb.progress,
-                     question=cb.question) as trans:
+    with trans:
         for target in ctx.args.targets:
             path = target[len("file://"):] if target.startswith("file://") else target
             try:
