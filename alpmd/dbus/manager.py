@@ -109,6 +109,7 @@ class Daemon:
         self.manager: Manager1 | None = None
         self._local_stamp = self._stamp()
         self._updates_cache: list[dict[str, Variant]] | None = None
+        self.updates_announced: int | None = None
         self.history: list[dict[str, Any]] = []
         self.last_activity = time.monotonic()
         self.stopping = asyncio.Event()
@@ -150,6 +151,20 @@ class Daemon:
         if self.manager is not None:
             self.manager.changed("Generation", "UpdatesAvailable")
             self.manager.InstalledChanged(self.generation)
+            self.announce_updates(only_if_changed=True)
+
+    def announce_updates(self, *, only_if_changed: bool = False) -> None:
+        """UpdatesChanged(count): after a refresh, and when the installed set moved the count."""
+        try:
+            count = len(self.updates())
+        except Exception:
+            log.exception("could not compute the updates")
+            return
+        if only_if_changed and count == self.updates_announced:
+            return
+        self.updates_announced = count
+        if self.manager is not None:
+            self.manager.UpdatesChanged(count)
 
     # -- updates ------------------------------------------------------------------------
 
@@ -377,7 +392,7 @@ class Daemon:
         self._updates_cache = None
         if self.manager is not None:
             self.manager.changed("LastRefresh", "UpdatesAvailable")
-            self.manager.UpdatesChanged(len(self.updates()))
+        self.announce_updates()
 
     def _callbacks(self, t: TransactionObject, loop: asyncio.AbstractEventLoop) -> dict[str, Any]:
         def on_event(e: ev.Event) -> None:
