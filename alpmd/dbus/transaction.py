@@ -9,6 +9,7 @@ that thread wait for :meth:`Answer` (or the deadline, then the default).
 import asyncio
 import concurrent.futures
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -54,6 +55,8 @@ ACTIONS = {"refresh": "org.alpm.refresh", "sysupgrade": "org.alpm.sysupgrade",
            "remove": "org.alpm.remove", "set-reason": "org.alpm.set-reason",
            "clean-cache": "org.alpm.clean-cache", "trust-key": "org.alpm.trust-key"}
 DEFAULT_QUESTION_TIMEOUT = 300.0
+#: language[_territory][.codeset][@modifier], or C / POSIX (it reaches no shell, but still)
+_LOCALE = re.compile(r"[A-Za-z]{1,8}(_[A-Za-z0-9]{1,8})?(\.[A-Za-z0-9-]{1,16})?(@[A-Za-z0-9]{1,16})?")
 PROGRESS_INTERVAL = 0.25
 
 
@@ -223,7 +226,10 @@ class TransactionObject(ServiceInterface):
         if self.state != "setup":
             raise errors.wrong_state("hints can only be set before Run")
         self.hints["interactive"] = options.get(hints, "interactive", bool, False)
-        self.hints["locale"] = options.get(hints, "locale", str, "")
+        locale = options.get(hints, "locale", str, "")
+        if locale and not _LOCALE.fullmatch(locale):
+            raise errors.invalid(f"not a locale name: {locale[:64]!r}")
+        self.hints["locale"] = locale
         tmo = hints.get("question-timeout")
         if tmo is not None:
             value = tmo.value
@@ -378,7 +384,12 @@ class TransactionObject(ServiceInterface):
         kind = question.kind
         preset = self.hints.get("answers", {})
         if kind in preset:
-            return _coerce(question, preset[kind])
+            try:
+                return _coerce(question, preset[kind])
+            except (TypeError, ValueError):
+                self.add_log("warning", "daemon", f"pre-seeded answer {preset[kind]!r} to "
+                             f"{kind} is not a valid choice; default {question.default!r}")
+                return question.default
         if self.cancelled:
             return question.default
         timeout = float(self.hints.get("question-timeout", DEFAULT_QUESTION_TIMEOUT))

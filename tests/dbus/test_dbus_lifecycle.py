@@ -132,6 +132,7 @@ def test_question_deadline_takes_pacmans_default(world: Any) -> None:
             for bad in ({"question-timeout": v("d", -1.0)},
                         {"question-timeout": v("s", "soon")},
                         {"interactive": v("s", "yes")},
+                        {"locale": v("s", "en_US.UTF-8; rm -rf /")},
                         {"answers": v("s", "all")}):
                 try:
                     await c.tx(path, "SetHints", "a{sv}", bad)
@@ -152,7 +153,7 @@ def test_question_deadline_takes_pacmans_default(world: Any) -> None:
         finally:
             c.close()
     res, asked, refused, log = run(go())
-    assert refused == ["org.alpm.Error.InvalidArgs"] * 4 + ["org.alpm.Error.WrongState"]
+    assert refused == ["org.alpm.Error.InvalidArgs"] * 5 + ["org.alpm.Error.WrongState"]
     assert len(asked) == 1 and asked[0][1] == "SelectProvider"
     assert res[0] == "success", res
     got = e.installed()
@@ -161,10 +162,10 @@ def test_question_deadline_takes_pacmans_default(world: Any) -> None:
     assert any("not answered" in line for line in log)
 
 
-def test_cancel_while_waiting_for_an_answer(world: Any) -> None:
+def test_cancel_while_waiting_for_an_answer_then_a_bad_preseed(world: Any) -> None:
     env, e, m = world
 
-    async def go() -> tuple[Any, str]:
+    async def go() -> tuple[Any, str, set[str], Any, list[Any], list[str]]:
         c = await Client.open(env.address)
         try:
             path = await c.manager("Install", "asa{sv}", ["editor"], NO_UPGRADE)
@@ -172,13 +173,26 @@ def test_cancel_while_waiting_for_an_answer(world: Any) -> None:
             await c.wait_signal(lambda msg: msg.path == path and msg.member == "QuestionAsked")
             state = await c.prop(path, "State")
             await c.tx(path, "Cancel")
-            return await c.finished(path, 20), state
+            res = await c.finished(path, 20)
+            after_cancel = set(e.installed())
+            # a pre-seeded answer out of range: the default, a warning, no question
+            again = await c.manager("Install", "asa{sv}", ["editor"], NO_UPGRADE)
+            await c.tx(again, "SetHints", "a{sv}",
+                       {"answers": v("a{sv}", {"SelectProvider": v("u", 7)})})
+            await c.tx(again, "Run")
+            res2 = await c.finished(again)
+            log = [r[3] for r in await c.tx(again, "GetLog")]
+            return res, state, after_cancel, res2, c.of(again, "QuestionAsked"), log
         finally:
             c.close()
-    res, state = run(go())
+    res, state, after_cancel, res2, asked, log = run(go())
     assert state == "waiting-answer"
     assert res[0] == "cancelled" and res[1] == "org.alpm.Error.Cancelled", res
-    assert set(e.installed()) == {"tool"}
+    assert after_cancel == {"tool"}
+    assert res2[0] == "success", res2
+    assert asked == []
+    assert any("not a valid choice" in line for line in log)
+    assert "prov-a" in e.installed() and "prov-b" not in e.installed()
 
 
 def test_queue_cancel_while_queued_and_refreshes_merged(tmp_path: Path) -> None:
