@@ -70,6 +70,9 @@ def trans_flags(ctx: Context) -> TransFlag:
                        ("unneeded", TransFlag.UNNEEDED)):
         if a.has(name):
             flags |= flag
+    if a.has("dbonly"):
+        # pacman's --dbonly also skips scriptlets (hooks still run)
+        flags |= TransFlag.NOSCRIPTLET
     rec = a.count("recursive")
     if rec:
         flags |= TransFlag.RECURSE

@@ -174,6 +174,8 @@ class Transaction:
         self._interrupted = False
         self._journal: Journal | None = None
         self._locked_here = False
+        #: paths moving to another package of this transaction: their old owner leaves them
+        self._skip_remove: set[str] = set()
         handle.trans = self
 
     # -- helpers --------------------------------------------------------------------
@@ -465,7 +467,8 @@ class Transaction:
             conflict = _require("conflict")
             self._event(FileConflicts())
             found = conflict.find_file_conflicts(self.handle, pkgs, list(remove),
-                                                 flags=self.flags)
+                                                 flags=self.flags,
+                                                 skip_remove=self._skip_remove)
             self._event(FileConflicts(done=True))
             if found:
                 raise AlpmError(ErrorCode.FILE_CONFLICTS, conflicts=found)
@@ -524,7 +527,8 @@ class Transaction:
         self._scriptlet(script, "pre_remove", old.version, None)
         if not self.flags & TransFlag.DBONLY:
             _require("remove").remove_package_files(self.handle, old, flags=self.flags,
-                                                    event=self.event_cb)
+                                                    event=self.event_cb,
+                                                    skip=self._skip_remove)
         self.handle.logaction("ALPM", f"removed {old.name} ({old.version})")
         self._scriptlet(script, "post_remove", old.version, None)
         self._event(DatabaseWrite())
@@ -587,7 +591,8 @@ class Transaction:
             return FileList(list(new.filelist.files), list(new.filelist.backup))
         if old is not None:
             _require("remove").remove_package_files(self.handle, old, new=new, flags=self.flags,
-                                                    event=self.event_cb)
+                                                    event=self.event_cb,
+                                                    skip=self._skip_remove)
         extract = _require("extract")
 
         def progress(p: Progress) -> None:

@@ -74,6 +74,12 @@ class Scenario:
     exit_only: bool = False
     #: engine modules beyond the core ones this scenario needs (skipped until they land)
     needs: list[str] = field(default_factory=list)
+    #: a chrooted /bin/sh in both roots (before ``local``), so scriptlets and hooks run
+    shell: bool = False
+    #: hook files (name -> text) written into the hook directory after ``local`` is installed
+    hooks: dict[str, str] = field(default_factory=dict)
+    #: why this scenario asserts something other than pacman's result (empty: pacman's)
+    note: str = ""
 
     def __str__(self) -> str:
         return self.name
@@ -91,11 +97,23 @@ def _sync_meta(path: Path) -> PkgMeta:
     return meta
 
 
-def setup_twins(tmp: Path, sc: Scenario) -> tuple[PacmanRoot, PacmanRoot, dict[str, Path]]:
+def build_all(pkgs: list[Pkg], outdir: Path) -> dict[str, Path]:
+    """Every package archive once (key -> path); scenarios share the result."""
+    return {p.key: p.build(outdir) for p in pkgs}
+
+
+def setup_twins(tmp: Path, sc: Scenario, built: dict[str, Path] | None = None,
+                ) -> tuple[PacmanRoot, PacmanRoot, dict[str, Path]]:
+    """Root A prepared by pacman, then copied to root B; ``built`` reuses package archives."""
     from alpmd.testing.repogen import write_sync_db
 
-    built = {p.key: p.build(tmp / "pkgs") for p in sc.pkgs}
+    if built is None:
+        built = build_all(sc.pkgs, tmp / "pkgs")
     a = PacmanRoot(tmp / "a", options=dict(sc.options))
+    if sc.shell:
+        from tests.commit.support import shell_root
+
+        shell_root(a.root)
     if sc.repo:
         srv = a.root / "srv" / "test"
         srv.mkdir(parents=True)
@@ -111,6 +129,8 @@ def setup_twins(tmp: Path, sc: Scenario) -> tuple[PacmanRoot, PacmanRoot, dict[s
     if sc.local_deps:
         r = a.pacman("-D", "--asdeps", *[k.rsplit("-", 2)[0] for k in sc.local_deps])
         assert r.returncode == 0, r.stderr + r.stdout
+    for name, text in sc.hooks.items():
+        (a.hookdir / name).write_text(text)
     if sc.prep is not None:
         sc.prep(a.root)
     shutil.copytree(a.root, tmp / "b", symlinks=True)
@@ -140,7 +160,9 @@ def run_alpm(root: PacmanRoot, args: list[str]) -> tuple[int, str, str]:
 
 
 _SKIP = ("var/lib/pacman/local", "var/lib/pacman/sync", "var/log", "var/cache/alpmd",
-         "etc/pacman.conf", "var/lib/pacman/db.lck", "var/lib/pacman/alpmd-journal", "tmp")
+         "etc/pacman.conf", "var/lib/pacman/db.lck", "var/lib/pacman/alpmd-journal", "tmp",
+         # the chroot's shell and libraries (tests.commit.support.shell_root), identical copies
+         "bin", "lib", "lib64", "usr/bin/dash")
 
 
 def _sections(text: str) -> dict[str, list[str]]:
