@@ -80,6 +80,11 @@ class Scenario:
     hooks: dict[str, str] = field(default_factory=dict)
     #: why this scenario asserts something other than pacman's result (empty: pacman's)
     note: str = ""
+    #: payload compressions to run with (the extraction path matters only for some)
+    compressions: tuple[str, ...] = ("zst", "xz")
+    #: substrings pacman's run must produce (its [ALPM] log lines, /hooklog, /scriptlog*):
+    #: proof that the scenario exercises what it claims before both roots are compared
+    expect: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return self.name
@@ -138,6 +143,22 @@ def setup_twins(tmp: Path, sc: Scenario, built: dict[str, Path] | None = None,
     if sc.repo:
         b.write_config()
     return a, b, built
+
+
+def evidence(root: Path, log_before: int) -> str:
+    """What a run left to check ``expect`` against: new log lines and the scripts' own logs."""
+    logfile = root / "var/log/pacman.log"
+    lines = logfile.read_text().splitlines()[log_before:] if logfile.exists() else []
+    parts = [line.partition("] ")[2] for line in lines]
+    for name in ("hooklog", "scriptlog", "scriptlog2"):
+        if (root / name).exists():
+            parts.append(f"{name}: " + (root / name).read_text())
+    return "\n".join(parts)
+
+
+def log_length(root: Path) -> int:
+    logfile = root / "var/log/pacman.log"
+    return len(logfile.read_text().splitlines()) if logfile.exists() else 0
 
 
 def expand(cmd: list[str], built: dict[str, Path]) -> list[str]:

@@ -19,7 +19,9 @@ from tests.trans.harness import (
     Pkg,
     Scenario,
     build_all,
+    evidence,
     expand,
+    log_length,
     run_alpm,
     setup_twins,
     snapshot,
@@ -267,7 +269,7 @@ def _more_scenarios() -> list[Scenario]:
     sx_repo = ["sx-2.0-1", "sdep-1.0-1", "sheir-1.0-1", "foo-1.1-1"]
     two_prov = ["app-1.0-1", "lib-1.0-1", "prov-1.0-1", "prov2-1.0-1", "appv-1.0-1"]
     fail = "/bin/sh -c 'echo hook failing; exit 1'"
-    return [
+    scenarios = [
         # scriptlets that run in a chroot (their output lands in pacman.log as ALPM-SCRIPTLET)
         S("U-scriptlet-install", ["-U", "@sx-1.0-1"], shell=True),
         S("U-scriptlet-upgrade", ["-U", "@sx-2.0-1"], local=["sx-1.0-1"], shell=True),
@@ -344,7 +346,7 @@ def _more_scenarios() -> list[Scenario]:
         S("S-cycle-install", ["-S", "cyca"], repo=["cyca-1.0-1", "cycb-1.0-1"]),
         S("R-cycle-recursive", ["-Rs", "cyca"], local=["cyca-1.0-1"], local_deps=["cycb-1.0-1"]),
         # conflicts
-        S("S-conflict-ask-yes", ["-S", "--ask", "4", "enemy"], repo=ALL_REPO,
+        S("S-conflict-ask-yes-breaks-dep", ["-S", "--ask", "4", "enemy"], repo=ALL_REPO,
           local=["foo-1.0-1", "baz-1.0-1"]),
         S("S-conflict-virtual", ["-S", "venemy"], repo=["venemy-1.0-1"],
           local=["prov-1.0-1"]),
@@ -410,10 +412,102 @@ def _more_scenarios() -> list[Scenario]:
         S("U-symlink-to-dir", ["-U", "@sl-2.0-1"], local=["sl-1.0-1"]),
         S("S-asexplicit-installed-dep", ["-S", "--asexplicit", "leaf"], repo=ALL_REPO,
           local_deps=["leaf-1.0-1"]),
+        S("S-conflict-ask-yes", ["-S", "--ask", "4", "enemy"], repo=ALL_REPO,
+          local=["foo-1.0-1"]),
+        S("U-overwrite-negated-first", ["-U", "--overwrite", "!usr/share/foo/data",
+                                        "--overwrite", "*", "@foo-1.0-1"],
+          prep=_write("usr/share/foo/data", "x\n")),
     ]
+    for sc in scenarios:
+        sc.expect = EXPECT.get(sc.name, [])
+        # the extraction path differs per compression only where files are laid down
+        if sc.name not in BOTH_COMPRESSIONS:
+            sc.compressions = ("zst",)
+    return scenarios
 
 
-SCENARIOS = [(sc, comp) for sc in _scenarios() for comp in ("zst", "xz")]
+#: What pacman itself must do in a scenario (its log, /hooklog, /scriptlog), so a scenario
+#: cannot pass by both sides doing nothing (a chroot without a shell, a hook never matched).
+EXPECT: dict[str, list[str]] = {
+    "U-scriptlet-install": ["pre_install 1.0-1\n", "post_install 1.0-1 0022\nsaw /usr/share/sx/1",
+                            "[ALPM-SCRIPTLET] installed 1.0-1"],
+    "U-scriptlet-upgrade": ["pre_upgrade 2.0-1 1.0-1", "upgraded 1.0-1 to 2.0-1"],
+    "U-scriptlet-downgrade": ["pre_upgrade 1.0-1 2.0-1", "downgraded sx"],
+    "U-scriptlet-reinstall": ["post_upgrade 1.0-1 1.0-1", "reinstalled sx"],
+    "R-scriptlet-remove": ["pre_remove 1.0-1\npost_remove 1.0-1", "removed 1.0-1"],
+    "R-scriptlet-noscriptlet": ["removed sx"],
+    "S-scriptlet-dep-order": ["scriptlog2: pre_install 1.0-1\nsaw /usr/share/sx/2"],
+    "S-scriptlet-replaced": ["pre_remove 1.0-1", "removed sx", "installed sheir"],
+    "U-scriptlet-pre-install-fails": ["[ALPM-SCRIPTLET] refusing", "installed sprefail"],
+    "U-scriptlet-post-install-fails": ["[ALPM-SCRIPTLET] broken"],
+    "U-scriptlet-dbonly-skips": ["hooklog: share usr/share/\nshare usr/share/sx/"],
+    "hook-path-needstargets": ["share usr/share/foo/data\nshare usr/share/sx/",
+                               "post_install 1.0-1"],
+    "hook-package-upgrade-only": ["up foo\nup done\ninst lib\ninst done"],
+    "hook-pre-remove-sees-files": ["present usr/lib/libx.so", "present usr/share/foo/data"],
+    "hook-path-remove-on-upgrade": ["gone usr/lib/real\ngone done"],
+    "hook-abort-on-fail": ["[ALPM-SCRIPTLET] hook failing"],
+    "hook-pre-fails-without-abort": ["hook failing", "installed foo"],
+    "hook-post-fails": ["removed foo", "hook failing"],
+    "hook-negated-target": ["neg usr/share/bar/data\nneg done"],
+    "hook-order-and-output": ["hooklog: a\nb\n", "[ALPM-SCRIPTLET] hook b says hi"],
+    "hook-sysupgrade-targets-sorted": ["all cfg\nall foo\nall done"],
+    "S-provider-several-default": ["installed prov (1.0-1)"],
+    "S-provider-versioned": ["installed prov2"],
+    "S-provider-literal-name-wins": ["installed virt"],
+    "U-several-with-provider": ["installed app"],
+    "R-provider-alternative": ["removed prov"],
+    "S-dep-pulls-upgrade": ["upgraded foo (1.0-1 -> 1.1-1)", "installed bar (2.0-1)"],
+    "U-dep-less-than-met": ["installed legacy"],
+    "S-d-skips-version": ["installed bar (2.0-1)"],
+    "S-dd-skips-deps": ["installed top"],
+    "U-assume-installed": ["installed bar"],
+    "S-cycle-install": ["installed cycb", "installed cyca"],
+    "R-cycle-recursive": ["removed cyca", "removed cycb"],
+    "S-conflict-ask-yes": ["removed foo", "installed enemy"],
+    "S-replaces-keeps-dep-reason": ["removed old", "installed new"],
+    "S-replaces-two": ["removed old2", "removed old (", "installed new2"],
+    "S-replaces-takes-files": ["removed old", "installed heir"],
+    "S-group-needed": ["installed gb"],
+    "S-group-ignore-member": ["installed ga", "installed gb"],
+    "S-ignored-explicit-target": ["installed foo (1.1-1)"],
+    "S-sysupgrade-ignoregroup": ["upgraded foo"],
+    "S-sysupgrade-ignore-glob": ["upgraded foo"],
+    "S-Suu-downgrade": ["downgraded foo (1.1-1 -> 1.0-1)"],
+    "S-downgrade-explicit-target": ["downgraded foo"],
+    "R-cascade-chain": ["removed top", "removed mid", "removed leaf"],
+    "R-cascade-recursive": ["removed top", "removed mid", "removed leaf"],
+    "R-recursive-shared-dep": ["removed bar"],
+    "R-dbonly-recursive": ["removed top", "removed mid", "removed leaf"],
+    "R-recursive-nosave": ["removed cfguser", "removed cfg"],
+    "U-asdeps-upgrade-explicit": ["upgraded foo", "installed leaf"],
+    "U-overwrite-glob": ["installed foo"],
+    "U-overwrite-owned": ["installed clash"],
+    "U-reinstall-restores-modified": ["reinstalled foo"],
+    "U-backup-user-matches-new": ["upgraded cfg"],
+    "U-backup-unchanged-upstream": ["upgraded cfg (1.0-1 -> 1.5-1)"],
+    "U-backup-dropped-modified": ["etc/foo.conf saved as ROOT/etc/foo.conf.pacsave"],
+    "U-backup-moves-between-packages": ["installed cfgnew"],
+    "U-backup-moves-modified": ["etc/foo.conf installed as ROOT/etc/foo.conf.pacnew"],
+    "U-noupgrade-not-backup": ["usr/bin/cfg installed as ROOT/usr/bin/cfg.pacnew"],
+    "U-noupgrade-missing-file": ["upgraded cfg"],
+    "U-noextract-negated": ["installed nx"],
+    "U-dir-to-symlink": ["upgraded dl"],
+    "U-symlink-to-dir": ["upgraded sl"],
+    "S-asexplicit-installed-dep": ["reinstalled leaf"],
+}
+
+#: Scenarios whose point is the file system: run on both payload compressions.
+BOTH_COMPRESSIONS = {
+    "U-overwrite-glob", "U-overwrite-negated", "U-overwrite-negated-first", "U-overwrite-owned",
+    "U-reinstall-restores-modified", "U-backup-user-matches-new", "U-backup-unchanged-upstream",
+    "U-backup-dropped-modified", "U-backup-moves-between-packages", "U-backup-moves-modified",
+    "U-noupgrade-not-backup", "U-noupgrade-missing-file", "U-noextract-negated",
+    "U-dir-to-symlink", "U-symlink-to-dir",
+}
+
+
+SCENARIOS = [(sc, comp) for sc in _scenarios() for comp in sc.compressions]
 
 
 @pytest.fixture(scope="module")
@@ -438,7 +532,12 @@ def test_transaction_matches_pacman(tmp_path: Path, sc: Scenario, comp: str,
             pytest.skip(f"engine module {mod} not landed yet")
     a, b, paths = setup_twins(tmp_path, sc, built[comp])
     args = expand(sc.cmd, paths)
+    before = log_length(a.root)
     ref = a.pacman(*args)
+    if sc.expect:
+        seen = evidence(a.root, before).replace(str(a.root), "ROOT")
+        missing = [e for e in sc.expect if e not in seen]
+        assert not missing, f"pacman did not do what {sc.name} is about: {missing}\n{seen}"
     code, out, err = run_alpm(b, args)
     assert code == ref.returncode, (f"pacman said {ref.returncode}:\n{ref.stdout}{ref.stderr}"
                                     f"\nalpm said {code}:\n{out}{err}")
@@ -453,4 +552,5 @@ def test_transaction_matches_pacman(tmp_path: Path, sc: Scenario, comp: str,
 def test_enough_scenarios() -> None:
     names = [sc.name for sc in _scenarios()]
     assert len(set(names)) == len(names)
+    assert set(EXPECT) <= set(names) and BOTH_COMPRESSIONS <= set(names)
     assert len(names) >= 100
