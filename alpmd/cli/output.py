@@ -14,11 +14,13 @@ import sys
 import time
 import unicodedata
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from alpmd.engine.handle import Handle
 from alpmd.engine.package import Origin, Package
 from alpmd.engine.query import find_satisfier, optional_for, required_by
+
+if TYPE_CHECKING:
+    from alpmd.engine.handle import Handle
 
 
 @dataclass

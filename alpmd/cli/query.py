@@ -6,7 +6,6 @@ import os
 
 from alpmd.cli.alpm import Context
 from alpmd.cli.output import Display, search_results
-from alpmd.engine.archive import load_package_file
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.package import Package
@@ -77,6 +76,8 @@ def _named(ctx: Context, targets: list[str]) -> int:
         pkg: Package | None
         if a.has("file"):
             try:
+                from alpmd.engine.archive import load_package_file  # libarchive: -Qp only
+
                 pkg = load_package_file(name)
             except AlpmError as exc:
                 ctx.out.error(f"could not load package '{name}': {exc.code.strerror}")

@@ -15,7 +15,6 @@ match wins, ``!`` negates) shared by NoExtract, NoUpgrade, overwrite and hooks.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import stat
 from collections.abc import Iterable, Sequence
@@ -29,7 +28,12 @@ from alpmd.engine.package import Package
 
 __all__ = ["FileConflict", "find_file_conflicts", "fnmatch", "fnmatch_patterns"]
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+try:  # glibc's soname first: find_library runs an ``ldconfig -p`` subprocess
+    _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:
+    import ctypes.util
+
+    _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _fnmatch = _libc.fnmatch
 _fnmatch.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
 _fnmatch.restype = ctypes.c_int

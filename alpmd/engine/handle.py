@@ -10,7 +10,6 @@ import errno
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 
 from alpmd.engine.config import DEFAULT_SIGLEVEL, Config, Repo, SigLevel
@@ -187,7 +186,7 @@ class Handle:
         """Create ``db.lck`` exclusively, as pacman does, so the two exclude each other."""
         if self._lock_fd is not None:
             raise AlpmError(ErrorCode.HANDLE_LOCK, "database already locked by this handle")
-        Path(self.dbpath).mkdir(parents=True, exist_ok=True)
+        os.makedirs(self.dbpath, exist_ok=True)
         try:
             fd = os.open(self.lockfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o000)
         except OSError as exc:

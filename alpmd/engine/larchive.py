@@ -10,10 +10,9 @@ libarchive-c's function objects, and return codes come back raw).
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Callable
 from typing import Any
-
-from libarchive import ffi
 
 #: Decompressors libarchive has built in; the external-program ones (lrzip, lzop,
 #: grzip) are left out so that reading a file never spawns a process.
@@ -28,7 +27,26 @@ AE_IFREG = 0o100000
 AE_IFDIR = 0o040000
 AE_IFLNK = 0o120000
 
-LIB = ctypes.CDLL(ffi.libarchive_path)
+#: The soname every libarchive 3 ships; loading it directly skips libarchive-c's
+#: ``ctypes.util.find_library``, which runs ``ldconfig -p`` (tens of milliseconds on
+#: every command's start-up).
+SONAME = "libarchive.so.13"
+
+
+def _load() -> ctypes.CDLL:
+    """The library: ``$LIBARCHIVE`` (as libarchive-c honours it), the soname, else discovery."""
+    for name in (os.environ.get("LIBARCHIVE"), SONAME):
+        if name:
+            try:
+                return ctypes.CDLL(name)
+            except OSError:
+                pass
+    from libarchive import ffi  # its import searches with find_library
+
+    return ctypes.CDLL(ffi.libarchive_path)
+
+
+LIB = _load()
 _vp = ctypes.c_void_p
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import errno
 import fnmatch
-import hashlib
 import os
 import stat
 import weakref
@@ -31,12 +30,12 @@ from alpmd.engine.db.local import LocalDatabase
 from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
-from alpmd.engine.formats.mtree import MtreeEntry, parse_mtree
 from alpmd.engine.package import Origin, Package
 from alpmd.engine.regex import ASCII_LOWER, PosixRegex, compile_posix
 from alpmd.engine.version import vercmp
 
 if TYPE_CHECKING:
+    from alpmd.engine.formats.mtree import MtreeEntry
     from alpmd.engine.handle import Handle
 
 __all__ = [
@@ -546,6 +545,8 @@ def check_files(handle: Handle, pkg: Package) -> FastCheck:
 
 
 def _digest(path: str, algo: str) -> str | None:
+    import hashlib
+
     try:
         h = hashlib.new(algo)
         with open(path, "rb") as f:
@@ -558,6 +559,8 @@ def _digest(path: str, algo: str) -> str | None:
 
 def check_mtree(handle: Handle, pkg: Package) -> FullCheck:
     """Files against the package's mtree (pacman's ``check_pkg_full``)."""
+    from alpmd.engine.formats.mtree import parse_mtree  # gzip: only -Qkk needs it
+
     raw = pkg.mtree
     res = FullCheck()
     if raw is None:

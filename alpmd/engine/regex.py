@@ -12,7 +12,6 @@ once) and the C library otherwise.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import re
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
@@ -28,7 +27,12 @@ _REG_NOSUB = 8
 
 _libc: ctypes.CDLL | None
 try:
-    _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    try:  # glibc's soname first: find_library runs an ``ldconfig -p`` subprocess
+        _libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        import ctypes.util
+
+        _libc = ctypes.CDLL(ctypes.util.find_library("c"))
     _regcomp = _libc.regcomp
     _regcomp.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
     _regcomp.restype = ctypes.c_int

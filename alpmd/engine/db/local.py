@@ -29,11 +29,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Iterator
 
 from alpmd.engine.db.backend import DatabaseBackend, Entry, EntryKey, split_entry_name
@@ -47,7 +44,14 @@ from alpmd.engine.version import vercmp
 
 __all__ = ["LOCAL_DB_VERSION", "LocalDatabase", "LocalFilesBackend", "TMP_PREFIX"]
 
-logger = logging.getLogger("alpmd.engine.db")
+
+def _pylog(level: LogLevel, message: str) -> None:
+    """Also tell Python's logging (imported on the first message: queries rarely log)."""
+    import logging
+
+    logging.getLogger("alpmd.engine.db").log(
+        logging.ERROR if level & LogLevel.ERROR else
+        logging.WARNING if level & LogLevel.WARNING else logging.DEBUG, "%s", message)
 
 #: The alpm-db layout version pacman 4.2 to 7 use.
 LOCAL_DB_VERSION = 9
@@ -58,6 +62,32 @@ TMP_PREFIX = ".alpmd.tmp."
 #: The file each part lives in, inside an entry directory.
 _PART_FILES = {Part.DESC: "desc", Part.FILES: "files", Part.MTREE: "mtree",
                Part.SCRIPTLET: "install"}
+
+
+_DESC, _FILES = Part.DESC.value, Part.FILES.value
+_MTREE, _SCRIPTLET = Part.MTREE.value, Part.SCRIPTLET.value
+
+
+def _slurp(path: str) -> bytes:
+    """The whole file, in one read when its size holds still.
+
+    ``open().read()`` and ``os.read`` with a large fixed buffer both cost several
+    times the system calls on small files (a megabyte allocated per read); -Qi
+    reads one desc per installed package.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size + 1)
+        if len(data) == size:
+            return data
+        chunks = [data]
+        while data:  # a short read, or a file that grew
+            data = os.read(fd, 1 << 16)
+            chunks.append(data)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: str, durable: bool = True) -> None:
@@ -81,6 +111,8 @@ def _write_durably(fd: int, data: bytes, durable: bool = True) -> None:
 
 def _replace_file(directory: str, name: str, data: bytes, durable: bool = True) -> None:
     """Replace ``directory/name`` atomically (temporary file, fsync, rename); no dir fsync."""
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
     try:
         try:
@@ -96,6 +128,8 @@ def _replace_file(directory: str, name: str, data: bytes, durable: bool = True) 
 
 def _remove_tree(path: str) -> None:
     """Delete a directory we own (symlinks inside are removed, never followed)."""
+    import shutil
+
     shutil.rmtree(path)
 
 
@@ -138,8 +172,7 @@ class LocalFilesBackend(DatabaseBackend):
         self._cleaned = False
 
     def _log(self, level: LogLevel, message: str) -> None:
-        logger.log(logging.ERROR if level & LogLevel.ERROR else
-                   logging.WARNING if level & LogLevel.WARNING else logging.DEBUG, "%s", message)
+        _pylog(level, message)
         if self._log_cb is not None:
             self._log_cb(level, message)
 
@@ -218,10 +251,9 @@ class LocalFilesBackend(DatabaseBackend):
                 yield key
 
     def _read(self, key: EntryKey, fname: str, *, required: bool) -> bytes | None:
-        path = os.path.join(self.path, key.dirname, fname)
+        path = f"{self.path}/{key.name}-{key.version}/{fname}"
         try:
-            with open(path, "rb") as f:
-                return f.read()
+            return _slurp(path)
         except FileNotFoundError:
             if not required:
                 return None
@@ -232,10 +264,12 @@ class LocalFilesBackend(DatabaseBackend):
                             path=path) from exc
 
     def read(self, key: EntryKey, parts: Part) -> Loaded:
+        # Plain ints: enum flag tests cost microseconds, and -Qi reads every desc.
+        want = parts.value
         got = Loaded()
-        if Part.DESC in parts:
+        if want & _DESC:
             got.meta = self._read_desc(key)
-        if Part.FILES in parts:
+        if want & _FILES:
             data = self._read(key, "files", required=True)
             assert data is not None
             try:
@@ -244,9 +278,9 @@ class LocalFilesBackend(DatabaseBackend):
                 raise AlpmError(ErrorCode.DB_INVALID, f"corrupted database entry "
                                 f"{key.dirname}/files in {self.path}: {exc.message}",
                                 path=self.path, entry=key.dirname) from exc
-        if Part.MTREE in parts:
+        if want & _MTREE:
             got.mtree = self._read(key, "mtree", required=False)
-        if Part.SCRIPTLET in parts:
+        if want & _SCRIPTLET:
             got.scriptlet = self._read(key, "install", required=False)
             got.has_scriptlet = got.scriptlet is not None
         return got
@@ -351,6 +385,8 @@ class LocalFilesBackend(DatabaseBackend):
                                                 f"{exc.strerror}", path=target) from exc
 
     def _create(self, target: str, contents: dict[str, bytes | None]) -> None:
+        import tempfile
+
         tmp = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.staging)
         try:
             os.chmod(tmp, 0o755)
@@ -404,6 +440,8 @@ class LocalFilesBackend(DatabaseBackend):
             raise AlpmError(ErrorCode.DB_REMOVE, f"could not remove database entry "
                             f"{target}: not a directory", path=target)
         self._prepare_write()
+        import tempfile
+
         doomed = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.staging)
         try:
             os.rename(target, doomed)  # replaces the empty placeholder directory
@@ -444,7 +482,7 @@ class LocalDatabase(CachedDatabase):
         return self.backend.label
 
     def _log(self, level: LogLevel, message: str) -> None:
-        logger.log(logging.ERROR if level & LogLevel.ERROR else logging.WARNING, "%s", message)
+        _pylog(level if level & LogLevel.ERROR else LogLevel.WARNING, message)
         if self._log_cb is not None:
             self._log_cb(level, message)
 

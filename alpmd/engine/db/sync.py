@@ -20,90 +20,39 @@ Performance is the point of the design (pacman answers ``-Si`` on a
 
 from __future__ import annotations
 
-import ctypes
 import errno
-import logging
 import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from alpmd.engine.config import Repo
 from alpmd.engine.db.backend import DatabaseBackend, EntryKey, split_entry_name
 from alpmd.engine.db.cache import CachedDatabase, PackageCache
-from alpmd.engine.db.snapshot import (
-    Snapshot,
-    SnapshotError,
-    SourceId,
-    load_snapshot,
-    save_snapshot,
-)
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import PkgMeta, parse_sync_desc
-from alpmd.engine.formats.files import FileList, parse_files
-from alpmd.engine.larchive import (
-    AE_IFMT as _AE_IFMT,
-)
-from alpmd.engine.larchive import (
-    AE_IFREG as _AE_IFREG,
-)
-from alpmd.engine.larchive import (
-    ARCHIVE_EOF as _ARCHIVE_EOF,
-)
-from alpmd.engine.larchive import (
-    ARCHIVE_WARN as _ARCHIVE_WARN,
-)
-from alpmd.engine.larchive import (
-    entry_filetype as _entry_filetype,
-)
-from alpmd.engine.larchive import (
-    entry_free as _entry_free,
-)
-from alpmd.engine.larchive import (
-    entry_new as _entry_new,
-)
-from alpmd.engine.larchive import (
-    entry_pathname as _entry_pathname,
-)
-from alpmd.engine.larchive import (
-    entry_pathname_utf8 as _entry_pathname_utf8,
-)
-from alpmd.engine.larchive import (
-    entry_size as _entry_size,
-)
-from alpmd.engine.larchive import (
-    error_string as _error_string,
-)
-from alpmd.engine.larchive import (
-    next_header2 as _next_header2,
-)
-from alpmd.engine.larchive import (
-    read_data as _read_data,
-)
-from alpmd.engine.larchive import (
-    read_free as _read_free,
-)
-from alpmd.engine.larchive import (
-    read_new as _read_new,
-)
-from alpmd.engine.larchive import (
-    read_open_memory as _open_memory,
-)
-from alpmd.engine.larchive import (
-    support_filters as _filters,
-)
-from alpmd.engine.larchive import (
-    support_format_empty as _support_empty,
-)
-from alpmd.engine.larchive import (
-    support_format_tar as _support_tar,
-)
 from alpmd.engine.log import LogCallback, LogLevel
 from alpmd.engine.package import Loaded, Origin, Part
 
+if TYPE_CHECKING:
+    from alpmd.engine.db.snapshot import Snapshot
+    from alpmd.engine.formats.files import FileList
+
+# libarchive (alpmd.engine.larchive), the snapshot module (hashlib) and Python's
+# logging are imported when first needed: a command that registers sync databases
+# without reading them (every -Q) should not pay for loading them.
+
 __all__ = ["SyncArchiveBackend", "SyncDatabase", "read_db_archive"]
 
-logger = logging.getLogger("alpmd.engine.db")
+
+def _pylog(level: LogLevel, message: str) -> None:
+    """Also tell Python's logging (imported on the first message, which is rare)."""
+    import logging
+
+    logging.getLogger("alpmd.engine.db").log(
+        logging.WARNING if level & LogLevel.WARNING else
+        logging.ERROR if level & LogLevel.ERROR else logging.DEBUG, "%s", message)
 
 #: Largest member accepted from a database archive (a ``files`` list of a huge package
 #: is a few megabytes; anything beyond this is a broken or hostile archive).
@@ -121,25 +70,31 @@ def read_db_archive(data: bytes, label: str) -> list[tuple[str, bytes]]:
     Raises ``AlpmError(DB_INVALID)`` naming ``label`` when the data is not a
     (compressed) tar archive or is damaged anywhere in the stream.
     """
+    import ctypes
+
+    from alpmd.engine import larchive as la
+
     out: list[tuple[str, bytes]] = []
-    archive = _read_new()
+    archive = la.read_new()
     if not archive:
         raise AlpmError(ErrorCode.MEMORY, "archive_read_new failed")
-    entry = _entry_new()
+    entry = la.entry_new()
+    eof, warn, ifmt, ifreg = la.ARCHIVE_EOF, la.ARCHIVE_WARN, la.AE_IFMT, la.AE_IFREG
     try:
-        for support in _filters:
+        for support in la.support_filters:
             support(archive)
-        _support_tar(archive)
-        _support_empty(archive)
+        la.support_format_tar(archive)
+        la.support_format_empty(archive)
         src = ctypes.c_char_p(data)
-        if _open_memory(archive, src, len(data)) < _ARCHIVE_WARN:
+        if la.read_open_memory(archive, src, len(data)) < warn:
             raise _invalid(label, archive, None)
         # The hot loop: about two C calls per directory and five per file.
-        next_header = _next_header2
-        filetype = _entry_filetype
-        pathname = _entry_pathname_utf8
-        size_of = _entry_size
-        read = _read_data
+        next_header = la.next_header2
+        filetype = la.entry_filetype
+        pathname = la.entry_pathname_utf8
+        pathname_raw = la.entry_pathname
+        size_of = la.entry_size
+        read = la.read_data
         append = out.append
         buf = bytearray(64 * 1024)
         view = memoryview(buf)
@@ -147,13 +102,13 @@ def read_db_archive(data: bytes, label: str) -> list[tuple[str, bytes]]:
         last: str | None = None
         while True:
             ret = next_header(archive, entry)
-            if ret == _ARCHIVE_EOF:
+            if ret == eof:
                 break
-            if ret < _ARCHIVE_WARN:
+            if ret < warn:
                 raise _invalid(label, archive, last)
-            if filetype(entry) & _AE_IFMT != _AE_IFREG:
+            if filetype(entry) & ifmt != ifreg:
                 continue
-            raw = pathname(entry) or _entry_pathname(entry) or b""
+            raw = pathname(entry) or pathname_raw(entry) or b""
             last = raw.decode("utf-8", "surrogateescape")
             size = size_of(entry)
             if size > MAX_MEMBER_SIZE:
@@ -172,13 +127,15 @@ def read_db_archive(data: bytes, label: str) -> list[tuple[str, bytes]]:
                     f"is truncated", path=label, entry=last)
             append((last, view[:size].tobytes()))
     finally:
-        _entry_free(entry)
-        _read_free(archive)
+        la.entry_free(entry)
+        la.read_free(archive)
     return out
 
 
 def _invalid(label: str, archive: int, last: str | None) -> AlpmError:
-    raw = _error_string(archive)
+    from alpmd.engine.larchive import error_string
+
+    raw = error_string(archive)
     why = raw.decode("utf-8", "replace") if raw else "unrecognized archive format"
     where = f" (after entry {last})" if last else ""
     return AlpmError(ErrorCode.DB_INVALID, f"could not read database {label}{where}: {why}",
@@ -270,8 +227,7 @@ class SyncArchiveBackend(DatabaseBackend):
         self._files: dict[str, bytes] | None = None
 
     def _log(self, level: LogLevel, message: str) -> None:
-        logger.log(logging.WARNING if level & LogLevel.WARNING else
-                   logging.ERROR if level & LogLevel.ERROR else logging.DEBUG, "%s", message)
+        _pylog(level, message)
         if self._log_cb is not None:
             self._log_cb(level, message)
 
@@ -296,6 +252,14 @@ class SyncArchiveBackend(DatabaseBackend):
             self._raw = self._collect(data)
             self.loaded_from = "archive"
             return
+        from alpmd.engine.db.snapshot import (
+            Snapshot,
+            SnapshotError,
+            SourceId,
+            load_snapshot,
+            save_snapshot,
+        )
+
         source = SourceId.of(st, data)
         try:
             self._snapshot = load_snapshot(self.snapshot_path, source)
@@ -414,6 +378,8 @@ class SyncArchiveBackend(DatabaseBackend):
             if i is None or snap.versions[i] != key.version:
                 raise AlpmError(ErrorCode.PKG_NOT_FOUND,
                                 f"{key.dirname} is not in database {self.path}")
+            from alpmd.engine.db.snapshot import SnapshotError
+
             try:
                 return snap.meta(i)
             except SnapshotError as exc:
@@ -427,6 +393,8 @@ class SyncArchiveBackend(DatabaseBackend):
 
     def _filelist(self, key: EntryKey) -> FileList:
         """The package's files from the ``.files`` database (read whole, once)."""
+        from alpmd.engine.formats.files import FileList, parse_files
+
         if self._files is None:
             self._files = self._load_files()
         text = self._files.get(key.dirname)
