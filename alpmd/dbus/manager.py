@@ -260,14 +260,35 @@ class Daemon:
         self._wakeup.set()
 
     def dequeue(self, t: TransactionObject) -> None:
-        with contextlib.suppress(ValueError):
-            self.queue.remove(t)
-        for leader in self.followers.values():
-            if t in leader:
-                leader.remove(t)
+        """Take ``t`` out of the queue; a cancelled leader hands its place to its followers."""
+        followers = self.followers.pop(t.n, [])
+        if t in self.queue:
+            idx = self.queue.index(t)
+            if followers:
+                self.queue[idx] = self._promote(followers)
+            else:
+                del self.queue[idx]
+        for group in self.followers.values():
+            if t in group:
+                group.remove(t)
+
+    def _promote(self, followers: list[TransactionObject]) -> TransactionObject:
+        """The first follower leads the rest (its leader was cancelled: theirs was not)."""
+        lead, rest = followers[0], followers[1:]
+        if rest:
+            self.followers[lead.n] = rest
+        lead.add_log("info", "daemon", "the transaction it was merged with was cancelled; "
+                     "running it on its own")
+        return lead
 
     def finished(self, t: TransactionObject) -> None:
-        for f in self.followers.pop(t.n, []):
+        followers = self.followers.pop(t.n, [])
+        if followers and t.result == "cancelled":
+            # cancelled while running: the others asked for the same and still want it
+            self.queue.appendleft(self._promote(followers))
+            self._wakeup.set()
+            followers = []
+        for f in followers:
             f.error_details = t.error_details
             f.finish(t.result, *t.error)
         self.history.append({"id": t.n, "kind": t.kind, "targets": t.targets, "uid": t.uid,
