@@ -106,6 +106,12 @@ def _more_pkgs() -> list[Pkg]:
         Pkg("dl", "2.0-1", files={"usr/share/dlreal/f": "f2\n", "usr/share/dl": _link("dlreal")}),
         Pkg("sl", files={"usr/share/slreal/f": "f\n", "usr/share/sl": _link("slreal")}),
         Pkg("sl", "2.0-1", files={"usr/share/sl/f": "f2\n"}),
+        Pkg("fd", files={"usr/share/fd/x": "file\n"}),
+        Pkg("fd", "2.0-1", files={"usr/share/fd/x/y": "now a directory\n"}),
+        Pkg("shared1", files={"usr/share/common/a": "a\n"}),
+        Pkg("shared2", files={"usr/share/common/b": "b\n"}),
+        Pkg("mode", "2.0-1", files={"usr/bin/tool": "#!/bin/sh\n# not executable any more\n"}),
+        Pkg("bar", "3.0-1", depends=["foo", "leaf"]),
     ]
 
 
@@ -136,6 +142,21 @@ def _write(path: str, data: str) -> object:
         f = root / path
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text(data)
+    return prep
+
+
+def _mkdir(path: str) -> object:
+    def prep(root: Path) -> None:
+        (root / path).mkdir(parents=True)
+    return prep
+
+
+def _symlink_dir(path: str) -> object:
+    """``path`` made a symlink to a sibling directory the user created."""
+    def prep(root: Path) -> None:
+        link = root / path
+        (link.parent / "elsewhere").mkdir(parents=True)
+        link.symlink_to("elsewhere")
     return prep
 
 
@@ -414,6 +435,26 @@ def _more_scenarios() -> list[Scenario]:
           local_deps=["leaf-1.0-1"]),
         S("S-conflict-ask-yes", ["-S", "--ask", "4", "enemy"], repo=ALL_REPO,
           local=["foo-1.0-1"]),
+        S("U-file-to-dir", ["-U", "@fd-2.0-1"], local=["fd-1.0-1"]),
+        S("R-shared-dir-stays", ["-R", "shared1"], local=["shared1-1.0-1", "shared2-1.0-1"]),
+        S("R-dir-with-unowned-file", ["-R", "foo"], local=["foo-1.0-1"],
+          prep=_write("usr/share/foo/user.txt", "mine\n")),
+        S("U-dir-in-the-way", ["-U", "@foo-1.0-1"], prep=_mkdir("usr/share/foo/data")),
+        S("U-mode-change", ["-U", "@mode-2.0-1"], local=["mode-1.0-1"]),
+        S("U-through-symlinked-dir", ["-U", "@foo-1.0-1"], prep=_symlink_dir("usr/share/foo")),
+        S("S-group-needed-all-installed", ["-S", "--needed", "grp"], repo=ALL_REPO,
+          local=["ga-1.0-1", "gb-1.0-1"]),
+        S("S-ignored-dependency", ["-S", "--ignore", "foo", "bar"], repo=ALL_REPO),
+        S("S-sysupgrade-pulls-new-dep", ["-Su"], repo=["bar-3.0-1", "leaf-1.0-1", "foo-1.0-1"],
+          local=["bar-1.0-1"], local_deps=["foo-1.0-1"]),
+        S("S-sysupgrade-breaks-installed", ["-Su"], repo=["foo-1.1-1"],
+          local=["legacy-1.0-1", "foo-0.9-1"]),
+        S("R-scriptlets-order-with-hook", ["-R", "sdep", "sx"], local=["sx-1.0-1", "sdep-1.0-1"],
+          shell=True,
+          hooks={"rm.hook": _hook(_trig("Package", "Remove", "s*"), "PreTransaction",
+                                  _tee("rm"), "NeedsTargets\n")}),
+        S("S-fs-conflict-between-targets", ["-S", "foo", "clash"],
+          repo=["foo-1.1-1", "clash-1.0-1"]),
         S("U-overwrite-negated-first", ["-U", "--overwrite", "!usr/share/foo/data",
                                         "--overwrite", "*", "@foo-1.0-1"],
           prep=_write("usr/share/foo/data", "x\n")),
@@ -495,6 +536,13 @@ EXPECT: dict[str, list[str]] = {
     "U-dir-to-symlink": ["upgraded dl"],
     "U-symlink-to-dir": ["upgraded sl"],
     "S-asexplicit-installed-dep": ["reinstalled leaf"],
+    "U-file-to-dir": ["upgraded fd"],
+    "R-shared-dir-stays": ["removed shared1"],
+    "R-dir-with-unowned-file": ["removed foo"],
+    "U-mode-change": ["upgraded mode"],
+    "S-sysupgrade-pulls-new-dep": ["installed leaf", "upgraded bar (1.0-1 -> 3.0-1)"],
+    "R-scriptlets-order-with-hook": ["rm sdep\nrm sx\nrm done", "pre_remove 1.0-1",
+                                     "scriptlog2: pre_install 1.0-1"],
 }
 
 #: Scenarios whose point is the file system: run on both payload compressions.
@@ -503,7 +551,8 @@ BOTH_COMPRESSIONS = {
     "U-reinstall-restores-modified", "U-backup-user-matches-new", "U-backup-unchanged-upstream",
     "U-backup-dropped-modified", "U-backup-moves-between-packages", "U-backup-moves-modified",
     "U-noupgrade-not-backup", "U-noupgrade-missing-file", "U-noextract-negated",
-    "U-dir-to-symlink", "U-symlink-to-dir",
+    "U-dir-to-symlink", "U-symlink-to-dir", "U-file-to-dir", "R-shared-dir-stays",
+    "R-dir-with-unowned-file", "U-dir-in-the-way", "U-mode-change", "U-through-symlinked-dir",
 }
 
 
