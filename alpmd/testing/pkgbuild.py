@@ -219,3 +219,23 @@ def build_package(
         for m in (*metadata, *payload, *extra):
             _write_member(writer._pointer, entry._entry_p, m)
     return out
+
+
+def sync_meta(path: Path) -> PkgMeta:
+    """The sync-database entry repo-add would write for a built package file.
+
+    Its .PKGINFO fields plus the file name, compressed size and checksums, so a
+    test repository can serve the file from a ``file://`` or loopback server.
+    """
+    import hashlib
+
+    from alpmd.engine.archive import read_package_archive
+
+    meta = read_package_archive(path, full=False).meta
+    data = Path(path).read_bytes()
+    meta.csize = len(data)
+    meta.filename = Path(path).name
+    meta.sha256sum = hashlib.sha256(data).hexdigest()
+    meta.md5sum = hashlib.md5(data).hexdigest()
+    return meta
+

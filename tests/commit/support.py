@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import stat
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from alpmd.engine.package import Package
 from alpmd.engine.remove import remove_package_files
 from alpmd.testing.oracle import PacmanRoot
 from alpmd.testing.pkgbuild import FileSpec, build_package
+from alpmd.testing.rootfs import shell_root as make_shell_root
 
 #: Paths that are pacman's own bookkeeping, not package payload.
 IGNORED = ("var/lib/pacman", "var/cache", "var/log", "etc/pacman.conf", "etc/pacman.d", "tmp",
@@ -123,21 +122,6 @@ class OurRoot:
 
 def shell_root(root: Path) -> None:
     """Put a working ``/bin/sh`` (the host's, with its libraries) into ``root``; skip if impossible."""
-    sh = os.path.realpath("/bin/sh")
-    ldd = shutil.which("ldd")
-    if not os.access(sh, os.X_OK) or ldd is None:
-        pytest.skip("no /bin/sh or ldd on the host to build a chroot from")
-    libs = subprocess.run([ldd, sh], capture_output=True, text=True, timeout=30).stdout
-    wanted = [sh] + [w for line in libs.splitlines() for w in line.split() if w.startswith("/")]
-    for src in wanted:
-        dst = root / src.lstrip("/")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dst)
-    (root / "bin").mkdir(exist_ok=True)
-    if not (root / "bin/sh").exists():
-        shutil.copy2(sh, root / "bin/sh")
-    try:
-        subprocess.run(["chroot", str(root), "/bin/sh", "-c", "exit 0"], check=True, timeout=30,
-                       capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot run a shell chrooted into a test root: {exc}")
+    why = make_shell_root(root)
+    if why is not None:
+        pytest.skip(why)

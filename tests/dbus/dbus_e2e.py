@@ -5,7 +5,6 @@ drives transaction objects and records their signals."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import random
 import shutil
@@ -28,7 +27,7 @@ from alpmd.engine.formats.desc import PkgMeta
 from alpmd.testing.dbusenv import DBusEnv
 from alpmd.testing.mirror import MirrorServer
 from alpmd.testing.oracle import PacmanRoot
-from alpmd.testing.pkgbuild import FileSpec, build_package
+from alpmd.testing.pkgbuild import FileSpec, build_package, sync_meta
 
 DEST = "org.alpm"
 ROOT_PATH = "/org/alpm"
@@ -63,16 +62,6 @@ def big(name: str, size: int, version: str = "1.0-1", seed: int = 7) -> Pkg:
     return Pkg(name, version, files={f"usr/share/{name}/blob": data})
 
 
-def _sync_meta(path: Path) -> PkgMeta:
-    from alpmd.engine.archive import read_package_archive
-
-    meta = read_package_archive(path, full=False).meta
-    data = path.read_bytes()
-    meta.csize = len(data)
-    meta.filename = path.name
-    meta.sha256sum = hashlib.sha256(data).hexdigest()
-    meta.md5sum = hashlib.md5(data).hexdigest()
-    return meta
 
 
 @dataclass
@@ -94,7 +83,7 @@ class E2ERoot:
             path = p.build(workdir)
             self.built[f"{p.name}-{p.version}"] = path
             shutil.copyfile(path, self.srv / path.name)
-            metas.append(_sync_meta(path))
+            metas.append(sync_meta(path))
         write_sync_db(metas, self.srv / "test.db")
 
     def installed(self) -> dict[str, str]:
@@ -303,23 +292,3 @@ def run(coro: Any, timeout: float = 60) -> Any:
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-def shell_root(root: Path) -> str | None:
-    """Put the host's /bin/sh (and its libraries) into ``root``; why not, or ``None``."""
-    sh = os.path.realpath("/bin/sh")
-    ldd = shutil.which("ldd")
-    if not os.access(sh, os.X_OK) or ldd is None or shutil.which("chroot") is None:
-        return "no /bin/sh, ldd or chroot on the host"
-    libs = subprocess.run([ldd, sh], capture_output=True, text=True, timeout=30).stdout
-    for src in [sh] + [w for line in libs.splitlines() for w in line.split() if w.startswith("/")]:
-        dst = root / src.lstrip("/")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dst)
-    (root / "bin").mkdir(exist_ok=True)
-    if not (root / "bin/sh").exists():
-        shutil.copy2(sh, root / "bin/sh")
-    try:
-        subprocess.run(["chroot", str(root), "/bin/sh", "-c", "exit 0"], check=True, timeout=30,
-                       capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        return f"cannot run a shell chrooted into a test root: {exc}"
-    return None

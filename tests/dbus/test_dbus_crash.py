@@ -20,7 +20,6 @@ from dbus_e2e import (
     mirror,
     private_bus,
     run,
-    shell_root,
     start_daemon,
     stop_daemon,
     v,
@@ -29,6 +28,7 @@ from dbus_fast import DBusError
 
 from alpmd.engine.journal import read_journal
 from alpmd.testing.dbusenv import have_tools
+from alpmd.testing.rootfs import shell_root
 
 pytestmark = pytest.mark.skipif(have_tools() is not None, reason=f"no private bus: {have_tools()}")
 

@@ -11,7 +11,6 @@ The command runs under pacman on root A and ``alpm`` (in-process) on root B;
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import shutil
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from alpmd.engine.formats.desc import PkgMeta
 from alpmd.testing.oracle import PacmanRoot
-from alpmd.testing.pkgbuild import FileSpec, build_package
+from alpmd.testing.pkgbuild import FileSpec, build_package, sync_meta
 
 
 @dataclass
@@ -90,16 +89,6 @@ class Scenario:
         return self.name
 
 
-def _sync_meta(path: Path) -> PkgMeta:
-    from alpmd.engine.archive import read_package_archive
-
-    meta = read_package_archive(path, full=False).meta
-    data = path.read_bytes()
-    meta.csize = len(data)
-    meta.filename = path.name
-    meta.sha256sum = hashlib.sha256(data).hexdigest()
-    meta.md5sum = hashlib.md5(data).hexdigest()
-    return meta
 
 
 def build_all(pkgs: list[Pkg], outdir: Path) -> dict[str, Path]:
@@ -125,7 +114,7 @@ def setup_twins(tmp: Path, sc: Scenario, built: dict[str, Path] | None = None,
         metas = []
         for key in sc.repo:
             shutil.copyfile(built[key], srv / built[key].name)
-            metas.append(_sync_meta(built[key]))
+            metas.append(sync_meta(built[key]))
         db = write_sync_db(metas, srv / "test.db")
         a.add_repo("test", db)
     if sc.local or sc.local_deps:
