@@ -34,6 +34,8 @@ class Part(enum.Flag):
     ALL = DESC | FILES | SCRIPTLET | MTREE
 
 
+_DESC = Part.DESC.value
+
 #: Every combination of parts by its value (``Part(bits)`` costs microseconds per call).
 _PARTS = {bits: Part(bits) for bits in range(Part.ALL.value + 1)}
 
@@ -129,6 +131,11 @@ class Package:
         if got.has_scriptlet is not None:
             self._has_scriptlet = got.has_scriptlet
         self._loaded |= missing_bits
+
+    @property
+    def desc_loaded(self) -> bool:
+        """Whether the metadata is at hand (bulk readers then use it, not the store)."""
+        return bool(self._loaded & _DESC) or self._meta is not None
 
     @property
     def meta(self) -> PkgMeta:

@@ -24,7 +24,7 @@ import weakref
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from alpmd.engine.db.local import LocalDatabase
 from alpmd.engine.db.sync import SyncDatabase
@@ -82,58 +82,97 @@ def _dep_name(s: str) -> str:
     return head
 
 
-class _Index:
-    """Lazily built lookup tables for one state of one database."""
+#: The fields the dependency indexes read together (one pass over the local descs).
+_DEP_FIELDS = ("depends", "optdepends", "provides")
+#: The fields of a search line (with the name).
+_SEARCH_FIELDS = ("desc", "provides", "groups")
 
-    def __init__(self, pkgs: list[Package]) -> None:
-        self.pkgs = pkgs
+
+class _Index:
+    """Lazily built lookup tables for one state of one database.
+
+    Tables are built from the database's columns (:meth:`CachedDatabase.columns`),
+    so a sync snapshot answers without decoding any package and the local
+    database reads only the sections it needs; packages are made only for the
+    entries a lookup returns.
+    """
+
+    def __init__(self, db: Database, state: object) -> None:
+        self.db = db
+        self.state = state
+        self.names: list[str] | None = None
+        self._cols: dict[str, list[Any]] = {}
         self._order: dict[str, int] | None = None
-        self._provides: dict[str, list[Package]] | None = None
-        self._revdeps: dict[str, list[Package]] | None = None
-        self._revopt: dict[str, list[Package]] | None = None
+        self._provides: dict[str, list[str]] | None = None
+        self._revdeps: dict[str, list[str]] | None = None
+        self._revopt: dict[str, list[str]] | None = None
         self._owners: dict[str, list[Package]] | None = None
         self._blob: _Blob | None = None
+        #: Owner lookups answered by a scan so far (the index is built at the second).
+        self.owner_scans = 0
+
+    def column(self, field: str, together: Sequence[str]) -> list[Any]:
+        """``field`` of every package (in :attr:`names` order), read along with ``together``."""
+        got = self._cols.get(field)
+        if got is None:
+            want = [f for f in together if f not in self._cols]
+            if field not in want:
+                want.append(field)
+            names, values = self.db.columns(want)
+            if self.names is None:
+                self.names = names
+            self._cols.update(values)
+            got = values[field]
+        return got
+
+    def all_names(self) -> list[str]:
+        if self.names is None:
+            self.names = list(self.db.versions)
+            self.names.sort()
+        return self.names
+
+    def pkgs(self, names: Iterable[str]) -> list[Package]:
+        get = self.db.get
+        return [p for p in map(get, names) if p is not None]
 
     @property
     def order(self) -> dict[str, int]:
         if self._order is None:
-            self._order = {p.name: i for i, p in enumerate(self.pkgs)}
+            names = self.all_names()
+            self._order = dict(zip(names, range(len(names)), strict=True))
         return self._order
 
-    @property
-    def provides(self) -> dict[str, list[Package]]:
-        """Provision name -> packages providing it, in database order."""
-        if self._provides is None:
-            idx: dict[str, list[Package]] = {}
-            for pkg in self.pkgs:
-                for prov in pkg.provides:
-                    lst = idx.setdefault(_dep_name(prov), [])
-                    if not lst or lst[-1] is not pkg:
-                        lst.append(pkg)
-            self._provides = idx
-        return self._provides
-
-    def _reverse(self, attr: str) -> dict[str, list[Package]]:
-        idx: dict[str, list[Package]] = {}
-        for pkg in self.pkgs:
-            for dep in getattr(pkg, attr):
-                lst = idx.setdefault(_dep_name(dep), [])
-                if not lst or lst[-1] is not pkg:
-                    lst.append(pkg)
+    def _by_name(self, field: str, together: Sequence[str]) -> dict[str, list[str]]:
+        """Dependency-like name -> names of the packages listing it in ``field``, in order."""
+        col = self.column(field, together)
+        assert self.names is not None
+        idx: dict[str, list[str]] = {}
+        for name, values in zip(self.names, col, strict=True):
+            for value in values:
+                lst = idx.setdefault(_dep_name(value), [])
+                if not lst or lst[-1] != name:
+                    lst.append(name)
         return idx
 
     @property
-    def revdeps(self) -> dict[str, list[Package]]:
-        """Dependency name -> packages depending on it."""
+    def provides(self) -> dict[str, list[str]]:
+        """Provision name -> names of the packages providing it, in database order."""
+        if self._provides is None:
+            self._provides = self._by_name("provides", _DEP_FIELDS)
+        return self._provides
+
+    @property
+    def revdeps(self) -> dict[str, list[str]]:
+        """Dependency name -> names of the packages depending on it."""
         if self._revdeps is None:
-            self._revdeps = self._reverse("depends")
+            self._revdeps = self._by_name("depends", _DEP_FIELDS)
         return self._revdeps
 
     @property
-    def revopt(self) -> dict[str, list[Package]]:
-        """Optional dependency name -> packages optionally depending on it."""
+    def revopt(self) -> dict[str, list[str]]:
+        """Optional dependency name -> names of the packages optionally depending on it."""
         if self._revopt is None:
-            self._revopt = self._reverse("optdepends")
+            self._revopt = self._by_name("optdepends", _DEP_FIELDS)
         return self._revopt
 
     @property
@@ -141,7 +180,7 @@ class _Index:
         """Path (relative, directories with a trailing slash) -> owning packages."""
         if self._owners is None:
             idx: dict[str, list[Package]] = {}
-            for pkg in self.pkgs:
+            for pkg in self.db.packages:
                 for path in pkg.files:
                     idx.setdefault(path, []).append(pkg)
             self._owners = idx
@@ -151,26 +190,44 @@ class _Index:
     def blob(self) -> _Blob:
         """Search text: one line per name, description, provision and group."""
         if self._blob is None:
+            descs = self.column("desc", _SEARCH_FIELDS)
+            provides = self.column("provides", _SEARCH_FIELDS)
+            groups = self.column("groups", _SEARCH_FIELDS)
+            names = self.names
+            assert names is not None
             lines: list[str] = []
             owner: list[int] = []
             next_start: list[int] = []
+            add_line = lines.append
+            add_owner = owner.append
             pos = 0
-            for i, pkg in enumerate(self.pkgs):
-                texts = [pkg.name]
-                desc = pkg.desc
+            for i, name in enumerate(names):
+                add_line(name)
+                add_owner(i)
+                pos += len(name) + 1
+                desc = descs[i]
                 if desc:
-                    texts.append(desc.replace("\n", " "))
-                texts.extend(_dep_name(prov) for prov in pkg.provides)
-                texts.extend(grp.replace("\n", " ") for grp in pkg.groups)
-                for text in texts:
-                    lines.append(text)
-                    owner.append(i)
+                    text = desc.replace("\n", " ")
+                    add_line(text)
+                    add_owner(i)
+                    pos += len(text) + 1
+                for prov in provides[i]:
+                    text = _dep_name(prov)
+                    add_line(text)
+                    add_owner(i)
+                    pos += len(text) + 1
+                for grp in groups[i]:
+                    text = grp.replace("\n", " ")
+                    add_line(text)
+                    add_owner(i)
                     pos += len(text) + 1
                 next_start.append(pos)
             text = "\n".join(lines)
-            names = [p.name for p in self.pkgs]
-            self._blob = _Blob(text, text.translate(ASCII_LOWER), _starts(lines), owner,
-                               next_start, "\n".join(names), _starts(names))
+            # Same offsets either way; lower() is much faster when there is nothing
+            # but ASCII (then it lowers exactly ASCII_LOWER's letters).
+            lower = text.lower() if text.isascii() else text.translate(ASCII_LOWER)
+            self._blob = _Blob(text, lower, _starts(lines), owner, next_start,
+                               "\n".join(names), _starts(names), names)
         return self._blob
 
 
@@ -183,6 +240,7 @@ class _Blob:
     next_start: list[int]
     names: str
     name_starts: list[int]
+    name_list: list[str]
 
 
 def _starts(lines: Sequence[str]) -> list[int]:
@@ -198,10 +256,10 @@ _INDEXES: weakref.WeakKeyDictionary[object, _Index] = weakref.WeakKeyDictionary(
 
 
 def _index(db: Database) -> _Index:
-    pkgs = db.packages
+    state = db.state
     idx = _INDEXES.get(db)
-    if idx is None or idx.pkgs is not pkgs:
-        idx = _Index(pkgs)
+    if idx is None or idx.state != state:
+        idx = _Index(db, state)
         _INDEXES[db] = idx
     return idx
 
@@ -220,7 +278,7 @@ def search(db: Database, patterns: Sequence[str]) -> list[Package]:
     regs = [compile_posix(p) for p in patterns]
     idx = _index(db)
     if not regs:
-        return list(idx.pkgs)
+        return list(db.packages)
     b = idx.blob
     names, name_starts = b.names, b.name_starts
     selected: set[int] | None = None
@@ -237,7 +295,8 @@ def search(db: Database, patterns: Sequence[str]) -> list[Package]:
         if not selected:
             return []
     assert selected is not None
-    return [idx.pkgs[i] for i in sorted(selected)]
+    all_names = b.name_list
+    return idx.pkgs(all_names[i] for i in sorted(selected))
 
 
 def _plain(pattern: str) -> bool:
@@ -255,7 +314,7 @@ def _satisfiers_in(db: Database, dep: Depend) -> list[Package]:
     pkg = db.get(dep.name)
     if pkg is not None:
         cands.append(pkg)
-    for prov in idx.provides.get(dep.name, ()):
+    for prov in idx.pkgs(idx.provides.get(dep.name, ())):
         if prov is not pkg:
             cands.append(prov)
     if len(cands) > 1:
@@ -300,7 +359,7 @@ def _find_requiredby(pkg: Package, db: Database, optional: bool, out: list[str])
     names = [pkg.name] + [_dep_name(p) for p in pkg.provides]
     cands: dict[str, Package] = {}
     for n in names:
-        for cand in table.get(n, ()):
+        for cand in idx.pkgs(table.get(n, ())):
             cands[cand.name] = cand
     order = idx.order
     for cand in sorted(cands.values(), key=lambda p: order.get(p.name, 0)):
@@ -450,7 +509,21 @@ def find_owner(handle: Handle, target: str, *, search_path: str | None = None) -
     if is_dir:
         rpath += "/"
     rel = rpath[len(root):]
-    owners = list(_index(handle.localdb).owners.get(rel, ()))
+    idx = _index(handle.localdb)
+    owners: list[Package]
+    if idx.owner_scans == 0:
+        # The first question is answered as pacman does: file lists in database
+        # order, stopping at the first owner of a file (a one-shot -Qo reads a few
+        # lists, not all); a second question builds the index for the rest.
+        idx.owner_scans += 1
+        owners = []
+        for pkg in handle.localdb.packages:
+            if rel in pkg.files:
+                owners.append(pkg)
+                if not is_dir:
+                    break
+    else:
+        owners = list(idx.owners.get(rel, ()))
     if not owners:
         raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"No package owns {filename}", path=filename)
     if not is_dir:

@@ -265,37 +265,56 @@ class _Index:
         return None
 
 
+class _ByName:
+    """Name -> packages, kept as package names until asked (most are never looked up)."""
+
+    def __init__(self, db: SyncDatabase, names: dict[str, list[str]]) -> None:
+        self._db = db
+        self._names = names
+        self._pkgs: dict[str, list[Package]] = {}
+
+    def get(self, name: str, default: Sequence[Package] = ()) -> Sequence[Package]:
+        got = self._pkgs.get(name)
+        if got is None:
+            names = self._names.get(name)
+            if names is None:
+                return default
+            get = self._db.get
+            got = self._pkgs[name] = [p for p in map(get, names) if p is not None]
+        return got
+
+
 @dataclass
 class _DbIndex:
     """A sync database's providers and replacers by name, in pkgcache (name) order."""
 
-    versions: dict[str, str]
-    provides: dict[str, list[Package]]
-    replaces: dict[str, list[Package]]
+    state: object
+    provides: _ByName
+    replaces: _ByName
 
 
 _db_indexes: weakref.WeakKeyDictionary[SyncDatabase, _DbIndex] = weakref.WeakKeyDictionary()
 
 
 def _db_index(db: SyncDatabase) -> _DbIndex:
-    """Built on first use and kept while the database's contents stay the same."""
+    """Built on first use and kept while the database's contents stay the same.
+
+    Built from the database's columns: from a snapshot no package is decoded.
+    """
     idx = _db_indexes.get(db)
-    versions = db.versions
-    if idx is not None and idx.versions is versions:
+    state = db.state
+    if idx is not None and idx.state == state:
         return idx
-    provides: dict[str, list[Package]] = {}
-    replaces: dict[str, list[Package]] = {}
-    for pkg in db.packages:
-        meta = pkg.meta
-        for prov in meta.provides:
-            lst = provides.setdefault(_dep(prov).name, [])
-            if not lst or lst[-1] is not pkg:
-                lst.append(pkg)
-        for rep in meta.replaces:
-            lst = replaces.setdefault(_dep(rep).name, [])
-            if not lst or lst[-1] is not pkg:
-                lst.append(pkg)
-    idx = _DbIndex(versions, provides, replaces)
+    names, cols = db.columns(("provides", "replaces"))
+    provides: dict[str, list[str]] = {}
+    replaces: dict[str, list[str]] = {}
+    for table, col in ((provides, cols["provides"]), (replaces, cols["replaces"])):
+        for name, values in zip(names, col, strict=True):
+            for value in values:
+                lst = table.setdefault(_dep(value).name, [])
+                if not lst or lst[-1] != name:
+                    lst.append(name)
+    idx = _DbIndex(state, _ByName(db, provides), _ByName(db, replaces))
     _db_indexes[db] = idx
     return idx
 

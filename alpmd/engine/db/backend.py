@@ -10,9 +10,9 @@ caches or anything built on them. Nothing here names a path or a file.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import PkgMeta
@@ -110,6 +110,23 @@ class DatabaseBackend(abc.ABC):
     @abc.abstractmethod
     def read(self, key: EntryKey, parts: Part) -> Loaded:
         """Load ``parts`` of one entry; parts the store lacks come back as ``None``."""
+
+    def read_fields(self, key: EntryKey, fields: Sequence[str]) -> dict[str, Any] | None:
+        """Some :class:`PkgMeta` fields of one entry, cheaper than :meth:`read`, or ``None``.
+
+        Bulk questions (who depends on X, who provides Y) need two or three
+        fields of every package; a store that can read just those says so here.
+        ``None`` means "read the whole entry instead".
+        """
+        return None
+
+    def columns(self, fields: Sequence[str]) -> tuple[list[str], dict[str, list[Any]]] | None:
+        """Every entry's name (in name order) and ``fields`` of each, or ``None``.
+
+        For stores that keep fields column-wise (a sync snapshot); only valid
+        while the database holds exactly what the store scanned.
+        """
+        return None
 
     def write(self, entry: Entry, parts: Part = Part.ALL) -> None:
         """Store ``parts`` of ``entry`` (creating it, or replacing those parts)."""

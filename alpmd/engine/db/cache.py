@@ -8,8 +8,9 @@ query (``-Si foo``, a dependency lookup by name) needs just one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from operator import attrgetter
+from typing import Any
 
 from alpmd.engine.db.backend import DatabaseBackend, EntryKey
 from alpmd.engine.package import Loaded, Origin, Package, Part
@@ -38,6 +39,9 @@ class PackageCache:
         self._made: dict[str, Package] = {}
         self._sorted: list[Package] | None = None
         self._groups: dict[str, list[Package]] | None = None
+        #: Bumped by every :meth:`add` and :meth:`remove`; 0 while the cache holds
+        #: exactly what the store scanned (indexes built elsewhere key on it).
+        self.generation = 0
 
     def __len__(self) -> int:
         return len(self._versions)
@@ -108,6 +112,7 @@ class PackageCache:
         self._versions[pkg.name] = pkg.version
         self._made[pkg.name] = pkg
         self._sorted = None
+        self.generation += 1
         self._groups = None
         self._group_index = None  # it no longer describes the cache
         return old
@@ -120,6 +125,7 @@ class PackageCache:
         del self._versions[name]
         self._made.pop(name, None)
         self._sorted = None
+        self.generation += 1
         self._groups = None
         self._group_index = None
         return pkg
@@ -149,6 +155,43 @@ class CachedDatabase:
     def packages(self) -> list[Package]:
         """Every package, sorted by name."""
         return self._populate().packages
+
+    @property
+    def state(self) -> tuple[PackageCache, int]:
+        """Changes whenever the contents do: a key for indexes built over the database."""
+        cache = self._populate()
+        return cache, cache.generation
+
+    def columns(self, fields: Sequence[str]) -> tuple[list[str], dict[str, list[Any]]]:
+        """Every package's name (sorted) and the given :class:`PkgMeta` fields of each.
+
+        What bulk questions (reverse dependencies, providers, search) need,
+        without materialising every package's full metadata when the store
+        can do better: a sync snapshot answers from its columns, the local
+        files backend reads just those sections of each ``desc``. Metadata
+        already loaded wins over the store.
+        """
+        cache = self._populate()
+        if cache.generation == 0:
+            got = self.backend.columns(fields)
+            if got is not None:
+                return got
+        pkgs = cache.packages
+        names = [p.name for p in pkgs]
+        values: dict[str, list[Any]] = {f: [] for f in fields}
+        lists = [(f, values[f].append) for f in fields]
+        read = self.backend.read_fields
+        for pkg in pkgs:
+            got_fields = None if pkg.desc_loaded else read(EntryKey(pkg.name, pkg.version),
+                                                           fields)
+            if got_fields is None:
+                meta = pkg.meta
+                for f, append in lists:
+                    append(getattr(meta, f))
+            else:
+                for f, append in lists:
+                    append(got_fields[f])
+        return names, values
 
     def get(self, name: str) -> Package | None:
         """The package called ``name``, or ``None``."""

@@ -29,15 +29,19 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from alpmd.engine.db.backend import DatabaseBackend, Entry, EntryKey, split_entry_name
 from alpmd.engine.db.cache import CachedDatabase, PackageCache
 from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.formats.desc import _LOCAL as LOCAL_SPECS
 from alpmd.engine.formats.desc import PkgMeta, Reason, parse_local_desc, write_local_desc
 from alpmd.engine.formats.files import FileList, parse_files, write_files
+from alpmd.engine.formats.sections import LIST, Spec, scan
 from alpmd.engine.log import LogCallback, LogLevel
 from alpmd.engine.package import Loaded, Origin, Package, Part
 from alpmd.engine.version import vercmp
@@ -66,6 +70,47 @@ _PART_FILES = {Part.DESC: "desc", Part.FILES: "files", Part.MTREE: "mtree",
 
 _DESC, _FILES = Part.DESC.value, Part.FILES.value
 _MTREE, _SCRIPTLET = Part.MTREE.value, Part.SCRIPTLET.value
+
+
+@functools.lru_cache(maxsize=16)
+def _list_specs(fields: tuple[str, ...]) -> dict[str, Spec] | None:
+    """The local desc sections holding ``fields``, when every one is a list field."""
+    specs = {header: spec for header, spec in LOCAL_SPECS.items() if spec[0] in fields}
+    if len(specs) != len(fields) or any(kind != LIST for _, kind in specs.values()):
+        return None
+    return specs
+
+
+def _find_lists(text: str, specs: dict[str, Spec]) -> dict[str, Any] | None:
+    """List sections found with ``str.find``, or ``None`` when :func:`scan` must decide.
+
+    Exact for what pacman writes (each header after a blank line, LF ends): a
+    header is taken only after a blank line (where scan takes it too) and every
+    other occurrence of the header text (a value, trailing blanks, CRLF) sends
+    the entry to the full scanner.
+    """
+    if "\r" in text:
+        return None
+    out: dict[str, Any] = {}
+    end_of_text = len(text) - 1 if text.endswith("\n") else len(text)
+    for header, (field, _) in specs.items():
+        line = header + "\n"
+        starts = [0] if text.startswith(line) else []
+        after_blank = "\n\n" + line
+        i = text.find(after_blank)
+        while i >= 0:
+            starts.append(i + 2)
+            i = text.find(after_blank, i + 1)
+        if len(starts) != text.count(header):
+            return None
+        values: list[str] = []
+        for start in starts:
+            body = start + len(line)
+            if body < end_of_text and text[body] != "\n":
+                end = text.find("\n\n", body)
+                values += text[body:end if end >= 0 else end_of_text].split("\n")
+        out[field] = values
+    return out
 
 
 def _slurp(path: str) -> bytes:
@@ -284,6 +329,25 @@ class LocalFilesBackend(DatabaseBackend):
             got.scriptlet = self._read(key, "install", required=False)
             got.has_scriptlet = got.scriptlet is not None
         return got
+
+    def read_fields(self, key: EntryKey, fields: Sequence[str]) -> dict[str, Any] | None:
+        """List fields (depends, provides...) from ``desc`` without building the whole entry.
+
+        Reverse-dependency questions read every installed package's ``desc``;
+        scanning only the wanted sections is about twice as fast. Anything but
+        list fields reads the whole entry (``None``).
+        """
+        specs = _list_specs(tuple(fields))
+        if specs is None:
+            return None
+        data = self._read(key, "desc", required=True)
+        assert data is not None
+        text = data.decode("utf-8", "surrogateescape")
+        fast = _find_lists(text, specs)
+        if fast is not None:
+            return fast
+        got = scan(text, specs, "local desc", ErrorCode.DB_INVALID)
+        return {f: got.get(f) or [] for f in fields}
 
     def _read_desc(self, key: EntryKey) -> PkgMeta:
         data = self._read(key, "desc", required=True)

@@ -7,7 +7,10 @@ parse produced, laid out so that loading it allocates almost nothing:
 * an index (``marshal``): names, versions, a group index, and the byte offset
   of every package's row in
 * one blob of independently marshalled rows (a :class:`PkgMeta` as a plain
-  tuple), decoded one package at a time when somebody asks for it.
+  tuple), decoded one package at a time when somebody asks for it, followed by
+* a few columns (:data:`COLUMNS`: desc, groups, provides...), one marshalled list
+  each, decoded whole when a question about every package (a search, the
+  resolver's provider index) needs that field: no row is decoded for it.
 
 Loading is then reading two files and hashing one, plus unmarshalling ~30,000
 short strings: no per-package Python work until a package is used.
@@ -54,7 +57,13 @@ __all__ = [
 ]
 
 #: Bumped whenever the layout changes; the PkgMeta field names are checked too.
-SCHEMA = 1
+#: 2: column sections after the rows.
+SCHEMA = 2
+
+#: Fields also stored column-wise (one marshalled list per field, in name order), for
+#: questions about every package: search (name, desc, provides, groups), providers
+#: and replacers for the resolver, reverse dependencies. Decoded on first use.
+COLUMNS = ("desc", "groups", "provides", "replaces", "depends", "optdepends")
 
 _MAGIC = b"ALPMDSNP"
 _HEADER = struct.Struct("<8sIIQQ")  # magic, schema, crc32(index + blob), len(index), len(blob)
@@ -62,7 +71,7 @@ _FIELDS = tuple(f.name for f in dataclasses.fields(PkgMeta))
 _REASON = _FIELDS.index("reason")
 _get_fields = operator.attrgetter(*_FIELDS)
 #: Everything the row layout depends on; a snapshot with another tag is rebuilt.
-_LAYOUT = (SCHEMA, _FIELDS, sys.byteorder, marshal.version)
+_LAYOUT = (SCHEMA, _FIELDS, COLUMNS, sys.byteorder, marshal.version)
 
 Row = tuple[Any, ...]
 
@@ -113,6 +122,11 @@ def row_to_meta(row: Row) -> PkgMeta:
     return meta
 
 
+def _frozen(value: Any) -> Any:
+    """Lists as tuples: smaller to store, and the empty one is shared."""
+    return tuple(value) if type(value) is list else value
+
+
 @contextmanager
 def _no_gc() -> Iterator[None]:
     """Unmarshalling creates many containers; collecting meanwhile finds nothing to free."""
@@ -128,11 +142,12 @@ def _no_gc() -> Iterator[None]:
 class Snapshot:
     """The loaded form: names and versions at once, rows decoded on demand."""
 
-    __slots__ = ("source", "names", "versions", "groups", "_offsets", "_blob", "_index")
+    __slots__ = ("source", "names", "versions", "groups", "_offsets", "_blob", "_index",
+                 "_columns", "_decoded")
 
     def __init__(self, source: SourceId, names: list[str], versions: list[str],
                  groups: dict[str, list[str]], offsets: array.array[int],
-                 blob: memoryview) -> None:
+                 blob: memoryview, columns: dict[str, tuple[int, int]]) -> None:
         self.source = source
         self.names = names
         self.versions = versions
@@ -140,6 +155,9 @@ class Snapshot:
         self._offsets = offsets
         self._blob = blob
         self._index: dict[str, int] | None = None
+        #: Field -> (start, end) of its marshalled column in the blob, after the rows.
+        self._columns = columns
+        self._decoded: dict[str, list[Any]] = {}
 
     @classmethod
     def build(cls, source: SourceId, metas: Sequence[PkgMeta]) -> Snapshot:
@@ -161,7 +179,15 @@ class Snapshot:
             parts.append(data)
             pos += len(data)
             offsets.append(pos)
-        return cls(source, names, versions, groups, offsets, memoryview(b"".join(parts)))
+        columns: dict[str, tuple[int, int]] = {}
+        for name in COLUMNS:
+            get = operator.attrgetter(name)
+            data = marshal.dumps([_frozen(get(meta)) for meta in metas])
+            parts.append(data)
+            columns[name] = (pos, pos + len(data))
+            pos += len(data)
+        return cls(source, names, versions, groups, offsets, memoryview(b"".join(parts)),
+                   columns)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -184,10 +210,28 @@ class Snapshot:
     def meta(self, i: int) -> PkgMeta:
         return row_to_meta(self.row(i))
 
+    def column(self, name: str) -> list[Any]:
+        """One field of every package in name order (lists as tuples); shared, read-only.
+
+        A column that does not decode raises :class:`SnapshotError`.
+        """
+        got = self._decoded.get(name)
+        if got is None:
+            start, end = self._columns[name]
+            try:
+                with _no_gc():
+                    got = marshal.loads(self._blob[start:end])
+            except (EOFError, ValueError, TypeError) as exc:
+                raise SnapshotError(f"column {name} does not decode: {exc}") from exc
+            if type(got) is not list or len(got) != len(self.names):
+                raise SnapshotError(f"column {name} has the wrong shape")
+            self._decoded[name] = got
+        return got
+
     def serialize(self) -> bytes:
         """The file contents: header, index, blob."""
         index = marshal.dumps((_LAYOUT, self.source.as_tuple(), self.names, self.versions,
-                               self.groups, self._offsets.tobytes()))
+                               self.groups, self._offsets.tobytes(), self._columns))
         blob = self._blob
         crc = zlib.crc32(blob, zlib.crc32(index))
         return b"".join((_HEADER.pack(_MAGIC, SCHEMA, crc, len(index), len(blob)), index,
@@ -227,7 +271,9 @@ def load_snapshot(path: str, source: SourceId) -> Snapshot:
     if magic != _MAGIC:
         raise SnapshotError("not a snapshot file")
     if schema != SCHEMA:
-        raise SnapshotError(f"schema {schema}, this version uses {SCHEMA}")
+        # An older schema is expected once after an upgrade of alpmd: rebuilt quietly.
+        raise SnapshotError(f"schema {schema}, this version uses {SCHEMA}",
+                            stale=schema < SCHEMA)
     if len(data) != _HEADER.size + index_len + blob_len:
         raise SnapshotError("truncated or padded file")
     view = memoryview(data)
@@ -237,11 +283,13 @@ def load_snapshot(path: str, source: SourceId) -> Snapshot:
         raise SnapshotError("checksum mismatch")
     try:
         with _no_gc():
-            layout, src, names, versions, groups, raw_offsets = marshal.loads(index_view)
-    except (EOFError, ValueError, TypeError) as exc:
+            loaded = marshal.loads(index_view)
+        layout = loaded[0]
+    except (EOFError, ValueError, TypeError, IndexError, KeyError) as exc:
         raise SnapshotError(f"index does not decode: {exc}") from exc
-    if layout != _LAYOUT:
+    if layout != _LAYOUT or len(loaded) != 7:
         raise SnapshotError("made by another layout version")
+    _, src, names, versions, groups, raw_offsets, columns = loaded
     if not source.same_content(src):
         raise SnapshotError("stale: the database file changed", stale=True)
     offsets = array.array("Q")
@@ -251,6 +299,9 @@ def load_snapshot(path: str, source: SourceId) -> Snapshot:
         raise SnapshotError("bad offsets") from exc
     if not (type(names) is list and type(versions) is list and type(groups) is dict
             and len(names) == len(versions) == len(offsets) - 1
-            and offsets[-1] == blob_len):
+            and type(columns) is dict and set(columns) == set(COLUMNS)
+            and offsets[-1] == min((r[0] for r in columns.values()), default=blob_len)
+            and all(type(r) is tuple and len(r) == 2 and offsets[-1] <= r[0] <= r[1] <= blob_len
+                    for r in columns.values())):
         raise SnapshotError("inconsistent index")
-    return Snapshot(source, names, versions, groups, offsets, blob)
+    return Snapshot(source, names, versions, groups, offsets, blob, columns)

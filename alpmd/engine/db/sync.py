@@ -23,9 +23,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from alpmd.engine.config import Repo
 from alpmd.engine.db.backend import DatabaseBackend, EntryKey, split_entry_name
@@ -350,6 +350,21 @@ class SyncArchiveBackend(DatabaseBackend):
         if self._snapshot is not None:
             return dict(zip(self._snapshot.names, self._snapshot.versions, strict=True))
         return {name: r.version for name, r in self._raw.items()}
+
+    def columns(self, fields: Sequence[str]) -> tuple[list[str], dict[str, list[Any]]] | None:
+        """Fields of every package straight from the snapshot's columns (no row decoded)."""
+        snap = self._snapshot
+        if snap is None:
+            return None
+        from alpmd.engine.db.snapshot import COLUMNS, SnapshotError
+
+        if any(f not in COLUMNS for f in fields):
+            return None
+        try:
+            return snap.names, {f: snap.column(f) for f in fields}
+        except SnapshotError as exc:
+            raise AlpmError(ErrorCode.DB_INVALID,
+                            f"snapshot {self.snapshot_path}: {exc}") from exc
 
     def group_index(self) -> dict[str, list[str]] | None:
         """The snapshot's group → package names index, when there is one."""
