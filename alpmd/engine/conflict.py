@@ -175,13 +175,29 @@ def find_file_conflicts(
         return owner_index.get(path, [])
     conflicts: list[FileConflict] = []
     total = len(add)
+    # Which targets list each path (trailing "/" ignored), so CHECK 1 compares only
+    # the pairs that share one: every pair costs O(n^2) on a large -U or -Su.
+    any_kind: dict[str, list[int]] = {}
+    not_dir: dict[str, list[int]] = {}
+    for k, pkg in enumerate(add):
+        for f in pkg.files:
+            key = _strip(f)
+            for table in ((any_kind, not_dir) if not f.endswith("/") else (any_kind,)):
+                lst = table.setdefault(key, [])
+                if not lst or lst[-1] != k:
+                    lst.append(k)
     for current, p1 in enumerate(add):
         if progress is not None:
             progress(ProgressReport(ProgressKind.CONFLICTS, "", current * 100 // total, total,
                                     current))
         p1_files = p1.files
-        # CHECK 1: target against target
-        for p2 in add[current + 1:]:
+        # CHECK 1: target against target (a pair conflicts on a shared path unless both
+        # list it as a directory)
+        partners: set[int] = set()
+        for f in p1_files:
+            partners.update((not_dir if f.endswith("/") else any_kind).get(_strip(f), ()))
+        for k in sorted(k for k in partners if k > current):
+            p2 = add[k]
             p2_files = p2.files
             p2_set = set(p2_files)
             for path in _intersection(p1_files, p2_files):

@@ -75,6 +75,9 @@ EXTRACT_FLAGS = (_OWNER | _PERM | _TIME | _UNLINK | _XATTR | _SECURE_SYMLINKS | 
 
 _CWD_LOCK = threading.RLock()
 _counter = itertools.count()
+#: Our pid for temporary names: one getpid per process, not one per file.
+_PID = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 
 
 @contextmanager
@@ -166,7 +169,7 @@ class _Extractor:
                 return False, None
             return True, None
         parent = rel.rpartition("/")[0]
-        tmp = f"{parent + '/' if parent else ''}.alpmd-{os.getpid()}-{next(_counter)}.tmp"
+        tmp = f"{parent + '/' if parent else ''}.alpmd-{_PID[0]}-{next(_counter)}.tmp"
         _entry_set_pathname(entry_p, os.fsencode(tmp))
         ret = _read_extract2(archive_p, entry_p, self.writer)
         if ret < _ARCHIVE_WARN:

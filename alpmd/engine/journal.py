@@ -4,7 +4,8 @@ libalpm keeps no record of a commit in progress; a ``kill -9`` in the middle of
 an upgrade leaves files of two versions and no way to tell which packages were
 touched. We append one JSON line per step to ``<dbpath>/alpmd-journal`` (beside
 ``local/``, never inside it, so pacman's scans do not see it), fsynced before the
-step starts (``intent``) and after it finished (``done``). A clean end deletes
+step starts (``intent``); ``done`` follows when it finished, made durable by the
+next fsync (a lost one only makes repair redo a finished step). A clean end deletes
 the file; a file that is still there at the next start names exactly the steps
 that may be half done. A torn last line (the kill hit the write) is ignored:
 its step never started.
@@ -70,14 +71,14 @@ class Journal:
         self._fd: int | None = None
         self._seq = 0
 
-    def _append(self, record: dict[str, Any]) -> None:
+    def _append(self, record: dict[str, Any], *, sync: bool = True) -> None:
         if self._fd is None:
             raise AlpmError(ErrorCode.SYSTEM, "journal is not open")
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         view = memoryview(line)
         while view:
             view = view[os.write(self._fd, view):]
-        if self.durable:
+        if sync and self.durable:
             os.fsync(self._fd)
 
     def begin(self, flags: int = 0) -> None:
@@ -107,7 +108,14 @@ class Journal:
         return self._seq
 
     def done(self, seq: int) -> None:
-        self._append({"t": "done", "n": seq})
+        """Record that a step finished; not fsynced on its own.
+
+        The step's effects are durable already (the database entry is fsynced
+        before this is called), and the next intent's fsync carries this line
+        along. Should a power cut lose it, repair rolls that step forward again
+        from the package file: redone, never half done.
+        """
+        self._append({"t": "done", "n": seq}, sync=False)
 
     def end(self) -> None:
         """The transaction finished (well or with a clean error): forget the journal."""
