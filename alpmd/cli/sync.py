@@ -28,7 +28,7 @@ def run(ctx: Context) -> int:
         return 1
     for db in syncs:
         try:
-            db.packages  # noqa: B018 - load now, so a broken database is reported first
+            db.versions  # noqa: B018 - load now (no packages made), so a broken database is reported first
         except AlpmError as exc:
             out.error(f"database '{db.name}' is not valid ({exc.code.strerror})")
             return 1

@@ -24,6 +24,7 @@ import weakref
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate, chain, repeat
 from typing import TYPE_CHECKING, Any
 
 from alpmd.engine.db.local import LocalDatabase
@@ -195,39 +196,36 @@ class _Index:
             groups = self.column("groups", _SEARCH_FIELDS)
             names = self.names
             assert names is not None
+            # One pass in Python collects the lines; offsets and owners are then
+            # computed by C-level accumulate/repeat (this runs cold on every -Ss).
             lines: list[str] = []
-            owner: list[int] = []
-            next_start: list[int] = []
-            add_line = lines.append
-            add_owner = owner.append
-            pos = 0
-            for i, name in enumerate(names):
-                add_line(name)
-                add_owner(i)
-                pos += len(name) + 1
-                desc = descs[i]
+            counts: list[int] = []
+            add, extend, count = lines.append, lines.extend, counts.append
+            for name, desc, provs, grps in zip(names, descs, provides, groups, strict=True):
+                add(name)
+                n = 1
                 if desc:
-                    text = desc.replace("\n", " ")
-                    add_line(text)
-                    add_owner(i)
-                    pos += len(text) + 1
-                for prov in provides[i]:
-                    text = _dep_name(prov)
-                    add_line(text)
-                    add_owner(i)
-                    pos += len(text) + 1
-                for grp in groups[i]:
-                    text = grp.replace("\n", " ")
-                    add_line(text)
-                    add_owner(i)
-                    pos += len(text) + 1
-                next_start.append(pos)
+                    add(desc.replace("\n", " "))
+                    n += 1
+                if provs:
+                    extend(map(_dep_name, provs))
+                    n += len(provs)
+                if grps:
+                    extend(g.replace("\n", " ") for g in grps)
+                    n += len(grps)
+                count(n)
+            starts = [0, *accumulate(len(line) + 1 for line in lines)]
+            next_start = [starts[k] for k in accumulate(counts)]
+            del starts[-1]
+            owner = list(chain.from_iterable(map(repeat, range(len(counts)), counts)))
+            name_starts = [0, *accumulate(len(name) + 1 for name in names)]
+            del name_starts[-1]
             text = "\n".join(lines)
             # Same offsets either way; lower() is much faster when there is nothing
             # but ASCII (then it lowers exactly ASCII_LOWER's letters).
             lower = text.lower() if text.isascii() else text.translate(ASCII_LOWER)
-            self._blob = _Blob(text, lower, _starts(lines), owner, next_start,
-                               "\n".join(names), _starts(names), names)
+            self._blob = _Blob(text, lower, starts, owner, next_start,
+                               "\n".join(names), name_starts, names)
         return self._blob
 
 
@@ -241,15 +239,6 @@ class _Blob:
     names: str
     name_starts: list[int]
     name_list: list[str]
-
-
-def _starts(lines: Sequence[str]) -> list[int]:
-    starts: list[int] = []
-    pos = 0
-    for line in lines:
-        starts.append(pos)
-        pos += len(line) + 1
-    return starts
 
 
 _INDEXES: weakref.WeakKeyDictionary[object, _Index] = weakref.WeakKeyDictionary()
