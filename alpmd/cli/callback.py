@@ -186,10 +186,15 @@ class Callbacks:
             return self.yesno(f"File {q.filepath} is corrupted ({q.reason}).\n"
                               "Do you want to delete it?", bool(default))
         if isinstance(q, ev.RemoveUnresolvable):
-            names = "  ".join(p.name for p in q.packages)
-            return self.yesno("The following package cannot be upgraded due to unresolvable "
-                              f"dependencies:\n     {names}\n\nDo you want to skip the above "
-                              "package for this upgrade?", bool(default))
+            # pacman: a ":: " headline, the names after a 5-space title, then the question.
+            many = len(q.packages) != 1
+            out = self.out
+            out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} The following "
+                      f"{'packages' if many else 'package'} cannot be upgraded due to "
+                      f"unresolvable dependencies:{out.c.nocolor}\n")
+            out.write("      " + "  ".join(p.name for p in q.packages) + "\n\n")
+            return self.yesno(f"Do you want to skip the above {'packages' if many else 'package'}"
+                              " for this upgrade?", bool(default))
         if isinstance(q, ev.ImportKey):
             return self.yesno(f"Import PGP key {q.fingerprint}, \"{q.uid}\"?", bool(default))
         if isinstance(q, ev.SelectProvider):

@@ -57,6 +57,7 @@ from alpmd.engine.events import (
 )
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.handle import Handle
+from alpmd.engine.log import LogLevel
 from alpmd.engine.package import Package
 from alpmd.engine.version import vercmp
 
@@ -679,6 +680,8 @@ class _Resolver:
             if self.local_satisfier(dep):
                 continue
             leaves.extend(sub_leaves)
+            self.handle.log(LogLevel.WARNING,
+                            f'cannot resolve "{dep}", a dependency of "{pkg.name}"')
             self.miss(MissingDep(pkg.name, str(dep), None, self.chain(pkg.name)))
             ok = False
         if not ok:
