@@ -229,16 +229,23 @@ class _Index:
         return self._blob
 
 
-@dataclass
 class _Blob:
-    text: str
-    lower: str
-    starts: list[int]
-    owner: list[int]
-    next_start: list[int]
-    names: str
-    name_starts: list[int]
-    name_list: list[str]
+    """A database's search text (a plain class: a dataclass costs a millisecond of import)."""
+
+    __slots__ = ("text", "lower", "starts", "owner", "next_start", "names", "name_starts",
+                 "name_list")
+
+    def __init__(self, text: str, lower: str, starts: list[int], owner: list[int],
+                 next_start: list[int], names: str, name_starts: list[int],
+                 name_list: list[str]) -> None:
+        self.text = text
+        self.lower = lower
+        self.starts = starts
+        self.owner = owner
+        self.next_start = next_start
+        self.names = names
+        self.name_starts = name_starts
+        self.name_list = name_list
 
 
 _INDEXES: weakref.WeakKeyDictionary[object, _Index] = weakref.WeakKeyDictionary()
