@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from alpmd.testing.oracle import PacmanRoot, have_pacman
+
+# CI runs the property tests on a fixed sequence of examples, so a landing never depends on
+# what a random draw finds that day; developers' runs keep exploring.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 ARCH_SYNC = SHARED / "data" / "arch-sync-2022"
