@@ -79,12 +79,7 @@ def _child(root: str, path: str, argv: Sequence[str], out_w: int, in_r: int,
         os.close(0)
         os.close(1)
         os.close(2)
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
+        _, status = os.waitpid(pid, 0)  # retried on EINTR by Python itself (PEP 475)
         if os.WIFSIGNALED(status):
             os._exit(128 + os.WTERMSIG(status))
         os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
@@ -164,12 +159,7 @@ def run_chroot(
         os.close(out_r)
         if in_w >= 0:
             os.close(in_w)
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
+        _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
         code = 128 - code
