@@ -107,3 +107,35 @@ def test_log_lines_have_pacmans_shape(installed: PacmanRoot) -> None:
     # Same stamp shape as the one pacman itself wrote a moment ago (same zone too).
     assert len(ours[0].split("]")[0]) == len(theirs[0].split("]")[0])
     assert ours[0].split("]")[0][-5:] == theirs[0].split("]")[0][-5:]
+
+
+def test_lock_holder_names_the_process(tmp_path: Path) -> None:
+    handle = Handle(root=str(tmp_path))
+    assert handle.lock_holder() == ""
+    handle.lock()
+    try:
+        holder = handle.lock_holder()
+        assert holder.startswith(f"pid {os.getpid()} (")
+    finally:
+        handle.unlock()
+    Path(handle.lockfile).touch()  # a lock file nobody has open: left behind by a crash
+    assert handle.lock_holder() == "stale"
+    assert os.path.exists(handle.lockfile)  # reported, never removed
+
+
+@pytest.mark.oracle
+def test_upgrades_equal_pacman_qu(tmp_path: Path) -> None:
+    from alpmd.engine import query
+    from alpmd.engine.config import load_config
+    from alpmd.testing.repogen import generate_repo, make_local_db, write_sync_db
+
+    root = PacmanRoot(tmp_path / "root")
+    metas = generate_repo(3, 400)
+    write_sync_db(metas, tmp_path / "extra.db")
+    root.add_repo("extra", tmp_path / "extra.db")
+    make_local_db(root.dbpath, metas, installed=80, outdated=15, seed=3)
+    handle, errors = Handle.from_config(load_config(str(root.config)))
+    assert not errors
+    ours = [f"{old.name} {old.version} -> {new.version}" for old, new in query.upgrades(handle)]
+    theirs = root.pacman("-Qu").stdout.splitlines()
+    assert len(ours) == 15 and ours == theirs

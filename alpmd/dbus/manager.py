@@ -12,7 +12,6 @@ import contextlib
 import importlib
 import logging
 import os
-import shutil
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -57,28 +56,6 @@ def _check_targets(targets: Sequence[str]) -> list[str]:
         if not t or len(t) > 512 or any(c in t for c in "\0\n\r\t ") or t.startswith("-"):
             raise errors.invalid(f"invalid target {t!r}")
     return list(targets)
-
-
-def _lock_holder(lockfile: str) -> str:
-    """Who holds ``db.lck``: "" (nobody), "pid N (comm)", or "stale" (file, no process)."""
-    if not os.path.exists(lockfile):
-        return ""
-    real = os.path.realpath(lockfile)
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        fddir = f"/proc/{pid}/fd"
-        try:
-            for fd in os.listdir(fddir):
-                try:
-                    if os.readlink(f"{fddir}/{fd}") == real:
-                        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-                        return f"pid {pid} ({comm})"
-                except OSError:
-                    continue
-        except OSError:
-            continue
-    return "stale"
 
 
 class Daemon:
@@ -173,39 +150,22 @@ class Daemon:
             return self._updates_cache
         rows: list[dict[str, Variant]] = []
         shadow = self.shadow_handle()
-        if not any(os.path.exists(db.path) for db in shadow.syncdbs):
-            self._updates_cache = rows
-            return rows
-        from alpmd.engine.version import vercmp
-        cached = self._find_cached()
-        for pkg in self.handle.localdb.packages:
-            for db in shadow.syncdbs:
-                if not os.path.exists(db.path):
-                    continue
-                new = db.get(pkg.name)
-                if new is None:
-                    continue
-                if vercmp(new.version, pkg.version) > 0:
-                    rows.append({
-                        "name": Variant("s", pkg.name),
-                        "old": Variant("s", pkg.version),
-                        "new": Variant("s", new.version),
-                        "repo": Variant("s", db.name),
-                        "id": Variant("s", package_id(new)),
-                        "download_size": Variant("t", new.csize or 0),
-                        "installed_size": Variant("t", new.isize or 0),
-                        "downloaded": Variant("b", bool(cached(new))),
-                    })
-                break
+        if any(os.path.exists(db.path) for db in shadow.syncdbs):
+            from alpmd.engine.query import upgrades
+            find_cached = _engine("download").find_cached
+            for old, new in upgrades(self.handle, shadow):
+                rows.append({
+                    "name": Variant("s", old.name),
+                    "old": Variant("s", old.version),
+                    "new": Variant("s", new.version),
+                    "repo": Variant("s", getattr(new.db, "name", "")),
+                    "id": Variant("s", package_id(new)),
+                    "download_size": Variant("t", new.csize or 0),
+                    "installed_size": Variant("t", new.isize or 0),
+                    "downloaded": Variant("b", find_cached(self.handle, new) is not None),
+                })
         self._updates_cache = rows
         return rows
-
-    def _find_cached(self) -> Any:
-        def cached(pkg: Package) -> bool:
-            name = pkg.filename
-            return bool(name) and any(os.path.exists(d + str(name))
-                                      for d in self.handle.options.cachedirs)
-        return cached
 
     # -- transactions -------------------------------------------------------------------
 
@@ -403,7 +363,7 @@ class Daemon:
         target = self.shadow_dir + "sync/" if shadow else None
         if target:
             Path(target).mkdir(parents=True, exist_ok=True)
-            _seed_shadow(h, target)
+            _engine("download").seed_shadow(h, target)
         changed = await download.refresh_databases(
             h, force=bool(t.opts.get("force")), target_dir=target,
             progress=self._download_progress(t, loop), cancel=t.cancel_event)
@@ -546,7 +506,7 @@ class Daemon:
     async def _wait_lock(self, t: TransactionObject, h: Handle) -> None:
         while os.path.exists(h.lockfile):
             t.set_state("waiting-lock")
-            holder = _lock_holder(h.lockfile)
+            holder = h.lock_holder()
             if holder == "stale":
                 raise AlpmError(ErrorCode.HANDLE_LOCK,
                                 f"a stale lock is left behind ({h.lockfile}); not removing it",
@@ -664,7 +624,7 @@ class Daemon:
         except PermissionError:
             return False
         # the pid is alive: reused by another process unless it holds the lock
-        return not _lock_holder(self.handle.lockfile).startswith(f"pid {pid} ")
+        return not self.handle.lock_holder().startswith(f"pid {pid} ")
 
     def recover(self) -> dict[str, Any]:
         """Repair what a killed commit left (the engine's journal recovery), at start-up.
@@ -676,7 +636,7 @@ class Daemon:
 
         h = self.new_handle()
         ours = self._crashed_commit()
-        holder = _lock_holder(h.lockfile)
+        holder = h.lock_holder()
         out: dict[str, Any] = {"time": int(time.time()), "lock": holder, "ours": ours}
         try:
             if holder and holder != "stale":
@@ -710,7 +670,7 @@ class Daemon:
                                                      + out.get("unresolved", []))})
         self.recovery = out
         self.reload()
-        self.lock_holder = _lock_holder(self.handle.lockfile)
+        self.lock_holder = self.handle.lock_holder()
         return out
 
     # -- background ---------------------------------------------------------------------
@@ -723,7 +683,7 @@ class Daemon:
             await asyncio.sleep(0.5)
             if self.current is None and self._stamp() != self._local_stamp:
                 self.reload()
-            holder = _lock_holder(self.handle.lockfile)
+            holder = self.handle.lock_holder()
             if self.current is not None and self.current.state in ("committing", "hooks"):
                 holder = holder or self.lock_holder
             if holder != self.lock_holder:
@@ -745,22 +705,6 @@ class Daemon:
                     and now - self.last_activity > self.idle_timeout):
                 log.info("idle for %d s; exiting", int(self.idle_timeout))
                 self.stopping.set()
-
-
-def _seed_shadow(h: Handle, target: str) -> None:
-    """Start the shadow databases as copies of the live ones (mtimes kept).
-
-    An unchanged mirror answers 304 to the conditional request, and the shadow
-    directory must then still hold the database the answer refers to.
-    """
-    ext = h.options.dbext
-    for db in h.syncdbs:
-        live_dir = os.path.dirname(db.path)
-        for name in (db.name + ext, db.name + ext + ".sig"):
-            src, dst = os.path.join(live_dir, name), os.path.join(target, name)
-            if os.path.exists(src) and not os.path.exists(dst):
-                with contextlib.suppress(OSError):
-                    shutil.copy2(src, dst)
 
 
 def _details(exc: AlpmError) -> dict[str, Variant]:

@@ -813,6 +813,22 @@ def download_dir(handle: Handle) -> str:
                     f"({', '.join(handle.options.cachedirs)})")
 
 
+def seed_shadow(handle: Handle, target_dir: str) -> None:
+    """Start a shadow database directory as copies of the live databases (mtimes kept).
+
+    A refresh into ``target_dir`` asks mirrors conditionally; an unchanged mirror
+    answers 304, and the shadow directory must then already hold that database.
+    """
+    ext = handle.options.dbext
+    for db in handle.syncdbs:
+        live_dir = os.path.dirname(db.path)
+        for name in (db.name + ext, db.name + ext + ".sig"):
+            src, dst = os.path.join(live_dir, name), os.path.join(target_dir, name)
+            if os.path.exists(src) and not os.path.exists(dst):
+                with contextlib.suppress(OSError):
+                    shutil.copy2(src, dst)
+
+
 def find_cached(handle: Handle, pkg: Package) -> str | None:
     """The package's file in any CacheDir (first wins), if present with the expected size.
 

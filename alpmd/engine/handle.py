@@ -21,6 +21,29 @@ from alpmd.engine.log import LogCallback, LogLevel, LogWriter
 LOCK_NAME = "db.lck"
 
 
+def lock_holder(lockfile: str) -> str:
+    """See :meth:`Handle.lock_holder`; usable without a handle (a daemon watching a root)."""
+    if not os.path.exists(lockfile):
+        return ""
+    real = os.path.realpath(lockfile)
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        fddir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fddir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"{fddir}/{fd}") == real:
+                    with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
+                        return f"pid {pid} ({f.read().strip()})"
+            except OSError:
+                continue
+    return "stale"
+
+
 def _dir(path: str) -> str:
     """Directories are kept with one trailing slash, as libalpm canonicalises them."""
     return path if path.endswith("/") else path + "/"
@@ -210,6 +233,14 @@ class Handle:
     @property
     def locked(self) -> bool:
         return self._lock_fd is not None
+
+    def lock_holder(self) -> str:
+        """Who holds ``db.lck``: "" (nobody), "pid N (comm)", or "stale" (a file, no process).
+
+        Found by looking for a process with the lock file open (pacman keeps its
+        descriptor open while it holds the lock); the lock itself is never touched.
+        """
+        return lock_holder(self.lockfile)
 
     # -- log ------------------------------------------------------------------------
 

@@ -417,6 +417,21 @@ def new_version(handle: Handle, pkg: Package) -> Package | None:
     return None
 
 
+def upgrades(handle: Handle, sync: Handle | None = None) -> list[tuple[Package, Package]]:
+    """(installed, newer) for every installed package with a newer version (``-Qu``).
+
+    ``sync`` is the handle whose sync databases are compared, when they are not
+    ``handle``'s own (the daemon's shadow databases after a background refresh).
+    """
+    source = sync if sync is not None else handle
+    out: list[tuple[Package, Package]] = []
+    for pkg in handle.localdb.packages:
+        new = new_version(source, pkg)
+        if new is not None:
+            out.append((pkg, new))
+    return out
+
+
 def should_ignore(handle: Handle, pkg: Package) -> bool:
     """Whether IgnorePkg (globs) or IgnoreGroup names this package (``alpm_pkg_should_ignore``)."""
     opts = handle.options
