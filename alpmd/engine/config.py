@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.formats.sections import wordsplit
 
 __all__ = [
     "DEFAULT_CACHEDIR",
@@ -352,39 +353,8 @@ def _resolve_arch(word: str) -> str:
 
 
 def split_xfer_command(command: str) -> list[str]:
-    """Split an ``XferCommand`` into argv as pacman's ``wordsplit`` does.
-
-    Words are separated by whitespace; single or double quotes group, and a
-    backslash escapes only a quote character.  An unbalanced quote raises
-    ``ValueError`` (pacman rejects the line).
-    """
-    words: list[str] = []
-    i, n = 0, len(command)
-    while i < n and command[i] in _CSPACE:
-        i += 1
-    while i < n:
-        word: list[str] = []
-        while i < n and command[i] not in _CSPACE:
-            ch = command[i]
-            if ch in "'\"":
-                i += 1
-                while i < n and command[i] != ch:
-                    if command[i] == "\\" and i + 1 < n and command[i + 1] == ch:
-                        i += 1
-                    word.append(command[i])
-                    i += 1
-                if i >= n:
-                    raise ValueError(f"unbalanced {ch} in {command!r}")
-                i += 1
-            else:
-                if ch == "\\" and i + 1 < n and command[i + 1] in "'\"":
-                    i += 1
-                word.append(command[i])
-                i += 1
-        words.append("".join(word))
-        while i < n and command[i] in _CSPACE:
-            i += 1
-    return words
+    """Split an ``XferCommand`` into argv as pacman does (``ValueError`` on an unbalanced quote)."""
+    return wordsplit(command)
 
 
 # glibc's fnmatch knows these classes; in the C locale they are ASCII only.

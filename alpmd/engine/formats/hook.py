@@ -14,6 +14,7 @@ import enum
 from dataclasses import dataclass, field
 
 from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.formats.sections import wordsplit
 
 __all__ = [
     "Action",
@@ -87,43 +88,6 @@ def _invalid(where: str, message: str) -> AlpmError:
 
 _BLANKS = " \t\n\r\v\f"  # C isspace
 _QUOTES = "'\""
-
-
-def wordsplit(text: str) -> list[str]:
-    """Split ``Exec`` like libalpm's ``wordsplit``: blanks separate words, quotes group.
-
-    A backslash only matters before a quote character (outside quotes: either
-    quote; inside quotes: the closing one), which it makes literal; any other
-    backslash is kept. An unterminated quote raises ValueError.
-    """
-    words: list[str] = []
-    n = len(text)
-    i = 0
-    while i < n and text[i] in _BLANKS:
-        i += 1
-    while i < n:
-        cur: list[str] = []
-        while i < n and text[i] not in _BLANKS:
-            c = text[i]
-            if c in _QUOTES:
-                i += 1
-                while i < n and text[i] != c:
-                    if text[i] == "\\" and i + 1 < n and text[i + 1] == c:
-                        i += 1
-                    cur.append(text[i])
-                    i += 1
-                if i >= n:
-                    raise ValueError("unterminated quote")
-                i += 1
-            else:
-                if c == "\\" and i + 1 < n and text[i + 1] in _QUOTES:
-                    i += 1
-                cur.append(text[i])
-                i += 1
-        words.append("".join(cur))
-        while i < n and text[i] in _BLANKS:
-            i += 1
-    return words
 
 
 def quote_word(word: str) -> str:

@@ -150,3 +150,44 @@ def key_value_lines(text: str, origin: str, code: ErrorCode) -> Iterator[tuple[i
         if not key or " " in key:
             raise AlpmError(code, f"{origin} line {number}: bad key {key!r}")
         yield number, key, value
+
+
+_C_SPACE = " \t\n\r\v\f"  # C isspace
+_QUOTE_CHARS = "'\""
+
+
+def wordsplit(text: str) -> list[str]:
+    """Split like libalpm's ``wordsplit`` (hook ``Exec``, ``XferCommand``): blanks separate, quotes group.
+
+    A backslash only matters before a quote character (outside quotes: either
+    quote; inside quotes: the closing one), which it makes literal; any other
+    backslash is kept. An unterminated quote raises ValueError.
+    """
+    words: list[str] = []
+    n = len(text)
+    i = 0
+    while i < n and text[i] in _C_SPACE:
+        i += 1
+    while i < n:
+        cur: list[str] = []
+        while i < n and text[i] not in _C_SPACE:
+            c = text[i]
+            if c in _QUOTE_CHARS:
+                i += 1
+                while i < n and text[i] != c:
+                    if text[i] == "\\" and i + 1 < n and text[i + 1] == c:
+                        i += 1
+                    cur.append(text[i])
+                    i += 1
+                if i >= n:
+                    raise ValueError("unterminated quote")
+                i += 1
+            else:
+                if c == "\\" and i + 1 < n and text[i + 1] in _QUOTE_CHARS:
+                    i += 1
+                cur.append(text[i])
+                i += 1
+        words.append("".join(cur))
+        while i < n and text[i] in _C_SPACE:
+            i += 1
+    return words
