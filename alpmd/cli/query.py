@@ -157,13 +157,11 @@ def _display(ctx: Context, pkg: Package) -> bool:
 
 
 def _changelog(ctx: Context, pkg: Package) -> None:
-    path = f"{ctx.handle.dbpath}local/{pkg.name}-{pkg.version}/changelog"
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
-            text = f.read()
-    except OSError:
+    data = pkg.changelog
+    if data is None:
         ctx.out.error(f"no changelog available for '{pkg.name}'.")
         return
+    text = data.decode("utf-8", "surrogateescape")
     ctx.out.write(f"Changelog for {pkg.name}:\n{text}\n")
 
 

@@ -31,12 +31,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from alpmd.engine.archive import (
+    MAX_METADATA_SIZE,
     EntryKind,
     _entries,
     _entry_kind,
     _entry_name,
     _Fail,
     _open_fd,
+    _read_member,
     _reader,
 )
 from alpmd.engine.conflict import fnmatch_patterns
@@ -294,6 +296,7 @@ def extract_package(
     event: EventCallback | None = None,
     progress: ProgressCallback | None = None,
     errors: list[str] | None = None,
+    db_members: dict[str, bytes] | None = None,
 ) -> FileList:
     """Extract ``new.path`` into the root (``old``: the installed version being upgraded).
 
@@ -301,6 +304,8 @@ def extract_package(
     computed from what was written. Failures of single entries are reported
     (log, pacman.log, and appended to ``errors`` when given) and extraction
     goes on, as libalpm does; an unreadable archive raises ``AlpmError``.
+    ``db_members`` receives the members libalpm extracts into the database
+    entry instead of the root (``.CHANGELOG``), read on the same pass.
     """
     errs: list[str] = errors if errors is not None else []
     filelist = FileList(files=list(new.files), backup=[Backup(b.path, "") for b in new.backup])
@@ -321,6 +326,10 @@ def extract_package(
                 name = _entry_name(entry_p) or ""
                 path = name[:-1] if name.endswith("/") else name
                 if not path or path.startswith("."):
+                    if db_members is not None and name == ".CHANGELOG":
+                        db_members[name] = _read_member(archive_p, entry_p,
+                                                        MAX_METADATA_SIZE, name)
+                        continue
                     _read_data_skip(archive_p)  # metadata (.PKGINFO, .INSTALL...): not ours
                     continue
                 entry_kind = _entry_kind(entry_p)

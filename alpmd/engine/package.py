@@ -31,7 +31,9 @@ class Part(enum.Flag):
     FILES = enum.auto()
     SCRIPTLET = enum.auto()
     MTREE = enum.auto()
-    ALL = DESC | FILES | SCRIPTLET | MTREE
+    #: An installed package's changelog (``.CHANGELOG`` of its archive, kept in the database).
+    CHANGELOG = enum.auto()
+    ALL = DESC | FILES | SCRIPTLET | MTREE | CHANGELOG
 
 
 _DESC = Part.DESC.value
@@ -49,6 +51,7 @@ class Loaded:
     mtree: bytes | None = None
     scriptlet: bytes | None = None
     has_scriptlet: bool | None = None
+    changelog: bytes | None = None
 
 
 Loader = Callable[["Package", Part], Loaded]
@@ -70,6 +73,7 @@ class Package:
         "_mtree",
         "_scriptlet",
         "_has_scriptlet",
+        "_changelog",
         "_parsed",
     )
 
@@ -98,6 +102,7 @@ class Package:
         self._mtree: bytes | None = None
         self._scriptlet: bytes | None = None
         self._has_scriptlet: bool | None = None
+        self._changelog: bytes | None = None
         self._parsed: dict[str, object] = {}
         if meta is not None:
             self._loaded |= Part.DESC.value
@@ -130,6 +135,8 @@ class Package:
             self._scriptlet = got.scriptlet
         if got.has_scriptlet is not None:
             self._has_scriptlet = got.has_scriptlet
+        if got.changelog is not None:
+            self._changelog = got.changelog
         self._loaded |= missing_bits
 
     @property
@@ -174,6 +181,12 @@ class Package:
         """The install scriptlet's text, if the package has one."""
         self.ensure(Part.SCRIPTLET)
         return self._scriptlet
+
+    @property
+    def changelog(self) -> bytes | None:
+        """The changelog an installed package's archive carried (``-Qc``), if any."""
+        self.ensure(Part.CHANGELOG)
+        return self._changelog
 
     @property
     def has_scriptlet(self) -> bool:

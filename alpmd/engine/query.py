@@ -31,7 +31,7 @@ from alpmd.engine.db.local import LocalDatabase
 from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
-from alpmd.engine.package import Origin, Package
+from alpmd.engine.package import Origin, Package, Part
 from alpmd.engine.regex import ASCII_LOWER, PosixRegex, compile_posix
 from alpmd.engine.version import vercmp
 
@@ -641,6 +641,10 @@ def _digest(path: str, algo: str) -> str | None:
         return None
 
 
+#: mtree members libalpm keeps in the database entry rather than in the root.
+_DB_MEMBERS = {".INSTALL": Part.SCRIPTLET, ".CHANGELOG": Part.CHANGELOG}
+
+
 def check_mtree(handle: Handle, pkg: Package) -> FullCheck:
     """Files against the package's mtree (pacman's ``check_pkg_full``)."""
     from alpmd.engine.formats.mtree import parse_mtree  # gzip: only -Qkk needs it
@@ -660,10 +664,11 @@ def check_mtree(handle: Handle, pkg: Package) -> FullCheck:
     for entry in entries:
         path_rel = entry.path
         if path_rel.startswith("."):
-            dbfile = {".INSTALL": "install", ".CHANGELOG": "changelog"}.get(path_rel)
+            part = _DB_MEMBERS.get(path_rel)
+            dbfile = handle.localdb.part_file(pkg, part) if part is not None else None
             if dbfile is None:
-                continue
-            path = f"{handle.dbpath}local/{pkg.name}-{pkg.version}/{dbfile}"
+                continue  # not kept as a file (another member, or a store without files)
+            path = dbfile
         else:
             path = root + path_rel
         res.total += 1
@@ -787,19 +792,7 @@ def local_conflicts(pkgs: Sequence[Package]) -> list[tuple[str, str]]:
 
 def check_db_local(handle: Handle) -> list[str]:
     """``-Dk``: messages for missing entry files, dependencies, conflicts and shared files."""
-    msgs: list[str] = []
-    path = handle.dbpath + "local"
-    try:
-        names = sorted(os.listdir(path))
-    except OSError as exc:
-        return [f"could not open local database directory {path}: {exc.strerror}"]
-    for name in names:
-        if name == "ALPM_DB_VERSION":
-            continue
-        if not os.path.exists(f"{path}/{name}/desc"):
-            msgs.append(f"'{name}': description file is missing")
-        if not os.path.exists(f"{path}/{name}/files"):
-            msgs.append(f"'{name}': file list is missing")
+    msgs = handle.localdb.check()
     if msgs:
         return msgs
     pkgs = handle.localdb.packages

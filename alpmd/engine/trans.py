@@ -567,8 +567,9 @@ class Transaction:
             self._scriptlet(script, "pre_install", new.version, None)
         else:
             self._scriptlet(script, "pre_upgrade", new.version, oldv)
-        filelist = self._install_files(new, old, kind, n, total)
-        self._record(new, filelist, reason, item.validation)
+        db_members: dict[str, bytes] = {}
+        filelist = self._install_files(new, old, kind, n, total, db_members)
+        self._record(new, filelist, reason, item.validation, db_members.get(".CHANGELOG"))
         if op is Operation.INSTALL:
             line = f"installed {new.name} ({new.version})"
         elif op is Operation.REINSTALL:
@@ -586,7 +587,7 @@ class Transaction:
         self._event(PackageOperation(done=True, operation=op, new=new, old=old))
 
     def _install_files(self, new: Package, old: Package | None, kind: ProgressKind, n: int,
-                       total: int) -> FileList:
+                       total: int, db_members: dict[str, bytes]) -> FileList:
         if self.flags & TransFlag.DBONLY:
             return FileList(list(new.filelist.files), list(new.filelist.backup))
         if old is not None:
@@ -599,16 +600,18 @@ class Transaction:
             self._progress(kind, new.name, p.percent, total, n)
 
         result: FileList = extract.extract_package(self.handle, new, old, flags=self.flags,
-                                                   event=self.event_cb, progress=progress)
+                                                   event=self.event_cb, progress=progress,
+                                                   db_members=db_members)
         return result
 
     def _record(self, new: Package, filelist: FileList, reason: Reason,
-                validation: list[str]) -> None:
+                validation: list[str], changelog: bytes | None) -> None:
         meta = dataclasses.replace(new.meta, installdate=int(time.time()), reason=reason,
                                    validation=list(validation))
         self._event(DatabaseWrite())
         self.handle.localdb.add(meta, filelist, mtree=new.mtree,
-                                scriptlet=new.scriptlet if new.has_scriptlet else None)
+                                scriptlet=new.scriptlet if new.has_scriptlet else None,
+                                changelog=changelog)
         self._event(DatabaseWrite(done=True))
 
     # -- interrupt / release ----------------------------------------------------------
@@ -693,8 +696,7 @@ class Transaction:
 
 
 def _durable(handle: Handle) -> bool:
-    backend = handle.localdb.backend
-    return bool(getattr(backend, "durable", True))
+    return handle.localdb.durable
 
 
 def _alive(pid: int) -> bool:
@@ -717,26 +719,12 @@ def _cached_file(handle: Handle, name: str, version: str) -> str | None:
     return None
 
 
-def _entries(handle: Handle, name: str) -> list[str]:
-    """Every version of ``name`` with a directory in local/ (a torn upgrade leaves two)."""
-    from alpmd.engine.db.backend import split_entry_name
-
-    out = []
-    local = os.path.join(handle.dbpath, "local")
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.listdir(local):
-            key = split_entry_name(entry)
-            if key is not None and key.name == name and os.path.isdir(os.path.join(local, entry)):
-                out.append(key.version)
-    return out
-
-
 def _repair_step(handle: Handle, step: Step, report: RecoveryReport,
                  event: EventCallback | None) -> None:
     from alpmd.engine.db.backend import EntryKey
 
     localdb = handle.localdb
-    versions = _entries(handle, step.name)
+    versions = localdb.stored_versions(step.name)
     if len(versions) > 1:
         # A replace was cut between writing the new entry and removing the old one.
         keep = step.new if step.new in versions else versions[0]
@@ -782,15 +770,16 @@ def _repair_step(handle: Handle, step: Step, report: RecoveryReport,
     if cur is not None and remove is not None and cur.version != pkg.version:
         with contextlib.suppress(AlpmError):
             remove.remove_package_files(handle, cur, new=pkg, flags=flags, event=event)
+    db_members: dict[str, bytes] = {}
     files: FileList = extract.extract_package(handle, pkg, cur, flags=flags, event=event,
-                                              progress=None)
+                                              progress=None, db_members=db_members)
     pkg.ensure(Part.ALL)
     reason = Reason(step.reason) if step.new == target_version else (
         cur.reason if cur is not None else Reason(step.reason))
     meta = dataclasses.replace(pkg.meta, installdate=int(time.time()), reason=reason,
                                validation=list(step.validation) or ["none"])
     localdb.add(meta, files, mtree=pkg.mtree, scriptlet=pkg.scriptlet if pkg.has_scriptlet
-                else None)
+                else None, changelog=db_members.get(".CHANGELOG"))
     how = "rolled forward to" if target_version == step.new else "rolled back to"
     handle.logaction("ALPM", f"repaired {step.name} ({target_version})")
     report.actions.append(f"{step.name}: {how} {target_version}")

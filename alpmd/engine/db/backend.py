@@ -19,7 +19,11 @@ from alpmd.engine.formats.desc import PkgMeta
 from alpmd.engine.formats.files import FileList
 from alpmd.engine.package import Loaded, Part
 
-__all__ = ["DatabaseBackend", "Entry", "EntryKey", "split_entry_name"]
+__all__ = ["PART_NAMES", "DatabaseBackend", "Entry", "EntryKey", "RawEntry", "split_entry_name"]
+
+#: Each part's name: the file it lives in (files backend), its column (SQLite backend).
+PART_NAMES: dict[Part, str] = {Part.DESC: "desc", Part.FILES: "files", Part.MTREE: "mtree",
+                               Part.SCRIPTLET: "install", Part.CHANGELOG: "changelog"}
 
 
 class EntryKey(NamedTuple):
@@ -65,10 +69,23 @@ class Entry:
     files: FileList | None = None
     mtree: bytes | None = None
     scriptlet: bytes | None = None
+    changelog: bytes | None = None
 
     @property
     def key(self) -> EntryKey:
         return EntryKey(self.meta.name, self.meta.version)
+
+
+@dataclass
+class RawEntry:
+    """One entry's stored bytes, part name (:data:`PART_NAMES`) → content, as kept.
+
+    What conversion between backends moves: nothing is parsed and re-rendered,
+    so files → SQLite → files gives back the same bytes.
+    """
+
+    key: EntryKey
+    parts: dict[str, bytes]
 
 
 class DatabaseBackend(abc.ABC):
@@ -87,6 +104,9 @@ class DatabaseBackend(abc.ABC):
     label: str = "database"
     #: False when the store is simply not there (a sync database not downloaded yet).
     exists: bool = True
+    #: Whether writes are flushed to stable storage before they return (``False``
+    #: only for throwaway test fixtures); the commit journal follows the same choice.
+    durable: bool = True
 
     @abc.abstractmethod
     def open(self) -> None:
@@ -146,3 +166,26 @@ class DatabaseBackend(abc.ABC):
     def remove(self, key: EntryKey) -> None:
         """Delete one entry and everything stored with it."""
         raise AlpmError(ErrorCode.DB_REMOVE, f"{self.label} is read-only")
+
+    # -- raw access: checks, recovery, conversion ------------------------------------------
+
+    def read_raw(self, key: EntryKey) -> RawEntry:
+        """Every part of one entry as the store keeps it (for conversion)."""
+        raise AlpmError(ErrorCode.DB_INVALID, f"{self.label} cannot be converted")
+
+    def write_raw(self, entries: Iterator[RawEntry]) -> None:
+        """Fill an empty store with ``entries`` exactly as given (conversion target)."""
+        raise AlpmError(ErrorCode.DB_WRITE, f"{self.label} is read-only")
+
+    def check(self) -> list[str]:
+        """Problems a raw listing shows (``-Dk``): entries without ``desc`` or ``files``."""
+        return []
+
+    def part_file(self, key: EntryKey, part: Part) -> str | None:
+        """The file a part is kept in, when the store keeps parts as files (``-Qkk``
+        compares ``.INSTALL`` and ``.CHANGELOG`` of the mtree with them); else ``None``."""
+        return None
+
+    def owners(self, paths: Sequence[str]) -> dict[str, list[EntryKey]] | None:
+        """Path → entries listing it, from an index; ``None`` when the store has none."""
+        return None

@@ -2,7 +2,8 @@
 
 ``<dbpath>/local/`` holds ``ALPM_DB_VERSION`` (``9``) and one directory
 ``name-version`` per installed package with ``desc``, ``files``, ``mtree``
-(gzip, stored as the package shipped it) and ``install`` (the scriptlet). The
+(gzip, stored as the package shipped it), ``install`` (the scriptlet) and
+``changelog`` (the archive's ``.CHANGELOG``). The
 real pacman and we read and write the same tree, so either may be used on the
 same root.
 
@@ -35,7 +36,14 @@ import stat
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from alpmd.engine.db.backend import DatabaseBackend, Entry, EntryKey, split_entry_name
+from alpmd.engine.db.backend import (
+    PART_NAMES,
+    DatabaseBackend,
+    Entry,
+    EntryKey,
+    RawEntry,
+    split_entry_name,
+)
 from alpmd.engine.db.cache import CachedDatabase, PackageCache
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import _LOCAL as LOCAL_SPECS
@@ -64,12 +72,11 @@ VERSION_FILE = "ALPM_DB_VERSION"
 TMP_PREFIX = ".alpmd.tmp."
 
 #: The file each part lives in, inside an entry directory.
-_PART_FILES = {Part.DESC: "desc", Part.FILES: "files", Part.MTREE: "mtree",
-               Part.SCRIPTLET: "install"}
+_PART_FILES = PART_NAMES
 
 
 _DESC, _FILES = Part.DESC.value, Part.FILES.value
-_MTREE, _SCRIPTLET = Part.MTREE.value, Part.SCRIPTLET.value
+_MTREE, _SCRIPTLET, _CHANGELOG = Part.MTREE.value, Part.SCRIPTLET.value, Part.CHANGELOG.value
 
 
 @functools.lru_cache(maxsize=16)
@@ -328,6 +335,8 @@ class LocalFilesBackend(DatabaseBackend):
         if want & _SCRIPTLET:
             got.scriptlet = self._read(key, "install", required=False)
             got.has_scriptlet = got.scriptlet is not None
+        if want & _CHANGELOG:
+            got.changelog = self._read(key, "changelog", required=False)
         return got
 
     def read_fields(self, key: EntryKey, fields: Sequence[str]) -> dict[str, Any] | None:
@@ -423,6 +432,8 @@ class LocalFilesBackend(DatabaseBackend):
             return write_files(entry.files or FileList()).encode("utf-8", "surrogateescape")
         if part is Part.MTREE:
             return entry.mtree
+        if part is Part.CHANGELOG:
+            return entry.changelog
         return entry.scriptlet
 
     def write(self, entry: Entry, parts: Part = Part.ALL) -> None:
@@ -517,6 +528,49 @@ class LocalFilesBackend(DatabaseBackend):
         self._discard(doomed)
 
 
+    # -- raw access ----------------------------------------------------------------------
+
+    def read_raw(self, key: EntryKey) -> RawEntry:
+        parts: dict[str, bytes] = {}
+        for fname in PART_NAMES.values():
+            data = self._read(key, fname, required=fname == "desc")
+            if data is not None:
+                parts[fname] = data
+        return RawEntry(key, parts)
+
+    def write_raw(self, entries: Iterator[RawEntry]) -> None:
+        """Create each entry as given (one renamed directory each); the store must be empty."""
+        self._prepare_write()
+        for raw in entries:
+            _check_key(raw.key)
+            target = os.path.join(self.path, raw.key.dirname)
+            contents: dict[str, bytes | None] = dict(raw.parts)
+            try:
+                self._create(target, contents)
+            except OSError as exc:
+                raise AlpmError(ErrorCode.DB_WRITE, f"could not write database entry {target}: "
+                                                    f"{exc.strerror}", path=target) from exc
+
+    def check(self) -> list[str]:
+        """pacman's ``-Dk`` listing: every directory entry needs ``desc`` and ``files``."""
+        try:
+            names = sorted(os.listdir(self.path))
+        except OSError as exc:
+            return [f"could not open local database directory {self.path}: {exc.strerror}"]
+        msgs = []
+        for name in names:
+            if name == VERSION_FILE:
+                continue
+            if not os.path.exists(f"{self.path}/{name}/desc"):
+                msgs.append(f"'{name}': description file is missing")
+            if not os.path.exists(f"{self.path}/{name}/files"):
+                msgs.append(f"'{name}': file list is missing")
+        return msgs
+
+    def part_file(self, key: EntryKey, part: Part) -> str | None:
+        return f"{self.path}/{key.dirname}/{PART_NAMES[part]}"
+
+
 class LocalDatabase(CachedDatabase):
     """The installed packages (``Origin.LOCALDB``), their groups, and the writes.
 
@@ -575,14 +629,40 @@ class LocalDatabase(CachedDatabase):
         self._cache = None
         self._opened = False
 
+    # -- what checks and recovery need -------------------------------------------------------
+
+    @property
+    def durable(self) -> bool:
+        """Whether writes reach stable storage before they return (the journal follows)."""
+        return self.backend.durable
+
+    def check(self) -> list[str]:
+        """``-Dk``'s first pass over the raw store (entries missing ``desc`` or ``files``)."""
+        return self.backend.check()
+
+    def stored_versions(self, name: str) -> list[str]:
+        """Every version of ``name`` the store holds, bypassing the caches.
+
+        Normally one; a files-backend upgrade cut between writing the new entry
+        and removing the old one leaves two, which recovery must see.
+        """
+        if not self._opened:
+            self.backend.open()
+            self._opened = True
+        return [key.version for key in self.backend.scan() if key.name == name]
+
+    def part_file(self, pkg: Package, part: Part) -> str | None:
+        """The file holding ``part`` of an installed package, for stores that keep files."""
+        return self.backend.part_file(EntryKey(pkg.name, pkg.version), part)
+
     # -- writes -----------------------------------------------------------------------------
 
     def add(self, meta: PkgMeta, filelist: FileList | None, *, mtree: bytes | None = None,
-            scriptlet: bytes | None = None) -> Package:
+            scriptlet: bytes | None = None, changelog: bytes | None = None) -> Package:
         """Record an installed package (replacing the entry of an older or equal version)."""
         cache = self._populate()
         files = filelist if filelist is not None else FileList()
-        entry = Entry(meta, files, mtree, scriptlet)
+        entry = Entry(meta, files, mtree, scriptlet, changelog)
         old = cache.versions.get(meta.name)
         if old is not None and old != meta.version:
             self.backend.replace(EntryKey(meta.name, old), entry, Part.ALL)
