@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from alpmd.engine.alpmdconf import CONFIG_NAME, load_alpmd_config
 from alpmd.engine.config import DEFAULT_SIGLEVEL, Config, Repo, SigLevel
 from alpmd.engine.db.local import LocalDatabase
+from alpmd.engine.db.stores import Store, choose_store, local_backend
 from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.log import LogCallback, LogLevel, LogWriter
@@ -80,6 +82,10 @@ class Options:
     #: Parsed sync database snapshots; a cache (``pacman -Sc`` would wipe one under dbpath).
     snapshot_dir: str | None = None
     use_snapshots: bool = True
+    #: alpmd's own configuration file (default ``<root>/etc/alpmd.conf``).
+    alpmd_config: str | None = None
+    #: The local database store for a new root; ``None``: what alpmd.conf says.
+    backend: Store | None = None
 
     def __post_init__(self) -> None:
         self.root = _dir(os.path.abspath(self.root))
@@ -96,6 +102,8 @@ class Options:
         self.hookdirs = [_dir(d) for d in self.hookdirs]
         if self.snapshot_dir is None and self.use_snapshots:
             self.snapshot_dir = self.root + "var/cache/alpmd/sync/"
+        if self.alpmd_config is None:
+            self.alpmd_config = self.root + CONFIG_NAME
 
     @property
     def lockfile(self) -> str:
@@ -154,10 +162,19 @@ class Handle:
 
     @property
     def localdb(self) -> LocalDatabase:
-        """The local database, opened on first use."""
+        """The local database, opened on first use, in the store :meth:`store` names."""
         if self._localdb is None:
-            self._localdb = LocalDatabase(self.dbpath, log=self.log)
+            backend = local_backend(self.dbpath, self.store(), log=self.log)
+            self._localdb = LocalDatabase(self.dbpath, backend=backend, log=self.log)
         return self._localdb
+
+    def store(self) -> Store:
+        """The local database's store: the one present, else the configured one."""
+        configured = self.options.backend
+        if configured is None:
+            assert self.options.alpmd_config is not None
+            configured = load_alpmd_config(self.options.alpmd_config).backend
+        return choose_store(self.dbpath, configured)
 
     @classmethod
     def from_config(cls, config: Config, **overrides: object) -> tuple[Handle, list[AlpmError]]:
@@ -261,6 +278,8 @@ class Handle:
     def release(self) -> None:
         """Unlock and close everything; safe to call twice."""
         self.unlock()
+        if self._localdb is not None:
+            self._localdb.close()
         self.logwriter.close()
 
     def __enter__(self) -> Handle:

@@ -54,7 +54,7 @@ from alpmd.engine.log import LogCallback, LogLevel
 from alpmd.engine.package import Loaded, Origin, Package, Part
 from alpmd.engine.version import vercmp
 
-__all__ = ["LOCAL_DB_VERSION", "LocalDatabase", "LocalFilesBackend", "TMP_PREFIX"]
+__all__ = ["LOCAL_DB_VERSION", "LocalDatabase", "LocalFilesBackend", "TMP_PREFIX", "desc_list_fields"]
 
 
 def _pylog(level: LogLevel, message: str) -> None:
@@ -118,6 +118,23 @@ def _find_lists(text: str, specs: dict[str, Spec]) -> dict[str, Any] | None:
                 values += text[body:end if end >= 0 else end_of_text].split("\n")
         out[field] = values
     return out
+
+
+def desc_list_fields(data: bytes, fields: Sequence[str]) -> dict[str, Any] | None:
+    """List fields (depends, provides...) of a local ``desc``, or ``None`` for other fields.
+
+    Scanning only the wanted sections is about twice as fast as parsing the
+    whole entry; both backends keep ``desc`` as pacman writes it.
+    """
+    specs = _list_specs(tuple(fields))
+    if specs is None:
+        return None
+    text = data.decode("utf-8", "surrogateescape")
+    fast = _find_lists(text, specs)
+    if fast is not None:
+        return fast
+    got = scan(text, specs, "local desc", ErrorCode.DB_INVALID)
+    return {f: got.get(f) or [] for f in fields}
 
 
 def _slurp(path: str) -> bytes:
@@ -192,7 +209,7 @@ def _parse_version(text: str) -> int | None:
     return int(text[:digits]) if digits else None
 
 
-def _check_key(key: EntryKey) -> None:
+def check_key(key: EntryKey) -> None:
     """Refuse names that would not come back from a scan unchanged (or escape the db)."""
     for what, value in (("name", key.name), ("version", key.version)):
         if not value or any(c in value for c in "/\0\n") or value.startswith("."):
@@ -346,17 +363,11 @@ class LocalFilesBackend(DatabaseBackend):
         scanning only the wanted sections is about twice as fast. Anything but
         list fields reads the whole entry (``None``).
         """
-        specs = _list_specs(tuple(fields))
-        if specs is None:
+        if _list_specs(tuple(fields)) is None:
             return None
         data = self._read(key, "desc", required=True)
         assert data is not None
-        text = data.decode("utf-8", "surrogateescape")
-        fast = _find_lists(text, specs)
-        if fast is not None:
-            return fast
-        got = scan(text, specs, "local desc", ErrorCode.DB_INVALID)
-        return {f: got.get(f) or [] for f in fields}
+        return desc_list_fields(data, fields)
 
     def _read_desc(self, key: EntryKey) -> PkgMeta:
         data = self._read(key, "desc", required=True)
@@ -439,7 +450,7 @@ class LocalFilesBackend(DatabaseBackend):
     def write(self, entry: Entry, parts: Part = Part.ALL) -> None:
         """Create the entry (whole, via a renamed temporary directory) or update its parts."""
         key = entry.key
-        _check_key(key)
+        check_key(key)
         # Render first: a bad value must fail before anything touches the disk.
         contents = {fname: self._contents(entry, part)
                     for part, fname in _PART_FILES.items() if part in parts}
@@ -504,7 +515,7 @@ class LocalFilesBackend(DatabaseBackend):
 
     def remove(self, key: EntryKey) -> None:
         """Take the entry out of the database in one rename, then delete its files."""
-        _check_key(key)
+        check_key(key)
         target = os.path.join(self.path, key.dirname)
         try:
             st = os.lstat(target)
@@ -542,7 +553,7 @@ class LocalFilesBackend(DatabaseBackend):
         """Create each entry as given (one renamed directory each); the store must be empty."""
         self._prepare_write()
         for raw in entries:
-            _check_key(raw.key)
+            check_key(raw.key)
             target = os.path.join(self.path, raw.key.dirname)
             contents: dict[str, bytes | None] = dict(raw.parts)
             try:
@@ -623,6 +634,11 @@ class LocalDatabase(CachedDatabase):
         return self._cache
 
     # -- queries: packages, get, versions, groups (CachedDatabase) -------------------------
+
+    def close(self) -> None:
+        """Release the store (an SQLite connection); the next query opens it again."""
+        self.backend.close()
+        self._opened = False
 
     def invalidate(self) -> None:
         """Forget the caches; the next query scans again (re-validating the version)."""

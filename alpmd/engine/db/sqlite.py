@@ -1,0 +1,523 @@
+"""The local database in one SQLite file (``<dbpath>/local.sqlite``), beside pacman's files.
+
+An alternative to :class:`~alpmd.engine.db.local.LocalFilesBackend` for systems
+that only alpmd manages: each entry is one row holding its parts as pacman
+would write them (``desc``, ``files``, ``mtree``, ``install``, ``changelog``,
+byte for byte, so conversion back to files is lossless), plus indexes built
+from them at write time: relation names (depends, provides, conflicts,
+replaces, optdepends, groups), file owners, and a full-text index of names and
+descriptions.
+
+Crash safety comes from SQLite itself: WAL mode and one SQL transaction per
+write, replace or remove (a commit step), so after a kill an entry is the old
+one or the new one. ``synchronous=FULL`` unless the handle is not durable.
+
+Errors are the engine's: a file that is not an SQLite database or is damaged
+is ``DB_INVALID``; one written by a newer schema ``DB_VERSION``; a database
+another process keeps locked ``HANDLE_LOCK``; a full disk ``DISK_SPACE`` (the
+transaction is rolled back, nothing half-written).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from alpmd.engine.db.backend import (
+    PART_NAMES,
+    DatabaseBackend,
+    Entry,
+    EntryKey,
+    RawEntry,
+)
+from alpmd.engine.db.local import check_key, desc_list_fields
+from alpmd.engine.depend import Depend
+from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.formats.desc import PkgMeta, parse_local_desc, write_local_desc
+from alpmd.engine.formats.files import FileList, parse_files, write_files
+from alpmd.engine.log import LogCallback, LogLevel
+from alpmd.engine.package import Loaded, Part
+
+__all__ = ["SCHEMA_VERSION", "STORE_NAME", "LocalSqliteBackend"]
+
+#: The store's file name inside dbpath (pacman never looks at it).
+STORE_NAME = "local.sqlite"
+#: ``PRAGMA application_id``: "alpm" — tells our file from any other SQLite file.
+APPLICATION_ID = 0x616C706D
+#: ``PRAGMA user_version``: bumped when the tables change; newer is refused.
+SCHEMA_VERSION = 1
+#: Seconds to wait for another writer before reporting the database locked.
+LOCK_TIMEOUT = 2.0
+
+#: desc list fields indexed by name (``rel.kind``).
+REL_FIELDS = ("depends", "provides", "conflicts", "replaces", "optdepends", "groups")
+
+_SCHEMA = """
+CREATE TABLE pkg(
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    desc BLOB NOT NULL,
+    files BLOB,
+    mtree BLOB,
+    install BLOB,
+    changelog BLOB,
+    UNIQUE(name, version)
+);
+CREATE TABLE rel(pkg INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+                 value TEXT NOT NULL);
+CREATE INDEX rel_by_name ON rel(kind, name);
+CREATE INDEX rel_by_pkg ON rel(pkg);
+CREATE TABLE owns(pkg INTEGER NOT NULL, path BLOB NOT NULL);
+CREATE INDEX owns_by_path ON owns(path);
+CREATE INDEX owns_by_pkg ON owns(pkg);
+CREATE VIRTUAL TABLE search USING fts5(name, description);
+"""
+
+#: The column of each part (same names as the files backend's files).
+_COLUMNS = PART_NAMES
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_FULL = 5, 6, 11, 13
+_SQLITE_NOTADB = 26
+
+
+def _dep_name(value: str) -> str:
+    try:
+        return Depend.parse(value).name
+    except AlpmError:
+        return value
+
+
+class LocalSqliteBackend(DatabaseBackend):
+    """Installed packages in ``<dbpath>/local.sqlite``; see the module documentation."""
+
+    writable = True
+
+    def __init__(self, dbpath: str, *, log: LogCallback | None = None,
+                 durable: bool = True) -> None:
+        self.dbpath = dbpath
+        self.path = os.path.join(dbpath, STORE_NAME)
+        self.label = self.path
+        self.durable = durable
+        self._log_cb = log
+        self._conn: sqlite3.Connection | None = None
+        #: "unopened", "missing" (no file yet: an empty database) or "valid".
+        self.state = "unopened"
+
+    def _log(self, level: LogLevel, message: str) -> None:
+        if self._log_cb is not None:
+            self._log_cb(level, message)
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def _error(self, exc: sqlite3.Error, doing: str, code: ErrorCode) -> AlpmError:
+        """The engine's error for an SQLite failure while ``doing`` something."""
+        # Errors raised by the sqlite3 module itself (a closed connection) carry no code.
+        primary = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        why = str(exc)
+        if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            return AlpmError(ErrorCode.HANDLE_LOCK, f"could not {doing} {self.path}: the "
+                             "database is locked by another process", path=self.path)
+        if primary == _SQLITE_FULL:
+            return AlpmError(ErrorCode.DISK_SPACE, f"could not {doing} {self.path}: {why}; "
+                             "nothing was changed", path=self.path)
+        if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or isinstance(exc, sqlite3.DatabaseError) \
+                and not isinstance(exc, sqlite3.OperationalError):
+            return AlpmError(ErrorCode.DB_INVALID, f"could not {doing} {self.path}: the "
+                             f"database is damaged ({why})", path=self.path)
+        return AlpmError(code, f"could not {doing} {self.path}: {why}", path=self.path)
+
+    @contextlib.contextmanager
+    def _reading(self, doing: str) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise self._error(exc, doing, ErrorCode.DB_INVALID) from exc
+
+    @contextlib.contextmanager
+    def _writing(self, doing: str, code: ErrorCode = ErrorCode.DB_WRITE
+                 ) -> Iterator[sqlite3.Connection]:
+        """One SQL transaction: committed whole, or rolled back on any error."""
+        self._prepare_write()
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._error(exc, doing, code) from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc, doing, code) from exc
+            raise
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def _connect(self, mode: str) -> sqlite3.Connection:
+        uri = f"file:{quote(self.path)}?mode={mode}"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=LOCK_TIMEOUT,
+                               check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'OFF'}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            if self.state == "unopened":
+                self.open()
+            if self._conn is None:
+                raise AlpmError(ErrorCode.DB_NULL, f"{self.path} is not open", path=self.path)
+        return self._conn
+
+    def open(self) -> None:
+        """Check the file is ours and of a schema we read; a missing file is an empty database."""
+        if self._conn is not None:
+            return
+        if not os.path.exists(self.path):
+            self.state = "missing"
+            return
+        try:
+            conn = self._connect("rw")
+        except sqlite3.Error as exc:
+            raise self._error(exc, "open", ErrorCode.DB_OPEN) from exc
+        try:
+            app = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if app != APPLICATION_ID:
+                raise AlpmError(ErrorCode.DB_INVALID, f"{self.path} is not an alpmd local "
+                                "database (another program's SQLite file)", path=self.path)
+            if version > SCHEMA_VERSION:
+                raise AlpmError(ErrorCode.DB_VERSION, f"local database {self.path} has schema "
+                                f"version {version}, this program reads version "
+                                f"{SCHEMA_VERSION}: it was written by a newer alpmd",
+                                path=self.path, version=version)
+            if version < 1:
+                raise AlpmError(ErrorCode.DB_INVALID, f"{self.path} has no tables",
+                                path=self.path)
+            conn.execute("SELECT count(*) FROM pkg").fetchone()
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._error(exc, "open", ErrorCode.DB_OPEN) from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        self.state = "valid"
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+        self.state = "unopened"
+
+    def _prepare_write(self) -> None:
+        """Create the file and its tables with the first write."""
+        if self.state == "unopened":
+            self.open()
+        if self.state != "missing":
+            return
+        try:
+            os.makedirs(self.dbpath, exist_ok=True)
+            conn = self._connect("rwc")
+        except (OSError, sqlite3.Error) as exc:
+            raise AlpmError(ErrorCode.DB_CREATE, f"could not create local database "
+                            f"{self.path}: {exc}", path=self.path) from exc
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.close()
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path + suffix)
+            raise self._error(exc, "create", ErrorCode.DB_CREATE) from exc
+        self._conn = conn
+        self.state = "valid"
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def scan(self) -> Iterator[EntryKey]:
+        if self.state == "unopened":
+            self.open()
+        if self.state == "missing":
+            return iter(())
+        with self._reading("read") as conn:
+            rows = conn.execute("SELECT name, version FROM pkg").fetchall()
+        return (EntryKey(n, v) for n, v in rows)
+
+    def read(self, key: EntryKey, parts: Part) -> Loaded:
+        got = Loaded()
+        cols = [name for part, name in _COLUMNS.items() if part in parts]
+        if not cols:
+            return got
+        with self._reading("read") as conn:
+            row = conn.execute(f"SELECT {', '.join(cols)} FROM pkg WHERE name=? AND version=?",
+                               key).fetchone()
+        if row is None:
+            raise AlpmError(ErrorCode.DB_INVALID, f"corrupted database: no entry "
+                            f"{key.dirname} in {self.path}", path=self.path)
+        values: dict[str, bytes | None] = dict(zip(cols, row, strict=True))
+        if "desc" in values:
+            got.meta = self._parse_desc(key, values["desc"])
+        if "files" in values:
+            data = values["files"]
+            try:
+                got.files = parse_files(data.decode("utf-8", "surrogateescape")) if data \
+                    else FileList()
+            except AlpmError as exc:
+                raise AlpmError(ErrorCode.DB_INVALID, f"corrupted database entry "
+                                f"{key.dirname}/files in {self.path}: {exc.message}",
+                                path=self.path, entry=key.dirname) from exc
+        if "mtree" in values:
+            got.mtree = values["mtree"]
+        if "install" in values:
+            got.scriptlet = values["install"]
+            got.has_scriptlet = got.scriptlet is not None
+        if "changelog" in values:
+            got.changelog = values["changelog"]
+        return got
+
+    def _parse_desc(self, key: EntryKey, data: bytes | None) -> PkgMeta:
+        try:
+            meta = parse_local_desc((data or b"").decode("utf-8", "surrogateescape"))
+        except AlpmError as exc:
+            raise AlpmError(ErrorCode.DB_INVALID, f"corrupted database entry "
+                            f"{key.dirname}/desc in {self.path}: {exc.message}",
+                            path=self.path, entry=key.dirname) from exc
+        meta.name, meta.version = key.name, key.version
+        return meta
+
+    def read_fields(self, key: EntryKey, fields: Sequence[str]) -> dict[str, Any] | None:
+        if any(f not in REL_FIELDS for f in fields):
+            return None
+        with self._reading("read") as conn:
+            row = conn.execute("SELECT desc FROM pkg WHERE name=? AND version=?",
+                               key).fetchone()
+        if row is None:
+            return None
+        return desc_list_fields(row[0], fields)
+
+    def columns(self, fields: Sequence[str]) -> tuple[list[str], dict[str, list[Any]]] | None:
+        """Relation fields of every entry straight from the index (one query)."""
+        if not fields or any(f not in REL_FIELDS for f in fields):
+            return None
+        if self.state == "unopened":
+            self.open()
+        if self.state == "missing":
+            return [], {f: [] for f in fields}
+        marks = ", ".join("?" * len(fields))
+        with self._reading("read") as conn:
+            names = [n for (n,) in conn.execute("SELECT name FROM pkg ORDER BY name")]
+            if len(set(names)) != len(names):
+                return None  # duplicate entries: the cache decides which one counts
+            index = {n: i for i, n in enumerate(names)}
+            values: dict[str, list[Any]] = {f: [[] for _ in names] for f in fields}
+            rows = conn.execute(f"SELECT p.name, r.kind, r.value FROM rel r JOIN pkg p "
+                                f"ON p.id = r.pkg WHERE r.kind IN ({marks}) ORDER BY r.rowid",
+                                tuple(fields))
+            for name, kind, value in rows:
+                values[kind][index[name]].append(value)
+        return names, values
+
+    def owners(self, paths: Sequence[str]) -> dict[str, list[EntryKey]] | None:
+        """Path → entries whose file list holds it, from the index."""
+        out: dict[str, list[EntryKey]] = {}
+        if self.state == "unopened":
+            self.open()
+        if self.state == "missing":
+            return out
+        with self._reading("read") as conn:
+            for path in paths:
+                raw = path.encode("utf-8", "surrogateescape")
+                for name, version in conn.execute(
+                        "SELECT p.name, p.version FROM owns o JOIN pkg p ON p.id = o.pkg "
+                        "WHERE o.path = ? ORDER BY p.name", (raw,)):
+                    out.setdefault(path, []).append(EntryKey(name, version))
+        return out
+
+    def required_by(self, name: str) -> list[str]:
+        """Names of the entries whose depends name ``name`` (by name only, unsatisfied kept)."""
+        if self.state == "unopened":
+            self.open()
+        if self.state == "missing":
+            return []
+        with self._reading("read") as conn:
+            return [n for (n,) in conn.execute(
+                "SELECT DISTINCT p.name FROM rel r JOIN pkg p ON p.id = r.pkg "
+                "WHERE r.kind = 'depends' AND r.name = ? ORDER BY p.name", (name,))]
+
+    def search_text(self, query: str) -> list[EntryKey]:
+        """Entries whose name or description match an FTS5 ``query`` (whole words)."""
+        if self.state == "unopened":
+            self.open()
+        if self.state == "missing":
+            return []
+        with self._reading("search") as conn:
+            return [EntryKey(n, v) for n, v in conn.execute(
+                "SELECT p.name, p.version FROM search s JOIN pkg p ON p.id = s.rowid "
+                "WHERE search MATCH ? ORDER BY p.name", (query,))]
+
+    def read_raw(self, key: EntryKey) -> RawEntry:
+        cols = list(_COLUMNS.values())
+        with self._reading("read") as conn:
+            row = conn.execute(f"SELECT {', '.join(cols)} FROM pkg WHERE name=? AND version=?",
+                               key).fetchone()
+        if row is None:
+            raise AlpmError(ErrorCode.DB_INVALID, f"no entry {key.dirname} in {self.path}",
+                            path=self.path)
+        return RawEntry(key, {c: v for c, v in zip(cols, row, strict=True) if v is not None})
+
+    def check(self) -> list[str]:
+        """Rows without a file list (``desc`` is NOT NULL by the schema)."""
+        if self.state == "unopened":
+            self.open()
+        if self.state == "missing":
+            return []
+        with self._reading("check") as conn:
+            return [f"'{n}-{v}': file list is missing" for n, v in conn.execute(
+                "SELECT name, version FROM pkg WHERE files IS NULL ORDER BY name")]
+
+    def stamp(self) -> int:
+        """Changes whenever a write committed (the WAL or the file was modified)."""
+        out = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                out = max(out, os.stat(self.path + suffix).st_mtime_ns)
+        return out
+
+    # -- writing -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _render(entry: Entry, parts: Part) -> dict[str, bytes | None]:
+        out: dict[str, bytes | None] = {}
+        if Part.DESC in parts:
+            out["desc"] = write_local_desc(entry.meta).encode("utf-8", "surrogateescape")
+        if Part.FILES in parts:
+            out["files"] = write_files(entry.files or FileList()).encode("utf-8",
+                                                                        "surrogateescape")
+        if Part.MTREE in parts:
+            out["mtree"] = entry.mtree
+        if Part.SCRIPTLET in parts:
+            out["install"] = entry.scriptlet
+        if Part.CHANGELOG in parts:
+            out["changelog"] = entry.changelog
+        return out
+
+    @staticmethod
+    def _delete(conn: sqlite3.Connection, pkg_id: int) -> None:
+        conn.execute("DELETE FROM rel WHERE pkg = ?", (pkg_id,))
+        conn.execute("DELETE FROM owns WHERE pkg = ?", (pkg_id,))
+        conn.execute("DELETE FROM search WHERE rowid = ?", (pkg_id,))
+        conn.execute("DELETE FROM pkg WHERE id = ?", (pkg_id,))
+
+    @staticmethod
+    def _index(conn: sqlite3.Connection, pkg_id: int, desc: bytes | None,
+               files: bytes | None, *, what: Sequence[str] = ("desc", "files")) -> None:
+        if "desc" in what:
+            conn.execute("DELETE FROM rel WHERE pkg = ?", (pkg_id,))
+            conn.execute("DELETE FROM search WHERE rowid = ?", (pkg_id,))
+            meta = parse_local_desc((desc or b"").decode("utf-8", "surrogateescape"))
+            rows = [(pkg_id, f, v if f == "groups" else _dep_name(v), v)
+                    for f in REL_FIELDS for v in getattr(meta, f)]
+            conn.executemany("INSERT INTO rel(pkg, kind, name, value) VALUES (?, ?, ?, ?)",
+                             rows)
+            conn.execute("INSERT INTO search(rowid, name, description) VALUES (?, ?, ?)",
+                         (pkg_id, meta.name, meta.desc or ""))
+        if "files" in what:
+            conn.execute("DELETE FROM owns WHERE pkg = ?", (pkg_id,))
+            if files:
+                listed = parse_files(files.decode("utf-8", "surrogateescape")).files
+                conn.executemany("INSERT INTO owns(pkg, path) VALUES (?, ?)",
+                                 [(pkg_id, p.encode("utf-8", "surrogateescape"))
+                                  for p in listed])
+
+    def _insert(self, conn: sqlite3.Connection, key: EntryKey,
+                values: dict[str, bytes | None]) -> None:
+        cols = ["name", "version", *values]
+        cur = conn.execute(f"INSERT INTO pkg({', '.join(cols)}) VALUES "
+                           f"({', '.join('?' * len(cols))})",
+                           (key.name, key.version, *values.values()))
+        pkg_id = cur.lastrowid
+        assert pkg_id is not None
+        self._index(conn, pkg_id, values.get("desc"), values.get("files"))
+
+    def _id(self, conn: sqlite3.Connection, key: EntryKey) -> int | None:
+        row = conn.execute("SELECT id FROM pkg WHERE name=? AND version=?", key).fetchone()
+        return None if row is None else int(row[0])
+
+    def write(self, entry: Entry, parts: Part = Part.ALL) -> None:
+        key = entry.key
+        check_key(key)
+        values = self._render(entry, parts)
+        with self._writing(f"write {key.dirname} to") as conn:
+            self._put(conn, key, values)
+
+    def _put(self, conn: sqlite3.Connection, key: EntryKey,
+             values: dict[str, bytes | None]) -> None:
+        pkg_id = self._id(conn, key)
+        if pkg_id is None:
+            if values.get("desc") is None:
+                raise AlpmError(ErrorCode.DB_WRITE, f"cannot create {key.dirname} in "
+                                f"{self.path} without its desc", path=self.path)
+            self._insert(conn, key, values)
+            return
+        conn.execute(f"UPDATE pkg SET {', '.join(c + ' = ?' for c in values)} WHERE id = ?",
+                     (*values.values(), pkg_id))
+        what = [c for c in ("desc", "files") if c in values]
+        if what:
+            row = conn.execute("SELECT desc, files FROM pkg WHERE id = ?", (pkg_id,)).fetchone()
+            self._index(conn, pkg_id, row[0], row[1], what=what)
+
+    def replace(self, old: EntryKey, entry: Entry, parts: Part = Part.ALL) -> None:
+        """Both halves of an upgrade in one transaction."""
+        key = entry.key
+        check_key(key)
+        values = self._render(entry, parts)
+        with self._writing(f"write {key.dirname} to") as conn:
+            if old != key:
+                pkg_id = self._id(conn, old)
+                if pkg_id is not None:
+                    self._delete(conn, pkg_id)
+            self._put(conn, key, values)
+
+    def remove(self, key: EntryKey) -> None:
+        check_key(key)
+        with self._writing(f"remove {key.dirname} from", ErrorCode.DB_REMOVE) as conn:
+            pkg_id = self._id(conn, key)
+            if pkg_id is None:
+                raise AlpmError(ErrorCode.DB_REMOVE, f"could not remove database entry "
+                                f"{key.dirname}: not in {self.path}", path=self.path)
+            self._delete(conn, pkg_id)
+
+    def write_raw(self, entries: Iterator[RawEntry]) -> None:
+        """All entries in one transaction (conversion: the new store is whole or absent)."""
+        with self._writing("fill") as conn:
+            for raw in entries:
+                check_key(raw.key)
+                if "desc" not in raw.parts:
+                    raise AlpmError(ErrorCode.DB_INVALID, f"entry {raw.key.dirname} has no "
+                                    "desc", entry=raw.key.dirname)
+                self._insert(conn, raw.key, {c: raw.parts.get(c) for c in _COLUMNS.values()})
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main file (before the file is moved or copied)."""
+        if self._conn is not None:
+            with self._reading("checkpoint") as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
