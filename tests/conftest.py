@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from alpmd.engine.db.stores import Store
 from alpmd.testing.oracle import PacmanRoot, have_pacman
 
 # CI runs the property tests on a fixed sequence of examples, so a landing never depends on
@@ -42,3 +43,10 @@ def arch_sync() -> Path:
     if not (ARCH_SYNC / "core.db.tar.gz").exists():
         pytest.skip(f"real Arch databases not found at {ARCH_SYNC}")
     return ARCH_SYNC
+
+
+@pytest.fixture(params=list(Store), ids=[s.value for s in Store])
+def backend(request: pytest.FixtureRequest) -> Store:
+    """The local database store a test runs on: every store, one run each."""
+    store: Store = request.param
+    return store

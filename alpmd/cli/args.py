@@ -19,6 +19,7 @@ LONG_OPERATIONS = {v: k for k, v in OPERATIONS.items()}
 VALUE_LONG = {
     "dbpath", "root", "arch", "cachedir", "color", "config", "gpgdir", "hookdir", "logfile",
     "ask", "ignore", "ignoregroup", "assume-installed", "overwrite", "print-format", "sysroot",
+    "convert",
 }
 VALUE_SHORT = {"b": "dbpath", "r": "root"}
 
@@ -51,7 +52,7 @@ OP_FLAGS: dict[str, tuple[dict[str, str], set[str]]] = {
     "upgrade": ({"d": "nodeps", "p": "print"},
                 TRANSACTION_LONG | {"needed", "asdeps", "asexplicit", "ignore", "ignoregroup",
                                     "overwrite"}),
-    "database": ({"k": "check", "q": "quiet"}, {"asdeps", "asexplicit"}),
+    "database": ({"k": "check", "q": "quiet"}, {"asdeps", "asexplicit", "convert"}),
     "files": ({"l": "list", "q": "quiet", "x": "regex", "y": "refresh"}, {"machinereadable"}),
     "deptest": ({"d": "nodeps"}, set()),
     "version": ({}, set()),

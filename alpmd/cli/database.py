@@ -1,10 +1,13 @@
-"""``alpm -D``: change install reasons (--asdeps/--asexplicit) and check databases (-Dk)."""
+"""``alpm -D``: change install reasons (--asdeps/--asexplicit), check databases (-Dk), and
+move the local database to another store (``--convert files|sqlite``, alpmd's own)."""
 
 from __future__ import annotations
 
 import os
 
 from alpmd.cli.alpm import Context
+from alpmd.engine.db.convert import convert
+from alpmd.engine.db.stores import Store
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.query import check_db_local, check_db_sync
@@ -14,6 +17,9 @@ def run(ctx: Context) -> int:
     a = ctx.args
     out = ctx.out
     ret = 0
+    target = a.value("convert")
+    if target is not None:
+        return _convert(ctx, target)
     if a.has("check"):
         msgs = check_db_local(ctx.handle) if a.count("check") == 1 else check_db_sync(ctx.handle)
         for m in msgs:
@@ -61,3 +67,24 @@ def _change_reason(ctx: Context) -> int:
     finally:
         handle.unlock()
     return ret
+
+
+def _convert(ctx: Context, target: str) -> int:
+    out = ctx.out
+    try:
+        store = Store(target)
+    except ValueError:
+        choices = ", ".join(s.value for s in Store)
+        out.error(f"invalid backend '{target}' (one of {choices})")
+        return 1
+    try:
+        result = convert(ctx.handle, store)
+    except AlpmError as exc:
+        out.error(f"could not convert the local database: {exc.message}")
+        return 1
+    if not ctx.quiet:
+        out.write(f"converted {result.entries} entries from {result.source.value} to "
+                  f"{result.target.value}: {result.path}\n")
+        if result.moved_aside is not None:
+            out.write(f"the old database was moved to {result.moved_aside}\n")
+    return 0

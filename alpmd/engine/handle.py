@@ -168,6 +168,12 @@ class Handle:
             self._localdb = LocalDatabase(self.dbpath, backend=backend, log=self.log)
         return self._localdb
 
+    def drop_localdb(self) -> None:
+        """Close the local database; the next use opens whatever store is there then."""
+        if self._localdb is not None:
+            self._localdb.close()
+            self._localdb = None
+
     def store(self) -> Store:
         """The local database's store: the one present, else the configured one."""
         configured = self.options.backend
