@@ -665,9 +665,14 @@ def check_mtree(handle: Handle, pkg: Package) -> FullCheck:
         path_rel = entry.path
         if path_rel.startswith("."):
             part = _DB_MEMBERS.get(path_rel)
-            dbfile = handle.localdb.part_file(pkg, part) if part is not None else None
+            if part is None:
+                continue
+            dbfile = handle.localdb.part_file(pkg, part)
             if dbfile is None:
-                continue  # not kept as a file (another member, or a store without files)
+                # A store without files: the stored bytes against the mtree's sums.
+                res.total += 1
+                _check_stored(res, entry, pkg, part)
+                continue
             path = dbfile
         else:
             path = root + path_rel
@@ -689,6 +694,28 @@ def check_mtree(handle: Handle, pkg: Package) -> FullCheck:
         if errors:
             res.bad.append(path)
     return res
+
+
+def _check_stored(res: FullCheck, entry: MtreeEntry, pkg: Package, part: Part) -> None:
+    """``.INSTALL``/``.CHANGELOG`` kept inside the database: size and checksums only."""
+    import hashlib
+
+    data = pkg.scriptlet if part is Part.SCRIPTLET else pkg.changelog
+    label = f"{pkg.name}-{pkg.version}:{entry.path}"
+    if data is None:
+        res.problems.append(FileProblem(label, os.strerror(errno.ENOENT)))
+        res.bad.append(label)
+        return
+    reasons = []
+    if len(data) != (entry.size or 0):
+        reasons.append("Size mismatch")
+    for algo, want, name in (("md5", entry.md5, "MD5"), ("sha256", entry.sha256, "SHA256")):
+        if want is not None and hashlib.new(algo, data).hexdigest() != want:
+            reasons.append(f"{name} checksum mismatch")
+    for reason in reasons:
+        res.problems.append(FileProblem(label, reason))
+    if reasons:
+        res.bad.append(label)
 
 
 def _check_entry(res: FullCheck, entry: MtreeEntry, path: str, st: os.stat_result,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from alpmd.engine.errors import AlpmError, ErrorCode
@@ -86,6 +86,9 @@ class RawEntry:
 
     key: EntryKey
     parts: dict[str, bytes]
+    #: Part name → modification time (ns) where the store knows one: pacman's ``-Qkk``
+    #: compares the ``install`` and ``changelog`` files' times with the package's mtree.
+    mtimes: dict[str, int] = field(default_factory=dict)
 
 
 class DatabaseBackend(abc.ABC):

@@ -470,7 +470,8 @@ class LocalFilesBackend(DatabaseBackend):
             raise AlpmError(ErrorCode.DB_WRITE, f"could not write database entry {target}: "
                                                 f"{exc.strerror}", path=target) from exc
 
-    def _create(self, target: str, contents: dict[str, bytes | None]) -> None:
+    def _create(self, target: str, contents: dict[str, bytes | None],
+                mtimes: dict[str, int] | None = None) -> None:
         import tempfile
 
         tmp = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.staging)
@@ -483,6 +484,9 @@ class LocalFilesBackend(DatabaseBackend):
                              os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
                 try:
                     _write_durably(fd, data, self.durable)
+                    mtime = (mtimes or {}).get(fname)
+                    if mtime is not None:
+                        os.utime(fd, ns=(mtime, mtime))
                 finally:
                     os.close(fd)
             _fsync_dir(tmp, self.durable)
@@ -542,12 +546,14 @@ class LocalFilesBackend(DatabaseBackend):
     # -- raw access ----------------------------------------------------------------------
 
     def read_raw(self, key: EntryKey) -> RawEntry:
-        parts: dict[str, bytes] = {}
+        raw = RawEntry(key, {})
         for fname in PART_NAMES.values():
             data = self._read(key, fname, required=fname == "desc")
             if data is not None:
-                parts[fname] = data
-        return RawEntry(key, parts)
+                raw.parts[fname] = data
+                with contextlib.suppress(OSError):
+                    raw.mtimes[fname] = os.stat(f"{self.path}/{key.dirname}/{fname}").st_mtime_ns
+        return raw
 
     def write_raw(self, entries: Iterator[RawEntry]) -> None:
         """Create each entry as given (one renamed directory each); the store must be empty."""
@@ -557,7 +563,7 @@ class LocalFilesBackend(DatabaseBackend):
             target = os.path.join(self.path, raw.key.dirname)
             contents: dict[str, bytes | None] = dict(raw.parts)
             try:
-                self._create(target, contents)
+                self._create(target, contents, raw.mtimes)
             except OSError as exc:
                 raise AlpmError(ErrorCode.DB_WRITE, f"could not write database entry {target}: "
                                                     f"{exc.strerror}", path=target) from exc

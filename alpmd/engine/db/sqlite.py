@@ -21,9 +21,10 @@ transaction is rolled back, nothing half-written).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -66,6 +67,7 @@ CREATE TABLE pkg(
     mtree BLOB,
     install BLOB,
     changelog BLOB,
+    mtimes TEXT,
     UNIQUE(name, version)
 );
 CREATE TABLE rel(pkg INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
@@ -377,12 +379,21 @@ class LocalSqliteBackend(DatabaseBackend):
     def read_raw(self, key: EntryKey) -> RawEntry:
         cols = list(_COLUMNS.values())
         with self._reading("read") as conn:
-            row = conn.execute(f"SELECT {', '.join(cols)} FROM pkg WHERE name=? AND version=?",
-                               key).fetchone()
+            row = conn.execute(f"SELECT {', '.join(cols)}, mtimes FROM pkg "
+                               "WHERE name=? AND version=?", key).fetchone()
         if row is None:
             raise AlpmError(ErrorCode.DB_INVALID, f"no entry {key.dirname} in {self.path}",
                             path=self.path)
-        return RawEntry(key, {c: v for c, v in zip(cols, row, strict=True) if v is not None})
+        parts = {c: v for c, v in zip(cols, row[:-1], strict=True) if v is not None}
+        mtimes: dict[str, int] = {}
+        if row[-1]:
+            try:
+                loaded = json.loads(row[-1])
+                mtimes = {str(k): int(v) for k, v in loaded.items()}
+            except (ValueError, TypeError, AttributeError):
+                self._log(LogLevel.WARNING, f"ignoring bad file times of {key.dirname} in "
+                                            f"{self.path}")
+        return RawEntry(key, parts, mtimes)
 
     def check(self) -> list[str]:
         """Rows without a file list (``desc`` is NOT NULL by the schema)."""
@@ -449,14 +460,16 @@ class LocalSqliteBackend(DatabaseBackend):
                                   for p in listed])
 
     def _insert(self, conn: sqlite3.Connection, key: EntryKey,
-                values: dict[str, bytes | None]) -> None:
+                values: Mapping[str, bytes | str | None]) -> None:
         cols = ["name", "version", *values]
         cur = conn.execute(f"INSERT INTO pkg({', '.join(cols)}) VALUES "
                            f"({', '.join('?' * len(cols))})",
                            (key.name, key.version, *values.values()))
         pkg_id = cur.lastrowid
         assert pkg_id is not None
-        self._index(conn, pkg_id, values.get("desc"), values.get("files"))
+        desc, files = values.get("desc"), values.get("files")
+        assert not isinstance(desc, str) and not isinstance(files, str)
+        self._index(conn, pkg_id, desc, files)
 
     def _id(self, conn: sqlite3.Connection, key: EntryKey) -> int | None:
         row = conn.execute("SELECT id FROM pkg WHERE name=? AND version=?", key).fetchone()
@@ -478,7 +491,10 @@ class LocalSqliteBackend(DatabaseBackend):
                                 f"{self.path} without its desc", path=self.path)
             self._insert(conn, key, values)
             return
-        conn.execute(f"UPDATE pkg SET {', '.join(c + ' = ?' for c in values)} WHERE id = ?",
+        sets = [c + " = ?" for c in values]
+        if "install" in values or "changelog" in values:
+            sets.append("mtimes = NULL")  # the kept times described the old bytes
+        conn.execute(f"UPDATE pkg SET {', '.join(sets)} WHERE id = ?",
                      (*values.values(), pkg_id))
         what = [c for c in ("desc", "files") if c in values]
         if what:
@@ -514,7 +530,10 @@ class LocalSqliteBackend(DatabaseBackend):
                 if "desc" not in raw.parts:
                     raise AlpmError(ErrorCode.DB_INVALID, f"entry {raw.key.dirname} has no "
                                     "desc", entry=raw.key.dirname)
-                self._insert(conn, raw.key, {c: raw.parts.get(c) for c in _COLUMNS.values()})
+                values: dict[str, bytes | str | None] = {c: raw.parts.get(c)
+                                                         for c in _COLUMNS.values()}
+                values["mtimes"] = json.dumps(raw.mtimes) if raw.mtimes else None
+                self._insert(conn, raw.key, values)
 
     def checkpoint(self) -> None:
         """Fold the WAL into the main file (before the file is moved or copied)."""
