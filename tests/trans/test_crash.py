@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from alpmd.engine.db.stores import Store, stores_present
 from alpmd.engine.events import TransFlag
 from alpmd.engine.formats.desc import PkgMeta
 from alpmd.engine.handle import Handle
@@ -43,12 +44,13 @@ def _files(name: str, major: int) -> list[FileSpec]:
     return out
 
 
-def _handle(root: Path) -> Handle:
-    return Handle(root=str(root), cachedirs=[str(root / "cache")], use_snapshots=False)
+def _handle(root: Path, store: Store) -> Handle:
+    return Handle(root=str(root), cachedirs=[str(root / "cache")], use_snapshots=False,
+                  backend=store)
 
 
-def _install(root: Path, paths: list[Path]) -> None:
-    h = _handle(root)
+def _install(root: Path, paths: list[Path], store: Store) -> None:
+    h = _handle(root, store)
     try:
         with Transaction(h, TransFlag.NONE) as t:
             for p in paths:
@@ -71,19 +73,20 @@ def _expected(root: Path, name: str, version: str) -> None:
 
 
 @pytest.mark.skipif(bool(_MISSING), reason=f"engine modules not landed yet: {_MISSING}")
-def test_sigkill_during_commit_is_recoverable(tmp_path: Path) -> None:
+def test_sigkill_during_commit_is_recoverable(tmp_path: Path, backend: Store) -> None:
     pkgdir = tmp_path / "pkgs"
     old = [build_package(pkgdir, PkgMeta(n, "1.0-1"), _files(n, 1)) for n in NAMES]
     new = [build_package(pkgdir, PkgMeta(n, "2.0-1"), _files(n, 2)) for n in NAMES]
     template = tmp_path / "template"
     (template / "var/lib/pacman").mkdir(parents=True)
-    _install(template, old)
+    _install(template, old, backend)
+    assert stores_present(str(template / "var/lib/pacman")) == [backend]
 
     # How long an uninterrupted upgrade takes, to spread the kills over it.
     probe = tmp_path / "probe"
     shutil.copytree(template, probe, symlinks=True)
     t0 = time.monotonic()
-    _install(probe, new)
+    _install(probe, new, backend)
     duration = time.monotonic() - t0
     for n in NAMES:
         _expected(probe, n, "2.0-1")
@@ -99,14 +102,14 @@ def test_sigkill_during_commit_is_recoverable(tmp_path: Path) -> None:
         pid = os.fork()
         if pid == 0:  # the child: run the commit until killed
             try:
-                _install(root, new)
+                _install(root, new, backend)
             finally:
                 os._exit(0)
         time.sleep(delay)
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
 
-        h = _handle(root)
+        h = _handle(root, backend)
         try:
             versions = h.localdb.versions
             assert sorted(versions) == NAMES
@@ -130,13 +133,13 @@ def test_sigkill_during_commit_is_recoverable(tmp_path: Path) -> None:
             assert not os.path.exists(journal_path(h.dbpath))
         finally:
             h.release()
-        h = _handle(root)
+        h = _handle(root, backend)
         try:
             for n in NAMES:
                 v = h.localdb.versions[n]
                 _expected(root, n, v)
-            local = os.listdir(os.path.join(h.dbpath, "local"))
-            assert len([e for e in local if e.startswith("p")]) == len(NAMES), local
+                assert h.localdb.stored_versions(n) == [v]
+            assert not h.localdb.check()
         finally:
             h.release()
         shutil.rmtree(root)
