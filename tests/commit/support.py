@@ -12,6 +12,7 @@ import pytest
 
 from alpmd.engine.archive import load_package_file
 from alpmd.engine.conflict import FileConflict, find_file_conflicts
+from alpmd.engine.db.stores import Store
 from alpmd.engine.events import Event, TransFlag
 from alpmd.engine.extract import extract_package
 from alpmd.engine.formats.desc import PkgMeta
@@ -66,6 +67,8 @@ class OurRoot:
     noextract: list[str] = field(default_factory=list)
     overwrite: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    #: The local database store (``None``: alpmd.conf's choice, files by default).
+    backend: Store | None = None
 
     def __post_init__(self) -> None:
         self.pr = PacmanRoot(self.root)
@@ -73,7 +76,7 @@ class OurRoot:
     def handle(self, hookdirs: list[str] | None = None) -> Handle:
         opts = Options(root=str(self.root), noupgrade=list(self.noupgrade),
                        noextract=list(self.noextract), overwrite_files=list(self.overwrite),
-                       hookdirs=hookdirs or [], use_snapshots=False)
+                       hookdirs=hookdirs or [], use_snapshots=False, backend=self.backend)
         return Handle(opts)
 
     def upgrade(self, *paths: Path, flags: TransFlag = TransFlag.NONE,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from alpmd.engine.db.stores import Store
 from alpmd.engine.events import PacnewCreated, PacsaveCreated, TransFlag
 from alpmd.testing.oracle import PacmanRoot
 from alpmd.testing.pkgbuild import FileSpec
@@ -23,10 +24,10 @@ pytestmark = pytest.mark.oracle
 
 
 class Twin:
-    def __init__(self, tmp: Path, **options: str) -> None:
+    def __init__(self, tmp: Path, backend: Store, **options: str) -> None:
         self.pkgs = tmp / "pkgs"
         self.p = PacmanRoot(tmp / "pacman", options=dict(options))
-        self.o = OurRoot(tmp / "ours")
+        self.o = OurRoot(tmp / "ours", backend=backend)
         self.o.noupgrade = options.get("NoUpgrade", "").split()
         self.o.noextract = options.get("NoExtract", "").split()
 
@@ -72,6 +73,20 @@ class Twin:
     def check(self) -> dict[str, tuple[object, ...]]:
         ours, theirs = tree(self.o.root), tree(self.p.root)
         assert ours == theirs
+        # The databases agree too: same packages, versions and file lists.
+        listed = self.p.pacman("-Ql")
+        assert listed.returncode == 0 or not listed.stdout, listed.stderr
+        pacman_db: dict[str, list[str]] = {}
+        for line in listed.stdout.splitlines():
+            name, _, path = line.partition(" ")
+            pacman_db.setdefault(name, []).append(path.removeprefix(f"{self.p.root}/"))
+        h = self.o.handle()
+        try:
+            assert h.store() is self.o.backend
+            ours_db = {p.name: p.files for p in h.localdb.packages}
+        finally:
+            h.release()
+        assert ours_db == pacman_db
         return ours
 
 
@@ -86,8 +101,8 @@ def foo(twin: Twin, version: str, conf: bytes, extra: list[FileSpec] | None = No
     return twin.pkg("foo", version, files, backup=(CONF,))
 
 
-def test_fresh_install_and_remove(tmp_path: Path) -> None:
-    twin = Twin(tmp_path)
+def test_fresh_install_and_remove(tmp_path: Path, backend: Store) -> None:
+    twin = Twin(tmp_path, backend)
     suid = FileSpec("usr/bin/suid", b"x", 0o4755)
     owned = FileSpec("usr/share/foo/owned", b"o", 0o640, uid=12, gid=34)
     assert twin.U(foo(twin, "1.0-1", b"a=1\n", [suid, owned]))
@@ -104,9 +119,9 @@ def test_fresh_install_and_remove(tmp_path: Path) -> None:
     (b"mine\n", b"a=2\n", "pacnew"),        # both changed: .pacnew
     (b"a=2\n", b"a=2\n", "replaced"),       # user already has the new content
 ])
-def test_upgrade_backup_files(tmp_path: Path, user: bytes | None, new: bytes,
+def test_upgrade_backup_files(tmp_path: Path, backend: Store, user: bytes | None, new: bytes,
                               expect: str) -> None:
-    twin = Twin(tmp_path)
+    twin = Twin(tmp_path, backend)
     assert twin.U(foo(twin, "1.0-1", b"a=1\n"))
     if user is not None:
         twin.write(CONF, user)
@@ -128,8 +143,8 @@ def test_upgrade_backup_files(tmp_path: Path, user: bytes | None, new: bytes,
     assert f"{CONF}\t{ours.backup[0].md5}" in theirs
 
 
-def test_noupgrade_and_noextract(tmp_path: Path) -> None:
-    twin = Twin(tmp_path, NoUpgrade=CONF, NoExtract="usr/share/foo/* usr/lib/libfoo.so")
+def test_noupgrade_and_noextract(tmp_path: Path, backend: Store) -> None:
+    twin = Twin(tmp_path, backend, NoUpgrade=CONF, NoExtract="usr/share/foo/* usr/lib/libfoo.so")
     twin.p.write_config()
     assert twin.U(foo(twin, "1.0-1", b"a=1\n"))
     assert twin.U(foo(twin, "2.0-1", b"a=2\n"))
@@ -139,8 +154,8 @@ def test_noupgrade_and_noextract(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("nosave", [False, True])
-def test_remove_modified_backup(tmp_path: Path, nosave: bool) -> None:
-    twin = Twin(tmp_path)
+def test_remove_modified_backup(tmp_path: Path, backend: Store, nosave: bool) -> None:
+    twin = Twin(tmp_path, backend)
     assert twin.U(foo(twin, "1.0-1", b"a=1\n"))
     twin.write(CONF, b"edited\n")
     twin.R("foo", nosave=nosave)
@@ -149,8 +164,8 @@ def test_remove_modified_backup(tmp_path: Path, nosave: bool) -> None:
     assert any(isinstance(e, PacsaveCreated) for e in twin.o.events) is not nosave
 
 
-def test_unmodified_backup_removed_cleanly(tmp_path: Path) -> None:
-    twin = Twin(tmp_path)
+def test_unmodified_backup_removed_cleanly(tmp_path: Path, backend: Store) -> None:
+    twin = Twin(tmp_path, backend)
     assert twin.U(foo(twin, "1.0-1", b"a=1\n"))
     twin.R("foo")
     assert set(twin.check()) <= {"etc", "var", "var/lib"}  # only the roots' skeleton left
@@ -164,16 +179,16 @@ def test_unmodified_backup_removed_cleanly(tmp_path: Path) -> None:
     (("*", "!usr/bin/bar"), True),                # ... but "*" still matches the rooted path
     (("!usr/bin/bar", "*"), True),
 ])
-def test_conflict_with_filesystem(tmp_path: Path, overwrite: tuple[str, ...], ok: bool) -> None:
-    twin = Twin(tmp_path)
+def test_conflict_with_filesystem(tmp_path: Path, backend: Store, overwrite: tuple[str, ...], ok: bool) -> None:
+    twin = Twin(tmp_path, backend)
     twin.write("usr/bin/bar", b"unowned\n")
     bar = twin.pkg("bar", "1.0-1", [FileSpec("usr/bin/bar", b"packaged\n", 0o755)])
     assert twin.U(bar, overwrite=overwrite) is ok
     twin.check()
 
 
-def test_conflict_with_installed_package_and_between_targets(tmp_path: Path) -> None:
-    twin = Twin(tmp_path)
+def test_conflict_with_installed_package_and_between_targets(tmp_path: Path, backend: Store) -> None:
+    twin = Twin(tmp_path, backend)
     a = twin.pkg("a", "1.0-1", [FileSpec("usr/share/x", b"a")])
     b = twin.pkg("b", "1.0-1", [FileSpec("usr/share/x", b"b")])
     c = twin.pkg("c", "1.0-1", [FileSpec("usr/share/x/", kind="dir")])
@@ -186,8 +201,8 @@ def test_conflict_with_installed_package_and_between_targets(tmp_path: Path) -> 
     twin.check()
 
 
-def test_file_moves_between_packages(tmp_path: Path) -> None:
-    twin = Twin(tmp_path)
+def test_file_moves_between_packages(tmp_path: Path, backend: Store) -> None:
+    twin = Twin(tmp_path, backend)
     a1 = twin.pkg("a", "1.0-1", [FileSpec("usr/share/moving", b"1"), FileSpec("usr/share/a", b"")])
     b1 = twin.pkg("b", "1.0-1", [FileSpec("usr/share/b", b"")])
     a2 = twin.pkg("a", "2.0-1", [FileSpec("usr/share/a", b"")])
@@ -198,8 +213,8 @@ def test_file_moves_between_packages(tmp_path: Path) -> None:
     assert "usr/share/moving" in t
 
 
-def test_directory_and_symlink_swaps(tmp_path: Path) -> None:
-    twin = Twin(tmp_path)
+def test_directory_and_symlink_swaps(tmp_path: Path, backend: Store) -> None:
+    twin = Twin(tmp_path, backend)
     v1 = twin.pkg("s", "1.0-1", [FileSpec("usr/share/s/dir/file", b"f"),
                                  FileSpec("usr/share/s/link", kind="link", target="dir")])
     v2 = twin.pkg("s", "2.0-1", [FileSpec("usr/share/s/other/file", b"f"),
@@ -211,8 +226,8 @@ def test_directory_and_symlink_swaps(tmp_path: Path) -> None:
     assert t["usr/share/s/dir"] == ("link", "other") and t["usr/share/s/link"][0] == "dir"
 
 
-def test_unowned_symlink_in_the_way_of_a_directory(tmp_path: Path) -> None:
-    twin = Twin(tmp_path)
+def test_unowned_symlink_in_the_way_of_a_directory(tmp_path: Path, backend: Store) -> None:
+    twin = Twin(tmp_path, backend)
     (tmp_path / "target").mkdir()
     twin.symlink("usr/share/d", str(tmp_path / "target"))
     d = twin.pkg("d", "1.0-1", [FileSpec("usr/share/d/file", b"x")])
@@ -222,8 +237,8 @@ def test_unowned_symlink_in_the_way_of_a_directory(tmp_path: Path) -> None:
     assert not os.listdir(tmp_path / "target")
 
 
-def test_shared_directories_kept(tmp_path: Path) -> None:
-    twin = Twin(tmp_path)
+def test_shared_directories_kept(tmp_path: Path, backend: Store) -> None:
+    twin = Twin(tmp_path, backend)
     a = twin.pkg("a", "1.0-1", [FileSpec("usr/share/common/a", b"a")])
     b = twin.pkg("b", "1.0-1", [FileSpec("usr/share/common/b", b"b")])
     assert twin.U(a, b)
@@ -236,9 +251,9 @@ def test_shared_directories_kept(tmp_path: Path) -> None:
     assert "usr/share/common" not in t and "usr/share/unowned/file" in t
 
 
-def test_hostile_paths_below_a_symlink_out_of_the_root(tmp_path: Path) -> None:
+def test_hostile_paths_below_a_symlink_out_of_the_root(tmp_path: Path, backend: Store) -> None:
     """Package paths below an on-disk symlink that leaves the root: never written through it."""
-    twin = Twin(tmp_path)
+    twin = Twin(tmp_path, backend)
     outside = tmp_path / "outside"
     outside.mkdir()
     twin.symlink("usr/evil", str(outside))
@@ -249,9 +264,9 @@ def test_hostile_paths_below_a_symlink_out_of_the_root(tmp_path: Path) -> None:
     assert twin.check()["usr/evil"][0] == "dir"
 
 
-def test_hostile_member_not_in_mtree(tmp_path: Path) -> None:
+def test_hostile_member_not_in_mtree(tmp_path: Path, backend: Store) -> None:
     """A member pacman skips (not in .MTREE) but our archive listing keeps: stays in the root."""
-    ours = OurRoot(tmp_path / "ours")
+    ours = OurRoot(tmp_path / "ours", backend=backend)
     outside = tmp_path / "outside"
     outside.mkdir()
     (ours.root / "usr").mkdir()
