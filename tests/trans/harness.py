@@ -15,10 +15,12 @@ import io
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alpmd.engine.db.convert import convert_dbpath
+from alpmd.engine.db.stores import Store, stores_present
 from alpmd.engine.formats.desc import PkgMeta
 from alpmd.testing.oracle import PacmanRoot
 from alpmd.testing.pkgbuild import FileSpec, build_package, sync_meta
@@ -132,6 +134,28 @@ def setup_twins(tmp: Path, sc: Scenario, built: dict[str, Path] | None = None,
     if sc.repo:
         b.write_config()
     return a, b, built
+
+
+@contextlib.contextmanager
+def on_store(dbpath: Path, store: Store) -> Iterator[None]:
+    """Run the body with ``dbpath``'s local database in ``store``, then back in pacman's files.
+
+    The round trip is lossless (tests/db/test_convert.py), so what the body did
+    to the database is then compared with pacman's in the files layout.
+    """
+    if store is Store.FILES:
+        yield
+        return
+    convert_dbpath(str(dbpath), store)
+    try:
+        yield
+        assert stores_present(str(dbpath)) == [store], "the body changed stores"
+    finally:
+        convert_dbpath(str(dbpath), Store.FILES)
+        for name in os.listdir(dbpath):
+            if ".alpmd-old-" in name:  # the stores the conversions moved aside
+                path = dbpath / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def evidence(root: Path, log_before: int) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from alpmd.engine.db.stores import Store
 from tests.trans.harness import (
     Pkg,
     Scenario,
@@ -27,6 +28,7 @@ from tests.trans.harness import (
     evidence,
     expand,
     log_length,
+    on_store,
     run_alpm,
     setup_twins,
     snapshot,
@@ -581,7 +583,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]
 @pytest.mark.parametrize(("sc", "comp"), SCENARIOS,
                          ids=[f"{sc.name}-{comp}" for sc, comp in SCENARIOS])
 def test_transaction_matches_pacman(tmp_path: Path, sc: Scenario, comp: str,
-                                    built: dict[str, dict[str, Path]]) -> None:
+                                    built: dict[str, dict[str, Path]], backend: Store) -> None:
     for mod in sc.needs:
         if importlib.util.find_spec(f"alpmd.engine.{mod}") is None:
             pytest.skip(f"engine module {mod} not landed yet")
@@ -593,7 +595,8 @@ def test_transaction_matches_pacman(tmp_path: Path, sc: Scenario, comp: str,
         seen = evidence(a.root, before).replace(str(a.root), "ROOT")
         missing = [e for e in sc.expect if e not in seen]
         assert not missing, f"pacman did not do what {sc.name} is about: {missing}\n{seen}"
-    code, out, err = run_alpm(b, args)
+    with on_store(b.dbpath, backend):
+        code, out, err = run_alpm(b, args)
     assert code == ref.returncode, (f"pacman said {ref.returncode}:\n{ref.stdout}{ref.stderr}"
                                     f"\nalpm said {code}:\n{out}{err}")
     if sc.exit_only:

@@ -189,6 +189,10 @@ class DatabaseBackend(abc.ABC):
         compares ``.INSTALL`` and ``.CHANGELOG`` of the mtree with them); else ``None``."""
         return None
 
+    def stamp(self) -> int:
+        """A number that changes when the store is written (by us or another program)."""
+        return 0
+
     def owners(self, paths: Sequence[str]) -> dict[str, list[EntryKey]] | None:
         """Path → entries listing it, from an index; ``None`` when the store has none."""
         return None

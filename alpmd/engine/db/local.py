@@ -587,6 +587,13 @@ class LocalFilesBackend(DatabaseBackend):
     def part_file(self, key: EntryKey, part: Part) -> str | None:
         return f"{self.path}/{key.dirname}/{PART_NAMES[part]}"
 
+    def stamp(self) -> int:
+        """``local/``'s modification time: every entry created or removed renames in it."""
+        try:
+            return os.stat(self.path).st_mtime_ns
+        except OSError:
+            return 0
+
 
 class LocalDatabase(CachedDatabase):
     """The installed packages (``Origin.LOCALDB``), their groups, and the writes.
@@ -672,6 +679,10 @@ class LocalDatabase(CachedDatabase):
             self.backend.open()
             self._opened = True
         return [key.version for key in self.backend.scan() if key.name == name]
+
+    def stamp(self) -> int:
+        """Changes when the store is written, by us or behind our back (a daemon's watch)."""
+        return self.backend.stamp()
 
     def part_file(self, pkg: Package, part: Part) -> str | None:
         """The file holding ``part`` of an installed package, for stores that keep files."""
