@@ -24,6 +24,7 @@ BENCHMARKS: list[str] = [
     "sync_load",
     "resolve",
     "query",
+    "backends",
     "download",
     "install",
     "dbus",
