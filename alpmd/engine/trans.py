@@ -721,8 +721,6 @@ def _cached_file(handle: Handle, name: str, version: str) -> str | None:
 
 def _repair_step(handle: Handle, step: Step, report: RecoveryReport,
                  event: EventCallback | None) -> None:
-    from alpmd.engine.db.backend import EntryKey
-
     localdb = handle.localdb
     versions = localdb.stored_versions(step.name)
     if len(versions) > 1:
@@ -730,7 +728,7 @@ def _repair_step(handle: Handle, step: Step, report: RecoveryReport,
         keep = step.new if step.new in versions else versions[0]
         for v in versions:
             if v != keep:
-                localdb.backend.remove(EntryKey(step.name, v))
+                localdb.remove_stored(step.name, v)
         localdb.invalidate()
         report.actions.append(f"{step.name}: dropped duplicate database entries, kept {keep}")
     flags = TransFlag(0)

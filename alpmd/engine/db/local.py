@@ -684,6 +684,11 @@ class LocalDatabase(CachedDatabase):
         """Changes when the store is written, by us or behind our back (a daemon's watch)."""
         return self.backend.stamp()
 
+    def remove_stored(self, name: str, version: str) -> None:
+        """Delete one stored entry by version (a duplicate recovery found); call
+        :meth:`invalidate` afterwards."""
+        self.backend.remove(EntryKey(name, version))
+
     def part_file(self, pkg: Package, part: Part) -> str | None:
         """The file holding ``part`` of an installed package, for stores that keep files."""
         return self.backend.part_file(EntryKey(pkg.name, pkg.version), part)
