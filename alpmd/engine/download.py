@@ -487,7 +487,8 @@ class _Run:
                             file=job.filename)
         listed = "; ".join(f"{m} ({r})" for m, r in failures) or "every mirror is disabled"
         raise AlpmError(ErrorCode.RETRIEVE, f"failed retrieving file '{job.filename}' "
-                        f"from every mirror: {listed}", file=job.filename, mirrors=failures)
+                        f"from every mirror: {listed}", file=job.filename, mirrors=failures,
+                        servers=[m.base for m in job.mirrors])
 
     @staticmethod
     def _usable(mirrors: list[_Mirror], *, ranges: bool = False) -> list[_Mirror]:
@@ -948,12 +949,16 @@ def summarize_failures(failures: Sequence[AlpmError], *, limit: int = SUMMARY_LI
              else "failed retrieving 1 file:"]
     for exc in failures[:limit]:
         tried: list[tuple[str, str]] = list(exc.details.get("mirrors") or [])
+        servers: list[str] = list(exc.details.get("servers") or [])
         name = str(exc.details.get("file") or "")
-        if not name or not tried:
+        if name and tried:
+            mirrors = list(dict.fromkeys(base for base, _ in tried))
+            lines.append(f"  {name}: {tried[0][1]} (mirrors tried: {', '.join(mirrors)})")
+        elif name and servers:
+            lines.append(f"  {name}: not tried, every mirror was disabled after repeated "
+                         f"errors ({', '.join(servers)})")
+        else:
             lines.append(f"  {exc.message}")
-            continue
-        mirrors = list(dict.fromkeys(base for base, _ in tried))
-        lines.append(f"  {name}: {tried[0][1]} (mirrors tried: {', '.join(mirrors)})")
     if len(failures) > limit:
         lines.append(f"  ... and {len(failures) - limit} more (every cause is in the log)")
     return "\n".join(lines)

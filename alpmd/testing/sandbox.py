@@ -93,15 +93,17 @@ def build_demo(top: Path, *, count: int = DEMO_COUNT, installed: int = DEMO_INST
 class Sandbox:
     """The demo root served by a loopback mirror, a private system bus, polkitd and alpmd.
 
-    A context manager (tests use it non-interactively); :attr:`address` is the bus.
+    A context manager (tests use it non-interactively); :attr:`address` is the bus. The
+    mirror serves ``<root>/srv/demo``; ``rate`` caps it (bytes/s per connection).
     """
 
-    def __init__(self, root: PacmanRoot, *, polkit: bool | None = None) -> None:
+    def __init__(self, root: PacmanRoot, *, polkit: bool | None = None,
+                 rate: float | None = None) -> None:
         from alpmd.testing.dbusenv import DBusEnv, have_polkit
         from alpmd.testing.mirror import MirrorServer
         self.root = root
         self.env = DBusEnv(polkit=have_polkit() is None if polkit is None else polkit)
-        self.mirror = MirrorServer(root.root / "srv" / REPO).threaded()
+        self.mirror = MirrorServer(root.root / "srv" / REPO, rate=rate).threaded()
         self.daemon: subprocess.Popen[bytes] | None = None
         self.url = ""
 

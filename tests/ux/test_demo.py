@@ -3,6 +3,7 @@ against the sandbox's daemon, with real package files served by its loopback mir
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def test_upgrade_install_remove_end_to_end(demo: Sandbox) -> None:
     try:
         pkg = h.localdb.get(target)
         assert pkg is not None
-        files = [f for f in pkg.files.files if not f.endswith("/")]
+        files = [f for f in pkg.files if not f.endswith("/")]
     finally:
         h.release()
     assert files and all(os.path.lexists(demo.root.root / f) for f in files)
@@ -93,7 +94,9 @@ def test_failed_downloads_are_summarised(demo: Sandbox) -> None:
     import json
     message = json.loads(out.stdout.splitlines()[-1])["message"]
     lines = message.splitlines()
-    assert lines[0].startswith("failed retrieving ")
+    assert lines[0].endswith(f"failed retrieving {len(missing)} files:"), message
     assert len(lines) <= 10, message
     assert "404 Not Found (mirrors tried: http://127.0.0.1:" in lines[1]
-    assert lines[-1].startswith("  ... and ") and "more" in lines[-1]
+    assert lines[-1] == f"  ... and {len(missing) - 8} more (every cause is in the log)"
+    named = [ln.split(": ")[0].strip() for ln in lines[1:-1]]
+    assert len(set(named)) == 8 and all(n.endswith(".pkg.tar.zst") for n in named)
