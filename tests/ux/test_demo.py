@@ -91,7 +91,6 @@ def test_failed_downloads_are_summarised(demo: Sandbox) -> None:
             f.with_suffix(".gone").rename(f)
     assert out.returncode == 1, out.stdout + out.stderr
     assert '"result": "failed"' in out.stdout
-    import json
     message = json.loads(out.stdout.splitlines()[-1])["message"]
     lines = message.splitlines()
     assert lines[0].endswith(f"failed retrieving {len(missing)} files:"), message
