@@ -1,7 +1,7 @@
 """``alpmctl``: the daemon's client for people (and, with ``--json``, for scripts).
 
-Queries (search, info, updates, history) print what the daemon answers. Changes
-(install, remove, upgrade, refresh) create a transaction object, subscribe to its
+Queries (search, list, info, updates, pacnew, history) print what the daemon answers. Changes
+(install, remove, upgrade, refresh, trust-key) create a transaction object, subscribe to its
 signals, run it and follow it until ``Finished``: per-file download bars with speed
 and ETA, overall progress, scriptlet and hook output as it streams. Questions are
 asked at the terminal while the event loop goes on; Ctrl-C cancels. Exit status:
@@ -41,6 +41,7 @@ from rich.text import Text
 
 from alpmd import __version__
 from alpmd.dbus.bus import connect
+from alpmd.engine.query import SCOPE_NAMES
 
 DEST, PATH = "org.alpm", "/org/alpm"
 MANAGER, QUERY, TRANS = "org.alpm.Manager1", "org.alpm.Query1", "org.alpm.Transaction1"
@@ -434,8 +435,10 @@ async def amain(args: argparse.Namespace) -> int:
     bus = await connect(args.address)
     out = Console(highlight=False)
     try:
-        if args.cmd == "search":
-            rows = (await call(bus, PATH, QUERY, "Search", "asa{sv}", [args.terms, {}]))[0]
+        if args.cmd in ("search", "list"):
+            sopts = {"scope": Variant("s", args.scope)} if args.cmd == "list" else {}
+            terms = args.terms if args.cmd == "search" else []
+            rows = (await call(bus, PATH, QUERY, "Search", "asa{sv}", [terms, sopts]))[0]
             if args.json:
                 keys = ("id", "name", "version", "repo", "description", "installed")
                 print(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=1))
@@ -464,6 +467,12 @@ async def amain(args: argparse.Namespace) -> int:
             for row in [] if args.json else rows:
                 out.print(f"{row['name'].value} {row['old'].value} -> {row['new'].value}",
                           markup=False)
+        elif args.cmd == "pacnew":
+            pairs = (await call(bus, PATH, QUERY, "GetPacnew"))[0]
+            if args.json:
+                print(json.dumps([{"path": p, "package": n} for p, n in pairs], indent=1))
+            for path, name in [] if args.json else pairs:
+                out.print(f"{path} ({name})", markup=False)
         elif args.cmd == "history":
             opts = {"offset": Variant("u", args.offset), "limit": Variant("u", args.limit)}
             if args.package:
@@ -483,6 +492,9 @@ async def amain(args: argparse.Namespace) -> int:
                 if args.force:
                     opts["force"] = Variant("b", True)
                 path = (await call(bus, PATH, MANAGER, "Refresh", "a{sv}", [opts]))[0]
+            elif args.cmd == "trust-key":
+                path = (await call(bus, PATH, MANAGER, "TrustKey", "sa{sv}",
+                                   [args.fingerprint, opts]))[0]
             elif args.cmd == "upgrade":
                 path = (await call(bus, PATH, MANAGER, "Sysupgrade", "a{sv}", [opts]))[0]
             elif args.cmd == "install":
@@ -518,7 +530,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("-v", "--verbose", action="store_true", help="show every log line")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("search", help="search the repositories").add_argument("terms", nargs="*")
+    sub.add_parser("list", help="list installed packages (or those of the repositories)"
+                   ).add_argument("--scope", default="installed",
+                                  choices=["available", *SCOPE_NAMES],
+                                  help="which ones (default: installed)")
     sub.add_parser("info", help="show packages").add_argument("names", nargs="+")
+    sub.add_parser("pacnew", help="configuration files left to merge (.pacnew, .pacsave)")
     sub.add_parser("updates", help="list the available updates (after refresh)")
     hist = sub.add_parser("history", help="the transactions, newest first")
     hist.add_argument("--limit", type=int, default=20)
@@ -528,10 +545,13 @@ def parser() -> argparse.ArgumentParser:
     hist.add_argument("--until", type=_date, default=None, help="YYYY-MM-DD[ HH:MM]")
     for name, help_text in (("install", "install packages (with a system upgrade)"),
                             ("remove", "remove packages"), ("upgrade", "upgrade the system"),
-                            ("refresh", "download fresh package databases")):
+                            ("refresh", "download fresh package databases"),
+                            ("trust-key", "import (asking) and locally sign a packager key")):
         p = sub.add_parser(name, help=help_text)
         if name in ("install", "remove"):
             p.add_argument("names", nargs="+")
+        if name == "trust-key":
+            p.add_argument("fingerprint")
         if name == "refresh":
             p.add_argument("--force", action="store_true", help="even when up to date")
         wait = p.add_mutually_exclusive_group()

@@ -173,3 +173,20 @@ def test_failure_exit_status(world: Sandbox) -> None:
                          timeout=WAIT, stdin=subprocess.DEVNULL)
     assert out.returncode == 1
     assert "no-such-package" in out.stderr
+
+
+def test_list_scopes_and_pacnew(world: Sandbox) -> None:
+    def ctl(*args: str) -> object:
+        out = subprocess.run([sys.executable, "-m", "alpmd.cli.alpmctl",
+                              f"--address={world.address}", "--json", *args],
+                             capture_output=True, text=True, timeout=WAIT)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    rows = ctl("list")
+    assert isinstance(rows, list)
+    assert sorted(r["name"] for r in rows) == sorted(installed(world)) != []
+    assert all(r["installed"] for r in rows)
+    available = ctl("list", "--scope", "available")
+    assert isinstance(available, list) and len(available) == 5
+    assert ctl("pacnew") == []
