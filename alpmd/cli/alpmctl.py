@@ -415,11 +415,17 @@ def _date(text: str) -> float:
 
 
 def print_history(rows: list[dict[str, Any]], console: Console) -> None:
+    """One line per transaction (when, kind, targets, result, who, duration), then its
+    package changes. Rows of an older daemon (time/action/package/detail) print as they are."""
     for row in rows:
-        uid = row.get("uid", -1)
+        if "started" not in row:
+            console.print("  ".join(str(row[k]) for k in ("time", "action", "package", "detail")
+                                    if row.get(k)), markup=False, highlight=False)
+            continue
+        uid = int(row.get("uid", -1))
         who = "pacman.log" if row.get("source") == "pacman.log" else (
             f"uid {uid}" + (f" ({row['client']})" if row.get("client") else ""))
-        head = (f"{_when(float(row.get('started', 0)))}  {row.get('kind', '')}  "
+        head = (f"{_when(float(row['started']))}  {row.get('kind', '')}  "
                 f"{' '.join(row.get('targets', []))}  {row.get('result', '')}  {who}  "
                 f"{float(row.get('duration', 0)):.1f}s")
         console.print(head, markup=False, highlight=False)

@@ -190,3 +190,13 @@ def test_list_scopes_and_pacnew(world: Sandbox) -> None:
     available = ctl("list", "--scope", "available")
     assert isinstance(available, list) and len(available) == 5
     assert ctl("pacnew") == []
+
+
+def test_history_shows_what_was_done(world: Sandbox) -> None:
+    r = subprocess.run([sys.executable, "-m", "alpmd.cli.alpmctl", f"--address={world.address}",
+                        "-y", "install", "prov-a"], capture_output=True, text=True, timeout=WAIT,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    t = Pty(world, "history", "--package", "prov-a")
+    assert t.wait() == 0, t.text
+    assert re.search(r"install.*prov-a", t.text), t.text
