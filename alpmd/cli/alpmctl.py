@@ -105,6 +105,7 @@ class View:
     def item(self, name: str, percent: int, current: int, total: int) -> None: ...
     def log(self, level: str, source: str, text: str) -> None: ...
     def question(self, q: Question) -> None: ...
+    def pause(self) -> None: ...
     def resume(self) -> None: ...
     def note(self, text: str) -> None: ...
     def finished(self, result: str, error: str, message: str) -> None: ...
@@ -209,7 +210,7 @@ class TermView(View):
         elif source in self.SHOWN_SOURCES or self.verbose:
             self.console.print(text, markup=False, highlight=False)
 
-    def question(self, q: Question) -> None:
+    def pause(self) -> None:
         self.progress.stop()
 
     def resume(self) -> None:
@@ -244,8 +245,6 @@ class Follower:
     assume_yes: bool = False
     interactive: bool = True
     finished: asyncio.Future[tuple[str, str, str]] = field(init=False)
-    cancelling: bool = False
-    _asking: int = 0
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -284,17 +283,17 @@ class Follower:
 
     async def answer(self, q: Question) -> None:
         self.view.question(q)
-        if self.assume_yes or not self.interactive:
-            value = _yes(q) if self.assume_yes else _default(q)
+        if not self.assume_yes and not self.interactive:
+            return                  # the daemon takes the default (question-timeout 0)
+        if self.assume_yes:
+            value = _yes(q)
+            self.view.note(f":: {q.text} yes (--yes)")
         else:
-            self._asking += 1
+            self.view.pause()
             try:
                 value = await ask_terminal(q)
             finally:
-                self._asking -= 1
-            self.view.resume()
-        if value is None:
-            return
+                self.view.resume()
         try:
             await call(self.bus, self.path, TRANS, "Answer", "uv", [q.qid, value])
         except DBusError as exc:
@@ -302,7 +301,6 @@ class Follower:
 
     async def cancel(self) -> None:
         """Ctrl-C: ask the daemon to cancel; it says when it cannot (committing)."""
-        self.cancelling = True
         self.view.note("cancelling...")
         try:
             await call(self.bus, self.path, TRANS, "Cancel")
@@ -315,9 +313,11 @@ class Follower:
                    [rule], dest="org.freedesktop.DBus")
         self.bus.add_message_handler(self.on_message)
         try:
-            if self.interactive and not self.assume_yes:
-                await call(self.bus, self.path, TRANS, "SetHints", "a{sv}",
-                           [{"interactive": Variant("b", True)}])
+            hints = {"interactive": Variant("b", self.interactive and not self.assume_yes)}
+            if not self.interactive and not self.assume_yes:
+                # nobody to ask: the engine's default at once, not after the daemon's deadline
+                hints["question-timeout"] = Variant("d", 0.0)
+            await call(self.bus, self.path, TRANS, "SetHints", "a{sv}", [hints])
             await call(self.bus, self.path, TRANS, "Run")
             # a transaction refused at once, or finished before our match rule saw it
             state = (await call(self.bus, self.path, PROPS, "Get", "ss", [TRANS, "State"]))[0]
@@ -336,10 +336,6 @@ def _yes(q: Question) -> Variant:
             return Variant("u", 0)
         return Variant("au", list(range(len(q.choices))))
     return Variant("b", True)
-
-
-def _default(q: Question) -> Variant | None:
-    return None      # the daemon takes the engine's default when the deadline passes
 
 
 async def ask_terminal(q: Question) -> Variant:

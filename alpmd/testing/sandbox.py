@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
 
     top = args.dir.resolve()
     config = top / "root" / "etc" / "pacman.conf"
-    if args.rebuild or not config.exists():
+    served = top / "root" / "srv" / REPO
+    if args.rebuild or not config.exists() or not any(served.glob("*.pkg.tar*")):
         print(f"building the sandbox in {top} ({args.count} packages, {args.installed} "
               "installed, every one a real package file)...")
         root = build_demo(top, count=args.count, installed=args.installed,
@@ -208,20 +209,20 @@ def run_daemon(root: PacmanRoot) -> int:
         sandbox.start()
         assert sandbox.daemon is not None
         print(f"\nthe {REPO} repository is served by a loopback mirror at {sandbox.url}")
-        ctl = f"{Path(sys.executable).with_name('alpmctl')} --address={sandbox.address}"
-        b = f"busctl --address={sandbox.address}"
+        ctl = Path(sys.executable).with_name("alpmctl")
         installed = sorted(p.name for p in (root.dbpath / "local").iterdir() if p.is_dir())
-        print("\nalpmd is running on a private system bus. Try:")
-        print(f"  {ctl} search ^lib")
-        print(f"  {ctl} info bash")
-        print(f"  {ctl} refresh")
-        print(f"  {ctl} updates")
-        print(f"  {ctl} install curl        # downloads, verifies and installs for real")
-        print(f"  {ctl} upgrade             # the {DEMO_OUTDATED} outdated packages")
-        print(f"  {ctl} remove curl")
-        print(f"  {ctl} history")
-        print(f"  {b} tree org.alpm")
-        print(f"  {b} introspect org.alpm /org/alpm")
+        print("\nalpmd is running on a private system bus. In another terminal:")
+        print(f"  export DBUS_SYSTEM_BUS_ADDRESS={sandbox.address} PATH={ctl.parent}:$PATH")
+        print("  alpmctl search ^lib")
+        print("  alpmctl info bash")
+        print("  alpmctl refresh")
+        print("  alpmctl updates")
+        print("  alpmctl install curl        # downloads, verifies and installs for real")
+        print(f"  alpmctl upgrade             # the {DEMO_OUTDATED} outdated packages")
+        print("  alpmctl remove curl")
+        print("  alpmctl history")
+        print("  alpmctl --json list --scope explicit")
+        print("  busctl --system tree org.alpm")
         print(f"  ls {root.root}/usr/bin     # the files really land in the sandbox root")
         print(f"({len(installed)} packages installed; the daemon's state is in "
               f"{root.root}/var/lib/alpmd)")

@@ -200,3 +200,21 @@ def test_history_shows_what_was_done(world: Sandbox) -> None:
     t = Pty(world, "history", "--package", "prov-a")
     assert t.wait() == 0, t.text
     assert re.search(r"install.*prov-a", t.text), t.text
+
+
+def test_without_a_terminal_questions_take_the_default_at_once(world: Sandbox) -> None:
+    gone = [n for n in ("editor", "prov-a", "prov-b") if n in installed(world)]
+    if gone:
+        r = subprocess.run([sys.executable, "-m", "alpmd.cli.alpmctl",
+                            f"--address={world.address}", "-y", "remove", *gone],
+                           capture_output=True, text=True, timeout=WAIT, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stderr
+    out = subprocess.run([sys.executable, "-m", "alpmd.cli.alpmctl", f"--address={world.address}",
+                          "--json", "install", "editor"], capture_output=True, text=True,
+                         timeout=WAIT, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    (q,) = [e for e in events if e["event"] == "question"]
+    assert q["kind"] == "SelectProvider" and q["choices"] == ["prov-a-1.0-1", "prov-b-1.0-1"]
+    got = installed(world)
+    assert "prov-a" in got and "prov-b" not in got          # the engine's default: the first
