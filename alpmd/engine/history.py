@@ -26,7 +26,7 @@ from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.handle import Handle
 from alpmd.engine.version import vercmp
 
-__all__ = ["Change", "Entry", "History", "changes_between", "installed_versions", "parse_log"]
+__all__ = ["DAEMON_PREFIX", "Change", "Entry", "History", "changes_between", "installed_versions", "parse_log"]
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -108,6 +108,8 @@ def changes_between(before: Mapping[str, str], after: Mapping[str, str]) -> list
 _LINE = re.compile(r"\[(?P<when>[^\]]+)\] \[(?P<who>[^\]]+)\] (?P<text>.*)")
 _PKG = re.compile(r"(?P<verb>installed|removed|upgraded|downgraded|reinstalled) (?P<name>\S+) "
                   r"\((?P<v1>[^ )]+)(?: -> (?P<v2>[^ )]+))?\)$")
+#: pacman.log prefix of the daemon's own lines
+DAEMON_PREFIX = "ALPMD"
 _ENDS = {"transaction completed": "success", "transaction failed": "failed",
          "transaction interrupted": "cancelled"}
 
@@ -125,7 +127,9 @@ def parse_log(data: bytes, *, final: bool = False) -> tuple[list[tuple[str, Entr
     Returns ``(key, entry)`` pairs and how many bytes were consumed: up to the end
     of the last whole transaction, so a transaction still being written is read
     next time (all of ``data`` with ``final``). Transactions with no command line
-    before them are the daemon's own (it records those itself) and are skipped.
+    before them, or with a ``[ALPMD]`` line after it (the daemon writes one before
+    each commit; a ``pacman -Sy`` may have come before), are the daemon's own: it
+    records those itself, so they are skipped.
     """
     entries: list[tuple[str, Entry]] = []
     command: str | None = None
@@ -143,6 +147,9 @@ def parse_log(data: bytes, *, final: bool = False) -> tuple[list[tuple[str, Entr
         who, text = m["who"], m["text"]
         if who == "PACMAN" and text.startswith("Running '") and current is None:
             command = text[len("Running '"):].rstrip("'")
+            continue
+        if who == DAEMON_PREFIX and current is None:
+            command = None          # what follows is the daemon's, recorded by itself
             continue
         if who != "ALPM":
             continue
@@ -197,6 +204,9 @@ class History:
             con.execute("PRAGMA foreign_keys = ON")
             con.execute("PRAGMA journal_mode = WAL")
             version = con.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise AlpmError(ErrorCode.SYSTEM, f"history {self.path} is of a newer "
+                                f"version ({version}) than this alpmd knows", path=str(self.path))
             if version != SCHEMA_VERSION:
                 con.executescript(_SCHEMA)
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

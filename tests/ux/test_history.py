@@ -111,3 +111,26 @@ def test_a_transaction_still_being_logged_is_read_when_whole(tmp_path: Path) -> 
                    "transaction failed\n")
     assert hist.import_log(log) == 1
     assert hist.page(0, 1)[0].result == "failed"
+
+
+def test_the_daemons_own_transactions_are_not_imported(tmp_path: Path) -> None:
+    """A ``pacman -Sy`` (a command, no transaction) then the daemon's commit, which it
+    marks with an [ALPMD] line: nothing to import; a later pacman -S is imported."""
+    log = tmp_path / "pacman.log"
+    log.write_text(
+        "[2026-01-02T03:00:00+0000] [PACMAN] Running 'pacman -Sy'\n"
+        "[2026-01-02T03:00:01+0000] [PACMAN] synchronizing package lists\n"
+        "[2026-01-02T03:05:00+0000] [ALPMD] transaction 7 (install foo) for uid 1000\n"
+        "[2026-01-02T03:05:01+0000] [ALPM] transaction started\n"
+        "[2026-01-02T03:05:02+0000] [ALPM] installed foo (1.0-1)\n"
+        "[2026-01-02T03:05:03+0000] [ALPM] transaction completed\n"
+        "[2026-01-02T03:06:00+0000] [PACMAN] Running 'pacman -S bar'\n"
+        "[2026-01-02T03:06:01+0000] [ALPM] transaction started\n"
+        "[2026-01-02T03:06:02+0000] [ALPM-SCRIPTLET] hello from bar\n"
+        "[2026-01-02T03:06:02+0000] [ALPM] installed bar (2-1)\n"
+        "[2026-01-02T03:06:03+0000] [ALPM] transaction interrupted\n")
+    hist = History(tmp_path / "h.sqlite")
+    assert hist.import_log(log) == 1
+    (e,) = hist.page()
+    assert e.targets == ["pacman -S bar"] and e.changes == [Change("bar", None, "2-1")]
+    assert e.result == "cancelled"
