@@ -134,3 +134,16 @@ def test_the_daemons_own_transactions_are_not_imported(tmp_path: Path) -> None:
     (e,) = hist.page()
     assert e.targets == ["pacman -S bar"] and e.changes == [Change("bar", None, "2-1")]
     assert e.result == "cancelled"
+
+
+def test_a_newer_record_is_refused_not_downgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "h.sqlite"
+    History(path).record(Entry(kind="install", targets=["x"], started=1.0, result="success"))
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA user_version = 99")
+    con.close()
+    with pytest.raises(AlpmError) as err:
+        History(path).page()
+    assert "newer" in err.value.message
