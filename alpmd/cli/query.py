@@ -7,21 +7,19 @@ import os
 from alpmd.cli.alpm import Context
 from alpmd.cli.output import Display, search_results
 from alpmd.engine.errors import AlpmError, ErrorCode
-from alpmd.engine.formats.desc import Reason
 from alpmd.engine.package import Package
 from alpmd.engine.query import (
+    Scope,
     check_files,
     check_mtree,
     find_owner,
     find_satisfier,
-    is_foreign,
-    is_unrequired,
+    in_scope,
     new_version,
     search,
     should_ignore,
 )
-
-LOCAL_PREFIX = "local/"
+from alpmd.engine.target import LOCAL, split_repo
 
 
 def run(ctx: Context) -> int:
@@ -72,7 +70,8 @@ def _named(ctx: Context, targets: list[str]) -> int:
     ret = 0
     match = False
     for target in targets:
-        name = target[len(LOCAL_PREFIX):] if target.startswith(LOCAL_PREFIX) else target
+        repo, rest = split_repo(target)
+        name = rest if repo == LOCAL else target
         pkg: Package | None
         if a.has("file"):
             try:
@@ -106,20 +105,16 @@ def _named(ctx: Context, targets: list[str]) -> int:
 def _filter(ctx: Context, pkg: Package) -> bool:
     """pacman's filter(): the -e/-d/-m/-n/-t/-u conditions, all of which must hold."""
     a = ctx.args
-    h = ctx.handle
-    if a.has("explicit") and pkg.reason != Reason.EXPLICIT:
-        return False
-    if a.has("deps") and pkg.reason != Reason.DEPEND:
-        return False
-    if a.has("foreign") and not is_foreign(h, pkg):
-        return False
-    if a.has("native") and not a.has("foreign") and is_foreign(h, pkg):
-        return False
-    if a.has("unrequired") and not is_unrequired(h, pkg, a.count("unrequired")):
-        return False
-    if a.has("upgrades") and new_version(h, pkg) is None:
-        return False
-    return True
+    scope = Scope.INSTALLED
+    for flag, bit in _SCOPE_FLAGS:
+        if a.has(flag):
+            scope |= bit
+    return in_scope(ctx.handle, pkg, scope, unrequired_level=a.count("unrequired"))
+
+
+_SCOPE_FLAGS = (("explicit", Scope.EXPLICIT), ("deps", Scope.DEPENDENCIES),
+                ("foreign", Scope.FOREIGN), ("native", Scope.NATIVE),
+                ("unrequired", Scope.UNREQUIRED), ("upgrades", Scope.UPGRADABLE))
 
 
 def _display(ctx: Context, pkg: Package) -> bool:

@@ -8,6 +8,7 @@ from alpmd.cli.alpm import Context
 from alpmd.cli.output import Display, installed_suffix, search_results
 from alpmd.engine.errors import AlpmError
 from alpmd.engine.query import search
+from alpmd.engine.target import split_repo
 
 
 def run(ctx: Context) -> int:
@@ -166,12 +167,10 @@ def _info(ctx: Context, extra: bool) -> int:
         return 0
     ret = 0
     for target in ctx.args.targets:
-        repo, slash, name = target.partition("/")
-        if not slash:
-            repo, name = "", target
+        repo, name = split_repo(target)
         founddb = foundpkg = False
         for db in syncs:
-            if slash and db.name != repo:
+            if repo is not None and db.name != repo:
                 continue
             founddb = True
             spkg = db.get(name)

@@ -487,7 +487,8 @@ class _Run:
                             file=job.filename)
         listed = "; ".join(f"{m} ({r})" for m, r in failures) or "every mirror is disabled"
         raise AlpmError(ErrorCode.RETRIEVE, f"failed retrieving file '{job.filename}' "
-                        f"from every mirror: {listed}", file=job.filename, mirrors=failures)
+                        f"from every mirror: {listed}", file=job.filename, mirrors=failures,
+                        servers=[m.base for m in job.mirrors])
 
     @staticmethod
     def _usable(mirrors: list[_Mirror], *, ranges: bool = False) -> list[_Mirror]:
@@ -931,9 +932,36 @@ async def fetch_packages(handle: Handle, pkgs: Sequence[Package], *,
     if errors:
         if len(errors) == 1:
             raise errors[0]
-        raise AlpmError(ErrorCode.RETRIEVE, "; ".join(e.message for e in errors),
+        raise AlpmError(ErrorCode.RETRIEVE, summarize_failures(errors),
                         errors=errors, done=result)
     return result
+
+
+#: how many failing files a summary names; the others are counted (each one's whole
+#: story stays in the error's ``errors`` detail and in the transaction's log)
+SUMMARY_LINES = 8
+
+
+def summarize_failures(failures: Sequence[AlpmError], *, limit: int = SUMMARY_LINES) -> str:
+    """A short account of failed downloads: one line per file (its first cause and the
+    mirrors tried), at most ``limit`` of them, then how many more there are."""
+    lines = [f"failed retrieving {len(failures)} files:" if len(failures) != 1
+             else "failed retrieving 1 file:"]
+    for exc in failures[:limit]:
+        tried: list[tuple[str, str]] = list(exc.details.get("mirrors") or [])
+        servers: list[str] = list(exc.details.get("servers") or [])
+        name = str(exc.details.get("file") or "")
+        if name and tried:
+            mirrors = list(dict.fromkeys(base for base, _ in tried))
+            lines.append(f"  {name}: {tried[0][1]} (mirrors tried: {', '.join(mirrors)})")
+        elif name and servers:
+            lines.append(f"  {name}: not tried, every mirror was disabled after repeated "
+                         f"errors ({', '.join(servers)})")
+        else:
+            lines.append(f"  {exc.message}")
+    if len(failures) > limit:
+        lines.append(f"  ... and {len(failures) - limit} more (every cause is in the log)")
+    return "\n".join(lines)
 
 
 def _pkg_level(pkg: Package, handle: Handle) -> SigLevel:

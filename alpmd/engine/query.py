@@ -16,6 +16,7 @@ packages in milliseconds.
 
 from __future__ import annotations
 
+import enum
 import errno
 import fnmatch
 import os
@@ -31,6 +32,7 @@ from alpmd.engine.db.local import LocalDatabase
 from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.formats.desc import Reason
 from alpmd.engine.package import Origin, Package, Part
 from alpmd.engine.regex import ASCII_LOWER, PosixRegex, compile_posix
 from alpmd.engine.version import vercmp
@@ -46,20 +48,28 @@ __all__ = [
     "FullCheck",
     "FileMatch",
     "OwnerResult",
+    "LEFTOVER_KINDS",
+    "SCOPE_NAMES",
+    "ConfigLeftover",
+    "Scope",
     "check_db_local",
     "local_conflicts",
     "check_db_sync",
     "check_files",
     "check_mtree",
+    "config_leftovers",
     "find_owner",
     "find_satisfier",
     "files_list",
     "files_search",
+    "in_scope",
+    "installed",
     "is_foreign",
     "is_unrequired",
     "missing_deps",
     "new_version",
     "optional_for",
+    "parse_scope",
     "required_by",
     "search",
     "should_ignore",
@@ -906,3 +916,93 @@ def files_list(dbs: Sequence[SyncDatabase], target: str) -> FileMatch:
             return FileMatch(db, pkg, list(pkg.files))
     raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"package '{target}' was not found")
 
+
+# -- scopes of installed packages, and configuration files left beside them ------------------
+
+
+class Scope(enum.Flag):
+    """Which installed packages a query keeps (pacman ``-Q``'s filters); combined flags
+    must all hold. ``INSTALLED`` (no flag) keeps every one; ``ORPHANS`` is ``-Qdt``."""
+
+    INSTALLED = 0
+    EXPLICIT = enum.auto()        # -Qe
+    DEPENDENCIES = enum.auto()    # -Qd
+    UNREQUIRED = enum.auto()      # -Qt
+    FOREIGN = enum.auto()         # -Qm: in no sync database
+    NATIVE = enum.auto()          # -Qn: in a sync database (ignored along with FOREIGN)
+    UPGRADABLE = enum.auto()      # -Qu
+    ORPHANS = DEPENDENCIES | UNREQUIRED
+
+
+#: the names front ends and the daemon use for the scopes
+SCOPE_NAMES: dict[str, Scope] = {
+    "installed": Scope.INSTALLED, "explicit": Scope.EXPLICIT,
+    "dependencies": Scope.DEPENDENCIES, "deps": Scope.DEPENDENCIES,
+    "unrequired": Scope.UNREQUIRED, "orphans": Scope.ORPHANS, "foreign": Scope.FOREIGN,
+    "native": Scope.NATIVE, "upgradable": Scope.UPGRADABLE,
+}
+
+
+def parse_scope(name: str) -> Scope:
+    """A scope by name (see :data:`SCOPE_NAMES`); WRONG_ARGS names the known ones."""
+    try:
+        return SCOPE_NAMES[name]
+    except KeyError:
+        raise AlpmError(ErrorCode.WRONG_ARGS, f"unknown scope {name!r} (one of "
+                        f"{', '.join(SCOPE_NAMES)})", scope=name) from None
+
+
+def in_scope(handle: Handle, pkg: Package, scope: Scope, *, unrequired_level: int = 0) -> bool:
+    """Whether an installed package is in ``scope`` (pacman's ``filter()``); with
+    ``unrequired_level`` 1 an optional dependant also keeps a package required (-Qtt)."""
+    if Scope.EXPLICIT in scope and pkg.reason != Reason.EXPLICIT:
+        return False
+    if Scope.DEPENDENCIES in scope and pkg.reason != Reason.DEPEND:
+        return False
+    if Scope.FOREIGN in scope and not is_foreign(handle, pkg):
+        return False
+    if Scope.NATIVE in scope and Scope.FOREIGN not in scope and is_foreign(handle, pkg):
+        return False
+    if Scope.UNREQUIRED in scope and not is_unrequired(handle, pkg, unrequired_level):
+        return False
+    if Scope.UPGRADABLE in scope and new_version(handle, pkg) is None:
+        return False
+    return True
+
+
+def installed(handle: Handle, scope: Scope = Scope.INSTALLED, *,
+              unrequired_level: int = 0) -> list[Package]:
+    """The installed packages in ``scope``, in the local database's order."""
+    return [p for p in handle.localdb.packages
+            if in_scope(handle, p, scope, unrequired_level=unrequired_level)]
+
+
+@dataclass(frozen=True)
+class ConfigLeftover:
+    """A ``.pacnew``/``.pacsave``/``.pacorig`` beside a backup file of an installed package.
+
+    ``path`` is absolute inside the root ("/etc/foo.conf.pacnew"); ``original`` is the
+    file it belongs beside; ``kind`` is "pacnew", "pacsave" or "pacorig".
+    """
+
+    path: str
+    original: str
+    package: str
+    kind: str
+
+
+LEFTOVER_KINDS = ("pacnew", "pacsave", "pacorig")
+
+
+def config_leftovers(handle: Handle) -> list[ConfigLeftover]:
+    """Every configuration file pacman left for someone to merge (what ``pacdiff`` looks
+    for), found beside the backup files of the installed packages."""
+    root = handle.options.root
+    out: list[ConfigLeftover] = []
+    for pkg in handle.localdb.packages:
+        for bk in pkg.backup:
+            for kind in LEFTOVER_KINDS:
+                if os.path.lexists(f"{root}{bk.path}.{kind}"):
+                    out.append(ConfigLeftover(f"/{bk.path}.{kind}", f"/{bk.path}", pkg.name,
+                                              kind))
+    return out

@@ -59,6 +59,7 @@ from alpmd.engine.formats.desc import Reason
 from alpmd.engine.handle import Handle
 from alpmd.engine.log import LogLevel
 from alpmd.engine.package import Package
+from alpmd.engine.target import split_repo
 from alpmd.engine.version import vercmp
 
 __all__ = [
@@ -480,9 +481,8 @@ class _Resolver:
         dbs: list[SyncDatabase] = list(self.handle.syncdbs)
         name = text
         restore: tuple[SyncDatabase, Usage] | None = None
-        slash = text.find("/")
-        if slash > 0:
-            dbname, name = text[:slash], text[slash + 1:]
+        dbname, name = split_repo(text)
+        if dbname is not None:
             db = self.handle.get_syncdb(dbname)
             if db is None:
                 missing.append(text)
