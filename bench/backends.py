@@ -25,12 +25,18 @@ SIZES = (1500, 5000)
 @dataclass
 class StoreFixture:
     installed: int
-    files_config: Path
-    sqlite_config: Path
-    one_path: str
-    paths: list[str]
+    files_root: Path
+    sqlite_root: Path
+    #: Installed files (relative to either root), spread over the installed set.
+    rels: list[str]
     search: str
     revdep_of: str
+
+    def config(self, root: Path) -> Path:
+        return root / "etc/pacman.conf"
+
+    def paths(self, root: Path) -> list[str]:
+        return [str(root / rel) for rel in self.rels]
 
 
 def _build(ctx: Context, installed: int) -> StoreFixture:
@@ -61,8 +67,13 @@ def _build(ctx: Context, installed: int) -> StoreFixture:
             name = d.split(">")[0].split("<")[0].split("=")[0]
             depended[name] = depended.get(name, 0) + 1
     revdep_of = "glibc" if "glibc" in depended else max(depended, key=lambda n: depended[n])
-    return StoreFixture(installed, files_root.config, sqlite_root.config, paths[0], paths,
-                        "lib", revdep_of)
+    return StoreFixture(installed, files_root.root, sqlite_root.root, paths, "lib", revdep_of)
+
+
+def _cases(fx: StoreFixture, root: Path) -> list[tuple[str, list[str]]]:
+    paths = fx.paths(root)
+    return [("-Qo one path", ["-Qo", paths[0]]), ("-Qo 100 paths", ["-Qo", *paths]),
+            ("-Qs", ["-Qs", fx.search]), ("-Qi all", ["-Qi"])]
 
 
 _WARM = r"""
@@ -112,30 +123,27 @@ def run(ctx: Context) -> Section:
     alpm = str(Path(ctx.python).with_name("alpm"))
     for size in SIZES:
         fx = ctx.fixture(f"stores-{size}", lambda size=size: _build(ctx, size))  # type: ignore[misc]
-        cases = [
-            ("-Qo one path", ["-Qo", fx.one_path]),
-            ("-Qo 100 paths", ["-Qo", *fx.paths]),
-            ("-Qs", ["-Qs", fx.search]),
-            ("-Qi all", ["-Qi"]),
-        ]
+
         table = Table(["query", "pacman", "alpm files", "alpm SQLite", "files/pacman",
                        "SQLite/pacman", "SQLite/files"],
                       title=f"{size} installed: whole processes, median of {n} runs")
-        for label, args in cases:
-            p = run_process([PACMAN, args[0], "--config", str(fx.files_config), "--color",
-                             "never", *args[1:]], env=ctx.env(), repeats=n, check=False)
-            f = run_process([alpm, args[0], "--config", str(fx.files_config), "--color",
-                             "never", *args[1:]], env=ctx.env(), repeats=n, check=False)
-            s = run_process([alpm, args[0], "--config", str(fx.sqlite_config), "--color",
-                             "never", *args[1:]], env=ctx.env(), repeats=n, check=False)
+        for (label, args), (_, sargs) in zip(_cases(fx, fx.files_root), _cases(fx, fx.sqlite_root),
+                                             strict=True):
+            fconf, sconf = str(fx.config(fx.files_root)), str(fx.config(fx.sqlite_root))
+            p = run_process([PACMAN, args[0], "--config", fconf, "--color", "never", *args[1:]],
+                            env=ctx.env(), repeats=n)
+            f = run_process([alpm, args[0], "--config", fconf, "--color", "never", *args[1:]],
+                            env=ctx.env(), repeats=n)
+            s = run_process([alpm, sargs[0], "--config", sconf, "--color", "never",
+                             *sargs[1:]], env=ctx.env(), repeats=n)
             table.add(label, fmt_s(p.median), fmt_s(f.median), fmt_s(s.median),
                       ratio(f.median, p.median), ratio(s.median, p.median),
                       ratio(s.median, f.median))
         section.tables.append(table)
         warm = {}
-        for store, config in (("files", fx.files_config), ("sqlite", fx.sqlite_config)):
-            code = _WARM.format(config=str(config), paths=fx.paths, search=fx.search,
-                                revdep=fx.revdep_of)
+        for store, root in (("files", fx.files_root), ("sqlite", fx.sqlite_root)):
+            code = _WARM.format(config=str(fx.config(root)), paths=fx.paths(root),
+                                search=fx.search, revdep=fx.revdep_of)
             warm[store] = run_probe(ctx, code, repeats=1, warmup=0)[0]
         wt = Table(["engine call (warm)", "files", "SQLite", "SQLite/files"],
                    title=f"{size} installed: in-process, median of 7 calls after one warm-up")

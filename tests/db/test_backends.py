@@ -73,6 +73,8 @@ def test_parts_round_trip(tmp_path: Path, backend: Store) -> None:
     assert cols == {"depends": [["lib>=1", "sh"], []],
                     "provides": [["application=1"], ["libx.so=1-64"]]}
     assert again.check() == []
+    if backend is Store.FILES:
+        assert again.owners(["usr/bin/app"]) is None  # no index: callers scan file lists
     again.close()
 
 
@@ -269,6 +271,10 @@ def test_sqlite_backend_reports_its_indexes(tmp_path: Path) -> None:
     assert b.search_text("library") == [EntryKey("lib", "2.0-1")]
     assert b.search_text("application OR library") == [EntryKey("app", "1.0-1"),
                                                        EntryKey("lib", "2.0-1")]
+    owned = db.owners(["usr/bin/app", "usr/", "nope"])
+    assert owned is not None
+    assert {k: [p.name for p in v] for k, v in owned.items()} == {
+        "usr/bin/app": ["app"], "usr/": ["app", "lib"]}
     db.remove("lib")
     assert b.owners(["usr/lib/libx.so.1"]) == {}
     assert b.search_text("library") == []

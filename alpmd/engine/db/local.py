@@ -684,6 +684,23 @@ class LocalDatabase(CachedDatabase):
         """Changes when the store is written, by us or behind our back (a daemon's watch)."""
         return self.backend.stamp()
 
+    def owners(self, paths: Sequence[str]) -> dict[str, list[Package]] | None:
+        """Path → installed packages listing it (name order), when the store indexes owners.
+
+        ``None`` means "no index here: scan the file lists" (the files backend).
+        """
+        cache = self._populate()
+        found = self.backend.owners(paths)
+        if found is None:
+            return None
+        out: dict[str, list[Package]] = {}
+        for path, keys in found.items():
+            pkgs = [p for key in keys if (p := cache.get(key.name)) is not None
+                    and p.version == key.version]
+            if pkgs:
+                out[path] = pkgs
+        return out
+
     def remove_stored(self, name: str, version: str) -> None:
         """Delete one stored entry by version (a duplicate recovery found); call
         :meth:`invalidate` afterwards."""
