@@ -121,3 +121,38 @@ def test_refusals(tmp_path: Path) -> None:
     assert (root.dbpath / "local/ALPM_DB_VERSION").read_text() == "9\n"
     code, _out, err = run_alpm(root, ["-D", "--convert", "xml"])
     assert code == 1 and "invalid backend 'xml'" in err
+
+
+def test_failed_conversion_leaves_the_old_store_untouched(tmp_path: Path) -> None:
+    """The system refuses the new store's writes (file size limit): the files stay as they were."""
+    import resource
+    import signal
+
+    from alpmd.engine.db.local import LocalDatabase
+    from alpmd.engine.formats.files import FileList
+
+    root = PacmanRoot(tmp_path / "r")
+    db = LocalDatabase(str(root.dbpath), durable=False)
+    for i in range(30):
+        db.add(PkgMeta(f"p{i:02}", "1.0-1", desc="d" * 500),
+               FileList(files=[f"usr/share/p{i:02}/{'f' * 100}{j}" for j in range(300)]))
+    before = _entries(root.dbpath)
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 17, resource.RLIM_INFINITY))
+            try:
+                convert_dbpath(str(root.dbpath), Store.SQLITE)
+                code = 2
+            except AlpmError as exc:
+                code = 0 if exc.code in (ErrorCode.DB_WRITE, ErrorCode.DISK_SPACE,
+                                         ErrorCode.DB_CREATE) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _entries(root.dbpath) == before
+    assert sorted(os.listdir(root.dbpath)) == ["local", "sync"]
+    assert stores_present(str(root.dbpath)) == [Store.FILES]
