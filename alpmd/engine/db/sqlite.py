@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -106,6 +107,9 @@ class LocalSqliteBackend(DatabaseBackend):
         self.durable = durable
         self._log_cb = log
         self._conn: sqlite3.Connection | None = None
+        #: One connection serves every thread (the daemon reads while a commit writes):
+        #: a read never runs inside another thread's write transaction.
+        self._mutex = threading.RLock()
         #: "unopened", "missing" (no file yet: an empty database) or "valid".
         self.state = "unopened"
 
@@ -134,31 +138,33 @@ class LocalSqliteBackend(DatabaseBackend):
 
     @contextlib.contextmanager
     def _reading(self, doing: str) -> Iterator[sqlite3.Connection]:
-        conn = self._connection()
-        try:
-            yield conn
-        except sqlite3.Error as exc:
-            raise self._error(exc, doing, ErrorCode.DB_INVALID) from exc
+        with self._mutex:
+            conn = self._connection()
+            try:
+                yield conn
+            except sqlite3.Error as exc:
+                raise self._error(exc, doing, ErrorCode.DB_INVALID) from exc
 
     @contextlib.contextmanager
     def _writing(self, doing: str, code: ErrorCode = ErrorCode.DB_WRITE
                  ) -> Iterator[sqlite3.Connection]:
         """One SQL transaction: committed whole, or rolled back on any error."""
-        self._prepare_write()
-        conn = self._connection()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise self._error(exc, doing, code) from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
+        with self._mutex:
+            self._prepare_write()
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
                 raise self._error(exc, doing, code) from exc
-            raise
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._error(exc, doing, code) from exc
+                raise
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -183,6 +189,10 @@ class LocalSqliteBackend(DatabaseBackend):
 
     def open(self) -> None:
         """Check the file is ours and of a schema we read; a missing file is an empty database."""
+        with self._mutex:
+            self._open()
+
+    def _open(self) -> None:
         if self._conn is not None:
             return
         if not os.path.exists(self.path):
@@ -217,11 +227,12 @@ class LocalSqliteBackend(DatabaseBackend):
         self.state = "valid"
 
     def close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.close()
-            self._conn = None
-        self.state = "unopened"
+        with self._mutex:
+            if self._conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.close()
+                self._conn = None
+            self.state = "unopened"
 
     def _prepare_write(self) -> None:
         """Create the file and its tables with the first write."""
