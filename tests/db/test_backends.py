@@ -279,3 +279,21 @@ def test_sqlite_backend_reports_its_indexes(tmp_path: Path) -> None:
     assert b.owners(["usr/lib/libx.so.1"]) == {}
     assert b.search_text("library") == []
     db.close()
+
+
+def test_walks_over_many_entries_see_later_writes(tmp_path: Path, backend: Store) -> None:
+    """Reading every entry (SQLite fetches them in bulk after a few) never serves old data."""
+    db = _db(tmp_path, backend)
+    for i in range(80):
+        db.add(PkgMeta(f"p{i:02}", "1.0-1", desc=f"first {i}"), FileList())
+    db.close()
+    reader = _db(tmp_path, backend)
+    assert [p.desc for p in reader.packages[:40]] == [f"first {i}" for i in range(40)]
+    writer = _db(tmp_path, backend)
+    writer.add(PkgMeta("p70", "2.0-1", desc="second"), FileList())
+    writer.close()
+    reader.invalidate()  # what a watcher does when the store changed behind its back
+    descs = {p.name: (p.version, p.desc) for p in reader.packages}
+    assert descs["p70"] == ("2.0-1", "second")
+    assert descs["p79"] == ("1.0-1", "first 79") and len(descs) == 80
+    reader.close()

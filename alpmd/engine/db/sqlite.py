@@ -55,6 +55,9 @@ SCHEMA_VERSION = 1
 #: Seconds to wait for another writer before reporting the database locked.
 LOCK_TIMEOUT = 2.0
 
+#: Single ``desc`` reads before the rest are fetched in one query (a walk over all).
+BULK_AFTER = 32
+
 #: desc list fields indexed by name (``rel.kind``).
 REL_FIELDS = ("depends", "provides", "conflicts", "replaces", "optdepends", "groups")
 
@@ -110,6 +113,9 @@ class LocalSqliteBackend(DatabaseBackend):
         #: One connection serves every thread (the daemon reads while a commit writes):
         #: a read never runs inside another thread's write transaction.
         self._mutex = threading.RLock()
+        #: See :meth:`_bulk_desc`; dropped by every write.
+        self._descs: dict[EntryKey, bytes] | None = None
+        self._desc_reads = 0
         #: "unopened", "missing" (no file yet: an empty database) or "valid".
         self.state = "unopened"
 
@@ -150,6 +156,8 @@ class LocalSqliteBackend(DatabaseBackend):
                  ) -> Iterator[sqlite3.Connection]:
         """One SQL transaction: committed whole, or rolled back on any error."""
         with self._mutex:
+            self._descs = None
+            self._desc_reads = 0
             self._prepare_write()
             conn = self._connection()
             try:
@@ -233,6 +241,8 @@ class LocalSqliteBackend(DatabaseBackend):
                     self._conn.close()
                 self._conn = None
             self.state = "unopened"
+            self._descs = None
+            self._desc_reads = 0
 
     def _prepare_write(self) -> None:
         """Create the file and its tables with the first write."""
@@ -273,13 +283,41 @@ class LocalSqliteBackend(DatabaseBackend):
             return iter(())
         with self._reading("read") as conn:
             rows = conn.execute("SELECT name, version FROM pkg").fetchall()
+            self._descs = None  # a new scan is a new view: nothing fetched before it
+            self._desc_reads = 0
         return (EntryKey(n, v) for n, v in rows)
+
+    def _bulk_desc(self, key: EntryKey) -> bytes | None:
+        """``desc`` from one query for all entries, once a walk over many is under way.
+
+        One SELECT per entry costs more than reading a small file; after
+        :data:`BULK_AFTER` single reads the remaining ones are fetched at once
+        and handed out (each once: the package keeps what it parsed). Point
+        queries never pay for the whole table.
+        """
+        with self._reading("read") as conn:
+            if self._descs is None:
+                self._desc_reads += 1
+                if self._desc_reads <= BULK_AFTER:
+                    return None
+                self._descs = {EntryKey(n, v): d for n, v, d in
+                               conn.execute("SELECT name, version, desc FROM pkg")}
+            data = self._descs.pop(key, None)
+            if not self._descs:  # handed out: the next walk starts counting again
+                self._descs = None
+                self._desc_reads = 0
+            return data
 
     def read(self, key: EntryKey, parts: Part) -> Loaded:
         got = Loaded()
         cols = [name for part, name in _COLUMNS.items() if part in parts]
         if not cols:
             return got
+        if cols == ["desc"]:
+            data = self._bulk_desc(key)
+            if data is not None:
+                got.meta = self._parse_desc(key, data)
+                return got
         with self._reading("read") as conn:
             row = conn.execute(f"SELECT {', '.join(cols)} FROM pkg WHERE name=? AND version=?",
                                key).fetchone()
