@@ -121,10 +121,16 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_METADATA_SIZE",
     "METADATA_MEMBERS",
+    "ArchiveReadError",
     "EntryKind",
     "PackageArchive",
+    "archive_reader",
     "iter_archive_members",
+    "iter_entries",
     "load_package_file",
+    "member_kind",
+    "member_name",
+    "open_regular_file",
     "read_package_archive",
 ]
 
@@ -154,7 +160,8 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _entry_name(entry_p: int) -> str | None:
+def member_name(entry_p: int) -> str | None:
+    """The current member's path as stored (``None`` when the header has none)."""
     raw = _entry_pathname_utf8(entry_p) or _entry_pathname(entry_p)
     return None if raw is None else _decode(raw)
 
@@ -167,7 +174,8 @@ def _entry_link(entry_p: int, hard: bool) -> str | None:
     return None if raw is None else _decode(raw)
 
 
-def _entry_kind(entry_p: int) -> EntryKind:
+def member_kind(entry_p: int) -> EntryKind:
+    """What the current member is; hard links are told apart from the file they name."""
     if _entry_hardlink(entry_p) is not None:
         return EntryKind.HARDLINK
     ftype = int(_entry_filetype(entry_p)) & _AE_IFMT
@@ -188,8 +196,8 @@ def _archive_message(archive_p: int) -> str:
 # -- opening -------------------------------------------------------------------------
 
 
-class _Fail(Exception):
-    """Internal: a libarchive failure, turned into an AlpmError by the caller with context."""
+class ArchiveReadError(Exception):
+    """A libarchive failure while walking; callers turn it into an AlpmError with their context."""
 
     def __init__(self, message: str, entry: str | None) -> None:
         super().__init__(message)
@@ -197,7 +205,7 @@ class _Fail(Exception):
         self.entry = entry
 
 
-def _open_fd(path: str, not_found: ErrorCode) -> tuple[int, os.stat_result]:
+def open_regular_file(path: str, not_found: ErrorCode) -> tuple[int, os.stat_result]:
     """Open a regular file for reading, never blocking on a fifo or a device."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
@@ -226,7 +234,7 @@ def _open_fd(path: str, not_found: ErrorCode) -> tuple[int, os.stat_result]:
 
 
 @contextmanager
-def _reader(source: int | bytes) -> Iterator[int]:
+def archive_reader(source: int | bytes) -> Iterator[int]:
     """A libarchive read handle (tar only, built-in decompressors) on an fd or a buffer."""
     archive_p = _read_new()
     if not archive_p:
@@ -240,14 +248,14 @@ def _reader(source: int | bytes) -> Iterator[int]:
         else:
             ret = _read_open_memory(archive_p, ctypes.c_char_p(source), len(source))
         if ret < _ARCHIVE_WARN:
-            raise _Fail(_archive_message(archive_p), None)
+            raise ArchiveReadError(_archive_message(archive_p), None)
         yield archive_p
     finally:
         _read_free(archive_p)
 
 
-def _entries(archive_p: int) -> Iterator[int]:
-    """Yield the entry pointer of each member; a bad header raises :class:`_Fail`."""
+def iter_entries(archive_p: int) -> Iterator[int]:
+    """Yield the entry pointer of each member; a bad header raises :class:`ArchiveReadError`."""
     entry_p = _entry_new()
     if not entry_p:
         raise AlpmError(ErrorCode.MEMORY, "archive_entry_new failed")
@@ -257,7 +265,7 @@ def _entries(archive_p: int) -> Iterator[int]:
             if ret == _ARCHIVE_EOF:
                 return
             if ret < _ARCHIVE_WARN:
-                raise _Fail(_archive_message(archive_p), None)
+                raise ArchiveReadError(_archive_message(archive_p), None)
             yield entry_p
     finally:
         _entry_free(entry_p)
@@ -271,25 +279,25 @@ def _read_member(archive_p: int, entry_p: int, cap: int, name: str) -> bytes:
     """
     declared = int(_entry_size(entry_p)) if _entry_size_is_set(entry_p) else -1
     if declared > cap:
-        raise _Fail(f"member is {declared} bytes, more than the limit of {cap}", name)
+        raise ArchiveReadError(f"member is {declared} bytes, more than the limit of {cap}", name)
     size = min(cap + 1, declared + 1 if declared >= 0 else _READ_BLOCK)
     buf = ctypes.create_string_buffer(max(size, 1))
     total = 0
     while True:
         if total == len(buf):
             if total > cap:
-                raise _Fail(f"member is larger than the limit of {cap} bytes", name)
+                raise ArchiveReadError(f"member is larger than the limit of {cap} bytes", name)
             bigger = ctypes.create_string_buffer(min(cap + 1, 2 * len(buf)))
             ctypes.memmove(bigger, buf, total)
             buf = bigger
         got = int(_read_data(archive_p, ctypes.addressof(buf) + total, len(buf) - total))
         if got < 0:
-            raise _Fail(_archive_message(archive_p), name)
+            raise ArchiveReadError(_archive_message(archive_p), name)
         if got == 0:
             break
         total += got
     if total > cap:
-        raise _Fail(f"member is larger than the limit of {cap} bytes", name)
+        raise ArchiveReadError(f"member is larger than the limit of {cap} bytes", name)
     return buf.raw[:total]
 
 
@@ -315,20 +323,20 @@ def iter_archive_members(
     if isinstance(source, bytes):
         handle = source
     else:
-        fd, _st = _open_fd(os.fspath(source), error_code)
+        fd, _st = open_regular_file(os.fspath(source), error_code)
         handle = fd
     last: str | None = None
     try:
-        with _reader(handle) as archive_p:
-            for entry_p in _entries(archive_p):
-                name = _entry_name(entry_p) or ""
+        with archive_reader(handle) as archive_p:
+            for entry_p in iter_entries(archive_p):
+                name = member_name(entry_p) or ""
                 last = name
-                kind = _entry_kind(entry_p)
+                kind = member_kind(entry_p)
                 data = None
                 if kind is EntryKind.FILE:
                     data = _read_member(archive_p, entry_p, max_member_size, name)
                 yield name, data, kind
-    except _Fail as fail:
+    except ArchiveReadError as fail:
         entry = fail.entry
         where = f"entry {entry}" if entry is not None else (
             f"after entry {last}" if last is not None else "archive start")
@@ -468,13 +476,13 @@ def _read_package(fd: int, label: str, full: bool) -> tuple[dict[str, bytes], li
     meta: dict[str, bytes] = {}
     last: str | None = None
     try:
-        with _reader(fd) as archive_p:
-            for entry_p in _entries(archive_p):
-                raw_name = _entry_name(entry_p)
+        with archive_reader(fd) as archive_p:
+            for entry_p in iter_entries(archive_p):
+                raw_name = member_name(entry_p)
                 name = raw_name if raw_name is not None else ""
                 last = name
                 path = walk.check_path(name)
-                kind = _entry_kind(entry_p)
+                kind = member_kind(entry_p)
                 if path in METADATA_MEMBERS:
                     if path in meta:
                         raise walk.invalid(name, "duplicate metadata entry")
@@ -486,7 +494,7 @@ def _read_package(fd: int, label: str, full: bool) -> tuple[dict[str, bytes], li
                 if not full and ".PKGINFO" in meta and not path.startswith("."):
                     break  # metadata-only: makepkg puts every dot member first
                 walk.add(name, path, kind, entry_p)
-    except _Fail as fail:
+    except ArchiveReadError as fail:
         entry = fail.entry if fail.entry is not None else last
         where = f"entry {fail.entry!r}" if fail.entry is not None else (
             f"after entry {last!r}" if last is not None else "start of archive")
@@ -505,7 +513,7 @@ def read_package_archive(path: str | os.PathLike[str], *, full: bool = True) -> 
     names the member at fault).
     """
     label = os.fspath(path)
-    fd, st = _open_fd(label, ErrorCode.PKG_NOT_FOUND)
+    fd, st = open_regular_file(label, ErrorCode.PKG_NOT_FOUND)
     try:
         members, files = _read_package(fd, label, full)
     finally:

@@ -31,13 +31,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from alpmd.engine.archive import (
+    ArchiveReadError,
     EntryKind,
-    _entries,
-    _entry_kind,
-    _entry_name,
-    _Fail,
-    _open_fd,
-    _reader,
+    archive_reader,
+    iter_entries,
+    member_kind,
+    member_name,
+    open_regular_file,
 )
 from alpmd.engine.conflict import fnmatch_patterns
 from alpmd.engine.errors import AlpmError, ErrorCode
@@ -314,16 +314,16 @@ def extract_package(
     total = max(len(listed), 1)
     done = 0
     ex = _Extractor(handle, new, old, event, errs)
-    fd, _st = _open_fd(new.path, ErrorCode.PKG_NOT_FOUND)
+    fd, _st = open_regular_file(new.path, ErrorCode.PKG_NOT_FOUND)
     try:
-        with inside_root(handle.options.root), _reader(fd) as archive_p:
-            for entry_p in _entries(archive_p):
-                name = _entry_name(entry_p) or ""
+        with inside_root(handle.options.root), archive_reader(fd) as archive_p:
+            for entry_p in iter_entries(archive_p):
+                name = member_name(entry_p) or ""
                 path = name[:-1] if name.endswith("/") else name
                 if not path or path.startswith("."):
                     _read_data_skip(archive_p)  # metadata (.PKGINFO, .INSTALL...): not ours
                     continue
-                entry_kind = _entry_kind(entry_p)
+                entry_kind = member_kind(entry_p)
                 listed_name = path + "/" if entry_kind is EntryKind.DIR else path
                 if listed_name not in listed:
                     ex.warning(f"file not found in file list for package {new.name}. "
@@ -338,7 +338,7 @@ def extract_package(
                 done += 1
                 if progress is not None:
                     progress(Progress(kind, new.name, min(done * 100 // total, 100), 1, 1))
-    except _Fail as fail:
+    except ArchiveReadError as fail:
         raise AlpmError(ErrorCode.PKG_INVALID, f"could not read {new.path}: {fail.message}",
                         path=new.path, entry=fail.entry) from None
     finally:
