@@ -113,7 +113,7 @@ from alpmd.engine.larchive import (
 from alpmd.engine.larchive import (
     support_format_tar as _support_format_tar,
 )
-from alpmd.engine.package import Loaded, Origin, Package, Part
+from alpmd.engine.package import Loaded, Origin, Package, Part, metadata_problem
 
 if TYPE_CHECKING:
     from alpmd.engine.formats.buildinfo import BuildInfo
@@ -534,12 +534,11 @@ def read_package_archive(path: str | os.PathLike[str], *, full: bool = True) -> 
     except (ValueError, AlpmError) as exc:
         raise invalid(str(exc)) from None
     meta = info.meta
-    if not meta.name:
-        raise invalid("missing package name")
-    if not meta.version:
-        raise invalid("missing package version")
     if "-" not in meta.version:
         raise invalid(f"invalid package version {meta.version!r} (no pkgrel)")
+    problem = metadata_problem(meta.name, meta.version)
+    if problem is not None:
+        raise invalid(f"invalid metadata for package {meta.name}-{meta.version} ({problem})")
     meta.csize = st.st_size
     meta.filename = os.path.basename(label)
     backup = list(info.backup)

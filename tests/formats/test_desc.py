@@ -173,9 +173,6 @@ def test_sync_desc_merges_legacy_depends_file() -> None:
         ("%VERSION%\n1\n\n", "%NAME%"),
         ("%NAME%\nx\n\n", "%VERSION%"),
         ("%NAME%\n\n\n%VERSION%\n1\n\n", "%NAME%"),
-        ("%NAME%\nx\n\n%VERSION%\n1\n\n%BUILDDATE%\nyesterday\n\n", "not a number"),
-        ("%NAME%\nx\n\n%VERSION%\n1\n\n%SIZE%\n1_000\n\n", "not a number"),
-        ("%NAME%\nx\n\n%VERSION%\n1\n\n%SIZE%\n\n\n", "not a number"),
         ("%NAME%\nx\n\n%VERSION%\n1\n\n%REASON%\n7\n\n", "%REASON%"),
         ("%NAME%\nx\n\n%VERSION%\n1\n\n%XDATA%\nnoequals\n\n", "%XDATA%"),
         ("%NAME%\nx\n\n%VERSION%\n", "no value"),
@@ -187,11 +184,10 @@ def test_local_invalid(text: str, what: str) -> None:
     assert what in str(info.value)
 
 
-def test_sync_invalid_numbers() -> None:
-    with invalid():
-        parse_sync_desc("%NAME%\nx\n\n%VERSION%\n1\n\n%CSIZE%\n١٢\n\n")
-    with invalid():
-        parse_sync_desc("%NAME%\nx\n\n%VERSION%\n1\n\n", "%ISIZE%\n-\n\n")
+def test_sync_odd_numbers_are_not_numbers() -> None:
+    """Non-ASCII digits or a bare sign: libalpm's -1, never Python's int() leniency."""
+    assert parse_sync_desc("%NAME%\nx\n\n%VERSION%\n1\n\n%CSIZE%\n١٢\n\n").csize == -1
+    assert parse_sync_desc("%NAME%\nx\n\n%VERSION%\n1\n\n", "%ISIZE%\n-\n\n").isize == -1
 
 
 def test_writers_refuse_what_the_format_cannot_hold() -> None:
@@ -444,3 +440,28 @@ def test_real_arch_sync_entries_round_trip_byte_for_byte() -> None:
     assert len(entries) > 3000
     for text in entries:
         assert write_sync_desc(parse_sync_desc(text)) == text
+
+
+@pytest.mark.parametrize(
+    "value, size, date",
+    [
+        # libalpm: sizes through _alpm_strtoofft (-1 unless bare digits), dates through
+        # _alpm_parsedate (0 unless a whole signed number); seen from pacman 6.0.2 itself.
+        ("", -1, 0),
+        ("yesterday", -1, 0),
+        ("1_000", -1, 0),
+        ("+12", -1, 12),
+        ("-5", -1, -5),
+        (" 12", -1, 12),
+        ("12abc", -1, 0),
+        ("007", 7, 7),
+        ("99999999999999999999", -1, 0),
+    ],
+)
+def test_odd_numbers_read_like_libalpm(value: str, size: int, date: int) -> None:
+    local = parse_local_desc(f"%NAME%\nx\n\n%VERSION%\n1-1\n\n%SIZE%\n{value}\n\n"
+                             f"%BUILDDATE%\n{value}\n\n%INSTALLDATE%\n{value}\n\n")
+    assert (local.isize, local.builddate, local.installdate) == (size, date, date)
+    sync = parse_sync_desc(f"%NAME%\nx\n\n%VERSION%\n1-1\n\n%CSIZE%\n{value}\n\n"
+                           f"%ISIZE%\n{value}\n\n%BUILDDATE%\n{value}\n\n")
+    assert (sync.csize, sync.isize, sync.builddate) == (size, size, date)

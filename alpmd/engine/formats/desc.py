@@ -14,9 +14,11 @@ from typing import Any
 
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.sections import (
+    DATE,
     INT,
     LIST,
     SINGLE,
+    SIZE,
     Spec,
     check_items,
     check_value,
@@ -85,7 +87,7 @@ _COMMON: dict[str, Spec] = {
     "%URL%": ("url", SINGLE),
     "%LICENSE%": ("licenses", LIST),
     "%ARCH%": ("arch", SINGLE),
-    "%BUILDDATE%": ("builddate", INT),
+    "%BUILDDATE%": ("builddate", DATE),
     "%PACKAGER%": ("packager", SINGLE),
     "%REPLACES%": ("replaces", LIST),
     "%DEPENDS%": ("depends", LIST),
@@ -99,8 +101,8 @@ _COMMON: dict[str, Spec] = {
 #: What libalpm's local backend reads from ``desc`` (alpm-db v9, pacman 6.x).
 _LOCAL: dict[str, Spec] = {
     **_COMMON,
-    "%INSTALLDATE%": ("installdate", INT),
-    "%SIZE%": ("isize", INT),
+    "%INSTALLDATE%": ("installdate", DATE),
+    "%SIZE%": ("isize", SIZE),
     "%REASON%": ("reason", INT),
     "%VALIDATION%": ("validation", LIST),
     "%XDATA%": ("xdata", LIST),
@@ -110,8 +112,8 @@ _LOCAL: dict[str, Spec] = {
 _SYNC: dict[str, Spec] = {
     **_COMMON,
     "%FILENAME%": ("filename", SINGLE),
-    "%CSIZE%": ("csize", INT),
-    "%ISIZE%": ("isize", INT),
+    "%CSIZE%": ("csize", SIZE),
+    "%ISIZE%": ("isize", SIZE),
     "%MD5SUM%": ("md5sum", SINGLE),
     "%SHA256SUM%": ("sha256sum", SINGLE),
     "%PGPSIG%": ("base64_sig", SINGLE),
