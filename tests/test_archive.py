@@ -532,3 +532,34 @@ def test_damaged_packages_never_escape_as_other_exceptions(
             load_package_file(path, full=full)
         except AlpmError:
             pass
+
+
+@pytest.mark.parametrize("name, version, why", [
+    (".hidden", "1.0-1", "cannot start with '.' or '-'"),
+    ("-dash", "1.0-1", "cannot start with '.' or '-'"),
+    ("sl/ash", "1.0-1", "invalid characters"),
+    ("spa ce", "1.0-1", "invalid characters"),
+    ("ünï", "1.0-1", "invalid characters"),
+    ("semi;colon", "1.0-1", "invalid characters"),
+    ("ok", "1.0/2-1", "version contains invalid characters"),
+    ("ok", "1.0-2-1", "version contains invalid characters"),
+    ("n" * 250, "1.0-1", "too long"),
+])
+def test_pacman7_name_and_version_rules(tmp_path: Path, name: str, version: str,
+                                        why: str) -> None:
+    """pacman 7's _alpm_pkg_check_meta: refused before anything is written (issue 10 item 8)."""
+    text = f"pkgname = {name}\npkgver = {version}\narch = any\n".encode()
+    err = _invalid(_write(tmp_path, [M(".PKGINFO", text), M("usr/a", b"x")], pkginfo=False),
+                   ".PKGINFO")
+    assert why in str(err)
+    _invalid(_write(tmp_path, [M(".PKGINFO", text)], pkginfo=False), ".PKGINFO", full=False)
+
+
+@pytest.mark.parametrize("name, version", [
+    ("UPPER-Case", "1.0-1"), ("a@b+c_d.e-f", "2:1.0_rc1+git-3.1"), ("0ad", "a24-1"),
+    ("x" * 200, "1-1"),
+])
+def test_names_pacman7_accepts(tmp_path: Path, name: str, version: str) -> None:
+    text = f"pkgname = {name}\npkgver = {version}\n".encode()
+    pkg = load_package_file(_write(tmp_path, [M(".PKGINFO", text)], pkginfo=False))
+    assert (pkg.name, pkg.version) == (name, version)
