@@ -21,6 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alpmd.engine.archive import (
+    INFLATE_FREE,
+    MAX_INFLATE_RATIO,
     MAX_METADATA_SIZE,
     EntryKind,
     iter_archive_members,
@@ -186,7 +188,7 @@ def test_iter_archive_members_bytes_and_path(built: dict[str, Path]) -> None:
     assert members["usr/share/demo/empty"] == (None, EntryKind.DIR)
     with pytest.raises(AlpmError) as err:
         list(iter_archive_members(path, max_member_size=100, error_code=ErrorCode.DB_INVALID))
-    assert err.value.code is ErrorCode.DB_INVALID and err.value.details["entry"] == ".BUILDINFO"
+    assert err.value.code is ErrorCode.ARCHIVE_LIMIT and err.value.details["entry"] == ".BUILDINFO"
 
 
 # -- makepkg's own packages ------------------------------------------------------------
@@ -437,7 +439,7 @@ def test_bad_pkginfo(tmp_path: Path, text: bytes) -> None:
 def test_oversized_metadata(tmp_path: Path, member: str) -> None:
     big = PKGINFO + b"#" * (MAX_METADATA_SIZE + 1 - len(PKGINFO))
     path = _write(tmp_path, [M(member, big)], pkginfo=member != ".PKGINFO")
-    err = _invalid(path, member)
+    err = _invalid(path, member, code=ErrorCode.ARCHIVE_LIMIT)
     assert "limit" in str(err)
 
 
@@ -563,3 +565,65 @@ def test_names_pacman7_accepts(tmp_path: Path, name: str, version: str) -> None:
     text = f"pkgname = {name}\npkgver = {version}\n".encode()
     pkg = load_package_file(_write(tmp_path, [M(".PKGINFO", text)], pkginfo=False))
     assert (pkg.name, pkg.version) == (name, version)
+
+
+def _zero_bomb(path: Path, zeros: int, *, after: list[M]) -> Path:
+    """A zstd package whose first member is ``zeros`` zero bytes, written as repeated frames.
+
+    One frame of 64 MiB of zeros is a few kB; concatenated frames are one stream
+    to libarchive, so the file stays tiny whatever ``zeros`` is.
+    """
+    chunk = 64 * 1024 * 1024
+    assert zeros % chunk == 0
+    head = tarfile.TarInfo("usr/share/zeros")
+    head.size = zeros
+    cctx = zstandard.ZstdCompressor(level=1)
+    frame = cctx.compress(bytes(chunk))
+    with path.open("wb") as out:
+        out.write(cctx.compress(head.tobuf(format=tarfile.GNU_FORMAT)))
+        for _ in range(zeros // chunk):
+            out.write(frame)
+        out.write(cctx.compress(_tar(after)))
+    return path
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_decompression_bomb_is_refused_early(tmp_path: Path, full: bool) -> None:
+    """64 GiB of zeros before .PKGINFO in a file of 2 MB: ARCHIVE_LIMIT at once, not a hang."""
+    path = _zero_bomb(tmp_path / "bomb-1-1-any.pkg.tar.zst", 64 * 1024**3,
+                      after=[M(".PKGINFO", PKGINFO)])
+    assert path.stat().st_size < 4 * 1024 * 1024
+    with pytest.raises(AlpmError) as err:
+        load_package_file(path, full=full)
+    assert err.value.code is ErrorCode.ARCHIVE_LIMIT, err.value
+    assert err.value.details["path"] == str(path)
+    assert "decompression bomb" in str(err.value)
+
+
+@pytest.mark.parametrize("tool", ["bsdtar", "tar"])
+def test_tool_written_zero_bomb(tmp_path: Path, tool: str) -> None:
+    """The bomb as the archivers write it: a 1 GiB hole-only file, zstd, .PKGINFO last."""
+    tree = tmp_path / "tree"
+    (tree / "usr").mkdir(parents=True)
+    (tree / ".PKGINFO").write_bytes(PKGINFO)
+    with (tree / "usr/zeros").open("wb") as f:
+        f.truncate(1024**3)
+    path = tmp_path / "bomb.pkg.tar.zst"
+    sparse = ["--no-read-sparse"] if tool == "bsdtar" else []  # GNU tar stores data by default
+    subprocess.run([tool, *sparse, "--zstd", "-cf", str(path), "-C", str(tree), "usr/zeros",
+                    ".PKGINFO"], check=True, capture_output=True)
+    assert path.stat().st_size < 1024**3 // (10 * MAX_INFLATE_RATIO)
+    with pytest.raises(AlpmError) as err:
+        load_package_file(path)
+    assert err.value.code is ErrorCode.ARCHIVE_LIMIT, err.value
+
+
+def test_big_but_honest_member_is_read(tmp_path: Path) -> None:
+    """Incompressible data past INFLATE_FREE is not a bomb: the package loads."""
+    rng = random.Random(5)
+    blob = rng.randbytes(1024 * 1024)
+    path = tmp_path / "honest-1-1-any.pkg.tar.zst"
+    members = [M(".PKGINFO", b"pkgname = honest\npkgver = 1-1\n")]
+    members += [M(f"usr/share/blob{i}", blob) for i in range(INFLATE_FREE // len(blob) + 8)]
+    path.write_bytes(zstandard.ZstdCompressor(level=1).compress(_tar(members)))
+    assert len(load_package_file(path).files or []) == len(members) - 1

@@ -12,7 +12,12 @@ with two differences that matter for untrusted files:
   components, duplicates, devices, hard links to anything but an earlier file
   of the same archive, entries below a symlink of the same archive, and
   metadata members larger than :data:`MAX_METADATA_SIZE` are rejected with
-  ``AlpmError(PKG_INVALID, entry=<name>)`` before anything is extracted.
+  ``AlpmError(PKG_INVALID, entry=<name>)`` before anything is extracted;
+* what a walk may cost is bounded whoever supplied the file (decompression
+  bombs): metadata members of :data:`MAX_METADATA_SIZE` at most, at most
+  :data:`MAX_ENTRIES` entries, and past :data:`INFLATE_FREE` bytes of tar
+  stream no more than :data:`MAX_INFLATE_RATIO` times the compressed bytes
+  read; a walk over the limits stops at once with ``AlpmError(ARCHIVE_LIMIT)``.
 
 The file list comes from the archive itself, not from ``.MTREE`` (libalpm's
 "cheap way"): what is listed is then exactly what extraction would write, and
@@ -90,10 +95,19 @@ from alpmd.engine.larchive import (
     error_string as _error_string,
 )
 from alpmd.engine.larchive import (
+    filter_bytes as _filter_bytes,
+)
+from alpmd.engine.larchive import (
+    filter_count as _filter_count,
+)
+from alpmd.engine.larchive import (
     next_header2 as _next_header2,
 )
 from alpmd.engine.larchive import (
     read_data as _read_data,
+)
+from alpmd.engine.larchive import (
+    read_data_block as _read_data_block,
 )
 from alpmd.engine.larchive import (
     read_free as _read_free,
@@ -119,6 +133,9 @@ if TYPE_CHECKING:
     from alpmd.engine.formats.buildinfo import BuildInfo
 
 __all__ = [
+    "INFLATE_FREE",
+    "MAX_ENTRIES",
+    "MAX_INFLATE_RATIO",
     "MAX_METADATA_SIZE",
     "METADATA_MEMBERS",
     "ArchiveReadError",
@@ -134,8 +151,17 @@ __all__ = [
     "read_package_archive",
 ]
 
-#: Largest accepted ``.PKGINFO``/``.BUILDINFO``/``.MTREE``/``.INSTALL``; real ones are kilobytes.
-MAX_METADATA_SIZE = 16 * 1024 * 1024
+#: Largest accepted ``.PKGINFO``/``.BUILDINFO``/``.MTREE``/``.INSTALL``; real ones are
+#: kilobytes (the ``.MTREE`` of a 200,000-file package is about 3 MiB, gzipped).
+MAX_METADATA_SIZE = 8 * 1024 * 1024
+
+#: Most entries one archive may have (the largest Arch packages have ~200,000).
+MAX_ENTRIES = 2_000_000
+
+#: Tar stream bytes read before the inflation ratio is watched (real packages
+#: compress 2-20 times; only long runs of zeros go beyond 1:100).
+INFLATE_FREE = 256 * 1024 * 1024
+MAX_INFLATE_RATIO = 100
 
 #: The dot-members we read; any other name starting with ``.`` is skipped, like libalpm.
 METADATA_MEMBERS = frozenset({".PKGINFO", ".BUILDINFO", ".MTREE", ".INSTALL"})
@@ -254,24 +280,71 @@ def archive_reader(source: int | bytes) -> Iterator[int]:
         _read_free(archive_p)
 
 
-def iter_entries(archive_p: int) -> Iterator[int]:
-    """Yield the entry pointer of each member; a bad header raises :class:`ArchiveReadError`."""
+def _check_inflation(archive_p: int, label: str) -> None:
+    """Stop a walk whose tar stream has grown past the ratio allowed (a decompression bomb)."""
+    out = int(_filter_bytes(archive_p, 0))
+    if out > INFLATE_FREE:
+        raw = max(int(_filter_bytes(archive_p, -1)), 1)
+        if out > MAX_INFLATE_RATIO * raw:
+            raise AlpmError(ErrorCode.ARCHIVE_LIMIT,
+                            f"{label}: refusing to read on: {raw} compressed bytes inflated to "
+                            f"more than {out} (over {MAX_INFLATE_RATIO} times, a "
+                            "decompression bomb?)", path=label)
+
+
+def _drain(archive_p: int, label: str) -> None:
+    """Read what is left of the current member, watching the inflation as it goes.
+
+    libarchive would skip it inside ``next_header``, inflating gigabytes in one
+    call; reading it block by block lets :func:`_check_inflation` stop early.
+    Nothing to do for an uncompressed stream (nothing inflates) or a member
+    already read.
+    """
+    if int(_filter_count(archive_p)) < 2:
+        return
+    buf = ctypes.c_void_p()
+    size = ctypes.c_size_t()
+    offset = ctypes.c_int64()
+    while True:
+        ret = _read_data_block(archive_p, ctypes.byref(buf), ctypes.byref(size),
+                               ctypes.byref(offset))
+        if ret == _ARCHIVE_EOF:
+            return
+        if ret < _ARCHIVE_WARN:
+            raise ArchiveReadError(_archive_message(archive_p), None)
+        _check_inflation(archive_p, label)
+
+
+def iter_entries(archive_p: int, label: str = "archive") -> Iterator[int]:
+    """Yield the entry pointer of each member; a bad header raises :class:`ArchiveReadError`.
+
+    The walk is bounded (:data:`MAX_ENTRIES`, :data:`MAX_INFLATE_RATIO`): past
+    the limits it raises ``AlpmError(ARCHIVE_LIMIT)`` naming ``label``.
+    """
     entry_p = _entry_new()
     if not entry_p:
         raise AlpmError(ErrorCode.MEMORY, "archive_entry_new failed")
+    count = 0
     try:
         while True:
+            if count:
+                _drain(archive_p, label)
             ret = _next_header2(archive_p, entry_p)
             if ret == _ARCHIVE_EOF:
                 return
             if ret < _ARCHIVE_WARN:
                 raise ArchiveReadError(_archive_message(archive_p), None)
+            count += 1
+            if count > MAX_ENTRIES:
+                raise AlpmError(ErrorCode.ARCHIVE_LIMIT,
+                                f"{label}: more than {MAX_ENTRIES} entries", path=label)
+            _check_inflation(archive_p, label)
             yield entry_p
     finally:
         _entry_free(entry_p)
 
 
-def _read_member(archive_p: int, entry_p: int, cap: int, name: str) -> bytes:
+def _read_member(archive_p: int, entry_p: int, cap: int, name: str, label: str) -> bytes:
     """Read the current member whole, in as few calls as its declared size allows.
 
     Stops (raises) as soon as more than ``cap`` bytes come out, whatever the
@@ -279,14 +352,14 @@ def _read_member(archive_p: int, entry_p: int, cap: int, name: str) -> bytes:
     """
     declared = int(_entry_size(entry_p)) if _entry_size_is_set(entry_p) else -1
     if declared > cap:
-        raise ArchiveReadError(f"member is {declared} bytes, more than the limit of {cap}", name)
+        raise _too_big(label, name, cap)
     size = min(cap + 1, declared + 1 if declared >= 0 else _READ_BLOCK)
     buf = ctypes.create_string_buffer(max(size, 1))
     total = 0
     while True:
         if total == len(buf):
             if total > cap:
-                raise ArchiveReadError(f"member is larger than the limit of {cap} bytes", name)
+                raise _too_big(label, name, cap)
             bigger = ctypes.create_string_buffer(min(cap + 1, 2 * len(buf)))
             ctypes.memmove(bigger, buf, total)
             buf = bigger
@@ -297,8 +370,14 @@ def _read_member(archive_p: int, entry_p: int, cap: int, name: str) -> bytes:
             break
         total += got
     if total > cap:
-        raise ArchiveReadError(f"member is larger than the limit of {cap} bytes", name)
+        raise _too_big(label, name, cap)
     return buf.raw[:total]
+
+
+def _too_big(label: str, name: str, cap: int) -> AlpmError:
+    return AlpmError(ErrorCode.ARCHIVE_LIMIT,
+                     f"{label}: entry {name!r} is larger than the limit of {cap} bytes",
+                     entry=name, path=label)
 
 
 # -- the generic walker (sync databases) -------------------------------------------
@@ -314,27 +393,30 @@ def iter_archive_members(
 
     ``source`` is the archive itself (bytes) or a path. Regular files come with
     their whole content (each read in one go), everything else with ``None``.
-    Names are as stored (no validation: nothing is extracted). A member larger
-    than ``max_member_size`` or a corrupt stream raises ``AlpmError(error_code)``
-    naming the entry; a missing file raises ``error_code`` too.
+    Names are as stored (no validation: nothing is extracted). A corrupt stream
+    raises ``AlpmError(error_code)`` naming the entry, and so does a missing
+    file; a member larger than ``max_member_size`` or a walk over the limits
+    raises ``AlpmError(ARCHIVE_LIMIT)``.
     """
     fd = -1
     handle: int | bytes
     if isinstance(source, bytes):
         handle = source
+        label = "archive"
     else:
-        fd, _st = open_regular_file(os.fspath(source), error_code)
+        label = os.fspath(source)
+        fd, _st = open_regular_file(label, error_code)
         handle = fd
     last: str | None = None
     try:
         with archive_reader(handle) as archive_p:
-            for entry_p in iter_entries(archive_p):
+            for entry_p in iter_entries(archive_p, label):
                 name = member_name(entry_p) or ""
                 last = name
                 kind = member_kind(entry_p)
                 data = None
                 if kind is EntryKind.FILE:
-                    data = _read_member(archive_p, entry_p, max_member_size, name)
+                    data = _read_member(archive_p, entry_p, max_member_size, name, label)
                 yield name, data, kind
     except ArchiveReadError as fail:
         entry = fail.entry
@@ -477,7 +559,7 @@ def _read_package(fd: int, label: str, full: bool) -> tuple[dict[str, bytes], li
     last: str | None = None
     try:
         with archive_reader(fd) as archive_p:
-            for entry_p in iter_entries(archive_p):
+            for entry_p in iter_entries(archive_p, label):
                 raw_name = member_name(entry_p)
                 name = raw_name if raw_name is not None else ""
                 last = name
@@ -488,7 +570,8 @@ def _read_package(fd: int, label: str, full: bool) -> tuple[dict[str, bytes], li
                         raise walk.invalid(name, "duplicate metadata entry")
                     if kind is not EntryKind.FILE:
                         raise walk.invalid(name, "metadata entry is not a regular file")
-                    meta[path] = _read_member(archive_p, entry_p, MAX_METADATA_SIZE, name)
+                    meta[path] = _read_member(archive_p, entry_p, MAX_METADATA_SIZE, name,
+                                              label)
                     walk.seen.add(path)
                     continue
                 if not full and ".PKGINFO" in meta and not path.startswith("."):
