@@ -27,7 +27,7 @@ from alpmd.engine.formats.pkginfo import parse_pkginfo
 
 from . import build_package, digests, makepkg_package, member, need, pacman_install, repo_add, run
 
-ARCH_SYNC = Path(__file__).resolve().parents[3] / "shared" / "data" / "arch-sync-2022"
+ARCH_SYNC = Path(__file__).resolve().parents[1] / "data" / "arch-sync-2022"
 
 LOCAL = """\
 %NAME%
@@ -424,8 +424,6 @@ def real_sync_entries() -> list[str]:
     entries = []
     for name in ("core.db.tar.gz", "extra.db.tar.gz"):
         path = ARCH_SYNC / name
-        if not path.exists():
-            pytest.skip(f"{path} not found")
         with tarfile.open(path) as tar:
             for m in tar.getmembers():
                 if m.isfile() and m.name.endswith("/desc"):
