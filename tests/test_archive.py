@@ -452,10 +452,12 @@ def test_truncated_streams_name_the_entry(tmp_path: Path) -> None:
         data = path.read_bytes()
         for cut in (len(data) // 2, len(data) * 17 // 20):
             path.write_bytes(data[:cut])
-            err = _invalid(path, None)
+            err = _invalid(path, None, code=ErrorCode.LIBARCHIVE)  # libalpm's code for it
             assert err.details["entry"] in names, (comp, cut, err)
         path.write_bytes(data[:100])  # inside the first header: nothing to name yet
-        _invalid(path, None)
+        with pytest.raises(AlpmError) as early:
+            load_package_file(path)
+        assert early.value.code in (ErrorCode.LIBARCHIVE, ErrorCode.PKG_OPEN), early.value
 
 
 @pytest.mark.parametrize("comp", ["xz", "bz2"])
@@ -468,23 +470,23 @@ def test_corrupt_checksummed_stream(tmp_path: Path, comp: str) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    err = _invalid(path, None)
+    err = _invalid(path, None, code=ErrorCode.LIBARCHIVE)
     assert err.details["entry"] in {f.path for f in noise}, err  # libarchive reads ahead
 
 
 def test_not_a_package(tmp_path: Path) -> None:
     text = tmp_path / "notes.pkg.tar.zst"
     text.write_text("just some text, named like a package\n")
-    _invalid(text, None)
+    _invalid(text, None, code=ErrorCode.PKG_OPEN)  # libalpm: "cannot open package file"
     empty = tmp_path / "empty.pkg.tar"
     empty.write_bytes(b"")
-    _invalid(empty, None)
+    _invalid(empty, ".PKGINFO")  # an archive without entries, as libarchive reads it
     zipped = tmp_path / "zero.pkg.tar.zst"  # a valid zstd stream of a non-tar
     zipped.write_bytes(zstandard.ZstdCompressor().compress(b"\x00garbage" * 100))
-    _invalid(zipped, None)
+    _invalid(zipped, None, code=ErrorCode.PKG_OPEN)
     mtree = tmp_path / "sneaky.pkg.tar"  # libarchive's mtree reader would open host files
     mtree.write_text("#mtree\n.PKGINFO type=file contents=/etc/hostname\n")
-    _invalid(mtree, None)
+    _invalid(mtree, None, code=ErrorCode.PKG_OPEN)
 
 
 def test_bad_paths(tmp_path: Path) -> None:

@@ -56,6 +56,9 @@ from alpmd.engine.larchive import (
     ARCHIVE_EOF as _ARCHIVE_EOF,
 )
 from alpmd.engine.larchive import (
+    ARCHIVE_OK as _ARCHIVE_OK,
+)
+from alpmd.engine.larchive import (
     ARCHIVE_WARN as _ARCHIVE_WARN,
 )
 from alpmd.engine.larchive import (
@@ -125,6 +128,9 @@ from alpmd.engine.larchive import (
     support_filters as _support_filters,
 )
 from alpmd.engine.larchive import (
+    support_format_empty as _support_format_empty,
+)
+from alpmd.engine.larchive import (
     support_format_tar as _support_format_tar,
 )
 from alpmd.engine.package import Loaded, Origin, Package, Part, metadata_problem
@@ -149,6 +155,7 @@ __all__ = [
     "member_name",
     "open_regular_file",
     "read_package_archive",
+    "skip_member",
 ]
 
 #: Largest accepted ``.PKGINFO``/``.BUILDINFO``/``.MTREE``/``.INSTALL``; real ones are
@@ -167,6 +174,10 @@ MAX_INFLATE_RATIO = 100
 METADATA_MEMBERS = frozenset({".PKGINFO", ".BUILDINFO", ".MTREE", ".INSTALL"})
 
 _READ_BLOCK = 64 * 1024
+
+#: What a header or data read may return and still be used: ``ARCHIVE_RETRY``
+#: (a damaged header libarchive would resync past) is an error, as in libalpm.
+_ARCHIVE_USABLE = frozenset({_ARCHIVE_OK, _ARCHIVE_WARN})
 
 
 class EntryKind(enum.Enum):
@@ -223,12 +234,17 @@ def _archive_message(archive_p: int) -> str:
 
 
 class ArchiveReadError(Exception):
-    """A libarchive failure while walking; callers turn it into an AlpmError with their context."""
+    """A libarchive failure while walking; callers turn it into an AlpmError with their context.
 
-    def __init__(self, message: str, entry: str | None) -> None:
+    ``opening`` tells a file libarchive could not open as an archive at all
+    from one that broke on the way (libalpm's ``PKG_OPEN`` and ``LIBARCHIVE``).
+    """
+
+    def __init__(self, message: str, entry: str | None, *, opening: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.entry = entry
+        self.opening = opening
 
 
 def open_regular_file(path: str, not_found: ErrorCode) -> tuple[int, os.stat_result]:
@@ -269,12 +285,13 @@ def archive_reader(source: int | bytes) -> Iterator[int]:
         for support in _support_filters:
             support(archive_p)  # ARCHIVE_WARN (no library for it) is harmless
         _support_format_tar(archive_p)
+        _support_format_empty(archive_p)  # an empty file is an archive without entries
         if isinstance(source, int):
             ret = _read_open_fd(archive_p, source, _READ_BLOCK)
         else:
             ret = _read_open_memory(archive_p, ctypes.c_char_p(source), len(source))
         if ret < _ARCHIVE_WARN:
-            raise ArchiveReadError(_archive_message(archive_p), None)
+            raise ArchiveReadError(_archive_message(archive_p), None, opening=True)
         yield archive_p
     finally:
         _read_free(archive_p)
@@ -292,12 +309,13 @@ def _check_inflation(archive_p: int, label: str) -> None:
                             "decompression bomb?)", path=label)
 
 
-def _drain(archive_p: int, label: str) -> None:
-    """Read what is left of the current member, watching the inflation as it goes.
+def skip_member(archive_p: int, label: str = "archive") -> None:
+    """Pass over the rest of the current member, watching the inflation as it goes.
 
-    libarchive would skip it inside ``next_header``, inflating gigabytes in one
-    call; reading it block by block lets :func:`_check_inflation` stop early.
-    Nothing to do for an uncompressed stream (nothing inflates) or a member
+    Use this, never libarchive's ``archive_read_data_skip``: that one inflates
+    gigabytes in one call, and leaves the handle in a state where the walk of
+    :func:`iter_entries` can no longer check the member. Nothing to do for an
+    uncompressed stream (nothing inflates; libarchive seeks) or a member
     already read.
     """
     if int(_filter_count(archive_p)) < 2:
@@ -310,7 +328,7 @@ def _drain(archive_p: int, label: str) -> None:
                                ctypes.byref(offset))
         if ret == _ARCHIVE_EOF:
             return
-        if ret < _ARCHIVE_WARN:
+        if ret not in _ARCHIVE_USABLE:
             raise ArchiveReadError(_archive_message(archive_p), None)
         _check_inflation(archive_p, label)
 
@@ -318,7 +336,8 @@ def _drain(archive_p: int, label: str) -> None:
 def iter_entries(archive_p: int, label: str = "archive") -> Iterator[int]:
     """Yield the entry pointer of each member; a bad header raises :class:`ArchiveReadError`.
 
-    The walk is bounded (:data:`MAX_ENTRIES`, :data:`MAX_INFLATE_RATIO`): past
+    A member's data may be read (``archive_read_data``, ``archive_read_extract2``)
+    or skipped with :func:`skip_member` before the next one. The walk is bounded (:data:`MAX_ENTRIES`, :data:`MAX_INFLATE_RATIO`): past
     the limits it raises ``AlpmError(ARCHIVE_LIMIT)`` naming ``label``.
     """
     entry_p = _entry_new()
@@ -328,11 +347,11 @@ def iter_entries(archive_p: int, label: str = "archive") -> Iterator[int]:
     try:
         while True:
             if count:
-                _drain(archive_p, label)
+                skip_member(archive_p, label)
             ret = _next_header2(archive_p, entry_p)
             if ret == _ARCHIVE_EOF:
                 return
-            if ret < _ARCHIVE_WARN:
+            if ret not in _ARCHIVE_USABLE:
                 raise ArchiveReadError(_archive_message(archive_p), None)
             count += 1
             if count > MAX_ENTRIES:
@@ -581,8 +600,9 @@ def _read_package(fd: int, label: str, full: bool) -> tuple[dict[str, bytes], li
         entry = fail.entry if fail.entry is not None else last
         where = f"entry {fail.entry!r}" if fail.entry is not None else (
             f"after entry {last!r}" if last is not None else "start of archive")
-        raise AlpmError(ErrorCode.PKG_INVALID,
-                        f"invalid package {label} ({where}): {fail.message}",
+        # libalpm: PKG_OPEN when the file is no archive, LIBARCHIVE when reading it broke.
+        code = ErrorCode.PKG_OPEN if fail.opening else ErrorCode.LIBARCHIVE
+        raise AlpmError(code, f"error while reading package {label} ({where}): {fail.message}",
                         entry=entry, path=label) from None
     walk.files.sort(key=_sort_key)
     return meta, walk.files
@@ -591,9 +611,11 @@ def _read_package(fd: int, label: str, full: bool) -> tuple[dict[str, bytes], li
 def read_package_archive(path: str | os.PathLike[str], *, full: bool = True) -> PackageArchive:
     """Read a package file: metadata, scriptlet, mtree, buildinfo and (full) the file list.
 
-    Raises ``AlpmError``: PKG_NOT_FOUND (no such file), BADPERMS, PKG_OPEN (not a
-    regular file), PKG_INVALID (not a package, corrupt, or hostile; ``entry``
-    names the member at fault).
+    Raises ``AlpmError``, with libalpm's codes: PKG_NOT_FOUND (no such file),
+    BADPERMS, PKG_OPEN (not a regular file, or not an archive libarchive can
+    open), LIBARCHIVE (the stream breaks: truncated, damaged), PKG_INVALID (bad
+    or missing metadata, or hostile entries; ``entry`` names the member at
+    fault), ARCHIVE_LIMIT (over the reading limits).
     """
     label = os.fspath(path)
     fd, st = open_regular_file(label, ErrorCode.PKG_NOT_FOUND)

@@ -191,12 +191,24 @@ def test_sync_odd_numbers_are_not_numbers() -> None:
 
 
 def test_writers_refuse_what_the_format_cannot_hold() -> None:
-    for meta in (PkgMeta("", "1"), PkgMeta("a\nb", "1"), PkgMeta("a", "1", depends=[""]),
+    for meta in (PkgMeta("", "1"), PkgMeta("a\nb", "1"), PkgMeta("a", "1", depends=["x\ny"]),
                  PkgMeta("a", "1", desc="two\nlines")):
         with invalid(ErrorCode.WRONG_ARGS):
             write_local_desc(meta)
         with invalid(ErrorCode.WRONG_ARGS):
             write_sync_desc(meta)
+    with invalid(ErrorCode.WRONG_ARGS):
+        write_sync_desc(PkgMeta("a", "1", depends=[""]))
+
+
+def test_local_writer_empty_items_as_libalpm() -> None:
+    """``license = `` in a .PKGINFO: libalpm writes the empty line, which ends the list;
+    nothing after it is written (it could only be misread as sections)."""
+    text = write_local_desc(PkgMeta("a", "1-1", licenses=[""], depends=["x", "", "%REASON%"]))
+    assert "%LICENSE%\n\n\n" in text and "%DEPENDS%\nx\n\n\n" in text
+    assert "%REASON%" not in text
+    meta = parse_local_desc(text)
+    assert (meta.licenses, meta.depends, meta.reason) == ([], ["x"], 0)
 
 
 # -- properties -----------------------------------------------------------------------

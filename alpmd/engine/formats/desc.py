@@ -181,7 +181,8 @@ def write_local_desc(meta: PkgMeta) -> str:
     """The ``desc`` text pacman 6's ``_alpm_local_db_write`` writes for this package.
 
     Its rules: strings are written when set (even empty), numbers and the
-    reason only when non-zero, lists when non-empty; %VALIDATION% in libalpm's
+    reason only when non-zero, lists when non-empty (an empty item, as
+    ``license = `` gives, written as the empty line it is); %VALIDATION% in libalpm's
     fixed order (unknown words dropped); no make/check dependencies, archive size or
     checksums.
     """
@@ -190,8 +191,10 @@ def write_local_desc(meta: PkgMeta) -> str:
         value = getattr(meta, attr)
         if value is not None:
             check_value(value, attr)
-    _lists_ok(meta, ("groups", "licenses", "replaces", "depends", "optdepends", "conflicts",
-                     "provides", "xdata"))
+    for attr in ("groups", "licenses", "replaces", "depends", "optdepends", "conflicts",
+                 "provides", "xdata"):
+        for item in getattr(meta, attr):
+            check_value(item, attr)
     out = [f"%NAME%\n{meta.name}\n\n%VERSION%\n{meta.version}\n\n"]
     add = out.append
     if meta.base is not None:
@@ -212,16 +215,31 @@ def write_local_desc(meta: PkgMeta) -> str:
         add(f"%SIZE%\n{meta.isize}\n\n")
     if meta.reason:
         add(f"%REASON%\n{int(meta.reason)}\n\n")
-    _add_list(out, "%GROUPS%", meta.groups)
-    _add_list(out, "%LICENSE%", meta.licenses)
+    _add_local_list(out, "%GROUPS%", meta.groups)
+    _add_local_list(out, "%LICENSE%", meta.licenses)
     _add_list(out, "%VALIDATION%", [v for v in _VALIDATION_ORDER if v in meta.validation])
-    _add_list(out, "%REPLACES%", meta.replaces)
-    _add_list(out, "%DEPENDS%", meta.depends)
-    _add_list(out, "%OPTDEPENDS%", meta.optdepends)
-    _add_list(out, "%CONFLICTS%", meta.conflicts)
-    _add_list(out, "%PROVIDES%", meta.provides)
-    _add_list(out, "%XDATA%", meta.xdata)
+    _add_local_list(out, "%REPLACES%", meta.replaces)
+    _add_local_list(out, "%DEPENDS%", meta.depends)
+    _add_local_list(out, "%OPTDEPENDS%", meta.optdepends)
+    _add_local_list(out, "%CONFLICTS%", meta.conflicts)
+    _add_local_list(out, "%PROVIDES%", meta.provides)
+    _add_local_list(out, "%XDATA%", meta.xdata)
     return "".join(out)
+
+
+def _add_local_list(out: list[str], header: str, values: list[str]) -> None:
+    """A list as libalpm writes it, one item a line, an empty item (``license = ``) too.
+
+    An empty item ends the list for every reader; what would follow it is not
+    written, since a reader could only take it for stray lines or sections.
+    """
+    if not values:
+        return
+    if "" in values:
+        kept = values[: values.index("")]
+        out.append(header + "\n" + "".join(v + "\n" for v in kept) + "\n\n")
+    else:
+        out.append(header + "\n" + "\n".join(values) + "\n\n")
 
 
 def _add_list(out: list[str], header: str, values: list[str]) -> None:

@@ -5,7 +5,7 @@ keeps its last value, list keys (``depend``, ``backup``...) add one item per
 line, ``size`` (the installed size, ``PkgMeta.isize``) and ``builddate`` are
 converted like libalpm's ``_alpm_strtoofft`` and ``_alpm_parsedate`` (an empty
 or odd value is -1 or 0, never an error), and keys this model does not know
-(``pkgtype``, ``makepkgopt``, ``basever``...) and malformed lines are ignored.
+(``xdata``, ``pkgtype``, ``makepkgopt``, ``basever``...) and malformed lines are ignored.
 """
 
 from __future__ import annotations
@@ -49,23 +49,21 @@ _LISTS: dict[str, str] = {
     "optdepend": "optdepends",
     "makedepend": "makedepends",
     "checkdepend": "checkdepends",
-    "xdata": "xdata",
 }
 
 
 def parse_pkginfo(text: str) -> PkgInfo:
-    """Read a .PKGINFO; only a missing or empty ``pkgname``/``pkgver`` (or an ``xdata``
-    without ``=``) raises :class:`AlpmError` (``PKG_INVALID``).
+    """Read a .PKGINFO; only a missing or empty ``pkgname``/``pkgver`` raises
+    :class:`AlpmError` (``PKG_INVALID``). ``xdata`` (makepkg 6.1's) is not read:
+    pacman 6.0.2 ignores it and writes no ``%XDATA%`` for it.
     """
     code = ErrorCode.PKG_INVALID
     single: dict[str, str] = {}
     lists: dict[str, list[str]] = {attr: [] for attr in _LISTS.values()}
-    for number, key, value in pkginfo_lines(text):
+    for _number, key, value in pkginfo_lines(text):
         if key in _SINGLE:
             single[key] = value  # libalpm: the last one wins
         elif key in _LISTS:
-            if key == "xdata" and "=" not in value:
-                raise AlpmError(code, f".PKGINFO line {number}: xdata without '=': {value!r}")
             lists[_LISTS[key]].append(value)
     for key in ("pkgname", "pkgver"):
         if not single.get(key):
@@ -106,7 +104,5 @@ def write_pkginfo(info: PkgInfo) -> str:
         values: list[str] = info.backup if key == "backup" else getattr(meta, attr)
         for value in values:
             check_value(value, key)
-            if key == "xdata" and "=" not in value:
-                raise AlpmError(ErrorCode.WRONG_ARGS, f"xdata without '=': {value!r}")
         out.extend(f"{key} = {value}\n" for value in values)
     return "".join(out)

@@ -190,11 +190,13 @@ def pkginfo_lines(text: str) -> Iterator[tuple[int, str, str]]:
     """``(line number, key, value)`` of a ``.PKGINFO``, read as libalpm's ``parse_descfile``.
 
     The key runs to the first space, which must start ``" = "``; the value is
-    everything after it, blanks included. Empty lines and lines starting with
-    ``#`` are skipped, and so is any other line (libalpm logs a syntax error
-    and goes on): ``key=value``, ``key =`` or an indented key are ignored.
+    everything after it, blanks included, and a carriage return too (libalpm
+    strips the newline only: CRLF files give values ending in ``\r``). Empty
+    lines and lines starting with ``#`` are skipped, and so is any other line
+    (libalpm logs a syntax error and goes on): ``key=value``, ``key =`` or an
+    indented key are ignored.
     """
-    for number, line in enumerate(split_lines(text), 1):
+    for number, line in enumerate(text.split("\n"), 1):
         if not line or line[0] == "#":
             continue
         space = line.find(" ")
