@@ -629,3 +629,16 @@ def test_big_but_honest_member_is_read(tmp_path: Path) -> None:
     members += [M(f"usr/share/blob{i}", blob) for i in range(INFLATE_FREE // len(blob) + 8)]
     path.write_bytes(zstandard.ZstdCompressor(level=1).compress(_tar(members)))
     assert len(load_package_file(path).files or []) == len(members) - 1
+
+
+@pytest.mark.parametrize("order", ["install-last", "install-first"])
+def test_metadata_only_load_finds_a_late_scriptlet(tmp_path: Path, order: str) -> None:
+    """.INSTALL after the files (not makepkg's order, which pacman accepts too)."""
+    install = M(".INSTALL", b"post_install() {\n  :\n}\n")
+    files = [M("usr/", type=tarfile.DIRTYPE), M("usr/a", b"a")]
+    members = [*files, install] if order == "install-last" else [install, *files]
+    path = _write(tmp_path, members)
+    for full in (True, False):
+        pkg = load_package_file(path, full=full)
+        assert pkg.has_scriptlet, (order, full)
+        assert pkg.files == ["usr/", "usr/a"]

@@ -466,6 +466,9 @@ class PackageArchive:
     buildinfo_raw: bytes | None = None
     #: The ``.INSTALL`` scriptlet.
     scriptlet: bytes | None = None
+    #: Whether every member was seen: a metadata-only read stops after the first
+    #: file, so an ``.INSTALL`` or ``.MTREE`` placed after the files is not known yet.
+    complete: bool = True
 
     @property
     def has_scriptlet(self) -> bool:
@@ -571,8 +574,11 @@ def _sort_key(path: str) -> bytes:
     return path.encode("utf-8", "surrogateescape")
 
 
-def _read_package(fd: int, label: str, full: bool) -> tuple[dict[str, bytes], list[str]]:
-    """One pass over the archive on ``fd``: the metadata members and (full) the file list."""
+def _read_package(fd: int, label: str,
+                  full: bool) -> tuple[dict[str, bytes], list[str], bool]:
+    """One pass over the archive on ``fd``: the metadata members, (full) the file list,
+    and whether the whole archive was read (a metadata-only pass stops early)."""
+    complete = True
     walk = _Walk(label)
     meta: dict[str, bytes] = {}
     last: str | None = None
@@ -594,7 +600,8 @@ def _read_package(fd: int, label: str, full: bool) -> tuple[dict[str, bytes], li
                     walk.seen.add(path)
                     continue
                 if not full and ".PKGINFO" in meta and not path.startswith("."):
-                    break  # metadata-only: makepkg puts every dot member first
+                    complete = False  # makepkg puts every dot member first; others may not
+                    break
                 walk.add(name, path, kind, entry_p)
     except ArchiveReadError as fail:
         entry = fail.entry if fail.entry is not None else last
@@ -605,7 +612,7 @@ def _read_package(fd: int, label: str, full: bool) -> tuple[dict[str, bytes], li
         raise AlpmError(code, f"error while reading package {label} ({where}): {fail.message}",
                         entry=entry, path=label) from None
     walk.files.sort(key=_sort_key)
-    return meta, walk.files
+    return meta, walk.files, complete
 
 
 def read_package_archive(path: str | os.PathLike[str], *, full: bool = True) -> PackageArchive:
@@ -620,7 +627,7 @@ def read_package_archive(path: str | os.PathLike[str], *, full: bool = True) -> 
     label = os.fspath(path)
     fd, st = open_regular_file(label, ErrorCode.PKG_NOT_FOUND)
     try:
-        members, files = _read_package(fd, label, full)
+        members, files, complete = _read_package(fd, label, full)
     finally:
         os.close(fd)
 
@@ -658,24 +665,28 @@ def read_package_archive(path: str | os.PathLike[str], *, full: bool = True) -> 
         mtree=members.get(".MTREE"),
         buildinfo_raw=members.get(".BUILDINFO"),
         scriptlet=members.get(".INSTALL"),
+        complete=complete,
     )
 
 
 def load_package_file(path: str | os.PathLike[str], *, full: bool = True) -> Package:
     """A :class:`Package` (``Origin.FILE``) for a package file, like ``alpm_pkg_load``.
 
-    With ``full=False`` only the metadata members are read; the file list is then
-    read from the file again the first time it is asked for.
+    With ``full=False`` only the metadata members are read; the file list (and,
+    when the read stopped before the end, the scriptlet and mtree, which may
+    come after the files) are read from the file again when first asked for.
     """
     archive = read_package_archive(path, full=full)
     label = archive.path
+    whole: list[PackageArchive] = []  # the full read, once it was needed
 
     def loader(pkg: Package, parts: Part) -> Loaded:
-        got = Loaded(mtree=archive.mtree, scriptlet=archive.scriptlet,
-                     has_scriptlet=archive.has_scriptlet)
-        if Part.FILES in parts and archive.files is None:
-            got.files = read_package_archive(label, full=True).files
-        return got
+        if not whole and ((Part.FILES in parts and archive.files is None) or (
+                not archive.complete and parts & (Part.SCRIPTLET | Part.MTREE))):
+            whole.append(read_package_archive(label, full=True))
+        src = whole[0] if whole else archive
+        return Loaded(files=src.files, mtree=src.mtree, scriptlet=src.scriptlet,
+                      has_scriptlet=src.has_scriptlet if src.complete else None)
 
     return Package(archive.meta.name, archive.meta.version, Origin.FILE, path=label,
                    meta=archive.meta, files=archive.files, loader=loader)
