@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from alpmd.engine.errors import AlpmError, ErrorCode
-from alpmd.engine.formats.desc import Backup, PkgMeta
+from alpmd.engine.formats.desc import Backup, PkgMeta, metadata_problem
 from alpmd.engine.formats.files import FileList
 from alpmd.engine.formats.pkginfo import parse_pkginfo
 from alpmd.engine.larchive import (
@@ -133,7 +133,7 @@ from alpmd.engine.larchive import (
 from alpmd.engine.larchive import (
     support_format_tar as _support_format_tar,
 )
-from alpmd.engine.package import Loaded, Origin, Package, Part, metadata_problem
+from alpmd.engine.package import Loaded, Origin, Package, Part
 
 if TYPE_CHECKING:
     from alpmd.engine.formats.buildinfo import BuildInfo

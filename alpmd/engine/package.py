@@ -34,34 +34,6 @@ class Part(enum.Flag):
     ALL = DESC | FILES | SCRIPTLET | MTREE
 
 
-#: libalpm's ``NAME_MAX`` for the local entry ``<name>-<version>``.
-_NAME_MAX = 255
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+_.@-")
-
-
-def metadata_problem(name: str, version: str) -> str | None:
-    """Why pacman 7's ``_alpm_pkg_check_meta`` refuses this name and version, or ``None``.
-
-    Its rules and nothing more: a name that is empty, starts with ``.`` or
-    ``-`` or has a character outside letters, digits and ``+_.@-``; a version
-    that is empty, holds ``/`` or more than one ``-`` (so that the local entry
-    ``<name>-<version>`` names one package only); a local entry name longer
-    than ``NAME_MAX``. pacman 6.0.2 took all of these.
-    """
-    if not name or not version:
-        return "name or version missing"
-    if name[0] in ".-":
-        return "package name cannot start with '.' or '-'"
-    if not _NAME_CHARS.issuperset(name):
-        return "package name contains invalid characters"
-    if version.count("-") > 1 or "/" in version:
-        return "package version contains invalid characters"
-    if len(name.encode("utf-8", "surrogateescape")) + len(
-            version.encode("utf-8", "surrogateescape")) + 1 > _NAME_MAX:
-        return "package name and version too long"
-    return None
-
-
 _DESC = Part.DESC.value
 
 #: Every combination of parts by its value (``Part(bits)`` costs microseconds per call).

@@ -16,6 +16,7 @@ from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import (
     PkgMeta,
     Reason,
+    metadata_problem,
     parse_local_desc,
     parse_sync_desc,
     repo_add_normalize,
@@ -239,8 +240,12 @@ def local_meta(draw: st.DrawFn) -> PkgMeta:
 def sync_meta(draw: st.DrawFn) -> PkgMeta:
     opt = st.none() | item
     num = st.none() | st.integers(0, 2**63 - 1)
+    # names, versions and file names as pacman 7 takes them in a sync database
+    name = st.from_regex(r"[A-Za-z0-9@_+][A-Za-z0-9@._+-]{0,12}", fullmatch=True)
+    version = st.from_regex(r"[^-/\s]{1,8}(-[^-/\s]{1,4})?", fullmatch=True)
+    filename = st.none() | st.from_regex(r"[^./\s][^/\s]{0,15}", fullmatch=True)
     return PkgMeta(
-        name=draw(item), version=draw(item), filename=draw(opt), base=draw(opt),
+        name=draw(name), version=draw(version), filename=draw(filename), base=draw(opt),
         desc=draw(opt), csize=draw(num), isize=draw(num), md5sum=draw(opt),
         sha256sum=draw(opt), base64_sig=draw(opt), url=draw(opt), arch=draw(opt),
         builddate=draw(num), packager=draw(opt), licenses=draw(items), groups=draw(items),
@@ -475,3 +480,31 @@ def test_odd_numbers_read_like_libalpm(value: str, size: int, date: int) -> None
     sync = parse_sync_desc(f"%NAME%\nx\n\n%VERSION%\n1-1\n\n%CSIZE%\n{value}\n\n"
                            f"%ISIZE%\n{value}\n\n%BUILDDATE%\n{value}\n\n")
     assert (sync.csize, sync.isize, sync.builddate) == (size, size, date)
+
+
+@pytest.mark.parametrize("filename", ["../../etc/cron.d/evil", "sub/pkg.pkg.tar.zst",
+                                      ".hidden.pkg.tar.zst", "x" * 4097])
+def test_sync_filename_is_a_file_name(filename: str) -> None:
+    """%FILENAME% becomes a path in the cache: libalpm 7 refuses paths and dot files."""
+    with invalid(ErrorCode.DB_INVALID) as info:
+        parse_sync_desc(f"%NAME%\nx\n\n%VERSION%\n1-1\n\n%FILENAME%\n{filename}\n\n")
+    assert "%FILENAME%" in str(info.value)
+    ok = parse_sync_desc("%NAME%\nx\n\n%VERSION%\n1-1\n\n%FILENAME%\nx-1-1-any.pkg.tar.zst\n\n")
+    assert ok.filename == "x-1-1-any.pkg.tar.zst"
+
+
+@pytest.mark.parametrize("name, version", [
+    (".dot", "1-1"), ("-dash", "1-1"), ("a/b", "1-1"), ("sp ace", "1-1"), ("ok", "1-2-3"),
+    ("ok", "1/2-3"),
+])
+def test_sync_names_pacman7_refuses(name: str, version: str) -> None:
+    """pacman 7 refuses such entries (``_alpm_pkg_check_meta``): the database is invalid."""
+    with invalid(ErrorCode.DB_INVALID) as info:
+        parse_sync_desc(f"%NAME%\n{name}\n\n%VERSION%\n{version}\n\n")
+    assert "invalid metadata for package" in str(info.value)
+
+
+def test_real_arch_names_all_pass_pacman7_rules() -> None:
+    for text in real_sync_entries():
+        meta = parse_sync_desc(text)
+        assert metadata_problem(meta.name, meta.version) is None, meta.name

@@ -74,6 +74,37 @@ class PkgMeta:
     xdata: list[str] = field(default_factory=list)
 
 
+# -- names ----------------------------------------------------------------------------
+
+#: libalpm's ``NAME_MAX`` for the local entry ``<name>-<version>``.
+_NAME_MAX = 255
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+_.@-")
+
+
+def metadata_problem(name: str, version: str) -> str | None:
+    """Why pacman 7's ``_alpm_pkg_check_meta`` refuses this name and version, or ``None``.
+
+    Its rules and nothing more: a name that is empty, starts with ``.`` or
+    ``-`` or has a character outside letters, digits and ``+_.@-``; a version
+    that is empty, holds ``/`` or more than one ``-`` (so that the local entry
+    ``<name>-<version>`` names one package only); a local entry name longer
+    than ``NAME_MAX``. pacman 6.0.2 took all of these.
+    """
+    if not name or not version:
+        return "name or version missing"
+    if name[0] in ".-":
+        return "package name cannot start with '.' or '-'"
+    if not _NAME_CHARS.issuperset(name):
+        return "package name contains invalid characters"
+    if version.count("-") > 1 or "/" in version:
+        return "package version contains invalid characters"
+    if len(name.encode("utf-8", "surrogateescape")) + len(
+            version.encode("utf-8", "surrogateescape")) + 1 > _NAME_MAX:
+        return "package name and version too long"
+    return None
+
+
+
 # -- reading --------------------------------------------------------------------------
 
 _VALIDATION_ORDER = ("none", "md5", "sha256", "pgp")
@@ -161,7 +192,28 @@ def parse_sync_desc(text: str, depends_text: str | None = None) -> PkgMeta:
     raw = scan(text, _SYNC, "sync desc", ErrorCode.DB_INVALID)
     if depends_text is not None:
         scan(depends_text, _SYNC, "sync depends", ErrorCode.DB_INVALID, into=raw)
-    return _build(raw, "sync desc")
+    filename = raw.get("filename")
+    if isinstance(filename, str):
+        _check_filename(filename)
+    meta = _build(raw, "sync desc")
+    problem = metadata_problem(meta.name, meta.version)
+    if problem is not None:
+        raise AlpmError(ErrorCode.DB_INVALID, f"sync desc: invalid metadata for package "
+                                              f"{meta.name}-{meta.version} ({problem})")
+    return meta
+
+
+#: libalpm's ``PATH_MAX`` for %FILENAME%.
+_PATH_MAX = 4096
+
+
+def _check_filename(filename: str) -> None:
+    """%FILENAME% names a file in the cache: no path, no dot file (libalpm's
+    ``_alpm_validate_filename``), or a download would be written elsewhere."""
+    if filename.startswith(".") or "/" in filename or "\0" in filename:
+        raise AlpmError(ErrorCode.DB_INVALID, f"sync desc: %FILENAME% is illegal: {filename!r}")
+    if len(filename.encode("utf-8", "surrogateescape")) > _PATH_MAX:
+        raise AlpmError(ErrorCode.DB_INVALID, "sync desc: %FILENAME% is too long")
 
 
 # -- writing --------------------------------------------------------------------------
