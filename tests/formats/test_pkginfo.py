@@ -124,7 +124,7 @@ def pkginfos(draw: st.DrawFn) -> PkgInfo:
         depends=draw(values), optdepends=draw(values), makedepends=draw(values),
         checkdepends=draw(values),
     )
-    return PkgInfo(meta, draw(values))
+    return PkgInfo(meta, draw(st.lists(line.filter(bool), max_size=3)))  # backups name files
 
 
 @settings(max_examples=200, deadline=None)
@@ -158,3 +158,9 @@ def test_real_makepkg_pkginfo() -> None:
     assert info.meta.makedepends == ["gcc"] and info.backup == ["etc/fmt.conf"]
     body = "".join(line + "\n" for line in text.splitlines() if not line.startswith("#"))
     assert write_pkginfo(info) == body
+
+
+def test_empty_backup_names_no_file() -> None:
+    """pacman 6.0.2 writes such an entry as a tab and "(null)"; it backs nothing up."""
+    info = parse_pkginfo("pkgname = a\npkgver = 1-1\nbackup = \nbackup = etc/a.conf\n")
+    assert info.backup == ["etc/a.conf"]

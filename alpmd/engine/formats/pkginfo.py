@@ -77,7 +77,8 @@ def parse_pkginfo(text: str) -> PkgInfo:
             kw[attr] = alpm_date(value)
         else:
             kw[attr] = value
-    backup = lists.pop("backup")
+    # ``backup = `` names no file: libalpm records it as "\t(null)"; we leave it out
+    backup = [path for path in lists.pop("backup") if path]
     kw.update(lists)
     meta = PkgMeta(**kw)
     return PkgInfo(meta, backup)
