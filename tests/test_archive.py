@@ -21,6 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alpmd.engine.archive import (
+    INFLATE_FREE,
+    MAX_INFLATE_RATIO,
     MAX_METADATA_SIZE,
     EntryKind,
     iter_archive_members,
@@ -186,7 +188,7 @@ def test_iter_archive_members_bytes_and_path(built: dict[str, Path]) -> None:
     assert members["usr/share/demo/empty"] == (None, EntryKind.DIR)
     with pytest.raises(AlpmError) as err:
         list(iter_archive_members(path, max_member_size=100, error_code=ErrorCode.DB_INVALID))
-    assert err.value.code is ErrorCode.DB_INVALID and err.value.details["entry"] == ".BUILDINFO"
+    assert err.value.code is ErrorCode.ARCHIVE_LIMIT and err.value.details["entry"] == ".BUILDINFO"
 
 
 # -- makepkg's own packages ------------------------------------------------------------
@@ -437,7 +439,7 @@ def test_bad_pkginfo(tmp_path: Path, text: bytes) -> None:
 def test_oversized_metadata(tmp_path: Path, member: str) -> None:
     big = PKGINFO + b"#" * (MAX_METADATA_SIZE + 1 - len(PKGINFO))
     path = _write(tmp_path, [M(member, big)], pkginfo=member != ".PKGINFO")
-    err = _invalid(path, member)
+    err = _invalid(path, member, code=ErrorCode.ARCHIVE_LIMIT)
     assert "limit" in str(err)
 
 
@@ -450,10 +452,12 @@ def test_truncated_streams_name_the_entry(tmp_path: Path) -> None:
         data = path.read_bytes()
         for cut in (len(data) // 2, len(data) * 17 // 20):
             path.write_bytes(data[:cut])
-            err = _invalid(path, None)
+            err = _invalid(path, None, code=ErrorCode.LIBARCHIVE)  # libalpm's code for it
             assert err.details["entry"] in names, (comp, cut, err)
         path.write_bytes(data[:100])  # inside the first header: nothing to name yet
-        _invalid(path, None)
+        with pytest.raises(AlpmError) as early:
+            load_package_file(path)
+        assert early.value.code in (ErrorCode.LIBARCHIVE, ErrorCode.PKG_OPEN), early.value
 
 
 @pytest.mark.parametrize("comp", ["xz", "bz2"])
@@ -466,23 +470,23 @@ def test_corrupt_checksummed_stream(tmp_path: Path, comp: str) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    err = _invalid(path, None)
+    err = _invalid(path, None, code=ErrorCode.LIBARCHIVE)
     assert err.details["entry"] in {f.path for f in noise}, err  # libarchive reads ahead
 
 
 def test_not_a_package(tmp_path: Path) -> None:
     text = tmp_path / "notes.pkg.tar.zst"
     text.write_text("just some text, named like a package\n")
-    _invalid(text, None)
+    _invalid(text, None, code=ErrorCode.PKG_OPEN)  # libalpm: "cannot open package file"
     empty = tmp_path / "empty.pkg.tar"
     empty.write_bytes(b"")
-    _invalid(empty, None)
+    _invalid(empty, ".PKGINFO")  # an archive without entries, as libarchive reads it
     zipped = tmp_path / "zero.pkg.tar.zst"  # a valid zstd stream of a non-tar
     zipped.write_bytes(zstandard.ZstdCompressor().compress(b"\x00garbage" * 100))
-    _invalid(zipped, None)
+    _invalid(zipped, None, code=ErrorCode.PKG_OPEN)
     mtree = tmp_path / "sneaky.pkg.tar"  # libarchive's mtree reader would open host files
     mtree.write_text("#mtree\n.PKGINFO type=file contents=/etc/hostname\n")
-    _invalid(mtree, None)
+    _invalid(mtree, None, code=ErrorCode.PKG_OPEN)
 
 
 def test_bad_paths(tmp_path: Path) -> None:
@@ -532,3 +536,109 @@ def test_damaged_packages_never_escape_as_other_exceptions(
             load_package_file(path, full=full)
         except AlpmError:
             pass
+
+
+@pytest.mark.parametrize("name, version, why", [
+    (".hidden", "1.0-1", "cannot start with '.' or '-'"),
+    ("-dash", "1.0-1", "cannot start with '.' or '-'"),
+    ("sl/ash", "1.0-1", "invalid characters"),
+    ("spa ce", "1.0-1", "invalid characters"),
+    ("ünï", "1.0-1", "invalid characters"),
+    ("semi;colon", "1.0-1", "invalid characters"),
+    ("ok", "1.0/2-1", "version contains invalid characters"),
+    ("ok", "1.0-2-1", "version contains invalid characters"),
+    ("n" * 250, "1.0-1", "too long"),
+])
+def test_pacman7_name_and_version_rules(tmp_path: Path, name: str, version: str,
+                                        why: str) -> None:
+    """pacman 7's _alpm_pkg_check_meta: refused before anything is written (issue 10 item 8)."""
+    text = f"pkgname = {name}\npkgver = {version}\narch = any\n".encode()
+    err = _invalid(_write(tmp_path, [M(".PKGINFO", text), M("usr/a", b"x")], pkginfo=False),
+                   ".PKGINFO")
+    assert why in str(err)
+    _invalid(_write(tmp_path, [M(".PKGINFO", text)], pkginfo=False), ".PKGINFO", full=False)
+
+
+@pytest.mark.parametrize("name, version", [
+    ("UPPER-Case", "1.0-1"), ("a@b+c_d.e-f", "2:1.0_rc1+git-3.1"), ("0ad", "a24-1"),
+    ("x" * 200, "1-1"),
+])
+def test_names_pacman7_accepts(tmp_path: Path, name: str, version: str) -> None:
+    text = f"pkgname = {name}\npkgver = {version}\n".encode()
+    pkg = load_package_file(_write(tmp_path, [M(".PKGINFO", text)], pkginfo=False))
+    assert (pkg.name, pkg.version) == (name, version)
+
+
+def _zero_bomb(path: Path, zeros: int, *, after: list[M]) -> Path:
+    """A zstd package whose first member is ``zeros`` zero bytes, written as repeated frames.
+
+    One frame of 64 MiB of zeros is a few kB; concatenated frames are one stream
+    to libarchive, so the file stays tiny whatever ``zeros`` is.
+    """
+    chunk = 64 * 1024 * 1024
+    assert zeros % chunk == 0
+    head = tarfile.TarInfo("usr/share/zeros")
+    head.size = zeros
+    cctx = zstandard.ZstdCompressor(level=1)
+    frame = cctx.compress(bytes(chunk))
+    with path.open("wb") as out:
+        out.write(cctx.compress(head.tobuf(format=tarfile.GNU_FORMAT)))
+        for _ in range(zeros // chunk):
+            out.write(frame)
+        out.write(cctx.compress(_tar(after)))
+    return path
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_decompression_bomb_is_refused_early(tmp_path: Path, full: bool) -> None:
+    """64 GiB of zeros before .PKGINFO in a file of 2 MB: ARCHIVE_LIMIT at once, not a hang."""
+    path = _zero_bomb(tmp_path / "bomb-1-1-any.pkg.tar.zst", 64 * 1024**3,
+                      after=[M(".PKGINFO", PKGINFO)])
+    assert path.stat().st_size < 4 * 1024 * 1024
+    with pytest.raises(AlpmError) as err:
+        load_package_file(path, full=full)
+    assert err.value.code is ErrorCode.ARCHIVE_LIMIT, err.value
+    assert err.value.details["path"] == str(path)
+    assert "decompression bomb" in str(err.value)
+
+
+@pytest.mark.parametrize("tool", ["bsdtar", "tar"])
+def test_tool_written_zero_bomb(tmp_path: Path, tool: str) -> None:
+    """The bomb as the archivers write it: a 1 GiB hole-only file, zstd, .PKGINFO last."""
+    tree = tmp_path / "tree"
+    (tree / "usr").mkdir(parents=True)
+    (tree / ".PKGINFO").write_bytes(PKGINFO)
+    with (tree / "usr/zeros").open("wb") as f:
+        f.truncate(1024**3)
+    path = tmp_path / "bomb.pkg.tar.zst"
+    sparse = ["--no-read-sparse"] if tool == "bsdtar" else []  # GNU tar stores data by default
+    subprocess.run([tool, *sparse, "--zstd", "-cf", str(path), "-C", str(tree), "usr/zeros",
+                    ".PKGINFO"], check=True, capture_output=True)
+    assert path.stat().st_size < 1024**3 // (10 * MAX_INFLATE_RATIO)
+    with pytest.raises(AlpmError) as err:
+        load_package_file(path)
+    assert err.value.code is ErrorCode.ARCHIVE_LIMIT, err.value
+
+
+def test_big_but_honest_member_is_read(tmp_path: Path) -> None:
+    """Incompressible data past INFLATE_FREE is not a bomb: the package loads."""
+    rng = random.Random(5)
+    blob = rng.randbytes(1024 * 1024)
+    path = tmp_path / "honest-1-1-any.pkg.tar.zst"
+    members = [M(".PKGINFO", b"pkgname = honest\npkgver = 1-1\n")]
+    members += [M(f"usr/share/blob{i}", blob) for i in range(INFLATE_FREE // len(blob) + 8)]
+    path.write_bytes(zstandard.ZstdCompressor(level=1).compress(_tar(members)))
+    assert len(load_package_file(path).files or []) == len(members) - 1
+
+
+@pytest.mark.parametrize("order", ["install-last", "install-first"])
+def test_metadata_only_load_finds_a_late_scriptlet(tmp_path: Path, order: str) -> None:
+    """.INSTALL after the files (not makepkg's order, which pacman accepts too)."""
+    install = M(".INSTALL", b"post_install() {\n  :\n}\n")
+    files = [M("usr/", type=tarfile.DIRTYPE), M("usr/a", b"a")]
+    members = [*files, install] if order == "install-last" else [install, *files]
+    path = _write(tmp_path, members)
+    for full in (True, False):
+        pkg = load_package_file(path, full=full)
+        assert pkg.has_scriptlet, (order, full)
+        assert pkg.files == ["usr/", "usr/a"]

@@ -12,7 +12,12 @@ with two differences that matter for untrusted files:
   components, duplicates, devices, hard links to anything but an earlier file
   of the same archive, entries below a symlink of the same archive, and
   metadata members larger than :data:`MAX_METADATA_SIZE` are rejected with
-  ``AlpmError(PKG_INVALID, entry=<name>)`` before anything is extracted.
+  ``AlpmError(PKG_INVALID, entry=<name>)`` before anything is extracted;
+* what a walk may cost is bounded whoever supplied the file (decompression
+  bombs): metadata members of :data:`MAX_METADATA_SIZE` at most, at most
+  :data:`MAX_ENTRIES` entries, and past :data:`INFLATE_FREE` bytes of tar
+  stream no more than :data:`MAX_INFLATE_RATIO` times the compressed bytes
+  read; a walk over the limits stops at once with ``AlpmError(ARCHIVE_LIMIT)``.
 
 The file list comes from the archive itself, not from ``.MTREE`` (libalpm's
 "cheap way"): what is listed is then exactly what extraction would write, and
@@ -32,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from alpmd.engine.errors import AlpmError, ErrorCode
-from alpmd.engine.formats.desc import Backup, PkgMeta
+from alpmd.engine.formats.desc import Backup, PkgMeta, metadata_problem
 from alpmd.engine.formats.files import FileList
 from alpmd.engine.formats.pkginfo import parse_pkginfo
 from alpmd.engine.larchive import (
@@ -49,6 +54,9 @@ from alpmd.engine.larchive import (
 )
 from alpmd.engine.larchive import (
     ARCHIVE_EOF as _ARCHIVE_EOF,
+)
+from alpmd.engine.larchive import (
+    ARCHIVE_OK as _ARCHIVE_OK,
 )
 from alpmd.engine.larchive import (
     ARCHIVE_WARN as _ARCHIVE_WARN,
@@ -90,10 +98,19 @@ from alpmd.engine.larchive import (
     error_string as _error_string,
 )
 from alpmd.engine.larchive import (
+    filter_bytes as _filter_bytes,
+)
+from alpmd.engine.larchive import (
+    filter_count as _filter_count,
+)
+from alpmd.engine.larchive import (
     next_header2 as _next_header2,
 )
 from alpmd.engine.larchive import (
     read_data as _read_data,
+)
+from alpmd.engine.larchive import (
+    read_data_block as _read_data_block,
 )
 from alpmd.engine.larchive import (
     read_free as _read_free,
@@ -111,6 +128,9 @@ from alpmd.engine.larchive import (
     support_filters as _support_filters,
 )
 from alpmd.engine.larchive import (
+    support_format_empty as _support_format_empty,
+)
+from alpmd.engine.larchive import (
     support_format_tar as _support_format_tar,
 )
 from alpmd.engine.package import Loaded, Origin, Package, Part
@@ -119,22 +139,45 @@ if TYPE_CHECKING:
     from alpmd.engine.formats.buildinfo import BuildInfo
 
 __all__ = [
+    "INFLATE_FREE",
+    "MAX_ENTRIES",
+    "MAX_INFLATE_RATIO",
     "MAX_METADATA_SIZE",
     "METADATA_MEMBERS",
+    "ArchiveReadError",
     "EntryKind",
     "PackageArchive",
+    "archive_reader",
     "iter_archive_members",
+    "iter_entries",
     "load_package_file",
+    "member_kind",
+    "member_name",
+    "open_regular_file",
     "read_package_archive",
+    "skip_member",
 ]
 
-#: Largest accepted ``.PKGINFO``/``.BUILDINFO``/``.MTREE``/``.INSTALL``; real ones are kilobytes.
-MAX_METADATA_SIZE = 16 * 1024 * 1024
+#: Largest accepted ``.PKGINFO``/``.BUILDINFO``/``.MTREE``/``.INSTALL``; real ones are
+#: kilobytes (the ``.MTREE`` of a 200,000-file package is about 3 MiB, gzipped).
+MAX_METADATA_SIZE = 8 * 1024 * 1024
+
+#: Most entries one archive may have (the largest Arch packages have ~200,000).
+MAX_ENTRIES = 2_000_000
+
+#: Tar stream bytes read before the inflation ratio is watched (real packages
+#: compress 2-20 times; only long runs of zeros go beyond 1:100).
+INFLATE_FREE = 256 * 1024 * 1024
+MAX_INFLATE_RATIO = 100
 
 #: The dot-members we read; any other name starting with ``.`` is skipped, like libalpm.
 METADATA_MEMBERS = frozenset({".PKGINFO", ".BUILDINFO", ".MTREE", ".INSTALL"})
 
 _READ_BLOCK = 64 * 1024
+
+#: What a header or data read may return and still be used: ``ARCHIVE_RETRY``
+#: (a damaged header libarchive would resync past) is an error, as in libalpm.
+_ARCHIVE_USABLE = frozenset({_ARCHIVE_OK, _ARCHIVE_WARN})
 
 
 class EntryKind(enum.Enum):
@@ -154,7 +197,8 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _entry_name(entry_p: int) -> str | None:
+def member_name(entry_p: int) -> str | None:
+    """The current member's path as stored (``None`` when the header has none)."""
     raw = _entry_pathname_utf8(entry_p) or _entry_pathname(entry_p)
     return None if raw is None else _decode(raw)
 
@@ -167,7 +211,8 @@ def _entry_link(entry_p: int, hard: bool) -> str | None:
     return None if raw is None else _decode(raw)
 
 
-def _entry_kind(entry_p: int) -> EntryKind:
+def member_kind(entry_p: int) -> EntryKind:
+    """What the current member is; hard links are told apart from the file they name."""
     if _entry_hardlink(entry_p) is not None:
         return EntryKind.HARDLINK
     ftype = int(_entry_filetype(entry_p)) & _AE_IFMT
@@ -188,16 +233,21 @@ def _archive_message(archive_p: int) -> str:
 # -- opening -------------------------------------------------------------------------
 
 
-class _Fail(Exception):
-    """Internal: a libarchive failure, turned into an AlpmError by the caller with context."""
+class ArchiveReadError(Exception):
+    """A libarchive failure while walking; callers turn it into an AlpmError with their context.
 
-    def __init__(self, message: str, entry: str | None) -> None:
+    ``opening`` tells a file libarchive could not open as an archive at all
+    from one that broke on the way (libalpm's ``PKG_OPEN`` and ``LIBARCHIVE``).
+    """
+
+    def __init__(self, message: str, entry: str | None, *, opening: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.entry = entry
+        self.opening = opening
 
 
-def _open_fd(path: str, not_found: ErrorCode) -> tuple[int, os.stat_result]:
+def open_regular_file(path: str, not_found: ErrorCode) -> tuple[int, os.stat_result]:
     """Open a regular file for reading, never blocking on a fifo or a device."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
@@ -226,7 +276,7 @@ def _open_fd(path: str, not_found: ErrorCode) -> tuple[int, os.stat_result]:
 
 
 @contextmanager
-def _reader(source: int | bytes) -> Iterator[int]:
+def archive_reader(source: int | bytes) -> Iterator[int]:
     """A libarchive read handle (tar only, built-in decompressors) on an fd or a buffer."""
     archive_p = _read_new()
     if not archive_p:
@@ -235,35 +285,85 @@ def _reader(source: int | bytes) -> Iterator[int]:
         for support in _support_filters:
             support(archive_p)  # ARCHIVE_WARN (no library for it) is harmless
         _support_format_tar(archive_p)
+        _support_format_empty(archive_p)  # an empty file is an archive without entries
         if isinstance(source, int):
             ret = _read_open_fd(archive_p, source, _READ_BLOCK)
         else:
             ret = _read_open_memory(archive_p, ctypes.c_char_p(source), len(source))
         if ret < _ARCHIVE_WARN:
-            raise _Fail(_archive_message(archive_p), None)
+            raise ArchiveReadError(_archive_message(archive_p), None, opening=True)
         yield archive_p
     finally:
         _read_free(archive_p)
 
 
-def _entries(archive_p: int) -> Iterator[int]:
-    """Yield the entry pointer of each member; a bad header raises :class:`_Fail`."""
+def _check_inflation(archive_p: int, label: str) -> None:
+    """Stop a walk whose tar stream has grown past the ratio allowed (a decompression bomb)."""
+    out = int(_filter_bytes(archive_p, 0))
+    if out > INFLATE_FREE:
+        raw = max(int(_filter_bytes(archive_p, -1)), 1)
+        if out > MAX_INFLATE_RATIO * raw:
+            raise AlpmError(ErrorCode.ARCHIVE_LIMIT,
+                            f"{label}: refusing to read on: {raw} compressed bytes inflated to "
+                            f"more than {out} (over {MAX_INFLATE_RATIO} times, a "
+                            "decompression bomb?)", path=label)
+
+
+def skip_member(archive_p: int, label: str = "archive") -> None:
+    """Pass over the rest of the current member, watching the inflation as it goes.
+
+    Use this, never libarchive's ``archive_read_data_skip``: that one inflates
+    gigabytes in one call, and leaves the handle in a state where the walk of
+    :func:`iter_entries` can no longer check the member. Nothing to do for an
+    uncompressed stream (nothing inflates; libarchive seeks) or a member
+    already read.
+    """
+    if int(_filter_count(archive_p)) < 2:
+        return
+    buf = ctypes.c_void_p()
+    size = ctypes.c_size_t()
+    offset = ctypes.c_int64()
+    while True:
+        ret = _read_data_block(archive_p, ctypes.byref(buf), ctypes.byref(size),
+                               ctypes.byref(offset))
+        if ret == _ARCHIVE_EOF:
+            return
+        if ret not in _ARCHIVE_USABLE:
+            raise ArchiveReadError(_archive_message(archive_p), None)
+        _check_inflation(archive_p, label)
+
+
+def iter_entries(archive_p: int, label: str = "archive") -> Iterator[int]:
+    """Yield the entry pointer of each member; a bad header raises :class:`ArchiveReadError`.
+
+    A member's data may be read (``archive_read_data``, ``archive_read_extract2``)
+    or skipped with :func:`skip_member` before the next one. The walk is bounded (:data:`MAX_ENTRIES`, :data:`MAX_INFLATE_RATIO`): past
+    the limits it raises ``AlpmError(ARCHIVE_LIMIT)`` naming ``label``.
+    """
     entry_p = _entry_new()
     if not entry_p:
         raise AlpmError(ErrorCode.MEMORY, "archive_entry_new failed")
+    count = 0
     try:
         while True:
+            if count:
+                skip_member(archive_p, label)
             ret = _next_header2(archive_p, entry_p)
             if ret == _ARCHIVE_EOF:
                 return
-            if ret < _ARCHIVE_WARN:
-                raise _Fail(_archive_message(archive_p), None)
+            if ret not in _ARCHIVE_USABLE:
+                raise ArchiveReadError(_archive_message(archive_p), None)
+            count += 1
+            if count > MAX_ENTRIES:
+                raise AlpmError(ErrorCode.ARCHIVE_LIMIT,
+                                f"{label}: more than {MAX_ENTRIES} entries", path=label)
+            _check_inflation(archive_p, label)
             yield entry_p
     finally:
         _entry_free(entry_p)
 
 
-def _read_member(archive_p: int, entry_p: int, cap: int, name: str) -> bytes:
+def _read_member(archive_p: int, entry_p: int, cap: int, name: str, label: str) -> bytes:
     """Read the current member whole, in as few calls as its declared size allows.
 
     Stops (raises) as soon as more than ``cap`` bytes come out, whatever the
@@ -271,26 +371,32 @@ def _read_member(archive_p: int, entry_p: int, cap: int, name: str) -> bytes:
     """
     declared = int(_entry_size(entry_p)) if _entry_size_is_set(entry_p) else -1
     if declared > cap:
-        raise _Fail(f"member is {declared} bytes, more than the limit of {cap}", name)
+        raise _too_big(label, name, cap)
     size = min(cap + 1, declared + 1 if declared >= 0 else _READ_BLOCK)
     buf = ctypes.create_string_buffer(max(size, 1))
     total = 0
     while True:
         if total == len(buf):
             if total > cap:
-                raise _Fail(f"member is larger than the limit of {cap} bytes", name)
+                raise _too_big(label, name, cap)
             bigger = ctypes.create_string_buffer(min(cap + 1, 2 * len(buf)))
             ctypes.memmove(bigger, buf, total)
             buf = bigger
         got = int(_read_data(archive_p, ctypes.addressof(buf) + total, len(buf) - total))
         if got < 0:
-            raise _Fail(_archive_message(archive_p), name)
+            raise ArchiveReadError(_archive_message(archive_p), name)
         if got == 0:
             break
         total += got
     if total > cap:
-        raise _Fail(f"member is larger than the limit of {cap} bytes", name)
+        raise _too_big(label, name, cap)
     return buf.raw[:total]
+
+
+def _too_big(label: str, name: str, cap: int) -> AlpmError:
+    return AlpmError(ErrorCode.ARCHIVE_LIMIT,
+                     f"{label}: entry {name!r} is larger than the limit of {cap} bytes",
+                     entry=name, path=label)
 
 
 # -- the generic walker (sync databases) -------------------------------------------
@@ -306,29 +412,32 @@ def iter_archive_members(
 
     ``source`` is the archive itself (bytes) or a path. Regular files come with
     their whole content (each read in one go), everything else with ``None``.
-    Names are as stored (no validation: nothing is extracted). A member larger
-    than ``max_member_size`` or a corrupt stream raises ``AlpmError(error_code)``
-    naming the entry; a missing file raises ``error_code`` too.
+    Names are as stored (no validation: nothing is extracted). A corrupt stream
+    raises ``AlpmError(error_code)`` naming the entry, and so does a missing
+    file; a member larger than ``max_member_size`` or a walk over the limits
+    raises ``AlpmError(ARCHIVE_LIMIT)``.
     """
     fd = -1
     handle: int | bytes
     if isinstance(source, bytes):
         handle = source
+        label = "archive"
     else:
-        fd, _st = _open_fd(os.fspath(source), error_code)
+        label = os.fspath(source)
+        fd, _st = open_regular_file(label, error_code)
         handle = fd
     last: str | None = None
     try:
-        with _reader(handle) as archive_p:
-            for entry_p in _entries(archive_p):
-                name = _entry_name(entry_p) or ""
+        with archive_reader(handle) as archive_p:
+            for entry_p in iter_entries(archive_p, label):
+                name = member_name(entry_p) or ""
                 last = name
-                kind = _entry_kind(entry_p)
+                kind = member_kind(entry_p)
                 data = None
                 if kind is EntryKind.FILE:
-                    data = _read_member(archive_p, entry_p, max_member_size, name)
+                    data = _read_member(archive_p, entry_p, max_member_size, name, label)
                 yield name, data, kind
-    except _Fail as fail:
+    except ArchiveReadError as fail:
         entry = fail.entry
         where = f"entry {entry}" if entry is not None else (
             f"after entry {last}" if last is not None else "archive start")
@@ -357,6 +466,9 @@ class PackageArchive:
     buildinfo_raw: bytes | None = None
     #: The ``.INSTALL`` scriptlet.
     scriptlet: bytes | None = None
+    #: Whether every member was seen: a metadata-only read stops after the first
+    #: file, so an ``.INSTALL`` or ``.MTREE`` placed after the files is not known yet.
+    complete: bool = True
 
     @property
     def has_scriptlet(self) -> bool:
@@ -462,52 +574,60 @@ def _sort_key(path: str) -> bytes:
     return path.encode("utf-8", "surrogateescape")
 
 
-def _read_package(fd: int, label: str, full: bool) -> tuple[dict[str, bytes], list[str]]:
-    """One pass over the archive on ``fd``: the metadata members and (full) the file list."""
+def _read_package(fd: int, label: str,
+                  full: bool) -> tuple[dict[str, bytes], list[str], bool]:
+    """One pass over the archive on ``fd``: the metadata members, (full) the file list,
+    and whether the whole archive was read (a metadata-only pass stops early)."""
+    complete = True
     walk = _Walk(label)
     meta: dict[str, bytes] = {}
     last: str | None = None
     try:
-        with _reader(fd) as archive_p:
-            for entry_p in _entries(archive_p):
-                raw_name = _entry_name(entry_p)
+        with archive_reader(fd) as archive_p:
+            for entry_p in iter_entries(archive_p, label):
+                raw_name = member_name(entry_p)
                 name = raw_name if raw_name is not None else ""
                 last = name
                 path = walk.check_path(name)
-                kind = _entry_kind(entry_p)
+                kind = member_kind(entry_p)
                 if path in METADATA_MEMBERS:
                     if path in meta:
                         raise walk.invalid(name, "duplicate metadata entry")
                     if kind is not EntryKind.FILE:
                         raise walk.invalid(name, "metadata entry is not a regular file")
-                    meta[path] = _read_member(archive_p, entry_p, MAX_METADATA_SIZE, name)
+                    meta[path] = _read_member(archive_p, entry_p, MAX_METADATA_SIZE, name,
+                                              label)
                     walk.seen.add(path)
                     continue
                 if not full and ".PKGINFO" in meta and not path.startswith("."):
-                    break  # metadata-only: makepkg puts every dot member first
+                    complete = False  # makepkg puts every dot member first; others may not
+                    break
                 walk.add(name, path, kind, entry_p)
-    except _Fail as fail:
+    except ArchiveReadError as fail:
         entry = fail.entry if fail.entry is not None else last
         where = f"entry {fail.entry!r}" if fail.entry is not None else (
             f"after entry {last!r}" if last is not None else "start of archive")
-        raise AlpmError(ErrorCode.PKG_INVALID,
-                        f"invalid package {label} ({where}): {fail.message}",
+        # libalpm: PKG_OPEN when the file is no archive, LIBARCHIVE when reading it broke.
+        code = ErrorCode.PKG_OPEN if fail.opening else ErrorCode.LIBARCHIVE
+        raise AlpmError(code, f"error while reading package {label} ({where}): {fail.message}",
                         entry=entry, path=label) from None
     walk.files.sort(key=_sort_key)
-    return meta, walk.files
+    return meta, walk.files, complete
 
 
 def read_package_archive(path: str | os.PathLike[str], *, full: bool = True) -> PackageArchive:
     """Read a package file: metadata, scriptlet, mtree, buildinfo and (full) the file list.
 
-    Raises ``AlpmError``: PKG_NOT_FOUND (no such file), BADPERMS, PKG_OPEN (not a
-    regular file), PKG_INVALID (not a package, corrupt, or hostile; ``entry``
-    names the member at fault).
+    Raises ``AlpmError``, with libalpm's codes: PKG_NOT_FOUND (no such file),
+    BADPERMS, PKG_OPEN (not a regular file, or not an archive libarchive can
+    open), LIBARCHIVE (the stream breaks: truncated, damaged), PKG_INVALID (bad
+    or missing metadata, or hostile entries; ``entry`` names the member at
+    fault), ARCHIVE_LIMIT (over the reading limits).
     """
     label = os.fspath(path)
-    fd, st = _open_fd(label, ErrorCode.PKG_NOT_FOUND)
+    fd, st = open_regular_file(label, ErrorCode.PKG_NOT_FOUND)
     try:
-        members, files = _read_package(fd, label, full)
+        members, files, complete = _read_package(fd, label, full)
     finally:
         os.close(fd)
 
@@ -526,12 +646,11 @@ def read_package_archive(path: str | os.PathLike[str], *, full: bool = True) -> 
     except (ValueError, AlpmError) as exc:
         raise invalid(str(exc)) from None
     meta = info.meta
-    if not meta.name:
-        raise invalid("missing package name")
-    if not meta.version:
-        raise invalid("missing package version")
     if "-" not in meta.version:
         raise invalid(f"invalid package version {meta.version!r} (no pkgrel)")
+    problem = metadata_problem(meta.name, meta.version)
+    if problem is not None:
+        raise invalid(f"invalid metadata for package {meta.name}-{meta.version} ({problem})")
     meta.csize = st.st_size
     meta.filename = os.path.basename(label)
     backup = list(info.backup)
@@ -546,24 +665,28 @@ def read_package_archive(path: str | os.PathLike[str], *, full: bool = True) -> 
         mtree=members.get(".MTREE"),
         buildinfo_raw=members.get(".BUILDINFO"),
         scriptlet=members.get(".INSTALL"),
+        complete=complete,
     )
 
 
 def load_package_file(path: str | os.PathLike[str], *, full: bool = True) -> Package:
     """A :class:`Package` (``Origin.FILE``) for a package file, like ``alpm_pkg_load``.
 
-    With ``full=False`` only the metadata members are read; the file list is then
-    read from the file again the first time it is asked for.
+    With ``full=False`` only the metadata members are read; the file list (and,
+    when the read stopped before the end, the scriptlet and mtree, which may
+    come after the files) are read from the file again when first asked for.
     """
     archive = read_package_archive(path, full=full)
     label = archive.path
+    whole: list[PackageArchive] = []  # the full read, once it was needed
 
     def loader(pkg: Package, parts: Part) -> Loaded:
-        got = Loaded(mtree=archive.mtree, scriptlet=archive.scriptlet,
-                     has_scriptlet=archive.has_scriptlet)
-        if Part.FILES in parts and archive.files is None:
-            got.files = read_package_archive(label, full=True).files
-        return got
+        if not whole and ((Part.FILES in parts and archive.files is None) or (
+                not archive.complete and parts & (Part.SCRIPTLET | Part.MTREE))):
+            whole.append(read_package_archive(label, full=True))
+        src = whole[0] if whole else archive
+        return Loaded(files=src.files, mtree=src.mtree, scriptlet=src.scriptlet,
+                      has_scriptlet=src.has_scriptlet if src.complete else None)
 
     return Package(archive.meta.name, archive.meta.version, Origin.FILE, path=label,
                    meta=archive.meta, files=archive.files, loader=loader)

@@ -19,13 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from alpmd.engine.archive import (
+    ArchiveReadError,
     EntryKind,
-    _entries,
-    _entry_kind,
-    _entry_name,
-    _Fail,
-    _open_fd,
-    _reader,
+    archive_reader,
+    iter_entries,
+    member_kind,
+    member_name,
+    open_regular_file,
 )
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.events import Progress, ProgressCallback, ProgressKind
@@ -127,14 +127,14 @@ def _installed(handle: Handle, points: Sequence[MountPoint], pkg: Package) -> No
             mp.blocks_needed += _blocks(pkg.isize, mp.bsize)
             mp.used |= _USED_INSTALL
         return
-    fd, _st = _open_fd(pkg.path, ErrorCode.PKG_NOT_FOUND)
+    fd, _st = open_regular_file(pkg.path, ErrorCode.PKG_NOT_FOUND)
     try:
-        with _reader(fd) as archive_p:
-            for entry_p in _entries(archive_p):
-                kind = _entry_kind(entry_p)
+        with archive_reader(fd) as archive_p:
+            for entry_p in iter_entries(archive_p):
+                kind = member_kind(entry_p)
                 if kind in (EntryKind.DIR, EntryKind.SYMLINK):
                     continue
-                name = _entry_name(entry_p) or ""
+                name = member_name(entry_p) or ""
                 path = handle.dbpath if name.startswith(".") else root + name
                 mp = _match(points, path)
                 if mp is None:
@@ -143,7 +143,7 @@ def _installed(handle: Handle, points: Sequence[MountPoint], pkg: Package) -> No
                     continue
                 mp.blocks_needed += _blocks(max(int(_entry_size(entry_p)), 0), mp.bsize)
                 mp.used |= _USED_INSTALL
-    except _Fail as fail:
+    except ArchiveReadError as fail:
         raise AlpmError(ErrorCode.PKG_INVALID, f"could not read {pkg.path}: {fail.message}",
                         path=pkg.path) from None
     finally:

@@ -69,6 +69,7 @@ class ErrorCode(enum.Enum):
     MISSING_CAPABILITY_SIGNATURES = "missing-capability-signatures"
     CANCELLED = "cancelled"
     CONFIG_INVALID = "config-invalid"
+    ARCHIVE_LIMIT = "archive-limit"
 
     @property
     def strerror(self) -> str:
@@ -133,6 +134,7 @@ _MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.MISSING_CAPABILITY_SIGNATURES: "compiled without signature support",
     ErrorCode.CANCELLED: "operation cancelled",
     ErrorCode.CONFIG_INVALID: "invalid configuration",
+    ErrorCode.ARCHIVE_LIMIT: "archive exceeds the limits for reading it",
 }
 
 

@@ -22,6 +22,7 @@ extract it again).
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import itertools
 import os
@@ -32,14 +33,14 @@ from contextlib import contextmanager
 
 from alpmd.engine.archive import (
     MAX_METADATA_SIZE,
+    ArchiveReadError,
     EntryKind,
-    _entries,
-    _entry_kind,
-    _entry_name,
-    _Fail,
-    _open_fd,
-    _read_member,
-    _reader,
+    archive_reader,
+    iter_entries,
+    member_kind,
+    member_name,
+    open_regular_file,
+    skip_member,
 )
 from alpmd.engine.conflict import fnmatch_patterns
 from alpmd.engine.errors import AlpmError, ErrorCode
@@ -58,7 +59,7 @@ from alpmd.engine.larchive import ARCHIVE_WARN as _ARCHIVE_WARN
 from alpmd.engine.larchive import entry_mode as _entry_mode
 from alpmd.engine.larchive import entry_set_pathname as _entry_set_pathname
 from alpmd.engine.larchive import error_string as _error_string
-from alpmd.engine.larchive import read_data_skip as _read_data_skip
+from alpmd.engine.larchive import read_data as _read_data
 from alpmd.engine.larchive import read_extract2 as _read_extract2
 from alpmd.engine.larchive import write_disk_new as _write_disk_new
 from alpmd.engine.larchive import write_disk_set_options as _write_disk_set_options
@@ -217,7 +218,7 @@ class _Extractor:
         entry_is_dir = kind is EntryKind.DIR
         if fnmatch_patterns(opts.noextract, name) == 0:
             handle.log(LogLevel.DEBUG, f"{name} is in NoExtract, skipping extraction of {full}")
-            _read_data_skip(archive_p)
+            skip_member(archive_p)
             return
         st = _lstat(full)
         notouch = needbackup = False
@@ -230,11 +231,11 @@ class _Extractor:
                 self.warning(f"directory permissions differ on {full}\n"
                              f"filesystem: {st.st_mode & 0o7777:o}  package: "
                              f"{entrymode & 0o7777:o}")
-            _read_data_skip(archive_p)
+            skip_member(archive_p)
             return
         elif stat.S_ISDIR(st.st_mode):
             self.error(f"extract: not overwriting dir with file {full}")
-            _read_data_skip(archive_p)
+            skip_member(archive_p)
             return
         elif entry_is_dir:
             pass  # a file or symlink becomes a directory (the conflict check allowed it)
@@ -287,6 +288,26 @@ class _Extractor:
         self.handle.logaction("ALPM", f"warning: {full} installed as {full}.pacnew")
 
 
+def _read_db_member(archive_p: int, name: str) -> bytes:
+    """The current member whole (``.CHANGELOG``: kept in the database entry), capped."""
+    buf = ctypes.create_string_buffer(1 << 16)
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        got = int(_read_data(archive_p, ctypes.addressof(buf), len(buf)))
+        if got < 0:
+            message = _error_string(archive_p)
+            raise ArchiveReadError(message.decode("utf-8", "replace") if message
+                                   else "read error", name)
+        if got == 0:
+            return b"".join(chunks)
+        total += got
+        if total > MAX_METADATA_SIZE:
+            raise AlpmError(ErrorCode.ARCHIVE_LIMIT, f"entry {name!r} is larger than the "
+                            f"limit of {MAX_METADATA_SIZE} bytes", entry=name)
+        chunks.append(buf.raw[:got])
+
+
 def extract_package(
     handle: Handle,
     new: Package,
@@ -319,35 +340,34 @@ def extract_package(
     total = max(len(listed), 1)
     done = 0
     ex = _Extractor(handle, new, old, event, errs)
-    fd, _st = _open_fd(new.path, ErrorCode.PKG_NOT_FOUND)
+    fd, _st = open_regular_file(new.path, ErrorCode.PKG_NOT_FOUND)
     try:
-        with inside_root(handle.options.root), _reader(fd) as archive_p:
-            for entry_p in _entries(archive_p):
-                name = _entry_name(entry_p) or ""
+        with inside_root(handle.options.root), archive_reader(fd) as archive_p:
+            for entry_p in iter_entries(archive_p):
+                name = member_name(entry_p) or ""
                 path = name[:-1] if name.endswith("/") else name
                 if not path or path.startswith("."):
                     if db_members is not None and name == ".CHANGELOG":
-                        db_members[name] = _read_member(archive_p, entry_p,
-                                                        MAX_METADATA_SIZE, name)
+                        db_members[name] = _read_db_member(archive_p, name)
                         continue
-                    _read_data_skip(archive_p)  # metadata (.PKGINFO, .INSTALL...): not ours
+                    skip_member(archive_p)  # metadata (.PKGINFO, .INSTALL...): not ours
                     continue
-                entry_kind = _entry_kind(entry_p)
+                entry_kind = member_kind(entry_p)
                 listed_name = path + "/" if entry_kind is EntryKind.DIR else path
                 if listed_name not in listed:
                     ex.warning(f"file not found in file list for package {new.name}. "
                                f"skipping extraction of {path}")
-                    _read_data_skip(archive_p)
+                    skip_member(archive_p)
                     continue
                 if entry_kind is EntryKind.OTHER:
                     ex.error(f"refusing to extract special file {handle.options.root}{path}")
-                    _read_data_skip(archive_p)
+                    skip_member(archive_p)
                     continue
                 ex.entry(archive_p, entry_p, name, path, entry_kind)
                 done += 1
                 if progress is not None:
                     progress(Progress(kind, new.name, min(done * 100 // total, 100), 1, 1))
-    except _Fail as fail:
+    except ArchiveReadError as fail:
         raise AlpmError(ErrorCode.PKG_INVALID, f"could not read {new.path}: {fail.message}",
                         path=new.path, entry=fail.entry) from None
     finally:

@@ -72,6 +72,12 @@ read_open_fd = _bind("archive_read_open_fd", [_vp, ctypes.c_int, ctypes.c_size_t
 read_open_memory = _bind("archive_read_open_memory", [_vp, _vp, ctypes.c_size_t], ctypes.c_int)
 next_header2 = _bind("archive_read_next_header2", [_vp, _vp], ctypes.c_int)
 read_data = _bind("archive_read_data", [_vp, _vp, ctypes.c_size_t], ctypes.c_ssize_t)
+read_data_block = _bind("archive_read_data_block",
+                        [_vp, ctypes.POINTER(_vp), ctypes.POINTER(ctypes.c_size_t),
+                         ctypes.POINTER(ctypes.c_int64)], ctypes.c_int)
+#: Bytes through filter ``n``: 0 is what the tar reader got (inflated), -1 the raw file.
+filter_bytes = _bind("archive_filter_bytes", [_vp, ctypes.c_int], ctypes.c_int64)
+filter_count = _bind("archive_filter_count", [_vp], ctypes.c_int)
 error_string = _bind("archive_error_string", [_vp], ctypes.c_char_p)
 entry_new = _bind("archive_entry_new", [], _vp)
 entry_free = _bind("archive_entry_free", [_vp], None)

@@ -40,7 +40,7 @@ from alpmd.testing.pkgbuild import FileSpec, build_package
 pytestmark = pytest.mark.oracle
 
 ALPM = str(Path(sys.executable).parent / "alpm")
-ARCH_SYNC = Path(__file__).resolve().parents[3] / "shared" / "data" / "arch-sync-2022"
+ARCH_SYNC = Path(__file__).resolve().parents[1] / "data" / "arch-sync-2022"
 
 
 @dataclass
@@ -156,9 +156,8 @@ def build_fixture(base: Path) -> Fixture:
     root.pacman("-U", "--asdeps", *deps, check=True)
     root.pacman("-U", *explicit, check=True)
     # Sync databases: real Arch ones, and ours (with .files twins).
-    if (ARCH_SYNC / "core.db.tar.gz").exists():
-        root.add_repo("core", ARCH_SYNC / "core.db.tar.gz", ARCH_SYNC / "core.db.tar.gz")
-        root.add_repo("extra", ARCH_SYNC / "extra.db.tar.gz", ARCH_SYNC / "extra.db.tar.gz")
+    root.add_repo("core", ARCH_SYNC / "core.db.tar.gz", ARCH_SYNC / "core.db.tar.gz")
+    root.add_repo("extra", ARCH_SYNC / "extra.db.tar.gz", ARCH_SYNC / "extra.db.tar.gz")
     _write_db(base / "testrepo.db", SYNC_TEST, files=False)
     _write_db(base / "testrepo.files", SYNC_TEST, files=True)
     root.add_repo("testrepo", base / "testrepo.db", base / "testrepo.files")

@@ -18,7 +18,8 @@ from tests.trans.harness import run_alpm
 
 pytestmark = pytest.mark.oracle
 
-CHANGELOG = b"2024-01-02  Someone <a@b.c>\n\n\t* 1.0-1 :\n\tFirst release; bytes \xc3\xa9 kept.\n"
+#: Larger than one read block (64 KiB), so it is read in several pieces.
+CHANGELOG = b"2024-01-02  Someone <a@b.c>\n\n\t* 1.0-1 :\n\tFirst release; bytes \xc3\xa9 kept.\n" * 2000
 INSTALL = "post_install() {\n  :\n}\n"
 
 

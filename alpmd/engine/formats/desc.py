@@ -14,9 +14,11 @@ from typing import Any
 
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.sections import (
+    DATE,
     INT,
     LIST,
     SINGLE,
+    SIZE,
     Spec,
     check_items,
     check_value,
@@ -72,6 +74,37 @@ class PkgMeta:
     xdata: list[str] = field(default_factory=list)
 
 
+# -- names ----------------------------------------------------------------------------
+
+#: libalpm's ``NAME_MAX`` for the local entry ``<name>-<version>``.
+_NAME_MAX = 255
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+_.@-")
+
+
+def metadata_problem(name: str, version: str) -> str | None:
+    """Why pacman 7's ``_alpm_pkg_check_meta`` refuses this name and version, or ``None``.
+
+    Its rules and nothing more: a name that is empty, starts with ``.`` or
+    ``-`` or has a character outside letters, digits and ``+_.@-``; a version
+    that is empty, holds ``/`` or more than one ``-`` (so that the local entry
+    ``<name>-<version>`` names one package only); a local entry name longer
+    than ``NAME_MAX``. pacman 6.0.2 took all of these.
+    """
+    if not name or not version:
+        return "name or version missing"
+    if name[0] in ".-":
+        return "package name cannot start with '.' or '-'"
+    if not _NAME_CHARS.issuperset(name):
+        return "package name contains invalid characters"
+    if version.count("-") > 1 or "/" in version:
+        return "package version contains invalid characters"
+    if len(name.encode("utf-8", "surrogateescape")) + len(
+            version.encode("utf-8", "surrogateescape")) + 1 > _NAME_MAX:
+        return "package name and version too long"
+    return None
+
+
+
 # -- reading --------------------------------------------------------------------------
 
 _VALIDATION_ORDER = ("none", "md5", "sha256", "pgp")
@@ -85,7 +118,7 @@ _COMMON: dict[str, Spec] = {
     "%URL%": ("url", SINGLE),
     "%LICENSE%": ("licenses", LIST),
     "%ARCH%": ("arch", SINGLE),
-    "%BUILDDATE%": ("builddate", INT),
+    "%BUILDDATE%": ("builddate", DATE),
     "%PACKAGER%": ("packager", SINGLE),
     "%REPLACES%": ("replaces", LIST),
     "%DEPENDS%": ("depends", LIST),
@@ -99,8 +132,8 @@ _COMMON: dict[str, Spec] = {
 #: What libalpm's local backend reads from ``desc`` (alpm-db v9, pacman 6.x).
 _LOCAL: dict[str, Spec] = {
     **_COMMON,
-    "%INSTALLDATE%": ("installdate", INT),
-    "%SIZE%": ("isize", INT),
+    "%INSTALLDATE%": ("installdate", DATE),
+    "%SIZE%": ("isize", SIZE),
     "%REASON%": ("reason", INT),
     "%VALIDATION%": ("validation", LIST),
     "%XDATA%": ("xdata", LIST),
@@ -110,8 +143,8 @@ _LOCAL: dict[str, Spec] = {
 _SYNC: dict[str, Spec] = {
     **_COMMON,
     "%FILENAME%": ("filename", SINGLE),
-    "%CSIZE%": ("csize", INT),
-    "%ISIZE%": ("isize", INT),
+    "%CSIZE%": ("csize", SIZE),
+    "%ISIZE%": ("isize", SIZE),
     "%MD5SUM%": ("md5sum", SINGLE),
     "%SHA256SUM%": ("sha256sum", SINGLE),
     "%PGPSIG%": ("base64_sig", SINGLE),
@@ -159,7 +192,28 @@ def parse_sync_desc(text: str, depends_text: str | None = None) -> PkgMeta:
     raw = scan(text, _SYNC, "sync desc", ErrorCode.DB_INVALID)
     if depends_text is not None:
         scan(depends_text, _SYNC, "sync depends", ErrorCode.DB_INVALID, into=raw)
-    return _build(raw, "sync desc")
+    filename = raw.get("filename")
+    if isinstance(filename, str):
+        _check_filename(filename)
+    meta = _build(raw, "sync desc")
+    problem = metadata_problem(meta.name, meta.version)
+    if problem is not None:
+        raise AlpmError(ErrorCode.DB_INVALID, f"sync desc: invalid metadata for package "
+                                              f"{meta.name}-{meta.version} ({problem})")
+    return meta
+
+
+#: libalpm's ``PATH_MAX`` for %FILENAME%.
+_PATH_MAX = 4096
+
+
+def _check_filename(filename: str) -> None:
+    """%FILENAME% names a file in the cache: no path, no dot file (libalpm's
+    ``_alpm_validate_filename``), or a download would be written elsewhere."""
+    if filename.startswith(".") or "/" in filename or "\0" in filename:
+        raise AlpmError(ErrorCode.DB_INVALID, f"sync desc: %FILENAME% is illegal: {filename!r}")
+    if len(filename.encode("utf-8", "surrogateescape")) > _PATH_MAX:
+        raise AlpmError(ErrorCode.DB_INVALID, "sync desc: %FILENAME% is too long")
 
 
 # -- writing --------------------------------------------------------------------------
@@ -179,7 +233,8 @@ def write_local_desc(meta: PkgMeta) -> str:
     """The ``desc`` text pacman 6's ``_alpm_local_db_write`` writes for this package.
 
     Its rules: strings are written when set (even empty), numbers and the
-    reason only when non-zero, lists when non-empty; %VALIDATION% in libalpm's
+    reason only when non-zero, lists when non-empty (an empty item, as
+    ``license = `` gives, written as the empty line it is); %VALIDATION% in libalpm's
     fixed order (unknown words dropped); no make/check dependencies, archive size or
     checksums.
     """
@@ -188,8 +243,10 @@ def write_local_desc(meta: PkgMeta) -> str:
         value = getattr(meta, attr)
         if value is not None:
             check_value(value, attr)
-    _lists_ok(meta, ("groups", "licenses", "replaces", "depends", "optdepends", "conflicts",
-                     "provides", "xdata"))
+    for attr in ("groups", "licenses", "replaces", "depends", "optdepends", "conflicts",
+                 "provides", "xdata"):
+        for item in getattr(meta, attr):
+            check_value(item, attr)
     out = [f"%NAME%\n{meta.name}\n\n%VERSION%\n{meta.version}\n\n"]
     add = out.append
     if meta.base is not None:
@@ -210,16 +267,31 @@ def write_local_desc(meta: PkgMeta) -> str:
         add(f"%SIZE%\n{meta.isize}\n\n")
     if meta.reason:
         add(f"%REASON%\n{int(meta.reason)}\n\n")
-    _add_list(out, "%GROUPS%", meta.groups)
-    _add_list(out, "%LICENSE%", meta.licenses)
+    _add_local_list(out, "%GROUPS%", meta.groups)
+    _add_local_list(out, "%LICENSE%", meta.licenses)
     _add_list(out, "%VALIDATION%", [v for v in _VALIDATION_ORDER if v in meta.validation])
-    _add_list(out, "%REPLACES%", meta.replaces)
-    _add_list(out, "%DEPENDS%", meta.depends)
-    _add_list(out, "%OPTDEPENDS%", meta.optdepends)
-    _add_list(out, "%CONFLICTS%", meta.conflicts)
-    _add_list(out, "%PROVIDES%", meta.provides)
-    _add_list(out, "%XDATA%", meta.xdata)
+    _add_local_list(out, "%REPLACES%", meta.replaces)
+    _add_local_list(out, "%DEPENDS%", meta.depends)
+    _add_local_list(out, "%OPTDEPENDS%", meta.optdepends)
+    _add_local_list(out, "%CONFLICTS%", meta.conflicts)
+    _add_local_list(out, "%PROVIDES%", meta.provides)
+    _add_local_list(out, "%XDATA%", meta.xdata)
     return "".join(out)
+
+
+def _add_local_list(out: list[str], header: str, values: list[str]) -> None:
+    """A list as libalpm writes it, one item a line, an empty item (``license = ``) too.
+
+    An empty item ends the list for every reader; what would follow it is not
+    written, since a reader could only take it for stray lines or sections.
+    """
+    if not values:
+        return
+    if "" in values:
+        kept = values[: values.index("")]
+        out.append(header + "\n" + "".join(v + "\n" for v in kept) + "\n\n")
+    else:
+        out.append(header + "\n" + "\n".join(values) + "\n\n")
 
 
 def _add_list(out: list[str], header: str, values: list[str]) -> None:

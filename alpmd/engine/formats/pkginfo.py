@@ -1,9 +1,11 @@
 """The ``.PKGINFO`` file at the root of a package: ``key = value`` lines, as makepkg writes them.
 
-Single-valued keys may appear once; list keys (``depend``, ``backup``...) once
-per item.  ``size`` is the installed size (``PkgMeta.isize``).  Keys this
-model does not know (``pkgtype``, ``makepkgopt``, ``force``...) are ignored,
-as libalpm ignores them.
+Read as libalpm's ``parse_descfile`` reads it: a single-valued key given twice
+keeps its last value, list keys (``depend``, ``backup``...) add one item per
+line, ``size`` (the installed size, ``PkgMeta.isize``) and ``builddate`` are
+converted like libalpm's ``_alpm_strtoofft`` and ``_alpm_parsedate`` (an empty
+or odd value is -1 or 0, never an error), and keys this model does not know
+(``xdata``, ``pkgtype``, ``makepkgopt``, ``basever``...) and malformed lines are ignored.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import PkgMeta
-from alpmd.engine.formats.sections import check_value, key_value_lines, strict_int
+from alpmd.engine.formats.sections import alpm_date, alpm_size, check_value, pkginfo_lines
 
 
 @dataclass
@@ -36,7 +38,6 @@ _SINGLE: dict[str, str] = {
     "size": "isize",
     "arch": "arch",
 }
-_NUMERIC = frozenset({"builddate", "size"})
 _LISTS: dict[str, str] = {
     "license": "licenses",
     "replaces": "replaces",
@@ -48,27 +49,21 @@ _LISTS: dict[str, str] = {
     "optdepend": "optdepends",
     "makedepend": "makedepends",
     "checkdepend": "checkdepends",
-    "xdata": "xdata",
 }
 
 
 def parse_pkginfo(text: str) -> PkgInfo:
-    """Read a .PKGINFO; raise :class:`AlpmError` (``PKG_INVALID``) naming the bad line.
-
-    A line is ``key = value`` (the value may be empty, and ``key =`` is taken
-    as empty too); leading blanks and ``#`` comment lines are skipped.
+    """Read a .PKGINFO; only a missing or empty ``pkgname``/``pkgver`` raises
+    :class:`AlpmError` (``PKG_INVALID``). ``xdata`` (makepkg 6.1's) is not read:
+    pacman 6.0.2 ignores it and writes no ``%XDATA%`` for it.
     """
     code = ErrorCode.PKG_INVALID
     single: dict[str, str] = {}
     lists: dict[str, list[str]] = {attr: [] for attr in _LISTS.values()}
-    for number, key, value in key_value_lines(text, ".PKGINFO", code):
+    for _number, key, value in pkginfo_lines(text):
         if key in _SINGLE:
-            if key in single:
-                raise AlpmError(code, f".PKGINFO line {number}: {key} given twice")
-            single[key] = value
+            single[key] = value  # libalpm: the last one wins
         elif key in _LISTS:
-            if key == "xdata" and "=" not in value:
-                raise AlpmError(code, f".PKGINFO line {number}: xdata without '=': {value!r}")
             lists[_LISTS[key]].append(value)
     for key in ("pkgname", "pkgver"):
         if not single.get(key):
@@ -76,8 +71,14 @@ def parse_pkginfo(text: str) -> PkgInfo:
     kw: dict[str, Any] = {}
     for key, value in single.items():
         attr = _SINGLE[key]
-        kw[attr] = strict_int(value, key, ".PKGINFO", code) if key in _NUMERIC else value
-    backup = lists.pop("backup")
+        if key == "size":
+            kw[attr] = alpm_size(value)
+        elif key == "builddate":
+            kw[attr] = alpm_date(value)
+        else:
+            kw[attr] = value
+    # ``backup = `` names no file: libalpm records it as "\t(null)"; we leave it out
+    backup = [path for path in lists.pop("backup") if path]
     kw.update(lists)
     meta = PkgMeta(**kw)
     return PkgInfo(meta, backup)
@@ -104,7 +105,5 @@ def write_pkginfo(info: PkgInfo) -> str:
         values: list[str] = info.backup if key == "backup" else getattr(meta, attr)
         for value in values:
             check_value(value, key)
-            if key == "xdata" and "=" not in value:
-                raise AlpmError(ErrorCode.WRONG_ARGS, f"xdata without '=': {value!r}")
         out.extend(f"{key} = {value}\n" for value in values)
     return "".join(out)

@@ -17,10 +17,13 @@ from collections.abc import Iterator
 
 from alpmd.engine.errors import AlpmError, ErrorCode
 
-#: Kinds of known sections: one line of text, a list up to a blank line, one integer.
+#: Kinds of known sections: one line of text, a list up to a blank line, one integer
+#: (``atoi``), a size (libalpm's ``_alpm_strtoofft``) and a date (``_alpm_parsedate``).
 SINGLE = 0
 LIST = 1
 INT = 2
+SIZE = 3
+DATE = 4
 
 #: What :func:`scan` knows of a header: the key to store it under and its kind.
 Spec = tuple[str, int]
@@ -52,8 +55,8 @@ def scan(
     Unknown ``%HEADERS%`` and their bodies are skipped; a repeated list section
     adds to the earlier one and a repeated single one replaces it (as libalpm
     does).  Headers are matched exactly, then with trailing whitespace removed.
-    A single-valued header on the last line, or an ``INT`` section whose value
-    is not a number, raises :class:`AlpmError` with ``code``.
+    A single-valued header on the last line raises :class:`AlpmError` with
+    ``code``; numbers that are not numbers read as libalpm reads them (0 or -1).
     """
     out: dict[str, Value] = {} if into is None else into
     lines = split_lines(text)
@@ -97,14 +100,66 @@ def scan(
             raise AlpmError(code, f"{origin}: {line} on line {i} has no value")
         value = lines[i]
         i += 1
-        if kind == INT:
-            if value.isdigit() and value.isascii():
-                out[key] = int(value)
-            else:
-                out[key] = strict_int(value, line, origin, code)
-        else:
+        if kind == SINGLE:
             out[key] = value
+        elif len(value) < 19 and value.isdigit() and value.isascii():
+            out[key] = int(value)  # the common case, in range of every C type used
+        elif kind == SIZE:
+            out[key] = alpm_size(value)
+        elif kind == DATE:
+            out[key] = alpm_date(value)
+        else:
+            out[key] = c_atoi(value)
     return out
+
+
+_OFF_T_MAX = 2**63
+_ULLONG_MAX = 2**64 - 1
+_C_DIGITS = frozenset("0123456789")
+
+
+def alpm_size(value: str) -> int:
+    """A size as libalpm's ``_alpm_strtoofft`` reads it: bare decimal digits, else -1.
+
+    No sign, no blanks, nothing after the digits; more than ``ULLONG_MAX`` is -1
+    and what does not fit a signed ``off_t`` wraps, as the C cast does.
+    """
+    if not value or not _C_DIGITS.issuperset(value):
+        return -1
+    number = int(value)
+    if number > _ULLONG_MAX:
+        return -1
+    return number - 2 * _OFF_T_MAX if number >= _OFF_T_MAX else number
+
+
+def _strtoll_prefix(value: str) -> tuple[int | None, str]:
+    """C ``strtoll`` base 10: the number at the start (after blanks and a sign) and the rest."""
+    text = value.lstrip(_C_SPACE)
+    sign = ""
+    if text[:1] in ("+", "-"):
+        sign, text = text[0], text[1:]
+    digits = len(text) - len(text.lstrip("0123456789"))
+    if not digits:
+        return None, value
+    return int(sign + text[:digits]), text[digits:]
+
+
+def alpm_date(value: str) -> int:
+    """A date as libalpm's ``_alpm_parsedate`` reads it (as pacman 6 does): the number, else 0.
+
+    Leading blanks and a sign are allowed; anything after the digits, no digits
+    at all (an empty value) or an overflow of ``long long`` read as 0.
+    """
+    number, rest = _strtoll_prefix(value)
+    if number is None or rest or not -_OFF_T_MAX <= number < _OFF_T_MAX:
+        return 0
+    return number
+
+
+def c_atoi(value: str) -> int:
+    """C ``atoi``: the number at the start (after blanks and a sign), 0 when there is none."""
+    number, _rest = _strtoll_prefix(value)
+    return 0 if number is None else number
 
 
 def strict_int(value: str, what: str, origin: str, code: ErrorCode) -> int:
@@ -131,8 +186,27 @@ def check_items(values: list[str], what: str) -> None:
             raise AlpmError(ErrorCode.WRONG_ARGS, f"{what} has an empty or multi-line item: {value!r}")
 
 
+def pkginfo_lines(text: str) -> Iterator[tuple[int, str, str]]:
+    """``(line number, key, value)`` of a ``.PKGINFO``, read as libalpm's ``parse_descfile``.
+
+    The key runs to the first space, which must start ``" = "``; the value is
+    everything after it, blanks included, and a carriage return too (libalpm
+    strips the newline only: CRLF files give values ending in ``\r``). Empty
+    lines and lines starting with ``#`` are skipped, and so is any other line
+    (libalpm logs a syntax error and goes on): ``key=value``, ``key =`` or an
+    indented key are ignored.
+    """
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line or line[0] == "#":
+            continue
+        space = line.find(" ")
+        if space < 0 or line[space:space + 3] != " = ":
+            continue
+        yield number, line[:space], line[space + 3:]
+
+
 def key_value_lines(text: str, origin: str, code: ErrorCode) -> Iterator[tuple[int, str, str]]:
-    """``(line number, key, value)`` of makepkg's ``key = value`` files (.PKGINFO, .BUILDINFO).
+    """``(line number, key, value)`` of makepkg's ``key = value`` files (.BUILDINFO).
 
     Blank lines and ``#`` comments are skipped; ``key =`` is an empty value; any
     other line, or a key with a space in it, raises ``code`` naming the line.
