@@ -9,6 +9,9 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from alpmd.i18n import N_, translate
+from alpmd.i18n import gettext as _
+
 
 class ErrorCode(enum.Enum):
     """Every failure libalpm distinguishes (``alpm_errno_t``); the value is a stable slug."""
@@ -72,8 +75,8 @@ class ErrorCode(enum.Enum):
 
     @property
     def strerror(self) -> str:
-        """The readable message, as ``alpm_strerror`` gives it."""
-        return _MESSAGES[self]
+        """The readable message in the process's language, as ``alpm_strerror`` gives it."""
+        return _(_MESSAGES[self])
 
 
 _MESSAGES: dict[ErrorCode, str] = {
@@ -145,12 +148,22 @@ class AlpmError(Exception):
 
     def __init__(self, code: ErrorCode, message: str | None = None, **details: Any) -> None:
         self.code = code
-        self.message = message or code.strerror
+        self.message = message or _MESSAGES[code]  # English; str() translates
         self.details: dict[str, Any] = details
         super().__init__(self.message)
 
     def __str__(self) -> str:
-        return self.message
+        return _(self.message)
+
+    def localized(self, locale: str) -> str:
+        """The message in one client's ``locale`` (the daemon's per-client language)."""
+        return translate(self.message, locale)
 
     def __repr__(self) -> str:
         return f"AlpmError({self.code.name}, {self.message!r})"
+
+
+#: Fixed first parts of messages shaped ``head: detail`` built by the engine and the
+#: daemon; listed so catalogs carry them (:func:`alpmd.i18n.translate` uses the head).
+MESSAGE_HEADS = (N_("target not found"), N_("package not found"), N_("duplicate target"),
+                 N_("could not find or read file"), N_("missing PGP signature"))
