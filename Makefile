@@ -64,18 +64,20 @@ update-po: $(POT)
 	for po in po/*.po; do msgmerge -q --update --backup=none $$po $(POT); done
 
 # -- manual pages: man/*.rst (and man/<lang>/*.rst) -> build/man/[<lang>/]man<N>/<page>.<N> ------
-man: $(STAMP)
+man:
 	PYTHONPATH=$(CURDIR) $(PY) man/build.py --out $(MAN_OUT)
 
 # -- installation ------------------------------------------------------------------------------
 install: mo man
 	$(PYTHON) -m pip install --no-deps --no-warn-script-location --root "$(or $(DESTDIR),/)" \
 		--prefix "$(PREFIX)" .
-	install -Dm644 data/alpmd.service "$(DESTDIR)$(UNITDIR)/alpmd.service"
+	install -d "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(DATADIR)/dbus-1/system-services"
+	sed 's|/usr/bin/alpmd|$(PREFIX)/bin/alpmd|' data/alpmd.service > "$(DESTDIR)$(UNITDIR)/alpmd.service"
 	install -Dm644 data/alpmd-refresh.service "$(DESTDIR)$(UNITDIR)/alpmd-refresh.service"
 	install -Dm644 data/alpmd-refresh.timer "$(DESTDIR)$(UNITDIR)/alpmd-refresh.timer"
 	install -Dm644 data/org.alpm.conf "$(DESTDIR)$(DATADIR)/dbus-1/system.d/org.alpm.conf"
-	install -Dm644 data/org.alpm.service "$(DESTDIR)$(DATADIR)/dbus-1/system-services/org.alpm.service"
+	sed 's|/usr/bin/alpmd|$(PREFIX)/bin/alpmd|' data/org.alpm.service \
+		> "$(DESTDIR)$(DATADIR)/dbus-1/system-services/org.alpm.service"
 	install -Dm644 data/org.alpm.xml "$(DESTDIR)$(DATADIR)/dbus-1/interfaces/org.alpm.xml"
 	install -Dm644 data/org.alpm.policy "$(DESTDIR)$(DATADIR)/polkit-1/actions/org.alpm.policy"
 	for mo in $(MO_FILES); do lang=$${mo#alpmd/locale/}; lang=$${lang%%/*}; \
