@@ -69,8 +69,8 @@ man:
 
 # -- installation ------------------------------------------------------------------------------
 install: mo man
-	$(PYTHON) -m pip install --no-deps --no-warn-script-location --root "$(or $(DESTDIR),/)" \
-		--prefix "$(PREFIX)" .
+	$(PYTHON) -m pip install --no-deps --ignore-installed --no-warn-script-location \
+		--root "$(or $(DESTDIR),/)" --prefix "$(PREFIX)" .
 	install -d "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(DATADIR)/dbus-1/system-services"
 	sed 's|/usr/bin/alpmd|$(PREFIX)/bin/alpmd|' data/alpmd.service > "$(DESTDIR)$(UNITDIR)/alpmd.service"
 	install -Dm644 data/alpmd-refresh.service "$(DESTDIR)$(UNITDIR)/alpmd-refresh.service"

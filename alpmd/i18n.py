@@ -13,7 +13,7 @@ from __future__ import annotations
 import gettext as _gettext
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 
 DOMAIN = "alpmd"
@@ -85,6 +85,22 @@ def reset() -> None:
     """Read the environment again on the next call (after a program changed it)."""
     global _process
     _process = None
+
+
+def translator(locale: str) -> Callable[[str], str]:
+    """A ``gettext`` for one client's ``locale`` (English for ``""``, ``C`` or no catalog).
+
+    The daemon formats a client's questions and log lines with it, using the same
+    messages as the command line: ``_ = translator(hints["locale"])``.
+    """
+    if not locale or locale in ("C", "POSIX"):
+        return catalog(()).gettext
+    cat = catalog((locale,))
+
+    def gettext_for(message: str) -> str:
+        return cat.gettext(message) if message else message
+
+    return gettext_for
 
 
 def translate(message: str, locale: str) -> str:

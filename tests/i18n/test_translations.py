@@ -12,7 +12,7 @@ import pytest
 
 from alpmd.cli.output import Display
 from alpmd.engine.errors import AlpmError, ErrorCode
-from alpmd.i18n import catalog, env_languages, translate
+from alpmd.i18n import catalog, env_languages, translate, translator
 from alpmd.testing.oracle import PacmanRoot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,10 +90,14 @@ def test_errors_are_translated_with_english_fallback(root: PacmanRoot) -> None:
     german = alpm(root, {"LANG": "de_DE.UTF-8"}, "-Si", "no-such-package")
     english = alpm(root, {"LC_ALL": "C"}, "-Si", "no-such-package")
     assert german.returncode == english.returncode == 1
-    assert german.stderr.startswith("Fehler: ") and english.stderr.startswith("error: ")
-    # The rest of this message is not in the catalog yet: it falls back to English.
-    assert german.stderr[len("Fehler: "):] == english.stderr[len("error: "):]
-    assert english.stderr[len("error: "):].strip() != ""
+    assert english.stderr == "error: package 'no-such-package' was not found\n"
+    assert german.stderr == "Fehler: Paket »no-such-package« nicht vorhanden\n"
+    # -Q's message is not in the catalog: the prefix is German, the rest falls back to English.
+    german = alpm(root, {"LANG": "de_DE.UTF-8"}, "-Q", "no-such-package")
+    english = alpm(root, {"LC_ALL": "C"}, "-Q", "no-such-package")
+    assert german.returncode == english.returncode == 1
+    assert english.stderr == "error: package 'no-such-package' was not found\n"
+    assert german.stderr == "Fehler: package 'no-such-package' was not found\n"
 
 
 def test_env_languages_follows_gnu_gettext() -> None:
@@ -141,3 +145,14 @@ def test_german_catalog_is_complete(tmp_path: Path) -> None:
     stats = subprocess.run(["msgfmt", "--check", "--statistics", "-o", os.devnull, str(merged)],
                            capture_output=True, text=True, check=True, timeout=60).stderr
     assert "untranslated" not in stats and "fuzzy" not in stats, stats
+
+
+def test_translator_gives_each_client_its_language() -> None:
+    """The daemon's questions use the command line's messages in each client's language."""
+    question = "{name} is in IgnorePkg/IgnoreGroup. Install anyway?"
+    german, english, c = translator("de_DE.UTF-8"), translator("en_US.UTF-8"), translator("C")
+    assert german(question).format(name="foo") == (
+        "foo steht in IgnorePkg/IgnoreGroup. Trotzdem installieren?")
+    assert english(question) == c(question) == translator("")(question) == question
+    assert german("a message nobody translated") == "a message nobody translated"
+    assert german("") == ""

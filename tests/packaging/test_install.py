@@ -70,6 +70,8 @@ def test_make_install_lays_out_the_standard_tree(destdir: Path) -> None:
     assert "ExecStart=/usr/bin/alpmd\n" in (usr / "lib/systemd/system/alpmd.service").read_text()
     assert "Exec=/usr/bin/alpmd\n" in (
         usr / "share/dbus-1/system-services/org.alpm.service").read_text()
+    # Installing elsewhere leaves the running environment's own alpmd alone.
+    assert (Path(sys.executable).parent / "alpm").is_file()
     pkg = site_packages(destdir) / "alpmd"
     assert (pkg / "locale/de/LC_MESSAGES/alpmd.mo").is_file()
     assert not (pkg / "testing").exists()
