@@ -72,11 +72,11 @@ install: mo man
 	$(PYTHON) -m pip install --no-deps --ignore-installed --no-warn-script-location \
 		--root "$(or $(DESTDIR),/)" --prefix "$(PREFIX)" .
 	install -d "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(DATADIR)/dbus-1/system-services"
-	sed 's|/usr/bin/alpmd|$(PREFIX)/bin/alpmd|' data/alpmd.service > "$(DESTDIR)$(UNITDIR)/alpmd.service"
-	install -Dm644 data/alpmd-refresh.service "$(DESTDIR)$(UNITDIR)/alpmd-refresh.service"
+	for unit in alpmd.service alpmd-refresh.service; do \
+		sed 's|/usr/bin/alpm|$(PREFIX)/bin/alpm|' data/$$unit > "$(DESTDIR)$(UNITDIR)/$$unit"; done
 	install -Dm644 data/alpmd-refresh.timer "$(DESTDIR)$(UNITDIR)/alpmd-refresh.timer"
 	install -Dm644 data/org.alpm.conf "$(DESTDIR)$(DATADIR)/dbus-1/system.d/org.alpm.conf"
-	sed 's|/usr/bin/alpmd|$(PREFIX)/bin/alpmd|' data/org.alpm.service \
+	sed 's|/usr/bin/alpm|$(PREFIX)/bin/alpm|' data/org.alpm.service \
 		> "$(DESTDIR)$(DATADIR)/dbus-1/system-services/org.alpm.service"
 	install -Dm644 data/org.alpm.xml "$(DESTDIR)$(DATADIR)/dbus-1/interfaces/org.alpm.xml"
 	install -Dm644 data/org.alpm.policy "$(DESTDIR)$(DATADIR)/polkit-1/actions/org.alpm.policy"

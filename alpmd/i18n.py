@@ -10,11 +10,11 @@ reads it (``LANGUAGE`` first unless the locale is ``C``, then ``LC_ALL``,
 
 from __future__ import annotations
 
-import gettext as _gettext
 import os
 import sys
 from collections.abc import Callable, Mapping
 from functools import lru_cache
+from typing import Protocol
 
 DOMAIN = "alpmd"
 
@@ -45,19 +45,42 @@ def env_languages(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return tuple(langs)
 
 
+class Catalog(Protocol):
+    """What front ends use of a catalog (gettext's translation classes have it)."""
+
+    def gettext(self, message: str) -> str: ...
+
+    def ngettext(self, msgid1: str, msgid2: str, n: int) -> str: ...
+
+
+class English:
+    """No catalog: every message is its own translation (gettext is not even imported,
+    which keeps ``LC_ALL=C`` start-up as cheap as before)."""
+
+    def gettext(self, message: str) -> str:
+        return message
+
+    def ngettext(self, msgid1: str, msgid2: str, n: int) -> str:
+        return msgid1 if n == 1 else msgid2
+
+
 @lru_cache(maxsize=32)
-def catalog(languages: tuple[str, ...]) -> _gettext.NullTranslations:
+def catalog(languages: tuple[str, ...]) -> Catalog:
     """The catalog for ``languages`` (first language with a catalog wins), else English."""
+    if not languages:
+        return English()
+    import gettext as _gettext
+
     for lang in languages:
         for localedir in locale_dirs():
             found = _gettext.find(DOMAIN, localedir, languages=[lang])
             if found:
                 with open(found, "rb") as f:
                     return _gettext.GNUTranslations(f)
-    return _gettext.NullTranslations()
+    return English()
 
 
-_process: _gettext.NullTranslations | None = None
+_process: Catalog | None = None
 
 
 def gettext(message: str) -> str:
