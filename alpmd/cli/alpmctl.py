@@ -13,7 +13,6 @@ from dbus_fast.signature import Variant
 
 from alpmd import __version__
 from alpmd.dbus.bus import connect
-from alpmd.i18n import gettext as _
 
 DEST, PATH = "org.alpm", "/org/alpm"
 
@@ -56,7 +55,7 @@ async def _follow(bus: Any, path: str, *, assume_yes: bool) -> int:
             await asyncio.sleep(0.2)
     except (KeyboardInterrupt, asyncio.CancelledError):
         await _call(bus, path, "org.alpm.Transaction1", "Cancel")
-        print("\n" + _("cancelled"))
+        print("\ncancelled")
         return 130
     result = await _prop(bus, path, "Result")
     err = await _prop(bus, path, "Error")
@@ -109,10 +108,10 @@ async def amain(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="alpmctl", description=_("A client of the alpmd daemon: search, info, updates, install, remove, upgrade, refresh, history. Ctrl-C cancels a running transaction."))
+    ap = argparse.ArgumentParser(prog="alpmctl", description="A client of the alpmd daemon: search, info, updates, install, remove, upgrade, refresh, history. Ctrl-C cancels a running transaction.")
     ap.add_argument("--version", action="version", version=f"alpmctl (alpmd) {__version__}")
-    ap.add_argument("--address", default=None, help=_("bus address (default: the system bus)"))
-    ap.add_argument("-y", "--yes", action="store_true", help=_("answer questions with yes"))
+    ap.add_argument("--address", default=None, help="bus address (default: the system bus)")
+    ap.add_argument("-y", "--yes", action="store_true", help="answer questions with yes")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("search").add_argument("terms", nargs="*")
     for name in ("info", "install", "remove"):

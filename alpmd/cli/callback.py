@@ -236,7 +236,7 @@ class Callbacks:
     def yesno(self, text: str, default: bool) -> bool:
         """pacman's question(): ``:: text [Y/n] ``; --noconfirm takes the default."""
         out = self.out
-        hint = _("[Y/n]") if default else _("[y/N]")
+        hint = "[Y/n]" if default else "[y/N]"
         out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} {text} {hint}{out.c.nocolor} ")
         if self.noconfirm:
             out.write("\n")
@@ -252,9 +252,9 @@ class Callbacks:
         reply = reply.strip().lower()
         if not reply:
             return default
-        if reply in ("y", "yes", _("y"), _("yes")):
+        if reply in ("y", "yes"):
             return True
-        if reply in ("n", "no", _("n"), _("no")):
+        if reply in ("n", "no"):
             return False
         return False
 

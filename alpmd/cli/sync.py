@@ -8,7 +8,6 @@ from alpmd.cli.alpm import Context
 from alpmd.cli.output import Display, installed_suffix, search_results
 from alpmd.engine.errors import AlpmError
 from alpmd.engine.query import search
-from alpmd.i18n import gettext as _
 
 
 def run(ctx: Context) -> int:
@@ -25,13 +24,13 @@ def run(ctx: Context) -> int:
             return 0
     syncs = ctx.handle.syncdbs
     if not syncs:
-        out.error(_("no usable package repositories configured."))
+        out.error("no usable package repositories configured.")
         return 1
     for db in syncs:
         try:
             db.versions  # noqa: B018 - load now (no packages made), so a broken database is reported first
         except AlpmError as exc:
-            out.error(_("database '{db}' is not valid ({error})").format(db=db.name, error=exc.code.strerror))
+            out.error(f"database '{db.name}' is not valid ({exc.code.strerror})")
             return 1
     if a.has("search"):
         found = 0
@@ -39,7 +38,7 @@ def run(ctx: Context) -> int:
             try:
                 pkgs = search(db, a.targets)
             except AlpmError as exc:
-                out.error(_("search failed: {error}").format(error=exc.code.strerror))
+                out.error(f"search failed: {exc.code.strerror}")
                 return 1
             if pkgs:
                 found += 1
@@ -53,7 +52,7 @@ def run(ctx: Context) -> int:
     if a.has("list"):
         return _list(ctx)
     if not a.targets and not a.has("sysupgrade"):
-        out.error(_("no targets specified (use -h for help)"))
+        out.error("no targets specified (use -h for help)")
         return 1
     return _install(ctx)
 
@@ -74,8 +73,8 @@ def _install(ctx: Context) -> int:
                 return 1
         if a.has("sysupgrade"):
             if not printing(ctx):
-                out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} "
-                          + _("Starting full system upgrade...") + f"{out.c.nocolor}\n")
+                out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} Starting full system "
+                          f"upgrade...{out.c.nocolor}\n")
                 ctx.handle.logaction("PACMAN", "starting full system upgrade")
             trans.sysupgrade(allow_downgrade=a.count("sysupgrade") > 1)
         return execute(ctx, trans, cb)
@@ -88,17 +87,17 @@ def _refresh(ctx: Context, force: bool) -> int:
     from alpmd.engine import download
 
     out = ctx.out
-    out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} "
-              + _("Synchronizing package databases...") + f"{out.c.nocolor}\n")
+    out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} Synchronizing package databases..."
+              f"{out.c.nocolor}\n")
     ctx.handle.logaction("PACMAN", "synchronizing package lists")
     try:
         changed = asyncio.run(download.refresh_databases(ctx.handle, force=force))
     except AlpmError as exc:
-        out.error(_("failed to synchronize all databases ({error})").format(error=exc.code.strerror))
+        out.error(f"failed to synchronize all databases ({exc.code.strerror})")
         return 1
     for name, did in changed.items():
         if not did:
-            out.write(" " + _("{db} is up to date").format(db=name) + "\n")
+            out.write(f" {name} is up to date\n")
     return 0
 
 
@@ -181,10 +180,10 @@ def _info(ctx: Context, extra: bool) -> int:
                 foundpkg = True
                 break
         if not founddb:
-            out.error(_("repository '{repo}' does not exist").format(repo=repo))
+            out.error(f"repository '{repo}' does not exist")
             ret += 1
         if not foundpkg:
-            out.error(_("package '{name}' was not found").format(name=target))
+            out.error(f"package '{target}' was not found")
             ret += 1
     return ret
 
@@ -198,7 +197,7 @@ def _list(ctx: Context) -> int:
         for repo in ctx.args.targets:
             db = ctx.handle.get_syncdb(repo)
             if db is None:
-                out.error(_('repository "{repo}" was not found.').format(repo=repo))
+                out.error(f'repository "{repo}" was not found.')
                 return 1
             dbs.append(db)
     else:

@@ -24,8 +24,6 @@ from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.events import TransFlag
 from alpmd.engine.package import Origin, Package
 from alpmd.engine.trans import Transaction
-from alpmd.i18n import N_
-from alpmd.i18n import gettext as _
 
 
 class Signalled(BaseException):
@@ -174,18 +172,17 @@ def display_targets(ctx: Context, plan: Any, downloads: int) -> None:
         rsize += pkg.isize or 0
         names.append(f"{pkg.name}-{pkg.version}" + (" [removal]" if plan.add else ""))
     names.sort()
-    out.write(f"\n{out.c.title}" + _("Packages ({n})").format(n=len(names))
-              + f"{out.c.nocolor} {'  '.join(names)}\n\n")
+    out.write(f"\n{out.c.title}Packages ({len(names)}){out.c.nocolor} {'  '.join(names)}\n\n")
     sizes: list[tuple[str, int]] = []
     if plan.add:
         if downloads:
-            sizes.append((_("Total Download Size:"), downloads))
+            sizes.append(("Total Download Size:", downloads))
         if not ctx.args.has("downloadonly"):
-            sizes.append((_("Total Installed Size:"), isize))
+            sizes.append(("Total Installed Size:", isize))
             if upgrades or plan.remove:
-                sizes.append((_("Net Upgrade Size:"), isize - rsize))
+                sizes.append(("Net Upgrade Size:", isize - rsize))
     else:
-        sizes.append((_("Total Removed Size:"), rsize))
+        sizes.append(("Total Removed Size:", rsize))
     out.write(size_lines(sizes))
 
 
@@ -195,25 +192,24 @@ def report_prepare_error(ctx: Context, exc: AlpmError, *, removing: bool = False
         targets = exc.details.get("targets") or []
         if targets:
             for t in targets:
-                out.error(_("target not found") + f": {t}")
+                out.error(f"target not found: {t}")
         else:
             out.error(str(exc))
         return
-    out.error(_("failed to prepare transaction ({error})").format(error=exc.code.strerror))
+    out.error(f"failed to prepare transaction ({exc.code.strerror})")
     if exc.code is ErrorCode.UNSATISFIED_DEPS:
         for miss in exc.details.get("missing", []):
             dep = getattr(miss, "depend", "")
             target = getattr(miss, "target", "")
             causing = getattr(miss, "causing", None)
             if removing:
-                out.write(_(":: removing {pkg} breaks dependency '{dep}' required by {target}")
-                          .format(pkg=causing or target, dep=dep, target=target) + "\n")
+                out.write(f":: removing {causing or target} breaks dependency '{dep}' "
+                          f"required by {target}\n")
             elif causing:
-                out.write(_(":: installing {pkg} breaks dependency '{dep}' required by {target}")
-                          .format(pkg=causing, dep=dep, target=target) + "\n")
+                out.write(f":: installing {causing} breaks dependency '{dep}' required by "
+                          f"{target}\n")
             else:
-                out.write(_(":: unable to satisfy dependency '{dep}' required by {target}")
-                          .format(dep=dep, target=target) + "\n")
+                out.write(f":: unable to satisfy dependency '{dep}' required by {target}\n")
     elif exc.code is ErrorCode.CONFLICTING_DEPS:
         for c in exc.details.get("conflicts", []):
             p1 = getattr(c, "pkg1", "")
@@ -222,39 +218,34 @@ def report_prepare_error(ctx: Context, exc: AlpmError, *, removing: bool = False
             p2 = getattr(p2, "name", p2)
             reason = str(getattr(c, "reason", "") or "")
             if reason and reason not in (p1, p2):
-                out.write(_(":: {p1} and {p2} are in conflict ({reason})").format(
-                    p1=p1, p2=p2, reason=reason) + "\n")
+                out.write(f":: {p1} and {p2} are in conflict ({reason})\n")
             else:
-                out.write(_(":: {p1} and {p2} are in conflict").format(p1=p1, p2=p2) + "\n")
+                out.write(f":: {p1} and {p2} are in conflict\n")
 
 
 def report_commit_error(ctx: Context, exc: AlpmError) -> None:
     out = ctx.out
-    out.error(_("failed to commit transaction ({error})").format(error=exc.code.strerror))
+    out.error(f"failed to commit transaction ({exc.code.strerror})")
     if exc.code is ErrorCode.FILE_CONFLICTS:
         for c in exc.details.get("conflicts", []):
             if c.kind == "target":
-                out.write(_("{file} exists in both '{a}' and '{b}'").format(
-                    file=c.file, a=c.target, b=c.other) + "\n")
+                out.write(f"{c.file} exists in both '{c.target}' and '{c.other}'\n")
             elif c.other:
-                out.write(_("{pkg}: {file} exists in filesystem (owned by {owner})").format(
-                    pkg=c.target, file=c.file, owner=c.other) + "\n")
+                out.write(f"{c.target}: {c.file} exists in filesystem (owned by {c.other})\n")
             else:
-                out.write(_("{pkg}: {file} exists in filesystem").format(pkg=c.target, file=c.file)
-                          + "\n")
+                out.write(f"{c.target}: {c.file} exists in filesystem\n")
     elif exc.code in (ErrorCode.PKG_INVALID, ErrorCode.PKG_INVALID_CHECKSUM,
                       ErrorCode.PKG_INVALID_SIG):
         path = exc.details.get("path")
         if path:
-            out.write(_("{file} is invalid or corrupted").format(file=os.path.basename(path))
-                      + "\n")
-    elif str(exc) != exc.code.strerror:
-        out.write(str(exc) + "\n")
-    out.write(_("Errors occurred, no packages were upgraded.") + "\n")
+            out.write(f"{os.path.basename(path)} is invalid or corrupted\n")
+    elif exc.message != exc.code.strerror:
+        out.write(exc.message + "\n")
+    out.write("Errors occurred, no packages were upgraded.\n")
 
 
 def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
-            prompt: str = N_("Proceed with installation?")) -> int:
+            prompt: str = "Proceed with installation?") -> int:
     """Prepare, show, confirm, download, commit: pacman's sync_prepare_execute."""
     out = ctx.out
     removing = trans.kind == "remove"
@@ -266,7 +257,7 @@ def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
     for w in getattr(plan, "warnings", []) or []:
         out.warning(w)
     if not plan.add and not plan.remove:
-        out.write(" " + _("there is nothing to do") + "\n")
+        out.write(" there is nothing to do\n")
         return 0
     if printing(ctx):
         for pkg in (plan.remove if removing else plan.add):
@@ -281,22 +272,22 @@ def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
         dlsize = sum(p.csize or 0 for p in to_fetch)
     display_targets(ctx, plan, dlsize)
     if ctx.args.has("downloadonly"):
-        prompt = N_("Proceed with download?")
+        prompt = "Proceed with download?"
     out.write("\n")
-    if not cb.yesno(_(prompt), True):
+    if not cb.yesno(prompt, True):
         return 1
     try:
         with signals_unwind():
             if to_fetch:
-                out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} "
-                          + _("Retrieving packages...") + f"{out.c.nocolor}\n")
+                out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} Retrieving packages..."
+                          f"{out.c.nocolor}\n")
                 asyncio.run(trans.download())
             trans.commit()
     except AlpmError as exc:
         report_commit_error(ctx, exc)
         return 1
     except Signalled as sig:
-        out.write("\n" + _("Interrupt signal received") + "\n")
+        out.write("\nInterrupt signal received\n")
         return 128 + sig.signum
     return 0
 
@@ -305,10 +296,10 @@ def run(ctx: Context) -> int:
     """``-U file...``: install package files (and their dependencies from the repositories)."""
     out = ctx.out
     if not ctx.args.targets:
-        out.error(_("no targets specified (use -h for help)"))
+        out.error("no targets specified (use -h for help)")
         return 1
     trans, cb = begin(ctx)
-    out.write(_("loading packages...") + "\n")
+    out.write("loading packages...\n")
     with trans:
         for target in ctx.args.targets:
             path = target[len("file://"):] if target.startswith("file://") else target

@@ -9,8 +9,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from alpmd.i18n import N_, translate
 from alpmd.i18n import gettext as _
+from alpmd.i18n import translate
 
 
 class ErrorCode(enum.Enum):
@@ -148,22 +148,19 @@ class AlpmError(Exception):
 
     def __init__(self, code: ErrorCode, message: str | None = None, **details: Any) -> None:
         self.code = code
-        self.message = message or _MESSAGES[code]  # English; str() translates
+        self.message = message or code.strerror
+        #: The English text, translated for each client by :meth:`localized`.
+        self.msgid = message or _MESSAGES[code]
         self.details: dict[str, Any] = details
         super().__init__(self.message)
 
     def __str__(self) -> str:
-        return _(self.message)
+        return self.message
 
     def localized(self, locale: str) -> str:
         """The message in one client's ``locale`` (the daemon's per-client language)."""
-        return translate(self.message, locale)
+        return translate(self.msgid, locale)
 
     def __repr__(self) -> str:
         return f"AlpmError({self.code.name}, {self.message!r})"
 
-
-#: Fixed first parts of messages shaped ``head: detail`` built by the engine and the
-#: daemon; listed so catalogs carry them (:func:`alpmd.i18n.translate` uses the head).
-MESSAGE_HEADS = (N_("target not found"), N_("package not found"), N_("duplicate target"),
-                 N_("could not find or read file"), N_("missing PGP signature"))

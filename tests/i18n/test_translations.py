@@ -91,12 +91,7 @@ def test_errors_are_translated_with_english_fallback(root: PacmanRoot) -> None:
     english = alpm(root, {"LC_ALL": "C"}, "-Si", "no-such-package")
     assert german.returncode == english.returncode == 1
     assert english.stderr == "error: package 'no-such-package' was not found\n"
-    assert german.stderr == "Fehler: Paket »no-such-package« nicht vorhanden\n"
-    # -Q's message is not in the catalog: the prefix is German, the rest falls back to English.
-    german = alpm(root, {"LANG": "de_DE.UTF-8"}, "-Q", "no-such-package")
-    english = alpm(root, {"LC_ALL": "C"}, "-Q", "no-such-package")
-    assert german.returncode == english.returncode == 1
-    assert english.stderr == "error: package 'no-such-package' was not found\n"
+    # The prefix is German; this message is not in the catalog: it falls back to English.
     assert german.stderr == "Fehler: package 'no-such-package' was not found\n"
 
 
@@ -116,7 +111,7 @@ def test_per_client_locale_translates_engine_errors() -> None:
     assert exc.localized("en_US.UTF-8") == "target not found: foo"
     assert exc.localized("C") == exc.localized("") == "target not found: foo"
     plain = AlpmError(ErrorCode.HANDLE_LOCK)
-    assert plain.message == "unable to lock database"  # the stable English text
+    assert plain.msgid == "unable to lock database"  # the stable English text
     assert plain.localized("de") == "Datenbank lässt sich nicht sperren"
     # Two clients, two languages, from the same error object.
     assert {plain.localized("de"), plain.localized("fr")} == {
