@@ -172,12 +172,17 @@ def test_declared_dependencies_are_what_runs() -> None:
     assert not {"ruff", "mypy"} & declared(project["optional-dependencies"]["test"])
 
 
-@pytest.mark.parametrize("module", ["alpmd.cli.alpm", "alpmd.cli.alpmctl", "alpmd.cli.key",
-                                    "alpmd.dbus.service"])
+COMMAND_MODULES = ["alpmd.cli.alpm", "alpmd.cli.alpmctl", "alpmd.cli.key", "alpmd.dbus.service"]
+if (ROOT / "alpmd" / "cli" / "repo.py").exists():  # alpm-repo lands on its own branch
+    COMMAND_MODULES.append("alpmd.cli.repo")
+
+
+@pytest.mark.parametrize("module", COMMAND_MODULES)
 def test_version_and_plain_help_on_every_command(module: str) -> None:
     env = {"PYTHONPATH": str(ROOT)}
     out = run([sys.executable, "-m", module, "--version"], env=env).stdout
-    assert out.split("\n")[0].split(" ")[0] in ("alpm", "alpmctl", "alpm-key", "alpmd")
+    assert out.split("\n")[0].split(" ")[0] in ("alpm", "alpmctl", "alpm-key", "alpmd",
+                                                 "alpm-repo")
     assert alpmd.__version__ in out
     helptext = run([sys.executable, "-m", module, "--help"], env=env).stdout
     assert helptext.strip() and "``" not in helptext and ":func:" not in helptext
