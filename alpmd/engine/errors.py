@@ -9,6 +9,9 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from alpmd.i18n import gettext as _
+from alpmd.i18n import translate
+
 
 class ErrorCode(enum.Enum):
     """Every failure libalpm distinguishes (``alpm_errno_t``); the value is a stable slug."""
@@ -73,8 +76,8 @@ class ErrorCode(enum.Enum):
 
     @property
     def strerror(self) -> str:
-        """The readable message, as ``alpm_strerror`` gives it."""
-        return _MESSAGES[self]
+        """The readable message in the process's language, as ``alpm_strerror`` gives it."""
+        return _(_MESSAGES[self])
 
 
 _MESSAGES: dict[ErrorCode, str] = {
@@ -148,11 +151,18 @@ class AlpmError(Exception):
     def __init__(self, code: ErrorCode, message: str | None = None, **details: Any) -> None:
         self.code = code
         self.message = message or code.strerror
+        #: The English text, translated for each client by :meth:`localized`.
+        self.msgid = message or _MESSAGES[code]
         self.details: dict[str, Any] = details
         super().__init__(self.message)
 
     def __str__(self) -> str:
         return self.message
 
+    def localized(self, locale: str) -> str:
+        """The message in one client's ``locale`` (the daemon's per-client language)."""
+        return translate(self.msgid, locale)
+
     def __repr__(self) -> str:
         return f"AlpmError({self.code.name}, {self.message!r})"
+
