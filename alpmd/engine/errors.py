@@ -62,6 +62,8 @@ class ErrorCode(enum.Enum):
     FILE_CONFLICTS = "file-conflicts"
     RETRIEVE = "retrieve"
     INVALID_REGEX = "invalid-regex"
+    #: A search pattern that cannot be matched within the caller's bound (ours).
+    PATTERN_TOO_COSTLY = "pattern-too-costly"
     LIBARCHIVE = "libarchive"
     LIBCURL = "libcurl"
     EXTERNAL_DOWNLOAD = "external-download"
@@ -126,6 +128,7 @@ _MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.FILE_CONFLICTS: "conflicting files",
     ErrorCode.RETRIEVE: "failed to retrieve some files",
     ErrorCode.INVALID_REGEX: "invalid regular expression",
+    ErrorCode.PATTERN_TOO_COSTLY: "regular expression too costly to match",
     ErrorCode.LIBARCHIVE: "libarchive error",
     ErrorCode.LIBCURL: "download library error",
     ErrorCode.EXTERNAL_DOWNLOAD: "error invoking external downloader",
