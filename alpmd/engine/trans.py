@@ -7,10 +7,6 @@ changes (:mod:`resolve`); the commit engineer's modules do the file-system work
 pacman.log and the local database, and keeps the commit journal
 (:mod:`journal`) so that a commit killed at any point can be repaired by
 :meth:`Transaction.recover`.
-
-Modules of other engineers are looked up when used (:func:`_module`), so this
-file works while they land one by one; a missing safety check is never skipped
-silently (see :meth:`Transaction._verify_signature`).
 """
 
 from __future__ import annotations
@@ -21,16 +17,27 @@ import dataclasses
 import enum
 import glob
 import hashlib
-import importlib
 import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import ModuleType, TracebackType
+from types import TracebackType
 from typing import Any
 
+from alpmd.engine import (
+    conflict,
+    diskspace,
+    download,
+    extract,
+    hooks,
+    remove,
+    resolve,
+    scriptlet,
+    signing,
+)
 from alpmd.engine.archive import load_package_file
 from alpmd.engine.config import SigCheck, SigLevel
+from alpmd.engine.db.backend import EntryKey, split_entry_name
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.events import (
     CorruptedPackage,
@@ -57,6 +64,7 @@ from alpmd.engine.formats.files import FileList
 from alpmd.engine.handle import Handle
 from alpmd.engine.journal import Journal, JournalState, Step, discard_journal, read_journal
 from alpmd.engine.package import Origin, Package, Part
+from alpmd.engine.version import vercmp
 
 __all__ = ["RecoveryReport", "TransState", "Transaction"]
 
@@ -73,24 +81,6 @@ class TransState(enum.Enum):
     INTERRUPTED = "interrupted"
 
 
-def _module(name: str) -> ModuleType | None:
-    """Another engineer's engine module, or ``None`` while it has not landed."""
-    full = f"alpmd.engine.{name}"
-    try:
-        return importlib.import_module(full)
-    except ModuleNotFoundError as exc:
-        if exc.name == full:
-            return None
-        raise
-
-
-def _require(name: str) -> ModuleType:
-    mod = _module(name)
-    if mod is None:
-        raise AlpmError(ErrorCode.SYSTEM, f"engine module '{name}' is not available")
-    return mod
-
-
 _PROGRESS_KIND = {Operation.INSTALL: ProgressKind.ADD, Operation.UPGRADE: ProgressKind.UPGRADE,
                   Operation.DOWNGRADE: ProgressKind.DOWNGRADE,
                   Operation.REINSTALL: ProgressKind.REINSTALL,
@@ -99,8 +89,6 @@ _PROGRESS_KIND = {Operation.INSTALL: ProgressKind.ADD, Operation.UPGRADE: Progre
 
 def operation_for(new: Package, old: Package | None) -> Operation:
     """Install, upgrade, downgrade or reinstall, by version comparison as libalpm."""
-    from alpmd.engine.version import vercmp
-
     if old is None:
         return Operation.INSTALL
     cmp = vercmp(new.version, old.version)
@@ -169,7 +157,7 @@ class Transaction:
         self.files: list[Package] = []
         self.remove_targets: list[str] = []
         self.sysupgrade_level = 0
-        self.plan: Any = None
+        self.plan: resolve.Plan | None = None
         self.paths: dict[str, str] = {}
         self._interrupted = False
         self._journal: Journal | None = None
@@ -236,10 +224,9 @@ class Transaction:
 
     # -- prepare --------------------------------------------------------------------
 
-    def prepare(self) -> Any:
+    def prepare(self) -> resolve.Plan:
         """Resolve the targets into a Plan (dependencies, conflicts, replaces)."""
         self._need(TransState.INITIALIZED)
-        resolve = _require("resolve")
         if self.kind == "remove":
             plan = resolve.resolve_remove(self.handle, self.remove_targets, flags=self.flags,
                                           question=self.question_cb, event=self.event_cb)
@@ -255,11 +242,10 @@ class Transaction:
 
     def _to_fetch(self) -> list[Package]:
         need = []
-        download = _module("download")
         for pkg in self.plan.add if self.plan is not None else []:
             if pkg.origin is not Origin.SYNCDB or pkg.name in self.paths:
                 continue
-            cached = download.find_cached(self.handle, pkg) if download is not None else None
+            cached = download.find_cached(self.handle, pkg)
             if cached is not None:
                 self.paths[pkg.name] = cached
             else:
@@ -272,7 +258,6 @@ class Transaction:
         need = self._to_fetch()
         if not need:
             return
-        download = _require("download")
         self.state = TransState.DOWNLOADING
         try:
             got = await download.fetch_packages(self.handle, need, progress=progress,
@@ -288,6 +273,7 @@ class Transaction:
         """Do it: load and check the packages, then change the system package by package."""
         self._need(TransState.PREPARED)
         plan = self.plan
+        assert plan is not None
         if self.kind != "remove" and self._to_fetch():
             asyncio.run(self.download())
         if self.flags & TransFlag.DOWNLOADONLY:
@@ -300,7 +286,7 @@ class Transaction:
         ok = False
         started = False
         items: list[_Item] = []
-        info: Any = None
+        info: hooks.TransactionInfo | None = None
         try:
             leftover = read_journal(self.handle.dbpath)
             if leftover is not None:
@@ -445,46 +431,31 @@ class Transaction:
     def _verify_signature(self, item: _Item, level: SigLevel, has_sig: bool) -> bool:
         """True when a signature was checked and is good; errors as the level says."""
         assert item.path is not None
-        signing = _module("signing")
-        if signing is not None:
-            result = signing.verify_package(
-                self.handle, item.path, item.planned if item.planned.origin is Origin.SYNCDB
-                else None, level, question=self.question_cb)
-            # Failures raise; a returned result is acceptable. "pgp" only if one was checked.
-            return bool(result.checked and not result.missing)
-        # TODO(signing): signing.verify_package has not landed. Until it does, only
-        # the levels that accept an unsigned package go through; a signature that
-        # would have to be checked is refused, never accepted unchecked.
-        if level.package.check is SigCheck.OPTIONAL and not has_sig:
-            return False
-        raise AlpmError(ErrorCode.SIG_MISSING,
-                        f"{item.planned.name}: signature verification is not available",
-                        target=item.planned.name)
+        result = signing.verify_package(
+            self.handle, item.path, item.planned if item.planned.origin is Origin.SYNCDB
+            else None, level, question=self.question_cb)
+        # Failures raise; a returned result is acceptable. "pgp" only if one was checked.
+        return bool(result.checked and not result.missing)
 
-    def _check_files(self, items: list[_Item], remove: Sequence[Package]) -> None:
+    def _check_files(self, items: list[_Item], removing: Sequence[Package]) -> None:
         pkgs = [i.pkg for i in items if i.pkg is not None]
         if not self.flags & TransFlag.DBONLY:
-            conflict = _require("conflict")
             self._event(FileConflicts())
-            found = conflict.find_file_conflicts(self.handle, pkgs, list(remove),
+            found = conflict.find_file_conflicts(self.handle, pkgs, list(removing),
                                                  flags=self.flags,
                                                  skip_remove=self._skip_remove)
             self._event(FileConflicts(done=True))
             if found:
                 raise AlpmError(ErrorCode.FILE_CONFLICTS, conflicts=found)
         if self.handle.options.checkspace:
-            diskspace = _module("diskspace")
-            if diskspace is not None:
-                self._event(DiskSpace())
-                diskspace.check_diskspace(self.handle, pkgs, list(remove))
-                self._event(DiskSpace(done=True))
+            self._event(DiskSpace())
+            diskspace.check_diskspace(self.handle, pkgs, list(removing))
+            self._event(DiskSpace(done=True))
 
-    def _trans_info(self, items: list[_Item], remove: Sequence[Package]) -> Any:
+    def _trans_info(self, items: list[_Item], removing: Sequence[Package]
+                    ) -> hooks.TransactionInfo | None:
         """hooks.TransactionInfo, computed before anything changes (old entries vanish)."""
         if self.flags & TransFlag.NOHOOKS:
-            return None
-        hooks = _module("hooks")
-        if hooks is None:
             return None
         localdb = self.handle.localdb
         installed: list[Package] = []
@@ -497,13 +468,12 @@ class Transaction:
             else:
                 upgraded.append((item.pkg, old))
         added = {i.planned.name for i in items}
-        removed = [p for p in remove if p.name not in added]
+        removed = [p for p in removing if p.name not in added]
         return hooks.TransactionInfo(installed=installed, upgraded=upgraded, removed=removed)
 
-    def _run_hooks(self, when: str, info: Any) -> None:
+    def _run_hooks(self, when: str, info: hooks.TransactionInfo | None) -> None:
         if info is None:
             return
-        hooks = _require("hooks")
         hooks.run_hooks(self.handle, when, info, event=self.event_cb)
 
     # -- commit: one package ---------------------------------------------------------
@@ -514,7 +484,6 @@ class Transaction:
             return
         if f"{function}".encode() not in script:
             return
-        scriptlet = _require("scriptlet")
         scriptlet.run_scriptlet(self.handle, script, function, new, old, event=self.event_cb)
 
     def _remove_one(self, old: Package, n: int, total: int, *, replaced: bool) -> None:
@@ -526,7 +495,7 @@ class Transaction:
         script = old.scriptlet if old.has_scriptlet else None
         self._scriptlet(script, "pre_remove", old.version, None)
         if not self.flags & TransFlag.DBONLY:
-            _require("remove").remove_package_files(self.handle, old, flags=self.flags,
+            remove.remove_package_files(self.handle, old, flags=self.flags,
                                                     event=self.event_cb,
                                                     skip=self._skip_remove)
         self.handle.logaction("ALPM", f"removed {old.name} ({old.version})")
@@ -539,7 +508,7 @@ class Transaction:
         self._event(PackageOperation(done=True, operation=Operation.REMOVE, old=old))
 
     def _reason(self, pkg: Package, old: Package | None) -> Reason:
-        reasons = getattr(self.plan, "reason", None) or {}
+        reasons = self.plan.reason if self.plan is not None else {}
         if pkg.name in reasons:
             return Reason(reasons[pkg.name])
         if self.flags & TransFlag.ALLDEPS:
@@ -590,11 +559,9 @@ class Transaction:
         if self.flags & TransFlag.DBONLY:
             return FileList(list(new.filelist.files), list(new.filelist.backup))
         if old is not None:
-            _require("remove").remove_package_files(self.handle, old, new=new, flags=self.flags,
+            remove.remove_package_files(self.handle, old, new=new, flags=self.flags,
                                                     event=self.event_cb,
                                                     skip=self._skip_remove)
-        extract = _require("extract")
-
         def progress(p: Progress) -> None:
             self._progress(kind, new.name, p.percent, total, n)
 
@@ -719,8 +686,6 @@ def _cached_file(handle: Handle, name: str, version: str) -> str | None:
 
 def _entries(handle: Handle, name: str) -> list[str]:
     """Every version of ``name`` with a directory in local/ (a torn upgrade leaves two)."""
-    from alpmd.engine.db.backend import split_entry_name
-
     out = []
     local = os.path.join(handle.dbpath, "local")
     with contextlib.suppress(FileNotFoundError):
@@ -733,8 +698,6 @@ def _entries(handle: Handle, name: str) -> list[str]:
 
 def _repair_step(handle: Handle, step: Step, report: RecoveryReport,
                  event: EventCallback | None) -> None:
-    from alpmd.engine.db.backend import EntryKey
-
     localdb = handle.localdb
     versions = _entries(handle, step.name)
     if len(versions) > 1:
@@ -751,9 +714,7 @@ def _repair_step(handle: Handle, step: Step, report: RecoveryReport,
         if cur is None:
             report.actions.append(f"{step.name}: removal had completed")
             return
-        remove = _module("remove")
-        if remove is not None:
-            remove.remove_package_files(handle, cur, flags=flags, event=event)
+        remove.remove_package_files(handle, cur, flags=flags, event=event)
         localdb.remove(step.name)
         handle.logaction("ALPM", f"removed {step.name} ({cur.version}) (repair)")
         report.actions.append(f"{step.name}: finished removal of {cur.version}")
@@ -774,12 +735,7 @@ def _repair_step(handle: Handle, step: Step, report: RecoveryReport,
         return
     pkg = load_package_file(path, full=True)
     cur = localdb.get(step.name)
-    extract = _module("extract")
-    if extract is None:
-        report.unresolved.append(f"{step.name}: cannot re-extract (no extract module)")
-        return
-    remove = _module("remove")
-    if cur is not None and remove is not None and cur.version != pkg.version:
+    if cur is not None and cur.version != pkg.version:
         with contextlib.suppress(AlpmError):
             remove.remove_package_files(handle, cur, new=pkg, flags=flags, event=event)
     files: FileList = extract.extract_package(handle, pkg, cur, flags=flags, event=event,
