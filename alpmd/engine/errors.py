@@ -7,6 +7,7 @@ codes and D-Bus error names; the code is stable, the message is for people.
 from __future__ import annotations
 
 import enum
+import errno
 from typing import Any
 
 
@@ -71,6 +72,10 @@ class ErrorCode(enum.Enum):
     MISSING_CAPABILITY_SIGNATURES = "missing-capability-signatures"
     CANCELLED = "cancelled"
     CONFIG_INVALID = "config-invalid"
+    #: The file system is full (ENOSPC) or the user's quota is used up (EDQUOT); ours.
+    DISK_FULL = "disk-full"
+    #: The file system is mounted read-only (EROFS); ours.
+    READ_ONLY = "read-only"
 
     @property
     def strerror(self) -> str:
@@ -136,6 +141,8 @@ _MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.MISSING_CAPABILITY_SIGNATURES: "compiled without signature support",
     ErrorCode.CANCELLED: "operation cancelled",
     ErrorCode.CONFIG_INVALID: "invalid configuration",
+    ErrorCode.DISK_FULL: "no space left on device",
+    ErrorCode.READ_ONLY: "read-only file system",
 }
 
 
@@ -157,3 +164,21 @@ class AlpmError(Exception):
 
     def __repr__(self) -> str:
         return f"AlpmError({self.code.name}, {self.message!r})"
+
+
+#: errno values that say the system, not the package, is the problem.
+_OS_CODES = {errno.ENOSPC: ErrorCode.DISK_FULL, errno.EDQUOT: ErrorCode.DISK_FULL,
+             errno.EROFS: ErrorCode.READ_ONLY}
+
+
+def os_error_code(exc: OSError, default: ErrorCode) -> ErrorCode:
+    """DISK_FULL / READ_ONLY for the errors a hostile system causes, ``default`` otherwise."""
+    return _OS_CODES.get(exc.errno or 0, default)
+
+
+def from_os_error(exc: OSError, what: str, default: ErrorCode = ErrorCode.SYSTEM,
+                  **details: Any) -> AlpmError:
+    """An AlpmError for an OSError met while doing ``what`` ("could not write /x")."""
+    code = os_error_code(exc, default)
+    reason = code.strerror if code is not default else (exc.strerror or str(exc))
+    return AlpmError(code, f"{what}: {reason}", errno=exc.errno, **details)

@@ -18,6 +18,8 @@ import enum
 import glob
 import hashlib
 import os
+import stat
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,7 +40,7 @@ from alpmd.engine import (
 from alpmd.engine.archive import load_package_file
 from alpmd.engine.config import SigCheck, SigLevel
 from alpmd.engine.db.backend import EntryKey, split_entry_name
-from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.errors import AlpmError, ErrorCode, from_os_error
 from alpmd.engine.events import (
     CorruptedPackage,
     DatabaseWrite,
@@ -62,7 +64,14 @@ from alpmd.engine.events import (
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.formats.files import FileList
 from alpmd.engine.handle import Handle
-from alpmd.engine.journal import Journal, JournalState, Step, discard_journal, read_journal
+from alpmd.engine.journal import (
+    Journal,
+    JournalState,
+    Step,
+    discard_journal,
+    read_journal,
+    staging_dir,
+)
 from alpmd.engine.package import Origin, Package, Part
 from alpmd.engine.version import vercmp
 
@@ -164,6 +173,8 @@ class Transaction:
         self._locked_here = False
         #: paths moving to another package of this transaction: their old owner leaves them
         self._skip_remove: set[str] = set()
+        #: staged copies of package files passed by descriptor (see add_fd)
+        self._staged: list[str] = []
         handle.trans = self
 
     # -- helpers --------------------------------------------------------------------
@@ -203,9 +214,46 @@ class Transaction:
         self.sync_targets.append(target)
 
     def add_file(self, path: str) -> None:
-        """A package file to install (``-U``); read now so a bad file fails here."""
+        """A package file to install (``-U``); read now so a bad file fails here.
+
+        A path that names a descriptor (``/proc/PID/fd/N``, ``/dev/fd/N``) is
+        staged as :meth:`add_fd` does: it would not outlive this process.
+        """
         self._set_kind("add")
-        pkg = load_package_file(path, full=True)
+        if _names_a_descriptor(path):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise AlpmError(ErrorCode.PKG_OPEN, f"could not open {path}: {exc.strerror}",
+                                path=path) from exc
+            try:
+                self.add_fd(fd, regular_only=False)
+            finally:
+                os.close(fd)
+            return
+        self._add_loaded(load_package_file(path, full=True))
+
+    def add_fd(self, fd: int, *, regular_only: bool = True) -> None:
+        """A package file passed as an open descriptor (a client's, a pipe).
+
+        Its bytes are copied through the descriptor itself (never reopened by
+        path) into a staging file under the database directory
+        (:func:`~alpmd.engine.journal.staging_dir`): what is checked is what is
+        installed, and the journal names a file that outlives the descriptor.
+        ``regular_only`` refuses anything but a readable regular file.
+        """
+        self._set_kind("add")
+        path = _stage(self.handle, fd, regular_only=regular_only)
+        self._staged.append(path)
+        try:
+            self._add_loaded(load_package_file(path, full=True))
+        except BaseException:
+            self._staged.remove(path)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+
+    def _add_loaded(self, pkg: Package) -> None:
         for other in self.files:
             if other.name == pkg.name:
                 raise AlpmError(ErrorCode.TRANS_DUP_TARGET,
@@ -594,9 +642,24 @@ class Transaction:
         if self._locked_here:
             self.handle.unlock()
             self._locked_here = False
+        self._drop_staged()
         if self.handle.trans is self:
             self.handle.trans = None
         self.state = TransState.IDLE
+
+    def _drop_staged(self) -> None:
+        """Delete the staged copies, except those a journal left for repair names."""
+        if not self._staged:
+            return
+        state = read_journal(self.handle.dbpath)
+        keep = {s.file for s in state.steps} if state is not None else set()
+        for path in self._staged:
+            if path not in keep:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(path))  # only when empty
+        self._staged = []
 
     def __enter__(self) -> Transaction:
         return self
@@ -612,8 +675,9 @@ class Transaction:
                 event: EventCallback | None = None) -> RecoveryReport:
         """Report (and with ``repair``, fix) what a killed transaction left behind.
 
-        A lock file is reported; it is deleted only with ``remove_stale_lock`` and
-        only when the process that wrote the journal is gone. Pending steps are
+        A lock file is reported; it is deleted only with ``remove_stale_lock``,
+        only when no process holds it open and the process that wrote the journal
+        is gone (PID and start time: a zombie or a reused PID is gone). Pending steps are
         rolled forward from the package file the journal names, or rolled back
         to the recorded old version when that file is gone.
         """
@@ -624,6 +688,10 @@ class Transaction:
         report.journal = state
         if state is None:
             if report.stale_lock is not None and repair and remove_stale_lock:
+                holder = handle.lock_holder()
+                if holder.startswith("pid "):
+                    report.unresolved.append(f"database is locked by {holder}")
+                    return report
                 os.unlink(report.stale_lock)
                 report.actions.append(f"removed stale lock {report.stale_lock}")
                 report.repaired = True
@@ -631,12 +699,16 @@ class Transaction:
         report.pending = state.pending
         if not repair:
             return report
-        if state.pid is not None and state.pid != os.getpid() and _alive(state.pid):
+        if state.pid is not None and state.pid != os.getpid() and state.writer_alive():
             report.unresolved.append(f"the transaction of process {state.pid} is still running")
             return report
         locked_here = False
         if not handle.locked:
             if report.stale_lock is not None:
+                holder = handle.lock_holder()
+                if holder.startswith("pid "):
+                    report.unresolved.append(f"database is locked by {holder}")
+                    return report
                 if not remove_stale_lock:
                     report.unresolved.append(f"database is locked ({report.stale_lock}); "
                                              "remove the stale lock to repair")
@@ -659,19 +731,66 @@ class Transaction:
         return report
 
 
+def _names_a_descriptor(path: str) -> bool:
+    """A path that is an open descriptor of some process, gone when that process ends."""
+    return path.startswith(("/proc/", "/dev/fd/")) or path in ("/dev/stdin", "-")
+
+
+def _stage(handle: Handle, fd: int, *, regular_only: bool) -> str:
+    """Copy what ``fd`` reads into a new file of the staging directory; its path."""
+    try:
+        st = os.fstat(fd)
+    except OSError as exc:
+        raise AlpmError(ErrorCode.PKG_OPEN, f"bad package descriptor: {exc.strerror}") from exc
+    regular = stat.S_ISREG(st.st_mode)
+    if regular_only and not regular:
+        raise AlpmError(ErrorCode.PKG_OPEN, "package descriptor is not a regular file")
+    durable = _durable(handle)
+    where = staging_dir(handle.dbpath)
+    try:
+        os.makedirs(where, mode=0o700, exist_ok=True)
+        out, path = tempfile.mkstemp(prefix="pkg-", suffix=".pkg", dir=where)
+    except PermissionError:
+        # not ours to write (a user's -Up <(...)): nothing will be committed from it
+        where = tempfile.mkdtemp(prefix="alpmd-staging-")
+        durable = False
+        out, path = tempfile.mkstemp(prefix="pkg-", suffix=".pkg", dir=where)
+    except OSError as exc:
+        raise from_os_error(exc, f"could not create a file in {where}") from exc
+    try:
+        offset = 0
+        while True:
+            try:
+                chunk = os.pread(fd, 1 << 20, offset) if regular else os.read(fd, 1 << 20)
+            except OSError as exc:
+                raise AlpmError(ErrorCode.PKG_OPEN, f"could not read package descriptor: "
+                                f"{exc.strerror}") from exc
+            if not chunk:
+                break
+            offset += len(chunk)
+            view = memoryview(chunk)
+            try:
+                while view:
+                    view = view[os.write(out, view):]
+            except OSError as exc:
+                raise from_os_error(exc, f"could not write {path}") from exc
+        if durable:
+            try:
+                os.fsync(out)
+            except OSError as exc:
+                raise from_os_error(exc, f"could not write {path}") from exc
+    except BaseException:
+        os.close(out)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    os.close(out)
+    return path
+
+
 def _durable(handle: Handle) -> bool:
     backend = handle.localdb.backend
     return bool(getattr(backend, "durable", True))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _cached_file(handle: Handle, name: str, version: str) -> str | None:
