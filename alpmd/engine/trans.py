@@ -18,6 +18,7 @@ import enum
 import glob
 import hashlib
 import os
+import re
 import stat
 import tempfile
 import time
@@ -282,6 +283,8 @@ class Transaction:
             plan = resolve.resolve_sync(self.handle, self.sync_targets, files=self.files,
                                         flags=self.flags, sysupgrade=self.sysupgrade_level,
                                         question=self.question_cb, event=self.event_cb)
+        for pkg in plan.add:
+            check_identity(pkg)
         self.plan = plan
         self.state = TransState.PREPARED
         return plan
@@ -729,6 +732,31 @@ class Transaction:
             if locked_here:
                 handle.unlock()
         return report
+
+
+#: pacman 7's package name: these characters, not starting with '-' or '.'.
+_NAME_RE = re.compile(r"[A-Za-z0-9@_+][A-Za-z0-9@._+-]*")
+#: ``[epoch:]pkgver-pkgrel``: no '/', ':' or '-' inside pkgver, no whitespace, no leading '.'.
+_VERSION_RE = re.compile(r"(?:[0-9]+:)?[^\s/:.-][^\s/:-]*-[^\s/:-]+")
+
+
+def check_identity(pkg: Package) -> None:
+    """Refuse a package whose name or version cannot name a database entry safely.
+
+    ``local/<name>-<version>/`` is built from them: a ``/`` or a leading ``.``
+    would put the entry elsewhere or hide it, and a version without its release
+    cannot be split back. Checked when the transaction is prepared, before any
+    file is written (the package readers check pacman 7's rules too; this is
+    the last gate before the file system).
+    """
+    where = f"{os.path.basename(pkg.path)}: " if pkg.origin is Origin.FILE and pkg.path else ""
+    if _NAME_RE.fullmatch(pkg.name) is None:
+        raise AlpmError(ErrorCode.PKG_INVALID, f"{where}invalid package name '{pkg.name}'",
+                        target=pkg.name)
+    if _VERSION_RE.fullmatch(pkg.version) is None:
+        raise AlpmError(ErrorCode.PKG_INVALID,
+                        f"{where}invalid version '{pkg.version}' of package '{pkg.name}'",
+                        target=pkg.name, version=pkg.version)
 
 
 def _names_a_descriptor(path: str) -> bool:
