@@ -171,9 +171,35 @@ _OS_CODES = {errno.ENOSPC: ErrorCode.DISK_FULL, errno.EDQUOT: ErrorCode.DISK_FUL
              errno.EROFS: ErrorCode.READ_ONLY}
 
 
+def errno_code(err: int | None) -> ErrorCode | None:
+    """DISK_FULL / READ_ONLY for an errno of a full or read-only file system, else None."""
+    return _OS_CODES.get(err or 0)
+
+
 def os_error_code(exc: OSError, default: ErrorCode) -> ErrorCode:
     """DISK_FULL / READ_ONLY for the errors a hostile system causes, ``default`` otherwise."""
     return _OS_CODES.get(exc.errno or 0, default)
+
+
+def system_error(exc: BaseException) -> AlpmError | None:
+    """``exc`` (or what caused it) as a named error, when a full or read-only file system
+    is behind it: an ``OSError``, or an ``AlpmError`` raised from one (a database write).
+    None when the system is not to blame."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, AlpmError) and cause.code in (ErrorCode.DISK_FULL,
+                                                            ErrorCode.READ_ONLY):
+            return cause
+        if isinstance(cause, OSError):
+            code = errno_code(cause.errno)
+            if code is None:
+                return None
+            if isinstance(exc, AlpmError):
+                return AlpmError(code, exc.message, **{**exc.details, "errno": cause.errno})
+            where = f" ({cause.filename})" if cause.filename else ""
+            return AlpmError(code, f"{code.strerror}{where}", errno=cause.errno)
+        cause = cause.__cause__
+    return None
 
 
 def from_os_error(exc: OSError, what: str, default: ErrorCode = ErrorCode.SYSTEM,

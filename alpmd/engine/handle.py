@@ -236,7 +236,8 @@ class Handle:
             fd = os.open(self.lockfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o000)
         except OSError as exc:
             why = "File exists" if exc.errno == errno.EEXIST else (exc.strerror or str(exc))
-            raise AlpmError(ErrorCode.HANDLE_LOCK,
+            raise AlpmError(ErrorCode.READ_ONLY if exc.errno == errno.EROFS
+                            else ErrorCode.HANDLE_LOCK,
                             f"could not lock database: {why} ({self.lockfile})",
                             lockfile=self.lockfile, errno=exc.errno) from exc
         self._lock_fd = fd

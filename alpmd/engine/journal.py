@@ -148,7 +148,8 @@ class Journal:
         """The transaction finished (well or with a clean error): forget the journal."""
         if self._fd is None:
             return
-        self._append({"t": "end"})
+        with contextlib.suppress(OSError):  # a full disk: the unlink below still ends it
+            self._append({"t": "end"})
         os.close(self._fd)
         self._fd = None
         with contextlib.suppress(FileNotFoundError):

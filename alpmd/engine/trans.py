@@ -41,7 +41,7 @@ from alpmd.engine import (
 from alpmd.engine.archive import load_package_file
 from alpmd.engine.config import SigCheck, SigLevel
 from alpmd.engine.db.backend import EntryKey, split_entry_name
-from alpmd.engine.errors import AlpmError, ErrorCode, from_os_error
+from alpmd.engine.errors import AlpmError, ErrorCode, from_os_error, system_error
 from alpmd.engine.events import (
     CorruptedPackage,
     DatabaseWrite,
@@ -176,6 +176,10 @@ class Transaction:
         self._skip_remove: set[str] = set()
         #: staged copies of package files passed by descriptor (see add_fd)
         self._staged: list[str] = []
+        #: packages whose step of the commit finished, in order (what really changed)
+        self.completed: list[str] = []
+        #: the package whose step is under way
+        self._current: str | None = None
         handle.trans = self
 
     # -- helpers --------------------------------------------------------------------
@@ -368,7 +372,8 @@ class Transaction:
             self._journal = None
             self._event(TransactionStep(done=True))
             ok = True
-        except BaseException:
+        except BaseException as exc:
+            left: str | None = None
             if self._journal is not None:
                 # A step failed cleanly or we were interrupted between steps: the
                 # journal says which; keep it only if a step is left half done.
@@ -377,12 +382,21 @@ class Transaction:
                     self._journal.end()
                 else:
                     self._journal.close()
+                    left = self._journal.path
                 self._journal = None
             if started:
                 self.handle.logaction("ALPM", "transaction interrupted" if self._interrupted
                                       else "transaction failed")
             self.state = TransState.INTERRUPTED if self._interrupted else TransState.PREPARED
-            raise
+            named = system_error(exc)
+            if named is None and isinstance(exc, AlpmError):
+                named = exc
+            if named is None:
+                raise
+            self._tell_the_truth(named, left)
+            if named is exc:
+                raise
+            raise named from exc
         finally:
             if self._locked_here:
                 self.handle.unlock()
@@ -391,6 +405,20 @@ class Transaction:
             self.handle.logaction("ALPM", "transaction completed")
             self.state = TransState.COMMITTED
             self._run_hooks("PostTransaction", info)
+
+    def _tell_the_truth(self, exc: AlpmError, journal: str | None) -> None:
+        """Say in ``exc`` what the failed commit did change: the packages whose step
+        finished (``completed``), the one left half done (``unfinished``) and the
+        journal that repair (``alpm --repair``) will finish from."""
+        exc.details.setdefault("completed", list(self.completed))
+        exc.details.setdefault("unfinished", self._current if journal is not None else None)
+        if journal is not None:
+            exc.details.setdefault("journal", journal)
+            if "alpm --repair" not in exc.message:
+                exc.message += (f"; {self._current} was left unfinished (run 'alpm --repair' "
+                                "once the cause is fixed)") if self._current else \
+                    "; run 'alpm --repair' once the cause is fixed"
+                exc.args = (exc.message,)
 
     def _check_interrupt(self) -> None:
         if self._interrupted:
@@ -542,6 +570,7 @@ class Transaction:
         localdb = self.handle.localdb
         self._event(PackageOperation(operation=Operation.REMOVE, old=old))
         self._progress(ProgressKind.REMOVE, old.name, 0, total, n)
+        self._current = old.name
         seq = self._journal.intent("remove", old.name, old=old.version)
         script = old.scriptlet if old.has_scriptlet else None
         self._scriptlet(script, "pre_remove", old.version, None)
@@ -555,6 +584,8 @@ class Transaction:
         localdb.remove(old.name)
         self._event(DatabaseWrite(done=True))
         self._journal.done(seq)
+        self.completed.append(old.name)
+        self._current = None
         self._progress(ProgressKind.REMOVE, old.name, 100, total, n)
         self._event(PackageOperation(done=True, operation=Operation.REMOVE, old=old))
 
@@ -578,6 +609,7 @@ class Transaction:
         reason = self._reason(new, old)
         self._event(PackageOperation(operation=op, new=new, old=old))
         self._progress(kind, new.name, 0, total, n)
+        self._current = new.name
         seq = self._journal.intent("add", new.name, old=old.version if old else None,
                                    new=new.version, file=item.path, reason=int(reason),
                                    validation=item.validation)
@@ -602,6 +634,8 @@ class Transaction:
         else:
             self._scriptlet(script, "post_upgrade", new.version, oldv)
         self._journal.done(seq)
+        self.completed.append(new.name)
+        self._current = None
         self._progress(kind, new.name, 100, total, n)
         self._event(PackageOperation(done=True, operation=op, new=new, old=old))
 
