@@ -41,6 +41,7 @@ from alpmd.engine import (
 from alpmd.engine.archive import load_package_file
 from alpmd.engine.config import SigCheck, SigLevel
 from alpmd.engine.db.backend import EntryKey, split_entry_name
+from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.errors import AlpmError, ErrorCode, from_os_error, system_error
 from alpmd.engine.events import (
     CorruptedPackage,
@@ -474,7 +475,7 @@ class Transaction:
             level = self.handle.options.local_file_siglevel
             has_sig = os.path.exists(item.path + ".sig")
         else:
-            repo = getattr(pkg.db, "repo", None)
+            repo = pkg.db.repo if isinstance(pkg.db, SyncDatabase) else None
             level = repo.siglevel if repo is not None else self.handle.options.siglevel
             has_sig = bool(pkg.base64_sig) or os.path.exists(item.path + ".sig")
         check_sig = level.package.check is not SigCheck.NEVER
