@@ -25,6 +25,8 @@ def run(ctx: Context) -> int:
         out.error(f"could not repair the database: {exc}")
         return 1
     if report.journal is None and report.stale_lock is None:
+        for action in report.actions:
+            out.write(f"  {action}\n")
         out.write("nothing to repair: no interrupted transaction\n")
         return 0
     if report.pending:

@@ -227,6 +227,40 @@ def discard_journal(dbpath: str) -> None:
                     os.unlink(step.file)
 
 
+def staging_prefix() -> str:
+    """Staged file names start with their owner (PID and start time), so a sweep can
+    tell the copies of a live transaction from those a dead process left."""
+    me = ProcessId.current()
+    return f"pkg-{me.pid}-{me.start if me.start is not None else 0}-"
+
+
+def sweep_staging(dbpath: str, keep: set[str] | None = None) -> list[str]:
+    """Delete staged copies whose owner is gone (and no journal names); the deleted paths."""
+    where = staging_dir(dbpath)
+    try:
+        names = os.listdir(where)
+    except FileNotFoundError:
+        return []
+    gone: list[str] = []
+    for name in names:
+        path = os.path.join(where, name)
+        parts = name.split("-")
+        if path in (keep or set()) or len(parts) < 4 or parts[0] != "pkg":
+            continue
+        try:
+            owner = ProcessId(int(parts[1]), int(parts[2]) or None)
+        except ValueError:
+            continue
+        if owner.alive():
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            gone.append(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(where)  # only when empty
+    return gone
+
+
 def is_staged(dbpath: str, path: str) -> bool:
     """Whether ``path`` is a staged copy (ours to delete), not a user's package file."""
     return os.path.dirname(os.path.abspath(path)) == os.path.abspath(staging_dir(dbpath))

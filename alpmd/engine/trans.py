@@ -73,6 +73,8 @@ from alpmd.engine.journal import (
     discard_journal,
     read_journal,
     staging_dir,
+    staging_prefix,
+    sweep_staging,
 )
 from alpmd.engine.package import Origin, Package, Part
 from alpmd.engine.version import vercmp
@@ -724,6 +726,12 @@ class Transaction:
             report.stale_lock = handle.lockfile
         state = read_journal(handle.dbpath)
         report.journal = state
+        if repair:
+            named = {s.file for s in state.steps if s.file} if state is not None else set()
+            swept = sweep_staging(handle.dbpath, keep=named)
+            if swept:
+                report.actions.append(f"removed {len(swept)} staged package file"
+                                      f"{'s' if len(swept) != 1 else ''} of dead processes")
         if state is None:
             if report.stale_lock is not None and repair and remove_stale_lock:
                 holder = handle.lock_holder()
@@ -812,7 +820,7 @@ def _stage(handle: Handle, fd: int, *, regular_only: bool) -> str:
     where = staging_dir(handle.dbpath)
     try:
         os.makedirs(where, mode=0o700, exist_ok=True)
-        out, path = tempfile.mkstemp(prefix="pkg-", suffix=".pkg", dir=where)
+        out, path = tempfile.mkstemp(prefix=staging_prefix(), suffix=".pkg", dir=where)
     except PermissionError:
         # not ours to write (a user's -Up <(...)): nothing will be committed from it
         where = tempfile.mkdtemp(prefix="alpmd-staging-")

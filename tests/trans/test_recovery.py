@@ -180,8 +180,29 @@ def test_descriptor_that_is_not_a_readable_regular_file_is_refused(tmp_path: Pat
     finally:
         os.close(fd)
         h.release()
-    assert not os.listdir(staging_dir(str(root / "var/lib/pacman"))) \
-        if os.path.exists(staging_dir(str(root / "var/lib/pacman"))) else True
+    staging = staging_dir(str(root / "var/lib/pacman"))
+    assert not os.path.exists(staging) or not os.listdir(staging)
+
+
+def test_staged_copies_of_dead_processes_are_swept_by_repair(tmp_path: Path) -> None:
+    root = _root(tmp_path)
+    staging = Path(staging_dir(str(root / "var/lib/pacman")))
+    staging.mkdir()
+    pid = _zombie()
+    os.waitpid(pid, 0)  # reaped: that PID's process is gone
+    dead = staging / f"pkg-{pid}-{12345}-abc.pkg"
+    me = ProcessId.current()
+    live = staging / f"pkg-{me.pid}-{me.start}-def.pkg"
+    other = staging / "notes.txt"
+    for f in (dead, live, other):
+        f.write_bytes(b"x")
+    h = _handle(root)
+    try:
+        report = Transaction.recover(h)
+    finally:
+        h.release()
+    assert not dead.exists() and live.exists() and other.exists()
+    assert report.actions == ["removed 1 staged package file of dead processes"]
 
 
 # -- who wrote the journal, who holds the lock ----------------------------------------------
