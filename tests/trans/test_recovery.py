@@ -106,8 +106,14 @@ def test_descriptor_package_survives_a_crash_and_alpm_repair_finishes_it(tmp_pat
             time.sleep(0.01)
         time.sleep(0.2)
         os.kill(pid, signal.SIGKILL)
-    finally:
         _, status = os.waitpid(pid, 0)
+        pid = 0
+        # the scriptlet still runs, orphaned: it must not keep the dead commit's lock
+        assert (root / "var/lib/pacman/db.lck").exists()
+        assert lock_holder(str(root / "var/lib/pacman/db.lck")) == "stale"
+    finally:
+        if pid:
+            _, status = os.waitpid(pid, 0)
         with contextlib.suppress(OSError):  # let the orphaned scriptlet go
             fifo = os.open(root / "block", os.O_WRONLY | os.O_NONBLOCK)
             os.write(fifo, b"\n")
