@@ -579,8 +579,7 @@ class Transaction:
         self._scriptlet(script, "pre_remove", old.version, None)
         if not self.flags & TransFlag.DBONLY:
             remove.remove_package_files(self.handle, old, flags=self.flags,
-                                                    event=self.event_cb,
-                                                    skip=self._skip_remove)
+                                        event=self.event_cb, skip=self._skip_remove)
         self.handle.logaction("ALPM", f"removed {old.name} ({old.version})")
         self._scriptlet(script, "post_remove", old.version, None)
         self._event(DatabaseWrite())
@@ -648,8 +647,8 @@ class Transaction:
             return FileList(list(new.filelist.files), list(new.filelist.backup))
         if old is not None:
             remove.remove_package_files(self.handle, old, new=new, flags=self.flags,
-                                                    event=self.event_cb,
-                                                    skip=self._skip_remove)
+                                        event=self.event_cb, skip=self._skip_remove)
+
         def progress(p: Progress) -> None:
             self._progress(kind, new.name, p.percent, total, n)
 
