@@ -27,8 +27,6 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import regex as _bounded_re
-
 from alpmd.engine.errors import AlpmError, ErrorCode
 
 __all__ = ["MAX_BOUNDED_LENGTH", "MAX_BOUNDED_SIZE", "PosixRegex", "compile_posix"]
@@ -294,6 +292,9 @@ class PosixRegex:
         self.matches_empty = self.py is not None and self.py.search("") is not None
 
     def _compile_bounded(self, lower_text: str | None) -> None:
+        # imported here: tens of milliseconds that a command's unbounded search never needs
+        import regex as _bounded_re
+
         text = _translate(self.pattern, gnu=True)
         flags = _bounded_re.IGNORECASE | _bounded_re.MULTILINE | _bounded_re.VERSION0
         try:
