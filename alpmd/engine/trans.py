@@ -30,7 +30,6 @@ from typing import Any
 from alpmd.engine import (
     conflict,
     diskspace,
-    download,
     extract,
     hooks,
     remove,
@@ -299,6 +298,10 @@ class Transaction:
     # -- download -------------------------------------------------------------------
 
     def _to_fetch(self) -> list[Package]:
+        # Imported where used, never skipped: the HTTP client costs a removal's start-up
+        # a few hundred milliseconds, and a removal fetches nothing.
+        from alpmd.engine import download
+
         need = []
         for pkg in self.plan.add if self.plan is not None else []:
             if pkg.origin is not Origin.SYNCDB or pkg.name in self.paths:
@@ -313,6 +316,8 @@ class Transaction:
     async def download(self, *, progress: Any = None, cancel: asyncio.Event | None = None) -> None:
         """Fetch the packages of the plan that are not in a cache directory (no lock held)."""
         self._need(TransState.PREPARED)
+        from alpmd.engine import download
+
         need = self._to_fetch()
         if not need:
             return
