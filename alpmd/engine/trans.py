@@ -808,7 +808,7 @@ def check_identity(pkg: Package) -> None:
 
 def _names_a_descriptor(path: str) -> bool:
     """A path that is an open descriptor of some process, gone when that process ends."""
-    return path.startswith(("/proc/", "/dev/fd/")) or path in ("/dev/stdin", "-")
+    return path.startswith(("/proc/", "/dev/fd/")) or path == "/dev/stdin"
 
 
 def _stage(handle: Handle, fd: int, *, regular_only: bool) -> str:

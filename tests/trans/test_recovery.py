@@ -321,3 +321,32 @@ def test_lock_of_a_dead_or_zombie_holder_is_stale_and_a_live_one_is_kept(tmp_pat
             os.close(w)
         os.waitpid(holder, 0)
         h.release()
+
+
+def test_a_pipe_given_by_path_is_staged_and_installed(tmp_path: Path) -> None:
+    """``alpm -U <(cat pkg)``: the path names a pipe of this process; it is read once."""
+    import threading
+
+    root = _root(tmp_path)
+    data = _pkg(tmp_path, "foo", "1.0-1").read_bytes()
+    r, w = os.pipe()
+
+    def feed() -> None:
+        with os.fdopen(w, "wb") as f:
+            f.write(data)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    h = _handle(root)
+    try:
+        with Transaction(h, TransFlag.NONE) as t:
+            t.add_file(f"/dev/fd/{r}")
+            t.prepare()
+            t.commit()
+        assert h.localdb.versions == {"foo": "1.0-1"}
+    finally:
+        feeder.join()
+        os.close(r)
+        h.release()
+    assert (root / "usr/share/foo/data").read_text() == "foo 1.0-1\n"
+    assert not os.path.exists(staging_dir(str(root / "var/lib/pacman")))
