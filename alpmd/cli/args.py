@@ -54,6 +54,7 @@ OP_FLAGS: dict[str, tuple[dict[str, str], set[str]]] = {
     "database": ({"k": "check", "q": "quiet"}, {"asdeps", "asexplicit"}),
     "files": ({"l": "list", "q": "quiet", "x": "regex", "y": "refresh"}, {"machinereadable"}),
     "deptest": ({"d": "nodeps"}, set()),
+    "repair": ({}, set()),
     "version": ({}, set()),
     "help": ({}, set()),
 }
@@ -108,6 +109,9 @@ def parse(argv: list[str]) -> Args:
             name, eq, val = tok[2:].partition("=")
             if name in LONG_OPERATIONS:
                 _set_op(args, OPERATIONS[LONG_OPERATIONS[name]])
+                continue
+            if name == "repair":  # ours, no pacman letter: journal recovery
+                _set_op(args, "repair")
                 continue
             if name in VALUE_LONG:
                 if not eq:
