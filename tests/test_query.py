@@ -136,3 +136,74 @@ def test_warm_queries_are_fast(big: SyncDatabase) -> None:
 def test_missing_file_is_empty(tmp_path: Path) -> None:
     db = SyncDatabase("none", str(tmp_path / "none.db"))
     assert search(db, ["x"]) == []
+
+
+# -- bounded searches (a daemon serving anyone) --------------------------------------------
+
+GNU_PATTERNS = [*(p for p in PATTERNS if p != "\\d"), "\\wlib", "\\W", "\\bso\\b", "\\<gtk\\>",
+                "\\s", "(x)\\1", "a+?", "x{2}*", "(ab)**", "^\\`c", "zlib\\'"]
+
+
+@pytest.mark.parametrize("pattern", GNU_PATTERNS)
+def test_bounded_matcher_agrees_with_the_c_library(pattern: str) -> None:
+    bounded = compile_posix(pattern, bounded=True)
+    c_only = PosixRegex(pattern)
+    c_only.py = None
+    deadline = time.monotonic() + 30
+    for text in TEXTS:
+        assert bounded.search(text, deadline) == c_only.search(text), (pattern, text)
+
+
+def _long_desc_db(tmp_path: Path, descs: list[str]) -> SyncDatabase:
+    import dataclasses
+
+    metas = generate_repo(seed=3, count=len(descs))
+    path = tmp_path / "evil.db"
+    with tarfile.open(path, "w:gz") as tar:
+        for meta, desc in zip(metas, descs, strict=True):
+            data = write_sync_desc(dataclasses.replace(meta, desc=desc)).encode()
+            info = tarfile.TarInfo(f"{meta.name}-{meta.version}/desc")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return SyncDatabase("evil", str(path))
+
+
+@pytest.mark.timeout(120)
+def test_catastrophic_pattern_ends_with_a_named_error(tmp_path: Path) -> None:
+    """``(a|aa)+!`` backtracks exponentially on a line of a's: the bounded search stops
+    at its deadline with PATTERN_TOO_COSTLY instead of running for ages."""
+    db = _long_desc_db(tmp_path, ["a" * 200, "plain words"])
+    with pytest.raises(AlpmError) as err:
+        search(db, ["(a|aa)+!"], deadline=time.monotonic() + 2)
+    assert err.value.code is ErrorCode.PATTERN_TOO_COSTLY
+    # the issue's pattern: answered (nothing matches), or refused by name; never a hang
+    try:
+        assert search(db, ["((.+)+)+!"], deadline=time.monotonic() + 2) == []
+    except AlpmError as exc:
+        assert exc.code is ErrorCode.PATTERN_TOO_COSTLY
+    # an ordinary search on the same database still works, bounded or not
+    assert [p.desc for p in search(db, ["words"], deadline=time.monotonic() + 30)] == \
+        ["plain words"]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("pattern", ["(.{1,1000}){1,1000}", "((a{1,200}){1,200}){1,200}",
+                                     "x" * 5000, "\\d"])
+def test_patterns_too_large_to_compile_are_refused_before_the_c_library(pattern: str) -> None:
+    with pytest.raises(AlpmError) as err:
+        compile_posix(pattern, bounded=True)
+    assert err.value.code is ErrorCode.PATTERN_TOO_COSTLY
+
+
+def test_a_passed_deadline_is_a_named_error(tmp_path: Path) -> None:
+    db = _long_desc_db(tmp_path, ["alpha"])
+    with pytest.raises(AlpmError) as err:
+        search(db, ["alp"], deadline=time.monotonic() - 1)
+    assert err.value.code is ErrorCode.PATTERN_TOO_COSTLY
+
+
+@pytest.mark.parametrize("pattern", ["python", "^lib.*5$", "qt", "Library", "[[:digit:]]{3}",
+                                     "\\<lib", "x*"])
+def test_bounded_search_finds_what_the_unbounded_one_finds(big: SyncDatabase,
+                                                          pattern: str) -> None:
+    assert search(big, [pattern], deadline=time.monotonic() + 60) == search(big, [pattern])

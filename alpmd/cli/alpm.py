@@ -119,6 +119,10 @@ def _dispatch(ctx: Context) -> int:
         from alpmd.cli import remove
 
         return remove.run(ctx)
+    if op == "repair":
+        from alpmd.cli import repair
+
+        return repair.run(ctx)
     if op == "deptest":
         from alpmd.cli import deptest
 

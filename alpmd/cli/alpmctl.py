@@ -522,9 +522,9 @@ async def amain(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="alpmctl", description=__doc__,
+    ap = argparse.ArgumentParser(prog="alpmctl", description=(__doc__ or "").replace("``", ""),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--version", action="version", version=f"alpmctl {__version__}")
+    ap.add_argument("--version", action="version", version=f"alpmctl (alpmd) {__version__}")
     ap.add_argument("--address", default=None, help="bus address (default: the system bus)")
     ap.add_argument("-y", "--yes", action="store_true", help="answer every question with yes")
     ap.add_argument("--json", action="store_true", help="JSON output (one event per line "

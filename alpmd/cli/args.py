@@ -55,6 +55,7 @@ OP_FLAGS: dict[str, tuple[dict[str, str], set[str]]] = {
     "database": ({"k": "check", "q": "quiet"}, {"asdeps", "asexplicit", "convert"}),
     "files": ({"l": "list", "q": "quiet", "x": "regex", "y": "refresh"}, {"machinereadable"}),
     "deptest": ({"d": "nodeps"}, set()),
+    "repair": ({}, set()),
     "version": ({}, set()),
     "help": ({}, set()),
 }
@@ -109,6 +110,9 @@ def parse(argv: list[str]) -> Args:
             name, eq, val = tok[2:].partition("=")
             if name in LONG_OPERATIONS:
                 _set_op(args, OPERATIONS[LONG_OPERATIONS[name]])
+                continue
+            if name == "repair":  # ours, no pacman letter: journal recovery
+                _set_op(args, "repair")
                 continue
             if name in VALUE_LONG:
                 if not eq:

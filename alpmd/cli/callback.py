@@ -18,6 +18,8 @@ from alpmd.engine import events as ev
 from alpmd.engine.handle import Handle
 from alpmd.engine.package import Package
 from alpmd.engine.query import find_satisfier
+from alpmd.i18n import N_
+from alpmd.i18n import gettext as _
 
 #: pacman's --ask bits (alpm_question_type_t): a set bit inverts that question's default.
 ASK_BITS: dict[type[ev.Question], int] = {
@@ -27,28 +29,28 @@ ASK_BITS: dict[type[ev.Question], int] = {
 }
 
 _STEP_LINES: dict[type[ev.Event], str] = {
-    ev.CheckDeps: "checking dependencies...",
-    ev.ResolveDeps: "resolving dependencies...",
-    ev.InterConflicts: "looking for conflicting packages...",
+    ev.CheckDeps: N_("checking dependencies..."),
+    ev.ResolveDeps: N_("resolving dependencies..."),
+    ev.InterConflicts: N_("looking for conflicting packages..."),
 }
 _QUIET_STEP_LINES: dict[type[ev.Event], str] = {
-    ev.FileConflicts: "checking for file conflicts...",
-    ev.Integrity: "checking package integrity...",
-    ev.KeyringCheck: "checking keyring...",
-    ev.LoadPackages: "loading package files...",
-    ev.DiskSpace: "checking available disk space...",
+    ev.FileConflicts: N_("checking for file conflicts..."),
+    ev.Integrity: N_("checking package integrity..."),
+    ev.KeyringCheck: N_("checking keyring..."),
+    ev.LoadPackages: N_("loading package files..."),
+    ev.DiskSpace: N_("checking available disk space..."),
 }
 _BAR_TITLES: dict[ev.ProgressKind, str] = {
-    ev.ProgressKind.ADD: "installing", ev.ProgressKind.UPGRADE: "upgrading",
-    ev.ProgressKind.DOWNGRADE: "downgrading", ev.ProgressKind.REINSTALL: "reinstalling",
-    ev.ProgressKind.REMOVE: "removing", ev.ProgressKind.CONFLICTS: "checking for file conflicts",
-    ev.ProgressKind.DISKSPACE: "checking available disk space",
-    ev.ProgressKind.INTEGRITY: "checking package integrity",
-    ev.ProgressKind.LOAD: "loading package files", ev.ProgressKind.KEYRING: "checking keys in keyring",
+    ev.ProgressKind.ADD: N_("installing"), ev.ProgressKind.UPGRADE: N_("upgrading"),
+    ev.ProgressKind.DOWNGRADE: N_("downgrading"), ev.ProgressKind.REINSTALL: N_("reinstalling"),
+    ev.ProgressKind.REMOVE: N_("removing"), ev.ProgressKind.CONFLICTS: N_("checking for file conflicts"),
+    ev.ProgressKind.DISKSPACE: N_("checking available disk space"),
+    ev.ProgressKind.INTEGRITY: N_("checking package integrity"),
+    ev.ProgressKind.LOAD: N_("loading package files"), ev.ProgressKind.KEYRING: N_("checking keys in keyring"),
 }
-_OP_WORDS = {ev.Operation.INSTALL: "installing", ev.Operation.UPGRADE: "upgrading",
-             ev.Operation.DOWNGRADE: "downgrading", ev.Operation.REINSTALL: "reinstalling",
-             ev.Operation.REMOVE: "removing"}
+_OP_WORDS = {ev.Operation.INSTALL: N_("installing"), ev.Operation.UPGRADE: N_("upgrading"),
+             ev.Operation.DOWNGRADE: N_("downgrading"), ev.Operation.REINSTALL: N_("reinstalling"),
+             ev.Operation.REMOVE: N_("removing")}
 
 
 @dataclass
@@ -82,16 +84,16 @@ class Callbacks:
             if line is None and self.noprogressbar:
                 line = _QUIET_STEP_LINES.get(type(e))
             if line is not None:
-                out.write(line + "\n")
+                out.write(_(line) + "\n")
                 return
         if isinstance(e, ev.TransactionStep) and not e.done:
-            out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} Processing package changes..."
-                      f"{out.c.nocolor}\n")
+            out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} "
+                      + _("Processing package changes...") + f"{out.c.nocolor}\n")
         elif isinstance(e, ev.PackageOperation):
             if not e.done and self.noprogressbar:
                 pkg = e.new if e.new is not None else e.old
                 assert pkg is not None
-                out.write(f"{_OP_WORDS[e.operation]} {pkg.name}...\n")
+                out.write(f"{_(_OP_WORDS[e.operation])} {pkg.name}...\n")
             elif e.done and e.new is not None:
                 if e.operation is ev.Operation.INSTALL:
                     self._optdepends(e.new, e.new.optdepends)
@@ -101,21 +103,22 @@ class Callbacks:
         elif isinstance(e, ev.ScriptletInfo):
             out.write(e.line if e.line.endswith("\n") else e.line + "\n")
         elif isinstance(e, ev.PacnewCreated):
-            out.warning(f"{e.file} installed as {e.file}.pacnew")
+            out.warning(_("{file} installed as {file}.pacnew").format(file=e.file))
         elif isinstance(e, ev.PacsaveCreated):
-            out.warning(f"{e.file} saved as {e.file}.pacsave")
+            out.warning(_("{file} saved as {file}.pacsave").format(file=e.file))
         elif isinstance(e, ev.OptdepRemoval):
             name = e.pkg.name if e.pkg is not None else ""
-            out.warning(f"{name} optionally requires {e.optdep}")
+            out.warning(_("{name} optionally requires {optdep}").format(name=name, optdep=e.optdep))
         elif isinstance(e, ev.HookEvent) and not e.done:
-            word = "pre" if e.when.startswith("Pre") else "post"
-            out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} Running {word}-transaction "
-                      f"hooks...{out.c.nocolor}\n")
+            text = (_("Running pre-transaction hooks...") if e.when.startswith("Pre")
+                    else _("Running post-transaction hooks..."))
+            out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} {text}{out.c.nocolor}\n")
         elif isinstance(e, ev.HookRun) and not e.done:
             w = len(str(e.total))
             out.write(f"({e.position:>{w}}/{e.total}) {e.description or e.name}\n")
         elif isinstance(e, ev.DatabaseMissing):
-            out.warning(f"database file for '{e.dbname}' does not exist (use '-Sy' to download)")
+            out.warning(_("database file for '{db}' does not exist (use '-Sy' to download)")
+                        .format(db=e.dbname))
         elif isinstance(e, ev.Warning_):
             out.warning(e.message)
 
@@ -123,14 +126,15 @@ class Callbacks:
         if not optdeps:
             return
         out = self.out
-        out.write(f"{out.c.meta}:: {out.c.nocolor}{out.c.title}Optional dependencies for "
-                  f"{pkg.name}{out.c.nocolor}\n")
+        out.write(f"{out.c.meta}:: {out.c.nocolor}{out.c.title}"
+                  + _("Optional dependencies for {name}").format(name=pkg.name)
+                  + f"{out.c.nocolor}\n")
         local = self.handle.localdb if self.handle is not None else None
         for opt in optdeps:
             dep = opt.split(":", 1)[0].strip()
             mark = ""
             if local is not None and find_satisfier(local, dep) is not None:
-                mark = " [installed]"
+                mark = " [" + _("installed") + "]"
             out.write(f"    {opt}{mark}\n")
 
     # -- progress ---------------------------------------------------------------------
@@ -138,7 +142,7 @@ class Callbacks:
     def progress(self, p: ev.Progress) -> None:
         if self.noprogressbar:
             return
-        title = _BAR_TITLES.get(p.kind, p.kind.value)
+        title = _(_BAR_TITLES.get(p.kind, p.kind.value))
         if p.kind in (ev.ProgressKind.ADD, ev.ProgressKind.UPGRADE, ev.ProgressKind.DOWNGRADE,
                       ev.ProgressKind.REINSTALL, ev.ProgressKind.REMOVE):
             title = f"{title} {p.name}"
@@ -168,45 +172,51 @@ class Callbacks:
             return default
         if isinstance(q, ev.InstallIgnored):
             name = q.pkg.name if q.pkg else ""
-            return self.yesno(f"{name} is in IgnorePkg/IgnoreGroup. Install anyway?",
-                              bool(default))
+            return self.yesno(_("{name} is in IgnorePkg/IgnoreGroup. Install anyway?")
+                              .format(name=name), bool(default))
         if isinstance(q, ev.ReplacePackage):
             old = q.old.name if q.old else ""
             new = q.new.name if q.new else ""
-            return self.yesno(f"Replace {old} with {q.repo}/{new}?", bool(default))
+            return self.yesno(_("Replace {old} with {repo}/{new}?").format(old=old, repo=q.repo, new=new),
+                              bool(default))
         if isinstance(q, ev.ConflictPackage):
             new = q.new.name if q.new else ""
             old = q.old.name if q.old else ""
             if not q.reason or q.reason in (new, old):
-                text = f"{new} and {old} are in conflict. Remove {old}?"
+                text = _("{new} and {old} are in conflict. Remove {old}?").format(new=new, old=old)
             else:
-                text = f"{new} and {old} are in conflict ({q.reason}). Remove {old}?"
+                text = _("{new} and {old} are in conflict ({reason}). Remove {old}?").format(
+                    new=new, old=old, reason=q.reason)
             return self.yesno(text, bool(default))
         if isinstance(q, ev.CorruptedPackage):
-            return self.yesno(f"File {q.filepath} is corrupted ({q.reason}).\n"
-                              "Do you want to delete it?", bool(default))
+            return self.yesno(_("File {path} is corrupted ({reason}).\nDo you want to delete it?")
+                              .format(path=q.filepath, reason=q.reason), bool(default))
         if isinstance(q, ev.RemoveUnresolvable):
             # pacman: a ":: " headline, the names after a 5-space title, then the question.
             many = len(q.packages) != 1
             out = self.out
-            out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} The following "
-                      f"{'packages' if many else 'package'} cannot be upgraded due to "
-                      f"unresolvable dependencies:{out.c.nocolor}\n")
+            head = (_("The following packages cannot be upgraded due to unresolvable dependencies:")
+                    if many else
+                    _("The following package cannot be upgraded due to unresolvable dependencies:"))
+            out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} {head}{out.c.nocolor}\n")
             out.write("      " + "  ".join(p.name for p in q.packages) + "\n\n")
-            return self.yesno(f"Do you want to skip the above {'packages' if many else 'package'}"
-                              " for this upgrade?", bool(default))
+            return self.yesno(_("Do you want to skip the above packages for this upgrade?") if many
+                              else _("Do you want to skip the above package for this upgrade?"),
+                              bool(default))
         if isinstance(q, ev.ImportKey):
-            return self.yesno(f"Import PGP key {q.fingerprint}, \"{q.uid}\"?", bool(default))
+            return self.yesno(_("Import PGP key {fingerprint}, \"{uid}\"?").format(
+                fingerprint=q.fingerprint, uid=q.uid), bool(default))
         if isinstance(q, ev.SelectProvider):
             return self._select_provider(q)
         return default
 
     def _select_provider(self, q: ev.SelectProvider) -> object:
         out = self.out
-        out.write(f"{out.c.meta}:: {out.c.nocolor}There are {len(q.providers)} providers "
-                  f"available for {q.depend}:\n")
+        out.write(f"{out.c.meta}:: {out.c.nocolor}"
+                  + _("There are {n} providers available for {dep}:").format(
+                      n=len(q.providers), dep=q.depend) + "\n")
         line = " ".join(f"{i}) {p.name}" for i, p in enumerate(q.providers, 1))
-        out.write(f"   {line}\n\nEnter a number (default=1): ")
+        out.write(f"   {line}\n\n" + _("Enter a number (default=%d): ") % 1)
         if self.noconfirm:
             out.write("\n")
             return q.default

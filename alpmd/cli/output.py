@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from alpmd.engine.package import Origin, Package
 from alpmd.engine.query import find_satisfier, optional_for, required_by
+from alpmd.i18n import N_
+from alpmd.i18n import gettext as _
 
 if TYPE_CHECKING:
     from alpmd.engine.handle import Handle
@@ -58,12 +60,12 @@ class Out:
     def error(self, msg: str) -> None:
         """``error: msg`` on stderr, as pm_printf(ALPM_LOG_ERROR) (``msg`` without newline)."""
         self.stdout.flush()
-        self.stderr.write(f"{self.c.err}error: {self.c.nocolor}{msg}\n")
+        self.stderr.write(self.c.err + _("error: ") + f"{self.c.nocolor}{msg}\n")
         self.stderr.flush()
 
     def warning(self, msg: str) -> None:
         self.stdout.flush()
-        self.stderr.write(f"{self.c.warn}warning: {self.c.nocolor}{msg}\n")
+        self.stderr.write(self.c.warn + _("warning: ") + f"{self.c.nocolor}{msg}\n")
         self.stderr.flush()
 
     @property
@@ -160,17 +162,19 @@ def strftime_c(ts: int) -> str:
 class Display:
     """The field layout of ``-Qi``/``-Si`` and the list/line helpers around it."""
 
-    TITLES = ["Architecture", "Backup Files", "Build Date", "Compressed Size", "Conflicts With",
-              "Depends On", "Description", "Download Size", "Groups", "Install Date",
-              "Install Reason", "Install Script", "Installed Size", "Licenses", "MD5 Sum",
-              "Name", "Optional Deps", "Optional For", "Packager", "Provides", "Replaces",
-              "Repository", "Required By", "SHA-256 Sum", "Signatures", "URL", "Validated By",
-              "Version"]
+    TITLES = [N_("Architecture"), N_("Backup Files"), N_("Build Date"), N_("Compressed Size"),
+              N_("Conflicts With"), N_("Depends On"), N_("Description"), N_("Download Size"),
+              N_("Groups"), N_("Install Date"), N_("Install Reason"), N_("Install Script"),
+              N_("Installed Size"), N_("Licenses"), N_("MD5 Sum"), N_("Name"),
+              N_("Optional Deps"), N_("Optional For"), N_("Packager"), N_("Provides"),
+              N_("Replaces"), N_("Repository"), N_("Required By"), N_("SHA-256 Sum"),
+              N_("Signatures"), N_("URL"), N_("Validated By"), N_("Version")]
 
     def __init__(self, out: Out) -> None:
         self.out = out
-        maxw = max(width(t) for t in self.TITLES)
-        self.titles = {t: t + " " * (maxw - width(t)) + " :" for t in self.TITLES}
+        local = {t: _(t) for t in self.TITLES}  # pacman pads to the longest translated title
+        maxw = max(width(t) for t in local.values())
+        self.titles = {t: tr + " " * (maxw - width(tr)) + " :" for t, tr in local.items()}
 
     def t(self, name: str) -> str:
         return self.titles[name]
@@ -179,7 +183,7 @@ class Display:
         c = self.out.c
         text = f"{c.title}{title}{c.nocolor} "
         if not value:
-            text += "None"
+            text += _("None")
         else:
             text += indent_text(value, width(title) + 1, self.out.cols)
         self.out.write(text + "\n")
@@ -189,7 +193,7 @@ class Display:
         ln = width(title) + 1
         parts = [f"{c.title}{title}{c.nocolor} "]
         if not items:
-            parts.append("None\n")
+            parts.append(_("None") + "\n")
         else:
             maxcols = self.out.cols
             parts.append(items[0])
@@ -212,7 +216,7 @@ class Display:
         ln = width(title) + 1
         text = f"{c.title}{title}{c.nocolor} "
         if not items:
-            text += "None\n"
+            text += _("None") + "\n"
         else:
             cols = self.out.cols
             text += indent_text(items[0], ln, cols) + "\n"
@@ -251,7 +255,7 @@ class Display:
         optdeps: list[str] = []
         for od in pkg.optdepends:
             if local and find_satisfier(handle.localdb, od) is not None:
-                od += " [installed]"
+                od += " [" + _("installed") + "]"
             optdeps.append(od)
         self.list_linebreak(t("Optional Deps"), optdeps)
         if extra or local:
@@ -270,12 +274,12 @@ class Display:
         if local:
             self.string(t("Install Date"),
                         strftime_c(pkg.installdate) if pkg.installdate else "")
-            reason = {0: "Explicitly installed",
-                      1: "Installed as a dependency for another package"}.get(
-                int(pkg.reason), "Unknown")
-            self.string(t("Install Reason"), reason)
+            reason = {0: N_("Explicitly installed"),
+                      1: N_("Installed as a dependency for another package")}.get(
+                int(pkg.reason), N_("Unknown"))
+            self.string(t("Install Reason"), _(reason))
         if local or origin is Origin.FILE:
-            self.string(t("Install Script"), "Yes" if pkg.has_scriptlet else "No")
+            self.string(t("Install Script"), _("Yes") if pkg.has_scriptlet else _("No"))
         if sync and extra:
             self.string(t("MD5 Sum"), pkg.md5sum)
             self.string(t("SHA-256 Sum"), pkg.sha256sum)
@@ -283,7 +287,7 @@ class Display:
         else:
             self.list_display(t("Validated By"), validation_labels(pkg))
         if origin is Origin.FILE:
-            self.string(t("Signatures"), "None")
+            self.string(t("Signatures"), _("None"))
         if local and extra:
             self.backups(handle, pkg)
         self.out.write("\n")
@@ -295,7 +299,7 @@ class Display:
         self.out.write(f"{c.title}{self.t('Backup Files')}\n{c.nocolor}")
         backups = pkg.backup
         if not backups:
-            self.out.write("(none)\n")
+            self.out.write(_("(none)") + "\n")
             return
         import hashlib
 
@@ -308,7 +312,7 @@ class Display:
                     with open(path, "rb") as f:
                         digest = hashlib.md5(f.read()).hexdigest()
                 except OSError:
-                    self.out.error(f"could not calculate checksums for {path}")
+                    self.out.error(_("could not calculate checksums for {path}").format(path=path))
                     continue
                 state = "UNMODIFIED" if digest == b.md5 else "MODIFIED"
             else:
@@ -327,23 +331,23 @@ class Display:
 def validation_labels(pkg: Package) -> list[str]:
     """The ``Validated By`` words for a package's %VALIDATION% (``Unknown`` when unset)."""
     if pkg.origin is Origin.FILE:
-        return ["None"]
+        return [_("None")]
     if pkg.origin is Origin.SYNCDB:
         # libalpm derives a sync package's validation from the checksums it carries.
-        words = [label for value, label in ((pkg.md5sum, "MD5 Sum"),
-                                            (pkg.sha256sum, "SHA-256 Sum"),
-                                            (pkg.base64_sig, "Signature")) if value]
-        return words or ["None"]
+        words = [_(label) for value, label in ((pkg.md5sum, "MD5 Sum"),
+                                               (pkg.sha256sum, "SHA-256 Sum"),
+                                               (pkg.base64_sig, N_("Signature"))) if value]
+        return words or [_("None")]
     vals = pkg.validation
     if not vals:
-        return ["Unknown"]
+        return [_("Unknown")]
     if "none" in vals:
-        return ["None"]
+        return [_("None")]
     words = []
     for key, label in (("md5", "MD5 Sum"), ("sha256", "SHA-256 Sum"), ("pgp", "Signature")):
         if key in vals:
-            words.append(label)
-    return words or ["Unknown"]
+            words.append(_(label))
+    return words or [_("Unknown")]
 
 
 def groups_suffix(out: Out, pkg: Package) -> str:
@@ -359,8 +363,8 @@ def installed_suffix(out: Out, handle: Handle, pkg: Package) -> str:
     if lpkg is None:
         return ""
     if lpkg.version == pkg.version:
-        return f" {out.c.meta}[installed]{out.c.nocolor}"
-    return f" {out.c.meta}[installed: {lpkg.version}]{out.c.nocolor}"
+        return f" {out.c.meta}[" + _("installed") + f"]{out.c.nocolor}"
+    return f" {out.c.meta}[" + _("installed") + f": {lpkg.version}]{out.c.nocolor}"
 
 
 def search_results(out: Out, handle: Handle, dbname: str, pkgs: list[Package], *,
@@ -385,7 +389,7 @@ def search_results(out: Out, handle: Handle, dbname: str, pkgs: list[Package], *
 def signature_keys(base64_sig: str | None) -> list[str]:
     """Issuer key IDs of an OpenPGP signature (alpm_extract_keyid), or ``["None"]``."""
     if not base64_sig:
-        return ["None"]
+        return [_("None")]
     import base64
     import binascii
 

@@ -241,6 +241,14 @@ def report_commit_error(ctx: Context, exc: AlpmError) -> None:
             out.write(f"{os.path.basename(path)} is invalid or corrupted\n")
     elif exc.message != exc.code.strerror:
         out.write(exc.message + "\n")
+    completed: list[str] = exc.details.get("completed") or []
+    if exc.details.get("unfinished") or completed:
+        # pacman says "no packages were upgraded" even after some were: tell the truth
+        # (the message above names the package left unfinished and the repair)
+        out.write(f"Errors occurred after {len(completed)} package"
+                  f"{'s were' if len(completed) != 1 else ' was'} changed"
+                  f"{': ' + ' '.join(completed) if completed else ''}.\n")
+        return
     out.write("Errors occurred, no packages were upgraded.\n")
 
 

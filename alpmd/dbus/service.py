@@ -12,6 +12,7 @@ import sys
 
 from dbus_fast import Message, MessageType, RequestNameReply
 
+from alpmd import __version__
 from alpmd.dbus import notify
 from alpmd.dbus.bus import connect
 from alpmd.dbus.manager import KEEP_FINISHED, Daemon, Manager1
@@ -77,7 +78,8 @@ async def serve(config: str, *, address: str | None = None, keep_finished: float
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="alpmd", description=__doc__)
+    ap = argparse.ArgumentParser(prog="alpmd", description="The alpmd package-management daemon: owns org.alpm on the system bus.")
+    ap.add_argument("--version", action="version", version=f"alpmd {__version__}")
     ap.add_argument("--config", default="/etc/pacman.conf")
     ap.add_argument("--address", default=None, help="bus address (default: the system bus)")
     ap.add_argument("--keep-finished", type=float, default=KEEP_FINISHED,

@@ -44,6 +44,7 @@ from typing import Any
 
 import aiohttp
 
+from alpmd.engine import signing
 from alpmd.engine.config import SigCheck, SigLevel, split_xfer_command
 from alpmd.engine.db.sync import SyncDatabase, read_db_archive
 from alpmd.engine.errors import AlpmError, ErrorCode
@@ -1113,13 +1114,7 @@ def _check_db(path: str, label: str) -> None:
 
 def _verify_db_signature(handle: Handle, path: str, level: SigLevel,
                          question: QuestionCallback | None) -> None:
-    try:
-        from alpmd.engine import signing
-    except ImportError:
-        return   # the signing module has not landed: pacman without gpgme does the same
-    verify: Callable[..., Any] = getattr(signing, "verify_database", None) or (
-        lambda *a, **k: None)
-    verify(handle, path, level, question=question)
+    signing.verify_database(handle, path, level, question=question)
 
 
 def _http_time(value: str | None) -> float | None:

@@ -7,7 +7,11 @@ codes and D-Bus error names; the code is stable, the message is for people.
 from __future__ import annotations
 
 import enum
+import errno
 from typing import Any
+
+from alpmd.i18n import gettext as _
+from alpmd.i18n import translate
 
 
 class ErrorCode(enum.Enum):
@@ -62,6 +66,8 @@ class ErrorCode(enum.Enum):
     FILE_CONFLICTS = "file-conflicts"
     RETRIEVE = "retrieve"
     INVALID_REGEX = "invalid-regex"
+    #: A search pattern that cannot be matched within the caller's bound (ours).
+    PATTERN_TOO_COSTLY = "pattern-too-costly"
     LIBARCHIVE = "libarchive"
     LIBCURL = "libcurl"
     EXTERNAL_DOWNLOAD = "external-download"
@@ -70,11 +76,15 @@ class ErrorCode(enum.Enum):
     CANCELLED = "cancelled"
     CONFIG_INVALID = "config-invalid"
     ARCHIVE_LIMIT = "archive-limit"
+    #: The file system is full (ENOSPC) or the user's quota is used up (EDQUOT); ours.
+    DISK_FULL = "disk-full"
+    #: The file system is mounted read-only (EROFS); ours.
+    READ_ONLY = "read-only"
 
     @property
     def strerror(self) -> str:
-        """The readable message, as ``alpm_strerror`` gives it."""
-        return _MESSAGES[self]
+        """The readable message in the process's language, as ``alpm_strerror`` gives it."""
+        return _(_MESSAGES[self])
 
 
 _MESSAGES: dict[ErrorCode, str] = {
@@ -127,6 +137,7 @@ _MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.FILE_CONFLICTS: "conflicting files",
     ErrorCode.RETRIEVE: "failed to retrieve some files",
     ErrorCode.INVALID_REGEX: "invalid regular expression",
+    ErrorCode.PATTERN_TOO_COSTLY: "regular expression too costly to match",
     ErrorCode.LIBARCHIVE: "libarchive error",
     ErrorCode.LIBCURL: "download library error",
     ErrorCode.EXTERNAL_DOWNLOAD: "error invoking external downloader",
@@ -135,6 +146,8 @@ _MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.CANCELLED: "operation cancelled",
     ErrorCode.CONFIG_INVALID: "invalid configuration",
     ErrorCode.ARCHIVE_LIMIT: "archive exceeds the limits for reading it",
+    ErrorCode.DISK_FULL: "no space left on device",
+    ErrorCode.READ_ONLY: "read-only file system",
 }
 
 
@@ -148,11 +161,61 @@ class AlpmError(Exception):
     def __init__(self, code: ErrorCode, message: str | None = None, **details: Any) -> None:
         self.code = code
         self.message = message or code.strerror
+        #: The English text, translated for each client by :meth:`localized`.
+        self.msgid = message or _MESSAGES[code]
         self.details: dict[str, Any] = details
         super().__init__(self.message)
 
     def __str__(self) -> str:
         return self.message
 
+    def localized(self, locale: str) -> str:
+        """The message in one client's ``locale`` (the daemon's per-client language)."""
+        return translate(self.msgid, locale)
+
     def __repr__(self) -> str:
         return f"AlpmError({self.code.name}, {self.message!r})"
+
+
+#: errno values that say the system, not the package, is the problem.
+_OS_CODES = {errno.ENOSPC: ErrorCode.DISK_FULL, errno.EDQUOT: ErrorCode.DISK_FULL,
+             errno.EROFS: ErrorCode.READ_ONLY}
+
+
+def errno_code(err: int | None) -> ErrorCode | None:
+    """DISK_FULL / READ_ONLY for an errno of a full or read-only file system, else None."""
+    return _OS_CODES.get(err or 0)
+
+
+def os_error_code(exc: OSError, default: ErrorCode) -> ErrorCode:
+    """DISK_FULL / READ_ONLY for the errors a hostile system causes, ``default`` otherwise."""
+    return _OS_CODES.get(exc.errno or 0, default)
+
+
+def system_error(exc: BaseException) -> AlpmError | None:
+    """``exc`` (or what caused it) as a named error, when a full or read-only file system
+    is behind it: an ``OSError``, or an ``AlpmError`` raised from one (a database write).
+    None when the system is not to blame."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, AlpmError) and cause.code in (ErrorCode.DISK_FULL,
+                                                            ErrorCode.READ_ONLY):
+            return cause
+        if isinstance(cause, OSError):
+            code = errno_code(cause.errno)
+            if code is None:
+                return None
+            if isinstance(exc, AlpmError):
+                return AlpmError(code, exc.message, **{**exc.details, "errno": cause.errno})
+            where = f" ({cause.filename})" if cause.filename else ""
+            return AlpmError(code, f"{code.strerror}{where}", errno=cause.errno)
+        cause = cause.__cause__
+    return None
+
+
+def from_os_error(exc: OSError, what: str, default: ErrorCode = ErrorCode.SYSTEM,
+                  **details: Any) -> AlpmError:
+    """An AlpmError for an OSError met while doing ``what`` ("could not write /x")."""
+    code = os_error_code(exc, default)
+    reason = code.strerror if code is not default else (exc.strerror or str(exc))
+    return AlpmError(code, f"{what}: {reason}", errno=exc.errno, **details)

@@ -43,7 +43,7 @@ from alpmd.engine.archive import (
     skip_member,
 )
 from alpmd.engine.conflict import fnmatch_patterns
-from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.errors import AlpmError, ErrorCode, errno_code
 from alpmd.engine.events import (
     EventCallback,
     PacnewCreated,
@@ -55,7 +55,9 @@ from alpmd.engine.events import (
 from alpmd.engine.formats.desc import Backup
 from alpmd.engine.formats.files import FileList
 from alpmd.engine.handle import Handle
+from alpmd.engine.larchive import ARCHIVE_OK as _ARCHIVE_OK
 from alpmd.engine.larchive import ARCHIVE_WARN as _ARCHIVE_WARN
+from alpmd.engine.larchive import LIB as _LIB
 from alpmd.engine.larchive import entry_mode as _entry_mode
 from alpmd.engine.larchive import entry_set_pathname as _entry_set_pathname
 from alpmd.engine.larchive import error_string as _error_string
@@ -77,6 +79,12 @@ _SECURE_SYMLINKS, _SECURE_NODOTDOT, _SECURE_NOABSOLUTEPATHS = 0x100, 0x200, 0x10
 EXTRACT_FLAGS = (_OWNER | _PERM | _TIME | _UNLINK | _XATTR | _SECURE_SYMLINKS | _SECURE_NODOTDOT
                  | _SECURE_NOABSOLUTEPATHS)
 
+
+#: ``archive_errno``: why libarchive's disk writer failed (a full or read-only disk ends
+#: the package at once instead of failing every remaining entry).
+_archive_errno = _LIB.archive_errno
+_archive_errno.argtypes = [ctypes.c_void_p]
+_archive_errno.restype = ctypes.c_int
 
 _CWD_LOCK = threading.RLock()
 _counter = itertools.count()
@@ -176,19 +184,19 @@ class _Extractor:
         if is_dir or fresh:
             _entry_set_pathname(entry_p, os.fsencode(rel))
             ret = _read_extract2(archive_p, entry_p, self.writer)
-            if ret < _ARCHIVE_WARN:
-                self.error(f"could not extract {self.root}{rel} ({self._why(archive_p)})")
+            if self._failed(archive_p, ret, rel):
                 if not is_dir:
                     self._discard(rel)
+                self._give_up(_archive_errno(archive_p), rel)
                 return False, None
             return True, (md5_file(rel) if want_md5 and not is_dir else None)
         parent = rel.rpartition("/")[0]
         tmp = f"{parent + '/' if parent else ''}.alpmd-{_PID[0]}-{next(_counter)}.tmp"
         _entry_set_pathname(entry_p, os.fsencode(tmp))
         ret = _read_extract2(archive_p, entry_p, self.writer)
-        if ret < _ARCHIVE_WARN:
-            self.error(f"could not extract {self.root}{rel} ({self._why(archive_p)})")
+        if self._failed(archive_p, ret, rel):
             self._discard(tmp)
+            self._give_up(_archive_errno(archive_p), rel)
             return False, None
         digest = md5_file(tmp) if want_md5 else None
         try:
@@ -196,8 +204,31 @@ class _Extractor:
         except OSError as exc:
             self.error(f"could not rename {self.root}{tmp} to {self.root}{rel} ({exc.strerror})")
             self._discard(tmp)
+            self._give_up(exc.errno, rel)
             return False, None
         return True, digest
+
+    def _failed(self, archive_p: int, ret: int, rel: str) -> bool:
+        """Whether writing an entry failed, as libalpm reads libarchive's answer: a
+        warning is only a warning, unless the disk was full (libarchive reports a
+        failed data write as a warning)."""
+        if ret == _ARCHIVE_OK:
+            return False
+        if ret == _ARCHIVE_WARN and errno_code(_archive_errno(archive_p)) is None:
+            self.warning(f"warning given when extracting {self.root}{rel} "
+                         f"({self._why(archive_p)})")
+            return False
+        self.error(f"could not extract {self.root}{rel} ({self._why(archive_p)})")
+        return True
+
+    def _give_up(self, err: int | None, rel: str) -> None:
+        """End the package at once when the file system is full or read-only: every
+        further entry would fail the same way (libalpm would try them all)."""
+        code = errno_code(err)
+        if code is not None:
+            assert err is not None
+            raise AlpmError(code, f"could not extract {self.root}{rel}: {os.strerror(err)}",
+                            path=self.root + rel, errno=err, pkg=self.new.name)
 
     @staticmethod
     def _why(archive_p: int) -> str:
@@ -280,6 +311,7 @@ class _Extractor:
         except OSError as exc:
             self.error(f"could not rename {self.root}{pacnew} to {self.root}{path} "
                        f"({exc.strerror})")
+            self._give_up(exc.errno, path)
 
     def _pacnew(self, full: str, *, from_noupgrade: bool) -> None:
         if self.event is not None:

@@ -19,6 +19,7 @@ from alpmd.engine.db.stores import Store, choose_store, local_backend
 from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.log import LogCallback, LogLevel, LogWriter
+from alpmd.engine.process import ProcessId, start_time
 
 LOCK_NAME = "db.lck"
 
@@ -27,6 +28,25 @@ def lock_holder(lockfile: str) -> str:
     """See :meth:`Handle.lock_holder`; usable without a handle (a daemon watching a root)."""
     if not os.path.exists(lockfile):
         return ""
+    holder = lock_holder_process(lockfile)
+    if holder is None:
+        return "stale"
+    try:
+        with open(f"/proc/{holder.pid}/comm", encoding="utf-8", errors="replace") as f:
+            comm = f.read().strip()
+    except OSError:
+        comm = "?"
+    return f"pid {holder.pid} ({comm})"
+
+
+def lock_holder_process(lockfile: str) -> ProcessId | None:
+    """The live process (PID and start time) that has ``lockfile`` open, or None.
+
+    pacman and we keep the lock's descriptor open while holding it; the kernel
+    closes it when the holder dies, so a crashed holder (a zombie included) is
+    never found, and the start time names the holder even if its PID is reused
+    later.
+    """
     real = os.path.realpath(lockfile)
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -38,12 +58,14 @@ def lock_holder(lockfile: str) -> str:
             continue
         for fd in fds:
             try:
-                if os.readlink(f"{fddir}/{fd}") == real:
-                    with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
-                        return f"pid {pid} ({f.read().strip()})"
+                if os.readlink(f"{fddir}/{fd}") != real:
+                    continue
             except OSError:
                 continue
-    return "stale"
+            found = ProcessId(int(pid), start_time(int(pid)))
+            if found.alive():
+                return found
+    return None
 
 
 def _dir(path: str) -> str:
@@ -237,7 +259,8 @@ class Handle:
             fd = os.open(self.lockfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o000)
         except OSError as exc:
             why = "File exists" if exc.errno == errno.EEXIST else (exc.strerror or str(exc))
-            raise AlpmError(ErrorCode.HANDLE_LOCK,
+            raise AlpmError(ErrorCode.READ_ONLY if exc.errno == errno.EROFS
+                            else ErrorCode.HANDLE_LOCK,
                             f"could not lock database: {why} ({self.lockfile})",
                             lockfile=self.lockfile, errno=exc.errno) from exc
         self._lock_fd = fd

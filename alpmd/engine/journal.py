@@ -9,6 +9,13 @@ next fsync (a lost one only makes repair redo a finished step). A clean end dele
 the file; a file that is still there at the next start names exactly the steps
 that may be half done. A torn last line (the kill hit the write) is ignored:
 its step never started.
+
+The journal names the process that wrote it by PID *and* start time
+(:class:`~alpmd.engine.process.ProcessId`), so a zombie or a process that
+reused the PID is never mistaken for a commit still running. Package files
+that would not outlive the writer (a client's descriptor, ``/proc/PID/fd/N``)
+are copied first into ``<dbpath>/alpmd-staging/`` (:func:`staging_dir`); the
+journal names the copy, and repair can roll forward after any crash.
 """
 
 from __future__ import annotations
@@ -21,12 +28,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.process import ProcessId
 
 JOURNAL_NAME = "alpmd-journal"
+STAGING_NAME = "alpmd-staging"
 
 
 def journal_path(dbpath: str) -> str:
     return os.path.join(dbpath, JOURNAL_NAME)
+
+
+def staging_dir(dbpath: str) -> str:
+    """Where copies of package files passed by descriptor wait for their commit."""
+    return os.path.join(dbpath, STAGING_NAME)
 
 
 @dataclass
@@ -51,6 +65,8 @@ class JournalState:
 
     path: str
     pid: int | None = None
+    #: The writer's start time (``/proc/PID/stat`` field 22); None in older journals.
+    pid_start: int | None = None
     started: float | None = None
     flags: int = 0
     steps: list[Step] = field(default_factory=list)
@@ -60,6 +76,15 @@ class JournalState:
     def pending(self) -> list[Step]:
         """Steps announced but never finished: the ones to repair, in order."""
         return [s for s in self.steps if not s.done]
+
+    @property
+    def writer(self) -> ProcessId | None:
+        return ProcessId(self.pid, self.pid_start) if self.pid is not None else None
+
+    def writer_alive(self) -> bool:
+        """Whether the process that wrote the journal still runs (so it is not to repair)."""
+        writer = self.writer
+        return writer is not None and writer.alive()
 
 
 class Journal:
@@ -95,7 +120,9 @@ class Journal:
                                               f"{exc.strerror}") from exc
         if self.durable:
             _fsync_dir(os.path.dirname(self.path))
-        self._append({"t": "begin", "pid": os.getpid(), "time": time.time(), "flags": flags})
+        me = ProcessId.current()
+        self._append({"t": "begin", "pid": me.pid, "pid_start": me.start, "time": time.time(),
+                      "flags": flags})
 
     def intent(self, action: str, name: str, *, old: str | None = None, new: str | None = None,
                file: str | None = None, reason: int = 0,
@@ -121,7 +148,8 @@ class Journal:
         """The transaction finished (well or with a clean error): forget the journal."""
         if self._fd is None:
             return
-        self._append({"t": "end"})
+        with contextlib.suppress(OSError):  # a full disk: the unlink below still ends it
+            self._append({"t": "end"})
         os.close(self._fd)
         self._fd = None
         with contextlib.suppress(FileNotFoundError):
@@ -166,6 +194,8 @@ def read_journal(dbpath: str) -> JournalState | None:
         kind = rec.get("t")
         if kind == "begin":
             state.pid = rec.get("pid")
+            start = rec.get("pid_start")
+            state.pid_start = start if isinstance(start, int) else None
             state.started = rec.get("time")
             state.flags = int(rec.get("flags") or 0)
         elif kind == "intent":
@@ -184,8 +214,53 @@ def read_journal(dbpath: str) -> JournalState | None:
 
 
 def discard_journal(dbpath: str) -> None:
-    """Delete the journal once its transaction is repaired."""
+    """Delete the journal once its transaction is repaired, with the staged copies it named."""
     path = journal_path(dbpath)
+    state = read_journal(dbpath)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     _fsync_dir(os.path.dirname(path))
+    if state is not None:
+        for step in state.steps:
+            if step.file is not None and is_staged(dbpath, step.file):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(step.file)
+
+
+def staging_prefix() -> str:
+    """Staged file names start with their owner (PID and start time), so a sweep can
+    tell the copies of a live transaction from those a dead process left."""
+    me = ProcessId.current()
+    return f"pkg-{me.pid}-{me.start if me.start is not None else 0}-"
+
+
+def sweep_staging(dbpath: str, keep: set[str] | None = None) -> list[str]:
+    """Delete staged copies whose owner is gone (and no journal names); the deleted paths."""
+    where = staging_dir(dbpath)
+    try:
+        names = os.listdir(where)
+    except FileNotFoundError:
+        return []
+    gone: list[str] = []
+    for name in names:
+        path = os.path.join(where, name)
+        parts = name.split("-")
+        if path in (keep or set()) or len(parts) < 4 or parts[0] != "pkg":
+            continue
+        try:
+            owner = ProcessId(int(parts[1]), int(parts[2]) or None)
+        except ValueError:
+            continue
+        if owner.alive():
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            gone.append(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(where)  # only when empty
+    return gone
+
+
+def is_staged(dbpath: str, path: str) -> bool:
+    """Whether ``path`` is a staged copy (ours to delete), not a user's package file."""
+    return os.path.dirname(os.path.abspath(path)) == os.path.abspath(staging_dir(dbpath))

@@ -59,7 +59,10 @@ class LogWriter:
             except OSError:
                 return
         # One write call per line, so concurrent writers never interleave within a line.
-        os.write(self._fd, format_line(prefix, message).encode("utf-8", "surrogateescape"))
+        try:
+            os.write(self._fd, format_line(prefix, message).encode("utf-8", "surrogateescape"))
+        except OSError:
+            pass  # a full disk: the log loses a line, the operation goes on (as pacman)
 
     def close(self) -> None:
         if self._fd is not None:

@@ -273,15 +273,21 @@ def _index(db: Database) -> _Index:
 # -- search -----------------------------------------------------------------------------
 
 
-def search(db: Database, patterns: Sequence[str]) -> list[Package]:
+def search(db: Database, patterns: Sequence[str], *,
+           deadline: float | None = None) -> list[Package]:
     """Packages matching every pattern (``alpm_db_search``), in database order.
 
     A pattern matches a package when it matches, as a POSIX extended regular
     expression ignoring case, the name (or occurs in it literally), the
     description, a provision's name or a group. No pattern: every package.
     Raises ``AlpmError(INVALID_REGEX)`` for a pattern the C library refuses.
+
+    ``deadline`` (a ``time.monotonic()`` value) makes the search bounded, for
+    callers serving others: ``AlpmError(PATTERN_TOO_COSTLY)`` for a pattern that
+    cannot be matched by then (see :mod:`alpmd.engine.regex`).
     """
-    regs = [compile_posix(p) for p in patterns]
+    bounded = deadline is not None
+    regs = [compile_posix(p, bounded=bounded) for p in patterns]
     idx = _index(db)
     if not regs:
         return list(db.packages)
@@ -289,7 +295,8 @@ def search(db: Database, patterns: Sequence[str]) -> list[Package]:
     names, name_starts = b.names, b.name_starts
     selected: set[int] | None = None
     for reg, pat in zip(regs, patterns, strict=True):
-        hits = set(reg.matching_groups(b.text, b.lower, b.starts, b.owner, b.next_start))
+        hits = set(reg.matching_groups(b.text, b.lower, b.starts, b.owner, b.next_start,
+                                       deadline))
         if pat and not _plain(pat):
             pos = names.find(pat)
             while pos >= 0:
@@ -868,15 +875,18 @@ class FileMatch:
     paths: list[str]
 
 
-def files_search(dbs: Sequence[SyncDatabase], target: str, *, regex: bool
-                 ) -> list[FileMatch]:
+def files_search(dbs: Sequence[SyncDatabase], target: str, *, regex: bool,
+                 deadline: float | None = None) -> list[FileMatch]:
     """pacman's ``-F``: a target with a slash is a path (exact, or a regex on whole
-    paths with ``-x``); otherwise it is matched against file names."""
+    paths with ``-x``); otherwise it is matched against file names.
+
+    ``deadline`` bounds a regex search as in :func:`search`."""
     exact = "/" in target
     if exact:
         while len(target) > 1 and target.startswith("/"):
             target = target[1:]
-    reg: PosixRegex | None = compile_posix(target) if regex else None
+    reg: PosixRegex | None = compile_posix(target, bounded=deadline is not None) \
+        if regex else None
     out: list[FileMatch] = []
     for db in dbs:
         for pkg in db.packages:
@@ -884,7 +894,7 @@ def files_search(dbs: Sequence[SyncDatabase], target: str, *, regex: bool
             matched: list[str] = []
             if exact:
                 if reg is not None:
-                    matched = [f for f in files if reg.search(f)]
+                    matched = [f for f in files if reg.search(f, deadline)]
                 elif target in files:
                     matched = [target]
             else:
@@ -893,7 +903,7 @@ def files_search(dbs: Sequence[SyncDatabase], target: str, *, regex: bool
                     if cut < 0 or cut + 1 >= len(f):
                         continue
                     base = f[cut + 1:]
-                    if (reg.search(base) if reg is not None else base == target):
+                    if (reg.search(base, deadline) if reg is not None else base == target):
                         matched.append(f)
             if matched:
                 out.append(FileMatch(db, pkg, matched))

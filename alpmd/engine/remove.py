@@ -18,6 +18,7 @@ a symlinked directory pointing out of the root never makes us delete there.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Collection
@@ -125,8 +126,19 @@ class _Remover:
             os.unlink(full)
         except OSError as exc:
             self.error(f"cannot remove {full} ({exc.strerror})")
+            if exc.errno == errno.EROFS:  # every other file would fail the same way
+                raise AlpmError(ErrorCode.READ_ONLY, f"cannot remove {full}: "
+                                f"{exc.strerror}", file=full, pkg=self.old.name) from exc
             return False
         return True
+
+
+def _read_only(path: str) -> bool:
+    """Whether ``path`` (or the directory holding it) is on a read-only mount."""
+    try:
+        return bool(os.statvfs(os.path.dirname(path.rstrip("/")) or "/").f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def remove_package_files(
@@ -164,6 +176,12 @@ def remove_package_files(
             continue
         full = root + path
         if not os.access(full, os.W_OK, follow_symlinks=False) and os.path.lexists(full):
+            if _read_only(full):
+                handle.log(LogLevel.ERROR, f"cannot remove file '{full}': "
+                                           f"{os.strerror(errno.EROFS)}")
+                raise AlpmError(ErrorCode.READ_ONLY, f"not removing package '{old.name}': "
+                                f"{full} is on a read-only file system", pkg=old.name,
+                                file=full)
             handle.log(LogLevel.ERROR, f"cannot remove file '{full}': "
                                        f"{os.strerror(13)}")
             raise AlpmError(ErrorCode.PKG_CANT_REMOVE,

@@ -47,17 +47,18 @@ def _reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def _child(root: str, path: str, argv: Sequence[str], out_w: int, in_r: int,
-           others: Sequence[int]) -> NoReturn:
+def _child(root: str, path: str, argv: Sequence[str], out_w: int, in_r: int) -> NoReturn:
     """Runs in the forked child: become the guard, fork the command, wait, exit with its status."""
     try:
         os.setsid()
         os.dup2(in_r, 0, inheritable=True)
         os.dup2(out_w, 1, inheritable=True)
         os.dup2(out_w, 2, inheritable=True)
-        for fd in (out_w, in_r, *others):
-            if fd > 2:
-                os.close(fd)
+        # Everything else the engine had open goes: the guard is
+        # never exec'd, and kept copies of the lock, the journal or a daemon's bus
+        # socket would outlive a killed commit (its lock would look held, its bus
+        # name owned) for as long as the command runs.
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
         if root != "/":
             os.chroot(root)
         os.chdir("/")
@@ -113,7 +114,7 @@ def run_chroot(
     handle.log(LogLevel.DEBUG, f'executing "{argv[0]}" under chroot "{root}"')
     pid = os.fork()
     if pid == 0:
-        _child(root, path or argv[0], argv, out_w, in_r, [out_r, in_w])
+        _child(root, path or argv[0], argv, out_w, in_r)
     os.close(out_w)
     os.close(in_r)
     pending = stdin or b""

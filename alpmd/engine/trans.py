@@ -7,10 +7,6 @@ changes (:mod:`resolve`); the commit engineer's modules do the file-system work
 pacman.log and the local database, and keeps the commit journal
 (:mod:`journal`) so that a commit killed at any point can be repaired by
 :meth:`Transaction.recover`.
-
-Modules of other engineers are looked up when used (:func:`_module`), so this
-file works while they land one by one; a missing safety check is never skipped
-silently (see :meth:`Transaction._verify_signature`).
 """
 
 from __future__ import annotations
@@ -21,17 +17,30 @@ import dataclasses
 import enum
 import glob
 import hashlib
-import importlib
 import os
+import re
+import stat
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import ModuleType, TracebackType
+from types import TracebackType
 from typing import Any
 
+from alpmd.engine import (
+    conflict,
+    diskspace,
+    extract,
+    hooks,
+    remove,
+    resolve,
+    scriptlet,
+    signing,
+)
 from alpmd.engine.archive import load_package_file
 from alpmd.engine.config import SigCheck, SigLevel
-from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.db.sync import SyncDatabase
+from alpmd.engine.errors import AlpmError, ErrorCode, from_os_error, system_error
 from alpmd.engine.events import (
     CorruptedPackage,
     DatabaseWrite,
@@ -55,8 +64,18 @@ from alpmd.engine.events import (
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.formats.files import FileList
 from alpmd.engine.handle import Handle
-from alpmd.engine.journal import Journal, JournalState, Step, discard_journal, read_journal
+from alpmd.engine.journal import (
+    Journal,
+    JournalState,
+    Step,
+    discard_journal,
+    read_journal,
+    staging_dir,
+    staging_prefix,
+    sweep_staging,
+)
 from alpmd.engine.package import Origin, Package, Part
+from alpmd.engine.version import vercmp
 
 __all__ = ["RecoveryReport", "TransState", "Transaction"]
 
@@ -73,24 +92,6 @@ class TransState(enum.Enum):
     INTERRUPTED = "interrupted"
 
 
-def _module(name: str) -> ModuleType | None:
-    """Another engineer's engine module, or ``None`` while it has not landed."""
-    full = f"alpmd.engine.{name}"
-    try:
-        return importlib.import_module(full)
-    except ModuleNotFoundError as exc:
-        if exc.name == full:
-            return None
-        raise
-
-
-def _require(name: str) -> ModuleType:
-    mod = _module(name)
-    if mod is None:
-        raise AlpmError(ErrorCode.SYSTEM, f"engine module '{name}' is not available")
-    return mod
-
-
 _PROGRESS_KIND = {Operation.INSTALL: ProgressKind.ADD, Operation.UPGRADE: ProgressKind.UPGRADE,
                   Operation.DOWNGRADE: ProgressKind.DOWNGRADE,
                   Operation.REINSTALL: ProgressKind.REINSTALL,
@@ -99,8 +100,6 @@ _PROGRESS_KIND = {Operation.INSTALL: ProgressKind.ADD, Operation.UPGRADE: Progre
 
 def operation_for(new: Package, old: Package | None) -> Operation:
     """Install, upgrade, downgrade or reinstall, by version comparison as libalpm."""
-    from alpmd.engine.version import vercmp
-
     if old is None:
         return Operation.INSTALL
     cmp = vercmp(new.version, old.version)
@@ -169,13 +168,19 @@ class Transaction:
         self.files: list[Package] = []
         self.remove_targets: list[str] = []
         self.sysupgrade_level = 0
-        self.plan: Any = None
+        self.plan: resolve.Plan | None = None
         self.paths: dict[str, str] = {}
         self._interrupted = False
         self._journal: Journal | None = None
         self._locked_here = False
         #: paths moving to another package of this transaction: their old owner leaves them
         self._skip_remove: set[str] = set()
+        #: staged copies of package files passed by descriptor (see add_fd)
+        self._staged: list[str] = []
+        #: packages whose step of the commit finished, in order (what really changed)
+        self.completed: list[str] = []
+        #: the package whose step is under way
+        self._current: str | None = None
         handle.trans = self
 
     # -- helpers --------------------------------------------------------------------
@@ -215,9 +220,46 @@ class Transaction:
         self.sync_targets.append(target)
 
     def add_file(self, path: str) -> None:
-        """A package file to install (``-U``); read now so a bad file fails here."""
+        """A package file to install (``-U``); read now so a bad file fails here.
+
+        A path that names a descriptor (``/proc/PID/fd/N``, ``/dev/fd/N``) is
+        staged as :meth:`add_fd` does: it would not outlive this process.
+        """
         self._set_kind("add")
-        pkg = load_package_file(path, full=True)
+        if _names_a_descriptor(path):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise AlpmError(ErrorCode.PKG_OPEN, f"could not open {path}: {exc.strerror}",
+                                path=path) from exc
+            try:
+                self.add_fd(fd, regular_only=False)
+            finally:
+                os.close(fd)
+            return
+        self._add_loaded(load_package_file(path, full=True))
+
+    def add_fd(self, fd: int, *, regular_only: bool = True) -> None:
+        """A package file passed as an open descriptor (a client's, a pipe).
+
+        Its bytes are copied through the descriptor itself (never reopened by
+        path) into a staging file under the database directory
+        (:func:`~alpmd.engine.journal.staging_dir`): what is checked is what is
+        installed, and the journal names a file that outlives the descriptor.
+        ``regular_only`` refuses anything but a readable regular file.
+        """
+        self._set_kind("add")
+        path = _stage(self.handle, fd, regular_only=regular_only)
+        self._staged.append(path)
+        try:
+            self._add_loaded(load_package_file(path, full=True))
+        except BaseException:
+            self._staged.remove(path)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+
+    def _add_loaded(self, pkg: Package) -> None:
         for other in self.files:
             if other.name == pkg.name:
                 raise AlpmError(ErrorCode.TRANS_DUP_TARGET,
@@ -236,10 +278,9 @@ class Transaction:
 
     # -- prepare --------------------------------------------------------------------
 
-    def prepare(self) -> Any:
+    def prepare(self) -> resolve.Plan:
         """Resolve the targets into a Plan (dependencies, conflicts, replaces)."""
         self._need(TransState.INITIALIZED)
-        resolve = _require("resolve")
         if self.kind == "remove":
             plan = resolve.resolve_remove(self.handle, self.remove_targets, flags=self.flags,
                                           question=self.question_cb, event=self.event_cb)
@@ -247,6 +288,8 @@ class Transaction:
             plan = resolve.resolve_sync(self.handle, self.sync_targets, files=self.files,
                                         flags=self.flags, sysupgrade=self.sysupgrade_level,
                                         question=self.question_cb, event=self.event_cb)
+        for pkg in plan.add:
+            check_identity(pkg)
         self.plan = plan
         self.state = TransState.PREPARED
         return plan
@@ -254,12 +297,15 @@ class Transaction:
     # -- download -------------------------------------------------------------------
 
     def _to_fetch(self) -> list[Package]:
+        # Imported where used, never skipped: the HTTP client costs a removal's start-up
+        # a few hundred milliseconds, and a removal fetches nothing.
+        from alpmd.engine import download
+
         need = []
-        download = _module("download")
         for pkg in self.plan.add if self.plan is not None else []:
             if pkg.origin is not Origin.SYNCDB or pkg.name in self.paths:
                 continue
-            cached = download.find_cached(self.handle, pkg) if download is not None else None
+            cached = download.find_cached(self.handle, pkg)
             if cached is not None:
                 self.paths[pkg.name] = cached
             else:
@@ -269,10 +315,11 @@ class Transaction:
     async def download(self, *, progress: Any = None, cancel: asyncio.Event | None = None) -> None:
         """Fetch the packages of the plan that are not in a cache directory (no lock held)."""
         self._need(TransState.PREPARED)
+        from alpmd.engine import download
+
         need = self._to_fetch()
         if not need:
             return
-        download = _require("download")
         self.state = TransState.DOWNLOADING
         try:
             got = await download.fetch_packages(self.handle, need, progress=progress,
@@ -288,6 +335,7 @@ class Transaction:
         """Do it: load and check the packages, then change the system package by package."""
         self._need(TransState.PREPARED)
         plan = self.plan
+        assert plan is not None
         if self.kind != "remove" and self._to_fetch():
             asyncio.run(self.download())
         if self.flags & TransFlag.DOWNLOADONLY:
@@ -300,7 +348,7 @@ class Transaction:
         ok = False
         started = False
         items: list[_Item] = []
-        info: Any = None
+        info: hooks.TransactionInfo | None = None
         try:
             leftover = read_journal(self.handle.dbpath)
             if leftover is not None:
@@ -331,7 +379,8 @@ class Transaction:
             self._journal = None
             self._event(TransactionStep(done=True))
             ok = True
-        except BaseException:
+        except BaseException as exc:
+            left: str | None = None
             if self._journal is not None:
                 # A step failed cleanly or we were interrupted between steps: the
                 # journal says which; keep it only if a step is left half done.
@@ -340,12 +389,21 @@ class Transaction:
                     self._journal.end()
                 else:
                     self._journal.close()
+                    left = self._journal.path
                 self._journal = None
             if started:
                 self.handle.logaction("ALPM", "transaction interrupted" if self._interrupted
                                       else "transaction failed")
             self.state = TransState.INTERRUPTED if self._interrupted else TransState.PREPARED
-            raise
+            named = system_error(exc)
+            if named is None and isinstance(exc, AlpmError):
+                named = exc
+            if named is None:
+                raise
+            self._tell_the_truth(named, left)
+            if named is exc:
+                raise
+            raise named from exc
         finally:
             if self._locked_here:
                 self.handle.unlock()
@@ -354,6 +412,20 @@ class Transaction:
             self.handle.logaction("ALPM", "transaction completed")
             self.state = TransState.COMMITTED
             self._run_hooks("PostTransaction", info)
+
+    def _tell_the_truth(self, exc: AlpmError, journal: str | None) -> None:
+        """Say in ``exc`` what the failed commit did change: the packages whose step
+        finished (``completed``), the one left half done (``unfinished``) and the
+        journal that repair (``alpm --repair``) will finish from."""
+        exc.details.setdefault("completed", list(self.completed))
+        exc.details.setdefault("unfinished", self._current if journal is not None else None)
+        if journal is not None:
+            exc.details.setdefault("journal", journal)
+            if "alpm --repair" not in exc.message:
+                exc.message += (f"; {self._current} was left unfinished (run 'alpm --repair' "
+                                "once the cause is fixed)") if self._current else \
+                    "; run 'alpm --repair' once the cause is fixed"
+                exc.args = (exc.message,)
 
     def _check_interrupt(self) -> None:
         if self._interrupted:
@@ -409,7 +481,7 @@ class Transaction:
             level = self.handle.options.local_file_siglevel
             has_sig = os.path.exists(item.path + ".sig")
         else:
-            repo = getattr(pkg.db, "repo", None)
+            repo = pkg.db.repo if isinstance(pkg.db, SyncDatabase) else None
             level = repo.siglevel if repo is not None else self.handle.options.siglevel
             has_sig = bool(pkg.base64_sig) or os.path.exists(item.path + ".sig")
         check_sig = level.package.check is not SigCheck.NEVER
@@ -445,46 +517,31 @@ class Transaction:
     def _verify_signature(self, item: _Item, level: SigLevel, has_sig: bool) -> bool:
         """True when a signature was checked and is good; errors as the level says."""
         assert item.path is not None
-        signing = _module("signing")
-        if signing is not None:
-            result = signing.verify_package(
-                self.handle, item.path, item.planned if item.planned.origin is Origin.SYNCDB
-                else None, level, question=self.question_cb)
-            # Failures raise; a returned result is acceptable. "pgp" only if one was checked.
-            return bool(result.checked and not result.missing)
-        # TODO(signing): signing.verify_package has not landed. Until it does, only
-        # the levels that accept an unsigned package go through; a signature that
-        # would have to be checked is refused, never accepted unchecked.
-        if level.package.check is SigCheck.OPTIONAL and not has_sig:
-            return False
-        raise AlpmError(ErrorCode.SIG_MISSING,
-                        f"{item.planned.name}: signature verification is not available",
-                        target=item.planned.name)
+        result = signing.verify_package(
+            self.handle, item.path, item.planned if item.planned.origin is Origin.SYNCDB
+            else None, level, question=self.question_cb)
+        # Failures raise; a returned result is acceptable. "pgp" only if one was checked.
+        return bool(result.checked and not result.missing)
 
-    def _check_files(self, items: list[_Item], remove: Sequence[Package]) -> None:
+    def _check_files(self, items: list[_Item], removing: Sequence[Package]) -> None:
         pkgs = [i.pkg for i in items if i.pkg is not None]
         if not self.flags & TransFlag.DBONLY:
-            conflict = _require("conflict")
             self._event(FileConflicts())
-            found = conflict.find_file_conflicts(self.handle, pkgs, list(remove),
+            found = conflict.find_file_conflicts(self.handle, pkgs, list(removing),
                                                  flags=self.flags,
                                                  skip_remove=self._skip_remove)
             self._event(FileConflicts(done=True))
             if found:
                 raise AlpmError(ErrorCode.FILE_CONFLICTS, conflicts=found)
         if self.handle.options.checkspace:
-            diskspace = _module("diskspace")
-            if diskspace is not None:
-                self._event(DiskSpace())
-                diskspace.check_diskspace(self.handle, pkgs, list(remove))
-                self._event(DiskSpace(done=True))
+            self._event(DiskSpace())
+            diskspace.check_diskspace(self.handle, pkgs, list(removing))
+            self._event(DiskSpace(done=True))
 
-    def _trans_info(self, items: list[_Item], remove: Sequence[Package]) -> Any:
+    def _trans_info(self, items: list[_Item], removing: Sequence[Package]
+                    ) -> hooks.TransactionInfo | None:
         """hooks.TransactionInfo, computed before anything changes (old entries vanish)."""
         if self.flags & TransFlag.NOHOOKS:
-            return None
-        hooks = _module("hooks")
-        if hooks is None:
             return None
         localdb = self.handle.localdb
         installed: list[Package] = []
@@ -497,13 +554,12 @@ class Transaction:
             else:
                 upgraded.append((item.pkg, old))
         added = {i.planned.name for i in items}
-        removed = [p for p in remove if p.name not in added]
+        removed = [p for p in removing if p.name not in added]
         return hooks.TransactionInfo(installed=installed, upgraded=upgraded, removed=removed)
 
-    def _run_hooks(self, when: str, info: Any) -> None:
+    def _run_hooks(self, when: str, info: hooks.TransactionInfo | None) -> None:
         if info is None:
             return
-        hooks = _require("hooks")
         hooks.run_hooks(self.handle, when, info, event=self.event_cb)
 
     # -- commit: one package ---------------------------------------------------------
@@ -514,7 +570,6 @@ class Transaction:
             return
         if f"{function}".encode() not in script:
             return
-        scriptlet = _require("scriptlet")
         scriptlet.run_scriptlet(self.handle, script, function, new, old, event=self.event_cb)
 
     def _remove_one(self, old: Package, n: int, total: int, *, replaced: bool) -> None:
@@ -522,24 +577,26 @@ class Transaction:
         localdb = self.handle.localdb
         self._event(PackageOperation(operation=Operation.REMOVE, old=old))
         self._progress(ProgressKind.REMOVE, old.name, 0, total, n)
+        self._current = old.name
         seq = self._journal.intent("remove", old.name, old=old.version)
         script = old.scriptlet if old.has_scriptlet else None
         self._scriptlet(script, "pre_remove", old.version, None)
         if not self.flags & TransFlag.DBONLY:
-            _require("remove").remove_package_files(self.handle, old, flags=self.flags,
-                                                    event=self.event_cb,
-                                                    skip=self._skip_remove)
+            remove.remove_package_files(self.handle, old, flags=self.flags,
+                                        event=self.event_cb, skip=self._skip_remove)
         self.handle.logaction("ALPM", f"removed {old.name} ({old.version})")
         self._scriptlet(script, "post_remove", old.version, None)
         self._event(DatabaseWrite())
         localdb.remove(old.name)
         self._event(DatabaseWrite(done=True))
         self._journal.done(seq)
+        self.completed.append(old.name)
+        self._current = None
         self._progress(ProgressKind.REMOVE, old.name, 100, total, n)
         self._event(PackageOperation(done=True, operation=Operation.REMOVE, old=old))
 
     def _reason(self, pkg: Package, old: Package | None) -> Reason:
-        reasons = getattr(self.plan, "reason", None) or {}
+        reasons = self.plan.reason if self.plan is not None else {}
         if pkg.name in reasons:
             return Reason(reasons[pkg.name])
         if self.flags & TransFlag.ALLDEPS:
@@ -558,6 +615,7 @@ class Transaction:
         reason = self._reason(new, old)
         self._event(PackageOperation(operation=op, new=new, old=old))
         self._progress(kind, new.name, 0, total, n)
+        self._current = new.name
         seq = self._journal.intent("add", new.name, old=old.version if old else None,
                                    new=new.version, file=item.path, reason=int(reason),
                                    validation=item.validation)
@@ -583,6 +641,8 @@ class Transaction:
         else:
             self._scriptlet(script, "post_upgrade", new.version, oldv)
         self._journal.done(seq)
+        self.completed.append(new.name)
+        self._current = None
         self._progress(kind, new.name, 100, total, n)
         self._event(PackageOperation(done=True, operation=op, new=new, old=old))
 
@@ -591,10 +651,8 @@ class Transaction:
         if self.flags & TransFlag.DBONLY:
             return FileList(list(new.filelist.files), list(new.filelist.backup))
         if old is not None:
-            _require("remove").remove_package_files(self.handle, old, new=new, flags=self.flags,
-                                                    event=self.event_cb,
-                                                    skip=self._skip_remove)
-        extract = _require("extract")
+            remove.remove_package_files(self.handle, old, new=new, flags=self.flags,
+                                        event=self.event_cb, skip=self._skip_remove)
 
         def progress(p: Progress) -> None:
             self._progress(kind, new.name, p.percent, total, n)
@@ -630,9 +688,24 @@ class Transaction:
         if self._locked_here:
             self.handle.unlock()
             self._locked_here = False
+        self._drop_staged()
         if self.handle.trans is self:
             self.handle.trans = None
         self.state = TransState.IDLE
+
+    def _drop_staged(self) -> None:
+        """Delete the staged copies, except those a journal left for repair names."""
+        if not self._staged:
+            return
+        state = read_journal(self.handle.dbpath)
+        keep = {s.file for s in state.steps} if state is not None else set()
+        for path in self._staged:
+            if path not in keep:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(path))  # only when empty
+        self._staged = []
 
     def __enter__(self) -> Transaction:
         return self
@@ -648,8 +721,9 @@ class Transaction:
                 event: EventCallback | None = None) -> RecoveryReport:
         """Report (and with ``repair``, fix) what a killed transaction left behind.
 
-        A lock file is reported; it is deleted only with ``remove_stale_lock`` and
-        only when the process that wrote the journal is gone. Pending steps are
+        A lock file is reported; it is deleted only with ``remove_stale_lock``,
+        only when no process holds it open and the process that wrote the journal
+        is gone (PID and start time: a zombie or a reused PID is gone). Pending steps are
         rolled forward from the package file the journal names, or rolled back
         to the recorded old version when that file is gone.
         """
@@ -658,8 +732,18 @@ class Transaction:
             report.stale_lock = handle.lockfile
         state = read_journal(handle.dbpath)
         report.journal = state
+        if repair:
+            named = {s.file for s in state.steps if s.file} if state is not None else set()
+            swept = sweep_staging(handle.dbpath, keep=named)
+            if swept:
+                report.actions.append(f"removed {len(swept)} staged package file"
+                                      f"{'s' if len(swept) != 1 else ''} of dead processes")
         if state is None:
             if report.stale_lock is not None and repair and remove_stale_lock:
+                holder = handle.lock_holder()
+                if holder.startswith("pid "):
+                    report.unresolved.append(f"database is locked by {holder}")
+                    return report
                 os.unlink(report.stale_lock)
                 report.actions.append(f"removed stale lock {report.stale_lock}")
                 report.repaired = True
@@ -667,12 +751,16 @@ class Transaction:
         report.pending = state.pending
         if not repair:
             return report
-        if state.pid is not None and state.pid != os.getpid() and _alive(state.pid):
+        if state.pid is not None and state.pid != os.getpid() and state.writer_alive():
             report.unresolved.append(f"the transaction of process {state.pid} is still running")
             return report
         locked_here = False
         if not handle.locked:
             if report.stale_lock is not None:
+                holder = handle.lock_holder()
+                if holder.startswith("pid "):
+                    report.unresolved.append(f"database is locked by {holder}")
+                    return report
                 if not remove_stale_lock:
                     report.unresolved.append(f"database is locked ({report.stale_lock}); "
                                              "remove the stale lock to repair")
@@ -695,18 +783,90 @@ class Transaction:
         return report
 
 
+#: pacman 7's package name: these characters, not starting with '-' or '.'.
+_NAME_RE = re.compile(r"[A-Za-z0-9@_+][A-Za-z0-9@._+-]*")
+#: ``[epoch:]pkgver-pkgrel``: no '/', ':' or '-' inside pkgver, no whitespace, no leading '.'.
+_VERSION_RE = re.compile(r"(?:[0-9]+:)?[^\s/:.-][^\s/:-]*-[^\s/:-]+")
+
+
+def check_identity(pkg: Package) -> None:
+    """Refuse a package whose name or version cannot name a database entry safely.
+
+    ``local/<name>-<version>/`` is built from them: a ``/`` or a leading ``.``
+    would put the entry elsewhere or hide it, and a version without its release
+    cannot be split back. Checked when the transaction is prepared, before any
+    file is written (the package readers check pacman 7's rules too; this is
+    the last gate before the file system).
+    """
+    where = f"{os.path.basename(pkg.path)}: " if pkg.origin is Origin.FILE and pkg.path else ""
+    if _NAME_RE.fullmatch(pkg.name) is None:
+        raise AlpmError(ErrorCode.PKG_INVALID, f"{where}invalid package name '{pkg.name}'",
+                        target=pkg.name)
+    if _VERSION_RE.fullmatch(pkg.version) is None:
+        raise AlpmError(ErrorCode.PKG_INVALID,
+                        f"{where}invalid version '{pkg.version}' of package '{pkg.name}'",
+                        target=pkg.name, version=pkg.version)
+
+
+def _names_a_descriptor(path: str) -> bool:
+    """A path that is an open descriptor of some process, gone when that process ends."""
+    return path.startswith(("/proc/", "/dev/fd/")) or path == "/dev/stdin"
+
+
+def _stage(handle: Handle, fd: int, *, regular_only: bool) -> str:
+    """Copy what ``fd`` reads into a new file of the staging directory; its path."""
+    try:
+        st = os.fstat(fd)
+    except OSError as exc:
+        raise AlpmError(ErrorCode.PKG_OPEN, f"bad package descriptor: {exc.strerror}") from exc
+    regular = stat.S_ISREG(st.st_mode)
+    if regular_only and not regular:
+        raise AlpmError(ErrorCode.PKG_OPEN, "package descriptor is not a regular file")
+    durable = _durable(handle)
+    where = staging_dir(handle.dbpath)
+    try:
+        os.makedirs(where, mode=0o700, exist_ok=True)
+        out, path = tempfile.mkstemp(prefix=staging_prefix(), suffix=".pkg", dir=where)
+    except PermissionError:
+        # not ours to write (a user's -Up <(...)): nothing will be committed from it
+        where = tempfile.mkdtemp(prefix="alpmd-staging-")
+        durable = False
+        out, path = tempfile.mkstemp(prefix="pkg-", suffix=".pkg", dir=where)
+    except OSError as exc:
+        raise from_os_error(exc, f"could not create a file in {where}") from exc
+    try:
+        offset = 0
+        while True:
+            try:
+                chunk = os.pread(fd, 1 << 20, offset) if regular else os.read(fd, 1 << 20)
+            except OSError as exc:
+                raise AlpmError(ErrorCode.PKG_OPEN, f"could not read package descriptor: "
+                                f"{exc.strerror}") from exc
+            if not chunk:
+                break
+            offset += len(chunk)
+            view = memoryview(chunk)
+            try:
+                while view:
+                    view = view[os.write(out, view):]
+            except OSError as exc:
+                raise from_os_error(exc, f"could not write {path}") from exc
+        if durable:
+            try:
+                os.fsync(out)
+            except OSError as exc:
+                raise from_os_error(exc, f"could not write {path}") from exc
+    except BaseException:
+        os.close(out)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    os.close(out)
+    return path
+
+
 def _durable(handle: Handle) -> bool:
     return handle.localdb.durable
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _cached_file(handle: Handle, name: str, version: str) -> str | None:
@@ -737,9 +897,7 @@ def _repair_step(handle: Handle, step: Step, report: RecoveryReport,
         if cur is None:
             report.actions.append(f"{step.name}: removal had completed")
             return
-        remove = _module("remove")
-        if remove is not None:
-            remove.remove_package_files(handle, cur, flags=flags, event=event)
+        remove.remove_package_files(handle, cur, flags=flags, event=event)
         localdb.remove(step.name)
         handle.logaction("ALPM", f"removed {step.name} ({cur.version}) (repair)")
         report.actions.append(f"{step.name}: finished removal of {cur.version}")
@@ -760,12 +918,7 @@ def _repair_step(handle: Handle, step: Step, report: RecoveryReport,
         return
     pkg = load_package_file(path, full=True)
     cur = localdb.get(step.name)
-    extract = _module("extract")
-    if extract is None:
-        report.unresolved.append(f"{step.name}: cannot re-extract (no extract module)")
-        return
-    remove = _module("remove")
-    if cur is not None and remove is not None and cur.version != pkg.version:
+    if cur is not None and cur.version != pkg.version:
         with contextlib.suppress(AlpmError):
             remove.remove_package_files(handle, cur, new=pkg, flags=flags, event=event)
     db_members: dict[str, bytes] = {}

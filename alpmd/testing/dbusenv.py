@@ -242,10 +242,22 @@ class DBusEnv:
                           timeout=5)
         return out.returncode == 0 and out.stdout.strip() == "b true"
 
+    def name_owner_pid(self, name: str) -> int | None:
+        """The PID of the connection that owns ``name`` now, or None."""
+        out = self.busctl("call", "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                          "org.freedesktop.DBus", "GetConnectionUnixProcessID", "s", name,
+                          check=False, timeout=5)
+        parts = out.stdout.split() if out.returncode == 0 else []
+        return int(parts[1]) if len(parts) == 2 and parts[0] == "u" else None
+
     def wait_for_name(self, name: str, timeout: float = 20,
                       proc: subprocess.Popen[bytes] | None = None) -> None:
+        """Until ``name`` is owned (by ``proc`` when given: a killed predecessor's
+        connection may still hold the name for a moment after it died)."""
         def ready() -> bool:
             if proc is not None and proc.poll() is not None:
                 raise RuntimeError(f"process exited with {proc.returncode} before owning {name}")
+            if proc is not None:
+                return self.name_owner_pid(name) == proc.pid
             return self.has_name(name)
         _wait_for(ready, timeout, f"{name} on the bus")

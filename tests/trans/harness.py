@@ -73,8 +73,6 @@ class Scenario:
     prep: Callable[[Path], None] | None = None
     #: compare exit code only, not the resulting state (where pacman's is not ours to copy)
     exit_only: bool = False
-    #: engine modules beyond the core ones this scenario needs (skipped until they land)
-    needs: list[str] = field(default_factory=list)
     #: a chrooted /bin/sh in both roots (before ``local``), so scriptlets and hooks run
     shell: bool = False
     #: hook files (name -> text) written into the hook directory after ``local`` is installed

@@ -11,7 +11,6 @@ of the version the database records.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
 import shutil
@@ -31,8 +30,6 @@ from alpmd.testing.pkgbuild import FileSpec, build_package
 
 pytestmark = pytest.mark.slow
 
-_MISSING = [m for m in ("resolve", "extract", "remove", "conflict")
-            if importlib.util.find_spec(f"alpmd.engine.{m}") is None]
 NAMES = [f"p{i}" for i in range(8)]
 RUNS = 50
 
@@ -72,7 +69,6 @@ def _expected(root: Path, name: str, version: str) -> None:
     assert not (base / f"v{other}").exists(), f"{name}: files of {other}.0 left behind"
 
 
-@pytest.mark.skipif(bool(_MISSING), reason=f"engine modules not landed yet: {_MISSING}")
 def test_sigkill_during_commit_is_recoverable(tmp_path: Path, backend: Store) -> None:
     pkgdir = tmp_path / "pkgs"
     old = [build_package(pkgdir, PkgMeta(n, "1.0-1"), _files(n, 1)) for n in NAMES]

@@ -15,7 +15,6 @@ the scenario is about. Packages are built once per module.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -35,9 +34,6 @@ from tests.trans.harness import (
 )
 
 pytestmark = pytest.mark.oracle
-
-_NEEDED = ["resolve", "extract", "remove", "conflict"]
-_MISSING = [m for m in _NEEDED if importlib.util.find_spec(f"alpmd.engine.{m}") is None]
 
 
 def _pkgs() -> list[Pkg]:
@@ -263,8 +259,7 @@ def _scenarios() -> list[Scenario]:
           prep=_write("usr/share/foo/data", "x\n")),
         S("S-repo-prefix", ["-S", "test/leaf"], repo=ALL_REPO),
         S("S-clean", ["-Sc"], repo=ALL_REPO, local=["foo-1.0-1"],
-          prep=_write("var/cache/pacman/pkg/stale-1.0-1-any.pkg.tar.zst", "junk"),
-          needs=["pkgcache"]),
+          prep=_write("var/cache/pacman/pkg/stale-1.0-1-any.pkg.tar.zst", "junk")),
         *_more_scenarios(),
     ]
 
@@ -579,14 +574,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]
     return out
 
 
-@pytest.mark.skipif(bool(_MISSING), reason=f"engine modules not landed yet: {_MISSING}")
 @pytest.mark.parametrize(("sc", "comp"), SCENARIOS,
                          ids=[f"{sc.name}-{comp}" for sc, comp in SCENARIOS])
 def test_transaction_matches_pacman(tmp_path: Path, sc: Scenario, comp: str,
                                     built: dict[str, dict[str, Path]], backend: Store) -> None:
-    for mod in sc.needs:
-        if importlib.util.find_spec(f"alpmd.engine.{mod}") is None:
-            pytest.skip(f"engine module {mod} not landed yet")
     a, b, paths = setup_twins(tmp_path, sc, built[comp])
     args = expand(sc.cmd, paths)
     before = log_length(a.root)

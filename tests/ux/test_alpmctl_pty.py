@@ -118,7 +118,7 @@ class Pty:
 def test_version() -> None:
     out = subprocess.run([sys.executable, "-m", "alpmd.cli.alpmctl", "--version"],
                          capture_output=True, text=True, timeout=WAIT)
-    assert out.returncode == 0 and out.stdout.strip() == f"alpmctl {__version__}"
+    assert out.returncode == 0 and out.stdout.strip() == f"alpmctl (alpmd) {__version__}"
 
 
 def test_question_answered_at_the_terminal(world: Sandbox) -> None:
