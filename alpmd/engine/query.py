@@ -539,7 +539,10 @@ def find_owner(handle: Handle, target: str, *, search_path: str | None = None) -
     rel = rpath[len(root):]
     idx = _index(handle.localdb)
     owners: list[Package]
-    if idx.owner_scans == 0:
+    indexed = handle.localdb.owners([rel])  # a store with an owners index (SQLite) answers
+    if indexed is not None:
+        owners = indexed.get(rel, [])
+    elif idx.owner_scans == 0:
         # The first question is answered as pacman does: file lists in database
         # order, stopping at the first owner of a file (a one-shot -Qo reads a few
         # lists, not all); a second question builds the index for the rest.
