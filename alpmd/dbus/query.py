@@ -4,16 +4,19 @@ Everything is computed by :mod:`alpmd.engine.query`; this module only turns
 ids into packages and packages into rows.
 """
 
+import contextlib
+import functools
+import logging
 import os
-import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dbus_fast import DBusError
 from dbus_fast.service import ServiceInterface, dbus_method
 from dbus_fast.signature import Variant
 
-from alpmd.dbus import errors, options
+from alpmd.dbus import errors, fds, limits, options
+from alpmd.dbus.bus import CALLER
 from alpmd.dbus.packages import LOCAL, attributes, lookup, package_id
 from alpmd.dbus.types import AS, Groups, H, ListOfDicts, Opts, Pairs, S, SearchRows
 from alpmd.engine import query as q
@@ -24,6 +27,9 @@ from alpmd.engine.handle import Handle
 from alpmd.engine.package import Package
 from alpmd.engine.regex import compile_posix
 
+if TYPE_CHECKING:
+    from alpmd.dbus.daemon import Daemon
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 SCOPES = ("available", "installed", "foreign", "orphans", "explicit", "deps")
@@ -32,9 +38,6 @@ MAX_ROWS = 100_000
 
 def translated(fn: F) -> F:
     """Engine errors become named D-Bus errors; anything else becomes Internal (no traceback)."""
-    import functools
-    import logging
-
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -52,14 +55,14 @@ def translated(fn: F) -> F:
 class Query1(ServiceInterface):
     """Read-only queries over the live databases (not the shadow ones, except GetUpdates)."""
 
-    def __init__(self, daemon: Any) -> None:
+    def __init__(self, daemon: "Daemon") -> None:
         super().__init__("org.alpm.Query1")
         self.daemon = daemon
+        self._inspected = 0
 
     @property
     def handle(self) -> Handle:
-        h: Handle = self.daemon.handle
-        return h
+        return self.daemon.handle
 
     # -- finding packages ---------------------------------------------------------------
 
@@ -221,14 +224,14 @@ class Query1(ServiceInterface):
         out: list[dict[str, Variant]] = []
         for db in self.handle.syncdbs:
             repo = db.repo
-            path = getattr(db, "path", "")
+            path = db.path
             try:
                 mtime = int(os.stat(path).st_mtime) if path else 0
             except OSError:
                 mtime = 0
             out.append({
                 "name": Variant("s", db.name),
-                "servers": Variant("as", list(getattr(repo, "servers", []) or [])),
+                "servers": Variant("as", list(repo.servers) if repo is not None else []),
                 "packages": Variant("u", len(db) if db.exists else 0),
                 "exists": Variant("b", bool(db.exists)),
                 "modified": Variant("t", mtime),
@@ -264,18 +267,44 @@ class Query1(ServiceInterface):
         return out
 
     @dbus_method()
-    @translated
-    def InspectFile(self, fd: H) -> Opts:
-        """A package file's metadata, read through the caller's descriptor (never a path)."""
+    async def InspectFile(self, fd: H) -> Opts:
+        """A package file's metadata, read through the caller's descriptor (never a path):
+        copied into a private file in a worker, under a size cap and a deadline."""
+        (mine,) = fds.claim([fd])
+        d = self.daemon
         try:
-            st = os.fstat(fd)
-            import stat
-            if not stat.S_ISREG(st.st_mode):
-                raise errors.invalid("the descriptor is not a regular file")
-            pkg = load_package_file(f"/proc/self/fd/{fd}", full=True)
-        finally:
-            os.close(fd)
-        out = attributes(self.handle, pkg, [a for a in _FILE_ATTRS])
+            size = fds.check_readable(mine).size
+            if size > d.limits.inspect_bytes:
+                raise limits.limit_exceeded(
+                    f"the file is larger than {d.limits.inspect_bytes} bytes")
+        except BaseException:
+            fds.close_all([mine])
+            raise
+        self._inspected += 1
+        path = d.incoming_path(0, self._inspected)
+        cap = d.limits.inspect_bytes
+
+        def work() -> Package:
+            try:
+                fds.snapshot(mine, path, cap)
+            finally:
+                fds.close_all([mine])
+            try:
+                return load_package_file(path, full=True)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        try:
+            pkg = await d.workers.run(CALLER.get(), d.limits.inspect_deadline, work,
+                                      "reading the package file",
+                                      refused=lambda: fds.close_all([mine]))
+        except OverflowError:
+            raise limits.limit_exceeded(f"the file is larger than {cap} bytes") from None
+        except AlpmError as exc:
+            raise errors.from_alpm(exc) from None
+        except OSError as exc:
+            raise errors.internal(exc) from None
+        out = attributes(self.handle, pkg, list(_FILE_ATTRS))
         out["files"] = Variant("u", len(pkg.files))
         return out
 
@@ -284,4 +313,3 @@ _FILE_ATTRS = ("name", "version", "arch", "base", "description", "url", "license
                "provides", "depends", "optdepends", "conflicts", "replaces", "installed_size",
                "packager", "build_date", "has_scriptlet", "installed", "installed_version")
 
-_ = re  # re is kept for callers' regex validation in future fields

@@ -12,9 +12,11 @@ import sys
 
 from dbus_fast import Message, MessageType, RequestNameReply
 
+from alpmd import __version__
 from alpmd.dbus import notify
 from alpmd.dbus.bus import connect
-from alpmd.dbus.manager import KEEP_FINISHED, Daemon, Manager1
+from alpmd.dbus.daemon import KEEP_FINISHED, Daemon
+from alpmd.dbus.manager import Manager1
 from alpmd.dbus.query import Query1
 
 BUS_NAME = "org.alpm"
@@ -55,10 +57,10 @@ async def serve(config: str, *, address: str | None = None, keep_finished: float
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stopping.set)
-    tasks = [asyncio.ensure_future(daemon.writer()), asyncio.ensure_future(daemon.watch())]
+    tasks = [asyncio.ensure_future(daemon.writer()), asyncio.ensure_future(daemon.watcher.run())]
     notify.notify("READY=1")
     notify.notify("STATUS=idle")
-    log.info("alpmd %s serving %s (config %s)", manager.Version, BUS_NAME, config)
+    log.info("alpmd %s serving %s (config %s)", __version__, BUS_NAME, config)
     disconnected = asyncio.ensure_future(bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
     stop = asyncio.ensure_future(daemon.stopping.wait())
     await asyncio.wait([disconnected, stop], return_when=asyncio.FIRST_COMPLETED)
@@ -66,7 +68,7 @@ async def serve(config: str, *, address: str | None = None, keep_finished: float
     if daemon.current is not None and daemon.current.state in ("committing", "hooks"):
         log.info("waiting for the running commit to finish")
         await daemon.current.done.wait()
-    for task in [*tasks, disconnected, stop, *daemon._tasks]:
+    for task in [*tasks, disconnected, stop]:
         task.cancel()
         with contextlib.suppress(BaseException):
             await task

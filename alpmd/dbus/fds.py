@@ -1,0 +1,158 @@
+"""Descriptors a client passes (``h`` / ``ah``): checked, copied, closed — never reopened.
+
+dbus-fast hands a method the raw index of an ``h`` argument when the message
+carries no descriptors, and it never closes descriptors nobody asked for. So
+the bus's pre-dispatch handler (:func:`intake`) records the descriptors each
+method call really brought; a method taking ``h``/``ah`` :func:`claim`s them
+(anything not in that set is ``InvalidArgs``), every other method call's
+descriptors are closed at once, and the unclaimed rest is closed shortly after.
+
+A claimed descriptor must be a readable regular file the client opened itself
+(not ``O_PATH``, not write-only, no directory, FIFO, socket or device). Its
+bytes are copied, through that descriptor only, into a root-owned private file
+(:func:`snapshot`): the engine reads the copy, so the client can neither swap
+the file after authorisation nor make root open something it could not read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import fcntl
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dbus_fast import Message, MessageType
+
+from alpmd.dbus import errors
+
+#: (interface, member) → in-signature of the methods that take descriptors.
+FD_METHODS: dict[tuple[str, str], str] = {
+    ("org.alpm.Query1", "InspectFile"): "h",
+    ("org.alpm.Manager1", "InstallFiles"): "aha{sv}",
+}
+#: Descriptors not claimed by their method call are closed after this many seconds.
+SWEEP_AFTER = 2.0
+COPY_CHUNK = 1 << 20
+
+#: The descriptors the method call being handled really carried (not yet claimed).
+RECEIVED: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar(
+    "alpmd_fds", default=())
+_unclaimed: set[int] = set()
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _sweep(fds: Sequence[int]) -> None:
+    for fd in fds:
+        if fd in _unclaimed:
+            _unclaimed.discard(fd)
+            _close(fd)
+
+
+def _takes_fds(msg: Message) -> bool:
+    for (iface, member), sig in FD_METHODS.items():
+        if msg.member == member and msg.interface in (iface, None) and msg.signature == sig:
+            return True
+    return False
+
+
+def intake(msg: Message) -> None:
+    """Pre-dispatch: remember a call's descriptors, or close them if its method takes none."""
+    if msg.message_type is not MessageType.METHOD_CALL:
+        return  # replies (logind's inhibitor) and signals: their receivers own them
+    fds = tuple(msg.unix_fds)
+    if fds and _takes_fds(msg):
+        RECEIVED.set(fds)
+        _unclaimed.update(fds)
+        asyncio.get_running_loop().call_later(SWEEP_AFTER, _sweep, fds)
+        return
+    RECEIVED.set(())
+    for fd in fds:
+        _close(fd)
+
+
+def claim(values: Sequence[object]) -> list[int]:
+    """The descriptors ``values`` name, now ours to close; InvalidArgs unless each one
+    is a descriptor this call really carried (each once). The call's other descriptors
+    are closed."""
+    received = RECEIVED.get()
+    RECEIVED.set(())
+    mine = [fd for fd in received if fd in _unclaimed]
+    for fd in mine:
+        _unclaimed.discard(fd)
+    wanted: list[int] = []
+    bad = False
+    for v in values:
+        if (not isinstance(v, int) or isinstance(v, bool) or v not in mine or v in wanted):
+            bad = True
+            break
+        wanted.append(v)
+    if bad:
+        for fd in mine:
+            _close(fd)
+        raise errors.invalid("a file descriptor argument does not name a descriptor sent "
+                             "with the call")
+    for fd in mine:
+        if fd not in wanted:
+            _close(fd)
+    return wanted
+
+
+def close_all(fds: Sequence[int]) -> None:
+    for fd in fds:
+        _close(fd)
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    size: int
+
+
+def check_readable(fd: int) -> FileInfo:
+    """InvalidArgs unless ``fd`` is a regular file the client opened for reading."""
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        st = os.fstat(fd)
+    except OSError as exc:
+        raise errors.invalid(f"unusable file descriptor ({exc.strerror})") from None
+    if flags & os.O_PATH:
+        raise errors.invalid("the descriptor was opened with O_PATH (not for reading)")
+    if flags & os.O_ACCMODE not in (os.O_RDONLY, os.O_RDWR):
+        raise errors.invalid("the descriptor is not open for reading")
+    if not stat.S_ISREG(st.st_mode):
+        raise errors.invalid("the descriptor is not a regular file")
+    return FileInfo(size=st.st_size)
+
+
+def snapshot(fd: int, dest: str, cap: int) -> int:
+    """Copy what ``fd`` holds (from offset 0, at most ``cap`` bytes) into a new file ``dest``
+    (mode 0600); the byte count. ``OverflowError`` when the file is larger than ``cap``.
+    Reads only through ``fd`` (positional reads: the client's offset is untouched)."""
+    out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
+                  0o600)
+    done = 0
+    try:
+        while True:
+            chunk = os.pread(fd, min(COPY_CHUNK, cap + 1 - done), done)
+            if not chunk:
+                break
+            done += len(chunk)
+            if done > cap:
+                raise OverflowError(f"the file is larger than {cap} bytes")
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out, view):]
+    except BaseException:
+        os.close(out)
+        os.unlink(dest)
+        raise
+    os.close(out)
+    return done
