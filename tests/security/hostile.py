@@ -1,0 +1,112 @@
+"""A hostile client: run as an unprivileged user, it sends the calls a JSON script lists.
+
+:func:`run` (or ``python hostile.py ADDRESS`` with the script on stdin) takes
+``{"calls": [...], "repeat": n, "linger": s}`` and gives one result per call: ``{"ok": ...}`` or ``{"error": name, "text":
+...}`` (or ``{"timeout": true}``). Each call is ``{"path", "iface", "member", "sig",
+"body", "fds"}``; a body value ``{"v": [sig, value]}`` is a Variant, and each fd spec
+is one of ``{"open": path, "flags": ["O_RDONLY", "O_PATH", ...]}``, ``{"fifo": path}``,
+``{"socket": true}``, ``{"closed": true}``, ``{"pipe": "r"}``. The calls share one bus
+connection (the same client), which is closed at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+from typing import Any
+
+from dbus_fast import Message, MessageType
+from dbus_fast.aio import MessageBus
+from dbus_fast.signature import Variant
+
+FLAGS = {name: getattr(os, name) for name in ("O_RDONLY", "O_WRONLY", "O_RDWR", "O_PATH",
+                                              "O_NONBLOCK", "O_DIRECTORY", "O_NOFOLLOW")}
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"v"}:
+            sig, inner = value["v"]
+            return Variant(sig, decode(inner))
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+def encode(value: Any) -> Any:
+    if isinstance(value, Variant):
+        return {"v": [value.signature, encode(value.value)]}
+    if isinstance(value, dict):
+        return {str(k): encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def open_fd(spec: dict[str, Any], keep: list[Any]) -> int:
+    if "open" in spec:
+        flags = 0
+        for name in spec.get("flags", ["O_RDONLY"]):
+            flags |= FLAGS[name]
+        return os.open(spec["open"], flags)
+    if "fifo" in spec:
+        return os.open(spec["fifo"], os.O_RDONLY | os.O_NONBLOCK)
+    if "socket" in spec:
+        a, b = socket.socketpair()
+        keep.extend([a, b])
+        return a.fileno()
+    if "pipe" in spec:
+        r, w = os.pipe()
+        return r if spec["pipe"] == "r" else w
+    if "closed" in spec:
+        fd = os.open("/dev/null", os.O_RDONLY)
+        os.close(fd)
+        return fd
+    raise ValueError(spec)
+
+
+async def run(address: str, script: dict[str, Any]) -> list[dict[str, Any]]:
+    """Send the script's calls on one connection; their results."""
+    bus = await MessageBus(bus_address=address, negotiate_unix_fd=True).connect()
+    keep: list[Any] = []
+    out: list[dict[str, Any]] = []
+    for _ in range(int(script.get("repeat", 1))):
+        for call in script["calls"]:
+            fds = [open_fd(s, keep) for s in call.get("fds", [])]
+            good = [fd for fd in fds if fd >= 0]
+            msg = Message(destination="org.alpm", path=call.get("path", "/org/alpm"),
+                          interface=call.get("iface"), member=call["member"],
+                          signature=call.get("sig", ""), body=decode(call.get("body", [])),
+                          unix_fds=good)
+            try:
+                reply = await asyncio.wait_for(bus.call(msg), call.get("timeout", 60))
+            except TimeoutError:
+                out.append({"timeout": True})
+                continue
+            except Exception as exc:  # a send failure (a closed fd...): the daemon is fine
+                out.append({"send-error": type(exc).__name__})
+                continue
+            finally:
+                for fd in good:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            if reply.message_type is MessageType.ERROR:
+                out.append({"error": reply.error_name,
+                            "text": reply.body[0] if reply.body else ""})
+            else:
+                out.append({"ok": encode(reply.body)})
+    await asyncio.sleep(float(script.get("linger", 0)))
+    bus.disconnect()
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(run(sys.argv[1], json.load(sys.stdin)))))
