@@ -5,7 +5,8 @@
 ...}`` (or ``{"timeout": true}``). Each call is ``{"path", "iface", "member", "sig",
 "body", "fds"}``; a body value ``{"v": [sig, value]}`` is a Variant, and each fd spec
 is one of ``{"open": path, "flags": ["O_RDONLY", "O_PATH", ...]}``, ``{"fifo": path}``,
-``{"socket": true}``, ``{"closed": true}``, ``{"pipe": "r"}``. The calls share one bus
+``{"socket": true}``, ``{"closed": true}``, ``{"pipe": "r"}``; ``{"ref": i}`` (as a
+path or a value) is what call ``i`` returned. The calls share one bus
 connection (the same client), which is closed at the end.
 """
 
@@ -26,14 +27,17 @@ FLAGS = {name: getattr(os, name) for name in ("O_RDONLY", "O_WRONLY", "O_RDWR", 
                                               "O_NONBLOCK", "O_DIRECTORY", "O_NOFOLLOW")}
 
 
-def decode(value: Any) -> Any:
+def decode(value: Any, done: list[dict[str, Any]] | None = None) -> Any:
+    """JSON → D-Bus values; ``{"ref": i}`` is the first value call ``i`` returned."""
     if isinstance(value, dict):
         if set(value) == {"v"}:
             sig, inner = value["v"]
-            return Variant(sig, decode(inner))
-        return {k: decode(v) for k, v in value.items()}
+            return Variant(sig, decode(inner, done))
+        if set(value) == {"ref"}:
+            return (done or [])[value["ref"]]["ok"][0]
+        return {k: decode(v, done) for k, v in value.items()}
     if isinstance(value, list):
-        return [decode(v) for v in value]
+        return [decode(v, done) for v in value]
     return value
 
 
@@ -80,9 +84,9 @@ async def run(address: str, script: dict[str, Any]) -> list[dict[str, Any]]:
         for call in script["calls"]:
             fds = [open_fd(s, keep) for s in call.get("fds", [])]
             good = [fd for fd in fds if fd >= 0]
-            msg = Message(destination="org.alpm", path=call.get("path", "/org/alpm"),
+            msg = Message(destination="org.alpm", path=decode(call.get("path", "/org/alpm"), out),
                           interface=call.get("iface"), member=call["member"],
-                          signature=call.get("sig", ""), body=decode(call.get("body", [])),
+                          signature=call.get("sig", ""), body=decode(call.get("body", []), out),
                           unix_fds=good)
             try:
                 reply = await asyncio.wait_for(bus.call(msg), call.get("timeout", 60))
