@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -52,6 +53,19 @@ class Limits:
 
 
 LIMITS = Limits()
+
+
+def parse(settings: Iterable[str]) -> Limits:
+    """``NAME=VALUE`` settings over the defaults (ValueError for an unknown name)."""
+    known = {f.name: f for f in dataclasses.fields(Limits)}
+    changes: dict[str, int | float] = {}
+    for item in settings:
+        name, _, value = item.partition("=")
+        default = dataclasses.asdict(LIMITS).get(name.strip())
+        if name.strip() not in known or default is None:
+            raise ValueError(f"unknown limit {name!r} (known: {', '.join(known)})")
+        changes[name.strip()] = type(default)(value)
+    return dataclasses.replace(LIMITS, **changes)  # type: ignore[arg-type]
 
 
 class Owned(Protocol):

@@ -15,7 +15,7 @@ from dbus_fast import DBusError
 from dbus_fast.service import ServiceInterface, dbus_method
 from dbus_fast.signature import Variant
 
-from alpmd.dbus import errors, fds, limits, options
+from alpmd.dbus import errors, fds, limits, options, searcher
 from alpmd.dbus.bus import CALLER
 from alpmd.dbus.packages import LOCAL, attributes, lookup, package_id
 from alpmd.dbus.types import AS, Groups, H, ListOfDicts, Opts, Pairs, S, SearchRows
@@ -107,12 +107,12 @@ class Query1(ServiceInterface):
         return q.find_satisfier(h.syncdbs, name)
 
     @dbus_method()
-    @translated
-    def Search(self, terms: AS, opts: Opts) -> SearchRows:
+    async def Search(self, terms: AS, opts: Opts) -> SearchRows:
         """Rows (id, name, version, repo, description, installed) matching every term.
 
         Options: ``scope`` (available | installed | foreign | orphans | explicit | deps),
         ``fields`` (["name"] to match names only), ``repos``, ``limit``, ``offset``.
+        Terms with regex syntax are matched in a child process under a deadline.
         """
         scope = options.get(opts, "scope", str, "available")
         if scope not in SCOPES:
@@ -123,35 +123,27 @@ class Query1(ServiceInterface):
         offset = options.get(opts, "offset", int, 0)
         if limit < 0 or offset < 0:
             raise errors.invalid("limit and offset must not be negative")
-        h = self.handle
-        installed = h.localdb.versions
-        pkgs: list[Package] = []
-        if scope == "available":
-            for db in h.syncdbs:
-                if repos and db.name not in repos:
-                    continue
-                pkgs.extend(q.search(db, terms))
-        else:
-            found = q.search(h.localdb, terms)
-            if scope == "foreign":
-                found = [p for p in found if q.is_foreign(h, p)]
-            elif scope == "explicit":
-                found = [p for p in found if int(p.reason) == 0]
-            elif scope == "deps":
-                found = [p for p in found if int(p.reason) != 0]
-            elif scope == "orphans":
-                found = [p for p in found if int(p.reason) != 0 and q.is_unrequired(h, p, 0)]
-            pkgs = found
-        if fields and set(fields) <= {"name"}:
-            regs = [compile_posix(t) for t in terms]
-            pkgs = [p for p in pkgs if all(r.search(p.name) or t.lower() in p.name.lower()
-                                           for r, t in zip(regs, terms, strict=True))]
-        rows: list[list[Any]] = []
-        for pkg in pkgs[offset:offset + min(limit, MAX_ROWS)]:
-            pid = package_id(pkg)
-            rows.append([pid, pkg.name, pkg.version, pid.rsplit(";", 1)[1], pkg.desc or "",
-                         pkg.name in installed])
-        return rows
+        if len(terms) > 64 or any(len(t) > 1024 for t in terms):
+            raise errors.invalid("at most 64 search terms of at most 1024 characters")
+        names_only = bool(fields) and set(fields) <= {"name"}
+        limit, offset = min(limit, MAX_ROWS), min(offset, 1 << 62)
+        if not searcher.needs_isolation(terms):
+            return _translated_rows(lambda: search_rows(self.handle, terms, scope, repos,
+                                                        names_only, offset, limit))
+        d = self.daemon
+        req = searcher.Request(d.generation, list(terms), scope, list(repos), names_only,
+                               offset, limit)
+        deadline = d.limits.search_deadline
+        try:
+            return await d.workers.run(CALLER.get(), deadline + 5,
+                                       lambda: d.searcher.search(req, deadline),
+                                       "the search")
+        except searcher.SearchTimeout as exc:
+            raise errors.code_text(errors.TIMEOUT, "timeout", str(exc)) from None
+        except searcher.SearchFailed as exc:
+            if exc.code == ErrorCode.INVALID_REGEX.value:
+                raise errors.from_alpm(AlpmError(ErrorCode.INVALID_REGEX, exc.message)) from None
+            raise errors.code_text(errors.INTERNAL, "internal", exc.message) from None
 
     @dbus_method()
     @translated
@@ -307,6 +299,43 @@ class Query1(ServiceInterface):
         out = attributes(self.handle, pkg, list(_FILE_ATTRS))
         out["files"] = Variant("u", len(pkg.files))
         return out
+
+
+def search_rows(h: Handle, terms: list[str], scope: str, repos: list[str], names_only: bool,
+                offset: int, limit: int) -> list[list[Any]]:
+    """Search's rows over ``h`` (in the daemon, or in the search child)."""
+    installed = h.localdb.versions
+    pkgs: list[Package] = []
+    if scope == "available":
+        for db in h.syncdbs:
+            if repos and db.name not in repos:
+                continue
+            pkgs.extend(q.search(db, terms))
+    else:
+        found = q.search(h.localdb, terms)
+        if scope == "foreign":
+            found = [p for p in found if q.is_foreign(h, p)]
+        elif scope == "explicit":
+            found = [p for p in found if int(p.reason) == 0]
+        elif scope == "deps":
+            found = [p for p in found if int(p.reason) != 0]
+        elif scope == "orphans":
+            found = [p for p in found if int(p.reason) != 0 and q.is_unrequired(h, p, 0)]
+        pkgs = found
+    if names_only:
+        regs = [compile_posix(t) for t in terms]
+        pkgs = [p for p in pkgs if all(r.search(p.name) or t.lower() in p.name.lower()
+                                       for r, t in zip(regs, terms, strict=True))]
+    rows: list[list[Any]] = []
+    for pkg in pkgs[offset:offset + limit]:
+        pid = package_id(pkg)
+        rows.append([pid, pkg.name, pkg.version, pid.rsplit(";", 1)[1], pkg.desc or "",
+                     pkg.name in installed])
+    return rows
+
+
+def _translated_rows(fn: Callable[[], list[list[Any]]]) -> list[list[Any]]:
+    return translated(fn)()
 
 
 _FILE_ATTRS = ("name", "version", "arch", "base", "description", "url", "licenses", "groups",

@@ -13,7 +13,7 @@ import sys
 from dbus_fast import Message, MessageType, RequestNameReply
 
 from alpmd import __version__
-from alpmd.dbus import notify
+from alpmd.dbus import limits, notify
 from alpmd.dbus.bus import connect
 from alpmd.dbus.daemon import KEEP_FINISHED, Daemon
 from alpmd.dbus.manager import Manager1
@@ -25,9 +25,10 @@ log = logging.getLogger("alpmd")
 
 
 async def serve(config: str, *, address: str | None = None, keep_finished: float = KEEP_FINISHED,
-                idle_timeout: float = 0) -> int:
+                idle_timeout: float = 0, caps: limits.Limits = limits.LIMITS) -> int:
     bus = await connect(address)
-    daemon = Daemon(bus, config, keep_finished=keep_finished, idle_timeout=idle_timeout)
+    daemon = Daemon(bus, config, keep_finished=keep_finished, idle_timeout=idle_timeout,
+                    caps=caps)
     manager = Manager1(daemon)
     bus.export(PATH, manager)
     bus.export(PATH, Query1(daemon))
@@ -75,6 +76,7 @@ async def serve(config: str, *, address: str | None = None, keep_finished: float
     with contextlib.suppress(Exception):
         bus.disconnect()
     daemon.handle.release()
+    daemon.searcher.close()
     return 0
 
 
@@ -86,13 +88,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds a finished transaction stays on the bus")
     ap.add_argument("--idle-timeout", type=float, default=300,
                     help="exit after this many idle seconds (0: never)")
+    ap.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                    help="change one of the caps (alpmd.dbus.limits.Limits), e.g. "
+                         "search_deadline=5")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     notify.setup_logging(args.verbose)
     try:
         return asyncio.run(serve(args.config, address=args.address,
                                  keep_finished=args.keep_finished,
-                                 idle_timeout=args.idle_timeout))
+                                 idle_timeout=args.idle_timeout,
+                                 caps=limits.parse(args.limit)))
     except KeyboardInterrupt:
         return 0
     except Exception as exc:
