@@ -1,11 +1,13 @@
 """Descriptors a client passes (``h`` / ``ah``): checked, copied, closed — never reopened.
 
 dbus-fast hands a method the raw index of an ``h`` argument when the message
-carries no descriptors, and it never closes descriptors nobody asked for. So
-the bus's pre-dispatch handler (:func:`intake`) records the descriptors each
-method call really brought; a method taking ``h``/``ah`` :func:`claim`s them
-(anything not in that set is ``InvalidArgs``), every other method call's
-descriptors are closed at once, and the unclaimed rest is closed shortly after.
+carries no descriptors, never closes descriptors nobody asked for, and fails
+on some bodies when it swaps indexes for descriptors itself. So the bus's
+pre-dispatch handler (:func:`intake`) takes the descriptors off every method
+call (methods always see indexes) and records them; a method taking
+``h``/``ah`` :func:`claim`s the ones its indexes name (an index out of range
+is ``InvalidArgs``), every other method call's descriptors are closed at once,
+and the unclaimed rest is closed shortly after.
 
 A claimed descriptor must be a readable regular file the client opened itself
 (not ``O_PATH``, not write-only, no directory, FIFO, socket or device). Its
@@ -69,6 +71,7 @@ def intake(msg: Message) -> None:
     if msg.message_type is not MessageType.METHOD_CALL:
         return  # replies (logind's inhibitor) and signals: their receivers own them
     fds = tuple(msg.unix_fds)
+    msg.unix_fds = []
     if fds and _takes_fds(msg):
         RECEIVED.set(fds)
         _unclaimed.update(fds)
@@ -79,29 +82,32 @@ def intake(msg: Message) -> None:
         _close(fd)
 
 
-def claim(values: Sequence[object]) -> list[int]:
-    """The descriptors ``values`` name, now ours to close; InvalidArgs unless each one
-    is a descriptor this call really carried (each once). The call's other descriptors
-    are closed."""
+def claim(indexes: Sequence[object]) -> list[int]:
+    """The descriptors ``indexes`` name, now ours to close; InvalidArgs unless each one
+    names a descriptor this call really carried (each once). The call's other
+    descriptors are closed."""
     received = RECEIVED.get()
     RECEIVED.set(())
-    mine = [fd for fd in received if fd in _unclaimed]
+    # (one already swept, were the call handled late, is not ours any more: -1)
+    mine = [fd if fd in _unclaimed else -1 for fd in received]
     for fd in mine:
         _unclaimed.discard(fd)
     wanted: list[int] = []
     bad = False
-    for v in values:
-        if (not isinstance(v, int) or isinstance(v, bool) or v not in mine or v in wanted):
+    for i in indexes:
+        if (not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(mine)
+                or mine[i] < 0 or mine[i] in wanted):
             bad = True
             break
-        wanted.append(v)
+        wanted.append(mine[i])
     if bad:
         for fd in mine:
-            _close(fd)
+            if fd >= 0:
+                _close(fd)
         raise errors.invalid("a file descriptor argument does not name a descriptor sent "
                              "with the call")
     for fd in mine:
-        if fd not in wanted:
+        if fd >= 0 and fd not in wanted:
             _close(fd)
     return wanted
 

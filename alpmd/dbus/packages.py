@@ -35,6 +35,8 @@ def repo_name(pkg: Package) -> str:
 
 
 def parse_id(pid: str) -> tuple[str, str, str, str]:
+    if len(pid) > 1024:
+        raise errors.invalid("not a package id (too long)")
     parts = pid.split(";")
     if len(parts) != 4 or not parts[0]:
         raise errors.invalid(f"not a package id (name;version;arch;repo): {pid!r}")

@@ -34,6 +34,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 SCOPES = ("available", "installed", "foreign", "orphans", "explicit", "deps")
 MAX_ROWS = 100_000
+MAX_ITEMS = 10_000
+NAME_LENGTH = 256
+PATH_LENGTH = 4096
 
 
 def translated(fn: F) -> F:
@@ -71,6 +74,7 @@ class Query1(ServiceInterface):
     def Resolve(self, names: AS, opts: Opts) -> AS:
         """Names (``repo/name`` allowed) → ids: installed first unless ``prefer`` = "sync"."""
         prefer = options.get(opts, "prefer", str, "installed")
+        _bounded(names, "names")
         h = self.handle
         out: list[str] = []
         missing: list[str] = []
@@ -149,6 +153,8 @@ class Query1(ServiceInterface):
     @translated
     def GetPackages(self, ids: AS, attrs: AS) -> ListOfDicts:
         """One a{sv} per id with the asked attributes (a list view's set when none)."""
+        _bounded(ids, "ids", NAME_LENGTH * 3)
+        _bounded(attrs, "attributes")
         h = self.handle
         return [attributes(h, lookup(h, pid), attrs) for pid in ids]
 
@@ -162,6 +168,7 @@ class Query1(ServiceInterface):
     @translated
     def Owns(self, paths: AS) -> Pairs:
         """(path, id) for each path an installed package owns; unowned paths are left out."""
+        _bounded(paths, "paths", PATH_LENGTH)
         h = self.handle
         out: list[list[str]] = []
         for path in paths:
@@ -199,6 +206,7 @@ class Query1(ServiceInterface):
     @translated
     def WhatProvides(self, name: S) -> AS:
         """Ids of every package called ``name`` or providing it, installed then repos."""
+        _bounded([name], "names")
         Depend.parse(name)
         h = self.handle
         return [package_id(p) for p in q.what_provides([h.localdb, *h.syncdbs], name)]
@@ -299,6 +307,16 @@ class Query1(ServiceInterface):
         out = attributes(self.handle, pkg, list(_FILE_ATTRS))
         out["files"] = Variant("u", len(pkg.files))
         return out
+
+
+def _bounded(values: list[str], what: str, length: int = NAME_LENGTH) -> None:
+    """InvalidArgs for more than MAX_ITEMS values or one longer than ``length``: the answer
+    is computed on the event loop, so its size is bounded by what is asked."""
+    if len(values) > MAX_ITEMS:
+        raise errors.invalid(f"at most {MAX_ITEMS} {what} per call")
+    for value in values:
+        if len(value) > length:
+            raise errors.invalid(f"{what}: a value longer than {length} characters")
 
 
 def search_rows(h: Handle, terms: list[str], scope: str, repos: list[str], names_only: bool,

@@ -34,7 +34,8 @@ def decode(value: Any, done: list[dict[str, Any]] | None = None) -> Any:
             sig, inner = value["v"]
             return Variant(sig, decode(inner, done))
         if set(value) == {"ref"}:
-            return (done or [])[value["ref"]]["ok"][0]
+            got = (done or [])[value["ref"]].get("ok") or ["/org/alpm/transaction/0"]
+            return got[0]
         return {k: decode(v, done) for k, v in value.items()}
     if isinstance(value, list):
         return [decode(v, done) for v in value]
@@ -80,21 +81,33 @@ async def run(address: str, script: dict[str, Any]) -> list[dict[str, Any]]:
     bus = await MessageBus(bus_address=address, negotiate_unix_fd=True).connect()
     keep: list[Any] = []
     out: list[dict[str, Any]] = []
+    fresh = False
     for _ in range(int(script.get("repeat", 1))):
         for call in script["calls"]:
-            fds = [open_fd(s, keep) for s in call.get("fds", [])]
-            good = [fd for fd in fds if fd >= 0]
-            msg = Message(destination="org.alpm", path=decode(call.get("path", "/org/alpm"), out),
-                          interface=call.get("iface"), member=call["member"],
-                          signature=call.get("sig", ""), body=decode(call.get("body", []), out),
-                          unix_fds=good)
             try:
+                fds = [open_fd(s, keep) for s in call.get("fds", [])]
+            except OSError as exc:
+                out.append({"send-error": f"open: {exc}"})
+                continue
+            good = [fd for fd in fds if fd >= 0]
+            if fresh or not bus.connected:
+                fresh = False
+                bus = await MessageBus(bus_address=address, negotiate_unix_fd=True).connect()
+            try:
+                msg = Message(destination="org.alpm",
+                              path=decode(call.get("path", "/org/alpm"), out),
+                              interface=call.get("iface"), member=call["member"],
+                              signature=call.get("sig", ""),
+                              body=decode(call.get("body", []), out), unix_fds=good)
                 reply = await asyncio.wait_for(bus.call(msg), call.get("timeout", 60))
             except TimeoutError:
                 out.append({"timeout": True})
+                fresh = True  # (the bus drops a client that sends too many descriptors)
                 continue
             except Exception as exc:  # a send failure (a closed fd...): the daemon is fine
                 out.append({"send-error": type(exc).__name__})
+                if any(s.get("closed") for s in call.get("fds", [])):
+                    fresh = True  # the library dropped the connection
                 continue
             finally:
                 for fd in good:
@@ -108,7 +121,8 @@ async def run(address: str, script: dict[str, Any]) -> list[dict[str, Any]]:
             else:
                 out.append({"ok": encode(reply.body)})
     await asyncio.sleep(float(script.get("linger", 0)))
-    bus.disconnect()
+    if bus.connected:
+        bus.disconnect()
     return out
 
 
