@@ -26,7 +26,8 @@ from dbus_fast import DBusError
 from dbus_fast.aio import MessageBus
 from dbus_fast.signature import Variant
 
-from alpmd.dbus import errors, fds, limits, notify
+from alpmd.dbus import bus as busmod
+from alpmd.dbus import errors, limits, notify
 from alpmd.dbus.authority import Authority
 from alpmd.dbus.lifecycle import Lifecycle
 from alpmd.dbus.packages import package_id, repo_name
@@ -180,7 +181,13 @@ class Daemon:
         t = TransactionObject(self, self._next, kind, targets, opts, uid, sender)
         self._next += 1
         self.transactions[t.n] = t
-        self.bus.export(t.path, t)
+        # the bus announces the new object to everybody (InterfacesAdded, with its
+        # properties): read them as a stranger would, so the details stay private
+        token = busmod.CALLER.set("(everybody)")
+        try:
+            self.bus.export(t.path, t)
+        finally:
+            busmod.CALLER.reset(token)
         self.lifecycle.touch()
         if self.manager is not None:
             self.manager.changed("Transactions")
@@ -349,4 +356,4 @@ class Daemon:
         return f"{self.incoming_dir}{os.getpid()}-{n}-{i}.pkg"
 
 
-__all__ = ["Daemon", "HistoryRecord", "KEEP_FINISHED", "fds"]
+__all__ = ["Daemon", "HistoryRecord", "KEEP_FINISHED"]

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dbus_fast import Message, MessageType
 from dbus_fast.constants import PropertyAccess
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_property, dbus_signal
 from dbus_fast.signature import Variant
@@ -346,8 +347,28 @@ class TransactionObject(ServiceInterface):
     # -- driving (called by the daemon) -------------------------------------------------
 
     def changed(self, *names: str) -> None:
+        """PropertiesChanged: the public properties to everybody, the private ones (plan,
+        question) only to the client that owns the transaction."""
+        public = [n for n in names if n not in PRIVATE]
+        if public:
+            with contextlib.suppress(Exception):
+                self.emit_properties_changed({n: getattr(self, _ATTR[n]) for n in public})
+        private = {n: Variant(PRIVATE[n], getattr(self, _ATTR[n])) for n in names
+                   if n in PRIVATE}
+        if private:
+            self._to_owner("org.freedesktop.DBus.Properties", "PropertiesChanged", "sa{sv}as",
+                           ["org.alpm.Transaction1", private, []])
+
+    def _to_owner(self, interface: str, member: str, signature: str, body: list[Any]) -> None:
+        """A signal addressed to the owning client alone (the bus delivers it to nobody
+        else, whatever their match rules)."""
+        if not self.sender:
+            return
+        msg = Message(message_type=MessageType.SIGNAL, destination=self.sender,
+                      path=self.path, interface=interface, member=member,
+                      signature=signature, body=body)
         with contextlib.suppress(Exception):
-            self.emit_properties_changed({n: getattr(self, _ATTR[n]) for n in names})
+            self.daemon.bus.send(msg)
 
     def set_state(self, state: str) -> None:
         assert state in STATES
@@ -361,7 +382,7 @@ class TransactionObject(ServiceInterface):
         self.log.append(entry)
         if len(self.log) > 10_000:
             del self.log[:1000]
-        self.Log(self._seq, level, source, text)
+        self._to_owner("org.alpm.Transaction1", "Log", "tsss", [self._seq, level, source, text])
 
     def set_percentage(self, value: float, *, force: bool = False) -> None:
         """Overall percentage only ever goes up; property updates are rate-limited."""
@@ -440,7 +461,8 @@ class TransactionObject(ServiceInterface):
         self._answer = asyncio.get_running_loop().create_future()
         self.set_state("waiting-answer")
         self.changed("Question")
-        self.QuestionAsked(self._question_id, kind, text, choices, details)
+        self._to_owner("org.alpm.Transaction1", "QuestionAsked", "ussasa{sv}",
+                       [self._question_id, kind, text, choices, details])
         self.add_log("info", "daemon", f"question {self._question_id}: {text}")
         try:
             value = await asyncio.wait_for(self._answer, timeout)
@@ -461,6 +483,8 @@ class TransactionObject(ServiceInterface):
         return result
 
 
+#: properties whose changes go to the owner only (their signature)
+PRIVATE = {"Plan": "aa{sv}", "Question": "(ussasa{sv})"}
 _ATTR = {"State": "state", "CanCancel": "_can_cancel", "Percentage": "percentage",
          "Items": "items", "Bytes": "bytes", "Speed": "speed", "RemainingTime": "remaining",
          "CurrentItem": "current_item", "Question": "question", "Plan": "plan",

@@ -79,6 +79,26 @@ def open_fd(spec: dict[str, Any], keep: list[Any]) -> int:
 async def run(address: str, script: dict[str, Any]) -> list[dict[str, Any]]:
     """Send the script's calls on one connection; their results."""
     bus = await MessageBus(bus_address=address, negotiate_unix_fd=True).connect()
+    heard: list[list[Any]] = []
+    if script.get("watch"):
+        def listen(msg: Message) -> bool:
+            if msg.message_type is MessageType.SIGNAL and msg.path.startswith("/org/alpm/"):
+                changed: list[Any] = []
+                if msg.member == "PropertiesChanged":
+                    changed = list(msg.body[1])
+                elif msg.member == "InterfacesAdded":
+                    props = msg.body[1].get("org.alpm.Transaction1", {})
+                    changed = [[k, encode(x.value)] for k, x in props.items()
+                               if k in ("Targets", "Options", "Sender", "Plan")]
+                heard.append([msg.path, msg.member, changed])
+            return False
+        bus.add_message_handler(listen)
+        await bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                               interface="org.freedesktop.DBus", member="AddMatch",
+                               signature="s", body=["type='signal',sender='org.alpm'"]))
+        if script.get("ready"):
+            with open(script["ready"], "w") as fh:
+                fh.write("ready")
     keep: list[Any] = []
     out: list[dict[str, Any]] = []
     fresh = False
@@ -123,6 +143,8 @@ async def run(address: str, script: dict[str, Any]) -> list[dict[str, Any]]:
     await asyncio.sleep(float(script.get("linger", 0)))
     if bus.connected:
         bus.disconnect()
+    if script.get("watch"):
+        out.append({"signals": heard})
     return out
 
 

@@ -50,9 +50,9 @@ class World:
     public: Path  # a directory the unprivileged user can read
 
     def hostile(self, calls: Sequence[dict[str, Any]], *, repeat: int = 1, linger: float = 0,
-                timeout: float = 300) -> list[dict[str, Any]]:
+                timeout: float = 300, **extra: Any) -> list[dict[str, Any]]:
         """Send ``calls`` as the unprivileged user (one connection); their results."""
-        script = {"calls": list(calls), "repeat": repeat, "linger": linger}
+        script = {"calls": list(calls), "repeat": repeat, "linger": linger, **extra}
         address = self.env.address
 
         def client() -> Any:

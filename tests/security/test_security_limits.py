@@ -107,3 +107,44 @@ def test_other_users_transactions_and_history_are_not_shown(world: World) -> Non
     rows = root["root"]
     assert rows and rows[-1]["uid"] == 0 and rows[-1]["client"]
     world.healthy()
+
+
+def test_other_users_logs_and_questions_are_not_broadcast(world: World) -> None:
+    """Log and QuestionAsked signals, and changes of the plan, go to the owner only."""
+    drop = world.public / "drop"
+    drop.mkdir()
+    drop.chmod(0o777)
+    ready = drop / "ready"
+
+    async def go() -> tuple[list[list[Any]], str, int]:
+        loop = asyncio.get_running_loop()
+        watching = loop.run_in_executor(None, lambda: world.hostile(
+            [], linger=8, watch=True, ready=str(ready)))
+        for _ in range(100):
+            if ready.exists():
+                break
+            await asyncio.sleep(0.1)
+        c = await Client.open(world.env.address)   # root's own transaction
+        try:
+            path = await c.manager("Install", "asa{sv}", ["editor"],
+                                   {"no-sysupgrade": v("b", True)})
+            await c.tx(path, "SetHints", "a{sv}", {"question-timeout": v("d", 0.5)})
+            await c.tx(path, "Run")
+            res = await c.finished(path, timeout=30)
+            owner_heard = len([m for m in c.signals if m.path == path
+                               and m.member in ("Log", "QuestionAsked")])
+        finally:
+            c.close()
+        out = await watching
+        return out[-1]["signals"], res[0], owner_heard
+    heard, result, owner_heard = asyncio.run(asyncio.wait_for(go(), 60))
+    assert result == "success" and owner_heard > 0
+    members = {m for _, m, _ in heard}
+    assert "Finished" in members            # the public part is still announced
+    assert not members & {"Log", "QuestionAsked"}, members
+    assert not any({"Plan", "Question"} & set(changed) for _, m, changed in heard
+                   if m == "PropertiesChanged"), heard
+    added = [dict(changed) for _, m, changed in heard if m == "InterfacesAdded"]
+    assert added and all(not a.get("Targets") and not a.get("Options") and not a.get("Sender")
+                         for a in added), added
+    world.healthy()
