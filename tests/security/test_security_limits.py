@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from dbus_fast import DBusError
 from secworld import World, named
 
 from alpmd.dbus.limits import LIMITS
@@ -147,4 +148,34 @@ def test_other_users_logs_and_questions_are_not_broadcast(world: World) -> None:
     added = [dict(changed) for _, m, changed in heard if m == "InterfacesAdded"]
     assert added and all(not a.get("Targets") and not a.get("Options") and not a.get("Sender")
                          for a in added), added
+    world.healthy()
+
+
+def test_queued_requests_are_capped_per_client(world: World) -> None:
+    """While another program holds the lock, one client may queue only so many changes."""
+    lock = world.root.root.dbpath / "db.lck"
+
+    async def go() -> tuple[list[str], list[str]]:
+        c = await Client.open(world.env.address)
+        made: list[str] = []
+        refused: list[str] = []
+        try:
+            for _ in range(LIMITS.queued_per_client + 4):
+                try:
+                    made.append(await c.manager("SetReason", "assa{sv}", ["tool"], "dependency",
+                                                {"run": v("b", True)}))
+                except DBusError as exc:
+                    refused.append(exc.type)
+            for path in made:                 # they can all be cancelled
+                if await c.prop(path, "State") != "finished":
+                    await c.tx(path, "Cancel")
+        finally:
+            c.close()
+        return made, refused
+    with open(lock, "w"):                     # held open: a live holder, not a stale lock
+        made, refused = asyncio.run(asyncio.wait_for(go(), 60))
+    lock.unlink()
+    # one is running (waiting for the lock), the rest queued up to the cap
+    assert len(made) == LIMITS.queued_per_client + 1, (len(made), refused)
+    assert refused and set(refused) == {"org.alpm.Error.LimitExceeded"}
     world.healthy()
