@@ -43,6 +43,11 @@ COPY_CHUNK = 1 << 20
 RECEIVED: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar(
     "alpmd_fds", default=())
 _unclaimed: set[int] = set()
+#: Descriptors claimed and not yet closed, per client (a call may hold them while polkit
+#: decides): capped so that no client, nor all together, can exhaust the daemon's table.
+HELD_PER_CLIENT = 64
+HELD_TOTAL = 256
+_held: dict[str, int] = {}
 
 
 def _close(fd: int) -> None:
@@ -82,10 +87,11 @@ def intake(msg: Message) -> None:
         _close(fd)
 
 
-def claim(indexes: Sequence[object]) -> list[int]:
-    """The descriptors ``indexes`` name, now ours to close; InvalidArgs unless each one
-    names a descriptor this call really carried (each once). The call's other
-    descriptors are closed."""
+def claim(indexes: Sequence[object], client: str = "") -> list[int]:
+    """The descriptors ``indexes`` name, now ours to close (with :func:`release`);
+    InvalidArgs unless each one names a descriptor this call really carried (each once),
+    LimitExceeded past the caps on descriptors held. The call's other descriptors are
+    closed."""
     received = RECEIVED.get()
     RECEIVED.set(())
     # (one already swept, were the call handled late, is not ours any more: -1)
@@ -109,7 +115,23 @@ def claim(indexes: Sequence[object]) -> list[int]:
     for fd in mine:
         if fd >= 0 and fd not in wanted:
             _close(fd)
+    held = _held.get(client, 0)
+    if held + len(wanted) > HELD_PER_CLIENT or sum(_held.values()) + len(wanted) > HELD_TOTAL:
+        close_all(wanted)
+        raise errors.code_text(errors.LIMIT_EXCEEDED, "limit-exceeded",
+                               "too many file descriptors held for this client; try later")
+    _held[client] = held + len(wanted)
     return wanted
+
+
+def release(client: str, fds: Sequence[int]) -> None:
+    """Close descriptors :func:`claim` gave ``client``."""
+    close_all(fds)
+    left = _held.get(client, 0) - len(fds)
+    if left > 0:
+        _held[client] = left
+    else:
+        _held.pop(client, None)
 
 
 def close_all(fds: Sequence[int]) -> None:

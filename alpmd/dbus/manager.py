@@ -9,6 +9,7 @@ its parts.
 import asyncio
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Sequence
 
@@ -127,11 +128,12 @@ class Manager1(ServiceInterface):
     async def InstallFiles(self, fds_: AH, opts: Opts) -> O:
         """Package files passed as descriptors: authorised first, then copied through the
         descriptors into private files (the client's descriptors are closed on return)."""
-        mine = fds.claim(fds_)
+        sender = CALLER.get()
+        mine = fds.claim(fds_, sender)
         try:
             return await self._install_files(mine, opts)
         finally:
-            fds.close_all(mine)
+            fds.release(sender, mine)
 
     async def _install_files(self, mine: list[int], opts: Opts) -> str:
         d = self.daemon
@@ -168,13 +170,14 @@ class Manager1(ServiceInterface):
                     total += fds.snapshot(fd, path, caps.file_bytes)
                     done.append(path)
             except BaseException:
-                for p in done:
-                    with contextlib.suppress(OSError):
-                        os.unlink(p)
+                _unlink(done)
                 raise
             finally:
                 fds.close_all(dups)
+            if abandoned.is_set():  # the call gave up waiting: nobody will use the copies
+                _unlink(done)
             return total
+        abandoned = threading.Event()
         try:
             got = await d.workers.run(sender, caps.simulate_deadline, copy,
                                       "copying the package files",
@@ -183,6 +186,8 @@ class Manager1(ServiceInterface):
             d.drop_unstarted(t, "a package file grew past the size limit")
             raise limits.limit_exceeded("a package file grew past the size limit") from None
         except BaseException as exc:
+            abandoned.set()
+            _unlink(paths)
             d.drop_unstarted(t, str(exc))
             if isinstance(exc, OSError):
                 raise errors.internal(exc) from None
@@ -282,6 +287,12 @@ class Manager1(ServiceInterface):
     @dbus_signal()
     def LockChanged(self, holder: S) -> S:
         return holder
+
+
+def _unlink(paths: Sequence[str]) -> None:
+    for p in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(p)
 
 
 def _tail_lines(path: str, max_bytes: int) -> list[str]:

@@ -4,6 +4,7 @@ Everything is computed by :mod:`alpmd.engine.query`; this module only turns
 ids into packages and packages into rows.
 """
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -270,7 +271,8 @@ class Query1(ServiceInterface):
     async def InspectFile(self, fd: H) -> Opts:
         """A package file's metadata, read through the caller's descriptor (never a path):
         copied into a private file in a worker, under a size cap and a deadline."""
-        (mine,) = fds.claim([fd])
+        sender = CALLER.get()
+        (mine,) = fds.claim([fd], sender)
         d = self.daemon
         try:
             size = fds.check_readable(mine).size
@@ -278,26 +280,27 @@ class Query1(ServiceInterface):
                 raise limits.limit_exceeded(
                     f"the file is larger than {d.limits.inspect_bytes} bytes")
         except BaseException:
-            fds.close_all([mine])
+            fds.release(sender, [mine])
             raise
         self._inspected += 1
         path = d.incoming_path(0, self._inspected)
+        loop = asyncio.get_running_loop()
         cap = d.limits.inspect_bytes
 
         def work() -> Package:
             try:
                 fds.snapshot(mine, path, cap)
             finally:
-                fds.close_all([mine])
+                loop.call_soon_threadsafe(fds.release, sender, [mine])
             try:
                 return load_package_file(path, full=True)
             finally:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
         try:
-            pkg = await d.workers.run(CALLER.get(), d.limits.inspect_deadline, work,
+            pkg = await d.workers.run(sender, d.limits.inspect_deadline, work,
                                       "reading the package file",
-                                      refused=lambda: fds.close_all([mine]))
+                                      refused=lambda: fds.release(sender, [mine]))
         except OverflowError:
             raise limits.limit_exceeded(f"the file is larger than {cap} bytes") from None
         except AlpmError as exc:
