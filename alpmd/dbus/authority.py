@@ -7,8 +7,10 @@ removal needs its own action, whatever the options said).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 
+from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
 from alpmd.dbus import bus as busmod
@@ -42,6 +44,29 @@ class Authority:
     def __init__(self, bus: MessageBus) -> None:
         self.bus = bus
         self.uids: dict[str, int] = {}
+        self._asking: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        bus.add_message_handler(self._prefetch)
+
+    def _prefetch(self, msg: Message) -> bool:
+        """Learn a new caller's uid as soon as it calls anything: property reads (answered
+        at once, without a chance to ask the bus) then know whose they are."""
+        sender = msg.sender
+        if (msg.message_type is MessageType.METHOD_CALL and sender
+                and sender not in self.uids and sender not in self._asking):
+            self._asking.add(sender)
+            task = asyncio.ensure_future(self._learn(sender))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return False
+
+    async def _learn(self, sender: str) -> None:
+        try:
+            await self.uid(sender)
+        except Exception:
+            pass
+        finally:
+            self._asking.discard(sender)
 
     async def uid(self, sender: str) -> int:
         """The caller's uid (from the bus daemon; NotAuthorized once it has left)."""
@@ -58,6 +83,7 @@ class Authority:
 
     def forget(self, sender: str) -> None:
         self.uids.pop(sender, None)
+        self._asking.discard(sender)
 
     async def check(self, sender: str, action: str, details: Mapping[str, str], *,
                     interactive: bool = False) -> None:

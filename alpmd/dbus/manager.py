@@ -131,11 +131,11 @@ class Manager1(ServiceInterface):
         sender = CALLER.get()
         mine = fds.claim(fds_, sender)
         try:
-            return await self._install_files(mine, opts)
+            return await self._install_files(sender, mine, opts)
         finally:
             fds.release(sender, mine)
 
-    async def _install_files(self, mine: list[int], opts: Opts) -> str:
+    async def _install_files(self, sender: str, mine: list[int], opts: Opts) -> str:
         d = self.daemon
         caps = d.limits
         if not mine:
@@ -144,11 +144,9 @@ class Manager1(ServiceInterface):
             raise limits.limit_exceeded(f"at most {caps.files_per_call} files per call")
         sizes = [fds.check_readable(fd).size for fd in mine]
         bag = options.checked(opts)
-        sender = CALLER.get()
         await d.authority.check(sender, "org.alpm.install-file",
                                 {"org.alpm.kind": "install-files", "org.alpm.targets": ""},
-                                interactive=bool(opts.get("interactive", Variant("b", False))
-                                                 .value is True))
+                                interactive=options.get(opts, "interactive", bool, False))
         if any(s > caps.file_bytes for s in sizes):
             raise limits.limit_exceeded(f"a package file is larger than {caps.file_bytes} bytes")
         if d.file_bytes + sum(sizes) > caps.file_bytes_total:
