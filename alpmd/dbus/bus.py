@@ -18,6 +18,8 @@ import dbus_fast.aio.message_bus as _aio_bus
 from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 
+from alpmd.dbus import fds
+
 #: The unique bus name of the client whose method call is being handled.
 CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("alpmd_caller", default="")
 
@@ -76,8 +78,9 @@ def install_eagain_fix() -> None:
 
 
 def _remember_caller(msg: Message) -> bool:
-    if msg.message_type is MessageType.METHOD_CALL and msg.sender:
-        CALLER.set(msg.sender)
+    if msg.message_type is MessageType.METHOD_CALL:
+        CALLER.set(msg.sender or "")
+        fds.intake(msg)
     return False
 
 

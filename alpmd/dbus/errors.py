@@ -6,6 +6,8 @@ can branch on it without parsing prose: ``"pkg-not-found: target not found: foo"
 
 from __future__ import annotations
 
+import errno
+
 from dbus_fast import DBusError
 
 from alpmd.engine.errors import AlpmError, ErrorCode
@@ -26,9 +28,20 @@ SIGNATURE = PREFIX + "Signature"
 DOWNLOAD = PREFIX + "Download"
 DISK_SPACE = PREFIX + "DiskSpace"
 INTERNAL = PREFIX + "Internal"
+LIMIT_EXCEEDED = PREFIX + "LimitExceeded"
+TIMEOUT = PREFIX + "Timeout"
+DISK_FULL = PREFIX + "DiskFull"
+READ_ONLY = PREFIX + "ReadOnly"
 
 ALL_NAMES = (NOT_AUTHORIZED, BUSY, LOCKED, NOT_FOUND, INVALID_ARGS, WRONG_STATE, CANCELLED,
-             DEP_RESOLUTION, CONFLICT, FILE_CONFLICT, SIGNATURE, DOWNLOAD, DISK_SPACE, INTERNAL)
+             DEP_RESOLUTION, CONFLICT, FILE_CONFLICT, SIGNATURE, DOWNLOAD, DISK_SPACE, INTERNAL,
+             LIMIT_EXCEEDED, TIMEOUT, DISK_FULL, READ_ONLY)
+#: errno values with a name of their own: a full disk, a read-only file system
+_BY_ERRNO: dict[int, tuple[str, str, str]] = {
+    errno.ENOSPC: (DISK_FULL, "disk-full", "no space left on the device"),
+    errno.EDQUOT: (DISK_FULL, "disk-full", "disk quota exceeded"),
+    errno.EROFS: (READ_ONLY, "read-only", "the file system is read-only"),
+}
 
 _BY_CODE: dict[ErrorCode, str] = {
     ErrorCode.HANDLE_LOCK: LOCKED,
@@ -71,9 +84,13 @@ _BY_CODE: dict[ErrorCode, str] = {
 }
 
 
+#: codes the engine adds for a hostile system (matched by their stable slug)
+_BY_VALUE = {"disk-full": DISK_FULL, "read-only": READ_ONLY}
+
+
 def error_name(code: ErrorCode) -> str:
     """The D-Bus error name for an engine error code (Internal when nothing fits)."""
-    return _BY_CODE.get(code, INTERNAL)
+    return _BY_CODE.get(code) or _BY_VALUE.get(code.value, INTERNAL)
 
 
 def code_text(name: str, code: str, message: str) -> DBusError:
@@ -82,12 +99,36 @@ def code_text(name: str, code: str, message: str) -> DBusError:
 
 
 def from_alpm(exc: AlpmError) -> DBusError:
-    return code_text(error_name(exc.code), exc.code.value, exc.message)
+    name = error_name(exc.code)
+    if name == INTERNAL or exc.code.value in ("system", "disk-full", "read-only"):
+        named = from_os_error(exc)
+        if named is not None:
+            return named
+    return code_text(name, exc.code.value, exc.message)
 
 
 def internal(exc: BaseException) -> DBusError:
-    """An unexpected failure: its type only (tracebacks go to the journal, not the caller)."""
+    """An unexpected failure: its type only (tracebacks go to the journal, not the caller).
+
+    A full disk or a read-only file system is no mystery: those get their own names."""
+    named = from_os_error(exc)
+    if named is not None:
+        return named
     return code_text(INTERNAL, "internal", f"internal error ({type(exc).__name__})")
+
+
+def from_os_error(exc: BaseException) -> DBusError | None:
+    """DiskFull / ReadOnly for an OSError (or an engine error caused by one), else None."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in _BY_ERRNO:
+            name, code, text = _BY_ERRNO[cur.errno]
+            where = f" ({cur.filename})" if cur.filename else ""
+            return code_text(name, code, text + where)
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def invalid(message: str) -> DBusError:

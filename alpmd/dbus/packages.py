@@ -9,6 +9,7 @@ from dbus_fast.signature import Variant
 
 from alpmd.dbus import errors
 from alpmd.engine import query
+from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.handle import Handle
 from alpmd.engine.package import Origin, Package
@@ -24,11 +25,18 @@ def package_id(pkg: Package, repo: str | None = None) -> str:
         elif pkg.origin is Origin.FILE:
             repo = "file"
         else:
-            repo = getattr(pkg.db, "name", "") or ""
+            repo = repo_name(pkg)
     return f"{pkg.name};{pkg.version};{pkg.arch or ''};{repo}"
 
 
+def repo_name(pkg: Package) -> str:
+    """The name of the database a package came from ("" when none)."""
+    return pkg.db.name if isinstance(pkg.db, SyncDatabase) else ""
+
+
 def parse_id(pid: str) -> tuple[str, str, str, str]:
+    if len(pid) > 1024:
+        raise errors.invalid("not a package id (too long)")
     parts = pid.split(";")
     if len(parts) != 4 or not parts[0]:
         raise errors.invalid(f"not a package id (name;version;arch;repo): {pid!r}")

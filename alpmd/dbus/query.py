@@ -4,16 +4,20 @@ Everything is computed by :mod:`alpmd.engine.query`; this module only turns
 ids into packages and packages into rows.
 """
 
+import asyncio
+import contextlib
+import functools
+import logging
 import os
-import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dbus_fast import DBusError
 from dbus_fast.service import ServiceInterface, dbus_method
 from dbus_fast.signature import Variant
 
-from alpmd.dbus import errors, options
+from alpmd.dbus import errors, fds, limits, options, searcher
+from alpmd.dbus.bus import CALLER
 from alpmd.dbus.packages import LOCAL, attributes, lookup, package_id
 from alpmd.dbus.types import AS, Groups, H, ListOfDicts, Opts, Pairs, S, SearchRows
 from alpmd.engine import query as q
@@ -24,17 +28,20 @@ from alpmd.engine.handle import Handle
 from alpmd.engine.package import Package
 from alpmd.engine.regex import compile_posix
 
+if TYPE_CHECKING:
+    from alpmd.dbus.daemon import Daemon
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 SCOPES = ("available", "installed", "foreign", "orphans", "explicit", "deps")
 MAX_ROWS = 100_000
+MAX_ITEMS = 10_000
+NAME_LENGTH = 256
+PATH_LENGTH = 4096
 
 
 def translated(fn: F) -> F:
     """Engine errors become named D-Bus errors; anything else becomes Internal (no traceback)."""
-    import functools
-    import logging
-
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -52,14 +59,14 @@ def translated(fn: F) -> F:
 class Query1(ServiceInterface):
     """Read-only queries over the live databases (not the shadow ones, except GetUpdates)."""
 
-    def __init__(self, daemon: Any) -> None:
+    def __init__(self, daemon: "Daemon") -> None:
         super().__init__("org.alpm.Query1")
         self.daemon = daemon
+        self._inspected = 0
 
     @property
     def handle(self) -> Handle:
-        h: Handle = self.daemon.handle
-        return h
+        return self.daemon.handle
 
     # -- finding packages ---------------------------------------------------------------
 
@@ -68,6 +75,7 @@ class Query1(ServiceInterface):
     def Resolve(self, names: AS, opts: Opts) -> AS:
         """Names (``repo/name`` allowed) → ids: installed first unless ``prefer`` = "sync"."""
         prefer = options.get(opts, "prefer", str, "installed")
+        _bounded(names, "names")
         h = self.handle
         out: list[str] = []
         missing: list[str] = []
@@ -104,12 +112,12 @@ class Query1(ServiceInterface):
         return q.find_satisfier(h.syncdbs, name)
 
     @dbus_method()
-    @translated
-    def Search(self, terms: AS, opts: Opts) -> SearchRows:
+    async def Search(self, terms: AS, opts: Opts) -> SearchRows:
         """Rows (id, name, version, repo, description, installed) matching every term.
 
         Options: ``scope`` (available | installed | foreign | orphans | explicit | deps),
         ``fields`` (["name"] to match names only), ``repos``, ``limit``, ``offset``.
+        Terms with regex syntax are matched in a child process under a deadline.
         """
         scope = options.get(opts, "scope", str, "available")
         if scope not in SCOPES:
@@ -120,40 +128,34 @@ class Query1(ServiceInterface):
         offset = options.get(opts, "offset", int, 0)
         if limit < 0 or offset < 0:
             raise errors.invalid("limit and offset must not be negative")
-        h = self.handle
-        installed = h.localdb.versions
-        pkgs: list[Package] = []
-        if scope == "available":
-            for db in h.syncdbs:
-                if repos and db.name not in repos:
-                    continue
-                pkgs.extend(q.search(db, terms))
-        else:
-            found = q.search(h.localdb, terms)
-            if scope == "foreign":
-                found = [p for p in found if q.is_foreign(h, p)]
-            elif scope == "explicit":
-                found = [p for p in found if int(p.reason) == 0]
-            elif scope == "deps":
-                found = [p for p in found if int(p.reason) != 0]
-            elif scope == "orphans":
-                found = [p for p in found if int(p.reason) != 0 and q.is_unrequired(h, p, 0)]
-            pkgs = found
-        if fields and set(fields) <= {"name"}:
-            regs = [compile_posix(t) for t in terms]
-            pkgs = [p for p in pkgs if all(r.search(p.name) or t.lower() in p.name.lower()
-                                           for r, t in zip(regs, terms, strict=True))]
-        rows: list[list[Any]] = []
-        for pkg in pkgs[offset:offset + min(limit, MAX_ROWS)]:
-            pid = package_id(pkg)
-            rows.append([pid, pkg.name, pkg.version, pid.rsplit(";", 1)[1], pkg.desc or "",
-                         pkg.name in installed])
-        return rows
+        if len(terms) > 64 or any(len(t) > 1024 for t in terms):
+            raise errors.invalid("at most 64 search terms of at most 1024 characters")
+        names_only = bool(fields) and set(fields) <= {"name"}
+        limit, offset = min(limit, MAX_ROWS), min(offset, 1 << 62)
+        if not searcher.needs_isolation(terms):
+            return _translated_rows(lambda: search_rows(self.handle, terms, scope, repos,
+                                                        names_only, offset, limit))
+        d = self.daemon
+        req = searcher.Request(d.generation, list(terms), scope, list(repos), names_only,
+                               offset, limit)
+        deadline = d.limits.search_deadline
+        try:
+            return await d.workers.run(CALLER.get(), deadline + 5,
+                                       lambda: d.searcher.search(req, deadline),
+                                       "the search")
+        except searcher.SearchTimeout as exc:
+            raise errors.code_text(errors.TIMEOUT, "timeout", str(exc)) from None
+        except searcher.SearchFailed as exc:
+            if exc.code == ErrorCode.INVALID_REGEX.value:
+                raise errors.from_alpm(AlpmError(ErrorCode.INVALID_REGEX, exc.message)) from None
+            raise errors.code_text(errors.INTERNAL, "internal", exc.message) from None
 
     @dbus_method()
     @translated
     def GetPackages(self, ids: AS, attrs: AS) -> ListOfDicts:
         """One a{sv} per id with the asked attributes (a list view's set when none)."""
+        _bounded(ids, "ids", NAME_LENGTH * 3)
+        _bounded(attrs, "attributes")
         h = self.handle
         return [attributes(h, lookup(h, pid), attrs) for pid in ids]
 
@@ -167,6 +169,7 @@ class Query1(ServiceInterface):
     @translated
     def Owns(self, paths: AS) -> Pairs:
         """(path, id) for each path an installed package owns; unowned paths are left out."""
+        _bounded(paths, "paths", PATH_LENGTH)
         h = self.handle
         out: list[list[str]] = []
         for path in paths:
@@ -204,6 +207,7 @@ class Query1(ServiceInterface):
     @translated
     def WhatProvides(self, name: S) -> AS:
         """Ids of every package called ``name`` or providing it, installed then repos."""
+        _bounded([name], "names")
         Depend.parse(name)
         h = self.handle
         return [package_id(p) for p in q.what_provides([h.localdb, *h.syncdbs], name)]
@@ -221,14 +225,14 @@ class Query1(ServiceInterface):
         out: list[dict[str, Variant]] = []
         for db in self.handle.syncdbs:
             repo = db.repo
-            path = getattr(db, "path", "")
+            path = db.path
             try:
                 mtime = int(os.stat(path).st_mtime) if path else 0
             except OSError:
                 mtime = 0
             out.append({
                 "name": Variant("s", db.name),
-                "servers": Variant("as", list(getattr(repo, "servers", []) or [])),
+                "servers": Variant("as", list(repo.servers) if repo is not None else []),
                 "packages": Variant("u", len(db) if db.exists else 0),
                 "exists": Variant("b", bool(db.exists)),
                 "modified": Variant("t", mtime),
@@ -264,24 +268,98 @@ class Query1(ServiceInterface):
         return out
 
     @dbus_method()
-    @translated
-    def InspectFile(self, fd: H) -> Opts:
-        """A package file's metadata, read through the caller's descriptor (never a path)."""
+    async def InspectFile(self, fd: H) -> Opts:
+        """A package file's metadata, read through the caller's descriptor (never a path):
+        copied into a private file in a worker, under a size cap and a deadline."""
+        sender = CALLER.get()
+        (mine,) = fds.claim([fd], sender)
+        d = self.daemon
         try:
-            st = os.fstat(fd)
-            import stat
-            if not stat.S_ISREG(st.st_mode):
-                raise errors.invalid("the descriptor is not a regular file")
-            pkg = load_package_file(f"/proc/self/fd/{fd}", full=True)
-        finally:
-            os.close(fd)
-        out = attributes(self.handle, pkg, [a for a in _FILE_ATTRS])
+            size = fds.check_readable(mine).size
+            if size > d.limits.inspect_bytes:
+                raise limits.limit_exceeded(
+                    f"the file is larger than {d.limits.inspect_bytes} bytes")
+        except BaseException:
+            fds.release(sender, [mine])
+            raise
+        self._inspected += 1
+        path = d.incoming_path(0, self._inspected)
+        loop = asyncio.get_running_loop()
+        cap = d.limits.inspect_bytes
+
+        def work() -> Package:
+            try:
+                fds.snapshot(mine, path, cap)
+            finally:
+                loop.call_soon_threadsafe(fds.release, sender, [mine])
+            try:
+                return load_package_file(path, full=True)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        try:
+            pkg = await d.workers.run(sender, d.limits.inspect_deadline, work,
+                                      "reading the package file",
+                                      refused=lambda: fds.release(sender, [mine]))
+        except OverflowError:
+            raise limits.limit_exceeded(f"the file is larger than {cap} bytes") from None
+        except AlpmError as exc:
+            raise errors.from_alpm(exc) from None
+        except OSError as exc:
+            raise errors.internal(exc) from None
+        out = attributes(self.handle, pkg, list(_FILE_ATTRS))
         out["files"] = Variant("u", len(pkg.files))
         return out
+
+
+def _bounded(values: list[str], what: str, length: int = NAME_LENGTH) -> None:
+    """InvalidArgs for more than MAX_ITEMS values or one longer than ``length``: the answer
+    is computed on the event loop, so its size is bounded by what is asked."""
+    if len(values) > MAX_ITEMS:
+        raise errors.invalid(f"at most {MAX_ITEMS} {what} per call")
+    for value in values:
+        if len(value) > length:
+            raise errors.invalid(f"{what}: a value longer than {length} characters")
+
+
+def search_rows(h: Handle, terms: list[str], scope: str, repos: list[str], names_only: bool,
+                offset: int, limit: int) -> list[list[Any]]:
+    """Search's rows over ``h`` (in the daemon, or in the search child)."""
+    installed = h.localdb.versions
+    pkgs: list[Package] = []
+    if scope == "available":
+        for db in h.syncdbs:
+            if repos and db.name not in repos:
+                continue
+            pkgs.extend(q.search(db, terms))
+    else:
+        found = q.search(h.localdb, terms)
+        if scope == "foreign":
+            found = [p for p in found if q.is_foreign(h, p)]
+        elif scope == "explicit":
+            found = [p for p in found if int(p.reason) == 0]
+        elif scope == "deps":
+            found = [p for p in found if int(p.reason) != 0]
+        elif scope == "orphans":
+            found = [p for p in found if int(p.reason) != 0 and q.is_unrequired(h, p, 0)]
+        pkgs = found
+    if names_only:
+        regs = [compile_posix(t) for t in terms]
+        pkgs = [p for p in pkgs if all(r.search(p.name) or t.lower() in p.name.lower()
+                                       for r, t in zip(regs, terms, strict=True))]
+    rows: list[list[Any]] = []
+    for pkg in pkgs[offset:offset + limit]:
+        pid = package_id(pkg)
+        rows.append([pid, pkg.name, pkg.version, pid.rsplit(";", 1)[1], pkg.desc or "",
+                     pkg.name in installed])
+    return rows
+
+
+def _translated_rows(fn: Callable[[], list[list[Any]]]) -> list[list[Any]]:
+    return translated(fn)()
 
 
 _FILE_ATTRS = ("name", "version", "arch", "base", "description", "url", "licenses", "groups",
                "provides", "depends", "optdepends", "conflicts", "replaces", "installed_size",
                "packager", "build_date", "has_scriptlet", "installed", "installed_version")
 
-_ = re  # re is kept for callers' regex validation in future fields

@@ -13,9 +13,10 @@ import sys
 from dbus_fast import Message, MessageType, RequestNameReply
 
 from alpmd import __version__
-from alpmd.dbus import notify
+from alpmd.dbus import limits, notify
 from alpmd.dbus.bus import connect
-from alpmd.dbus.manager import KEEP_FINISHED, Daemon, Manager1
+from alpmd.dbus.daemon import KEEP_FINISHED, Daemon
+from alpmd.dbus.manager import Manager1
 from alpmd.dbus.query import Query1
 
 BUS_NAME = "org.alpm"
@@ -24,9 +25,10 @@ log = logging.getLogger("alpmd")
 
 
 async def serve(config: str, *, address: str | None = None, keep_finished: float = KEEP_FINISHED,
-                idle_timeout: float = 0) -> int:
+                idle_timeout: float = 0, caps: limits.Limits = limits.LIMITS) -> int:
     bus = await connect(address)
-    daemon = Daemon(bus, config, keep_finished=keep_finished, idle_timeout=idle_timeout)
+    daemon = Daemon(bus, config, keep_finished=keep_finished, idle_timeout=idle_timeout,
+                    caps=caps)
     manager = Manager1(daemon)
     bus.export(PATH, manager)
     bus.export(PATH, Query1(daemon))
@@ -56,10 +58,10 @@ async def serve(config: str, *, address: str | None = None, keep_finished: float
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stopping.set)
-    tasks = [asyncio.ensure_future(daemon.writer()), asyncio.ensure_future(daemon.watch())]
+    tasks = [asyncio.ensure_future(daemon.writer()), asyncio.ensure_future(daemon.watcher.run())]
     notify.notify("READY=1")
     notify.notify("STATUS=idle")
-    log.info("alpmd %s serving %s (config %s)", manager.Version, BUS_NAME, config)
+    log.info("alpmd %s serving %s (config %s)", __version__, BUS_NAME, config)
     disconnected = asyncio.ensure_future(bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
     stop = asyncio.ensure_future(daemon.stopping.wait())
     await asyncio.wait([disconnected, stop], return_when=asyncio.FIRST_COMPLETED)
@@ -67,13 +69,14 @@ async def serve(config: str, *, address: str | None = None, keep_finished: float
     if daemon.current is not None and daemon.current.state in ("committing", "hooks"):
         log.info("waiting for the running commit to finish")
         await daemon.current.done.wait()
-    for task in [*tasks, disconnected, stop, *daemon._tasks]:
+    for task in [*tasks, disconnected, stop]:
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
     with contextlib.suppress(Exception):
         bus.disconnect()
     daemon.handle.release()
+    daemon.searcher.close()
     return 0
 
 
@@ -86,13 +89,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds a finished transaction stays on the bus")
     ap.add_argument("--idle-timeout", type=float, default=300,
                     help="exit after this many idle seconds (0: never)")
+    ap.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                    help="change one of the caps (alpmd.dbus.limits.Limits), e.g. "
+                         "search_deadline=5")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     notify.setup_logging(args.verbose)
     try:
         return asyncio.run(serve(args.config, address=args.address,
                                  keep_finished=args.keep_finished,
-                                 idle_timeout=args.idle_timeout))
+                                 idle_timeout=args.idle_timeout,
+                                 caps=limits.parse(args.limit)))
     except KeyboardInterrupt:
         return 0
     except Exception as exc:

@@ -12,14 +12,15 @@ import contextlib
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dbus_fast import DBusError
+from dbus_fast import Message, MessageType
 from dbus_fast.constants import PropertyAccess
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_property, dbus_signal
 from dbus_fast.signature import Variant
 
 from alpmd.dbus import errors, options
+from alpmd.dbus.authority import ACTIONS
 from alpmd.dbus.bus import CALLER
 from alpmd.dbus.types import (
     AS,
@@ -45,15 +46,14 @@ from alpmd.dbus.types import (
 )
 from alpmd.engine import events as ev
 
+if TYPE_CHECKING:
+    from alpmd.dbus.daemon import Daemon
+    from alpmd.engine.trans import Transaction
+
 STATES = ("setup", "queued", "waiting-auth", "waiting-lock", "resolving", "waiting-answer",
           "downloading", "checking", "committing", "hooks", "finished")
 CANCELLABLE = {"setup", "queued", "waiting-auth", "waiting-lock", "waiting-answer", "downloading",
                "resolving"}
-#: Which polkit action each kind needs at Run time.
-ACTIONS = {"refresh": "org.alpm.refresh", "sysupgrade": "org.alpm.sysupgrade",
-           "install": "org.alpm.install", "install-files": "org.alpm.install-file",
-           "remove": "org.alpm.remove", "set-reason": "org.alpm.set-reason",
-           "clean-cache": "org.alpm.clean-cache", "trust-key": "org.alpm.trust-key"}
 DEFAULT_QUESTION_TIMEOUT = 300.0
 #: language[_territory][.codeset][@modifier], or C / POSIX (it reaches no shell, but still)
 _LOCALE = re.compile(r"[A-Za-z]{1,8}(_[A-Za-z0-9]{1,8})?(\.[A-Za-z0-9-]{1,16})?(@[A-Za-z0-9]{1,16})?")
@@ -67,7 +67,7 @@ class Cancelled(Exception):
 class TransactionObject(ServiceInterface):
     """State and progress of one transaction; the daemon drives it."""
 
-    def __init__(self, daemon: Any, n: int, kind: str, targets: list[str],
+    def __init__(self, daemon: "Daemon", n: int, kind: str, targets: list[str],
                  opts: dict[str, Any], uid: int, sender: str) -> None:
         super().__init__("org.alpm.Transaction1")
         self.daemon = daemon
@@ -78,7 +78,12 @@ class TransactionObject(ServiceInterface):
         self.opts = opts
         self.uid = uid
         self.sender = sender
-        self.fds: list[int] = []
+        #: private copies of the client's package files (install-files)
+        self.files: list[str] = []
+        self.file_bytes = 0
+        #: polkit actions already granted for this transaction
+        self.authorized: set[str] = set()
+        self.owner_gone = False
         self.state = "setup"
         self.percentage = 0.0
         self.items = [0, 0]
@@ -105,7 +110,7 @@ class TransactionObject(ServiceInterface):
         self._last_progress = 0.0
         self._dirty: set[str] = set()
         self._last_signal: dict[str, float] = {}
-        self.engine_trans: Any = None
+        self.engine_trans: Transaction | None = None
         self.finished_at: float | None = None
 
     # -- properties -------------------------------------------------------------------
@@ -116,10 +121,12 @@ class TransactionObject(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def Targets(self) -> AS:
-        return list(self.targets)
+        return list(self.targets) if self._may_see() else []
 
     @dbus_property(access=PropertyAccess.READ)
     def Options(self) -> Opts:
+        if not self._may_see():
+            return {}
         return {k: _variant(v) for k, v in self.opts.items()}
 
     @dbus_property(access=PropertyAccess.READ)
@@ -128,7 +135,7 @@ class TransactionObject(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def Sender(self) -> S:
-        return self.sender
+        return self.sender if self._may_see() else ""
 
     @dbus_property(access=PropertyAccess.READ)
     def State(self) -> S:
@@ -164,11 +171,11 @@ class TransactionObject(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def Question(self) -> Question:
-        return list(self.question)
+        return list(self.question) if self._may_see() else [0, "", "", [], {}]
 
     @dbus_property(access=PropertyAccess.READ)
     def Plan(self) -> ListOfDicts:
-        return list(self.plan)
+        return list(self.plan) if self._may_see() else []
 
     @dbus_property(access=PropertyAccess.READ)
     def Result(self) -> S:
@@ -219,6 +226,39 @@ class TransactionObject(ServiceInterface):
             raise errors.code_text(errors.NOT_AUTHORIZED, "not-authorized",
                                    "only the client that created a transaction may drive it")
 
+    def _may_see(self) -> bool:
+        """The details (targets, options, plan, log, bus name) are for the client that made
+        the transaction, its user, and root; others see its state and result only."""
+        caller = CALLER.get()
+        if not caller or caller == self.sender:
+            return True
+        uid = self.daemon.authority.uids.get(caller)
+        return uid is not None and (uid == 0 or (uid == self.uid and uid >= 0))
+
+    @property
+    def full_upgrade(self) -> bool:
+        return self.kind == "sysupgrade" or (self.kind == "install"
+                                             and not self.opts.get("no-sysupgrade"))
+
+    def needed_actions(self) -> list[str]:
+        """The polkit actions the kind and options need (the plan may add more)."""
+        actions = [ACTIONS[self.kind]]
+        if self.opts.get("allow-downgrade"):
+            actions.append("org.alpm.downgrade")
+        if self.kind == "install" and self.opts.get("no-sysupgrade"):
+            actions.append("org.alpm.no-sysupgrade")
+        return actions
+
+    def auth_details(self) -> dict[str, str]:
+        return {"org.alpm.kind": self.kind, "org.alpm.targets": " ".join(self.targets[:100])}
+
+    def owner_left(self) -> None:
+        """The client that asks the questions is gone: an open question takes its default
+        now (a transaction of a client that left is never left waiting)."""
+        self.owner_gone = True
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(Cancelled())
+
     @dbus_method()
     def SetHints(self, hints: Opts) -> None:
         """interactive (b), locale (s), question-timeout (seconds, d or u), answers (a{sv})."""
@@ -232,15 +272,19 @@ class TransactionObject(ServiceInterface):
         self.hints["locale"] = locale
         tmo = hints.get("question-timeout")
         if tmo is not None:
-            value = tmo.value
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            value = tmo.value if isinstance(tmo, Variant) else tmo
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not value >= 0:
                 raise errors.invalid("question-timeout must be a non-negative number")
-            self.hints["question-timeout"] = float(value)
+            # capped: a question nobody answers must not hold the writer queue for long
+            self.hints["question-timeout"] = min(float(value),
+                                                 self.daemon.limits.question_timeout)
         answers = hints.get("answers")
         if answers is not None:
-            if not isinstance(answers.value, dict):
-                raise errors.invalid("answers must be a{sv}")
-            self.hints["answers"] = options.plain(answers.value)
+            value = answers.value if isinstance(answers, Variant) else answers
+            if not isinstance(value, dict) or len(value) > 64:
+                raise errors.invalid("answers must be a{sv} (at most 64 entries)")
+            self.hints["answers"] = options.plain(value)
 
     @dbus_method()
     async def Simulate(self) -> ListOfDicts:
@@ -248,10 +292,7 @@ class TransactionObject(ServiceInterface):
         self._owner_only()
         if self.state not in ("setup", "finished"):
             raise errors.wrong_state(f"cannot simulate while {self.state}")
-        try:
-            plan: list[dict[str, Variant]] = await self.daemon.simulate(self)
-        except DBusError:
-            raise
+        plan = await self.daemon.runner.simulate(self)
         self.plan = plan
         self.changed("Plan")
         return plan
@@ -262,24 +303,15 @@ class TransactionObject(ServiceInterface):
         self._owner_only()
         if self.state != "setup":
             raise errors.wrong_state(f"cannot run a transaction that is {self.state}")
-        await self.start()
-
-    async def start(self) -> None:
-        """Authorise (polkit) and queue; a refusal finishes the transaction."""
-        self.set_state("waiting-auth")
-        try:
-            await self.daemon.authorize(self)
-        except DBusError as exc:
-            self.finish("failed", exc.type, exc.text)
-            raise
-        if self.cancelled:
-            return
-        self.daemon.enqueue(self)
+        await self.daemon.start(self)
 
     @dbus_method()
     async def Cancel(self) -> None:
-        if CALLER.get() and CALLER.get() != self.sender:
-            await self.daemon.authorize_action(self, "org.alpm.cancel-foreign")
+        caller = CALLER.get()
+        if caller and caller != self.sender:
+            await self.daemon.authority.check(caller, "org.alpm.cancel-foreign",
+                                              self.auth_details(),
+                                              interactive=bool(self.hints.get("interactive")))
         if self.state == "finished":
             raise errors.wrong_state("the transaction has finished")
         if self.state not in CANCELLABLE:
@@ -292,7 +324,7 @@ class TransactionObject(ServiceInterface):
             with contextlib.suppress(Exception):
                 self.engine_trans.interrupt()
         if self.state in ("setup", "queued", "waiting-auth"):
-            self.daemon.dequeue(self)
+            self.daemon.cancel_queued(self)
             self.finish("cancelled", errors.CANCELLED, "cancelled by the client")
 
     @dbus_method()
@@ -304,14 +336,39 @@ class TransactionObject(ServiceInterface):
             self._answer.set_result(value.value if isinstance(value, Variant) else value)
 
     @dbus_method()
-    def GetLog(self) -> LogRows:
+    async def GetLog(self) -> LogRows:
+        caller = CALLER.get()
+        if caller and caller != self.sender and not (
+                self._may_see() or await self.daemon.authority.may_view_foreign(caller)):
+            raise errors.code_text(errors.NOT_AUTHORIZED, "not-authorized",
+                                   "the log of another user's transaction is for administrators")
         return [list(r) for r in self.log]
 
     # -- driving (called by the daemon) -------------------------------------------------
 
     def changed(self, *names: str) -> None:
+        """PropertiesChanged: the public properties to everybody, the private ones (plan,
+        question) only to the client that owns the transaction."""
+        public = [n for n in names if n not in PRIVATE]
+        if public:
+            with contextlib.suppress(Exception):
+                self.emit_properties_changed({n: getattr(self, _ATTR[n]) for n in public})
+        private = {n: Variant(PRIVATE[n], getattr(self, _ATTR[n])) for n in names
+                   if n in PRIVATE}
+        if private:
+            self._to_owner("org.freedesktop.DBus.Properties", "PropertiesChanged", "sa{sv}as",
+                           ["org.alpm.Transaction1", private, []])
+
+    def _to_owner(self, interface: str, member: str, signature: str, body: list[Any]) -> None:
+        """A signal addressed to the owning client alone (the bus delivers it to nobody
+        else, whatever their match rules)."""
+        if not self.sender:
+            return
+        msg = Message(message_type=MessageType.SIGNAL, destination=self.sender,
+                      path=self.path, interface=interface, member=member,
+                      signature=signature, body=body)
         with contextlib.suppress(Exception):
-            self.emit_properties_changed({n: getattr(self, _ATTR[n]) for n in names})
+            self.daemon.bus.send(msg)
 
     def set_state(self, state: str) -> None:
         assert state in STATES
@@ -325,7 +382,7 @@ class TransactionObject(ServiceInterface):
         self.log.append(entry)
         if len(self.log) > 10_000:
             del self.log[:1000]
-        self.Log(self._seq, level, source, text)
+        self._to_owner("org.alpm.Transaction1", "Log", "tsss", [self._seq, level, source, text])
 
     def set_percentage(self, value: float, *, force: bool = False) -> None:
         """Overall percentage only ever goes up; property updates are rate-limited."""
@@ -390,9 +447,13 @@ class TransactionObject(ServiceInterface):
                 self.add_log("warning", "daemon", f"pre-seeded answer {preset[kind]!r} to "
                              f"{kind} is not a valid choice; default {question.default!r}")
                 return question.default
-        if self.cancelled:
+        if self.cancelled or self.owner_gone:
+            if self.owner_gone:
+                self.add_log("warning", "daemon", f"{kind}: the client has left; "
+                             f"default {question.default!r}")
             return question.default
-        timeout = float(self.hints.get("question-timeout", DEFAULT_QUESTION_TIMEOUT))
+        timeout = min(float(self.hints.get("question-timeout", DEFAULT_QUESTION_TIMEOUT)),
+                      self.daemon.limits.question_timeout)
         self._question_id += 1
         text, choices, details = describe(question)
         self.question = [self._question_id, kind, text, choices, details]
@@ -400,7 +461,8 @@ class TransactionObject(ServiceInterface):
         self._answer = asyncio.get_running_loop().create_future()
         self.set_state("waiting-answer")
         self.changed("Question")
-        self.QuestionAsked(self._question_id, kind, text, choices, details)
+        self._to_owner("org.alpm.Transaction1", "QuestionAsked", "ussasa{sv}",
+                       [self._question_id, kind, text, choices, details])
         self.add_log("info", "daemon", f"question {self._question_id}: {text}")
         try:
             value = await asyncio.wait_for(self._answer, timeout)
@@ -421,6 +483,8 @@ class TransactionObject(ServiceInterface):
         return result
 
 
+#: properties whose changes go to the owner only (their signature)
+PRIVATE = {"Plan": "aa{sv}", "Question": "(ussasa{sv})"}
 _ATTR = {"State": "state", "CanCancel": "_can_cancel", "Percentage": "percentage",
          "Items": "items", "Bytes": "bytes", "Speed": "speed", "RemainingTime": "remaining",
          "CurrentItem": "current_item", "Question": "question", "Plan": "plan",

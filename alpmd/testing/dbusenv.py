@@ -35,6 +35,9 @@ polkit.addRule(function(action, subject) {
     if (action.id.indexOf("org.alpm.") == 0) { return polkit.Result.YES; }
 });
 """
+#: No rules: the shipped policy's defaults decide (a caller without a local session is
+#: refused every action that needs an administrator).
+SHIPPED_RULES = "// the shipped policy's defaults\n"
 #: A rule granting root only: the unprivileged test user is refused.
 ROOT_ONLY_RULES = """\
 polkit.addRule(function(action, subject) {
@@ -181,20 +184,30 @@ class DBusEnv:
         tmp.chmod(0o644)
         os.replace(tmp, path)
 
-    def _spawn(self, argv: Sequence[str], env: dict[str, str] | None = None
-               ) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{Path(argv[0]).name}.log", "ab")  # noqa: SIM115
+    def _spawn(self, argv: Sequence[str], env: dict[str, str] | None = None,
+               log_name: str | None = None) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / (log_name or f"{Path(argv[0]).name}.log"), "ab")  # noqa: SIM115
         proc = subprocess.Popen(list(argv), stdout=log, stderr=log, env=env,
                                 start_new_session=True)
         log.close()
         self.procs.append(proc)
         return proc
 
-    def spawn(self, argv: Sequence[str], env: dict[str, str] | None = None
-              ) -> subprocess.Popen[bytes]:
-        """Start a process on this bus; it is killed by :meth:`stop`."""
+    def spawn(self, argv: Sequence[str], env: dict[str, str] | None = None,
+              log_name: str | None = None) -> subprocess.Popen[bytes]:
+        """Start a process on this bus (its output in ``workdir/log_name``); it is killed
+        by :meth:`stop`."""
         full = {**os.environ, **(env or {}), "DBUS_SYSTEM_BUS_ADDRESS": self.address}
-        return self._spawn(argv, env=full)
+        return self._spawn(argv, env=full, log_name=log_name)
+
+    def run_as(self, user: str, argv: Sequence[str], *, stdin: str = "", timeout: float = 300
+               ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` as ``user`` (``runuser``) with this bus as its system bus."""
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8",
+               "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+               "DBUS_SYSTEM_BUS_ADDRESS": self.address, "HOME": "/"}
+        return subprocess.run(["runuser", "-u", user, "--", *argv], input=stdin,
+                              capture_output=True, text=True, timeout=timeout, env=env)
 
     def stop(self) -> None:
         """Kill every process started here (their whole session) and remove the directory."""

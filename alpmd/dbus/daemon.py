@@ -1,0 +1,359 @@
+"""The daemon's shared state: handles, the live transaction objects, and its parts.
+
+Queries read ``daemon.handle``; a writer works on a handle of its own, and the
+query handle is replaced (Generation bumps) once the databases changed, so a
+query never sees a half-written database. The parts: :mod:`~alpmd.dbus.queue`
+(writer FIFO), :mod:`~alpmd.dbus.runner` (engine transactions),
+:mod:`~alpmd.dbus.authority` (polkit), :mod:`~alpmd.dbus.recovery` (crash
+marker, start-up recovery), :mod:`~alpmd.dbus.watcher` (changes behind our
+back), :mod:`~alpmd.dbus.lifecycle` (notify, inhibit, idle exit) and
+:mod:`~alpmd.dbus.limits` (caps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dbus_fast import DBusError
+from dbus_fast.aio import MessageBus
+from dbus_fast.signature import Variant
+
+from alpmd.dbus import bus as busmod
+from alpmd.dbus import errors, limits, notify
+from alpmd.dbus.authority import Authority
+from alpmd.dbus.lifecycle import Lifecycle
+from alpmd.dbus.packages import package_id, repo_name
+from alpmd.dbus.queue import WriterQueue
+from alpmd.dbus.recovery import CommitMarker, RecoveryResult, clear_incoming, recover
+from alpmd.dbus.runner import Runner, error_details
+from alpmd.dbus.searcher import Searcher
+from alpmd.dbus.transaction import Cancelled, TransactionObject
+from alpmd.dbus.watcher import Watcher
+from alpmd.engine import download
+from alpmd.engine.config import load_config
+from alpmd.engine.errors import AlpmError
+from alpmd.engine.handle import Handle
+from alpmd.engine.query import upgrades
+
+if TYPE_CHECKING:
+    from alpmd.dbus.manager import Manager1
+
+log = logging.getLogger("alpmd")
+KEEP_FINISHED = 60.0
+
+
+@dataclass
+class HistoryRecord:
+    """The daemon's record of one transaction: who asked what, and how it ended."""
+
+    id: int
+    kind: str
+    targets: list[str]
+    uid: int
+    sender: str
+    result: str
+    time: int
+    detail: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Daemon:
+    """Everything the interfaces share."""
+
+    def __init__(self, bus: MessageBus, config_path: str, *, keep_finished: float = KEEP_FINISHED,
+                 idle_timeout: float = 0, caps: limits.Limits = limits.LIMITS) -> None:
+        self.bus = bus
+        self.config_path = config_path
+        self.keep_finished = keep_finished
+        self.limits = caps
+        self.handle = self.new_handle()
+        self.state_dir = self.handle.options.root + "var/lib/alpmd/"
+        self.shadow_dir = self.state_dir + "shadow/"
+        self.incoming_dir = self.state_dir + "incoming/"
+        self.marker = CommitMarker(self.state_dir)
+        self.recovery: RecoveryResult | None = None
+        self.generation = 1
+        self.last_refresh = 0
+        self.state = "idle"
+        self.transactions: dict[int, TransactionObject] = {}
+        self._next = 1
+        self.queue = WriterQueue(caps)
+        self.current: TransactionObject | None = None
+        self.manager: Manager1 | None = None
+        self._updates_cache: list[dict[str, Variant]] | None = None
+        self.updates_announced: int | None = None
+        self.history: list[HistoryRecord] = []
+        self.stopping = asyncio.Event()
+        self.authority = Authority(bus)
+        self.runner = Runner(self)
+        self.lifecycle = Lifecycle(idle_timeout)
+        self.watcher = Watcher(self)
+        self.workers = limits.Workers(caps)
+        self.searcher = Searcher(config_path)
+        self.file_bytes = 0
+
+    # -- handles ------------------------------------------------------------------------
+
+    def new_handle(self, *, dbpath: str | None = None) -> Handle:
+        config = load_config(self.config_path, dbpath_override=dbpath)
+        handle, errs = Handle.from_config(config)
+        for exc in errs:
+            log.warning("could not register a database: %s", exc.message)
+        return handle
+
+    def shadow_handle(self) -> Handle:
+        """The sync databases as the last Refresh saw them (in the shadow directory; its
+        local database is not used)."""
+        Path(self.shadow_dir).mkdir(parents=True, exist_ok=True)
+        return self.new_handle(dbpath=self.shadow_dir)
+
+    def reload(self) -> None:
+        """Re-open the databases for queries (after a commit or a change behind our back)."""
+        old = self.handle
+        self.handle = self.new_handle()
+        old.release()
+        self.watcher.rebase()
+        self._updates_cache = None
+        self.generation += 1
+        if self.manager is not None:
+            self.manager.changed("Generation", "UpdatesAvailable")
+            self.manager.InstalledChanged(self.generation)
+            self.announce_updates(only_if_changed=True)
+
+    def refreshed(self) -> None:
+        self.last_refresh = int(time.time())
+        self._updates_cache = None
+        if self.manager is not None:
+            self.manager.changed("LastRefresh", "UpdatesAvailable")
+        self.announce_updates()
+
+    def announce_updates(self, *, only_if_changed: bool = False) -> None:
+        """UpdatesChanged(count): after a refresh, and when the installed set moved the count."""
+        try:
+            count = len(self.updates())
+        except Exception:
+            log.exception("could not compute the updates")
+            return
+        if only_if_changed and count == self.updates_announced:
+            return
+        self.updates_announced = count
+        if self.manager is not None:
+            self.manager.UpdatesChanged(count)
+
+    def updates(self) -> list[dict[str, Variant]]:
+        if self._updates_cache is not None:
+            return self._updates_cache
+        rows: list[dict[str, Variant]] = []
+        shadow = self.shadow_handle()
+        try:
+            if any(os.path.exists(db.path) for db in shadow.syncdbs):
+                for old, new in upgrades(self.handle, shadow):
+                    rows.append({
+                        "name": Variant("s", old.name),
+                        "old": Variant("s", old.version),
+                        "new": Variant("s", new.version),
+                        "repo": Variant("s", repo_name(new)),
+                        "id": Variant("s", package_id(new)),
+                        "download_size": Variant("t", max(0, new.csize or 0)),
+                        "installed_size": Variant("t", max(0, new.isize or 0)),
+                        "downloaded": Variant("b", download.find_cached(self.handle, new)
+                                              is not None),
+                    })
+        finally:
+            shadow.release()
+        self._updates_cache = rows
+        return rows
+
+    # -- transactions -------------------------------------------------------------------
+
+    def create(self, kind: str, targets: list[str], opts: dict[str, object], sender: str,
+               uid: int) -> TransactionObject:
+        """A new transaction object on the bus (LimitExceeded past a cap)."""
+        limits.check_new_transaction(self.transactions.values(), sender, uid, self.limits)
+        t = TransactionObject(self, self._next, kind, targets, opts, uid, sender)
+        self._next += 1
+        self.transactions[t.n] = t
+        # the bus announces the new object to everybody (InterfacesAdded, with its
+        # properties): read them as a stranger would, so the details stay private
+        token = busmod.CALLER.set("(everybody)")
+        try:
+            self.bus.export(t.path, t)
+        finally:
+            busmod.CALLER.reset(token)
+        self.lifecycle.touch()
+        if self.manager is not None:
+            self.manager.changed("Transactions")
+        return t
+
+    def get(self, path: str) -> TransactionObject:
+        return self.transactions[int(path.rsplit("/", 1)[1])]
+
+    async def start(self, t: TransactionObject) -> None:
+        """Authorise (polkit) and queue; a refusal finishes the transaction."""
+        self.queue.check_room(t.sender)
+        t.set_state("waiting-auth")
+        try:
+            await self.authorize(t)
+            self.queue.check_room(t.sender)
+        except DBusError as exc:
+            t.finish("failed", exc.type, exc.text)
+            raise
+        if t.cancelled:
+            return
+        self.queue.push(t)
+
+    async def authorize(self, t: TransactionObject) -> None:
+        if t.sender:
+            t.uid = await self.authority.uid(t.sender)
+            t.changed("Uid")
+        for action in t.needed_actions():
+            if action in t.authorized:
+                continue
+            await self.authority.check(t.sender, action, t.auth_details(),
+                                       interactive=bool(t.hints.get("interactive")))
+            t.authorized.add(action)
+
+    def cancel_queued(self, t: TransactionObject) -> None:
+        self.queue.remove(t)
+
+    def finished(self, t: TransactionObject) -> None:
+        for f in self.queue.finished(t):
+            f.error_details = t.error_details
+            f.finish(t.result, *t.error)
+        self.history.append(HistoryRecord(t.n, t.kind, list(t.targets), t.uid, t.sender,
+                                          t.result, int(time.time())))
+        notify.event(f"transaction {t.n} ({t.kind}) finished: {t.result}",
+                     alpmd_transaction=t.n, alpmd_uid=t.uid, alpmd_kind=t.kind,
+                     alpmd_result=t.result)
+        self.release_files(t)
+        asyncio.get_running_loop().call_later(self.keep_finished, self.drop, [t])
+
+    def drop_unstarted(self, t: TransactionObject, why: str) -> None:
+        """A transaction whose creating call failed: gone at once."""
+        t.finish("failed", errors.INTERNAL, why)
+        self.drop([t])
+
+    def release_files(self, t: TransactionObject) -> None:
+        for path in t.files:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self.file_bytes -= t.file_bytes
+        t.file_bytes = 0
+        t.files = []
+
+    def drop(self, ts: Iterable[TransactionObject]) -> None:
+        """Take finished transactions off the bus; one Transactions change for all."""
+        dropped = False
+        for t in ts:
+            if self.transactions.pop(t.n, None) is not None:
+                with contextlib.suppress(Exception):
+                    self.bus.unexport(t.path, t)
+                self.release_files(t)
+                dropped = True
+        if dropped and self.manager is not None:
+            self.manager.changed("Transactions")
+
+    def client_gone(self, name: str) -> None:
+        """A client left: its unstarted transactions go, its open questions take the default."""
+        self.authority.forget(name)
+        gone: list[TransactionObject] = []
+        for t in self.transactions.values():
+            if t.sender != name:
+                continue
+            if t.state == "setup":
+                t.cancelled = True
+                t.finish("cancelled", errors.CANCELLED, "the client left")
+                gone.append(t)
+            else:
+                t.owner_left()
+        self.drop(gone)
+
+    # -- the writer ---------------------------------------------------------------------
+
+    async def writer(self) -> None:
+        while True:
+            t = await self.queue.pop()
+            self.current = t
+            self.set_state("busy")
+            try:
+                await self.runner.run(t)
+                t.finish("success")
+            except Cancelled:
+                t.finish("cancelled", errors.CANCELLED, "cancelled")
+            except DBusError as exc:
+                t.finish("cancelled" if exc.type == errors.CANCELLED else "failed",
+                         exc.type, exc.text)
+            except AlpmError as exc:
+                t.error_details = error_details(exc)
+                err = errors.from_alpm(exc)
+                t.finish("cancelled" if t.cancelled else "failed", err.type, err.text)
+            except Exception as exc:
+                err = errors.internal(exc)
+                if err.type == errors.INTERNAL:
+                    log.exception("transaction %d failed", t.n)
+                else:
+                    log.error("transaction %d failed: %s", t.n, err.text)
+                t.finish("failed", err.type, err.text)
+            finally:
+                self.current = None
+                self.lifecycle.touch()
+                self.set_state("idle")
+                if self.watcher.changed_behind():
+                    with contextlib.suppress(Exception):
+                        self.reload()
+
+    def set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            if self.manager is not None:
+                self.manager.changed("State")
+            self.lifecycle.status(state)
+
+    # -- commits and crashes ------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def committing(self, h: Handle) -> AsyncIterator[None]:
+        """Mark a commit in progress (for the next start after a crash) and hold off shutdown."""
+        with self.marker.held(h.lockfile):
+            async with self.lifecycle.inhibited():
+                yield
+
+    def recover(self) -> RecoveryResult:
+        """Start-up: repair what a killed commit left, then open the databases for queries."""
+        h = self.new_handle()
+        try:
+            out = recover(h, self.marker)
+        finally:
+            h.release()
+        clear_incoming(self.incoming_dir, out)
+        if out.result != "clean":
+            self.history.append(HistoryRecord(
+                0, "recovery", list(out.pending), 0, "", out.result, out.time,
+                detail="; ".join(out.actions + out.unresolved)))
+        self.recovery = out
+        self.reload()
+        self.watcher.lock_holder = self.handle.lock_holder()
+        return out
+
+    # -- package files from clients -----------------------------------------------------
+
+    def take_files(self, t: TransactionObject, paths: list[str], size: int) -> None:
+        t.files = paths
+        t.file_bytes = size
+        self.file_bytes += size
+
+    def incoming_path(self, n: int, i: int) -> str:
+        Path(self.incoming_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.incoming_dir, 0o700)
+        return f"{self.incoming_dir}{os.getpid()}-{n}-{i}.pkg"
+
+
+__all__ = ["Daemon", "HistoryRecord", "KEEP_FINISHED"]

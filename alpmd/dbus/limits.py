@@ -1,0 +1,169 @@
+"""What one client (and everybody together) may hold in the daemon at once.
+
+Every bus client talks to a root daemon; none may grow it without bound or
+keep the others waiting. Each limit is checked where the thing is created
+(:func:`check_new_transaction`, :func:`check_queue`) and answered with
+``org.alpm.Error.LimitExceeded``. Heavy work (reading a client's package
+file, a regular-expression search, a plan) runs off the event loop under a
+deadline (:class:`Workers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from alpmd.dbus import errors
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The caps (per bus client, per uid, and in total)."""
+
+    #: transaction objects alive (setup … kept after finishing) per bus client / per uid / all
+    transactions_per_client: int = 32
+    transactions_per_uid: int = 64
+    transactions_total: int = 1024
+    #: transactions waiting in the writer queue per bus client / all
+    queued_per_client: int = 8
+    queued_total: int = 256
+    #: package files: per call, per file (bytes), and copies kept at once (bytes)
+    files_per_call: int = 64
+    file_bytes: int = 2 << 30
+    inspect_bytes: int = 512 << 20
+    file_bytes_total: int = 8 << 30
+    #: the longest a transaction waits for an answer (seconds); a client's hint is capped
+    question_timeout: float = 600.0
+    #: deadlines of work done for one call (seconds)
+    inspect_deadline: float = 60.0
+    simulate_deadline: float = 120.0
+    search_deadline: float = 20.0
+    #: heavy calls running at once per bus client / in total (more wait or are refused)
+    heavy_per_client: int = 2
+    heavy_total: int = 4
+    targets: int = 10_000
+    target_length: int = 512
+
+
+LIMITS = Limits()
+
+
+def parse(settings: Iterable[str]) -> Limits:
+    """``NAME=VALUE`` settings over the defaults (ValueError for an unknown name)."""
+    known = {f.name: f for f in dataclasses.fields(Limits)}
+    changes: dict[str, int | float] = {}
+    for item in settings:
+        name, _, value = item.partition("=")
+        default = dataclasses.asdict(LIMITS).get(name.strip())
+        if name.strip() not in known or default is None:
+            raise ValueError(f"unknown limit {name!r} (known: {', '.join(known)})")
+        changes[name.strip()] = type(default)(value)
+    return dataclasses.replace(LIMITS, **changes)  # type: ignore[arg-type]
+
+
+class Owned(Protocol):
+    @property
+    def sender(self) -> str: ...
+    @property
+    def uid(self) -> int: ...
+    @property
+    def state(self) -> str: ...
+
+
+def limit_exceeded(message: str) -> Exception:
+    return errors.code_text(errors.LIMIT_EXCEEDED, "limit-exceeded", message)
+
+
+def check_new_transaction(live: Iterable[Owned], sender: str, uid: int,
+                          limits: Limits = LIMITS) -> None:
+    """LimitExceeded when ``sender`` (of ``uid``) may not create one more transaction."""
+    total = by_client = by_uid = 0
+    for t in live:
+        total += 1
+        if sender and t.sender == sender:
+            by_client += 1
+        if uid > 0 and t.uid == uid:
+            by_uid += 1
+    if total >= limits.transactions_total:
+        raise limit_exceeded(f"the daemon holds {total} transactions already; try later")
+    if by_client >= limits.transactions_per_client:
+        raise limit_exceeded(f"this client holds {by_client} transactions already "
+                             f"(at most {limits.transactions_per_client})")
+    if by_uid >= limits.transactions_per_uid:
+        raise limit_exceeded(f"this user holds {by_uid} transactions already "
+                             f"(at most {limits.transactions_per_uid})")
+
+
+def check_queue(queued: Iterable[Owned], sender: str, limits: Limits = LIMITS) -> None:
+    """LimitExceeded when ``sender`` may not queue one more transaction."""
+    total = mine = 0
+    for t in queued:
+        total += 1
+        if sender and t.sender == sender:
+            mine += 1
+    if total >= limits.queued_total:
+        raise limit_exceeded(f"{total} transactions are queued already; try later")
+    if mine >= limits.queued_per_client:
+        raise limit_exceeded(f"this client has {mine} transactions queued already "
+                             f"(at most {limits.queued_per_client})")
+
+
+class Workers:
+    """A small thread pool for heavy calls: per-client and total admission, and a deadline.
+
+    A call over its deadline is answered ``Timeout`` at once; its thread finishes on its
+    own (the engine bounds what it reads), holding its slot until then, so a client
+    cannot pile up more stuck work than its share.
+    """
+
+    def __init__(self, limits: Limits = LIMITS) -> None:
+        self.limits = limits
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=limits.heavy_total, thread_name_prefix="alpmd-heavy")
+        self.running: collections.Counter[str] = collections.Counter()
+        self.total = 0
+
+    async def run(self, client: str, deadline: float, fn: Callable[[], R], what: str,
+                  refused: Callable[[], None] | None = None) -> R:
+        """``fn()`` in a worker thread; LimitExceeded (after ``refused()``) when the client or
+        the daemon has no slot free, Timeout past ``deadline``."""
+        why = ""
+        if self.total >= self.limits.heavy_total:
+            why = f"the daemon is busy with {self.total} heavy calls; try later"
+        elif self.running[client] >= self.limits.heavy_per_client:
+            why = (f"this client has {self.running[client]} heavy calls running "
+                   f"(at most {self.limits.heavy_per_client})")
+        if why:
+            if refused is not None:
+                refused()
+            raise limit_exceeded(why)
+        self.total += 1
+        self.running[client] += 1
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self.pool, fn)
+
+        def release(_: object) -> None:
+            self.total -= 1
+            self.running[client] -= 1
+            if self.running[client] <= 0:
+                del self.running[client]
+        fut.add_done_callback(release)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), deadline)
+        except TimeoutError:
+            fut.add_done_callback(_consume)
+            raise errors.code_text(errors.TIMEOUT, "timeout",
+                                   f"{what} took longer than {deadline:g} s") from None
+
+
+def _consume(fut: asyncio.Future[R]) -> None:
+    """Read a late result or error, so nothing is logged as 'never retrieved'."""
+    if not fut.cancelled():
+        fut.exception()
