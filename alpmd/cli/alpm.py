@@ -229,6 +229,8 @@ def _main(argv: list[str], prog: str) -> int:
         sys.stdout.write("alpm (alpmd) 0.1.0 - pacman-compatible front end\n")
         return 0
     out = Out()
+    if (args.has("print") or args.value("print-format") is not None) and not args.has("clean"):
+        out.show_warnings = False  # pacman's print mode displays errors only
     # The engine also logs to Python logging; the messages reach people through the
     # handle's callbacks (pacman's wording), so keep the root logger's fallback quiet.
     logging.getLogger("alpmd").addHandler(logging.NullHandler())

@@ -61,6 +61,8 @@ class Callbacks:
     ask: int | None = None
     noprogressbar: bool = False
     stdin: TextIO | None = None
+    #: --print: no events, no progress, no questions (pacman answers them silently)
+    print_mode: bool = False
     _last_bar: tuple[ev.ProgressKind, str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +78,8 @@ class Callbacks:
     # -- events -----------------------------------------------------------------------
 
     def event(self, e: ev.Event) -> None:
+        if self.print_mode:
+            return
         out = self.out
         if isinstance(e, ev.StepEvent) and not e.done:
             line = _STEP_LINES.get(type(e))
@@ -136,7 +140,7 @@ class Callbacks:
     # -- progress ---------------------------------------------------------------------
 
     def progress(self, p: ev.Progress) -> None:
-        if self.noprogressbar:
+        if self.noprogressbar or self.print_mode:
             return
         title = _BAR_TITLES.get(p.kind, p.kind.value)
         if p.kind in (ev.ProgressKind.ADD, ev.ProgressKind.UPGRADE, ev.ProgressKind.DOWNGRADE,
@@ -161,6 +165,10 @@ class Callbacks:
 
     def question(self, q: ev.Question) -> object:
         default = q.default
+        if self.print_mode:
+            # pacman's cb_question under --print: yes to IgnorePkg and replacements,
+            # the first provider, every group member, no to everything else.
+            return False if isinstance(q, ev.CorruptedPackage | ev.ImportKey) else default
         if self.ask is not None:
             bit = ASK_BITS.get(type(q), 0)
             if self.ask & bit and isinstance(default, bool):

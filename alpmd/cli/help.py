@@ -76,7 +76,7 @@ _DESCRIPTION = {
     "dbonly": "change the database entries only, not the files",
     "noscriptlet": "do not run install scriptlets",
     "print": "print the targets instead of changing anything",
-    "print-format": "print the targets in this format (%n %v %l %r %s %a %b)",
+    "print-format": "print the targets in this format (%n %v %l %r %s)",
     "assume-installed": "treat this package as installed when checking dependencies",
     "needed": "do not reinstall packages that are up to date",
     "asdeps": "install packages as dependencies",

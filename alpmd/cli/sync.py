@@ -193,12 +193,15 @@ def _list(ctx: Context) -> int:
     c = out.c
     syncs = ctx.handle.syncdbs
     dbs = []
+    ret = 0
     if ctx.args.targets:
+        # pacman reports every missing repository, then lists the ones it found.
         for repo in ctx.args.targets:
             db = ctx.handle.get_syncdb(repo)
             if db is None:
                 out.error(f'repository "{repo}" was not found.')
-                return 1
+                ret = 1
+                continue
             dbs.append(db)
     else:
         dbs = list(syncs)
@@ -211,4 +214,4 @@ def _list(ctx: Context) -> int:
                 lines.append(f"{c.repo}{db.name} {c.title}{pkg.name} {c.version}{pkg.version}"
                              f"{c.nocolor}{installed_suffix(out, ctx.handle, pkg)}\n")
         out.write("".join(lines))
-    return 0
+    return ret

@@ -79,7 +79,8 @@ def trans_flags(ctx: Context) -> TransFlag:
     if rec > 1:
         flags |= TransFlag.RECURSEALL
     if printing(ctx):
-        flags |= TransFlag.NOLOCK
+        # pacman's print mode: no lock, and no conflict questions (conflicts are not checked)
+        flags |= TransFlag.NOLOCK | TransFlag.NOCONFLICTS
     return flags
 
 
@@ -93,7 +94,8 @@ def callbacks(ctx: Context) -> Callbacks:
     ask = a.value("ask")
     cb = Callbacks(ctx.out, ctx.handle, noconfirm=noconfirm,
                    ask=int(ask) if ask is not None and ask.isdigit() else None,
-                   noprogressbar=a.has("noprogressbar") or ctx.config.no_progress_bar)
+                   noprogressbar=a.has("noprogressbar") or ctx.config.no_progress_bar,
+                   print_mode=printing(ctx))
     return cb
 
 
@@ -128,7 +130,7 @@ def begin(ctx: Context) -> tuple[Transaction, Callbacks]:
 
 
 def location(ctx: Context, pkg: Package) -> str:
-    """pacman's ``%l``: server URL + filename, ``file://`` path, or name-version."""
+    """pacman's ``%l``: server URL + filename, the file's path, or name-version."""
     if pkg.origin is Origin.SYNCDB:
         repo = getattr(pkg.db, "repo", None)
         servers = repo.servers if repo is not None else []
@@ -136,7 +138,7 @@ def location(ctx: Context, pkg: Package) -> str:
             return f"{servers[0]}/{pkg.filename}"
         return pkg.filename or f"{pkg.name}-{pkg.version}"
     if pkg.origin is Origin.FILE:
-        return f"file://{pkg.path}"
+        return pkg.path or ""
     return f"{pkg.name}-{pkg.version}"
 
 
@@ -144,7 +146,9 @@ def print_format(ctx: Context, pkg: Package) -> str:
     fmt = ctx.args.value("print-format") or "%l"
     repo = pkg.db.name if pkg.origin is not Origin.FILE and hasattr(pkg.db, "name") else "local"
     values = {"%n": pkg.name, "%v": pkg.version, "%l": location(ctx, pkg), "%r": repo,
-              "%s": str(pkg.isize or 0), "%a": pkg.arch or "", "%b": pkg.base or ""}
+              # alpm_pkg_get_size: the archive's size (an installed package's %SIZE%);
+              # pacman 6.0.2 knows no %a or %b
+              "%s": str((pkg.isize if pkg.origin is Origin.LOCALDB else pkg.csize) or 0)}
     out = fmt
     for k, v in values.items():
         out = out.replace(k, v)
@@ -257,7 +261,8 @@ def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
     for w in getattr(plan, "warnings", []) or []:
         out.warning(w)
     if not plan.add and not plan.remove:
-        out.write(" there is nothing to do\n")
+        if not printing(ctx):
+            out.write(" there is nothing to do\n")
         return 0
     if printing(ctx):
         for pkg in (plan.remove if removing else plan.add):

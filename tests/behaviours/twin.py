@@ -1,0 +1,76 @@
+"""Twin-root runs for the behaviour tests: pacman on root A, the ``alpm`` command on root B.
+
+Built on :mod:`tests.trans.harness` (same fixtures, same snapshot). What this adds:
+every case names the exit code pacman must give (checked first, so two failures
+never count as agreement), ``alpm`` runs as a real process (so answers can come
+on stdin), and output can be compared with each root's path written as ROOT.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alpmd.testing.oracle import PACMAN, PacmanRoot
+from tests.trans.harness import Scenario, expand, setup_twins, snapshot
+
+ALPM = str(Path(sys.executable).parent / "alpm")
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Case:
+    """A scenario with pacman's expected exit code and what else to compare."""
+
+    sc: Scenario
+    code: int
+    stdin: str | None = None
+    compare_output: bool = True
+    compare_state: bool = True
+    #: substrings pacman's stdout+stderr must contain (the scenario's point)
+    expect_output: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.sc.name
+
+
+def run_tool(tool: str, root: PacmanRoot, args: list[str], stdin: str | None) -> Run:
+    """pacman or alpm with pacman's argument order, C locale, no colour, on ``root``."""
+    env = {"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    cmd = [tool, *args[:1], *root.args(), "--color", "never", *args[1:]]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, input=stdin,
+                       timeout=300)
+    norm = str(root.root)
+    return Run(r.returncode, r.stdout.replace(norm, "ROOT"), r.stderr.replace(norm, "ROOT"))
+
+
+def run_case(tmp: Path, case: Case, built: dict[str, Path] | None = None,
+             ) -> tuple[Run, Run, PacmanRoot, PacmanRoot]:
+    """Both tools on twin roots; asserts pacman's code, then ours, output and state."""
+    a, b, paths = setup_twins(tmp, case.sc, built)
+    args = expand(case.sc.cmd, paths)
+    ref = run_tool(PACMAN, a, args, case.stdin)
+    assert ref.code == case.code, f"pacman said {ref.code}:\n{ref.stdout}{ref.stderr}"
+    for want in case.expect_output:
+        assert want in ref.stdout + ref.stderr, (want, ref.stdout, ref.stderr)
+    ours = run_tool(ALPM, b, args, case.stdin)
+    assert ours.code == ref.code, (f"pacman said {ref.code}:\n{ref.stdout}{ref.stderr}"
+                                   f"\nalpm said {ours.code}:\n{ours.stdout}{ours.stderr}")
+    if case.compare_output:
+        assert (ours.stdout, ours.stderr) == (ref.stdout, ref.stderr)
+    if case.compare_state:
+        want, got = snapshot(a.root), snapshot(b.root)
+        assert got["db"] == want["db"]
+        assert got["fs"] == want["fs"]
+        assert got["log"] == want["log"]
+    return ref, ours, a, b
