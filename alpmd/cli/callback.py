@@ -232,29 +232,45 @@ class Callbacks:
         return str(line)
 
     def yesno(self, text: str, default: bool) -> bool:
-        """pacman's question(): ``:: text [Y/n] ``; --noconfirm takes the default."""
+        """pacman's question(): ``:: text [Y/n] ``; --noconfirm takes the default.
+
+        Asked on stderr (on stdout under --noconfirm, where it is only shown); an
+        empty line takes the default, end of input or any other word means no, and
+        a piped answer is echoed so the transcript keeps its line breaks.
+        """
         out = self.out
+        stream = out.stdout if self.noconfirm else out.stderr
         hint = "[Y/n]" if default else "[y/N]"
-        out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} {text} {hint}{out.c.nocolor} ")
-        if self.noconfirm:
-            out.write("\n")
-            return default
         try:
             out.stdout.flush()
         except (AttributeError, ValueError):
             pass
+        stream.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} {text} {hint}{out.c.nocolor} ")
+        if self.noconfirm:
+            stream.write("\n")
+            return default
+        try:
+            stream.flush()
+        except (AttributeError, ValueError):
+            pass
         reply = self._readline()
         if not reply:
-            out.write("\n")
             return False
-        reply = reply.strip().lower()
+        reply = reply.strip()
         if not reply:
             return default
-        if reply in ("y", "yes"):
+        if not self._stdin_isatty():
+            stream.write(reply + "\n")
+        if reply.lower() in ("y", "yes"):
             return True
-        if reply in ("n", "no"):
-            return False
         return False
+
+    def _stdin_isatty(self) -> bool:
+        stream = self.stdin if self.stdin is not None else sys.stdin
+        try:
+            return stream.isatty()
+        except (AttributeError, ValueError):
+            return False
 
 
 def size_lines(entries: Sequence[tuple[str, int]]) -> str:

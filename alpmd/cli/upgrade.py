@@ -90,7 +90,7 @@ def printing(ctx: Context) -> bool:
 
 def callbacks(ctx: Context) -> Callbacks:
     a = ctx.args
-    noconfirm = a.has("noconfirm") and not _confirm_after(a)
+    noconfirm = a.has("noconfirm") and not _confirm_after(a) or printing(ctx)
     ask = a.value("ask")
     cb = Callbacks(ctx.out, ctx.handle, noconfirm=noconfirm,
                    ask=int(ask) if ask is not None and ask.isdigit() else None,
@@ -248,6 +248,17 @@ def report_commit_error(ctx: Context, exc: AlpmError) -> None:
     out.write("Errors occurred, no packages were upgraded.\n")
 
 
+def _hold_confirmed(ctx: Context, plan: Any, cb: Callbacks) -> bool:
+    """pacman's remove.c: name every HoldPkg being removed, then ask (default no)."""
+    from alpmd.engine.resolve import held_targets
+
+    held = held_targets(ctx.handle, plan)
+    for pkg in held:
+        ctx.out.warning(f"{pkg.name} is designated as a HoldPkg.")
+    return not held or cb.yesno("HoldPkg was found in target list. Do you want to continue?",
+                                False)
+
+
 def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
             prompt: str = "Proceed with installation?") -> int:
     """Prepare, show, confirm, download, commit: pacman's sync_prepare_execute."""
@@ -260,6 +271,8 @@ def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
         return 1
     for w in getattr(plan, "warnings", []) or []:
         out.warning(w)
+    if removing and not _hold_confirmed(ctx, plan, cb):
+        return 1
     if not plan.add and not plan.remove:
         if not printing(ctx):
             out.write(" there is nothing to do\n")
