@@ -8,7 +8,7 @@
   keeps are left in place; everything else of the old version is removed and
   the new version extracted afterwards.
 * A backup file whose md5 differs from the recorded one is renamed to
-  ``.pacsave`` (unless NOSAVE).
+  ``.pacsave`` (unless NOSAVE), older copies shifted to ``.pacsave.1``, ``.2``...
 * A directory is kept when it is not empty, is a mount point, is in the new
   package, or another installed package owns it.
 
@@ -19,6 +19,7 @@ a symlinked directory pointing out of the root never makes us delete there.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Collection
 
@@ -74,6 +75,40 @@ class _Remover:
                 return pkg.name
         return None
 
+    def shift_pacsave(self, full: str) -> None:
+        """Make room for a new ``.pacsave``: ``.pacsave.N`` -> ``.N+1``, ``.pacsave`` -> ``.1``.
+
+        libalpm's shift_pacsave: the newest copy is always ``.pacsave``; the highest
+        number found decides where shifting starts (gaps are shifted over, a missing
+        one is reported and skipped). The file name is used as a regular expression
+        unescaped, as libalpm does; a name that is no valid expression shifts nothing.
+        """
+        dirname, base = os.path.split(full)
+        try:
+            pattern = re.compile(f"^{base}\\.pacsave\\.([0-9]+)$")
+            names = os.listdir(dirname or "/")
+        except (re.error, OSError):
+            return
+        top = 0
+        for name in names:
+            if pattern.search(name):
+                digits = name[len(base) + len(".pacsave."):]
+                num = re.match(r"[0-9]*", digits)
+                top = max(top, int(num.group(0)) if num and num.group(0) else 0)
+        for i in range(top + 1, 1, -1):
+            src, dst = f"{full}.pacsave.{i - 1}", f"{full}.pacsave.{i}"
+            try:
+                os.rename(src, dst)
+            except OSError as exc:
+                self.handle.log(LogLevel.DEBUG, f"could not rename {src} to {dst} "
+                                                  f"({exc.strerror})")
+        if os.path.exists(full + ".pacsave"):
+            try:
+                os.rename(full + ".pacsave", full + ".pacsave.1")
+            except OSError as exc:
+                self.handle.log(LogLevel.DEBUG, f"could not rename {full}.pacsave to "
+                                                  f"{full}.pacsave.1 ({exc.strerror})")
+
     def unlink(self, path: str) -> bool:
         """Remove one path of the old package; False on an error (reported)."""
         full = self.root + path
@@ -112,13 +147,14 @@ class _Remover:
             current = md5_file(full)
             if current is not None and current != recorded:
                 saved = full + ".pacsave"
+                self.shift_pacsave(full)
                 try:
                     os.rename(full, saved)
                 except OSError as exc:
                     self.error(f"could not rename {full} to {saved} ({exc.strerror})")
                     return False
                 if self.event is not None:
-                    self.event(PacsaveCreated(old=self.old, file=saved))
+                    self.event(PacsaveCreated(old=self.old, file=full))
                 self.handle.logaction("ALPM", f"warning: {full} saved as {saved}")
                 return True
         try:
