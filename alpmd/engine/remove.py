@@ -10,7 +10,8 @@
 * A backup file whose md5 differs from the recorded one is renamed to
   ``.pacsave`` (unless NOSAVE), older copies shifted to ``.pacsave.1``, ``.2``...
 * A directory is kept when it is not empty, is a mount point, is in the new
-  package, or another installed package owns it.
+  package, or another installed package owns it. A directory replaced by a
+  symlink is unlinked as the symlink it now is.
 
 Paths are checked to resolve inside the root before anything is unlinked, so
 a symlinked directory pointing out of the root never makes us delete there.
@@ -111,14 +112,18 @@ class _Remover:
 
     def unlink(self, path: str) -> bool:
         """Remove one path of the old package; False on an error (reported)."""
-        full = self.root + path
+        # Without its trailing slash, a directory the administrator replaced with a
+        # symlink is seen as the symlink: it is unlinked, never followed (libalpm).
+        # Files listed below it were reached through it first, like libalpm, unless
+        # it leads out of the root (then they are refused, unlike libalpm).
+        full = (self.root + path).rstrip("/") or "/"
+        try:
+            st = os.lstat(full)
+        except OSError:
+            return True  # nothing there (also not where a symlink leads)
         if not self.inside(path):
             self.error(f"not removing {full}: it resolves outside the root")
             return False
-        try:
-            st = os.lstat(full)  # a trailing slash follows a symlinked directory, as libalpm
-        except OSError:
-            return True
         if stat.S_ISDIR(st.st_mode):
             try:
                 with os.scandir(full) as it:
@@ -128,7 +133,7 @@ class _Remover:
             if has_files or path in self.new_files:
                 return True
             try:
-                parent = os.stat(full.rstrip("/") + "/..")
+                parent = os.stat(full + "/..")
                 if parent.st_dev != st.st_dev:
                     return True  # a mount point
             except OSError:
