@@ -9,7 +9,7 @@ never with ``--noprogressbar``; without bars, each step prints one line
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -63,6 +63,10 @@ class Callbacks:
     stdin: TextIO | None = None
     #: --print: no events, no progress, no questions (pacman answers them silently)
     print_mode: bool = False
+    #: the file a download.DownloadStarted event names (else None); set by whoever
+    #: loads the download module (it brings aiohttp, too heavy for commands that
+    #: download nothing)
+    download_started: Callable[[ev.Event], str | None] | None = None
     _last_bar: tuple[ev.ProgressKind, str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -77,7 +81,7 @@ class Callbacks:
 
     # -- events -----------------------------------------------------------------------
 
-    def event(self, e: ev.Event) -> None:
+    def event(self, e: ev.Event) -> None:  # noqa: C901 - one branch per event type
         if self.print_mode:
             return
         out = self.out
@@ -118,6 +122,9 @@ class Callbacks:
         elif isinstance(e, ev.HookRun) and not e.done:
             w = len(str(e.total))
             out.write(f"({e.position:>{w}}/{e.total}) {e.description or e.name}\n")
+        elif self.noprogressbar and self.download_started is not None \
+                and (started := self.download_started(e)) is not None:
+            out.write(f" {_clean_filename(started)} downloading...\n")
         elif isinstance(e, ev.DatabaseMissing):
             out.warning(f"database file for '{e.dbname}' does not exist (use '-Sy' to download)")
         elif isinstance(e, ev.Warning_):
@@ -271,6 +278,14 @@ class Callbacks:
             return stream.isatty()
         except (AttributeError, ValueError):
             return False
+
+
+def _clean_filename(name: str) -> str:
+    """pacman's clean_filename: no package or database extension (a signature keeps .sig)."""
+    cuts = [i for i in (name.find(".pkg"), name.find(".db"), name.find(".files")) if i >= 0]
+    if not cuts:
+        return name
+    return name[:min(cuts)] + (".sig" if name.endswith(".sig") else "")
 
 
 def size_lines(entries: Sequence[tuple[str, int]]) -> str:

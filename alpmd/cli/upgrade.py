@@ -201,7 +201,11 @@ def report_prepare_error(ctx: Context, exc: AlpmError, *, removing: bool = False
             out.error(str(exc))
         return
     out.error(f"failed to prepare transaction ({exc.code.strerror})")
-    if exc.code is ErrorCode.UNSATISFIED_DEPS:
+    if exc.code is ErrorCode.PKG_INVALID_ARCH:
+        for name in exc.details.get("packages", []):
+            out.write(f"{out.c.meta}::{out.c.nocolor} package {name} does not have a valid "
+                      "architecture\n")
+    elif exc.code is ErrorCode.UNSATISFIED_DEPS:
         for miss in exc.details.get("missing", []):
             dep = getattr(miss, "depend", "")
             target = getattr(miss, "target", "")
@@ -286,6 +290,7 @@ def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
         from alpmd.engine import download as dl
 
         dlsize = sum(p.csize or 0 for p in to_fetch if dl.find_cached(ctx.handle, p) is None)
+        cb.download_started = lambda e: e.file if isinstance(e, dl.DownloadStarted) else None
     except ImportError:
         dlsize = sum(p.csize or 0 for p in to_fetch)
     display_targets(ctx, plan, dlsize)

@@ -171,6 +171,20 @@ def should_ignore(handle: Handle, pkg: Package) -> bool:
     return False
 
 
+def invalid_arch(handle: Handle, pkgs: Iterable[Package]) -> list[str]:
+    """``name-version-arch`` of the packages not built for a configured Architecture.
+
+    libalpm's check_arch: only the transaction's own targets (before dependencies
+    are resolved); ``any`` and packages without an arch always pass; no configured
+    architecture means no check.
+    """
+    arches = handle.options.architectures
+    if not arches:
+        return []
+    return [f"{p.name}-{p.version}-{p.arch}" for p in pkgs
+            if p.arch and p.arch != "any" and p.arch not in arches]
+
+
 def held_targets(handle: Handle, plan: Plan) -> list[Package]:
     """The packages to be removed that HoldPkg protects (pacman asks before going on)."""
     held = handle.options.holdpkg
@@ -929,6 +943,11 @@ def resolve_sync(handle: Handle, targets: Sequence[str], *, files: Sequence[Pack
                         targets=missing)
     if sysupgrade:
         r.sysupgrade(sysupgrade >= 2)
+    invalid = invalid_arch(handle, r.add)
+    if invalid:
+        raise AlpmError(ErrorCode.PKG_INVALID_ARCH,
+                        f"package architecture is not valid: {', '.join(invalid)}",
+                        packages=invalid)
 
     if not flags & TransFlag.NODEPS and r.add:
         r.emit(ResolveDeps())

@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alpmd.engine.formats.desc import PkgMeta
 from alpmd.testing.oracle import PACMAN, PacmanRoot
-from tests.trans.harness import Scenario, expand, setup_twins, snapshot
+from alpmd.testing.pkgbuild import FileSpec, build_package
+from tests.trans.harness import Pkg, Scenario, expand, setup_twins, snapshot
 
 ALPM = str(Path(sys.executable).parent / "alpm")
 
@@ -40,6 +43,8 @@ class Case:
     sort_stderr: bool = False
     #: substrings pacman's stdout+stderr must contain (the scenario's point)
     expect_output: list[str] = field(default_factory=list)
+    #: rewrites both roots' pacman.conf once the twins are set up
+    config_edit: Callable[[str], str] | None = None
 
     def __str__(self) -> str:
         return self.sc.name
@@ -64,6 +69,9 @@ def run_case(tmp: Path, case: Case, built: dict[str, Path] | None = None,
              ) -> tuple[Run, Run, PacmanRoot, PacmanRoot]:
     """Both tools on twin roots; asserts pacman's code, then ours, output and state."""
     a, b, paths = setup_twins(tmp, case.sc, built)
+    if case.config_edit is not None:
+        for r in (a, b):
+            r.config.write_text(case.config_edit(r.config.read_text()))
     args = expand(case.sc.cmd, paths)
     ref = run_tool(PACMAN, a, args, case.stdin)
     assert ref.code == case.code, f"pacman said {ref.code}:\n{ref.stdout}{ref.stderr}"
@@ -83,3 +91,18 @@ def run_case(tmp: Path, case: Case, built: dict[str, Path] | None = None,
         assert got["fs"] == want["fs"]
         assert got["log"] == want["log"]
     return ref, ours, a, b
+
+
+@dataclass
+class ArchPkg(Pkg):
+    """A test package built for ``arch`` (the harness's are all ``any``)."""
+
+    arch: str = "any"
+
+    def build(self, outdir: Path) -> Path:
+        files = self.files or {f"usr/share/{self.name}/data": f"{self.name} {self.version}\n"}
+        specs = [v if isinstance(v, FileSpec) else FileSpec(k, v.encode())
+                 for k, v in files.items()]
+        meta = PkgMeta(self.name, self.version, desc=f"{self.name} test package",
+                       arch=self.arch, depends=list(self.depends))
+        return build_package(outdir, meta, specs, compression=self.compression)
