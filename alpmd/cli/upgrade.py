@@ -159,13 +159,14 @@ def display_targets(ctx: Context, plan: Any, downloads: int) -> None:
     """``Packages (N) a-1  b-2`` and the size lines, as pacman's display_targets."""
     out = ctx.out
     localdb = ctx.handle.localdb
-    names = []
+    names: list[tuple[bool, str, str]] = []
+    explicit = plan.explicit
     isize = 0
     rsize = 0
     upgrades = False
     removing = {p.name for p in plan.remove}
     for pkg in plan.add:
-        names.append(f"{pkg.name}-{pkg.version}")
+        names.append((pkg.name in explicit, pkg.name, f"{pkg.name}-{pkg.version}"))
         isize += pkg.isize or 0
         old = localdb.get(pkg.name)
         if old is not None:
@@ -174,9 +175,12 @@ def display_targets(ctx: Context, plan: Any, downloads: int) -> None:
                 rsize += old.isize or 0
     for pkg in plan.remove:
         rsize += pkg.isize or 0
-        names.append(f"{pkg.name}-{pkg.version}" + (" [removal]" if plan.add else ""))
-    names.sort()
-    out.write(f"\n{out.c.title}Packages ({len(names)}){out.c.nocolor} {'  '.join(names)}\n\n")
+        names.append((pkg.name in explicit and not plan.add, pkg.name,
+                      f"{pkg.name}-{pkg.version}" + (" [removal]" if plan.add else "")))
+    # pacman 6.0.2's order: pulled-in packages first, then the ones asked for, by name
+    names.sort(key=lambda t: (t[0], t[1].encode()))
+    shown = [t[2] for t in names]
+    out.write(f"\n{out.c.title}Packages ({len(shown)}){out.c.nocolor} {'  '.join(shown)}\n\n")
     sizes: list[tuple[str, int]] = []
     if plan.add:
         if downloads:
@@ -273,8 +277,7 @@ def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
     except AlpmError as exc:
         report_prepare_error(ctx, exc, removing=removing)
         return 1
-    for w in getattr(plan, "warnings", []) or []:
-        out.warning(w)
+    # plan.warnings were already shown as they happened (Warning_ events)
     if removing and not _hold_confirmed(ctx, plan, cb):
         return 1
     if not plan.add and not plan.remove:

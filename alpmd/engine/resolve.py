@@ -124,6 +124,8 @@ class Plan:
     reason: dict[str, Reason] = field(default_factory=dict)
     replaces: dict[str, list[Package]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: names the user asked for (not pulled in as dependencies, upgrades or by -s/-c)
+    explicit: set[str] = field(default_factory=set)
 
     def operation(self, pkg: Package, localdb: LocalDatabase) -> Operation:
         """What happens to ``pkg``: compared with the installed version for added ones."""
@@ -1025,7 +1027,7 @@ def resolve_sync(handle: Handle, targets: Sequence[str], *, files: Sequence[Pack
             reason[pkg.name] = Reason.DEPEND
     replaces = {p.name: list(r.removes[p.name]) for p in add if r.removes.get(p.name)}
     return Plan(add=add, remove=remove, reason=reason, replaces=replaces,
-                warnings=r.warnings)
+                warnings=r.warnings, explicit=set(r.explicit))
 
 
 def resolve_remove(handle: Handle, targets: Sequence[str], *, flags: TransFlag = TransFlag.NONE,
@@ -1063,6 +1065,7 @@ def resolve_remove(handle: Handle, targets: Sequence[str], *, flags: TransFlag =
     if missing:
         raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"target not found: {', '.join(missing)}",
                         targets=missing)
+    named = {p.name for p in r.remove}
 
     recurse = bool(flags & (TransFlag.RECURSE | TransFlag.RECURSEALL))
     explicit_too = bool(flags & TransFlag.RECURSEALL)
@@ -1108,7 +1111,7 @@ def resolve_remove(handle: Handle, targets: Sequence[str], *, flags: TransFlag =
     remove = r.remove
     if not flags & TransFlag.NODEPS:
         remove = r.sortbydeps(r.remove, (), reverse=True)
-    return Plan(add=[], remove=remove, warnings=r.warnings)
+    return Plan(add=[], remove=remove, warnings=r.warnings, explicit=named)
 
 
 def _recursedeps(r: _Resolver, include_explicit: bool) -> None:

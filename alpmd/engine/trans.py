@@ -56,6 +56,7 @@ from alpmd.engine.formats.desc import Reason
 from alpmd.engine.formats.files import FileList
 from alpmd.engine.handle import Handle
 from alpmd.engine.journal import Journal, JournalState, Step, discard_journal, read_journal
+from alpmd.engine.ldconfig import run_ldconfig
 from alpmd.engine.package import Origin, Package, Part
 
 __all__ = ["RecoveryReport", "TransState", "Transaction"]
@@ -329,6 +330,7 @@ class Transaction:
                 self._add_one(item, n, total)
             self._journal.end()
             self._journal = None
+            run_ldconfig(self.handle, event=self.event_cb)
             self._event(TransactionStep(done=True))
             ok = True
         except BaseException:
