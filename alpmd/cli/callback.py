@@ -82,9 +82,14 @@ class Callbacks:
     # -- events -----------------------------------------------------------------------
 
     def event(self, e: ev.Event) -> None:  # noqa: C901 - one branch per event type
+        out = self.out
+        if self.noprogressbar and self.download_started is not None \
+                and (started := self.download_started(e)) is not None:
+            # pacman's download callback, which --print does not silence
+            out.write(f" {_clean_filename(started)} downloading...\n")
+            return
         if self.print_mode:
             return
-        out = self.out
         if isinstance(e, ev.StepEvent) and not e.done:
             line = _STEP_LINES.get(type(e))
             if line is None and self.noprogressbar:
@@ -122,9 +127,6 @@ class Callbacks:
         elif isinstance(e, ev.HookRun) and not e.done:
             w = len(str(e.total))
             out.write(f"({e.position:>{w}}/{e.total}) {e.description or e.name}\n")
-        elif self.noprogressbar and self.download_started is not None \
-                and (started := self.download_started(e)) is not None:
-            out.write(f" {_clean_filename(started)} downloading...\n")
         elif isinstance(e, ev.DatabaseMissing):
             out.warning(f"database file for '{e.dbname}' does not exist (use '-Sy' to download)")
         elif isinstance(e, ev.Warning_):

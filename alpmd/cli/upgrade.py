@@ -325,10 +325,20 @@ def run(ctx: Context) -> int:
         out.error("no targets specified (use -h for help)")
         return 1
     trans, cb = begin(ctx)
+    local: dict[str, str] = {}
+    urls = [t for t in ctx.args.targets if "://" in t and not t.startswith("file://")]
+    if urls:
+        code = _fetch_urls(ctx, cb, urls, local)
+        if code:
+            return code
     out.write("loading packages...\n")
+    # pacman loads the local files first, then the fetched ones
+    ordered = [t for t in ctx.args.targets if t not in local] + \
+        [t for t in ctx.args.targets if t in local]
     with trans:
-        for target in ctx.args.targets:
-            path = target[len("file://"):] if target.startswith("file://") else target
+        for target in ordered:
+            path = local.get(target) or (target[len("file://"):] if target.startswith("file://")
+                                         else target)
             try:
                 trans.add_file(os.path.abspath(path))
             except AlpmError as exc:
@@ -336,3 +346,27 @@ def run(ctx: Context) -> int:
                 return 1
         return execute(ctx, trans, cb)
 
+
+
+def _fetch_urls(ctx: Context, cb: Callbacks, urls: list[str], local: dict[str, str]) -> int:
+    """``-U URL``: the files (and signatures) into the cache first, as pacman's upgrade.c."""
+    from alpmd.engine import download as dl
+
+    out = ctx.out
+    if any(dl.url_cached(ctx.handle, u) is None for u in urls) and not printing(ctx):
+        out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} Retrieving packages..."
+                  f"{out.c.nocolor}\n")
+    cb.download_started = lambda e: e.file if isinstance(e, dl.DownloadStarted) else None
+    try:
+        with signals_unwind():
+            got = asyncio.run(dl.fetch_urls(ctx.handle, urls, event=cb.event))
+    except Signalled as sig:
+        out.write("\nInterrupt signal received\n")
+        return 128 + sig.signum
+    for f in got.failures:
+        out.error(f"failed retrieving file '{f.name}' from {f.host} : {f.reason}")
+    if got.failures:
+        out.warning("failed to retrieve some files")
+        return 255  # pacman's -1 from alpm_fetch_pkgurl
+    local.update(got.paths)
+    return 0

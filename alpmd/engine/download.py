@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.message
 import email.utils
 import hashlib
 import json
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import yarl
 
 from alpmd.engine.config import SigCheck, SigLevel, split_xfer_command
 from alpmd.engine.db.sync import SyncDatabase, read_db_archive
@@ -61,9 +63,13 @@ __all__ = [
     "DownloadStarted",
     "MirrorDisabled",
     "RangeFallback",
+    "UrlFailure",
+    "UrlFetch",
     "download_dir",
     "fetch_packages",
+    "fetch_urls",
     "find_cached",
+    "url_cached",
     "refresh_databases",
 ]
 
@@ -944,6 +950,147 @@ def _pkg_level(pkg: Package, handle: Handle) -> SigLevel:
 def _wants_sig(pkg: Package, handle: Handle) -> bool:
     return (_pkg_level(pkg, handle).package.check is not SigCheck.NEVER
             and not pkg.base64_sig)
+
+
+# -- package URLs (-U URL) -------------------------------------------------------------------
+
+
+@dataclass
+class UrlFailure:
+    """A URL that could not be fetched: the name shown, the host, curl's wording of why."""
+
+    url: str
+    name: str
+    host: str
+    reason: str
+
+
+@dataclass
+class UrlFetch:
+    """What :func:`fetch_urls` got: ``url -> local path`` and the failures."""
+
+    paths: dict[str, str] = field(default_factory=dict)
+    failures: list[UrlFailure] = field(default_factory=list)
+
+
+def _url_name(url: str) -> str:
+    return url.rstrip("?").split("?", 1)[0].rsplit("/", 1)[-1]
+
+
+def url_cached(handle: Handle, url: str) -> str | None:
+    """The cached file a package URL names, if any (pacman downloads nothing then)."""
+    name = _url_name(url)
+    if not name:
+        return None
+    for d in handle.options.cachedirs:
+        path = os.path.join(d, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _disposition_name(value: str | None) -> str | None:
+    if not value:
+        return None
+    msg = email.message.Message()
+    msg["content-disposition"] = value
+    name = msg.get_filename()
+    return os.path.basename(name) if name else None
+
+
+async def fetch_urls(handle: Handle, urls: Sequence[str], *,
+                     event: EventCallback | None = None,
+                     settings: DownloadSettings | None = None,
+                     cancel: asyncio.Event | None = None) -> UrlFetch:
+    """Fetch package URLs into the cache as pacman's ``alpm_fetch_pkgurl`` (``-U URL``).
+
+    A URL whose file name is already cached is not fetched. Otherwise the file is
+    written under the URL's name when it looks like a package (``.pkg``), else
+    under a temporary ``alpmtmp.*`` name, and renamed after the transfer to the
+    server's ``Content-Disposition`` name or, failing that, the name in the URL
+    the redirects ended at. The detached ``.sig`` is fetched too when SigLevel
+    checks package signatures (its absence is an error only when they are
+    required).
+    """
+    settings = settings or DEFAULT_SETTINGS
+    result = UrlFetch()
+    todo: list[str] = []
+    for url in urls:
+        cached = url_cached(handle, url)
+        if cached is not None:
+            result.paths[url] = cached
+        else:
+            todo.append(url)
+    if not todo:
+        return result
+    dest_dir = download_dir(handle)
+    level = handle.options.siglevel.package.check   # libalpm looks at SigLevel here
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout,
+                                    sock_read=None if handle.options.disable_download_timeout
+                                    else settings.stall_time)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                     headers={"User-Agent": "alpmd (pacman compatible)"},
+                                     timeout=timeout) as session:
+        for url in todo:
+            got = await _cancellable(_fetch_url(session, url, dest_dir, event), cancel)
+            if isinstance(got, UrlFailure):
+                result.failures.append(got)
+                continue
+            result.paths[url] = got
+            if level is SigCheck.NEVER:
+                continue
+            sig = await _cancellable(_fetch_url(session, url + ".sig", dest_dir, None,
+                                                dest=got + ".sig"), cancel)
+            if isinstance(sig, UrlFailure) and level is SigCheck.REQUIRED:
+                result.failures.append(sig)
+    return result
+
+
+async def _fetch_url(session: aiohttp.ClientSession, url: str, dest_dir: str,
+                     event: EventCallback | None, dest: str | None = None) -> str | UrlFailure:
+    """One URL into ``dest_dir`` (or exactly ``dest``): the final path or why it failed."""
+    remote = _url_name(url)
+    if dest is not None:
+        tmp = dest + ".part"
+    elif ".pkg" in remote:
+        tmp = os.path.join(dest_dir, remote + ".part")
+    else:
+        fd, tmp = tempfile.mkstemp(prefix="alpmtmp.", dir=dest_dir)
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+    shown = os.path.basename(tmp[:-len(".part")] if tmp.endswith(".part") else tmp)
+    parsed = yarl.URL(url)
+    where = f"{parsed.host or ''}:{parsed.explicit_port}" if parsed.explicit_port \
+        else parsed.host or ""
+    if event is not None:
+        event(DownloadStarted(shown, None))
+    try:
+        async with session.get(url, allow_redirects=True) as resp:
+            if resp.status >= 400:
+                _unlink(tmp)
+                return UrlFailure(url, _url_name(url) or shown, where,
+                                  f"The requested URL returned error: {resp.status}")
+            with open(tmp, "wb") as f:
+                async for chunk in resp.content.iter_chunked(_READ):
+                    f.write(chunk)
+            final_name = _disposition_name(resp.headers.get("Content-Disposition"))
+            effective = _url_name(str(resp.url))
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        _unlink(tmp)
+        return UrlFailure(url, _url_name(url) or shown, where, _why(exc))
+    if dest is not None:
+        final = dest
+    elif final_name:
+        final = os.path.join(dest_dir, final_name)
+    elif effective:
+        final = os.path.join(dest_dir, effective)
+    else:
+        final = tmp[:-len(".part")] if tmp.endswith(".part") else tmp
+    _commit(tmp, final)
+    return final
 
 
 # -- databases -----------------------------------------------------------------------------
