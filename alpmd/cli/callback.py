@@ -107,10 +107,11 @@ class Callbacks:
                 out.write(f"{_OP_WORDS[e.operation]} {pkg.name}...\n")
             elif e.done and e.new is not None:
                 if e.operation is ev.Operation.INSTALL:
-                    self._optdepends(e.new, e.new.optdepends)
+                    self._optdepends(e.new, e.new.optdepends, "Optional")
                 elif e.operation in (ev.Operation.UPGRADE, ev.Operation.DOWNGRADE):
                     old = set(e.old.optdepends) if e.old is not None else set()
-                    self._optdepends(e.new, [o for o in e.new.optdepends if o not in old])
+                    self._optdepends(e.new, [o for o in e.new.optdepends if o not in old],
+                                     "New optional")
         elif isinstance(e, ev.ScriptletInfo):
             out.write(e.line if e.line.endswith("\n") else e.line + "\n")
         elif isinstance(e, ev.PacnewCreated):
@@ -132,12 +133,12 @@ class Callbacks:
         elif isinstance(e, ev.Warning_):
             out.warning(e.message)
 
-    def _optdepends(self, pkg: Package, optdeps: Sequence[str]) -> None:
+    def _optdepends(self, pkg: Package, optdeps: Sequence[str], what: str) -> None:
+        """pacman 6.0.2's display_optdepends / display_new_optdepends (no ':: ')."""
         if not optdeps:
             return
         out = self.out
-        out.write(f"{out.c.meta}:: {out.c.nocolor}{out.c.title}Optional dependencies for "
-                  f"{pkg.name}{out.c.nocolor}\n")
+        out.write(f"{what} dependencies for {pkg.name}\n")
         local = self.handle.localdb if self.handle is not None else None
         for opt in optdeps:
             dep = opt.split(":", 1)[0].strip()
@@ -295,8 +296,7 @@ def size_lines(entries: Sequence[tuple[str, int]]) -> str:
     if not entries:
         return ""
     w = max(len(label) for label, _ in entries) + 1
-    out = []
-    for label, size in entries:
-        value, unit = humanize(size, "M")
-        out.append(f"{label:<{w}} {value:.2f} {unit}\n")
-    return "".join(out)
+    shown = [(label, *humanize(size, "M")) for label, size in entries]
+    # the numbers are right-aligned on the longest one (a minus sign included)
+    nw = max(len(f"{value:.2f}") for _, value, _ in shown)
+    return "".join(f"{label:<{w}} {value:>{nw}.2f} {unit}\n" for label, value, unit in shown)

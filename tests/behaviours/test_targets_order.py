@@ -48,3 +48,19 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_targets_order_matches_pacman(tmp_path: Path, case: Case,
                                       built: dict[str, Path]) -> None:
     run_case(tmp_path, case, built)
+
+
+OPT_PKGS = [Pkg("opt", optdepends=["zlib: for z", "nothere"]),
+            Pkg("opt", "2.0-1", optdepends=["zlib: for z", "nothere", "aa: new one"]),
+            Pkg("zlib"), Pkg("aa")]
+
+
+@pytest.mark.parametrize(("cmd", "local"), [
+    (["-U", "@opt-1.0-1"], []), (["-U", "@opt-1.0-1"], ["zlib-1.0-1"]),
+    (["-U", "@opt-2.0-1"], ["opt-1.0-1"]), (["-U", "@opt-1.0-1"], ["opt-2.0-1"]),
+], ids=["install", "install-one-installed", "upgrade-new-ones", "downgrade"])
+def test_optional_dependencies_shown_as_pacman(tmp_path: Path, cmd: list[str],
+                                               local: list[str]) -> None:
+    case = Case(Scenario("opt", cmd, pkgs=OPT_PKGS, local=local), 0)
+    ref, _, _, _ = run_case(tmp_path, case)
+    assert "ptional dependencies for opt" in ref.stdout or cmd[1] == "@opt-1.0-1" and local
