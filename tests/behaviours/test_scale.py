@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from alpmd.engine.formats.desc import PkgMeta
-from alpmd.testing.pkgbuild import FileSpec, build_package
 from alpmd.testing.oracle import PACMAN
+from alpmd.testing.pkgbuild import FileSpec, build_package
 from tests.behaviours.twin import ALPM, Case, run_case, run_tool
 from tests.trans.harness import Pkg, Scenario
 
