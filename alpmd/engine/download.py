@@ -36,6 +36,8 @@ import email.utils
 import hashlib
 import json
 import os
+import pickle
+import pwd
 import shutil
 import tempfile
 import time
@@ -859,8 +861,12 @@ async def fetch_packages(handle: Handle, pkgs: Sequence[Package], *,
                          progress: DownloadProgressCallback | None = None,
                          event: EventCallback | None = None,
                          cancel: asyncio.Event | None = None,
-                         settings: DownloadSettings | None = None) -> dict[str, str]:
+                         settings: DownloadSettings | None = None,
+                         _sandboxed: bool = False) -> dict[str, str]:
     """Make every package's file available in a CacheDir; ``name -> verified path``.
+
+    With ``DownloadUser`` set (and running as root), the transfers run in a child
+    process with that user's identity (see :func:`_fetch_as`), as pacman 7 does.
 
     Files already cached are used as they are; the others are fetched largest
     first, at most ``ParallelDownloads`` at once. Detached signatures (``.sig``)
@@ -871,6 +877,9 @@ async def fetch_packages(handle: Handle, pkgs: Sequence[Package], *,
     cancellation propagates as ``CancelledError``. Either way an interrupted
     transfer leaves at most ``<file>.part`` (resumed next time).
     """
+    user = _download_user(handle)
+    if user is not None and not _sandboxed:
+        return await _fetch_as(handle, user, pkgs, progress, event, cancel, settings)
     run = _Run(handle, settings or DEFAULT_SETTINGS, progress, event)
     result: dict[str, str] = {}
     jobs: list[tuple[Package, _Job]] = []
@@ -940,6 +949,131 @@ async def fetch_packages(handle: Handle, pkgs: Sequence[Package], *,
         raise AlpmError(ErrorCode.RETRIEVE, "; ".join(e.message for e in errors),
                         errors=errors, done=result)
     return result
+
+
+# -- DownloadUser: transfers in a child process with the user's identity ---------------------
+
+
+def _download_user(handle: Handle) -> pwd.struct_passwd | None:
+    """The DownloadUser's passwd entry when downloads must switch to it (we are root)."""
+    name = handle.options.download_user
+    if not name or os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        raise AlpmError(ErrorCode.SYSTEM, f"download user '{name}' does not exist",
+                        user=name) from None
+
+
+def _send(fd: int, message: tuple[Any, ...]) -> None:
+    data = pickle.dumps(message)
+    view = memoryview(len(data).to_bytes(4, "big") + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _receive(fd: int) -> tuple[Any, ...] | None:
+    def exactly(n: int) -> bytes | None:
+        buf = b""
+        while len(buf) < n:
+            chunk = os.read(fd, n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        return buf
+
+    head = exactly(4)
+    body = exactly(int.from_bytes(head, "big")) if head is not None else None
+    if body is None:
+        return None
+    message: tuple[Any, ...] = pickle.loads(body)   # from our own child, over our own pipe
+    return message
+
+
+def _child_fetch(handle: Handle, user: pwd.struct_passwd, staging: str, pkgs: Sequence[Package],
+                 settings: DownloadSettings | None, fd: int) -> None:
+    """In the child: become the user, fetch into ``staging``, report over ``fd``."""
+    try:
+        # what the transfers import lazily, loaded while the interpreter's files are
+        # certainly readable (the user may not be able to read them)
+        import asyncio.subprocess  # noqa: F401
+        import concurrent.futures.thread  # noqa: F401
+        os.setgroups([])
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+        # the cache is read as before; the only writable place is the staging directory
+        handle.options.cachedirs = [staging, *handle.options.cachedirs]
+        got = asyncio.run(fetch_packages(
+            handle, pkgs, settings=settings, _sandboxed=True,
+            progress=lambda p: _send(fd, ("progress", p)),
+            event=lambda e: _send(fd, ("event", e))))
+        _send(fd, ("done", got))
+    except AlpmError as exc:
+        _send(fd, ("error", exc.code.value, exc.message))
+    except BaseException as exc:   # noqa: BLE001 - everything must reach the parent
+        _send(fd, ("error", ErrorCode.SYSTEM.value, f"download process failed: {exc}"))
+
+
+async def _fetch_as(handle: Handle, user: pwd.struct_passwd, pkgs: Sequence[Package],
+                    progress: DownloadProgressCallback | None, event: EventCallback | None,
+                    cancel: asyncio.Event | None,
+                    settings: DownloadSettings | None) -> dict[str, str]:
+    """:func:`fetch_packages` as ``DownloadUser`` (pacman 7's download sandbox, user part).
+
+    A child process drops to the user's uid/gid (no supplementary groups) and
+    fetches into a fresh ``download-*`` directory of the cache that only it may
+    write; its events and progress come back over a pipe. The verified files are
+    then moved into the cache and given back to root, so the user never owns
+    anything in the cache.
+    """
+    dest_dir = download_dir(handle)
+    staging = tempfile.mkdtemp(prefix="download-", dir=dest_dir)
+    os.chown(staging, user.pw_uid, user.pw_gid)
+    rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(rfd)
+        try:
+            _child_fetch(handle, user, staging, pkgs, settings, wfd)
+        finally:
+            os._exit(0)
+    os.close(wfd)
+
+    def pump() -> tuple[Any, ...]:
+        while (msg := _receive(rfd)) is not None:
+            if msg[0] == "progress" and progress is not None:
+                progress(msg[1])
+            elif msg[0] == "event" and event is not None:
+                event(msg[1])
+            elif msg[0] in ("done", "error"):
+                return msg
+        return ("error", ErrorCode.SYSTEM.value, "download process ended without a result")
+
+    try:
+        outcome = await _cancellable(asyncio.to_thread(pump), cancel)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+        raise
+    finally:
+        await asyncio.to_thread(os.waitpid, pid, 0)
+        os.close(rfd)
+    try:
+        if outcome[0] == "error":
+            raise AlpmError(ErrorCode(outcome[1]), outcome[2])
+        result: dict[str, str] = {}
+        for name, path in outcome[1].items():
+            if os.path.dirname(path) == staging:
+                for src in (path, path + ".sig"):
+                    if os.path.exists(src):
+                        os.chown(src, os.geteuid(), os.getegid())
+                        os.replace(src, os.path.join(dest_dir, os.path.basename(src)))
+                path = os.path.join(dest_dir, os.path.basename(path))
+            result[name] = path
+        return result
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _pkg_level(pkg: Package, handle: Handle) -> SigLevel:

@@ -72,6 +72,7 @@ class Options:
     parallel_downloads: int = 1
     disable_download_timeout: bool = False
     xfer_command: str | None = None
+    download_user: str | None = None
     siglevel: SigLevel = DEFAULT_SIGLEVEL
     local_file_siglevel: SigLevel = DEFAULT_SIGLEVEL
     remote_file_siglevel: SigLevel = DEFAULT_SIGLEVEL
@@ -123,6 +124,7 @@ class Options:
             parallel_downloads=config.parallel_downloads,
             disable_download_timeout=config.disable_download_timeout,
             xfer_command=config.xfer_command,
+            download_user=config.download_user,
             siglevel=config.siglevel,
             local_file_siglevel=config.local_file_siglevel,
             remote_file_siglevel=config.remote_file_siglevel,
