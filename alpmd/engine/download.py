@@ -41,7 +41,7 @@ import pwd
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -866,7 +866,7 @@ async def fetch_packages(handle: Handle, pkgs: Sequence[Package], *,
     """Make every package's file available in a CacheDir; ``name -> verified path``.
 
     With ``DownloadUser`` set (and running as root), the transfers run in a child
-    process with that user's identity (see :func:`_fetch_as`), as pacman 7 does.
+    process with that user's identity (see :func:`_as_user`), as pacman 7 does.
 
     Files already cached are used as they are; the others are fetched largest
     first, at most ``ParallelDownloads`` at once. Detached signatures (``.sig``)
@@ -879,7 +879,11 @@ async def fetch_packages(handle: Handle, pkgs: Sequence[Package], *,
     """
     user = _download_user(handle)
     if user is not None and not _sandboxed:
-        return await _fetch_as(handle, user, pkgs, progress, event, cancel, settings)
+        got, final = await _as_user(
+            handle, user, lambda p, e: fetch_packages(handle, pkgs, progress=p, event=e,
+                                                      settings=settings, _sandboxed=True),
+            progress, event, cancel)
+        return {name: final(path) for name, path in got.items()}
     run = _Run(handle, settings or DEFAULT_SETTINGS, progress, event)
     result: dict[str, str] = {}
     jobs: list[tuple[Package, _Job]] = []
@@ -991,9 +995,11 @@ def _receive(fd: int) -> tuple[Any, ...] | None:
     return message
 
 
-def _child_fetch(handle: Handle, user: pwd.struct_passwd, staging: str, pkgs: Sequence[Package],
-                 settings: DownloadSettings | None, fd: int) -> None:
-    """In the child: become the user, fetch into ``staging``, report over ``fd``."""
+def _child_run(handle: Handle, user: pwd.struct_passwd, staging: str,
+               work: Callable[[DownloadProgressCallback, EventCallback],
+                              Coroutine[Any, Any, Any]],
+               fd: int) -> None:
+    """In the child: become the user, run ``work`` writing only to ``staging``, report."""
     try:
         # what the transfers import lazily, loaded while the interpreter's files are
         # certainly readable (the user may not be able to read them)
@@ -1004,10 +1010,8 @@ def _child_fetch(handle: Handle, user: pwd.struct_passwd, staging: str, pkgs: Se
         os.setuid(user.pw_uid)
         # the cache is read as before; the only writable place is the staging directory
         handle.options.cachedirs = [staging, *handle.options.cachedirs]
-        got = asyncio.run(fetch_packages(
-            handle, pkgs, settings=settings, _sandboxed=True,
-            progress=lambda p: _send(fd, ("progress", p)),
-            event=lambda e: _send(fd, ("event", e))))
+        got: Any = asyncio.run(work(lambda p: _send(fd, ("progress", p)),
+                               lambda e: _send(fd, ("event", e))))
         _send(fd, ("done", got))
     except AlpmError as exc:
         _send(fd, ("error", exc.code.value, exc.message))
@@ -1015,17 +1019,19 @@ def _child_fetch(handle: Handle, user: pwd.struct_passwd, staging: str, pkgs: Se
         _send(fd, ("error", ErrorCode.SYSTEM.value, f"download process failed: {exc}"))
 
 
-async def _fetch_as(handle: Handle, user: pwd.struct_passwd, pkgs: Sequence[Package],
-                    progress: DownloadProgressCallback | None, event: EventCallback | None,
-                    cancel: asyncio.Event | None,
-                    settings: DownloadSettings | None) -> dict[str, str]:
-    """:func:`fetch_packages` as ``DownloadUser`` (pacman 7's download sandbox, user part).
+async def _as_user(handle: Handle, user: pwd.struct_passwd,
+                   work: Callable[[DownloadProgressCallback, EventCallback],
+                                  Coroutine[Any, Any, Any]],
+                   progress: DownloadProgressCallback | None, event: EventCallback | None,
+                   cancel: asyncio.Event | None) -> tuple[Any, Callable[[str], str]]:
+    """Run a download ``work`` as ``DownloadUser`` (pacman 7's download sandbox, user part).
 
     A child process drops to the user's uid/gid (no supplementary groups) and
-    fetches into a fresh ``download-*`` directory of the cache that only it may
-    write; its events and progress come back over a pipe. The verified files are
+    works in a fresh ``download-*`` directory of the cache that only it may write;
+    its events and progress come back over a pipe. Every file it left there is
     then moved into the cache and given back to root, so the user never owns
-    anything in the cache.
+    anything in the cache. Returns the child's result and the mapping of a
+    staging path to its final place.
     """
     dest_dir = download_dir(handle)
     staging = tempfile.mkdtemp(prefix="download-", dir=dest_dir)
@@ -1035,7 +1041,7 @@ async def _fetch_as(handle: Handle, user: pwd.struct_passwd, pkgs: Sequence[Pack
     if pid == 0:  # pragma: no cover - runs in the child
         os.close(rfd)
         try:
-            _child_fetch(handle, user, staging, pkgs, settings, wfd)
+            _child_run(handle, user, staging, work, wfd)
         finally:
             os._exit(0)
     os.close(wfd)
@@ -1050,28 +1056,27 @@ async def _fetch_as(handle: Handle, user: pwd.struct_passwd, pkgs: Sequence[Pack
                 return msg
         return ("error", ErrorCode.SYSTEM.value, "download process ended without a result")
 
+    def final(path: str) -> str:
+        return os.path.join(dest_dir, os.path.basename(path)) \
+            if os.path.dirname(path) == staging else path
+
     try:
-        outcome = await _cancellable(asyncio.to_thread(pump), cancel)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, 9)
-        raise
-    finally:
-        await asyncio.to_thread(os.waitpid, pid, 0)
-        os.close(rfd)
-    try:
+        try:
+            outcome = await _cancellable(asyncio.to_thread(pump), cancel)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+            raise
+        finally:
+            await asyncio.to_thread(os.waitpid, pid, 0)
+            os.close(rfd)
+        for entry in os.scandir(staging):
+            if entry.is_file(follow_symlinks=False) and not entry.name.endswith(".part"):
+                os.chown(entry.path, os.geteuid(), os.getegid())
+                os.replace(entry.path, final(entry.path))
         if outcome[0] == "error":
             raise AlpmError(ErrorCode(outcome[1]), outcome[2])
-        result: dict[str, str] = {}
-        for name, path in outcome[1].items():
-            if os.path.dirname(path) == staging:
-                for src in (path, path + ".sig"):
-                    if os.path.exists(src):
-                        os.chown(src, os.geteuid(), os.getegid())
-                        os.replace(src, os.path.join(dest_dir, os.path.basename(src)))
-                path = os.path.join(dest_dir, os.path.basename(path))
-            result[name] = path
-        return result
+        return outcome[1], final
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -1135,7 +1140,8 @@ def _disposition_name(value: str | None) -> str | None:
 async def fetch_urls(handle: Handle, urls: Sequence[str], *,
                      event: EventCallback | None = None,
                      settings: DownloadSettings | None = None,
-                     cancel: asyncio.Event | None = None) -> UrlFetch:
+                     cancel: asyncio.Event | None = None,
+                     _sandboxed: bool = False) -> UrlFetch:
     """Fetch package URLs into the cache as pacman's ``alpm_fetch_pkgurl`` (``-U URL``).
 
     A URL whose file name is already cached is not fetched. Otherwise the file is
@@ -1144,7 +1150,7 @@ async def fetch_urls(handle: Handle, urls: Sequence[str], *,
     server's ``Content-Disposition`` name or, failing that, the name in the URL
     the redirects ended at. The detached ``.sig`` is fetched too when SigLevel
     checks package signatures (its absence is an error only when they are
-    required).
+    required). With ``DownloadUser`` the transfers run as that user.
     """
     settings = settings or DEFAULT_SETTINGS
     result = UrlFetch()
@@ -1156,6 +1162,15 @@ async def fetch_urls(handle: Handle, urls: Sequence[str], *,
         else:
             todo.append(url)
     if not todo:
+        return result
+    user = _download_user(handle)
+    if user is not None and not _sandboxed:
+        got, final = await _as_user(
+            handle, user, lambda _p, e: fetch_urls(handle, todo, event=e, settings=settings,
+                                                   _sandboxed=True),
+            None, event, cancel)
+        result.paths.update({url: final(path) for url, path in got.paths.items()})
+        result.failures += got.failures
         return result
     dest_dir = download_dir(handle)
     level = handle.options.siglevel.package.check   # libalpm looks at SigLevel here

@@ -128,3 +128,16 @@ def _cache_is_roots(root: PacmanRoot) -> None:
     names = sorted(p.name for p in root.cachedir.iterdir())
     assert names and all(n.endswith(".pkg.tar.zst") for n in names), names  # no download-*
     assert all(os.stat(root.cachedir / n).st_uid == 0 for n in names)
+
+
+def test_url_download_as_the_user(world: tuple[PacmanRoot, MirrorServer],
+                                  tmp_path: Path) -> None:
+    """-U URL goes through the same child: the file is fetched as the user, kept as root's."""
+    root, mirror = world
+    _configure(root, mirror, "DownloadUser = nobody\nSigLevel = Optional\n")
+    r = _alpm(root, "-U", f"{mirror.url}/foo-1.0-1-any.pkg.tar.zst")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [(q.path, q.status) for q in mirror.requests] == [
+        ("foo-1.0-1-any.pkg.tar.zst", 200), ("foo-1.0-1-any.pkg.tar.zst.sig", 404)]
+    _cache_is_roots(root)
+    assert (root.dbpath / "local" / "foo-1.0-1").is_dir()
