@@ -326,7 +326,7 @@ def run(ctx: Context) -> int:
         return 1
     trans, cb = begin(ctx)
     local: dict[str, str] = {}
-    urls = [t for t in ctx.args.targets if "://" in t and not t.startswith("file://")]
+    urls = [t for t in ctx.args.targets if "://" in t]   # file:// too: copied to the cache
     if urls:
         code = _fetch_urls(ctx, cb, urls, local)
         if code:
@@ -337,8 +337,7 @@ def run(ctx: Context) -> int:
         [t for t in ctx.args.targets if t in local]
     with trans:
         for target in ordered:
-            path = local.get(target) or (target[len("file://"):] if target.startswith("file://")
-                                         else target)
+            path = local.get(target) or target
             try:
                 trans.add_file(os.path.abspath(path))
             except AlpmError as exc:

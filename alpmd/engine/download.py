@@ -41,6 +41,7 @@ import pwd
 import shutil
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -1196,6 +1197,19 @@ async def fetch_urls(handle: Handle, urls: Sequence[str], *,
     return result
 
 
+def _copy_url(url: str, tmp: str, dest: str | None, dest_dir: str, shown: str) -> str | UrlFailure:
+    """A ``file://`` URL: copied into the cache like any download (curl does that for pacman)."""
+    source = urllib.parse.unquote(url[len("file://"):])
+    try:
+        shutil.copyfile(source, tmp)
+    except OSError:
+        _unlink(tmp)
+        return UrlFailure(url, _url_name(url) or shown, "disk", f"Couldn't open file {source}")
+    final = dest or os.path.join(dest_dir, _url_name(url) or shown)
+    _commit(tmp, final)
+    return final
+
+
 async def _fetch_url(session: aiohttp.ClientSession, url: str, dest_dir: str,
                      event: EventCallback | None, dest: str | None = None) -> str | UrlFailure:
     """One URL into ``dest_dir`` (or exactly ``dest``): the final path or why it failed."""
@@ -1216,6 +1230,8 @@ async def _fetch_url(session: aiohttp.ClientSession, url: str, dest_dir: str,
         else parsed.host or ""
     if event is not None:
         event(DownloadStarted(shown, None))
+    if url.startswith("file://"):
+        return _copy_url(url, tmp, dest, dest_dir, shown)
     try:
         async with session.get(url, allow_redirects=True) as resp:
             if resp.status >= 400:

@@ -35,6 +35,7 @@ class UrlCase:
     options: dict[str, str] = field(default_factory=dict)
     cached: list[str] = field(default_factory=list)   # files already in the cache
     extra: list[str] = field(default_factory=list)    # more arguments
+    local: bool = False                               # file:// URLs into the built packages
 
     def __str__(self) -> str:
         return self.name
@@ -55,10 +56,15 @@ CASES = [
     UrlCase("sig-required-missing", [FOO], 255, options={"SigLevel": "Required"}),
     UrlCase("with-file", [FOO], 0, extra=["@bar"]),
     UrlCase("print", [FOO], 0, extra=["--print"]),
+    UrlCase("file-url", [FOO], 0, local=True),
+    UrlCase("file-urls", [FOO, BAR], 0, local=True),
+    UrlCase("file-url-missing", ["nosuch-1-1-any.pkg.tar.zst"], 255, local=True),
+    UrlCase("file-url-cached", [FOO], 0, local=True, cached=[FOO]),
 ]
 
 
 def _normalise(text: str) -> str:
+    text = re.sub(r"/tmp/\S*/pkgs\d*/", "PKGS/", text)
     return re.sub(r"alpmtmp\.\w+", "alpmtmp.X", re.sub(r"127\.0\.0\.1:\d+", "HOST", text))
 
 
@@ -90,8 +96,8 @@ def test_url_install_matches_pacman(tmp_path: Path, case: UrlCase, mirror: Mirro
             shutil.copyfile(built[name.rsplit("-", 1)[0]], root.cachedir / name)
         extra = [str(built["bar-1.0-1"]) if e == "@bar" else e for e in case.extra]
         before = len(mirror.requests)
-        r = run_tool(tool, root, ["-U", *[f"{mirror.url}/{p}" for p in case.paths], *extra],
-                     None)
+        base = f"file://{built['foo-1.0-1'].parent}" if case.local else mirror.url
+        r = run_tool(tool, root, ["-U", *[f"{base}/{p}" for p in case.paths], *extra], None)
         requested = sorted((q.path, q.status) for q in mirror.requests[before:])
         cache = sorted(re.sub(r"alpmtmp\.\w+", "alpmtmp.X", p.name)
                        for p in root.cachedir.iterdir())
