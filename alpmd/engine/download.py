@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import email.message
 import email.utils
 import hashlib
@@ -39,6 +40,7 @@ import os
 import pickle
 import pwd
 import shutil
+import struct
 import tempfile
 import time
 import urllib.parse
@@ -996,6 +998,53 @@ def _receive(fd: int) -> tuple[Any, ...] | None:
     return message
 
 
+# Landlock (linux/landlock.h): the write-type file-system rights a ruleset can handle
+_LL_WRITE_FILE, _LL_REMOVE_DIR, _LL_REMOVE_FILE = 1 << 1, 1 << 4, 1 << 5
+_LL_MAKE = sum(1 << b for b in range(6, 13))     # char, dir, reg, sock, fifo, block, sym
+_LL_REFER, _LL_TRUNCATE = 1 << 13, 1 << 14        # ABI 2, ABI 3
+_SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446
+_PR_SET_NO_NEW_PRIVS = 38
+
+
+def _confine_writes(writable: str) -> bool:
+    """Landlock: from now on this process may write only below ``writable`` (and /dev/null).
+
+    pacman 7's file-system sandbox for downloads (``DisableSandboxFilesystem``
+    turns it off). Reading stays unrestricted. False when the kernel has no
+    Landlock (the download then runs with the user switch alone, as pacman 7).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    abi = libc.syscall(_SYS_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    if abi < 1:
+        return False
+    handled = _LL_WRITE_FILE | _LL_REMOVE_DIR | _LL_REMOVE_FILE | _LL_MAKE
+    handled |= (_LL_REFER if abi >= 2 else 0) | (_LL_TRUNCATE if abi >= 3 else 0)
+    attr = ctypes.c_uint64(handled)
+    ruleset = libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(8),
+                           ctypes.c_uint32(0))
+    if ruleset < 0:
+        return False
+    try:
+        file_rights = handled & (_LL_WRITE_FILE | _LL_TRUNCATE)
+        for path, rights in ((writable, handled), ("/dev/null", file_rights)):
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            try:
+                rule = struct.pack("=Qi", rights, fd)     # landlock_path_beneath_attr (packed)
+                buf = ctypes.create_string_buffer(rule, len(rule))
+                if libc.syscall(_SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(1), buf,
+                                ctypes.c_uint32(0)) < 0:
+                    raise OSError(ctypes.get_errno(), "landlock_add_rule")
+            finally:
+                os.close(fd)
+        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 or \
+                libc.syscall(_SYS_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) < 0:
+            raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+    finally:
+        os.close(ruleset)
+    return True
+
+
 def _child_run(handle: Handle, user: pwd.struct_passwd, staging: str,
                work: Callable[[DownloadProgressCallback, EventCallback],
                               Coroutine[Any, Any, Any]],
@@ -1009,6 +1058,8 @@ def _child_run(handle: Handle, user: pwd.struct_passwd, staging: str,
         os.setgroups([])
         os.setgid(user.pw_gid)
         os.setuid(user.pw_uid)
+        if not handle.options.disable_sandbox_filesystem:
+            _confine_writes(staging)
         # the cache is read as before; the only writable place is the staging directory
         handle.options.cachedirs = [staging, *handle.options.cachedirs]
         got: Any = asyncio.run(work(lambda p: _send(fd, ("progress", p)),
@@ -1027,8 +1078,9 @@ async def _as_user(handle: Handle, user: pwd.struct_passwd,
                    cancel: asyncio.Event | None) -> tuple[Any, Callable[[str], str]]:
     """Run a download ``work`` as ``DownloadUser`` (pacman 7's download sandbox, user part).
 
-    A child process drops to the user's uid/gid (no supplementary groups) and
-    works in a fresh ``download-*`` directory of the cache that only it may write;
+    A child process drops to the user's uid/gid (no supplementary groups), is
+    confined by Landlock to writing below a fresh ``download-*`` directory of the
+    cache (unless ``DisableSandbox``/``DisableSandboxFilesystem``) and works there;
     its events and progress come back over a pipe. Every file it left there is
     then moved into the cache and given back to root, so the user never owns
     anything in the cache. Returns the child's result and the mapping of a

@@ -3,9 +3,10 @@
 No pacman 7 here to compare with, so these check the behaviour itself: the
 transfer's process has the user's uid and gid (an XferCommand records them),
 the files land in the cache owned by root with no staging directory left behind,
-the install then proceeds as usual, and an unknown user is a clear error.
-``DisableSandbox`` is read (pacman 7's landlock/seccomp switches); the user
-switch does not depend on it, as in pacman 7.
+the install then proceeds as usual, and an unknown user is a clear error. The
+child is confined by Landlock to writing in its download directory unless
+``DisableSandbox`` or ``DisableSandboxFilesystem`` is set; the user switch does
+not depend on them, as in pacman 7.
 """
 
 from __future__ import annotations
@@ -70,9 +71,8 @@ def _alpm(root: PacmanRoot, *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, env=env, timeout=120)
 
 
-def test_download_runs_as_the_user(world: tuple[PacmanRoot, MirrorServer],
-                                   tmp_path: Path) -> None:
-    root, mirror = world
+def _xfer_logging_ids(tmp_path: Path) -> tuple[Path, Path]:
+    """An XferCommand that appends its ids to a world-writable log, then fetches with curl."""
     log = tmp_path / "xfer.log"
     log.touch()
     os.chmod(log, 0o666)
@@ -80,7 +80,15 @@ def test_download_runs_as_the_user(world: tuple[PacmanRoot, MirrorServer],
     script.write_text(f"#!/bin/sh\necho \"$(id -u) $(id -g) $(id -G)\" >> {log}\n"
                       "exec /usr/bin/curl -sf -o \"$2\" \"$1\"\n")
     os.chmod(script, 0o755)
-    _configure(root, mirror, f"DownloadUser = nobody\nXferCommand = {script} %u %o\n")
+    return script, log
+
+
+@pytest.mark.parametrize("switch", ["DisableSandbox", "DisableSandboxFilesystem"])
+def test_download_runs_as_the_user(world: tuple[PacmanRoot, MirrorServer], tmp_path: Path,
+                                   switch: str) -> None:
+    root, mirror = world
+    script, log = _xfer_logging_ids(tmp_path)
+    _configure(root, mirror, f"DownloadUser = nobody\n{switch}\nXferCommand = {script} %u %o\n")
     assert load_config(str(root.config)).download_user == "nobody"
     r = _alpm(root, "-S", "bar")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -88,6 +96,19 @@ def test_download_runs_as_the_user(world: tuple[PacmanRoot, MirrorServer],
     assert ids == [f"{NOBODY.pw_uid} {NOBODY.pw_gid} {NOBODY.pw_gid}"] * 2   # foo and bar
     _cache_is_roots(root)
     assert {p.name for p in (root.dbpath / "local").iterdir()} >= {"foo-1.0-1", "bar-1.0-1"}
+
+
+def test_sandbox_confines_writes_to_the_download_dir(world: tuple[PacmanRoot, MirrorServer],
+                                                    tmp_path: Path) -> None:
+    """Without DisableSandbox the download may write nowhere else, not even a 0666 file."""
+    root, mirror = world
+    script, log = _xfer_logging_ids(tmp_path)
+    _configure(root, mirror, f"DownloadUser = nobody\nXferCommand = {script} %u %o\n")
+    r = _alpm(root, "-S", "bar")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert log.read_text() == ""                       # the append was refused
+    assert r.stderr.count("Permission denied") == 2    # once per file, said by the shell
+    _cache_is_roots(root)
 
 
 def test_http_download_as_the_user(world: tuple[PacmanRoot, MirrorServer]) -> None:
