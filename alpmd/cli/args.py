@@ -48,7 +48,7 @@ OP_FLAGS: dict[str, tuple[dict[str, str], set[str]]] = {
                                  "overwrite"}),
     "remove": ({"c": "cascade", "d": "nodeps", "n": "nosave", "p": "print", "s": "recursive",
                 "u": "unneeded"}, TRANSACTION_LONG),
-    "upgrade": ({"d": "nodeps", "p": "print"},
+    "upgrade": ({"d": "nodeps", "p": "print", "w": "downloadonly"},
                 TRANSACTION_LONG | {"needed", "asdeps", "asexplicit", "ignore", "ignoregroup",
                                     "overwrite"}),
     "database": ({"k": "check", "q": "quiet"}, {"asdeps", "asexplicit"}),

@@ -81,6 +81,8 @@ def trans_flags(ctx: Context) -> TransFlag:
     if printing(ctx):
         # pacman's print mode: no lock, and no conflict questions (conflicts are not checked)
         flags |= TransFlag.NOLOCK | TransFlag.NOCONFLICTS
+    if a.has("downloadonly"):
+        flags |= TransFlag.NOCONFLICTS   # pacman's -w does not look for conflicts either
     return flags
 
 
@@ -183,7 +185,7 @@ def display_targets(ctx: Context, plan: Any, downloads: int) -> None:
     out.write(f"\n{out.c.title}Packages ({len(shown)}){out.c.nocolor} {'  '.join(shown)}\n\n")
     sizes: list[tuple[str, int]] = []
     if plan.add:
-        if downloads:
+        if downloads or ctx.args.has("downloadonly"):
             sizes.append(("Total Download Size:", downloads))
         if not ctx.args.has("downloadonly"):
             sizes.append(("Total Installed Size:", isize))

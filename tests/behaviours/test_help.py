@@ -25,7 +25,7 @@ ALPM = str(Path(sys.executable).parent / "alpm")
 ENV = {"LC_ALL": "C", "PATH": "/usr/bin:/bin", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
 
 #: what pacman offers that ``alpm`` does not accept, per operation (and the reverse)
-NOT_OURS: dict[str, set[str]] = {"upgrade": {"-w", "--downloadonly"}}
+NOT_OURS: dict[str, set[str]] = {}
 ONLY_OURS: dict[str, set[str]] = {}
 
 OPS = {"D": "database", "F": "files", "Q": "query", "R": "remove", "S": "sync",
