@@ -217,19 +217,24 @@ def _main(argv: list[str], prog: str) -> int:
             msg = f"{prog}: " + msg[len("alpm: "):]
         sys.stderr.write(msg + "\n")
         return 1
+    if args.op == "help" or args.has("help"):
+        from alpmd.cli.help import OPERATION_USAGE, main_usage, op_usage
+
+        name = os.path.basename(prog)
+        sys.stdout.write(op_usage(args.op, name) if args.op in OPERATION_USAGE
+                         else main_usage(name))
+        return 0
     clash = _conflicting(args)
     if clash is not None:
         sys.stderr.write(f"error: invalid option: '{clash[0]}' and '{clash[1]}' "
                          "may not be used together\n")
         return 1
-    if args.op == "help":
-        sys.stdout.write("usage:  alpm <operation> [...]\n"
-                         "operations: -D -F -Q -S -T (read-only queries)\n")
-        return 0
     if args.op == "version":
         sys.stdout.write("alpm (alpmd) 0.1.0 - pacman-compatible front end\n")
         return 0
     out = Out()
+    if (args.has("print") or args.value("print-format") is not None) and not args.has("clean"):
+        out.show_warnings = False  # pacman's print mode displays errors only
     # The engine also logs to Python logging; the messages reach people through the
     # handle's callbacks (pacman's wording), so keep the root logger's fallback quiet.
     logging.getLogger("alpmd").addHandler(logging.NullHandler())

@@ -27,7 +27,7 @@ VALUE_SHORT = {"b": "dbpath", "r": "root"}
 COMMON_LONG = {
     "dbpath", "root", "verbose", "arch", "cachedir", "color", "config", "confirm", "debug",
     "disable-download-timeout", "gpgdir", "hookdir", "logfile", "noconfirm", "sysroot", "ask",
-    "help", "noprogressbar",
+    "help",
 }
 COMMON_SHORT = {"b": "dbpath", "r": "root", "v": "verbose", "h": "help"}
 
@@ -49,12 +49,12 @@ OP_FLAGS: dict[str, tuple[dict[str, str], set[str]]] = {
                                  "overwrite"}),
     "remove": ({"c": "cascade", "d": "nodeps", "n": "nosave", "p": "print", "s": "recursive",
                 "u": "unneeded"}, TRANSACTION_LONG),
-    "upgrade": ({"d": "nodeps", "p": "print"},
+    "upgrade": ({"d": "nodeps", "p": "print", "w": "downloadonly"},
                 TRANSACTION_LONG | {"needed", "asdeps", "asexplicit", "ignore", "ignoregroup",
                                     "overwrite"}),
     "database": ({"k": "check", "q": "quiet"}, {"asdeps", "asexplicit", "convert"}),
     "files": ({"l": "list", "q": "quiet", "x": "regex", "y": "refresh"}, {"machinereadable"}),
-    "deptest": ({"d": "nodeps"}, set()),
+    "deptest": ({}, set()),
     "repair": ({}, set()),
     "version": ({}, set()),
     "help": ({}, set()),
@@ -89,7 +89,7 @@ class Args:
 
 
 def _set_op(args: Args, op: str) -> None:
-    if args.op is not None and args.op != op:
+    if args.op is not None:  # pacman refuses even the same operation twice
         raise UsageError("error: only one operation may be used at a time")
     args.op = op
 
@@ -108,7 +108,7 @@ def parse(argv: list[str]) -> Args:
             break
         if tok.startswith("--") and len(tok) > 2:
             name, eq, val = tok[2:].partition("=")
-            if name in LONG_OPERATIONS:
+            if name in LONG_OPERATIONS and name != "help":
                 _set_op(args, OPERATIONS[LONG_OPERATIONS[name]])
                 continue
             if name == "repair":  # ours, no pacman letter: journal recovery
@@ -152,15 +152,28 @@ def parse(argv: list[str]) -> Args:
             args.op = "help"
             return args
         raise UsageError("error: no operation specified (use -h for help)")
+    # pacman's first pass (getopt over every option it has) refuses unknown options;
+    # then -h shows the operation's help before the options are checked against it.
+    known_short = set(COMMON_SHORT) | {c for m, _ in OP_FLAGS.values() for c in m}
+    known_long = COMMON_LONG | {n for m, ls in OP_FLAGS.values() for n in (*m.values(), *ls)}
+    for ch in shorts:
+        if ch not in known_short:
+            raise UsageError(f"alpm: invalid option -- '{ch}'")
+    for name in longs:
+        if name not in known_long:
+            raise UsageError(f"alpm: unrecognized option '--{name}'")
+    if "h" in shorts or "help" in longs:
+        args.flags["help"] = 1
+        return args
     short_map, op_longs = OP_FLAGS[op]
     allowed_long = COMMON_LONG | op_longs | set(short_map.values())
     for ch in shorts:
         short = COMMON_SHORT.get(ch) or short_map.get(ch)
         if short is None:
-            raise UsageError(f"alpm: invalid option -- '{ch}'")
+            raise UsageError(f"error: invalid option '-{ch}'")
         args.flags[short] = args.flags.get(short, 0) + 1
     for name in longs:
         if name not in allowed_long:
-            raise UsageError(f"alpm: unrecognized option '--{name}'")
+            raise UsageError(f"error: invalid option '--{name}'")
         args.flags[name] = args.flags.get(name, 0) + 1
     return args

@@ -9,7 +9,7 @@ never with ``--noprogressbar``; without bars, each step prints one line
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -63,6 +63,12 @@ class Callbacks:
     ask: int | None = None
     noprogressbar: bool = False
     stdin: TextIO | None = None
+    #: --print: no events, no progress, no questions (pacman answers them silently)
+    print_mode: bool = False
+    #: the file a download.DownloadStarted event names (else None); set by whoever
+    #: loads the download module (it brings aiohttp, too heavy for commands that
+    #: download nothing)
+    download_started: Callable[[ev.Event], str | None] | None = None
     _last_bar: tuple[ev.ProgressKind, str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -77,8 +83,15 @@ class Callbacks:
 
     # -- events -----------------------------------------------------------------------
 
-    def event(self, e: ev.Event) -> None:
+    def event(self, e: ev.Event) -> None:  # noqa: C901 - one branch per event type
         out = self.out
+        if self.noprogressbar and self.download_started is not None \
+                and (started := self.download_started(e)) is not None:
+            # pacman's download callback, which --print does not silence
+            out.write(f" {_clean_filename(started)} downloading...\n")
+            return
+        if self.print_mode:
+            return
         if isinstance(e, ev.StepEvent) and not e.done:
             line = _STEP_LINES.get(type(e))
             if line is None and self.noprogressbar:
@@ -96,10 +109,11 @@ class Callbacks:
                 out.write(f"{_(_OP_WORDS[e.operation])} {pkg.name}...\n")
             elif e.done and e.new is not None:
                 if e.operation is ev.Operation.INSTALL:
-                    self._optdepends(e.new, e.new.optdepends)
+                    self._optdepends(e.new, e.new.optdepends, "Optional")
                 elif e.operation in (ev.Operation.UPGRADE, ev.Operation.DOWNGRADE):
                     old = set(e.old.optdepends) if e.old is not None else set()
-                    self._optdepends(e.new, [o for o in e.new.optdepends if o not in old])
+                    self._optdepends(e.new, [o for o in e.new.optdepends if o not in old],
+                                     "New optional")
         elif isinstance(e, ev.ScriptletInfo):
             out.write(e.line if e.line.endswith("\n") else e.line + "\n")
         elif isinstance(e, ev.PacnewCreated):
@@ -122,13 +136,14 @@ class Callbacks:
         elif isinstance(e, ev.Warning_):
             out.warning(e.message)
 
-    def _optdepends(self, pkg: Package, optdeps: Sequence[str]) -> None:
+    def _optdepends(self, pkg: Package, optdeps: Sequence[str], what: str) -> None:
+        """pacman 6.0.2's display_optdepends / display_new_optdepends (no ':: ')."""
         if not optdeps:
             return
         out = self.out
-        out.write(f"{out.c.meta}:: {out.c.nocolor}{out.c.title}"
-                  + _("Optional dependencies for {name}").format(name=pkg.name)
-                  + f"{out.c.nocolor}\n")
+        title = (_("Optional dependencies for {name}") if what == "Optional"
+                 else _("New optional dependencies for {name}"))
+        out.write(title.format(name=pkg.name) + "\n")
         local = self.handle.localdb if self.handle is not None else None
         for opt in optdeps:
             dep = opt.split(":", 1)[0].strip()
@@ -140,7 +155,7 @@ class Callbacks:
     # -- progress ---------------------------------------------------------------------
 
     def progress(self, p: ev.Progress) -> None:
-        if self.noprogressbar:
+        if self.noprogressbar or self.print_mode:
             return
         title = _(_BAR_TITLES.get(p.kind, p.kind.value))
         if p.kind in (ev.ProgressKind.ADD, ev.ProgressKind.UPGRADE, ev.ProgressKind.DOWNGRADE,
@@ -165,6 +180,10 @@ class Callbacks:
 
     def question(self, q: ev.Question) -> object:
         default = q.default
+        if self.print_mode:
+            # pacman's cb_question under --print: yes to IgnorePkg and replacements,
+            # the first provider, every group member, no to everything else.
+            return False if isinstance(q, ev.CorruptedPackage | ev.ImportKey) else default
         if self.ask is not None:
             bit = ASK_BITS.get(type(q), 0)
             if self.ask & bit and isinstance(default, bool):
@@ -234,29 +253,53 @@ class Callbacks:
         return str(line)
 
     def yesno(self, text: str, default: bool) -> bool:
-        """pacman's question(): ``:: text [Y/n] ``; --noconfirm takes the default."""
+        """pacman's question(): ``:: text [Y/n] ``; --noconfirm takes the default.
+
+        Asked on stderr (on stdout under --noconfirm, where it is only shown); an
+        empty line takes the default, end of input or any other word means no, and
+        a piped answer is echoed so the transcript keeps its line breaks.
+        """
         out = self.out
+        stream = out.stdout if self.noconfirm else out.stderr
         hint = "[Y/n]" if default else "[y/N]"
-        out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} {text} {hint}{out.c.nocolor} ")
-        if self.noconfirm:
-            out.write("\n")
-            return default
         try:
             out.stdout.flush()
         except (AttributeError, ValueError):
             pass
+        stream.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} {text} {hint}{out.c.nocolor} ")
+        if self.noconfirm:
+            stream.write("\n")
+            return default
+        try:
+            stream.flush()
+        except (AttributeError, ValueError):
+            pass
         reply = self._readline()
         if not reply:
-            out.write("\n")
             return False
-        reply = reply.strip().lower()
+        reply = reply.strip()
         if not reply:
             return default
-        if reply in ("y", "yes"):
+        if not self._stdin_isatty():
+            stream.write(reply + "\n")
+        if reply.lower() in ("y", "yes"):
             return True
-        if reply in ("n", "no"):
-            return False
         return False
+
+    def _stdin_isatty(self) -> bool:
+        stream = self.stdin if self.stdin is not None else sys.stdin
+        try:
+            return stream.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+
+def _clean_filename(name: str) -> str:
+    """pacman's clean_filename: no package or database extension (a signature keeps .sig)."""
+    cuts = [i for i in (name.find(".pkg"), name.find(".db"), name.find(".files")) if i >= 0]
+    if not cuts:
+        return name
+    return name[:min(cuts)] + (".sig" if name.endswith(".sig") else "")
 
 
 def size_lines(entries: Sequence[tuple[str, int]]) -> str:
@@ -264,8 +307,7 @@ def size_lines(entries: Sequence[tuple[str, int]]) -> str:
     if not entries:
         return ""
     w = max(len(label) for label, _ in entries) + 1
-    out = []
-    for label, size in entries:
-        value, unit = humanize(size, "M")
-        out.append(f"{label:<{w}} {value:.2f} {unit}\n")
-    return "".join(out)
+    shown = [(label, *humanize(size, "M")) for label, size in entries]
+    # the numbers are right-aligned on the longest one (a minus sign included)
+    nw = max(len(f"{value:.2f}") for _, value, _ in shown)
+    return "".join(f"{label:<{w}} {value:>{nw}.2f} {unit}\n" for label, value, unit in shown)

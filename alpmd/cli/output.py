@@ -53,6 +53,8 @@ class Out:
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
         self._cols: int | None = None
+        #: False under --print: pacman then shows errors only
+        self.show_warnings = True
 
     def write(self, text: str) -> None:
         self.stdout.write(text)
@@ -64,6 +66,8 @@ class Out:
         self.stderr.flush()
 
     def warning(self, msg: str) -> None:
+        if not self.show_warnings:
+            return
         self.stdout.flush()
         self.stderr.write(self.c.warn + _("warning: ") + f"{self.c.nocolor}{msg}\n")
         self.stderr.flush()

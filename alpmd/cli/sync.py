@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 from alpmd.cli.alpm import Context
 from alpmd.cli.output import Display, installed_suffix, search_results
 from alpmd.engine.errors import AlpmError
@@ -103,27 +101,59 @@ def _refresh(ctx: Context, force: bool) -> int:
 
 
 def _clean(ctx: Context, level: int) -> int:
-    """-Sc / -Scc through pkgcache.clean_cache, with pacman's questions."""
+    """-Sc / -Scc: pacman's sync_cleancache then sync_cleandb_all, one question per directory."""
     from alpmd.cli.upgrade import callbacks
-    pkgcache = importlib.import_module("alpmd.engine.pkgcache")
+    from alpmd.engine import pkgcache
+    from alpmd.engine.config import CleanMethod
 
     out = ctx.out
     cb = callbacks(ctx)
+    method = ctx.config.clean_method or CleanMethod.KEEP_INSTALLED
+    ret = 0
+    if level == 1:
+        out.write("Packages to keep:\n")
+        if CleanMethod.KEEP_INSTALLED in method:
+            out.write("  All locally installed packages\n")
+        if CleanMethod.KEEP_CURRENT in method:
+            out.write("  All current sync database packages\n")
+    out.write("\n")
     for d in ctx.handle.options.cachedirs:
-        out.write(f"\nCache directory: {d}\n")
-    if level > 1:
-        if not cb.yesno("Do you want to remove ALL files from cache?", False):
-            return 0
-        out.write("removing all files from cache...\n")
-        pkgcache.clean_cache(ctx.handle, all=True)
-    else:
-        out.write("Packages to keep:\n  All locally installed packages\n")
-        if not cb.yesno("Do you want to remove all other packages from cache?", True):
-            return 0
-        out.write("removing old packages from cache...\n")
-        pkgcache.clean_cache(ctx.handle, keep_installed=True)
-    out.write("\nDatabase directory: " + ctx.handle.dbpath + "\n")
-    return 0
+        out.write(f"Cache directory: {d}\n")
+        if level == 1:
+            if not cb.yesno("Do you want to remove all other packages from cache?", True):
+                out.write("\n")
+                continue
+            out.write("removing old packages from cache...\n")
+        else:
+            if not cb.yesno("Do you want to remove ALL files from cache?", False):
+                out.write("\n")
+                continue
+            out.write("removing all files from cache...\n")
+        res = pkgcache.clean_cache(ctx.handle, all=level > 1, dirs=[d],
+                                   keep_installed=CleanMethod.KEEP_INSTALLED in method,
+                                   keep_current=CleanMethod.KEEP_CURRENT in method)
+        if res.unreadable_dirs:
+            out.error(f"could not access cache directory {d}")
+            ret += 1
+            continue
+        for path, exc in res.unreadable:
+            out.error(_load_failure(path, exc))
+        out.write("\n")
+    out.write(f"Database directory: {ctx.handle.dbpath}\n")
+    if cb.yesno("Do you want to remove unused repositories?", True):
+        out.write("removing unused sync repositories...\n")
+        pkgcache.clean_sync_dbs(ctx.handle)
+    return 1 if ret else 0
+
+
+def _load_failure(path: str, exc: AlpmError) -> str:
+    """libalpm's message for a file that does not load as a package."""
+    reason = exc.message.rpartition("(start of archive): ")[2]
+    if exc.details.get("entry") == ".PKGINFO":
+        return f"missing package metadata in {path}"
+    if reason != exc.message:
+        return f"could not open file {path}: {reason}"
+    return f"could not load {path}: {exc.code.strerror}"
 
 
 def _groups(ctx: Context, level: int) -> int:
@@ -192,12 +222,15 @@ def _list(ctx: Context) -> int:
     c = out.c
     syncs = ctx.handle.syncdbs
     dbs = []
+    ret = 0
     if ctx.args.targets:
+        # pacman reports every missing repository, then lists the ones it found.
         for repo in ctx.args.targets:
             db = ctx.handle.get_syncdb(repo)
             if db is None:
                 out.error(f'repository "{repo}" was not found.')
-                return 1
+                ret = 1
+                continue
             dbs.append(db)
     else:
         dbs = list(syncs)
@@ -210,4 +243,4 @@ def _list(ctx: Context) -> int:
                 lines.append(f"{c.repo}{db.name} {c.title}{pkg.name} {c.version}{pkg.version}"
                              f"{c.nocolor}{installed_suffix(out, ctx.handle, pkg)}\n")
         out.write("".join(lines))
-    return 0
+    return ret

@@ -79,7 +79,10 @@ def trans_flags(ctx: Context) -> TransFlag:
     if rec > 1:
         flags |= TransFlag.RECURSEALL
     if printing(ctx):
-        flags |= TransFlag.NOLOCK
+        # pacman's print mode: no lock, and no conflict questions (conflicts are not checked)
+        flags |= TransFlag.NOLOCK | TransFlag.NOCONFLICTS
+    if a.has("downloadonly"):
+        flags |= TransFlag.NOCONFLICTS   # pacman's -w does not look for conflicts either
     return flags
 
 
@@ -89,11 +92,12 @@ def printing(ctx: Context) -> bool:
 
 def callbacks(ctx: Context) -> Callbacks:
     a = ctx.args
-    noconfirm = a.has("noconfirm") and not _confirm_after(a)
+    noconfirm = a.has("noconfirm") and not _confirm_after(a) or printing(ctx)
     ask = a.value("ask")
     cb = Callbacks(ctx.out, ctx.handle, noconfirm=noconfirm,
                    ask=int(ask) if ask is not None and ask.isdigit() else None,
-                   noprogressbar=a.has("noprogressbar") or ctx.config.no_progress_bar)
+                   noprogressbar=a.has("noprogressbar") or ctx.config.no_progress_bar,
+                   print_mode=printing(ctx))
     return cb
 
 
@@ -128,7 +132,7 @@ def begin(ctx: Context) -> tuple[Transaction, Callbacks]:
 
 
 def location(ctx: Context, pkg: Package) -> str:
-    """pacman's ``%l``: server URL + filename, ``file://`` path, or name-version."""
+    """pacman's ``%l``: server URL + filename, the file's path, or name-version."""
     if pkg.origin is Origin.SYNCDB:
         repo = getattr(pkg.db, "repo", None)
         servers = repo.servers if repo is not None else []
@@ -136,7 +140,7 @@ def location(ctx: Context, pkg: Package) -> str:
             return f"{servers[0]}/{pkg.filename}"
         return pkg.filename or f"{pkg.name}-{pkg.version}"
     if pkg.origin is Origin.FILE:
-        return f"file://{pkg.path}"
+        return pkg.path or ""
     return f"{pkg.name}-{pkg.version}"
 
 
@@ -144,7 +148,9 @@ def print_format(ctx: Context, pkg: Package) -> str:
     fmt = ctx.args.value("print-format") or "%l"
     repo = pkg.db.name if pkg.origin is not Origin.FILE and hasattr(pkg.db, "name") else "local"
     values = {"%n": pkg.name, "%v": pkg.version, "%l": location(ctx, pkg), "%r": repo,
-              "%s": str(pkg.isize or 0), "%a": pkg.arch or "", "%b": pkg.base or ""}
+              # alpm_pkg_get_size: the archive's size (an installed package's %SIZE%);
+              # pacman 6.0.2 knows no %a or %b
+              "%s": str((pkg.isize if pkg.origin is Origin.LOCALDB else pkg.csize) or 0)}
     out = fmt
     for k, v in values.items():
         out = out.replace(k, v)
@@ -155,13 +161,14 @@ def display_targets(ctx: Context, plan: Any, downloads: int) -> None:
     """``Packages (N) a-1  b-2`` and the size lines, as pacman's display_targets."""
     out = ctx.out
     localdb = ctx.handle.localdb
-    names = []
+    names: list[tuple[bool, str, str]] = []
+    explicit = plan.explicit
     isize = 0
     rsize = 0
     upgrades = False
     removing = {p.name for p in plan.remove}
     for pkg in plan.add:
-        names.append(f"{pkg.name}-{pkg.version}")
+        names.append((pkg.name in explicit, pkg.name, f"{pkg.name}-{pkg.version}"))
         isize += pkg.isize or 0
         old = localdb.get(pkg.name)
         if old is not None:
@@ -170,12 +177,15 @@ def display_targets(ctx: Context, plan: Any, downloads: int) -> None:
                 rsize += old.isize or 0
     for pkg in plan.remove:
         rsize += pkg.isize or 0
-        names.append(f"{pkg.name}-{pkg.version}" + (" [removal]" if plan.add else ""))
-    names.sort()
-    out.write(f"\n{out.c.title}Packages ({len(names)}){out.c.nocolor} {'  '.join(names)}\n\n")
+        names.append((pkg.name in explicit and not plan.add, pkg.name,
+                      f"{pkg.name}-{pkg.version}" + (" [removal]" if plan.add else "")))
+    # pacman 6.0.2's order: pulled-in packages first, then the ones asked for, by name
+    names.sort(key=lambda t: (t[0], t[1].encode()))
+    shown = [t[2] for t in names]
+    out.write(f"\n{out.c.title}Packages ({len(shown)}){out.c.nocolor} {'  '.join(shown)}\n\n")
     sizes: list[tuple[str, int]] = []
     if plan.add:
-        if downloads:
+        if downloads or ctx.args.has("downloadonly"):
             sizes.append(("Total Download Size:", downloads))
         if not ctx.args.has("downloadonly"):
             sizes.append(("Total Installed Size:", isize))
@@ -197,7 +207,11 @@ def report_prepare_error(ctx: Context, exc: AlpmError, *, removing: bool = False
             out.error(str(exc))
         return
     out.error(f"failed to prepare transaction ({exc.code.strerror})")
-    if exc.code is ErrorCode.UNSATISFIED_DEPS:
+    if exc.code is ErrorCode.PKG_INVALID_ARCH:
+        for name in exc.details.get("packages", []):
+            out.write(f"{out.c.meta}::{out.c.nocolor} package {name} does not have a valid "
+                      "architecture\n")
+    elif exc.code is ErrorCode.UNSATISFIED_DEPS:
         for miss in exc.details.get("missing", []):
             dep = getattr(miss, "depend", "")
             target = getattr(miss, "target", "")
@@ -252,6 +266,17 @@ def report_commit_error(ctx: Context, exc: AlpmError) -> None:
     out.write("Errors occurred, no packages were upgraded.\n")
 
 
+def _hold_confirmed(ctx: Context, plan: Any, cb: Callbacks) -> bool:
+    """pacman's remove.c: name every HoldPkg being removed, then ask (default no)."""
+    from alpmd.engine.resolve import held_targets
+
+    held = held_targets(ctx.handle, plan)
+    for pkg in held:
+        ctx.out.warning(f"{pkg.name} is designated as a HoldPkg.")
+    return not held or cb.yesno("HoldPkg was found in target list. Do you want to continue?",
+                                False)
+
+
 def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
             prompt: str = "Proceed with installation?") -> int:
     """Prepare, show, confirm, download, commit: pacman's sync_prepare_execute."""
@@ -262,10 +287,12 @@ def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
     except AlpmError as exc:
         report_prepare_error(ctx, exc, removing=removing)
         return 1
-    for w in getattr(plan, "warnings", []) or []:
-        out.warning(w)
+    # plan.warnings were already shown as they happened (Warning_ events)
+    if removing and not _hold_confirmed(ctx, plan, cb):
+        return 1
     if not plan.add and not plan.remove:
-        out.write(" there is nothing to do\n")
+        if not printing(ctx):
+            out.write(" there is nothing to do\n")
         return 0
     if printing(ctx):
         for pkg in (plan.remove if removing else plan.add):
@@ -276,6 +303,7 @@ def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
         from alpmd.engine import download as dl
 
         dlsize = sum(p.csize or 0 for p in to_fetch if dl.find_cached(ctx.handle, p) is None)
+        cb.download_started = lambda e: e.file if isinstance(e, dl.DownloadStarted) else None
     except ImportError:
         dlsize = sum(p.csize or 0 for p in to_fetch)
     display_targets(ctx, plan, dlsize)
@@ -307,10 +335,19 @@ def run(ctx: Context) -> int:
         out.error("no targets specified (use -h for help)")
         return 1
     trans, cb = begin(ctx)
+    local: dict[str, str] = {}
+    urls = [t for t in ctx.args.targets if "://" in t]   # file:// too: copied to the cache
+    if urls:
+        code = _fetch_urls(ctx, cb, urls, local)
+        if code:
+            return code
     out.write("loading packages...\n")
+    # pacman loads the local files first, then the fetched ones
+    ordered = [t for t in ctx.args.targets if t not in local] + \
+        [t for t in ctx.args.targets if t in local]
     with trans:
-        for target in ctx.args.targets:
-            path = target[len("file://"):] if target.startswith("file://") else target
+        for target in ordered:
+            path = local.get(target) or target
             try:
                 trans.add_file(os.path.abspath(path))
             except AlpmError as exc:
@@ -318,3 +355,27 @@ def run(ctx: Context) -> int:
                 return 1
         return execute(ctx, trans, cb)
 
+
+
+def _fetch_urls(ctx: Context, cb: Callbacks, urls: list[str], local: dict[str, str]) -> int:
+    """``-U URL``: the files (and signatures) into the cache first, as pacman's upgrade.c."""
+    from alpmd.engine import download as dl
+
+    out = ctx.out
+    if any(dl.url_cached(ctx.handle, u) is None for u in urls) and not printing(ctx):
+        out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} Retrieving packages..."
+                  f"{out.c.nocolor}\n")
+    cb.download_started = lambda e: e.file if isinstance(e, dl.DownloadStarted) else None
+    try:
+        with signals_unwind():
+            got = asyncio.run(dl.fetch_urls(ctx.handle, urls, event=cb.event))
+    except Signalled as sig:
+        out.write("\nInterrupt signal received\n")
+        return 128 + sig.signum
+    for f in got.failures:
+        out.error(f"failed retrieving file '{f.name}' from {f.host} : {f.reason}")
+    if got.failures:
+        out.warning("failed to retrieve some files")
+        return 255  # pacman's -1 from alpm_fetch_pkgurl
+    local.update(got.paths)
+    return 0

@@ -31,18 +31,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import email.message
 import email.utils
 import hashlib
 import json
 import os
+import pickle
+import pwd
 import shutil
+import struct
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+import urllib.parse
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import yarl
 
 from alpmd.engine import signing
 from alpmd.engine.config import SigCheck, SigLevel, split_xfer_command
@@ -62,9 +69,13 @@ __all__ = [
     "DownloadStarted",
     "MirrorDisabled",
     "RangeFallback",
+    "UrlFailure",
+    "UrlFetch",
     "download_dir",
     "fetch_packages",
+    "fetch_urls",
     "find_cached",
+    "url_cached",
     "refresh_databases",
 ]
 
@@ -855,8 +866,12 @@ async def fetch_packages(handle: Handle, pkgs: Sequence[Package], *,
                          progress: DownloadProgressCallback | None = None,
                          event: EventCallback | None = None,
                          cancel: asyncio.Event | None = None,
-                         settings: DownloadSettings | None = None) -> dict[str, str]:
+                         settings: DownloadSettings | None = None,
+                         _sandboxed: bool = False) -> dict[str, str]:
     """Make every package's file available in a CacheDir; ``name -> verified path``.
+
+    With ``DownloadUser`` set (and running as root), the transfers run in a child
+    process with that user's identity (see :func:`_as_user`), as pacman 7 does.
 
     Files already cached are used as they are; the others are fetched largest
     first, at most ``ParallelDownloads`` at once. Detached signatures (``.sig``)
@@ -867,6 +882,13 @@ async def fetch_packages(handle: Handle, pkgs: Sequence[Package], *,
     cancellation propagates as ``CancelledError``. Either way an interrupted
     transfer leaves at most ``<file>.part`` (resumed next time).
     """
+    user = _download_user(handle)
+    if user is not None and not _sandboxed:
+        got, final = await _as_user(
+            handle, user, lambda p, e: fetch_packages(handle, pkgs, progress=p, event=e,
+                                                      settings=settings, _sandboxed=True),
+            progress, event, cancel)
+        return {name: final(path) for name, path in got.items()}
     run = _Run(handle, settings or DEFAULT_SETTINGS, progress, event)
     result: dict[str, str] = {}
     jobs: list[tuple[Package, _Job]] = []
@@ -965,6 +987,182 @@ def summarize_failures(failures: Sequence[AlpmError], *, limit: int = SUMMARY_LI
     return "\n".join(lines)
 
 
+# -- DownloadUser: transfers in a child process with the user's identity ---------------------
+
+
+def _download_user(handle: Handle) -> pwd.struct_passwd | None:
+    """The DownloadUser's passwd entry when downloads must switch to it (we are root)."""
+    name = handle.options.download_user
+    if not name or os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        raise AlpmError(ErrorCode.SYSTEM, f"download user '{name}' does not exist",
+                        user=name) from None
+
+
+def _send(fd: int, message: tuple[Any, ...]) -> None:
+    data = pickle.dumps(message)
+    view = memoryview(len(data).to_bytes(4, "big") + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _receive(fd: int) -> tuple[Any, ...] | None:
+    def exactly(n: int) -> bytes | None:
+        buf = b""
+        while len(buf) < n:
+            chunk = os.read(fd, n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        return buf
+
+    head = exactly(4)
+    body = exactly(int.from_bytes(head, "big")) if head is not None else None
+    if body is None:
+        return None
+    message: tuple[Any, ...] = pickle.loads(body)   # from our own child, over our own pipe
+    return message
+
+
+# Landlock (linux/landlock.h): the write-type file-system rights a ruleset can handle
+_LL_WRITE_FILE, _LL_REMOVE_DIR, _LL_REMOVE_FILE = 1 << 1, 1 << 4, 1 << 5
+_LL_MAKE = sum(1 << b for b in range(6, 13))     # char, dir, reg, sock, fifo, block, sym
+_LL_REFER, _LL_TRUNCATE = 1 << 13, 1 << 14        # ABI 2, ABI 3
+_SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446
+_PR_SET_NO_NEW_PRIVS = 38
+
+
+def _confine_writes(writable: str) -> bool:
+    """Landlock: from now on this process may write only below ``writable`` (and /dev/null).
+
+    pacman 7's file-system sandbox for downloads (``DisableSandboxFilesystem``
+    turns it off). Reading stays unrestricted. False when the kernel has no
+    Landlock (the download then runs with the user switch alone, as pacman 7).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    abi = libc.syscall(_SYS_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    if abi < 1:
+        return False
+    handled = _LL_WRITE_FILE | _LL_REMOVE_DIR | _LL_REMOVE_FILE | _LL_MAKE
+    handled |= (_LL_REFER if abi >= 2 else 0) | (_LL_TRUNCATE if abi >= 3 else 0)
+    attr = ctypes.c_uint64(handled)
+    ruleset = libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(8),
+                           ctypes.c_uint32(0))
+    if ruleset < 0:
+        return False
+    try:
+        file_rights = handled & (_LL_WRITE_FILE | _LL_TRUNCATE)
+        for path, rights in ((writable, handled), ("/dev/null", file_rights)):
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            try:
+                rule = struct.pack("=Qi", rights, fd)     # landlock_path_beneath_attr (packed)
+                buf = ctypes.create_string_buffer(rule, len(rule))
+                if libc.syscall(_SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(1), buf,
+                                ctypes.c_uint32(0)) < 0:
+                    raise OSError(ctypes.get_errno(), "landlock_add_rule")
+            finally:
+                os.close(fd)
+        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 or \
+                libc.syscall(_SYS_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) < 0:
+            raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+    finally:
+        os.close(ruleset)
+    return True
+
+
+def _child_run(handle: Handle, user: pwd.struct_passwd, staging: str,
+               work: Callable[[DownloadProgressCallback, EventCallback],
+                              Coroutine[Any, Any, Any]],
+               fd: int) -> None:
+    """In the child: become the user, run ``work`` writing only to ``staging``, report."""
+    try:
+        # what the transfers import lazily, loaded while the interpreter's files are
+        # certainly readable (the user may not be able to read them)
+        import asyncio.subprocess  # noqa: F401
+        import concurrent.futures.thread  # noqa: F401
+        os.setgroups([])
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+        if not handle.options.disable_sandbox_filesystem:
+            _confine_writes(staging)
+        # the cache is read as before; the only writable place is the staging directory
+        handle.options.cachedirs = [staging, *handle.options.cachedirs]
+        got: Any = asyncio.run(work(lambda p: _send(fd, ("progress", p)),
+                               lambda e: _send(fd, ("event", e))))
+        _send(fd, ("done", got))
+    except AlpmError as exc:
+        _send(fd, ("error", exc.code.value, exc.message))
+    except BaseException as exc:   # noqa: BLE001 - everything must reach the parent
+        _send(fd, ("error", ErrorCode.SYSTEM.value, f"download process failed: {exc}"))
+
+
+async def _as_user(handle: Handle, user: pwd.struct_passwd,
+                   work: Callable[[DownloadProgressCallback, EventCallback],
+                                  Coroutine[Any, Any, Any]],
+                   progress: DownloadProgressCallback | None, event: EventCallback | None,
+                   cancel: asyncio.Event | None) -> tuple[Any, Callable[[str], str]]:
+    """Run a download ``work`` as ``DownloadUser`` (pacman 7's download sandbox, user part).
+
+    A child process drops to the user's uid/gid (no supplementary groups), is
+    confined by Landlock to writing below a fresh ``download-*`` directory of the
+    cache (unless ``DisableSandbox``/``DisableSandboxFilesystem``) and works there;
+    its events and progress come back over a pipe. Every file it left there is
+    then moved into the cache and given back to root, so the user never owns
+    anything in the cache. Returns the child's result and the mapping of a
+    staging path to its final place.
+    """
+    dest_dir = download_dir(handle)
+    staging = tempfile.mkdtemp(prefix="download-", dir=dest_dir)
+    os.chown(staging, user.pw_uid, user.pw_gid)
+    rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(rfd)
+        try:
+            _child_run(handle, user, staging, work, wfd)
+        finally:
+            os._exit(0)
+    os.close(wfd)
+
+    def pump() -> tuple[Any, ...]:
+        while (msg := _receive(rfd)) is not None:
+            if msg[0] == "progress" and progress is not None:
+                progress(msg[1])
+            elif msg[0] == "event" and event is not None:
+                event(msg[1])
+            elif msg[0] in ("done", "error"):
+                return msg
+        return ("error", ErrorCode.SYSTEM.value, "download process ended without a result")
+
+    def final(path: str) -> str:
+        return os.path.join(dest_dir, os.path.basename(path)) \
+            if os.path.dirname(path) == staging else path
+
+    try:
+        try:
+            outcome = await _cancellable(asyncio.to_thread(pump), cancel)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+            raise
+        finally:
+            await asyncio.to_thread(os.waitpid, pid, 0)
+            os.close(rfd)
+        for entry in os.scandir(staging):
+            if entry.is_file(follow_symlinks=False) and not entry.name.endswith(".part"):
+                os.chown(entry.path, os.geteuid(), os.getegid())
+                os.replace(entry.path, final(entry.path))
+        if outcome[0] == "error":
+            raise AlpmError(ErrorCode(outcome[1]), outcome[2])
+        return outcome[1], final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _pkg_level(pkg: Package, handle: Handle) -> SigLevel:
     repo = pkg.db.repo if isinstance(pkg.db, SyncDatabase) else None
     return repo.siglevel if repo is not None else handle.options.siglevel
@@ -973,6 +1171,172 @@ def _pkg_level(pkg: Package, handle: Handle) -> SigLevel:
 def _wants_sig(pkg: Package, handle: Handle) -> bool:
     return (_pkg_level(pkg, handle).package.check is not SigCheck.NEVER
             and not pkg.base64_sig)
+
+
+# -- package URLs (-U URL) -------------------------------------------------------------------
+
+
+@dataclass
+class UrlFailure:
+    """A URL that could not be fetched: the name shown, the host, curl's wording of why."""
+
+    url: str
+    name: str
+    host: str
+    reason: str
+
+
+@dataclass
+class UrlFetch:
+    """What :func:`fetch_urls` got: ``url -> local path`` and the failures."""
+
+    paths: dict[str, str] = field(default_factory=dict)
+    failures: list[UrlFailure] = field(default_factory=list)
+
+
+def _url_name(url: str) -> str:
+    return url.rstrip("?").split("?", 1)[0].rsplit("/", 1)[-1]
+
+
+def url_cached(handle: Handle, url: str) -> str | None:
+    """The cached file a package URL names, if any (pacman downloads nothing then)."""
+    name = _url_name(url)
+    if not name:
+        return None
+    for d in handle.options.cachedirs:
+        path = os.path.join(d, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _disposition_name(value: str | None) -> str | None:
+    if not value:
+        return None
+    msg = email.message.Message()
+    msg["content-disposition"] = value
+    name = msg.get_filename()
+    return os.path.basename(name) if name else None
+
+
+async def fetch_urls(handle: Handle, urls: Sequence[str], *,
+                     event: EventCallback | None = None,
+                     settings: DownloadSettings | None = None,
+                     cancel: asyncio.Event | None = None,
+                     _sandboxed: bool = False) -> UrlFetch:
+    """Fetch package URLs into the cache as pacman's ``alpm_fetch_pkgurl`` (``-U URL``).
+
+    A URL whose file name is already cached is not fetched. Otherwise the file is
+    written under the URL's name when it looks like a package (``.pkg``), else
+    under a temporary ``alpmtmp.*`` name, and renamed after the transfer to the
+    server's ``Content-Disposition`` name or, failing that, the name in the URL
+    the redirects ended at. The detached ``.sig`` is fetched too when SigLevel
+    checks package signatures (its absence is an error only when they are
+    required). With ``DownloadUser`` the transfers run as that user.
+    """
+    settings = settings or DEFAULT_SETTINGS
+    result = UrlFetch()
+    todo: list[str] = []
+    for url in urls:
+        cached = url_cached(handle, url)
+        if cached is not None:
+            result.paths[url] = cached
+        else:
+            todo.append(url)
+    if not todo:
+        return result
+    user = _download_user(handle)
+    if user is not None and not _sandboxed:
+        got, final = await _as_user(
+            handle, user, lambda _p, e: fetch_urls(handle, todo, event=e, settings=settings,
+                                                   _sandboxed=True),
+            None, event, cancel)
+        result.paths.update({url: final(path) for url, path in got.paths.items()})
+        result.failures += got.failures
+        return result
+    dest_dir = download_dir(handle)
+    level = handle.options.siglevel.package.check   # libalpm looks at SigLevel here
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout,
+                                    sock_read=None if handle.options.disable_download_timeout
+                                    else settings.stall_time)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                     headers={"User-Agent": "alpmd (pacman compatible)"},
+                                     timeout=timeout) as session:
+        for url in todo:
+            got = await _cancellable(_fetch_url(session, url, dest_dir, event), cancel)
+            if isinstance(got, UrlFailure):
+                result.failures.append(got)
+                continue
+            result.paths[url] = got
+            if level is SigCheck.NEVER:
+                continue
+            sig = await _cancellable(_fetch_url(session, url + ".sig", dest_dir, None,
+                                                dest=got + ".sig"), cancel)
+            if isinstance(sig, UrlFailure) and level is SigCheck.REQUIRED:
+                result.failures.append(sig)
+    return result
+
+
+def _copy_url(url: str, tmp: str, dest: str | None, dest_dir: str, shown: str) -> str | UrlFailure:
+    """A ``file://`` URL: copied into the cache like any download (curl does that for pacman)."""
+    source = urllib.parse.unquote(url[len("file://"):])
+    try:
+        shutil.copyfile(source, tmp)
+    except OSError:
+        _unlink(tmp)
+        return UrlFailure(url, _url_name(url) or shown, "disk", f"Couldn't open file {source}")
+    final = dest or os.path.join(dest_dir, _url_name(url) or shown)
+    _commit(tmp, final)
+    return final
+
+
+async def _fetch_url(session: aiohttp.ClientSession, url: str, dest_dir: str,
+                     event: EventCallback | None, dest: str | None = None) -> str | UrlFailure:
+    """One URL into ``dest_dir`` (or exactly ``dest``): the final path or why it failed."""
+    remote = _url_name(url)
+    if dest is not None:
+        tmp = dest + ".part"
+    elif ".pkg" in remote:
+        tmp = os.path.join(dest_dir, remote + ".part")
+    else:
+        fd, tmp = tempfile.mkstemp(prefix="alpmtmp.", dir=dest_dir)
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+    shown = os.path.basename(tmp[:-len(".part")] if tmp.endswith(".part") else tmp)
+    parsed = yarl.URL(url)
+    where = f"{parsed.host or ''}:{parsed.explicit_port}" if parsed.explicit_port \
+        else parsed.host or ""
+    if event is not None:
+        event(DownloadStarted(shown, None))
+    if url.startswith("file://"):
+        return _copy_url(url, tmp, dest, dest_dir, shown)
+    try:
+        async with session.get(url, allow_redirects=True) as resp:
+            if resp.status >= 400:
+                _unlink(tmp)
+                return UrlFailure(url, _url_name(url) or shown, where,
+                                  f"The requested URL returned error: {resp.status}")
+            with open(tmp, "wb") as f:
+                async for chunk in resp.content.iter_chunked(_READ):
+                    f.write(chunk)
+            final_name = _disposition_name(resp.headers.get("Content-Disposition"))
+            effective = _url_name(str(resp.url))
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        _unlink(tmp)
+        return UrlFailure(url, _url_name(url) or shown, where, _why(exc))
+    if dest is not None:
+        final = dest
+    elif final_name:
+        final = os.path.join(dest_dir, final_name)
+    elif effective:
+        final = os.path.join(dest_dir, effective)
+    else:
+        final = tmp[:-len(".part")] if tmp.endswith(".part") else tmp
+    _commit(tmp, final)
+    return final
 
 
 # -- databases -----------------------------------------------------------------------------

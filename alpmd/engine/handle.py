@@ -96,6 +96,8 @@ class Options:
     parallel_downloads: int = 1
     disable_download_timeout: bool = False
     xfer_command: str | None = None
+    download_user: str | None = None
+    disable_sandbox_filesystem: bool = False
     siglevel: SigLevel = DEFAULT_SIGLEVEL
     local_file_siglevel: SigLevel = DEFAULT_SIGLEVEL
     remote_file_siglevel: SigLevel = DEFAULT_SIGLEVEL
@@ -153,6 +155,8 @@ class Options:
             parallel_downloads=config.parallel_downloads,
             disable_download_timeout=config.disable_download_timeout,
             xfer_command=config.xfer_command,
+            download_user=config.download_user,
+            disable_sandbox_filesystem=config.disable_sandbox_filesystem,
             siglevel=config.siglevel,
             local_file_siglevel=config.local_file_siglevel,
             remote_file_siglevel=config.remote_file_siglevel,

@@ -8,9 +8,10 @@
   keeps are left in place; everything else of the old version is removed and
   the new version extracted afterwards.
 * A backup file whose md5 differs from the recorded one is renamed to
-  ``.pacsave`` (unless NOSAVE).
+  ``.pacsave`` (unless NOSAVE), older copies shifted to ``.pacsave.1``, ``.2``...
 * A directory is kept when it is not empty, is a mount point, is in the new
-  package, or another installed package owns it.
+  package, or another installed package owns it. A directory replaced by a
+  symlink is unlinked as the symlink it now is.
 
 Paths are checked to resolve inside the root before anything is unlinked, so
 a symlinked directory pointing out of the root never makes us delete there.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from collections.abc import Collection
 
@@ -75,16 +77,54 @@ class _Remover:
                 return pkg.name
         return None
 
+    def shift_pacsave(self, full: str) -> None:
+        """Make room for a new ``.pacsave``: ``.pacsave.N`` -> ``.N+1``, ``.pacsave`` -> ``.1``.
+
+        libalpm's shift_pacsave: the newest copy is always ``.pacsave``; the highest
+        number found decides where shifting starts (gaps are shifted over, a missing
+        one is reported and skipped). The file name is used as a regular expression
+        unescaped, as libalpm does; a name that is no valid expression shifts nothing.
+        """
+        dirname, base = os.path.split(full)
+        try:
+            pattern = re.compile(f"^{base}\\.pacsave\\.([0-9]+)$")
+            names = os.listdir(dirname or "/")
+        except (re.error, OSError):
+            return
+        top = 0
+        for name in names:
+            if pattern.search(name):
+                digits = name[len(base) + len(".pacsave."):]
+                num = re.match(r"[0-9]*", digits)
+                top = max(top, int(num.group(0)) if num and num.group(0) else 0)
+        for i in range(top + 1, 1, -1):
+            src, dst = f"{full}.pacsave.{i - 1}", f"{full}.pacsave.{i}"
+            try:
+                os.rename(src, dst)
+            except OSError as exc:
+                self.handle.log(LogLevel.DEBUG, f"could not rename {src} to {dst} "
+                                                  f"({exc.strerror})")
+        if os.path.exists(full + ".pacsave"):
+            try:
+                os.rename(full + ".pacsave", full + ".pacsave.1")
+            except OSError as exc:
+                self.handle.log(LogLevel.DEBUG, f"could not rename {full}.pacsave to "
+                                                  f"{full}.pacsave.1 ({exc.strerror})")
+
     def unlink(self, path: str) -> bool:
         """Remove one path of the old package; False on an error (reported)."""
-        full = self.root + path
+        # Without its trailing slash, a directory the administrator replaced with a
+        # symlink is seen as the symlink: it is unlinked, never followed (libalpm).
+        # Files listed below it were reached through it first, like libalpm, unless
+        # it leads out of the root (then they are refused, unlike libalpm).
+        full = (self.root + path).rstrip("/") or "/"
+        try:
+            st = os.lstat(full)
+        except OSError:
+            return True  # nothing there (also not where a symlink leads)
         if not self.inside(path):
             self.error(f"not removing {full}: it resolves outside the root")
             return False
-        try:
-            st = os.lstat(full)  # a trailing slash follows a symlinked directory, as libalpm
-        except OSError:
-            return True
         if stat.S_ISDIR(st.st_mode):
             try:
                 with os.scandir(full) as it:
@@ -94,7 +134,7 @@ class _Remover:
             if has_files or path in self.new_files:
                 return True
             try:
-                parent = os.stat(full.rstrip("/") + "/..")
+                parent = os.stat(full + "/..")
                 if parent.st_dev != st.st_dev:
                     return True  # a mount point
             except OSError:
@@ -113,13 +153,14 @@ class _Remover:
             current = md5_file(full)
             if current is not None and current != recorded:
                 saved = full + ".pacsave"
+                self.shift_pacsave(full)
                 try:
                     os.rename(full, saved)
                 except OSError as exc:
                     self.error(f"could not rename {full} to {saved} ({exc.strerror})")
                     return False
                 if self.event is not None:
-                    self.event(PacsaveCreated(old=self.old, file=saved))
+                    self.event(PacsaveCreated(old=self.old, file=full))
                 self.handle.logaction("ALPM", f"warning: {full} saved as {saved}")
                 return True
         try:

@@ -125,6 +125,8 @@ class Plan:
     reason: dict[str, Reason] = field(default_factory=dict)
     replaces: dict[str, list[Package]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: names the user asked for (not pulled in as dependencies, upgrades or by -s/-c)
+    explicit: set[str] = field(default_factory=set)
 
     def operation(self, pkg: Package, localdb: LocalDatabase) -> Operation:
         """What happens to ``pkg``: compared with the installed version for added ones."""
@@ -170,6 +172,20 @@ def should_ignore(handle: Handle, pkg: Package) -> bool:
     if opts.ignoregroup:
         return any(_fnmatch_patterns(opts.ignoregroup, g) for g in pkg.groups)
     return False
+
+
+def invalid_arch(handle: Handle, pkgs: Iterable[Package]) -> list[str]:
+    """``name-version-arch`` of the packages not built for a configured Architecture.
+
+    libalpm's check_arch: only the transaction's own targets (before dependencies
+    are resolved); ``any`` and packages without an arch always pass; no configured
+    architecture means no check.
+    """
+    arches = handle.options.architectures
+    if not arches:
+        return []
+    return [f"{p.name}-{p.version}-{p.arch}" for p in pkgs
+            if p.arch and p.arch != "any" and p.arch not in arches]
 
 
 def held_targets(handle: Handle, plan: Plan) -> list[Package]:
@@ -929,6 +945,11 @@ def resolve_sync(handle: Handle, targets: Sequence[str], *, files: Sequence[Pack
                         targets=missing)
     if sysupgrade:
         r.sysupgrade(sysupgrade >= 2)
+    invalid = invalid_arch(handle, r.add)
+    if invalid:
+        raise AlpmError(ErrorCode.PKG_INVALID_ARCH,
+                        f"package architecture is not valid: {', '.join(invalid)}",
+                        packages=invalid)
 
     if not flags & TransFlag.NODEPS and r.add:
         r.emit(ResolveDeps())
@@ -1006,7 +1027,7 @@ def resolve_sync(handle: Handle, targets: Sequence[str], *, files: Sequence[Pack
             reason[pkg.name] = Reason.DEPEND
     replaces = {p.name: list(r.removes[p.name]) for p in add if r.removes.get(p.name)}
     return Plan(add=add, remove=remove, reason=reason, replaces=replaces,
-                warnings=r.warnings)
+                warnings=r.warnings, explicit=set(r.explicit))
 
 
 def resolve_remove(handle: Handle, targets: Sequence[str], *, flags: TransFlag = TransFlag.NONE,
@@ -1044,6 +1065,7 @@ def resolve_remove(handle: Handle, targets: Sequence[str], *, flags: TransFlag =
     if missing:
         raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"target not found: {', '.join(missing)}",
                         targets=missing)
+    named = {p.name for p in r.remove}
 
     recurse = bool(flags & (TransFlag.RECURSE | TransFlag.RECURSEALL))
     explicit_too = bool(flags & TransFlag.RECURSEALL)
@@ -1089,7 +1111,7 @@ def resolve_remove(handle: Handle, targets: Sequence[str], *, flags: TransFlag =
     remove = r.remove
     if not flags & TransFlag.NODEPS:
         remove = r.sortbydeps(r.remove, (), reverse=True)
-    return Plan(add=[], remove=remove, warnings=r.warnings)
+    return Plan(add=[], remove=remove, warnings=r.warnings, explicit=named)
 
 
 def _recursedeps(r: _Resolver, include_explicit: bool) -> None:

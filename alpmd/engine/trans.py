@@ -74,6 +74,7 @@ from alpmd.engine.journal import (
     staging_prefix,
     sweep_staging,
 )
+from alpmd.engine.ldconfig import run_ldconfig
 from alpmd.engine.package import Origin, Package, Part
 from alpmd.engine.version import vercmp
 
@@ -377,6 +378,7 @@ class Transaction:
                 self._add_one(item, n, total)
             self._journal.end()
             self._journal = None
+            run_ldconfig(self.handle, event=self.event_cb)
             self._event(TransactionStep(done=True))
             ok = True
         except BaseException as exc:

@@ -54,6 +54,8 @@ class Fault:
     stall_after: int | None = None       # send this many bytes, then nothing (connection open)
     drip: float | None = None            # after stall_after bytes, one byte every `drip` s
     redirect: str | None = None          # 302 to this base URL + the path
+    redirect_url: str | None = None      # 302 to exactly this URL
+    disposition: str | None = None       # Content-Disposition: attachment; filename="..."
     no_range: bool = False               # ignore Range (always 200 with the whole file)
     latency: float = 0.0                 # extra delay before the answer
     times: int | None = None             # apply only this many times
@@ -224,6 +226,9 @@ class MirrorServer:
         if fault and fault.redirect:
             rec.status = 302
             raise web.HTTPFound(fault.redirect.rstrip("/") + "/" + path)
+        if fault and fault.redirect_url:
+            rec.status = 302
+            raise web.HTTPFound(fault.redirect_url)
         if fault and fault.status:
             rec.status = fault.status
             return web.Response(status=fault.status, text=f"injected {fault.status}\n")
@@ -259,6 +264,8 @@ class MirrorServer:
                 headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         if self.ranges:
             headers["Accept-Ranges"] = "bytes"
+        if fault and fault.disposition:
+            headers["Content-Disposition"] = f'attachment; filename="{fault.disposition}"'
         rec.status = status
         resp = web.StreamResponse(status=status, headers=headers)
         extra = fault.extra if fault else b""
