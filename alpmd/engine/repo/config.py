@@ -15,6 +15,8 @@ An INI file: ``[options]`` for the tree, one section per repository::
     # Architectures = x86_64    (default: the tree's)
     # Allow = alice @packagers  (who may release here; default: anyone who can write)
     [core-debug]
+    [testing]
+    Testing = yes               (default: yes for names ending in testing or staging)
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class RepoSection:
     arches: list[str]
     #: user names, and group names prefixed with ``@``; empty allows everyone
     allow: list[str] = field(default_factory=list)
+    #: a testing (or staging) repository: a pkgbase may be here and in one stable one
+    testing: bool = False
 
 
 @dataclass
@@ -86,6 +90,9 @@ class TreeConfig:
         """The repository debug packages of ``repo`` go to, when one is configured."""
         name = repo + DEBUG_SUFFIX
         return name if not repo.endswith(DEBUG_SUFFIX) and name in self.repos else None
+
+    def is_testing(self, repo: str) -> bool:
+        return self.repo(self.main_repo(repo)).testing
 
     def main_repo(self, repo: str) -> str:
         """``core`` for ``core-debug`` (when ``core`` is configured), else ``repo`` itself."""
@@ -183,7 +190,10 @@ def load_tree_config(root: str) -> TreeConfig:
             raise AlpmError(ErrorCode.CONFIG_INVALID,
                             f"{path}: [{name}] architecture {unknown[0]} is not in [options]",
                             path=path)
-        repos[name] = RepoSection(name, repo_arches, _words(sec.get("Allow", "")))
+        main = name.removesuffix(DEBUG_SUFFIX)
+        testing = sec.get("Testing", "yes" if main.endswith(("testing", "staging")) else "no")
+        repos[name] = RepoSection(name, repo_arches, _words(sec.get("Allow", "")),
+                                  testing.lower() in ("yes", "true", "1"))
     keyring = opts.get("Keyring") or None
     return TreeConfig(
         root=root, arches=arches, repos=repos, compression=compression,
@@ -211,4 +221,5 @@ def write_tree_config(cfg: TreeConfig) -> str:
             lines.append(f"Architectures = {' '.join(section.arches)}")
         if section.allow:
             lines.append(f"Allow = {' '.join(section.allow)}")
+        lines.append(f"Testing = {'yes' if section.testing else 'no'}")
     return "\n".join(lines) + "\n"

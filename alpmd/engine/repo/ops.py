@@ -158,11 +158,13 @@ def _plan_add(tree: Tree, plan: Plan, repo: str, arch: str, incoming: Sequence[I
         debug = cfg.debug_repo(repo)
         own = {repo} | ({debug} if debug else set())
         current = view.by_base(base)
-        elsewhere = sorted({r.repo for r in current if r.repo not in own})
+        testing = cfg.is_testing(repo)
+        elsewhere = sorted({r.repo for r in current
+                            if r.repo not in own and cfg.is_testing(r.repo) == testing})
         if elsewhere:
             raise AlpmError(ErrorCode.TRANS_DUP_TARGET,
                             f"{base} is already in repository '{elsewhere[0]}' "
-                            f"(use move to change its repository)", package=base)
+                            "(use move to change its repository)", package=base)
         landing: dict[tuple[str, str], list[Incoming]] = {}
         for inc, target, arches in group.packages:
             for a in arches:
@@ -324,7 +326,8 @@ def move(tree: Tree, src: str, dst: str, arch: str, bases: Sequence[str], *, use
             if not rows:
                 raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"{base} is not in {src} {arch}",
                                 package=base)
-            third = sorted({r.repo for r in current} - src_own - dst_own)
+            third = sorted(r for r in {r.repo for r in current} - src_own - dst_own
+                           if cfg.is_testing(r) == cfg.is_testing(dst))
             if third:
                 raise AlpmError(ErrorCode.TRANS_DUP_TARGET,
                                 f"{base} is also in repository '{third[0]}'", package=base)

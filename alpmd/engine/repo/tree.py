@@ -99,7 +99,8 @@ def init_tree(root: str, repos: list[str], arches: list[str], *, keyring: str | 
         raise AlpmError(ErrorCode.WRONG_ARGS, "init needs --repos and --arches")
     os.makedirs(root, exist_ok=True)
     cfg = TreeConfig(root=root, arches=list(arches),
-                     repos={r: RepoSection(r, list(arches)) for r in repos},
+                     repos={r: RepoSection(r, list(arches), testing=r.removesuffix(
+                         "-debug").endswith(("testing", "staging"))) for r in repos},
                      compression=compression, keyring=os.path.abspath(keyring) if keyring else None,
                      siglevel=siglevel or ("Required" if keyring else "Never"),
                      staging=os.path.join(root, "staging"), sign_key=sign_key)

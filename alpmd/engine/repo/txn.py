@@ -186,7 +186,9 @@ def commit(cfg: TreeConfig, tracking: Tracking, plan: Plan) -> None:
         pairs = [(os.path.join(d, f"{n}.new-{txid}"), os.path.join(d, n)) for n in names]
         (gaining if after - before else losing).extend(pairs)
     renames = gaining + losing
-    journal: dict[str, object] = {"txid": txid, "renames": renames, "links": links, "unlinks": unlinks,
+    dblinks = [pair for repo, arch in sorted(now_rows) for pair in db_links(cfg, repo, arch)]
+    journal: dict[str, object] = {"txid": txid, "renames": renames, "links": links,
+                                  "dblinks": dblinks, "unlinks": unlinks,
                "pool": sorted(plan.pool), "cleared": plan.cleared}
     jpath = os.path.join(cfg.state_dir, JOURNAL_NAME)
     _write_durably(jpath, json.dumps(journal).encode())
@@ -263,6 +265,10 @@ def finish(cfg: TreeConfig, journal: dict[str, object]) -> None:
         except FileNotFoundError:
             pass  # renamed before the crash
         dirs.add(os.path.dirname(dest))
+    dblinks = journal.get("dblinks", [])
+    assert isinstance(dblinks, list)
+    for path, target in dblinks:
+        _ensure_link(path, target)
     for d in sorted(dirs):
         fsync_dir(d)
     for path in unlinks:
