@@ -437,7 +437,6 @@ def import_db(tree: Tree, repo: str, arch: str, dbfile: str, *, user: str) -> Pl
                             files_texts[d] = data
         handle = _handle(cfg)
         plan = Plan()
-        view = _View(tree, plan)
         now = int(time.time())
         bases: dict[str, str] = {}
         for path, data in members:
@@ -462,7 +461,7 @@ def import_db(tree: Tree, repo: str, arch: str, dbfile: str, *, user: str) -> Pl
             if sig is None and meta.base64_sig:
                 sig = decode_signature(meta.base64_sig)
             base = meta.base or meta.name
-            if view.by_base(base):
+            if base not in bases and tree.tracking.by_base(base):
                 raise AlpmError(ErrorCode.TRANS_DUP_TARGET,
                                 f"{base} is already in the tree", package=base)
             files = files_texts.get(d) if cfg.files else None
