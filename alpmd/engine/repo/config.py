@@ -204,11 +204,18 @@ def load_tree_config(root: str) -> TreeConfig:
         files=opts.get("Files", "yes").lower() in ("yes", "true", "1"))
 
 
+def _relative(path: str, root: str) -> str:
+    """``path`` relative to the tree when inside it (a copied tree keeps working)."""
+    rel = os.path.relpath(path, root)
+    return path if rel.startswith("..") else rel
+
+
 def write_tree_config(cfg: TreeConfig) -> str:
     """The text of ``alpm-repo.conf`` for ``cfg``."""
     lines = ["[options]", f"Architectures = {' '.join(cfg.arches)}",
              f"Compression = {cfg.compression}", f"SigLevel = {cfg.siglevel}",
-             f"Staging = {cfg.staging}", f"LockTimeout = {cfg.lock_timeout:g}"]
+             f"Staging = {_relative(cfg.staging, cfg.root)}",
+             f"LockTimeout = {cfg.lock_timeout:g}"]
     if cfg.keyring:
         lines.append(f"Keyring = {cfg.keyring}")
     if cfg.sign_key:
