@@ -27,6 +27,7 @@ BENCHMARKS: list[str] = [
     "download",
     "install",
     "dbus",
+    "repo",
 ]
 
 

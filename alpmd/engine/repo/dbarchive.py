@@ -12,10 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-import libarchive
-from libarchive import ffi
-from libarchive.entry import ArchiveEntry, FileType
-
 from alpmd.engine.errors import AlpmError, ErrorCode
 
 #: compression -> (libarchive filter, options); gzip without a timestamp like ``gzip -n``.
@@ -31,13 +27,12 @@ FILTERS: dict[str, tuple[str | None, str]] = {
 Entry = tuple[str, int, list[tuple[str, bytes]]]
 
 
-def entry_order(dirname: str) -> bytes:
-    """The sort key of an entry directory (repo-add's glob in the C locale)."""
-    return dirname.encode("utf-8", "surrogateescape")
-
-
 def write_db_archive(path: str, compression: str, entries: Iterable[Entry]) -> None:
     """Write ``entries`` (already sorted) to ``path`` and make it durable."""
+    import libarchive  # libarchive-c: imported on first write (its import searches the library)
+    from libarchive import ffi
+    from libarchive.entry import ArchiveEntry, FileType
+
     filter_name, options = FILTERS[compression]
     try:
         with libarchive.file_writer(path, "pax_restricted", filter_name,

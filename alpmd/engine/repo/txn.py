@@ -155,8 +155,10 @@ def commit(cfg: TreeConfig, tracking: Tracking, plan: Plan) -> None:
     """Carry out ``plan`` atomically (the caller holds the lock and has recovered)."""
     txid = uuid.uuid4().hex
     now_rows: dict[tuple[str, str], dict[str, Row]] = {}
+    before_files: dict[tuple[str, str], set[str]] = {}
     for repo, arch in plan.affected():
         rows = {r.name: r for r in tracking.rows(repo, arch)}
+        before_files[(repo, arch)] = {r.filename for r in rows.values()}
         for (r, a, n) in plan.drops:
             if (r, a) == (repo, arch):
                 rows.pop(n, None)
@@ -172,7 +174,7 @@ def commit(cfg: TreeConfig, tracking: Tracking, plan: Plan) -> None:
     losing: list[tuple[str, str]] = []
     for (repo, arch), rows in sorted(now_rows.items()):
         d = cfg.arch_dir(repo, arch)
-        before = {r.filename for r in tracking.rows(repo, arch)}
+        before = before_files[(repo, arch)]
         after = {r.filename for r in rows.values()}
         for fn in sorted(after - before):
             links.append((os.path.join(d, fn), _link_target(fn)))
