@@ -43,7 +43,7 @@ from typing import Any
 
 from alpmd.engine.formats.desc import Backup, PkgMeta, Reason
 from alpmd.engine.formats.files import FileList
-from alpmd.engine.repo.dbarchive import FILTERS as DB_FILTERS
+from alpmd.engine.repo.config import COMPRESSIONS as DB_COMPRESSIONS
 from alpmd.engine.repo.dbarchive import write_db_archive
 
 __all__ = [
@@ -1374,9 +1374,9 @@ def _with_dirs(paths: Iterable[str]) -> list[str]:
 
 # -- writing sync databases -----------------------------------------------------------
 
-#: compression name -> (libarchive filter, options); gzip without a timestamp so the same
-#: seed gives the same bytes (repo-add runs ``gzip -n`` likewise). The engine's writer.
-_DB_COMPRESSIONS = DB_FILTERS
+#: The compressions the engine's database writer knows (repo-add's); gzip without a
+#: timestamp, so the same seed gives the same bytes (repo-add runs ``gzip -n`` likewise).
+_DB_COMPRESSIONS = DB_COMPRESSIONS
 
 
 def _files_path_for(path: Path) -> Path:

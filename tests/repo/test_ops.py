@@ -229,3 +229,35 @@ def test_failed_command_leaves_tree_untouched_on_disk(tree: Tree, packager: Pack
     with pytest.raises(AlpmError):
         ops.move(tree, "extra", "nosuch", ARCH, ["foo"], user="t")
     assert snapshot(tree) == before
+
+
+def test_changes_to_a_large_repository_rewrite_only_what_changed(plain_tree: Tree,
+                                                                 packager: Packager) -> None:
+    from alpmd.engine.formats.desc import PkgMeta, write_sync_desc
+    from alpmd.engine.repo.dbarchive import CHUNK
+    from alpmd.engine.repo.tracking import Row
+    from alpmd.engine.repo.txn import Plan, commit
+
+    t = plain_tree
+    plan = Plan()
+    for i in range(CHUNK * 4):
+        m = PkgMeta(name=f"lib{i:04d}", version="1.0-1", arch="any",
+                    filename=f"lib{i:04d}-1.0-1-any.pkg.tar.zst")
+        plan.put(Row("extra", ARCH, m.name, m.name, m.version, m.filename or "", "any", "",
+                     0, "", "seed", 0, write_sync_desc(m).encode(), b"%FILES%\n"))
+        (Path(t.cfg.pool) / (m.filename or "")).write_bytes(b"")  # check wants pool files
+    commit(t.cfg, t.tracking, plan)
+    db = Path(t.cfg.arch_dir("extra", ARCH)) / "extra.db.tar.gz"
+    before = db.read_bytes()
+    add(t, "extra", ARCH, packager.pkg("lib0300a"))
+    after = db.read_bytes()
+    index = t.tracking.chunks("extra", ARCH, "db")
+    assert index is not None and len(index[1]) == 4
+    unchanged = [c for c in index[1] if after[c.offset:c.offset + c.length] in before]
+    assert len(unchanged) == 3
+    ops.remove(t, "extra", ARCH, ["lib0001", "lib0500"], user="t")
+    assert len(names(t, "extra", ARCH)) == CHUNK * 4 - 1
+    assert ops.check(t).ok
+    full = ops.check(t, repair=True)   # a full rewrite gives the same entries
+    assert full.ok
+    assert len(names(t, "extra", ARCH)) == CHUNK * 4 - 1

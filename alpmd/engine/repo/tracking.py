@@ -10,12 +10,14 @@ database (what makes a one-package change on a large repository fast).
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.repo.dbarchive import Chunk, Entry, key
 
 TRACKING_NAME = "tracking.sqlite"
 
@@ -25,8 +27,9 @@ CREATE TABLE IF NOT EXISTS entries (
     base TEXT NOT NULL, version TEXT NOT NULL, filename TEXT NOT NULL,
     pkgarch TEXT NOT NULL, packager TEXT NOT NULL, builddate INTEGER NOT NULL,
     sha256 TEXT NOT NULL, released_by TEXT NOT NULL, released_at INTEGER NOT NULL,
-    desc BLOB NOT NULL, files BLOB,
+    desc BLOB NOT NULL, files BLOB, dirname TEXT NOT NULL,
     PRIMARY KEY (repo, arch, name));
+CREATE INDEX IF NOT EXISTS entries_dirname ON entries (repo, arch, dirname);
 CREATE INDEX IF NOT EXISTS entries_base ON entries (base);
 CREATE INDEX IF NOT EXISTS entries_filename ON entries (filename);
 CREATE TABLE IF NOT EXISTS history (
@@ -35,6 +38,9 @@ CREATE TABLE IF NOT EXISTS history (
     detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_base ON history (base);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dbfiles (
+    repo TEXT NOT NULL, arch TEXT NOT NULL, kind TEXT NOT NULL, identity TEXT NOT NULL,
+    chunks TEXT NOT NULL, PRIMARY KEY (repo, arch, kind));
 """
 
 _COLUMNS = ("repo, arch, name, base, version, filename, pkgarch, packager, builddate, sha256, "
@@ -117,6 +123,33 @@ class Tracking:
             return self._rows("WHERE repo = ? ORDER BY arch, name", (repo,))
         return self._rows("WHERE repo = ? AND arch = ? ORDER BY name", (repo, arch))
 
+    def rows_between(self, repo: str, arch: str, lo: str | None, hi: str | None) -> list[Row]:
+        """The rows of one database whose entry directories lie in ``[lo, hi)``."""
+        where = "WHERE repo = ? AND arch = ?"
+        args: list[object] = [repo, arch]
+        if lo is not None:
+            where += " AND dirname >= ?"
+            args.append(lo)
+        if hi is not None:
+            where += " AND dirname < ?"
+            args.append(hi)
+        return self._rows(where, args)
+
+    def filename_used(self, repo: str, arch: str, filename: str, besides: set[str]) -> bool:
+        """Whether a row of the database other than the names ``besides`` has ``filename``."""
+        cur = self.conn.execute("SELECT name FROM entries WHERE repo = ? AND arch = ? AND "
+                                "filename = ?", (repo, arch, filename))
+        return any(r[0] not in besides for r in cur)
+
+    def chunks(self, repo: str, arch: str, kind: str) -> tuple[str, list[Chunk]] | None:
+        """The chunk index recorded for a database file, with the file's identity."""
+        cur = self.conn.execute("SELECT identity, chunks FROM dbfiles WHERE repo = ? AND "
+                                "arch = ? AND kind = ?", (repo, arch, kind))
+        got = cur.fetchone()
+        if got is None:
+            return None
+        return str(got[0]), [Chunk(*c) for c in json.loads(got[1])]
+
     def by_base(self, base: str) -> list[Row]:
         return self._rows("WHERE base = ?", (base,))
 
@@ -142,18 +175,25 @@ class Tracking:
     # -- writing ------------------------------------------------------------------------
 
     def apply(self, txid: str, drops: Iterable[tuple[str, str, str]], puts: Iterable[Row],
-              history: Iterable[HistoryEntry]) -> None:
+              history: Iterable[HistoryEntry],
+              chunks: Iterable[tuple[str, str, str, str, list[Chunk]]] = ()) -> None:
         """One atomic change, marked with the journal's ``txid`` (how recovery knows it)."""
         c = self.conn
         try:
             c.execute("BEGIN IMMEDIATE")
             c.executemany("DELETE FROM entries WHERE repo = ? AND arch = ? AND name = ?",
                           list(drops))
-            c.executemany(f"INSERT OR REPLACE INTO entries ({_COLUMNS}) VALUES "
-                          "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            c.executemany(f"INSERT OR REPLACE INTO entries ({_COLUMNS}, dirname) VALUES "
+                          "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                           [(r.repo, r.arch, r.name, r.base, r.version, r.filename, r.pkgarch,
                             r.packager, r.builddate, r.sha256, r.released_by, r.released_at,
-                            r.desc, r.files) for r in puts])
+                            r.desc, r.files, r.dirname) for r in puts])
+            c.executemany("INSERT OR REPLACE INTO dbfiles (repo, arch, kind, identity, chunks) "
+                          "VALUES (?,?,?,?,?)",
+                          [(repo, arch, kind, ident,
+                            json.dumps([[ch.first, ch.offset, ch.length, ch.count]
+                                        for ch in index]))
+                           for repo, arch, kind, ident, index in chunks])
             c.executemany("INSERT INTO history (at, user, action, repo, arch, base, version, "
                           "detail) VALUES (?,?,?,?,?,?,?,?)",
                           [(h.at, h.user, h.action, h.repo, h.arch, h.base, h.version, h.detail)
@@ -167,11 +207,12 @@ class Tracking:
                             path=self.path) from exc
 
 
-def iter_entries(rows: Iterable[Row], files: bool) -> Iterator[tuple[str, int, list[tuple[str, bytes]]]]:
+def entries_of(rows: Iterable[Row], files: bool) -> list[Entry]:
     """Database archive entries for ``rows`` (sorted here), ``.files`` members when ``files``."""
-    ordered = sorted(rows, key=lambda r: r.dirname.encode("utf-8", "surrogateescape"))
-    for r in ordered:
+    out: list[Entry] = []
+    for r in sorted(rows, key=lambda r: key(r.dirname)):
         members = [("desc", r.desc)]
         if files:
             members.append(("files", r.files if r.files is not None else b"%FILES%\n"))
-        yield r.dirname, r.released_at, members
+        out.append((r.dirname, r.released_at, members))
+    return out

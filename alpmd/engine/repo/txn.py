@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.repo.config import TreeConfig
-from alpmd.engine.repo.dbarchive import write_db_archive
-from alpmd.engine.repo.tracking import HistoryEntry, Row, Tracking, iter_entries
+from alpmd.engine.repo.dbarchive import Chunk, Entry, key, write_db_incremental
+from alpmd.engine.repo.tracking import HistoryEntry, Row, Tracking, entries_of
 
 JOURNAL_NAME = "journal.json"
 LOCK_NAME = "lock"
@@ -151,68 +151,87 @@ def _copy_into_pool(cfg: TreeConfig, name: str, src: str, sig: bytes | None,
     os.replace(tmp, dest)
 
 
+def _identity(path: str) -> str:
+    """What ties a chunk index to one database file (renaming keeps all three)."""
+    st = os.stat(path)
+    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _write_db(cfg: TreeConfig, tracking: Tracking, plan: Plan, repo: str, arch: str,
+              kind: str, final: str, tmp: str) -> tuple[str, str, str, str, list[Chunk]]:
+    """Write one database of the plan beside ``final``, reusing its unchanged chunks."""
+    drops = {n for (r, a, n) in plan.drops if (r, a) == (repo, arch)}
+    puts = [row for (r, a, _n), row in plan.puts.items() if (r, a) == (repo, arch)]
+    changed = {row.dirname for row in puts}
+    changed |= {plan.drops[(repo, arch, n)].dirname for n in drops}
+    recorded = None if (repo, arch) in plan.rewrite else tracking.chunks(repo, arch, kind)
+    old = None
+    if recorded is not None and os.path.exists(final) and _identity(final) == recorded[0]:
+        old = recorded[1]
+    put_names = {row.name for row in puts}
+
+    def load(lo: str | None, hi: str | None) -> list[Entry]:
+        rows = [r for r in tracking.rows_between(repo, arch, lo, hi)
+                if r.name not in drops and r.name not in put_names]
+        rows += [r for r in puts if (lo is None or key(r.dirname) >= key(lo))
+                 and (hi is None or key(r.dirname) < key(hi))]
+        return entries_of(rows, files=kind == "files")
+
+    index = write_db_incremental(tmp, cfg.compression, final if old else None, old, changed,
+                                 load)
+    return repo, arch, kind, _identity(tmp), index
+
+
 def commit(cfg: TreeConfig, tracking: Tracking, plan: Plan) -> None:
     """Carry out ``plan`` atomically (the caller holds the lock and has recovered)."""
     txid = uuid.uuid4().hex
-    now_rows: dict[tuple[str, str], dict[str, Row]] = {}
-    before_files: dict[tuple[str, str], set[str]] = {}
-    for repo, arch in plan.affected():
-        rows = {r.name: r for r in tracking.rows(repo, arch)}
-        before_files[(repo, arch)] = {r.filename for r in rows.values()}
-        for (r, a, n) in plan.drops:
-            if (r, a) == (repo, arch):
-                rows.pop(n, None)
-        for (r, a, n), row in plan.puts.items():
-            if (r, a) == (repo, arch):
-                rows[n] = row
-        now_rows[(repo, arch)] = rows
-    # new and old package links of each directory
     links: list[tuple[str, str]] = []
     unlinks: list[str] = []
-    renames: list[tuple[str, str]] = []
     gaining: list[tuple[str, str]] = []
     losing: list[tuple[str, str]] = []
-    for (repo, arch), rows in sorted(now_rows.items()):
+    affected = sorted(plan.affected())
+    for repo, arch in affected:
         d = cfg.arch_dir(repo, arch)
-        before = before_files[(repo, arch)]
-        after = {r.filename for r in rows.values()}
-        for fn in sorted(after - before):
+        puts = [row for (r, a, _n), row in plan.puts.items() if (r, a) == (repo, arch)]
+        dropped = {n for (r, a, n) in plan.drops if (r, a) == (repo, arch)}
+        new_files = {row.filename for row in puts}
+        for fn in sorted(new_files):
             links.append((os.path.join(d, fn), _link_target(fn)))
             links.append((os.path.join(d, fn + ".sig"), _link_target(fn + ".sig")))
-        for fn in sorted(before - after):
-            unlinks += [os.path.join(d, fn), os.path.join(d, fn + ".sig")]
+        besides = dropped | {row.name for row in puts}
+        for fn in sorted({plan.drops[(repo, arch, n)].filename for n in dropped} - new_files):
+            if not tracking.filename_used(repo, arch, fn, besides):
+                unlinks += [os.path.join(d, fn), os.path.join(d, fn + ".sig")]
         db, files = _db_names(cfg, repo)
         names = [db, files] if cfg.files else [db]
         if cfg.sign_key:
             names += [n + ".sig" for n in list(names)]
         pairs = [(os.path.join(d, f"{n}.new-{txid}"), os.path.join(d, n)) for n in names]
-        (gaining if after - before else losing).extend(pairs)
+        (gaining if puts else losing).extend(pairs)
     renames = gaining + losing
-    dblinks = [pair for repo, arch in sorted(now_rows) for pair in db_links(cfg, repo, arch)]
+    dblinks = [pair for repo, arch in affected for pair in db_links(cfg, repo, arch)]
     journal: dict[str, object] = {"txid": txid, "renames": renames, "links": links,
                                   "dblinks": dblinks, "unlinks": unlinks,
-               "pool": sorted(plan.pool), "cleared": plan.cleared}
+                                  "pool": sorted(plan.pool), "cleared": plan.cleared}
     jpath = os.path.join(cfg.state_dir, JOURNAL_NAME)
     _write_durably(jpath, json.dumps(journal).encode())
     try:
         for name, (src, sig) in sorted(plan.pool.items()):
             _copy_into_pool(cfg, name, src, sig, txid)
         fsync_dir(cfg.pool)
-        for (repo, arch), rows in sorted(now_rows.items()):
+        indexes = []
+        for repo, arch in affected:
             d = cfg.arch_dir(repo, arch)
-            db, files = _db_names(cfg, repo)
-            tmp = os.path.join(d, f"{db}.new-{txid}")
-            write_db_archive(tmp, cfg.compression, iter_entries(rows.values(), files=False))
-            if cfg.sign_key:
-                _sign(cfg, tmp)
-                os.replace(tmp + ".sig", os.path.join(d, f"{db}.sig.new-{txid}"))
-            if cfg.files:
-                ftmp = os.path.join(d, f"{files}.new-{txid}")
-                write_db_archive(ftmp, cfg.compression, iter_entries(rows.values(), files=True))
+            for kind, name in zip(("db", "files"), _db_names(cfg, repo), strict=True):
+                if kind == "files" and not cfg.files:
+                    continue
+                tmp = os.path.join(d, f"{name}.new-{txid}")
+                indexes.append(_write_db(cfg, tracking, plan, repo, arch, kind,
+                                         os.path.join(d, name), tmp))
                 if cfg.sign_key:
-                    _sign(cfg, ftmp)
-                    os.replace(ftmp + ".sig", os.path.join(d, f"{files}.sig.new-{txid}"))
-        tracking.apply(txid, plan.drops, plan.puts.values(), plan.history)
+                    _sign(cfg, tmp)
+                    os.replace(tmp + ".sig", os.path.join(d, f"{name}.sig.new-{txid}"))
+        tracking.apply(txid, plan.drops, plan.puts.values(), plan.history, indexes)
     except BaseException:
         rollback(cfg, tracking, journal)
         raise
