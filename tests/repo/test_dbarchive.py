@@ -109,3 +109,19 @@ def test_a_chunk_index_longer_than_the_file_is_refused(tmp_path: Path) -> None:
                              [Chunk("a-1-1", 0, 10**6, 1), Chunk("z-1", 10**6, 10, 1)],
                              {"z-1"}, _load({"a-1": e}))
     assert info.value.code is ErrorCode.DB_INVALID
+
+
+@pytest.mark.parametrize("name", ["foo-1.0-1/", "foo-1.0-1/desc", "a" * 100, "a" * 101,
+                                  "naïve-1-1/desc"])
+def test_tar_headers_are_tarfiles(name: str) -> None:
+    """The fast ustar headers are byte for byte what tarfile writes (pax beyond ustar)."""
+    import tarfile
+
+    from alpmd.engine.repo.dbarchive import _header
+
+    kind = tarfile.DIRTYPE if name.endswith("/") else tarfile.REGTYPE
+    info = tarfile.TarInfo(name)
+    info.type, info.size, info.mode, info.mtime = kind, 77, 0o644, 1700000000
+    info.uname = info.gname = "root"
+    assert _header(name, kind, 77, 0o644, 1700000000) == info.tobuf(
+        tarfile.PAX_FORMAT, "utf-8", "surrogateescape")

@@ -73,6 +73,19 @@ def key(dirname: str) -> bytes:
 
 
 def _header(name: str, kind: bytes, size: int, mode: int, mtime: int) -> bytes:
+    """One tar header: plain ustar when it fits (almost always), else tarfile's pax."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= 100 and raw.isascii() and size < 8**11 and 0 <= mtime < 8**11:
+        head = bytearray(512)
+        head[0:len(raw)] = raw
+        head[100:148] = b"%07o\0%07o\0%07o\0%011o\0%011o\0" % (mode, 0, 0, size, mtime)
+        head[148:156] = b"        "
+        head[156:157] = kind
+        head[257:265] = b"ustar\x0000"
+        head[265:269] = b"root"
+        head[297:301] = b"root"
+        head[148:156] = b"%06o\0 " % sum(head)
+        return bytes(head)
     info = tarfile.TarInfo(name)
     info.type = kind
     info.size = size

@@ -152,9 +152,10 @@ def _copy_into_pool(cfg: TreeConfig, name: str, src: str, sig: bytes | None,
 
 
 def _identity(path: str) -> str:
-    """What ties a chunk index to one database file (renaming keeps all three)."""
+    """What ties a chunk index to one database file (kept by renames and by copies that
+    keep times, so a copied or restored tree stays incremental)."""
     st = os.stat(path)
-    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def _write_db(cfg: TreeConfig, tracking: Tracking, plan: Plan, repo: str, arch: str,
