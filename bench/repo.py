@@ -41,7 +41,7 @@ UPDATE = 50
 class Fixture:
     """The starting point for both tools and the package files the operations use."""
 
-    def __init__(self, dir: Path) -> None:
+    def __init__(self, dir: Path, count: int = 15000) -> None:
         from alpmd.engine.formats.desc import PkgMeta, write_sync_desc
         from alpmd.engine.formats.files import FileList, write_sync_files
         from alpmd.engine.repo.tracking import Row
@@ -57,7 +57,7 @@ class Fixture:
 
         t0 = time.perf_counter()
         self.dir = dir
-        metas = generate_repo(1, 15000)
+        metas = generate_repo(1, count)
         by_base: dict[str, list[PkgMeta]] = {}
         for m in metas:
             by_base.setdefault(m.base or m.name, []).append(m)
@@ -139,12 +139,24 @@ def _timed(cmds: list[list[str]], env: dict[str, str]) -> float:
     return time.perf_counter() - t0
 
 
-def run(ctx: Context) -> Section:
+def _listed(tree: Path, env: dict[str, str]) -> dict[str, set[str]]:
+    """What alpm-repo ls says each architecture's extra holds (checks the run did its job)."""
+    out = subprocess.run([sys.executable, "-m", "alpmd.cli.repo", "--tree", str(tree), "ls",
+                          "extra"], capture_output=True, text=True, env=env, check=True).stdout
+    held: dict[str, set[str]] = {a: set() for a in ARCHES}
+    for line in out.splitlines():
+        _repo, arch, name, _version = line.split()
+        held[arch].add(name)
+    return held
+
+
+def run(ctx: Context, count: int = 15000) -> Section:
     started = time.perf_counter()
-    fx: Fixture = ctx.fixture("repo-management", lambda: Fixture(ctx.workdir / "repo-mgmt"))
+    fx: Fixture = ctx.fixture(f"repo-management-{count}",
+                              lambda: Fixture(ctx.workdir / f"repo-mgmt-{count}", count))
     env = ctx.env()
     repeats = 1 if ctx.quick else max(1, min(ctx.repeats, 3))
-    work = ctx.workdir / "repo-mgmt-run"
+    work = ctx.workdir / f"repo-mgmt-run-{count}"
     ours_cmd = [sys.executable, "-m", "alpmd.cli.repo", "--tree"]
 
     def stage(tree: Path) -> None:
@@ -154,6 +166,16 @@ def run(ctx: Context) -> Section:
             shutil.copyfile(p, d / p.name)
 
     x86 = ARCHES[0]
+    new_names = {p.name.split("-1.0-1-")[0] for p in fx.add_files}
+    up_names = {p.name.split("-1.0-1-")[0] for ps in fx.staged.values() for p in ps}
+    expect: dict[str, Callable[[dict[str, set[str]]], bool]] = {
+        "add 1 package": lambda h: "zz-new000" in h[x86],
+        "add 200 packages": lambda h: new_names <= h[x86],
+        f"remove {REMOVE} pkgbases": lambda h: not (set(fx.remove_names) & h[x86]),
+        f"move {MOVE} pkgbases testing → extra": lambda h: set(fx.move_names) <= h[x86],
+        f"update {UPDATE} pkgbases × 2 architectures":
+            lambda h: all(up_names <= h[a] for a in ARCHES),
+    }
     ops: list[tuple[str, Callable[[Path], list[list[str]]], Callable[[Path], list[list[str]]],
                     Callable[[Path], None] | None]] = [
         ("add 1 package",
@@ -180,7 +202,7 @@ def run(ctx: Context) -> Section:
          lambda t: [[*ours_cmd, str(t), "update"]], stage),
     ]
     table = Table(["operation (whole processes)", "repo-add / repo-remove", "alpm-repo",
-                   "ratio (ours / theirs)"])
+                   "ratio (ours / theirs)", "speed-up"])
     notes = []
     for label, theirs_cmds, ours_cmds, prepare in ops:
         theirs, ours = [], []
@@ -190,12 +212,14 @@ def run(ctx: Context) -> Section:
             if prepare is not None:
                 prepare(tree)
             ours.append(_timed(ours_cmds(tree), env))
+            if not expect[label](_listed(tree, env)):
+                raise RuntimeError(f"alpm-repo did not {label}")
         t, o = statistics.median(theirs), statistics.median(ours)
-        table.add(label, fmt_s(t), fmt_s(o), ratio(o, t))
+        table.add(label, fmt_s(t), fmt_s(o), ratio(o, t), f"{t / o:.0f}×")
         notes.append(f"{label}: repo-add {', '.join(fmt_s(x) for x in theirs)}; "
                      f"alpm-repo {', '.join(fmt_s(x) for x in ours)}")
     shutil.rmtree(work, ignore_errors=True)
-    section = Section(TITLE, tables=[table], notes=[
+    section = Section(TITLE.replace("15,000", f"{count:,}"), tables=[table], notes=[
         f"fixture built in {fmt_s(fx.seconds)} under {fx.dir}; median of {repeats}; "
         f"from {ROOT}", *notes])
     section.seconds = time.perf_counter() - started
