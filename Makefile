@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := python3 python3-venv python3-dev gcc libsystemd-dev pkg-config libarchive13 \
 	libarchive-tools dbus-daemon polkitd gnupg pacman-package-manager makepkg fakeroot zstd time \
-	archlinux-keyring
+	archlinux-keyring xz-utils bzip2
 STAMP := $(VENV)/.installed
 
 .PHONY: all deps run test lint bench clean
