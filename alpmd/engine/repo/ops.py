@@ -7,6 +7,7 @@ command therefore changes nothing anywhere.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -64,9 +65,7 @@ class _View:
             return self.plan.puts[key]
         if key in self.plan.drops:
             return None
-        got = self.tree.tracking._rows("WHERE repo = ? AND arch = ? AND name = ?",
-                                       (repo, arch, name))
-        return got[0] if got else None
+        return self.tree.tracking.row(repo, arch, name)
 
 
 def _check_allowed(cfg: TreeConfig, repos: set[str], user: str) -> None:
@@ -86,15 +85,8 @@ def _check_allowed(cfg: TreeConfig, repos: set[str], user: str) -> None:
 
 
 def _versions(rows: Sequence[Row]) -> str:
-    return max((r.version for r in rows), key=_VersionKey)
-
-
-class _VersionKey:
-    def __init__(self, v: str) -> None:
-        self.v = v
-
-    def __lt__(self, other: _VersionKey) -> bool:
-        return vercmp(self.v, other.v) < 0
+    """The newest version among ``rows``."""
+    return max((r.version for r in rows), key=functools.cmp_to_key(vercmp))
 
 
 def _replace_check(base: str, new: str, old_rows: Sequence[Row], where: str,

@@ -150,6 +150,10 @@ class Tracking:
             return None
         return str(got[0]), [Chunk(*c) for c in json.loads(got[1])]
 
+    def row(self, repo: str, arch: str, name: str) -> Row | None:
+        got = self._rows("WHERE repo = ? AND arch = ? AND name = ?", (repo, arch, name))
+        return got[0] if got else None
+
     def by_base(self, base: str) -> list[Row]:
         return self._rows("WHERE base = ?", (base,))
 
