@@ -28,6 +28,7 @@ BENCHMARKS: list[str] = [
     "download",
     "install",
     "dbus",
+    "repo",
 ]
 
 

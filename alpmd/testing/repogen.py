@@ -43,6 +43,8 @@ from typing import Any
 
 from alpmd.engine.formats.desc import Backup, PkgMeta, Reason
 from alpmd.engine.formats.files import FileList
+from alpmd.engine.repo.config import COMPRESSIONS as DB_COMPRESSIONS
+from alpmd.engine.repo.dbarchive import write_db_archive
 
 __all__ = [
     "build_package_files",
@@ -1372,15 +1374,9 @@ def _with_dirs(paths: Iterable[str]) -> list[str]:
 
 # -- writing sync databases -----------------------------------------------------------
 
-#: compression name -> (libarchive filter, options, file suffix); gzip without a timestamp
-#: so the same seed gives the same bytes (repo-add runs ``gzip -n`` likewise).
-_DB_COMPRESSIONS: dict[str, tuple[str | None, str]] = {
-    "gz": ("gzip", "gzip:!timestamp"),
-    "zst": ("zstd", "zstd:compression-level=3"),
-    "xz": ("xz", ""),
-    "bz2": ("bzip2", ""),
-    "none": (None, ""),
-}
+#: The compressions the engine's database writer knows (repo-add's); gzip without a
+#: timestamp, so the same seed gives the same bytes (repo-add runs ``gzip -n`` likewise).
+_DB_COMPRESSIONS = DB_COMPRESSIONS
 
 
 def _files_path_for(path: Path) -> Path:
@@ -1427,33 +1423,8 @@ def write_sync_db(metas: Sequence[PkgMeta], path: str | os.PathLike[str], *,
 
 def _write_tar(path: Path, compression: str,
                entries: Iterable[tuple[str, int, list[tuple[str, bytes]]]]) -> None:
-    import libarchive
-    from libarchive import ffi
-    from libarchive.entry import ArchiveEntry, FileType
-
-    filter_name, options = _DB_COMPRESSIONS[compression]
     tmp = path.with_name(path.name + ".part")
-    with libarchive.file_writer(str(tmp), "pax_restricted", filter_name,
-                                options=options) as writer:
-        ap = writer._pointer
-        # two reusable entries: setting each attribute is a ctypes call, so only
-        # the ones that change are set per member (halves the writing time)
-        d = ArchiveEntry(size=0, filetype=FileType.DIRECTORY, perm=0o755, uid=0, gid=0,
-                         uname="root", gname="root")
-        f = ArchiveEntry(filetype=FileType.REGULAR_FILE, perm=0o644, uid=0, gid=0,
-                         uname="root", gname="root")
-        for dirname, mtime, members in entries:
-            d.pathname = dirname + "/"
-            d.set_mtime(mtime)
-            ffi.write_header(ap, d._entry_p)
-            ffi.write_finish_entry(ap)
-            for member, data in members:
-                f.pathname = f"{dirname}/{member}"
-                f.size = len(data)
-                f.set_mtime(mtime)
-                ffi.write_header(ap, f._entry_p)
-                ffi.write_data(ap, data, len(data))
-                ffi.write_finish_entry(ap)
+    write_db_archive(str(tmp), compression, entries)
     os.replace(tmp, path)
 
 
