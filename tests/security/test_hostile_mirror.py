@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from alpmd.engine.config import SigCheck, SigLevel, SigPolicy
+from alpmd.engine.db.sync import MAX_MEMBER_SIZE, MAX_UNPACKED_FLOOR, UNPACK_RATIO, read_db_archive
 from alpmd.engine.download import (
     MAX_SIG_SIZE,
     DownloadSettings,
     fetch_packages,
+    refresh_databases,
 )
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.testing.mirror import MirrorServer
@@ -19,6 +24,7 @@ from tests.download.helpers import cache_listing, make_handle, make_repo, packag
 pytestmark = pytest.mark.timeout(120)
 
 FAST = DownloadSettings(stall_time=2.0)
+DATA = Path(__file__).resolve().parent.parent / "data" / "arch-sync-2022"
 OPTIONAL = SigLevel(SigPolicy(SigCheck.OPTIONAL), SigPolicy(SigCheck.NEVER))
 
 
@@ -49,3 +55,66 @@ def test_endless_package_signature_is_cut_at_pacmans_limit(tmp_path: Path) -> No
     assert caught and caught[0].code is ErrorCode.RETRIEVE
     assert f"{MAX_SIG_SIZE} bytes" in caught[0].message
 
+
+def _bomb(members: int, size: int) -> bytes:
+    """A gzip'd tar of ``members`` files of ``size`` zero bytes (each under the member cap)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz", compresslevel=9) as tar:
+        for i in range(members):
+            info = tarfile.TarInfo(f"bomb-{i}-1/desc")
+            info.size = size
+            tar.addfile(info, _Zeros(size))
+    return out.getvalue()
+
+
+class _Zeros(io.RawIOBase):
+    """``size`` zero bytes, read in pieces (never all in memory)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = min(len(b), self.left)
+        b[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def test_database_compression_bomb_is_refused_before_filling_memory(tmp_path: Path) -> None:
+    """Many members, each under the per-member cap, that unpack far beyond any real
+    database (a few hundred KiB becoming 320 MiB): refused by name, not kept."""
+    members, size = 10, 32 << 20
+    assert size <= MAX_MEMBER_SIZE and members * size > MAX_UNPACKED_FLOOR
+    bomb = _bomb(members, size)
+    assert len(bomb) * UNPACK_RATIO < members * size
+    with pytest.raises(AlpmError) as exc:
+        read_db_archive(bomb, "bomb.db")
+    assert exc.value.code is ErrorCode.DB_INVALID
+    assert "unpacks to more than" in exc.value.message
+
+    repo = make_repo(tmp_path, {"alpha": 10}, write=False)
+    files = repo.files()
+    files["core.db"] = bomb
+
+    async def go() -> None:
+        async with MirrorServer(files=files) as m:
+            handle = make_handle(tmp_path, repo, [m.url], install_db=False)
+            with pytest.raises(AlpmError) as exc:
+                await refresh_databases(handle, settings=FAST)
+            assert exc.value.code is ErrorCode.RETRIEVE
+            assert "unpacks to more than" in exc.value.message
+            assert not (Path(handle.dbpath) / "sync" / "core.db").exists()
+
+    run(go())
+
+
+def test_real_databases_are_well_inside_the_unpack_budget() -> None:
+    """The budget must not refuse real repositories (Arch's 2022 core and extra)."""
+    for name in ("core", "extra"):
+        data = (DATA / f"{name}.db.tar.gz").read_bytes()
+        got = read_db_archive(data, name)
+        assert len(got) > 100
+        assert sum(len(c) for _, c in got) * 5 < UNPACK_RATIO * len(data)
