@@ -18,7 +18,7 @@ from alpmd.engine.download import (
     refresh_databases,
 )
 from alpmd.engine.errors import AlpmError, ErrorCode
-from alpmd.testing.mirror import MirrorServer
+from alpmd.testing.mirror import Fault, MirrorServer
 from tests.download.helpers import cache_listing, make_handle, make_repo, packages, run
 
 pytestmark = pytest.mark.timeout(120)
@@ -118,3 +118,27 @@ def test_real_databases_are_well_inside_the_unpack_budget() -> None:
         got = read_db_archive(data, name)
         assert len(got) > 100
         assert sum(len(c) for _, c in got) * 5 < UNPACK_RATIO * len(data)
+
+
+@pytest.mark.parametrize("where", ["file", "loop"])
+def test_database_redirects_to_files_or_in_circles_are_refused(tmp_path: Path,
+                                                               where: str) -> None:
+    """A mirror's 302 to ``file://`` must not read the host's files (here: a valid
+    database, which would otherwise be accepted), and a redirect loop ends."""
+    repo = make_repo(tmp_path, {"alpha": 10}, write=False)
+    srv = tmp_path / "host"
+    srv.mkdir()
+    (srv / "core.db").write_bytes(repo.dbfile.read_bytes())
+
+    async def go() -> None:
+        async with MirrorServer(files=repo.files()) as m:
+            target = f"file://{srv}" if where == "file" else m.url
+            m.faults["*core.db"] = Fault(redirect=target)
+            handle = make_handle(tmp_path, repo, [m.url], install_db=False)
+            with pytest.raises(AlpmError) as exc:
+                await refresh_databases(handle, settings=FAST)
+            assert exc.value.code is ErrorCode.RETRIEVE
+            assert not (Path(handle.dbpath) / "sync" / "core.db").exists()
+            assert 1 <= len(m.hits("*core.db")) <= 3 * 11   # at most 10 hops per attempt
+
+    run(go())
