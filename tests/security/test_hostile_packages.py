@@ -130,3 +130,40 @@ def test_backup_entries_outside_the_root_are_never_touched(world: tuple[PacmanRo
         assert code == 0, (args, out + err)
         _untouched(outside)
     assert not (root.root / "usr/a").exists()
+
+
+def _with_install(path: Path, script: str) -> Path:
+    """The package at ``path`` with an ``.INSTALL`` scriptlet added (rewritten in place)."""
+    with tarfile.open(path, "r:gz") as tar:
+        members = [(m, tar.extractfile(m).read() if m.isfile() else None)  # type: ignore[union-attr]
+                   for m in tar.getmembers()]
+    ti = tarfile.TarInfo(".INSTALL")
+    ti.size = len(script.encode())
+    members.insert(1, (ti, script.encode()))
+    with tarfile.open(path, "w:gz", format=tarfile.GNU_FORMAT) as tar:
+        for m, data in members:
+            tar.addfile(m, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def test_scriptlet_is_never_staged_through_a_tmp_symlink_out_of_the_root(
+        world: tuple[PacmanRoot, Path], tmp_path: Path) -> None:
+    """A package makes the root's ``tmp`` a symlink to a host directory; the next package's
+    scriptlet must not be written there (pacman's mkdtemp in root/tmp would be)."""
+    from tests.commit.support import shell_root
+
+    root, outside = world
+    shell_root(root.root)
+    link = _package(tmp_path, "tmplink", [_link("tmp", str(outside))])
+    code, out, err = run_alpm(root, ["-U", "--noconfirm", "--overwrite", "*", str(link)])
+    assert code == 0, out + err
+    assert (root.root / "tmp").is_symlink()
+    os.utime(outside, (0, 0))
+    sc = _with_install(_package(tmp_path, "sc", [_dir("usr/"), _file("usr/sc")]),
+                       "post_install() {\n  echo hello from scriptlet\n}\n")
+    code, out, err = run_alpm(root, ["-U", "--noconfirm", str(sc)])
+    assert code == 0, out + err
+    assert (root.root / "usr/sc").exists()
+    _untouched(outside)
+    assert os.stat(outside).st_mtime == 0       # no alpm_* directory came and went
+    assert "resolves outside the root" in out + err
