@@ -69,8 +69,10 @@ __all__ = [
 ]
 
 _READ = 256 * 1024
-#: A database larger than this is not a database (and not worth the disk).
+#: Most bytes accepted of a file whose size is not known in advance.
 MAX_DB_SIZE = 1 << 30
+#: pacman's hard limit on a downloaded database (``-Sy``/``-Fy``).
+MAX_DB_DOWNLOAD = 128 * 1024 * 1024
 #: pacman's cap on a detached signature (a hostile mirror's endless ``.sig`` stops here).
 MAX_SIG_SIZE = 16 * 1024
 
@@ -1058,7 +1060,7 @@ async def refresh_databases(handle: Handle, dbs: Sequence[SyncDatabase] | None =
         try:
             job = _Job(filename, os.path.join(tmp, filename), mirrors, resume=False,
                        conditional={} if force else _conditional_headers(current),
-                       check=lambda path: _check_db(path, filename))
+                       check=lambda path: _check_db(path, filename), limit=MAX_DB_DOWNLOAD)
             try:
                 outcome = await run.fetch(job)
             except AlpmError as exc:

@@ -12,6 +12,7 @@ import pytest
 from alpmd.engine.config import SigCheck, SigLevel, SigPolicy
 from alpmd.engine.db.sync import MAX_MEMBER_SIZE, MAX_UNPACKED_FLOOR, UNPACK_RATIO, read_db_archive
 from alpmd.engine.download import (
+    MAX_DB_DOWNLOAD,
     MAX_SIG_SIZE,
     DownloadSettings,
     fetch_packages,
@@ -142,3 +143,24 @@ def test_database_redirects_to_files_or_in_circles_are_refused(tmp_path: Path,
             assert 1 <= len(m.hits("*core.db")) <= 3 * 11   # at most 10 hops per attempt
 
     run(go())
+
+
+def test_endless_database_is_cut_at_pacmans_128_mib(tmp_path: Path) -> None:
+    """pacman stops a database download at 128 MiB; a mirror sending more is refused
+    (before the file is read into memory to be checked), nothing replaces the old one."""
+    repo = make_repo(tmp_path, {"alpha": 10}, write=False)
+    files = repo.files()
+    files["core.db"] = bytes(MAX_DB_DOWNLOAD + (1 << 20))
+
+    async def go() -> None:
+        async with MirrorServer(files=files) as m:
+            handle = make_handle(tmp_path, repo, [m.url])
+            before = (Path(handle.dbpath) / "sync" / "core.db").read_bytes()
+            with pytest.raises(AlpmError) as exc:
+                await refresh_databases(handle, force=True, settings=FAST)
+            assert exc.value.code is ErrorCode.RETRIEVE
+            assert f"{MAX_DB_DOWNLOAD} bytes" in exc.value.message
+            assert (Path(handle.dbpath) / "sync" / "core.db").read_bytes() == before
+
+    run(go())
+    assert MAX_DB_DOWNLOAD == 128 * 1024 * 1024

@@ -62,6 +62,9 @@ MAX_MEMBER_SIZE = 64 * 1024 * 1024
 #: members just under MAX_MEMBER_SIZE must not fill the memory.
 UNPACK_RATIO = 100
 MAX_UNPACKED_FLOOR = 256 * 1024 * 1024
+#: ... and never to more than this (a 128 MiB download, pacman's limit, at UNPACK_RATIO
+#: would still be 12 GiB).
+MAX_UNPACKED = 4 * 1024 * 1024 * 1024
 
 # -- libarchive (bound in alpmd.engine.larchive) ---------------------------------------
 # Only tar is accepted (format_all would also read mtree, which opens host files),
@@ -105,7 +108,7 @@ def read_db_archive(data: bytes, label: str) -> list[tuple[str, bytes]]:
         view = memoryview(buf)
         addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
         last: str | None = None
-        budget = max(MAX_UNPACKED_FLOOR, UNPACK_RATIO * len(data))
+        budget = limit = min(MAX_UNPACKED, max(MAX_UNPACKED_FLOOR, UNPACK_RATIO * len(data)))
         while True:
             ret = next_header(archive, entry)
             if ret == eof:
@@ -125,7 +128,7 @@ def read_db_archive(data: bytes, label: str) -> list[tuple[str, bytes]]:
             if budget < 0:
                 raise AlpmError(ErrorCode.DB_INVALID,
                                 f"could not read database {label}: it unpacks to more than "
-                                f"{max(MAX_UNPACKED_FLOOR, UNPACK_RATIO * len(data))} bytes",
+                                f"{limit} bytes",
                                 path=label, entry=last)
             if size > len(buf):
                 view.release()
