@@ -601,7 +601,10 @@ class _Run:
         active: list[_Piece] = []
         fd = os.open(job.part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            os.ftruncate(fd, size)
+            try:
+                os.ftruncate(fd, size)
+            except OSError:     # a %CSIZE% no file here can have (EFBIG): single streams
+                return False
 
             async def worker(mirror: _Mirror) -> None:
                 while not mirror.disabled:

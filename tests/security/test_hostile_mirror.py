@@ -20,6 +20,7 @@ from alpmd.engine.download import (
 )
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.testing.mirror import Fault, MirrorServer
+from alpmd.testing.repogen import write_sync_db
 from tests.download.helpers import cache_listing, make_handle, make_repo, packages, run
 
 pytestmark = pytest.mark.timeout(120)
@@ -164,3 +165,27 @@ def test_endless_database_is_cut_at_pacmans_128_mib(tmp_path: Path) -> None:
 
     run(go())
     assert MAX_DB_DOWNLOAD == 128 * 1024 * 1024
+
+
+def test_absurd_csize_is_a_named_error_not_an_oserror(tmp_path: Path) -> None:
+    """A database claiming a 4 EiB package (%CSIZE%) with two mirrors: splitting it
+    must not die on the .part's preallocation (EFBIG escaped as a raw OSError)."""
+    repo = make_repo(tmp_path, {"alpha": 3000}, write=False)
+    repo.metas[0].csize = 1 << 62
+    write_sync_db(repo.metas, repo.dbfile)
+    caught: list[BaseException] = []
+
+    async def go() -> None:
+        async with MirrorServer(files=repo.files()) as m1, \
+                MirrorServer(files=repo.files()) as m2:
+            handle = make_handle(tmp_path, repo, [m1.url, m2.url])
+            try:
+                await fetch_packages(handle, packages(handle), settings=FAST)
+            except Exception as exc:  # noqa: BLE001 - which kind is the point
+                caught.append(exc)
+            assert all(len(d) <= 3000 for d in cache_listing(handle).values())
+
+    run(go())
+    assert len(caught) == 1 and isinstance(caught[0], AlpmError), caught
+    assert caught[0].code is ErrorCode.RETRIEVE
+    assert "body ended after 3000 of" in caught[0].message
