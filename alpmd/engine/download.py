@@ -80,8 +80,12 @@ __all__ = [
 ]
 
 _READ = 256 * 1024
-#: A database larger than this is not a database (and not worth the disk).
+#: Most bytes accepted of a file whose size is not known in advance.
 MAX_DB_SIZE = 1 << 30
+#: pacman's hard limit on a downloaded database (``-Sy``/``-Fy``).
+MAX_DB_DOWNLOAD = 128 * 1024 * 1024
+#: pacman's cap on a detached signature (a hostile mirror's endless ``.sig`` stops here).
+MAX_SIG_SIZE = 16 * 1024
 
 
 @dataclass
@@ -218,6 +222,8 @@ class _Job:
     conditional: dict[str, str] = field(default_factory=dict)
     #: extra content check (raises AlpmError): a database must read as one
     check: Callable[[str], None] | None = None
+    #: most bytes accepted when the size is not known in advance
+    limit: int = MAX_DB_SIZE
     done: int = 0
     served_by: list[str] = field(default_factory=list)
     last_report: float = 0.0
@@ -384,7 +390,7 @@ class _Run:
             raise _MirrorError(f"size {st.st_size} does not match the expected {job.size}")
         if offset > st.st_size:
             offset = 0
-        cap = job.size if job.size is not None else MAX_DB_SIZE
+        cap = job.size if job.size is not None else job.limit
         if st.st_size > cap:
             raise _MirrorError(f"file larger than {cap} bytes")
 
@@ -416,7 +422,7 @@ class _Run:
             window[0], window[1] = now, 0
 
     async def _read_whole(self, job: _Job, resp: aiohttp.ClientResponse, start: int) -> None:
-        cap = job.size if job.size is not None else MAX_DB_SIZE
+        cap = job.size if job.size is not None else job.limit
         mode = "r+b" if start and os.path.exists(job.part) else "wb"
         if start != job.done:
             self.report(job, start - job.done)
@@ -550,6 +556,8 @@ class _Run:
     def _lost(self, job: _Job, mirror: _Mirror, exc: _MirrorError,
               failures: list[tuple[str, str]]) -> None:
         failures.append((mirror.base, exc.reason))
+        if not job.resume:
+            _unlink(job.part)                          # nothing to resume: no debris
         if mirror.cache and exc.not_found:
             return                                     # a cache miss is no error
         if not (job.optional and exc.not_found):
@@ -604,7 +612,10 @@ class _Run:
         active: list[_Piece] = []
         fd = os.open(job.part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            os.ftruncate(fd, size)
+            try:
+                os.ftruncate(fd, size)
+            except OSError:     # a %CSIZE% no file here can have (EFBIG): single streams
+                return False
 
             async def worker(mirror: _Mirror) -> None:
                 while not mirror.disabled:
@@ -910,7 +921,8 @@ async def fetch_packages(handle: Handle, pkgs: Sequence[Package], *,
         if _wants_sig(pkg, handle):
             level = _pkg_level(pkg, handle)
             sig = _Job(pkg.filename + ".sig", job.dest + ".sig", mirrors,
-                       optional=level.package.check is not SigCheck.REQUIRED, resume=False)
+                       optional=level.package.check is not SigCheck.REQUIRED, resume=False,
+                       limit=MAX_SIG_SIZE)
             jobs.append((pkg, sig))
     if not jobs:
         return result
@@ -1415,7 +1427,7 @@ async def refresh_databases(handle: Handle, dbs: Sequence[SyncDatabase] | None =
         try:
             job = _Job(filename, os.path.join(tmp, filename), mirrors, resume=False,
                        conditional={} if force else _conditional_headers(current),
-                       check=lambda path: _check_db(path, filename))
+                       check=lambda path: _check_db(path, filename), limit=MAX_DB_DOWNLOAD)
             try:
                 outcome = await run.fetch(job)
             except AlpmError as exc:
@@ -1432,7 +1444,8 @@ async def refresh_databases(handle: Handle, dbs: Sequence[SyncDatabase] | None =
             has_sig = False
             if level.database.check is not SigCheck.NEVER:
                 sig = _Job(filename + ".sig", job.dest + ".sig", mirrors, resume=False,
-                           optional=level.database.check is SigCheck.OPTIONAL)
+                           optional=level.database.check is SigCheck.OPTIONAL,
+                           limit=MAX_SIG_SIZE)
                 try:
                     has_sig = await run.fetch(sig) is not None
                     if has_sig:

@@ -11,6 +11,7 @@ a failing AbortOnFail PreTransaction hook raises ``TRANS_HOOK_FAILED``.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -76,6 +77,31 @@ def _sort_key(name: str) -> bytes:
     return stem.encode("utf-8", "surrogateescape")
 
 
+#: Largest hook file read (real ones are a few hundred bytes).
+MAX_HOOK_SIZE = 1 << 20
+
+
+def _read_hook(path: str) -> str:
+    """A hook file's text; ``/dev/null`` (the documented mask) reads as empty.
+
+    A package can ship a hook that is a symlink to ``/dev/zero`` or a fifo, or a
+    huge file: read before every transaction (as root), it must neither hang nor
+    fill the memory, so anything but a regular file of at most MAX_HOOK_SIZE
+    bytes raises ValueError (OSError when it cannot be opened).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
+            return ""
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        data = fh.read(MAX_HOOK_SIZE + 1)
+    if len(data) > MAX_HOOK_SIZE:
+        raise ValueError(f"larger than {MAX_HOOK_SIZE} bytes")
+    return data.decode("utf-8", "surrogateescape")
+
+
 def _load(handle: Handle) -> tuple[list[Hook], list[str]]:
     hooks: dict[str, Hook] = {}
     errors: list[str] = []
@@ -96,10 +122,12 @@ def _load(handle: Handle) -> tuple[list[Hook], list[str]]:
             try:
                 if os.path.isdir(path):
                     continue
-                with open(path, "rb") as fh:
-                    text = fh.read().decode("utf-8", "surrogateescape")
+                text = _read_hook(path)
             except OSError as exc:
                 errors.append(f"could not stat file {path}: {exc.strerror}")
+                continue
+            except ValueError as exc:
+                errors.append(f"could not read hook file {path}: {exc}")
                 continue
             try:
                 hook = parse_hook(text, path)

@@ -196,6 +196,12 @@ def run_scriptlet(
     if function.encode() not in script:
         return 0
     tmproot = root + "tmp/"
+    real_root = os.path.realpath(root).rstrip("/") + "/"
+    if not (os.path.realpath(tmproot).rstrip("/") + "/").startswith(real_root):
+        # a package made tmp a symlink to a host directory: never write the script there
+        handle.log(LogLevel.ERROR, f"could not run scriptlet: {tmproot} resolves outside "
+                                   "the root")
+        return 1
     if not os.path.isdir(tmproot):
         os.makedirs(tmproot, exist_ok=True)
         os.chmod(tmproot, 0o1777)

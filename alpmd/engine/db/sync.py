@@ -57,6 +57,14 @@ def _pylog(level: LogLevel, message: str) -> None:
 #: Largest member accepted from a database archive (a ``files`` list of a huge package
 #: is a few megabytes; anything beyond this is a broken or hostile archive).
 MAX_MEMBER_SIZE = 64 * 1024 * 1024
+#: All members together may unpack to this many times the archive's size (real
+#: databases: about 10), or to MAX_UNPACKED_FLOOR: a small compression bomb of many
+#: members just under MAX_MEMBER_SIZE must not fill the memory.
+UNPACK_RATIO = 100
+MAX_UNPACKED_FLOOR = 256 * 1024 * 1024
+#: ... and never to more than this (a 128 MiB download, pacman's limit, at UNPACK_RATIO
+#: would still be 12 GiB).
+MAX_UNPACKED = 4 * 1024 * 1024 * 1024
 
 # -- libarchive (bound in alpmd.engine.larchive) ---------------------------------------
 # Only tar is accepted (format_all would also read mtree, which opens host files),
@@ -100,6 +108,7 @@ def read_db_archive(data: bytes, label: str) -> list[tuple[str, bytes]]:
         view = memoryview(buf)
         addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
         last: str | None = None
+        budget = limit = min(MAX_UNPACKED, max(MAX_UNPACKED_FLOOR, UNPACK_RATIO * len(data)))
         while True:
             ret = next_header(archive, entry)
             if ret == eof:
@@ -115,6 +124,12 @@ def read_db_archive(data: bytes, label: str) -> list[tuple[str, bytes]]:
                 raise AlpmError(ErrorCode.DB_INVALID,
                                 f"could not read database {label}: member {last} is "
                                 f"{size} bytes", path=label, entry=last)
+            budget -= size
+            if budget < 0:
+                raise AlpmError(ErrorCode.DB_INVALID,
+                                f"could not read database {label}: it unpacks to more than "
+                                f"{limit} bytes",
+                                path=label, entry=last)
             if size > len(buf):
                 view.release()
                 buf = bytearray(size)
