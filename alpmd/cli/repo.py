@@ -9,13 +9,15 @@ import pwd
 import sys
 from collections.abc import Sequence
 
+from alpmd import __version__
 from alpmd.engine.errors import AlpmError
 from alpmd.engine.repo import ops
 from alpmd.engine.repo.tree import find_tree, init_tree, open_tree
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="alpm-repo", description=__doc__)
+    p = argparse.ArgumentParser(prog="alpm-repo", description=(__doc__ or "").replace("``", ""))
+    p.add_argument("--version", action="version", version=f"alpm-repo (alpmd) {__version__}")
     p.add_argument("--tree", metavar="DIR", help="the repository tree (default: the one "
                    "whose alpm-repo.conf is in the current directory or a parent)")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
