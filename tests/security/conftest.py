@@ -1,5 +1,5 @@
 """Fixtures of the security tests (see secworld)."""
 
-from secworld import user, world
+from tests.security.secworld import user, world
 
 __all__ = ["user", "world"]

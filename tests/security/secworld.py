@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hostile
 import pytest
 
 from alpmd.dbus.bus import connect
@@ -32,6 +31,7 @@ from alpmd.testing.dbusenv import (
     have_tools,
 )
 from tests.dbus.dbus_e2e import E2ERoot, Pkg, make_root, mirror
+from tests.security import hostile
 
 REPO = [Pkg("tool", "1.0-1"), Pkg("editor", "1.0-1", depends=["sh-provider"]),
         Pkg("prov-a", "1.0-1", provides=["sh-provider"]),

@@ -8,10 +8,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from secworld import World, named
-
 from alpmd.engine.formats.desc import PkgMeta
 from alpmd.testing.pkgbuild import FileSpec, build_package
+from tests.security.secworld import World, named
 
 Q = {"iface": "org.alpm.Query1", "member": "InspectFile", "sig": "h"}
 M = {"iface": "org.alpm.Manager1", "member": "InstallFiles", "sig": "aha{sv}"}

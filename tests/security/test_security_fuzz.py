@@ -17,11 +17,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from secworld import World
-
 from alpmd.engine.formats.desc import PkgMeta
 from alpmd.testing.dbusenv import DATA
 from alpmd.testing.pkgbuild import FileSpec, build_package
+from tests.security.secworld import World
 
 BUDGET = float(os.environ.get("ALPMD_FUZZ_SECONDS", "60"))
 SEED = int(os.environ.get("ALPMD_FUZZ_SEED", "10"))

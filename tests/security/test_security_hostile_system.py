@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from secworld import INSTALLED, World, build_world
 
 from tests.dbus.dbus_e2e import Client, Pkg, big, v
+from tests.security.secworld import INSTALLED, World, build_world
 
 REPO = [Pkg("tool", "1.0-1"), big("huge", 3 << 20),
         Pkg("small", "1.0-1", files={"etc/small.conf": b"small\n"})]

@@ -7,10 +7,10 @@ import asyncio
 from typing import Any
 
 from dbus_fast import DBusError
-from secworld import World, named
 
 from alpmd.dbus.limits import LIMITS
 from tests.dbus.dbus_e2e import Client, v
+from tests.security.secworld import World, named
 
 MANAGER = {"iface": "org.alpm.Manager1"}
 PROPS = "org.freedesktop.DBus.Properties"

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from secworld import World, build_world
 
 from tests.dbus.dbus_e2e import Client, v
+from tests.security.secworld import World, build_world
 
 #: install and partial upgrades are granted; everything else (downgrade) is refused
 INSTALL_ONLY = """\

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from secworld import INSTALLED, REPO, World, build_world, named
 
 from tests.dbus.dbus_e2e import Pkg
+from tests.security.secworld import INSTALLED, REPO, World, build_world, named
 
 LONG = "a" * 48
 DEADLINES = ("--limit", "search_deadline=4", "--limit", "inspect_deadline=4",
