@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import enum
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from alpmd.engine import events as ev
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.handle import Handle
+from alpmd.engine.history import DAEMON_PREFIX, installed_versions
 from alpmd.engine.package import Package
 from alpmd.engine.resolve import Plan
 from alpmd.engine.trans import Transaction
@@ -46,6 +48,7 @@ class Runner:
 
     async def run(self, t: TransactionObject) -> None:
         t.add_log("info", "daemon", f"starting {t.kind} {' '.join(t.targets)}".strip())
+        t.started_wall = time.time()
         if t.cancelled:
             raise Cancelled()
         if t.kind == "refresh":
@@ -208,6 +211,10 @@ class Runner:
             await self.wait_lock(t, h)
             t.set_state("committing")
             d.watcher.set_holder(f"pid {os.getpid()} (alpmd)")
+            t.before = await asyncio.to_thread(installed_versions, h)
+            # pacman.log's transaction that follows is ours (history.import_log skips it)
+            h.logaction(DAEMON_PREFIX, f"transaction {t.n} ({t.kind} {' '.join(t.targets)}) "
+                        f"for uid {t.uid} ({t.sender or 'root'})")
             async with d.committing(h):
                 await asyncio.to_thread(et.commit)
             t.set_percentage(100.0, force=True)

@@ -95,6 +95,9 @@ class TransactionObject(ServiceInterface):
         self.plan: list[dict[str, Variant]] = []
         self.result = ""
         self.error = ["", ""]
+        #: wall-clock start and the installed versions then (for the history)
+        self.started_wall = 0.0
+        self.before: dict[str, str] | None = None
         self.error_details: dict[str, Variant] = {}
         self.warnings: list[str] = []
         self.pacnew: list[str] = []
