@@ -279,7 +279,7 @@ class Daemon:
                          exc.type, exc.text)
             except AlpmError as exc:
                 t.error_details = error_details(exc)
-                err = errors.from_alpm(exc)
+                err = errors.from_alpm(exc, t.locale)
                 t.finish("cancelled" if t.cancelled else "failed", err.type, err.text)
             except Exception as exc:
                 err = errors.internal(exc)

@@ -119,13 +119,14 @@ def code_text(name: str, code: str, message: str) -> DBusError:
     return DBusError(name, f"{code}: {message}")
 
 
-def from_alpm(exc: AlpmError) -> DBusError:
+def from_alpm(exc: AlpmError, locale: str = "") -> DBusError:
+    """The named error for ``exc``, its text in the caller's ``locale`` (the code stays)."""
     name = error_name(exc.code)
     if name == INTERNAL or exc.code.value in ("system", "disk-full", "read-only"):
         named = from_os_error(exc)
         if named is not None:
             return named
-    return code_text(name, exc.code.value, exc.message)
+    return code_text(name, exc.code.value, exc.localized(locale) if locale else exc.message)
 
 
 def internal(exc: BaseException) -> DBusError:

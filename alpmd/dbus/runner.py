@@ -29,6 +29,7 @@ from alpmd.engine.history import DAEMON_PREFIX, installed_versions
 from alpmd.engine.package import Package
 from alpmd.engine.resolve import Plan
 from alpmd.engine.trans import Transaction
+from alpmd.i18n import translate
 
 if TYPE_CHECKING:
     from alpmd.dbus.daemon import Daemon
@@ -89,6 +90,8 @@ class Runner:
                   ) -> tuple[ev.EventCallback, ev.ProgressCallback]:
         def on_event(e: ev.Event) -> None:
             text = event_text(e)
+            if isinstance(e, ev.Warning_):
+                text = translate(text, t.locale)
             source = "scriptlet" if isinstance(e, ev.ScriptletInfo) else (
                 "hook" if isinstance(e, (ev.HookEvent, ev.HookRun)) else "alpm")
 
@@ -169,7 +172,7 @@ class Runner:
         except AlpmError as exc:
             t.error_details = error_details(exc)
             t.changed("ErrorDetails")
-            raise errors.from_alpm(exc) from None
+            raise errors.from_alpm(exc, t.locale) from None
 
     async def transact(self, t: TransactionObject) -> None:
         d = self.daemon

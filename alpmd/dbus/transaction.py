@@ -239,6 +239,11 @@ class TransactionObject(ServiceInterface):
         return uid is not None and (uid == 0 or (uid == self.uid and uid >= 0))
 
     @property
+    def locale(self) -> str:
+        """The client's language (SetHints ``locale``) for its errors, log lines and questions."""
+        return str(self.hints.get("locale") or "")
+
+    @property
     def full_upgrade(self) -> bool:
         return self.kind == "sysupgrade" or (self.kind == "install"
                                              and not self.opts.get("no-sysupgrade"))
