@@ -20,7 +20,7 @@ from dbus_fast.signature import Variant
 from alpmd.dbus import authority, errors
 from alpmd.dbus.packages import repo_name
 from alpmd.dbus.transaction import Cancelled, TransactionObject
-from alpmd.engine import download, keyring, pkgcache, signing
+from alpmd.engine import download, pkgcache, trust
 from alpmd.engine import events as ev
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
@@ -303,39 +303,17 @@ class Runner:
         keyring), never from the network; the import question is never answered
         for the client (a missing answer takes the default, no).
         """
-        loop = asyncio.get_running_loop()
-        ask = t.ask_threadsafe(loop)
+        ask = t.ask_threadsafe(asyncio.get_running_loop())
         h = self.daemon.new_handle()
-        ident = t.targets[0]
-
-        def work() -> str:
-            gpgdir = keyring.keyring_dir(h.options.gpgdir)
-            key = keyring.find_key(gpgdir, ident)
-            if key is None:
-                def only_this(q: ev.Question) -> object:
-                    if isinstance(q, ev.ImportKey) and not q.fingerprint.upper().endswith(ident):
-                        return False
-                    return ask(q)
-                if not signing.import_key(h, ident, question=only_this):
-                    raise AlpmError(ErrorCode.SIG_MISSING,
-                                    f"key {ident} is not in the keyring and was not imported",
-                                    key=ident)
-                key = keyring.find_key(gpgdir, ident)
-                if key is None:
-                    raise AlpmError(ErrorCode.GPGME, f"key {ident} could not be imported")
-                loop.call_soon_threadsafe(t.add_log, "info", "alpm",
-                                          f"imported key {key.fingerprint}")
-            if keyring.is_lsigned(gpgdir, key.fingerprint):
-                return f"key {key.fingerprint} is already trusted"
-            keyring.lsign_keys(gpgdir, [key.fingerprint])
-            h.logaction("ALPMD", f"locally signed key {key.fingerprint} (uid {t.uid})")
-            return f"locally signed key {key.fingerprint}"
         t.set_state("committing")
         try:
-            msg = await asyncio.to_thread(work)
+            res = await asyncio.to_thread(trust.trust_key, h, t.targets[0], question=ask,
+                                          who=f"uid {t.uid}")
         finally:
             h.release()
-        t.add_log("info", "alpm", msg)
+        if res.imported:
+            t.add_log("info", "alpm", f"imported key {res.fingerprint}")
+        t.add_log("info", "alpm", res.message)
 
 
 # -- translation helpers ----------------------------------------------------------------
