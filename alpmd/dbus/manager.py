@@ -21,6 +21,7 @@ from alpmd.dbus import errors, fds, limits, options
 from alpmd.dbus.bus import CALLER
 from alpmd.dbus.daemon import KEEP_FINISHED, Daemon
 from alpmd.dbus.types import AH, AO, AS, B, ListOfDicts, O, Opts, S, T, U
+from alpmd.engine.db.stores import Store
 from alpmd.engine.errors import AlpmError
 
 __all__ = ["KEEP_FINISHED", "Daemon", "Manager1"]
@@ -219,6 +220,15 @@ class Manager1(ServiceInterface):
         if not (8 <= len(fp) <= 40) or any(c not in "0123456789abcdefABCDEF" for c in fp):
             raise errors.invalid("not a key fingerprint")
         return await self._new("trust-key", [fp.upper()], opts)
+
+    @dbus_method()
+    async def ConvertDatabase(self, backend: S, opts: Opts) -> O:
+        """Move the local database to another store (files or sqlite), like alpm -D --convert;
+        needs org.alpm.convert-database. The query databases are re-opened afterwards."""
+        if backend not in {s.value for s in Store}:
+            raise errors.invalid(f"unknown backend {backend[:64]!r} (one of "
+                                 f"{', '.join(s.value for s in Store)})")
+        return await self._new("convert-database", [backend], opts)
 
     @dbus_method()
     async def GetHistory(self, opts: Opts) -> ListOfDicts:

@@ -22,6 +22,8 @@ from alpmd.dbus.packages import repo_name
 from alpmd.dbus.transaction import Cancelled, TransactionObject
 from alpmd.engine import download, pkgcache, trust
 from alpmd.engine import events as ev
+from alpmd.engine.db import convert
+from alpmd.engine.db.stores import Store
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.handle import Handle
@@ -62,6 +64,8 @@ class Runner:
             await self.trust_key(t)
         elif t.kind == "clean-cache":
             await self.clean_cache(t)
+        elif t.kind == "convert-database":
+            await self.convert_database(t)
         else:
             raise errors.code_text(errors.INTERNAL, "internal", f"{t.kind} is not available")
 
@@ -295,6 +299,21 @@ class Runner:
         finally:
             h.release()
             self.daemon.reload()
+
+    async def convert_database(self, t: TransactionObject) -> None:
+        """The local database into another store, under the lock; then every handle anew."""
+        h = self.daemon.new_handle()
+        try:
+            await self.wait_lock(t, h)
+            t.set_state("committing")
+            async with self.daemon.committing(h):
+                res = await asyncio.to_thread(convert.convert, h, Store(t.targets[0]))
+        finally:
+            h.release()
+            self.daemon.reload()
+        t.add_log("info", "alpm", f"converted {res.entries} entries from {res.source.value} "
+                  f"to {res.target.value} ({res.path}"
+                  + (f"; the old store is at {res.moved_aside})" if res.moved_aside else ")"))
 
     async def trust_key(self, t: TransactionObject) -> None:
         """Import (asking the client: ImportKey) and locally sign a packager key.
