@@ -71,7 +71,7 @@ class CommitMarker:
             writer = ProcessId(int(pid_text), int(start_text) if start_text.strip() else None)
         except (OSError, ValueError):
             return False
-        if writer == ProcessId.current() or writer.pid == os.getpid():
+        if writer.pid == os.getpid():
             return False
         if not writer.alive():
             return lockfile == handle.lockfile or not lockfile
