@@ -20,7 +20,8 @@ from alpmd.dbus import errors, polkit
 ACTIONS = {"refresh": "org.alpm.refresh", "sysupgrade": "org.alpm.sysupgrade",
            "install": "org.alpm.install", "install-files": "org.alpm.install-file",
            "remove": "org.alpm.remove", "set-reason": "org.alpm.set-reason",
-           "clean-cache": "org.alpm.clean-cache", "trust-key": "org.alpm.trust-key"}
+           "clean-cache": "org.alpm.clean-cache", "trust-key": "org.alpm.trust-key",
+           "convert-database": "org.alpm.convert-database"}
 #: What a plan row's action needs besides its kind's action.
 PLAN_ACTIONS = {"downgrade": "org.alpm.downgrade", "remove": "org.alpm.remove"}
 #: Reading other users' transactions and history in full (administrators).

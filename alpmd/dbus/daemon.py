@@ -17,8 +17,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +40,7 @@ from alpmd.engine import download
 from alpmd.engine.config import load_config
 from alpmd.engine.errors import AlpmError
 from alpmd.engine.handle import Handle
+from alpmd.engine.history import Entry, History, changes_between, installed_versions
 from alpmd.engine.query import upgrades
 
 if TYPE_CHECKING:
@@ -48,21 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("alpmd")
 KEEP_FINISHED = 60.0
-
-
-@dataclass
-class HistoryRecord:
-    """The daemon's record of one transaction: who asked what, and how it ended."""
-
-    id: int
-    kind: str
-    targets: list[str]
-    uid: int
-    sender: str
-    result: str
-    time: int
-    detail: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class Daemon:
@@ -90,7 +75,9 @@ class Daemon:
         self.manager: Manager1 | None = None
         self._updates_cache: list[dict[str, Variant]] | None = None
         self.updates_announced: int | None = None
-        self.history: list[HistoryRecord] = []
+        self.history = History(self.state_dir + "history.sqlite")
+        #: history writes still running (GetHistory waits for them)
+        self.history_tasks: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
         self.authority = Authority(bus)
         self.runner = Runner(self)
@@ -228,8 +215,7 @@ class Daemon:
         for f in self.queue.finished(t):
             f.error_details = t.error_details
             f.finish(t.result, *t.error)
-        self.history.append(HistoryRecord(t.n, t.kind, list(t.targets), t.uid, t.sender,
-                                          t.result, int(time.time())))
+        self.spawn_history(self.record_history(t))
         notify.event(f"transaction {t.n} ({t.kind}) finished: {t.result}",
                      alpmd_transaction=t.n, alpmd_uid=t.uid, alpmd_kind=t.kind,
                      alpmd_result=t.result)
@@ -293,7 +279,7 @@ class Daemon:
                          exc.type, exc.text)
             except AlpmError as exc:
                 t.error_details = error_details(exc)
-                err = errors.from_alpm(exc)
+                err = errors.from_alpm(exc, t.locale)
                 t.finish("cancelled" if t.cancelled else "failed", err.type, err.text)
             except Exception as exc:
                 err = errors.internal(exc)
@@ -335,13 +321,59 @@ class Daemon:
             h.release()
         clear_incoming(self.incoming_dir, out)
         if out.result != "clean":
-            self.history.append(HistoryRecord(
-                0, "recovery", list(out.pending), 0, "", out.result, out.time,
-                detail="; ".join(out.actions + out.unresolved)))
+            try:
+                self.history.record(Entry(kind="recovery", targets=list(out.pending),
+                                          started=float(out.time), uid=0, result=out.result,
+                                          error="; ".join(out.actions + out.unresolved)))
+            except AlpmError as exc:
+                log.error("could not record the recovery: %s", exc.message)
         self.recovery = out
         self.reload()
         self.watcher.lock_holder = self.handle.lock_holder()
         return out
+
+    # -- history ------------------------------------------------------------------------
+
+    def spawn_history(self, work: Coroutine[None, None, None]) -> None:
+        """Run a history write in the background; GetHistory waits for it."""
+        task = asyncio.ensure_future(work)
+        self.history_tasks.add(task)
+        task.add_done_callback(self.history_tasks.discard)
+
+    async def history_settled(self) -> None:
+        """Wait for the history writes started so far, then read pacman.log's news."""
+        if self.history_tasks:
+            await asyncio.gather(*list(self.history_tasks), return_exceptions=True)
+        await self.import_history()
+
+    async def import_history(self) -> None:
+        """What pacman (or anybody) did behind our back, from pacman.log (off the loop)."""
+        try:
+            await asyncio.to_thread(self.history.import_log, str(self.handle.options.logfile))
+        except AlpmError as exc:
+            log.error("could not read pacman.log into the history: %s", exc.message)
+
+    async def record_history(self, t: TransactionObject) -> None:
+        """Store a finished transaction: who asked, what moved, how it ended."""
+        started = t.started_wall or time.time()
+
+        def work() -> None:
+            changes = []
+            if t.before is not None:
+                h = self.new_handle()
+                try:
+                    changes = changes_between(t.before, installed_versions(h))
+                finally:
+                    h.release()
+            code, message = t.error
+            self.history.record(Entry(
+                kind=t.kind, targets=list(t.targets), started=started,
+                duration=max(0.0, time.time() - started), uid=t.uid, client=t.sender,
+                result=t.result, error=message or code, changes=changes))
+        try:
+            await asyncio.to_thread(work)
+        except AlpmError as exc:
+            log.error("could not record transaction %d: %s", t.n, exc.message)
 
     # -- package files from clients -----------------------------------------------------
 
@@ -356,4 +388,4 @@ class Daemon:
         return f"{self.incoming_dir}{os.getpid()}-{n}-{i}.pkg"
 
 
-__all__ = ["Daemon", "HistoryRecord", "KEEP_FINISHED"]
+__all__ = ["Daemon", "KEEP_FINISHED"]

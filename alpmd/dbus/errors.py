@@ -81,16 +81,37 @@ _BY_CODE: dict[ErrorCode, str] = {
     ErrorCode.PKG_OPEN: INVALID_ARGS,
     ErrorCode.PKG_INVALID_CHECKSUM: SIGNATURE,
     ErrorCode.PKG_INVALID_ARCH: INVALID_ARGS,
+    # a hostile or broken archive is bad input from the caller, not our fault
+    ErrorCode.ARCHIVE_LIMIT: INVALID_ARGS,
+    ErrorCode.LIBARCHIVE: INVALID_ARGS,
+    ErrorCode.PKG_CANT_REMOVE: CONFLICT,
+    ErrorCode.PATTERN_TOO_COSTLY: TIMEOUT,
+    ErrorCode.MISSING_CAPABILITY_SIGNATURES: SIGNATURE,
+    ErrorCode.DISK_FULL: DISK_FULL,
+    ErrorCode.READ_ONLY: READ_ONLY,
+    ErrorCode.NOT_A_DIR: NOT_FOUND,
+    ErrorCode.HANDLE_NOT_NULL: BUSY,
 }
 
-
-#: codes the engine adds for a hostile system (matched by their stable slug)
-_BY_VALUE = {"disk-full": DISK_FULL, "read-only": READ_ONLY}
+#: codes that really are the daemon's own failure (a broken state or system, a bug): Internal
+#: on purpose. tests/dbus/test_dbus_errors.py checks that every code is in exactly one table.
+INTERNAL_CODES: frozenset[ErrorCode] = frozenset({
+    ErrorCode.MEMORY, ErrorCode.SYSTEM, ErrorCode.HANDLE_NULL, ErrorCode.DB_OPEN,
+    ErrorCode.DB_CREATE, ErrorCode.DB_NULL, ErrorCode.DB_NOT_NULL, ErrorCode.DB_INVALID,
+    ErrorCode.DB_VERSION, ErrorCode.DB_WRITE, ErrorCode.DB_REMOVE, ErrorCode.TRANS_HOOK_FAILED,
+    # the system's own files (pacman.conf, hooks) are broken or unreadable: not the caller's
+    ErrorCode.CONFIG_INVALID, ErrorCode.BADPERMS,
+})
 
 
 def error_name(code: ErrorCode) -> str:
-    """The D-Bus error name for an engine error code (Internal when nothing fits)."""
-    return _BY_CODE.get(code) or _BY_VALUE.get(code.value, INTERNAL)
+    """The D-Bus error name for an engine error code (Internal only for ``INTERNAL_CODES``)."""
+    return _BY_CODE.get(code, INTERNAL)
+
+
+def mapped_codes() -> dict[ErrorCode, str]:
+    """Every code with a deliberate non-Internal name (for the exhaustiveness test)."""
+    return dict(_BY_CODE)
 
 
 def code_text(name: str, code: str, message: str) -> DBusError:
@@ -98,13 +119,14 @@ def code_text(name: str, code: str, message: str) -> DBusError:
     return DBusError(name, f"{code}: {message}")
 
 
-def from_alpm(exc: AlpmError) -> DBusError:
+def from_alpm(exc: AlpmError, locale: str = "") -> DBusError:
+    """The named error for ``exc``, its text in the caller's ``locale`` (the code stays)."""
     name = error_name(exc.code)
     if name == INTERNAL or exc.code.value in ("system", "disk-full", "read-only"):
         named = from_os_error(exc)
         if named is not None:
             return named
-    return code_text(name, exc.code.value, exc.message)
+    return code_text(name, exc.code.value, exc.localized(locale) if locale else exc.message)
 
 
 def internal(exc: BaseException) -> DBusError:

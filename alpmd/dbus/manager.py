@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import threading
-import time
 from collections.abc import Sequence
 
 from dbus_fast.constants import PropertyAccess
@@ -22,11 +21,13 @@ from alpmd.dbus import errors, fds, limits, options
 from alpmd.dbus.bus import CALLER
 from alpmd.dbus.daemon import KEEP_FINISHED, Daemon
 from alpmd.dbus.types import AH, AO, AS, B, ListOfDicts, O, Opts, S, T, U
+from alpmd.engine.db.stores import Store
+from alpmd.engine.errors import AlpmError
 
 __all__ = ["KEEP_FINISHED", "Daemon", "Manager1"]
-#: bytes read from the end of pacman.log per history row asked for
-HISTORY_BYTES_PER_ROW = 4096
-MAX_HISTORY_ROWS = 10_000
+#: GetHistory rows by default and at most
+DEFAULT_HISTORY_ROWS = 50
+MAX_HISTORY_ROWS = 1000
 
 
 def _check_targets(targets: Sequence[str], caps: limits.Limits) -> list[str]:
@@ -221,48 +222,56 @@ class Manager1(ServiceInterface):
         return await self._new("trust-key", [fp.upper()], opts)
 
     @dbus_method()
-    async def GetHistory(self, opts: Opts) -> ListOfDicts:
-        """pacman.log's transactions (newest last) and the daemon's record of who asked.
+    async def ConvertDatabase(self, backend: S, opts: Opts) -> O:
+        """Move the local database to another store (files or sqlite), like alpm -D --convert;
+        needs org.alpm.convert-database. The query databases are re-opened afterwards."""
+        if backend not in {s.value for s in Store}:
+            raise errors.invalid(f"unknown backend {backend[:64]!r} (one of "
+                                 f"{', '.join(s.value for s in Store)})")
+        return await self._new("convert-database", [backend], opts)
 
-        Who asked (uid, bus name) is shown for one's own transactions; administrators
+    @dbus_method()
+    async def GetHistory(self, opts: Opts) -> ListOfDicts:
+        """Transactions, newest first: the daemon's own and what pacman.log shows others did.
+
+        Options: offset (u), limit (u, default 50, at most 1000), package (s: only
+        transactions that changed it), since / until (t, seconds since the epoch).
+        Who asked (uid, client) is shown for one's own transactions; administrators
         (root, or polkit's org.alpm.view-foreign) see it for everybody's."""
-        limit = options.get(opts, "limit", int, 100)
-        if limit < 0:
-            raise errors.invalid("limit must not be negative")
+        offset = options.get(opts, "offset", int, 0)
+        limit = options.get(opts, "limit", int, DEFAULT_HISTORY_ROWS)
+        if offset < 0 or limit < 0:
+            raise errors.invalid("offset and limit must not be negative")
         limit = min(limit, MAX_HISTORY_ROWS)
+        package = options.get(opts, "package", str, "") or None
+        since = options.get(opts, "since", int, -1)
+        until = options.get(opts, "until", int, -1)
         d = self.daemon
         sender = CALLER.get()
         my_uid = await d.authority.uid(sender) if sender else 0
         admin = my_uid == 0 or await d.authority.may_view_foreign(sender)
-        logfile = str(d.handle.options.logfile)
-        lines = await asyncio.to_thread(_tail_lines, logfile,
-                                        max(1, limit) * HISTORY_BYTES_PER_ROW)
+        await d.history_settled()
+        try:
+            entries = await asyncio.to_thread(
+                d.history.page, offset, limit, package=package,
+                since=float(since) if since >= 0 else None,
+                until=float(until) if until >= 0 else None)
+        except AlpmError as exc:
+            raise errors.from_alpm(exc) from None
         rows: list[dict[str, Variant]] = []
-        for line in lines:
-            if "] [ALPM] " not in line:
-                continue
-            when, _, rest = line.partition("] [ALPM] ")
-            words = rest.split(" ", 2)
-            if words and words[0] in ("installed", "upgraded", "removed", "downgraded",
-                                      "reinstalled"):
-                rows.append({"time": Variant("s", when.lstrip("[")),
-                             "action": Variant("s", words[0]),
-                             "package": Variant("s", words[1] if len(words) > 1 else ""),
-                             "detail": Variant("s", words[2] if len(words) > 2 else ""),
-                             "source": Variant("s", "pacman.log")})
-        for rec in d.history:
-            row = {"time": Variant("s", time.strftime("%Y-%m-%dT%H:%M:%S",
-                                                       time.localtime(rec.time))),
-                   "action": Variant("s", rec.kind),
-                   "package": Variant("s", " ".join(rec.targets)),
-                   "detail": Variant("s", rec.detail or rec.result),
-                   "result": Variant("s", rec.result),
-                   "source": Variant("s", "alpmd")}
-            if admin or (rec.uid == my_uid and rec.uid >= 0):
-                row["uid"] = Variant("u", max(0, rec.uid))
-                row["client"] = Variant("s", rec.sender)
+        for e in entries:
+            row = {"id": Variant("t", e.id), "started": Variant("d", e.started),
+                   "duration": Variant("d", e.duration), "kind": Variant("s", e.kind),
+                   "targets": Variant("as", list(e.targets)),
+                   "result": Variant("s", e.result), "error": Variant("s", e.error),
+                   "source": Variant("s", e.source),
+                   "changes": Variant("a(sss)", [[c.name, c.old or "", c.new or ""]
+                                                 for c in e.changes])}
+            if e.source != "alpmd" or admin or (e.uid == my_uid and e.uid >= 0):
+                row["uid"] = Variant("i", e.uid)
+                row["client"] = Variant("s", e.client)
             rows.append(row)
-        return rows[-limit:] if limit else rows
+        return rows
 
     @dbus_method()
     async def Quit(self) -> None:
@@ -291,17 +300,3 @@ def _unlink(paths: Sequence[str]) -> None:
     for p in paths:
         with contextlib.suppress(OSError):
             os.unlink(p)
-
-
-def _tail_lines(path: str, max_bytes: int) -> list[str]:
-    """The whole lines among the last ``max_bytes`` of a text file (none when unreadable)."""
-    try:
-        with open(path, "rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            start = max(0, size - max_bytes)
-            fh.seek(start)
-            data = fh.read(max_bytes)
-    except OSError:
-        return []
-    lines = data.decode("utf-8", "replace").splitlines()
-    return lines[1:] if start > 0 else lines

@@ -1,7 +1,9 @@
 """systemd integration: sd_notify and journald, both optional.
 
-Without NOTIFY_SOCKET (or with a dead one) notifications are dropped; without
-journald the log goes to stderr. Neither ever stops the daemon.
+systemd-python is an optional extra (``pip install alpmd[systemd]``), imported
+only when used. Without it, without NOTIFY_SOCKET (or with a dead one)
+notifications are dropped; without it or journald the log goes to stderr.
+Neither ever stops the daemon.
 """
 
 from __future__ import annotations
@@ -9,25 +11,29 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any
-
-try:
-    from systemd import daemon as _sd_daemon
-    from systemd import journal as _sd_journal
-except ImportError:  # pragma: no cover - systemd-python is a dependency
-    _sd_daemon = None
-    _sd_journal = None
+from types import ModuleType
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 log = logging.getLogger("alpmd")
 
 
+def _sd_daemon() -> ModuleType | None:
+    """``systemd.daemon``, or None without the optional systemd-python."""
+    try:
+        from systemd import daemon
+    except ImportError:
+        return None
+    mod: ModuleType = daemon
+    return mod
+
+
 def notify(state: str) -> bool:
     """Send ``state`` (``READY=1``, ``STATUS=...``, ``WATCHDOG=1``, ``STOPPING=1``) if we can."""
-    if _sd_daemon is None or not os.environ.get("NOTIFY_SOCKET"):
+    sd = _sd_daemon() if os.environ.get("NOTIFY_SOCKET") else None
+    if sd is None:
         return False
     try:
-        return bool(_sd_daemon.notify(state))
+        return bool(sd.notify(state))
     except OSError:
         return False
 
@@ -44,26 +50,25 @@ def watchdog_interval() -> float | None:
         return None
 
 
-class _JournalHandler(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        fields: dict[str, Any] = {k.upper(): str(v) for k, v in
-                                  getattr(record, "fields", {}).items()}
-        prio = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4,
-                logging.ERROR: 3, logging.CRITICAL: 2}.get(record.levelno, 6)
-        try:
-            assert _sd_journal is not None
-            _sd_journal.send(self.format(record), PRIORITY=str(prio),
-                             SYSLOG_IDENTIFIER="alpmd", **fields)
-        except OSError:
-            sys.stderr.write(self.format(record) + "\n")
+def journal_handler() -> logging.Handler | None:
+    """systemd-python's JournalHandler when the system runs systemd with a journal, else
+    None (no systemd-python, another init, or a terminal to write to)."""
+    sd = _sd_daemon()
+    if sd is None or not sd.booted() or not os.path.exists(JOURNAL_SOCKET) \
+            or sys.stderr.isatty():
+        return None
+    try:
+        from systemd.journal import JournalHandler
+    except ImportError:
+        return None
+    handler: logging.Handler = JournalHandler(SYSLOG_IDENTIFIER="alpmd")
+    return handler
 
 
 def setup_logging(verbose: bool = False) -> None:
     """journald with structured fields when it is there, stderr otherwise."""
-    handler: logging.Handler
-    if _sd_journal is not None and os.path.exists(JOURNAL_SOCKET) and not sys.stderr.isatty():
-        handler = _JournalHandler()
-    else:
+    handler = journal_handler()
+    if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("alpmd: %(levelname)s: %(message)s"))
     log.handlers[:] = [handler]
@@ -72,5 +77,6 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def event(message: str, **fields: object) -> None:
-    """An info line with structured fields (transaction id, uid, kind, result)."""
-    log.info(message, extra={"fields": fields})
+    """An info line with structured fields (transaction id, uid, kind, result): journald
+    field names are upper case (JournalHandler sends a record's extra attributes)."""
+    log.info(message, extra={k.upper(): str(v) for k, v in fields.items()})

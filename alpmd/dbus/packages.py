@@ -13,8 +13,7 @@ from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.handle import Handle
 from alpmd.engine.package import Origin, Package
-
-LOCAL = "local"
+from alpmd.engine.target import LOCAL
 
 
 def package_id(pkg: Package, repo: str | None = None) -> str:

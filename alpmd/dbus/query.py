@@ -18,7 +18,7 @@ from dbus_fast.signature import Variant
 
 from alpmd.dbus import errors, fds, limits, options, searcher
 from alpmd.dbus.bus import CALLER
-from alpmd.dbus.packages import LOCAL, attributes, lookup, package_id
+from alpmd.dbus.packages import attributes, lookup, package_id
 from alpmd.dbus.types import AS, Groups, H, ListOfDicts, Opts, Pairs, S, SearchRows
 from alpmd.engine import query as q
 from alpmd.engine.archive import load_package_file
@@ -27,13 +27,15 @@ from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.handle import Handle
 from alpmd.engine.package import Package
 from alpmd.engine.regex import compile_posix
+from alpmd.engine.target import find_package
 
 if TYPE_CHECKING:
     from alpmd.dbus.daemon import Daemon
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SCOPES = ("available", "installed", "foreign", "orphans", "explicit", "deps")
+#: Search's scope for the repositories (the others are the engine's installed scopes)
+AVAILABLE = "available"
 MAX_ROWS = 100_000
 MAX_ITEMS = 10_000
 NAME_LENGTH = 256
@@ -80,7 +82,7 @@ class Query1(ServiceInterface):
         out: list[str] = []
         missing: list[str] = []
         for name in names:
-            pkg = self._resolve_one(h, name, prefer)
+            pkg = find_package(h, name, prefer_local=prefer != "sync")
             if pkg is None:
                 missing.append(name)
             else:
@@ -90,38 +92,21 @@ class Query1(ServiceInterface):
                                              f"target not found: {', '.join(missing)}"))
         return out
 
-    @staticmethod
-    def _resolve_one(h: Handle, name: str, prefer: str) -> Package | None:
-        if "/" in name:
-            repo, _, bare = name.partition("/")
-            if repo == LOCAL:
-                return h.localdb.get(bare)
-            db = h.get_syncdb(repo)
-            if db is None:
-                return None
-            return db.get(bare) or q.find_satisfier(db, bare)
-        local = h.localdb.get(name)
-        if local is not None and prefer != "sync":
-            return local
-        for db in h.syncdbs:
-            pkg = db.get(name)
-            if pkg is not None:
-                return pkg
-        if local is not None:
-            return local
-        return q.find_satisfier(h.syncdbs, name)
-
     @dbus_method()
     async def Search(self, terms: AS, opts: Opts) -> SearchRows:
         """Rows (id, name, version, repo, description, installed) matching every term.
 
-        Options: ``scope`` (available | installed | foreign | orphans | explicit | deps),
+        Options: ``scope`` (available: the repositories, or one of the installed package
+        scopes of :data:`alpmd.engine.query.SCOPE_NAMES`: installed, explicit, deps...),
         ``fields`` (["name"] to match names only), ``repos``, ``limit``, ``offset``.
         Terms with regex syntax are matched in a child process under a deadline.
         """
         scope = options.get(opts, "scope", str, "available")
-        if scope not in SCOPES:
-            raise errors.invalid(f"unknown scope {scope!r} (one of {', '.join(SCOPES)})")
+        if scope != AVAILABLE:
+            try:
+                q.parse_scope(scope)
+            except AlpmError as exc:
+                raise errors.from_alpm(exc) from None
         fields = options.get(opts, "fields", list, [])
         repos = options.get(opts, "repos", list, [])
         limit = options.get(opts, "limit", int, MAX_ROWS)
@@ -255,17 +240,8 @@ class Query1(ServiceInterface):
     @dbus_method()
     @translated
     def GetPacnew(self) -> Pairs:
-        """(path, package name) for every backup file with a .pacnew or .pacsave beside it."""
-        h = self.handle
-        root = h.options.root
-        out: list[list[str]] = []
-        for pkg in h.localdb.packages:
-            for bk in pkg.backup:
-                for suffix in (".pacnew", ".pacsave"):
-                    path = root + bk.path + suffix
-                    if os.path.lexists(path):
-                        out.append(["/" + bk.path + suffix, pkg.name])
-        return out
+        """(path, package name) for every .pacnew, .pacsave or .pacorig beside a backup file."""
+        return [[c.path, c.package] for c in q.config_leftovers(self.handle)]
 
     @dbus_method()
     async def InspectFile(self, fd: H) -> Opts:
@@ -327,22 +303,14 @@ def search_rows(h: Handle, terms: list[str], scope: str, repos: list[str], names
     """Search's rows over ``h`` (in the daemon, or in the search child)."""
     installed = h.localdb.versions
     pkgs: list[Package] = []
-    if scope == "available":
+    if scope == AVAILABLE:
         for db in h.syncdbs:
             if repos and db.name not in repos:
                 continue
             pkgs.extend(q.search(db, terms))
     else:
-        found = q.search(h.localdb, terms)
-        if scope == "foreign":
-            found = [p for p in found if q.is_foreign(h, p)]
-        elif scope == "explicit":
-            found = [p for p in found if int(p.reason) == 0]
-        elif scope == "deps":
-            found = [p for p in found if int(p.reason) != 0]
-        elif scope == "orphans":
-            found = [p for p in found if int(p.reason) != 0 and q.is_unrequired(h, p, 0)]
-        pkgs = found
+        wanted = q.parse_scope(scope)
+        pkgs = [p for p in q.search(h.localdb, terms) if q.in_scope(h, p, wanted)]
     if names_only:
         regs = [compile_posix(t) for t in terms]
         pkgs = [p for p in pkgs if all(r.search(p.name) or t.lower() in p.name.lower()

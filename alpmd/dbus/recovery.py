@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alpmd.engine.errors import AlpmError
-from alpmd.engine.handle import Handle
+from alpmd.engine.handle import Handle, lock_holder_process
+from alpmd.engine.process import ProcessId
 from alpmd.engine.trans import Transaction
 
 log = logging.getLogger("alpmd")
@@ -49,7 +50,8 @@ class CommitMarker:
         Path(self.state_dir).mkdir(parents=True, exist_ok=True)
         tmp = self.path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(f"{os.getpid()}\n{lockfile}\n")
+            me = ProcessId.current()
+            fh.write(f"{me.pid} {me.start if me.start is not None else ''}\n{lockfile}\n")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
@@ -60,22 +62,22 @@ class CommitMarker:
                 os.unlink(self.path)
 
     def crashed(self, handle: Handle) -> bool:
-        """Whether a previous daemon died while committing (its marker names a dead pid)."""
+        """Whether a previous daemon died while committing: the process its marker names
+        (PID and start time, so a reused PID or a zombie is no survivor) no longer holds
+        the lock."""
         try:
-            pid_text, lockfile = Path(self.path).read_text().split("\n")[:2]
-            pid = int(pid_text)
+            who, lockfile = Path(self.path).read_text().split("\n")[:2]
+            pid_text, _, start_text = who.partition(" ")
+            writer = ProcessId(int(pid_text), int(start_text) if start_text.strip() else None)
         except (OSError, ValueError):
             return False
-        if pid == os.getpid():
+        if writer.pid == os.getpid():
             return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not writer.alive():
             return lockfile == handle.lockfile or not lockfile
-        except PermissionError:
-            return False
-        # the pid is alive: reused by another process unless it holds the lock
-        return not handle.lock_holder().startswith(f"pid {pid} ")
+        # the very process is alive: it crashed only if it no longer holds the lock
+        holder = lock_holder_process(handle.lockfile)
+        return holder is None or holder.pid != writer.pid
 
     def clear(self) -> None:
         with contextlib.suppress(FileNotFoundError):

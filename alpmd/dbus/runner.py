@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import enum
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,14 +20,18 @@ from dbus_fast.signature import Variant
 from alpmd.dbus import authority, errors
 from alpmd.dbus.packages import repo_name
 from alpmd.dbus.transaction import Cancelled, TransactionObject
-from alpmd.engine import download, keyring, pkgcache, signing
+from alpmd.engine import download, pkgcache, trust
 from alpmd.engine import events as ev
+from alpmd.engine.db import convert
+from alpmd.engine.db.stores import Store
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.handle import Handle
+from alpmd.engine.history import DAEMON_PREFIX, installed_versions
 from alpmd.engine.package import Package
 from alpmd.engine.resolve import Plan
 from alpmd.engine.trans import Transaction
+from alpmd.i18n import translate
 
 if TYPE_CHECKING:
     from alpmd.dbus.daemon import Daemon
@@ -46,6 +51,7 @@ class Runner:
 
     async def run(self, t: TransactionObject) -> None:
         t.add_log("info", "daemon", f"starting {t.kind} {' '.join(t.targets)}".strip())
+        t.started_wall = time.time()
         if t.cancelled:
             raise Cancelled()
         if t.kind == "refresh":
@@ -58,6 +64,8 @@ class Runner:
             await self.trust_key(t)
         elif t.kind == "clean-cache":
             await self.clean_cache(t)
+        elif t.kind == "convert-database":
+            await self.convert_database(t)
         else:
             raise errors.code_text(errors.INTERNAL, "internal", f"{t.kind} is not available")
 
@@ -86,6 +94,8 @@ class Runner:
                   ) -> tuple[ev.EventCallback, ev.ProgressCallback]:
         def on_event(e: ev.Event) -> None:
             text = event_text(e)
+            if isinstance(e, ev.Warning_):
+                text = translate(text, t.locale)
             source = "scriptlet" if isinstance(e, ev.ScriptletInfo) else (
                 "hook" if isinstance(e, (ev.HookEvent, ev.HookRun)) else "alpm")
 
@@ -166,7 +176,7 @@ class Runner:
         except AlpmError as exc:
             t.error_details = error_details(exc)
             t.changed("ErrorDetails")
-            raise errors.from_alpm(exc) from None
+            raise errors.from_alpm(exc, t.locale) from None
 
     async def transact(self, t: TransactionObject) -> None:
         d = self.daemon
@@ -208,6 +218,10 @@ class Runner:
             await self.wait_lock(t, h)
             t.set_state("committing")
             d.watcher.set_holder(f"pid {os.getpid()} (alpmd)")
+            t.before = await asyncio.to_thread(installed_versions, h)
+            # pacman.log's transaction that follows is ours (history.import_log skips it)
+            h.logaction(DAEMON_PREFIX, f"transaction {t.n} ({t.kind} {' '.join(t.targets)}) "
+                        f"for uid {t.uid} ({t.sender or 'root'})")
             async with d.committing(h):
                 await asyncio.to_thread(et.commit)
             t.set_percentage(100.0, force=True)
@@ -286,6 +300,21 @@ class Runner:
             h.release()
             self.daemon.reload()
 
+    async def convert_database(self, t: TransactionObject) -> None:
+        """The local database into another store, under the lock; then every handle anew."""
+        h = self.daemon.new_handle()
+        try:
+            await self.wait_lock(t, h)
+            t.set_state("committing")
+            async with self.daemon.committing(h):
+                res = await asyncio.to_thread(convert.convert, h, Store(t.targets[0]))
+        finally:
+            h.release()
+            self.daemon.reload()
+        t.add_log("info", "alpm", f"converted {res.entries} entries from {res.source.value} "
+                  f"to {res.target.value} ({res.path}"
+                  + (f"; the old store is at {res.moved_aside})" if res.moved_aside else ")"))
+
     async def trust_key(self, t: TransactionObject) -> None:
         """Import (asking the client: ImportKey) and locally sign a packager key.
 
@@ -293,39 +322,17 @@ class Runner:
         keyring), never from the network; the import question is never answered
         for the client (a missing answer takes the default, no).
         """
-        loop = asyncio.get_running_loop()
-        ask = t.ask_threadsafe(loop)
+        ask = t.ask_threadsafe(asyncio.get_running_loop())
         h = self.daemon.new_handle()
-        ident = t.targets[0]
-
-        def work() -> str:
-            gpgdir = keyring.keyring_dir(h.options.gpgdir)
-            key = keyring.find_key(gpgdir, ident)
-            if key is None:
-                def only_this(q: ev.Question) -> object:
-                    if isinstance(q, ev.ImportKey) and not q.fingerprint.upper().endswith(ident):
-                        return False
-                    return ask(q)
-                if not signing.import_key(h, ident, question=only_this):
-                    raise AlpmError(ErrorCode.SIG_MISSING,
-                                    f"key {ident} is not in the keyring and was not imported",
-                                    key=ident)
-                key = keyring.find_key(gpgdir, ident)
-                if key is None:
-                    raise AlpmError(ErrorCode.GPGME, f"key {ident} could not be imported")
-                loop.call_soon_threadsafe(t.add_log, "info", "alpm",
-                                          f"imported key {key.fingerprint}")
-            if keyring.is_lsigned(gpgdir, key.fingerprint):
-                return f"key {key.fingerprint} is already trusted"
-            keyring.lsign_keys(gpgdir, [key.fingerprint])
-            h.logaction("ALPMD", f"locally signed key {key.fingerprint} (uid {t.uid})")
-            return f"locally signed key {key.fingerprint}"
         t.set_state("committing")
         try:
-            msg = await asyncio.to_thread(work)
+            res = await asyncio.to_thread(trust.trust_key, h, t.targets[0], question=ask,
+                                          who=f"uid {t.uid}")
         finally:
             h.release()
-        t.add_log("info", "alpm", msg)
+        if res.imported:
+            t.add_log("info", "alpm", f"imported key {res.fingerprint}")
+        t.add_log("info", "alpm", res.message)
 
 
 # -- translation helpers ----------------------------------------------------------------

@@ -50,6 +50,8 @@ async def serve(config: str, *, address: str | None = None, keep_finished: float
         await asyncio.to_thread(daemon.recover)
     except Exception:
         log.exception("start-up recovery failed")
+    # what pacman did while we were not running
+    await daemon.import_history()
     reply = await bus.request_name(BUS_NAME)
     if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
         log.error("could not own %s (%s)", BUS_NAME, reply)

@@ -95,6 +95,9 @@ class TransactionObject(ServiceInterface):
         self.plan: list[dict[str, Variant]] = []
         self.result = ""
         self.error = ["", ""]
+        #: wall-clock start and the installed versions then (for the history)
+        self.started_wall = 0.0
+        self.before: dict[str, str] | None = None
         self.error_details: dict[str, Variant] = {}
         self.warnings: list[str] = []
         self.pacnew: list[str] = []
@@ -234,6 +237,11 @@ class TransactionObject(ServiceInterface):
             return True
         uid = self.daemon.authority.uids.get(caller)
         return uid is not None and (uid == 0 or (uid == self.uid and uid >= 0))
+
+    @property
+    def locale(self) -> str:
+        """The client's language (SetHints ``locale``) for its errors, log lines and questions."""
+        return str(self.hints.get("locale") or "")
 
     @property
     def full_upgrade(self) -> bool:

@@ -25,13 +25,13 @@ class Watcher:
         self._stamp: tuple[int, ...] = ()
 
     def stamp(self) -> tuple[int, ...]:
-        out = []
-        for sub in ("local", "sync"):
-            try:
-                out.append(os.stat(self.daemon.handle.dbpath + sub).st_mtime_ns)
-            except OSError:
-                out.append(0)
-        return tuple(out)
+        """The local store's own stamp (any backend) and the sync directory's mtime."""
+        h = self.daemon.handle
+        try:
+            sync = os.stat(h.dbpath + "sync").st_mtime_ns
+        except OSError:
+            sync = 0
+        return (h.localdb.stamp(), sync)
 
     def rebase(self) -> None:
         """The query handle was just (re)opened: this is the state it saw."""
@@ -52,6 +52,7 @@ class Watcher:
         d = self.daemon
         if d.current is None and self.changed_behind():
             d.reload()
+            d.spawn_history(d.import_history())
         holder = d.handle.lock_holder()
         if d.current is not None and d.current.state in ("committing", "hooks"):
             holder = holder or self.lock_holder

@@ -115,9 +115,9 @@ def test_sigkill_mid_commit_then_restart(tmp_path: Path) -> None:
             finally:
                 stop_daemon(proc)
     assert props["State"] == "idle" and props["LockHolder"] == ""
-    rec = [r for r in hist if r["action"] == "recovery"]
-    assert rec and rec[-1]["result"] == "repaired", hist
-    assert "removed stale lock" in rec[-1]["detail"]
+    rec = [r for r in hist if r["kind"] == "recovery"]
+    assert rec and rec[0]["result"] == "repaired", hist
+    assert "removed stale lock" in rec[0]["error"]
     assert read_journal(str(e.root.dbpath) + "/") is None
     # p2 was rolled forward from the cached file or back to nothing, never half there
     installed = e.installed()

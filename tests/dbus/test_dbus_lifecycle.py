@@ -111,14 +111,15 @@ def test_install_files_by_fd_history_and_clean_cache(world: Any, tmp_path: Path)
     assert not (cache / ghost.name).exists() and not (cache / old.name).exists()
     assert kept.exists()
     assert any(ghost.name in row[3] for row in clean_log)
-    # history: pacman.log's line for the package, the daemon's record of who asked
-    logged = [r for r in rows if r["source"] == "pacman.log"]
-    assert {"action": "installed", "package": "localthing"}.items() <= logged[-1].items()
-    assert logged[-1]["detail"] == "(3.0-1)"
+    # history (newest first): the daemon's record of who asked and what moved; its own
+    # commits are not read a second time from pacman.log
+    assert not [r for r in rows if r["source"] == "pacman.log"], rows
     ours = [r for r in rows if r["source"] == "alpmd"]
-    assert [r["action"] for r in ours] == ["install-files", "clean-cache"]
+    assert [r["kind"] for r in ours] == ["clean-cache", "install-files"]
     assert all(r["uid"] == os.getuid() and r["client"] == me and r["result"] == "success"
                for r in ours)
+    assert [list(c) for c in ours[1]["changes"]] == [["localthing", "", "3.0-1"]]
+    assert ours[0]["changes"] == []
 
 
 def test_question_deadline_takes_pacmans_default(world: Any) -> None:

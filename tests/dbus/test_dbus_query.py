@@ -138,3 +138,19 @@ async def _call(bus: Any, member: str, sig: str, body: list[Any]) -> Any:
     if reply.message_type is MessageType.ERROR:
         raise DBusError(reply.error_name, reply.body[0] if reply.body else "")
     return reply.body[0] if member == "Resolve" else reply.body
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize(("scope", "flags"), [("explicit", "-Qeq"), ("deps", "-Qdq"),
+                                              ("dependencies", "-Qdq"), ("orphans", "-Qdtq"),
+                                              ("foreign", "-Qmq"), ("native", "-Qnq")])
+def test_installed_scopes_match_pacman(daemon: DBusEnv, sandbox: PacmanRoot, client_user: str,
+                                       scope: str, flags: str) -> None:
+    out = daemon.busctl("call", *Q, "Search", "asa{sv}", "0", "1", "scope", "s", scope,
+                        user=client_user)
+    got = sorted(i.split(";")[0] for i in _strings(out.stdout)[0::5])
+    pac = sandbox.pacman(flags)
+    want = sorted(pac.stdout.split())
+    # pacman -Q exits 1 when its filter keeps nothing
+    assert pac.returncode == (0 if want else 1), pac.stderr
+    assert got == want

@@ -94,20 +94,22 @@ def as_user(user: str, fn: Callable[[], Any]) -> Any:
     pw = pwd.getpwnam(user)
     r, w = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child
-        code = 0
+    if pid == 0:  # the child: whatever happens, it ends here (never back into pytest)
+        code = 1
         try:
             os.close(r)
-            os.setgroups([])
-            os.setgid(pw.pw_gid)
-            os.setuid(pw.pw_uid)
-            data = json.dumps({"result": fn()})
-        except BaseException:
-            data = json.dumps({"failure": traceback.format_exc()})
-            code = 1
-        with os.fdopen(w, "w") as fh:
-            fh.write(data)
-        os._exit(code)
+            try:
+                os.setgroups([])
+                os.setgid(pw.pw_gid)
+                os.setuid(pw.pw_uid)
+                data = json.dumps({"result": fn()})
+                code = 0
+            except BaseException:
+                data = json.dumps({"failure": traceback.format_exc()})
+            with os.fdopen(w, "w") as fh:
+                fh.write(data)
+        finally:
+            os._exit(code)
     os.close(w)
     with os.fdopen(r) as fh:
         data = fh.read()
