@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := python3 python3-venv python3-dev gcc libsystemd-dev pkg-config libarchive13 \
 	libarchive-tools dbus-daemon polkitd gnupg pacman-package-manager makepkg fakeroot zstd time \
-	archlinux-keyring gettext groff-base man-db bash-completion zsh xz-utils bzip2
+	archlinux-keyring gettext groff-base man-db bash-completion zsh xz-utils bzip2 strace
 STAMP := $(VENV)/.installed
 
 # Installation layout (`make install DESTDIR=... PREFIX=...`); PYTHON's pip installs the package

@@ -162,6 +162,8 @@ class Runs:
 
     times: list[float]
     maxrss: list[int] = field(default_factory=list)
+    #: CPU time (user + system, s) of each run: steadier than wall time on a busy machine.
+    cpu: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -172,55 +174,58 @@ class Runs:
         return f"{fmt_s(min(self.times))}–{fmt_s(max(self.times))}"
 
     @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu) if self.cpu else 0.0
+
+    @property
     def rss(self) -> int:
         return int(statistics.median(self.maxrss)) if self.maxrss else 0
 
 
-#: Runs a command and writes its own peak RSS (KiB) to argv[1]. Needed because a child
-#: forked from this (large) process inherits its RSS high-water mark across exec.
+#: Runs a command and writes, to argv[1], its peak RSS (KiB), user and system CPU seconds
+#: (microsecond resolution, unlike GNU time's 10 ms) and wall seconds from spawn to exit,
+#: so the launcher's own start-up is not timed. A separate small parent is needed because
+#: a child forked from this (large) process inherits its RSS high-water mark across exec.
 _LAUNCHER = """
-import os, sys
+import os, sys, time
+t0 = time.perf_counter()
 pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
 _, status, usage = os.wait4(pid, 0)
-open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+wall = time.perf_counter() - t0
+open(sys.argv[1], "w").write(f"{usage.ru_maxrss} {usage.ru_utime} {usage.ru_stime} {wall}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
-GNU_TIME = "/usr/bin/time"
 
 
 def _measured(cmd: Sequence[str], rssfile: str) -> list[str]:
-    """cmd wrapped so that its peak RSS lands in rssfile, from a small parent process."""
-    if os.access(GNU_TIME, os.X_OK):
-        return [GNU_TIME, "-o", rssfile, "-f", "%M", *cmd]
+    """cmd wrapped so that its measures land in rssfile, from a small parent process."""
     return [sys.executable, "-S", "-E", "-c", _LAUNCHER, rssfile, *cmd]
 
 
 def rss_method() -> str:
-    """How run_process measures peak RSS (for the report's notes)."""
-    if os.access(GNU_TIME, os.X_OK):
-        return "GNU time (%M) as the parent of each run"
-    return ("a small Python launcher as the parent of each run (8 MiB floor, about 10 ms "
-            "added to every wall time)")
+    """How run_process measures peak RSS, CPU and wall time (for the report's notes)."""
+    return ("a small Python launcher as the parent of each run: wait4's peak RSS (about "
+            "8 MiB floor) and CPU time, wall time from spawn to exit")
 
 
 def run_process(cmd: Sequence[str], *, env: dict[str, str] | None = None,
                 repeats: int = 5, warmup: int = 1, check: bool = True) -> Runs:
-    """Time whole processes (spawn to exit) and take each one's own peak RSS."""
+    """Time whole processes (spawn to exit) and take each one's own peak RSS and CPU time."""
     runs = Runs([], [])
     with tempfile.TemporaryDirectory(prefix="alpmd-bench-rss-") as tmp:
         rssfile = os.path.join(tmp, "maxrss")
         for i in range(warmup + repeats):
-            t0 = time.perf_counter()
             proc = subprocess.run(_measured(cmd, rssfile), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, env=env)
-            elapsed = time.perf_counter() - t0
             if check and proc.returncode != 0:
                 raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): "
                                    f"{proc.stderr.decode(errors='replace')[-500:]}")
             if i >= warmup:
-                runs.times.append(elapsed)
                 with open(rssfile) as f:
-                    runs.maxrss.append(int(f.read().split()[-1]) * 1024)
+                    rss, user, system, wall = f.read().split()
+                runs.times.append(float(wall))
+                runs.maxrss.append(int(rss) * 1024)
+                runs.cpu.append(float(user) + float(system))
     return runs
 
 

@@ -5,15 +5,19 @@ then installed with one ``-U`` per run into a fresh empty root: ``pacman -U``
 and ``alpm -U`` as whole processes (``--noconfirm``, no dependencies between
 the packages). Each run starts from a fresh copy of the empty root, which is
 not timed. Our commit writes the journal and fsyncs each database entry;
-pacman does not fsync.
+pacman does not fsync. Wall and CPU time (user + system: steadier on a shared
+machine) are reported, and one more run of each under ``strace -c -f`` counts
+the system calls per package (fsync/fdatasync above all).
 """
 
 from __future__ import annotations
 
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,11 +50,37 @@ def _root(base: Path) -> list[str]:
     return r.args()
 
 
-def _time(cmd: list[str]) -> float:
-    t0 = time.perf_counter()
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _time(cmd: list[str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one run."""
+    c0, t0 = _children_cpu(), time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT,
                    env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, _children_cpu() - c0
+
+
+#: System calls worth counting per package (the rest are summed in "all").
+SYSCALLS = ("fsync", "fdatasync", "sync_file_range", "openat", "newfstatat", "write",
+            "rename", "renameat2", "mkdir", "unlink")
+
+
+def _syscalls(cmd: list[str]) -> dict[str, int]:
+    """``strace -c -f`` call counts of one run (every thread and child)."""
+    with tempfile.NamedTemporaryFile(prefix="alpmd-bench-strace-") as out:
+        subprocess.run(["strace", "-f", "-c", "-o", out.name, *cmd], check=True,
+                       capture_output=True, cwd=ROOT, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
+        counts: dict[str, int] = {}
+        for line in Path(out.name).read_text().splitlines():
+            cols = line.split()
+            # "% time seconds usecs/call calls [errors] syscall"; "total" has no usecs column.
+            if len(cols) >= 5 and cols[0][0].isdigit() and cols[3].isdigit():
+                counts[cols[-1]] = int(cols[3])
+        counts["all"] = counts.pop("total", 0)
+        return counts
 
 
 def run(ctx: Context) -> Section:
@@ -60,21 +90,35 @@ def run(ctx: Context) -> Section:
         _packages(pkgdir)
     files = sorted(str(p) for p in pkgdir.glob("*.pkg.tar.zst"))
     repeats = max(1, min(ctx.repeats, 5))
-    ours: list[float] = []
-    theirs: list[float] = []
+    ours: list[tuple[float, float]] = []
+    theirs: list[tuple[float, float]] = []
+    alpm = [sys.executable, "-m", "alpmd.cli.alpm", "-U"]
     for _ in range(repeats):
         args = _root(ctx.workdir / "install-root-pacman")
         theirs.append(_time([PACMAN, "-U", *args, *files]))
         args = _root(ctx.workdir / "install-root-alpm")
-        ours.append(_time([sys.executable, "-m", "alpmd.cli.alpm", "-U", *args, *files]))
+        ours.append(_time([*alpm, *args, *files]))
     t = Table(["", "pacman -U", "alpm -U", "ratio (ours / pacman)"])
-    p, o = statistics.median(theirs), statistics.median(ours)
-    t.add(f"{COUNT} packages × {FILES} files, median of {repeats}", fmt_s(p), fmt_s(o),
+    p, o = statistics.median(w for w, _ in theirs), statistics.median(w for w, _ in ours)
+    pc, oc = statistics.median(c for _, c in theirs), statistics.median(c for _, c in ours)
+    t.add(f"{COUNT} packages × {FILES} files, wall, median of {repeats}", fmt_s(p), fmt_s(o),
           ratio(o, p))
+    t.add("CPU (user + system), median", fmt_s(pc), fmt_s(oc), ratio(oc, pc))
     section = Section(TITLE, tables=[t], notes=[
         f"package files built under {pkgdir}", f"from {ROOT}",
-        f"each run: pacman {', '.join(fmt_s(x) for x in theirs)}; "
-        f"alpm {', '.join(fmt_s(x) for x in ours)} (runs alternate, so a busy disk "
+        f"each run: pacman {', '.join(fmt_s(w) for w, _ in theirs)}; "
+        f"alpm {', '.join(fmt_s(w) for w, _ in ours)} (runs alternate, so a busy disk "
         "slows both)"])
+    if shutil.which("strace") is None:
+        raise RuntimeError("strace is not installed (it is in the Makefile's APT_PACKAGES)")
+    counted_p = _syscalls([PACMAN, "-U", *_root(ctx.workdir / "install-root-pacman"), *files])
+    counted_a = _syscalls([*alpm, *_root(ctx.workdir / "install-root-alpm"), *files])
+    sc = Table(["system call", "pacman per package", "alpm per package"],
+               title=f"System calls per package (strace -c -f, one run of {COUNT} packages)")
+    for name in (*SYSCALLS, "all"):
+        a, b = counted_p.get(name, 0), counted_a.get(name, 0)
+        if a or b or name in ("fsync", "fdatasync"):
+            sc.add(name, f"{a / COUNT:.1f}", f"{b / COUNT:.1f}")
+    section.tables.append(sc)
     section.seconds = time.perf_counter() - started
     return section

@@ -29,6 +29,7 @@ BENCHMARKS: list[str] = [
     "install",
     "dbus",
     "repo",
+    "scale",
 ]
 
 
