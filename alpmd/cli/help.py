@@ -86,6 +86,7 @@ _DESCRIPTION = {
     "overwrite": "overwrite conflicting files matching <glob> (repeatable)",
     "sysupgrade": "upgrade every outdated package (-uu: allow downgrades)",
     "downloadonly": "download the packages but install nothing",
+    "convert": "move the local database to another store (files or sqlite)",
     "refresh": "download fresh databases (-yy: even if up to date)",
     "cascade": "also remove every package that depends on the targets",
     "nosave": "remove backup files too, without keeping .pacsave copies",

@@ -26,7 +26,8 @@ ENV = {"LC_ALL": "C", "PATH": "/usr/bin:/bin", "PYTHONPATH": os.environ.get("PYT
 
 #: what pacman offers that ``alpm`` does not accept, per operation (and the reverse)
 NOT_OURS: dict[str, set[str]] = {}
-ONLY_OURS: dict[str, set[str]] = {}
+#: options of ours that pacman 6.0.2 does not have
+ONLY_OURS: dict[str, set[str]] = {"database": {"--convert"}}
 
 OPS = {"D": "database", "F": "files", "Q": "query", "R": "remove", "S": "sync",
        "T": "deptest", "U": "upgrade"}
