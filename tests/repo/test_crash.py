@@ -94,15 +94,20 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
     for run in range(RUNS):
         args = _command(tree, tmp_path / "work", run)
         before = _state(tree)
+        root = tree.cfg.root
+        # Closed while this process copies its files: closing any descriptor of the SQLite
+        # file drops the process's POSIX locks, and the killed command would then treat
+        # the shared-memory file as its own (SIGBUS here when it is reset).
+        tree.close()
         ref_root = tmp_path / f"ref{run}"
-        shutil.copytree(tree.cfg.root, ref_root, symlinks=True)
+        shutil.copytree(root, ref_root, symlinks=True)
         ref = open_tree(str(ref_root))
         _run_inprocess(ref, args)
         after = _state(ref)
         ref.close()
         shutil.rmtree(ref_root)
         proc = subprocess.Popen([sys.executable, "-m", "alpmd.cli.repo", "--tree",
-                                 tree.cfg.root, *args], env=env,
+                                 root, *args], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if run % 2:
             time.sleep(rng.uniform(startup * 0.7, startup * 1.6))
@@ -115,11 +120,10 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
             time.sleep(rng.uniform(0, 0.03))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        _all_dbs_readable(Path(tree.cfg.root))
+        _all_dbs_readable(Path(root))
         if pending(tree.cfg) is not None:
             interrupted += 1
-        tree.close()
-        tree = open_tree(tree.cfg.root)
+        tree = open_tree(root)
         with tree.writing():
             pass                                   # the next command's recovery
         report = ops.check(tree, verify=True)
