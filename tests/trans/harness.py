@@ -176,11 +176,10 @@ def expand(cmd: list[str], built: dict[str, Path]) -> list[str]:
     return [str(built[c[1:]]) if c.startswith("@") else c for c in cmd]
 
 
-def run_alpm(root: PacmanRoot, args: list[str]) -> tuple[int, str, str]:
-    """``alpm`` in-process with pacman's argument order; returns (code, stdout, stderr)."""
+def alpm_inprocess(argv: list[str]) -> tuple[int, str, str]:
+    """``alpm ARGV`` in-process; returns (code, stdout, stderr)."""
     from alpmd.cli.alpm import main
 
-    argv = [*args[:1], *root.args(), "--color", "never", *args[1:]]
     out, err = io.StringIO(), io.StringIO()
     code = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -189,6 +188,18 @@ def run_alpm(root: PacmanRoot, args: list[str]) -> tuple[int, str, str]:
         except SystemExit as exc:
             code = int(exc.code or 0)
     return code, out.getvalue(), err.getvalue()
+
+
+def run_alpm(root: PacmanRoot, args: list[str]) -> tuple[int, str, str]:
+    """``alpm`` in-process with pacman's argument order; returns (code, stdout, stderr)."""
+    return alpm_inprocess([*args[:1], *root.args(), "--color", "never", *args[1:]])
+
+
+def minimal_conf(tmp_path: Path) -> str:
+    """A pacman.conf with nothing but ``Architecture = auto``; its path."""
+    conf = tmp_path / "pacman.conf"
+    conf.write_text("[options]\nArchitecture = auto\n")
+    return str(conf)
 
 
 _SKIP = ("var/lib/pacman/local", "var/lib/pacman/sync", "var/log", "var/cache/alpmd",

@@ -7,8 +7,6 @@ fixture's teardown.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import subprocess
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ from alpmd.engine.handle import Handle
 from alpmd.engine.journal import journal_path, read_journal
 from alpmd.engine.trans import Transaction
 from alpmd.testing.pkgbuild import FileSpec, build_package
+from tests.trans.harness import alpm_inprocess, minimal_conf
 
 
 @pytest.fixture
@@ -80,25 +79,6 @@ def _versions(root: Path) -> dict[str, str]:
         h.release()
 
 
-def _alpm(*argv: str) -> tuple[int, str, str]:
-    from alpmd.cli.alpm import main
-
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(argv))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
-
-
-def _conf(tmp_path: Path) -> str:
-    conf = tmp_path / "pacman.conf"
-    conf.write_text("[options]\nArchitecture = auto\n")
-    return str(conf)
-
-
 @pytest.mark.timeout(300)
 def test_full_disk_is_named_says_what_was_done_and_repair_finishes(small_fs: Path,
                                                                    tmp_path: Path) -> None:
@@ -117,11 +97,11 @@ def test_full_disk_is_named_says_what_was_done_and_repair_finishes(small_fs: Pat
     assert not (small_fs / "var/lib/pacman/db.lck").exists()
 
     # repair while the disk is still full: a named error, nothing claimed
-    code, out, errout = _alpm("--repair", "--root", str(small_fs), "--config", _conf(tmp_path))
+    code, out, errout = alpm_inprocess(["--repair", "--root", str(small_fs), "--config", minimal_conf(tmp_path)])
     assert code == 1 and "no space left on device" in (out + errout).lower(), (out, errout)
     # with room again, repair finishes the package the journal names
     _remount(small_fs, "size=16m")
-    code, out, errout = _alpm("--repair", "--root", str(small_fs), "--config", _conf(tmp_path))
+    code, out, errout = alpm_inprocess(["--repair", "--root", str(small_fs), "--config", minimal_conf(tmp_path)])
     assert code == 0, (out, errout)
     assert "big: rolled forward to 1.0-1" in out
     assert os.path.getsize(small_fs / "usr/share/big/blob") == 3 << 20
@@ -132,8 +112,8 @@ def test_full_disk_is_named_says_what_was_done_and_repair_finishes(small_fs: Pat
 @pytest.mark.timeout(300)
 def test_command_line_tells_the_truth_after_a_full_disk(small_fs: Path, tmp_path: Path) -> None:
     small, big = _pkgs(tmp_path)
-    code, out, errout = _alpm("-U", "--noconfirm", "--root", str(small_fs), "--config",
-                              _conf(tmp_path), *map(str, small), str(big))
+    code, out, errout = alpm_inprocess(["-U", "--noconfirm", "--root", str(small_fs), "--config",
+                              minimal_conf(tmp_path), *map(str, small), str(big)])
     assert code == 1
     assert "no packages were upgraded" not in out, out
     assert "Errors occurred after 3 packages were changed: s0 s1 s2." in out, out
@@ -182,7 +162,7 @@ def test_read_only_payload_directory_with_a_writable_database(tmp_path: Path) ->
         assert _versions(root) == {"s0": "1.0-1"}
     finally:
         subprocess.run(["umount", str(usr)], check=True)
-    code, out, errout = _alpm("--repair", "--root", str(root), "--config", _conf(tmp_path))
+    code, out, errout = alpm_inprocess(["--repair", "--root", str(root), "--config", minimal_conf(tmp_path)])
     assert code == 0 and "s1: rolled forward to 1.0-1" in out, (out, errout)
     assert _versions(root) == {"s0": "1.0-1", "s1": "1.0-1"}
     assert (root / "usr/share/s1/data").exists()

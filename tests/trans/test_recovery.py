@@ -9,7 +9,6 @@ SIGKILLs the committing process there.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import signal
@@ -27,6 +26,7 @@ from alpmd.engine.process import ProcessId, proc_state, start_time
 from alpmd.engine.trans import Transaction
 from alpmd.testing.pkgbuild import FileSpec, build_package
 from alpmd.testing.rootfs import shell_root
+from tests.trans.harness import alpm_inprocess, minimal_conf
 
 BLOCK = "pre_install() {\n  read x < /block\n}\n"
 
@@ -59,25 +59,6 @@ def _install(root: Path, path: Path) -> None:
             t.commit()
     finally:
         h.release()
-
-
-def _alpm(*argv: str) -> tuple[int, str, str]:
-    from alpmd.cli.alpm import main
-
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(argv))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
-
-
-def _conf(tmp_path: Path) -> str:
-    conf = tmp_path / "pacman.conf"
-    conf.write_text("[options]\nArchitecture = auto\n")
-    return str(conf)
 
 
 @pytest.mark.timeout(120)
@@ -126,7 +107,7 @@ def test_descriptor_package_survives_a_crash_and_alpm_repair_finishes_it(tmp_pat
     assert os.path.dirname(staged) == staging_dir(dbpath) and os.path.isfile(staged)
     assert not (root / "usr/share/foo/data").exists()  # killed before extraction
 
-    code, out, err = _alpm("--repair", "--root", str(root), "--config", _conf(tmp_path))
+    code, out, err = alpm_inprocess(["--repair", "--root", str(root), "--config", minimal_conf(tmp_path)])
     assert code == 0, (out, err)
     assert "foo: rolled forward to 1.0-1" in out and "database repaired" in out, out
     assert (root / "usr/share/foo/data").read_text() == "foo 1.0-1\n"
@@ -141,7 +122,7 @@ def test_descriptor_package_survives_a_crash_and_alpm_repair_finishes_it(tmp_pat
     # the root is usable again, and a second repair finds nothing to do
     _install(root, _pkg(tmp_path, "bar", "1.0-1"))
     assert (root / "usr/share/bar/data").exists()
-    code, out, _ = _alpm("--repair", "--root", str(root), "--config", _conf(tmp_path))
+    code, out, _ = alpm_inprocess(["--repair", "--root", str(root), "--config", minimal_conf(tmp_path)])
     assert code == 0 and "nothing to repair" in out
 
 
