@@ -119,7 +119,7 @@ class Journal:
             raise AlpmError(ErrorCode.SYSTEM, f"could not create journal {self.path}: "
                                               f"{exc.strerror}") from exc
         if self.durable:
-            _fsync_dir(os.path.dirname(self.path))
+            fsync_dir(os.path.dirname(self.path))
         me = ProcessId.current()
         self._append({"t": "begin", "pid": me.pid, "pid_start": me.start, "time": time.time(),
                       "flags": flags})
@@ -155,7 +155,7 @@ class Journal:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         if self.durable:
-            _fsync_dir(os.path.dirname(self.path))
+            fsync_dir(os.path.dirname(self.path))
 
     def close(self) -> None:
         """Close without ending: the journal stays for repair (an unclean exit)."""
@@ -164,7 +164,8 @@ class Journal:
             self._fd = None
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(path: str) -> None:
+    """Make a rename or a new entry in ``path`` durable (fsync of the directory)."""
     fd = os.open(path or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
@@ -219,7 +220,7 @@ def discard_journal(dbpath: str) -> None:
     state = read_journal(dbpath)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    _fsync_dir(os.path.dirname(path))
+    fsync_dir(os.path.dirname(path))
     if state is not None:
         for step in state.steps:
             if step.file is not None and is_staged(dbpath, step.file):

@@ -22,7 +22,7 @@ from alpmd.engine.db.local import LocalFilesBackend
 from alpmd.engine.db.sqlite import STORE_NAME, LocalSqliteBackend
 from alpmd.engine.db.stores import Store, local_backend, stores_present
 from alpmd.engine.errors import AlpmError, ErrorCode
-from alpmd.engine.journal import journal_path
+from alpmd.engine.journal import fsync_dir, journal_path
 
 if TYPE_CHECKING:
     from alpmd.engine.handle import Handle
@@ -56,14 +56,6 @@ def _aside(path: str) -> str:
         n += 1
         candidate = f"{path}.alpmd-old-{stamp}-{n}"
     return candidate
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _raw_entries(source: DatabaseBackend) -> Iterator[RawEntry]:
@@ -138,14 +130,14 @@ def convert_dbpath(dbpath: str, target: Store) -> ConvertResult:
             # An empty local/ (pacman makes one) is in the way: moved aside too.
             os.rename(final, _aside(final))
         os.rename(os.path.join(staging, _STORE_PATHS[target]), final)
-        _fsync_dir(dbpath)
+        fsync_dir(dbpath)
         if os.path.lexists(old):
             moved = _aside(old)
             os.rename(old, moved)
             for suffix in ("-wal", "-shm"):
                 if source_store is Store.SQLITE and os.path.lexists(old + suffix):
                     os.rename(old + suffix, moved + suffix)
-        _fsync_dir(dbpath)
+        fsync_dir(dbpath)
         _discard_staging(staging)
     except OSError as exc:
         raise AlpmError(ErrorCode.DB_WRITE, f"could not put the converted database in place "

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.journal import fsync_dir
 from alpmd.engine.repo.config import (
     CONFIG_NAME,
     RepoSection,
@@ -21,7 +22,7 @@ from alpmd.engine.repo.config import (
 )
 from alpmd.engine.repo.dbarchive import write_db_archive
 from alpmd.engine.repo.tracking import Tracking
-from alpmd.engine.repo.txn import _ensure_link, db_links, fsync_dir, recover, tree_lock
+from alpmd.engine.repo.txn import _ensure_link, db_links, recover, tree_lock
 
 
 @dataclass

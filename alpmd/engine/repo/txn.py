@@ -28,20 +28,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.journal import fsync_dir
 from alpmd.engine.repo.config import TreeConfig
 from alpmd.engine.repo.dbarchive import Chunk, Entry, key, write_db_incremental
 from alpmd.engine.repo.tracking import HistoryEntry, Row, Tracking, entries_of
 
 JOURNAL_NAME = "journal.json"
 LOCK_NAME = "lock"
-
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_durably(path: str, data: bytes) -> None:
