@@ -83,20 +83,21 @@ def catalog(languages: tuple[str, ...]) -> Catalog:
 _process: Catalog | None = None
 
 
-def gettext(message: str) -> str:
-    """``message`` in the process's language (the environment's), English without a catalog."""
+def _catalog() -> Catalog:
     global _process
     if _process is None:
         _process = catalog(env_languages())
-    return _process.gettext(message) if message else message
+    return _process
+
+
+def gettext(message: str) -> str:
+    """``message`` in the process's language (the environment's), English without a catalog."""
+    return _catalog().gettext(message) if message else message
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     """The singular or plural form of a message for ``n``, in the process's language."""
-    global _process
-    if _process is None:
-        _process = catalog(env_languages())
-    return _process.ngettext(singular, plural, n)
+    return _catalog().ngettext(singular, plural, n)
 
 
 def N_(message: str) -> str:
@@ -108,6 +109,34 @@ def reset() -> None:
     """Read the environment again on the next call (after a program changed it)."""
     global _process
     _process = None
+
+
+def client_locale(environ: Mapping[str, str] | None = None) -> str:
+    """The locale a client asks the daemon to speak (SetHints ``locale``): the first of the
+    environment's languages with a catalog, else the first one; ``""`` under C (English)."""
+    langs = env_languages(environ)
+    for lang in langs:
+        if not isinstance(catalog((lang,)), English):
+            return lang
+    return langs[0] if langs else ""
+
+
+def is_yes(reply: str) -> bool:
+    """Whether a typed answer means yes: English ``y``/``yes`` or the user's language's
+    words (``j``/``ja`` in German), as pacman accepts its translated answers."""
+    word = reply.strip().lower()
+    # TRANSLATORS: the short answer "yes" at a [Y/n] prompt (the letter of "[Y/n]")
+    short = gettext("y")
+    # TRANSLATORS: the long answer "yes" at a [Y/n] prompt
+    long = gettext("yes")
+    return word in ("y", "yes", short.lower(), long.lower())
+
+
+def client_catalog(locale: str) -> Catalog:
+    """The catalog for one client's ``locale`` (English for ``""``, ``C`` or no catalog)."""
+    if not locale or locale in ("C", "POSIX"):
+        return English()
+    return catalog((locale,))
 
 
 def translator(locale: str) -> Callable[[str], str]:
@@ -134,7 +163,21 @@ def translate(message: str, locale: str) -> str:
     """
     if not message or not locale or locale in ("C", "POSIX"):
         return message
-    cat = catalog((locale,))
+    return _by_head(catalog((locale,)), message)
+
+
+def localize(message: str) -> str:
+    """:func:`translate` into the process's language (the environment's)."""
+    return _by_head(_catalog(), message) if message else message
+
+
+def speaks_english() -> bool:
+    """No catalog serves the process (``C``, English, or a language without one)."""
+    return isinstance(_catalog(), English)
+
+
+def _by_head(cat: Catalog, message: str) -> str:
+    """``message`` from ``cat``, or its ``head: detail`` with the head translated."""
     text = cat.gettext(message)
     if text is message or text == message:
         head, sep, rest = message.partition(": ")

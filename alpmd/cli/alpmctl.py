@@ -42,11 +42,26 @@ from rich.text import Text
 from alpmd import __version__
 from alpmd.dbus.bus import connect
 from alpmd.engine.query import SCOPE_NAMES
+from alpmd.i18n import N_, client_locale, is_yes
+from alpmd.i18n import gettext as _
 
 DEST, PATH = "org.alpm", "/org/alpm"
 MANAGER, QUERY, TRANS = "org.alpm.Manager1", "org.alpm.Query1", "org.alpm.Transaction1"
 PROPS = "org.freedesktop.DBus.Properties"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+#: what a transaction's State and Result say, for people (the D-Bus values stay English)
+WORDS = {"setup": N_("setup"), "queued": N_("queued"), "waiting-auth": N_("waiting for authorization"),
+         "waiting-lock": N_("waiting for the database lock"), "resolving": N_("resolving"),
+         "waiting-answer": N_("waiting for an answer"), "downloading": N_("downloading"),
+         "checking": N_("checking"), "committing": N_("committing"), "hooks": N_("running hooks"),
+         "failed": N_("failed"), "cancelled": N_("cancelled"), "success": N_("success")}
+
+
+def word(value: str) -> str:
+    """A state or result in the user's language (unknown values as they are)."""
+    msgid = WORDS.get(value)
+    return _(msgid) if msgid else value
 
 
 async def call(bus: MessageBus, path: str, iface: str, member: str, sig: str = "",
@@ -168,7 +183,7 @@ class TermView(View):
 
     def start(self) -> None:
         self.progress.start()
-        self.overall = self.progress.add_task("[bold]total", total=100.0)
+        self.overall = self.progress.add_task("[bold]" + escape(_("total")), total=100.0)
 
     def stop(self) -> None:
         self.progress.stop()
@@ -177,9 +192,9 @@ class TermView(View):
         if state != self.last_state and state != "finished":
             self.last_state = state
             if self.overall is not None:
-                self.progress.update(self.overall, description=f"[bold]{state}")
+                self.progress.update(self.overall, description=f"[bold]{escape(word(state))}")
             if not self.console.is_terminal:
-                self.console.print(f":: {state}", markup=False, highlight=False)
+                self.console.print(f":: {word(state)}", markup=False, highlight=False)
 
     def percentage(self, value: float) -> None:
         if self.overall is not None:
@@ -205,7 +220,8 @@ class TermView(View):
 
     def log(self, level: str, source: str, text: str) -> None:
         if level in ("warning", "error"):
-            self.console.print(f"{level}: {text}", style="yellow" if level == "warning" else "red",
+            head = _("warning: ") if level == "warning" else _("error: ")
+            self.console.print(f"{head}{text}", style="yellow" if level == "warning" else "red",
                                markup=False, highlight=False)
         elif source in self.SHOWN_SOURCES or self.verbose:
             self.console.print(text, markup=False, highlight=False)
@@ -226,10 +242,10 @@ class TermView(View):
                 self.progress.update(task, completed=t.total)
         self.progress.stop()
         if result == "success":
-            self.console.print("[green]done[/green]")
+            self.console.print(f"[green]{escape(_('done'))}[/green]")
         else:
             err = Console(stderr=True, highlight=False)
-            err.print(f"{result}: {message or error}", markup=False)
+            err.print(f"{word(result)}: {message or error}", markup=False)
 
 
 # -- following one transaction -------------------------------------------------------------
@@ -287,7 +303,7 @@ class Follower:
             return                  # the daemon takes the default (question-timeout 0)
         if self.assume_yes:
             value = _yes(q)
-            self.view.note(f":: {q.text} yes (--yes)")
+            self.view.note(f":: {q.text} " + _("yes (--yes)"))
         else:
             self.view.pause()
             try:
@@ -297,15 +313,15 @@ class Follower:
         try:
             await call(self.bus, self.path, TRANS, "Answer", "uv", [q.qid, value])
         except DBusError as exc:
-            self.view.note(f"the answer was not taken: {exc.text}")
+            self.view.note(_("the answer was not taken: {error}").format(error=exc.text))
 
     async def cancel(self) -> None:
         """Ctrl-C: ask the daemon to cancel; it says when it cannot (committing)."""
-        self.view.note("cancelling...")
+        self.view.note(_("cancelling..."))
         try:
             await call(self.bus, self.path, TRANS, "Cancel")
         except DBusError as exc:
-            self.view.note(f"cannot cancel now: {exc.text}")
+            self.view.note(_("cannot cancel now: {error}").format(error=exc.text))
 
     async def run(self) -> tuple[str, str, str]:
         rule = f"type='signal',sender='{DEST}',path='{self.path}'"
@@ -313,7 +329,9 @@ class Follower:
                    [rule], dest="org.freedesktop.DBus")
         self.bus.add_message_handler(self.on_message)
         try:
-            hints = {"interactive": Variant("b", self.interactive and not self.assume_yes)}
+            # questions, errors and log lines in the user's language
+            hints = {"interactive": Variant("b", self.interactive and not self.assume_yes),
+                     "locale": Variant("s", client_locale())}
             if not self.interactive and not self.assume_yes:
                 # nobody to ask: the engine's default at once, not after the daemon's deadline
                 hints["question-timeout"] = Variant("d", 0.0)
@@ -344,10 +362,10 @@ async def ask_terminal(q: Question) -> Variant:
     yesno = not q.choices or q.choices == ["yes", "no"]
     if yesno:
         default_yes = q.default is not False
-        prompt = f":: {q.text} [{'Y/n' if default_yes else 'y/N'}] "
+        prompt = f":: {q.text} {_('[Y/n]') if default_yes else _('[y/N]')} "
     else:
         listing = "  ".join(f"{i}) {c}" for i, c in enumerate(q.choices))
-        prompt = f":: {q.text}\n   {listing}\nEnter a number (default 0): "
+        prompt = f":: {q.text}\n   {listing}\n" + _("Enter a number (default 0): ")
     sys.stdout.write(prompt)
     sys.stdout.flush()
     line: asyncio.Future[str] = loop.create_future()
@@ -368,7 +386,7 @@ async def ask_terminal(q: Question) -> Variant:
     if yesno:
         if not text:
             return Variant("b", default_yes)
-        return Variant("b", text.lower().startswith("y"))
+        return Variant("b", is_yes(text))
     picks = [int(w) for w in text.replace(",", " ").split() if w.isdigit()] or [0]
     if q.kind == "SelectProvider":
         return Variant("u", picks[0])
@@ -407,7 +425,8 @@ def _date(text: str) -> float:
     for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
         with contextlib.suppress(ValueError):
             return datetime.datetime.strptime(text, fmt).timestamp()
-    raise argparse.ArgumentTypeError(f"not a date: {text!r} (YYYY-MM-DD[ HH:MM])")
+    raise argparse.ArgumentTypeError(_("not a date: {text} (YYYY-MM-DD[ HH:MM])").format(
+        text=repr(text)))
 
 
 def print_history(rows: list[dict[str, Any]], console: Console) -> None:
@@ -420,16 +439,17 @@ def print_history(rows: list[dict[str, Any]], console: Console) -> None:
             continue
         uid = int(row.get("uid", -1))
         who = "pacman.log" if row.get("source") == "pacman.log" else (
-            f"uid {uid}" + (f" ({row['client']})" if row.get("client") else ""))
+            _("uid {uid}").format(uid=uid) + (f" ({row['client']})" if row.get("client") else ""))
         head = (f"{_when(float(row['started']))}  {row.get('kind', '')}  "
-                f"{' '.join(row.get('targets', []))}  {row.get('result', '')}  {who}  "
+                f"{' '.join(row.get('targets', []))}  {word(row.get('result', ''))}  {who}  "
                 f"{float(row.get('duration', 0)):.1f}s")
         console.print(head, markup=False, highlight=False)
         if row.get("error"):
-            console.print(f"    error: {row['error']}", markup=False, highlight=False)
+            console.print("    " + _("error: ") + row["error"], markup=False, highlight=False)
         for name, old, new in row.get("changes", []):
-            move = f"{old} -> {new}" if old and new else (f"{new} (installed)" if new
-                                                            else f"{old} (removed)")
+            move = f"{old} -> {new}" if old and new else (
+                _("{version} (installed)").format(version=new) if new
+                else _("{version} (removed)").format(version=old))
             console.print(f"    {name} {move}", markup=False, highlight=False)
 
 
@@ -445,7 +465,7 @@ async def amain(args: argparse.Namespace) -> int:
                 keys = ("id", "name", "version", "repo", "description", "installed")
                 print(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=1))
             for _id, name, version, repo, desc, inst in [] if args.json else rows:
-                mark = " [cyan]\\[installed][/cyan]" if inst else ""
+                mark = f" [cyan]\\[{escape(_('installed'))}][/cyan]" if inst else ""
                 out.print(f"[bold]{escape(repo)}/{escape(name)}[/bold] "
                           f"[green]{escape(version)}[/green]{mark}")
                 out.print(f"    {desc}", markup=False)
@@ -515,66 +535,73 @@ async def amain(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"event": "error", "error": exc.type, "message": exc.text}))
         else:
-            print(f"error: {exc.text} ({exc.type})", file=sys.stderr)
+            print(_("error: ") + f"{exc.text} ({exc.type})", file=sys.stderr)
         return EXIT_FAILED
     finally:
         bus.disconnect()
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="alpmctl", description=(__doc__ or "").replace("``", ""),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="alpmctl", description=_(
+            "The alpmd daemon's client: search, list, info, updates, pacnew and history ask it; "
+            "install, remove, upgrade, refresh and trust-key change the system through it, "
+            "with progress bars and questions at the terminal (Ctrl-C cancels). Exit status: "
+            "0 success, 1 failed, 2 bad usage, 130 cancelled."))
     ap.add_argument("--version", action="version", version=f"alpmctl (alpmd) {__version__}")
-    ap.add_argument("--address", default=None, help="bus address (default: the system bus)")
-    ap.add_argument("-y", "--yes", action="store_true", help="answer every question with yes")
-    ap.add_argument("--json", action="store_true", help="JSON output (one event per line "
-                    "while a transaction runs)")
-    ap.add_argument("-v", "--verbose", action="store_true", help="show every log line")
+    ap.add_argument("--address", default=None, help=_("bus address (default: the system bus)"))
+    ap.add_argument("-y", "--yes", action="store_true", help=_("answer every question with yes"))
+    ap.add_argument("--json", action="store_true", help=_(
+        "JSON output (one event per line while a transaction runs)"))
+    ap.add_argument("-v", "--verbose", action="store_true", help=_("show every log line"))
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("search", help="search the repositories").add_argument("terms", nargs="*")
-    sub.add_parser("list", help="list installed packages (or those of the repositories)"
+    sub.add_parser("search", help=_("search the repositories")).add_argument("terms", nargs="*")
+    sub.add_parser("list", help=_("list installed packages (or those of the repositories)")
                    ).add_argument("--scope", default="installed",
                                   choices=["available", *SCOPE_NAMES],
-                                  help="which ones (default: installed)")
-    sub.add_parser("info", help="show packages").add_argument("names", nargs="+")
-    sub.add_parser("pacnew", help="configuration files left to merge (.pacnew, .pacsave)")
-    sub.add_parser("updates", help="list the available updates (after refresh)")
-    hist = sub.add_parser("history", help="the transactions, newest first")
+                                  help=_("which ones (default: installed)"))
+    sub.add_parser("info", help=_("show packages")).add_argument("names", nargs="+")
+    sub.add_parser("pacnew", help=_("configuration files left to merge (.pacnew, .pacsave)"))
+    sub.add_parser("updates", help=_("list the available updates (after refresh)"))
+    hist = sub.add_parser("history", help=_("the transactions, newest first"))
     hist.add_argument("--limit", type=int, default=20)
     hist.add_argument("--offset", type=int, default=0)
-    hist.add_argument("--package", default=None, help="only transactions that changed it")
+    hist.add_argument("--package", default=None, help=_("only transactions that changed it"))
     hist.add_argument("--since", type=_date, default=None, help="YYYY-MM-DD[ HH:MM]")
     hist.add_argument("--until", type=_date, default=None, help="YYYY-MM-DD[ HH:MM]")
-    for name, help_text in (("install", "install packages (with a system upgrade)"),
-                            ("remove", "remove packages"), ("upgrade", "upgrade the system"),
-                            ("refresh", "download fresh package databases"),
-                            ("trust-key", "import (asking) and locally sign a packager key")):
-        p = sub.add_parser(name, help=help_text)
+    for name, help_text in (("install", N_("install packages (with a system upgrade)")),
+                            ("remove", N_("remove packages")),
+                            ("upgrade", N_("upgrade the system")),
+                            ("refresh", N_("download fresh package databases")),
+                            ("trust-key", N_("import (asking) and locally sign a packager key"))):
+        p = sub.add_parser(name, help=_(help_text))
         if name in ("install", "remove"):
             p.add_argument("names", nargs="+")
         if name == "trust-key":
             p.add_argument("fingerprint")
         if name == "refresh":
-            p.add_argument("--force", action="store_true", help="even when up to date")
+            p.add_argument("--force", action="store_true", help=_("even when up to date"))
         wait = p.add_mutually_exclusive_group()
         wait.add_argument("--wait", action="store_true", default=True,
-                          help="follow the transaction to its end (the default); the exit "
-                               "status says how it ended")
-        wait.add_argument("--no-wait", action="store_true", help="start it and print its path")
+                          help=_("follow the transaction to its end (the default); the exit "
+                                 "status says how it ended"))
+        wait.add_argument("--no-wait", action="store_true",
+                          help=_("start it and print its path"))
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.cmd == "history" and (args.limit < 0 or args.offset < 0):
-        print("error: --limit and --offset must not be negative", file=sys.stderr)
+        print(_("error: ") + _("--limit and --offset must not be negative"), file=sys.stderr)
         return EXIT_USAGE
     try:
         return asyncio.run(amain(args))
     except KeyboardInterrupt:
         return EXIT_CANCELLED
     except (OSError, ConnectionError) as exc:
-        print(f"error: cannot reach the daemon: {exc}", file=sys.stderr)
+        print(_("error: ") + _("cannot reach the daemon: {error}").format(error=exc),
+              file=sys.stderr)
         return EXIT_FAILED
 
 

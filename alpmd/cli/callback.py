@@ -18,7 +18,7 @@ from alpmd.engine import events as ev
 from alpmd.engine.handle import Handle
 from alpmd.engine.package import Package
 from alpmd.engine.query import find_satisfier
-from alpmd.i18n import N_
+from alpmd.i18n import N_, is_yes
 from alpmd.i18n import gettext as _
 
 #: pacman's --ask bits (alpm_question_type_t): a set bit inverts that question's default.
@@ -261,7 +261,7 @@ class Callbacks:
         """
         out = self.out
         stream = out.stdout if self.noconfirm else out.stderr
-        hint = "[Y/n]" if default else "[y/N]"
+        hint = _("[Y/n]") if default else _("[y/N]")
         try:
             out.stdout.flush()
         except (AttributeError, ValueError):
@@ -282,9 +282,7 @@ class Callbacks:
             return default
         if not self._stdin_isatty():
             stream.write(reply + "\n")
-        if reply.lower() in ("y", "yes"):
-            return True
-        return False
+        return is_yes(reply)
 
     def _stdin_isatty(self) -> bool:
         stream = self.stdin if self.stdin is not None else sys.stdin

@@ -246,7 +246,7 @@ class Display:
             optfor = optional_for(handle, pkg)
         t = self.t
         if sync:
-            self.string(t("Repository"), getattr(pkg.db, "name", None))
+            self.string(t("Repository"), pkg.db.name if pkg.db is not None else None)
         self.string(t("Name"), pkg.name)
         self.string(t("Version"), pkg.version)
         self.string(t("Description"), pkg.desc)

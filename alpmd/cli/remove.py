@@ -5,12 +5,14 @@ from __future__ import annotations
 from alpmd.cli.alpm import Context
 from alpmd.cli.upgrade import begin, execute
 from alpmd.engine.errors import AlpmError
+from alpmd.i18n import N_
+from alpmd.i18n import gettext as _
 
 
 def run(ctx: Context) -> int:
     out = ctx.out
     if not ctx.args.targets:
-        out.error("no targets specified (use -h for help)")
+        out.error(_("no targets specified (use -h for help)"))
         return 1
     trans, cb = begin(ctx)
     with trans:
@@ -25,7 +27,7 @@ def run(ctx: Context) -> int:
                         if pkg.name not in trans.remove_targets:
                             trans.add_remove_target(pkg.name)
                     continue
-                out.error(f"target not found: {target}")
+                out.error(_("target not found") + f": {target}")
                 missing = True
                 continue
             try:
@@ -36,4 +38,4 @@ def run(ctx: Context) -> int:
                 missing = True
         if missing:
             return 1
-        return execute(ctx, trans, cb, prompt="Do you want to remove these packages?")
+        return execute(ctx, trans, cb, prompt=N_("Do you want to remove these packages?"))

@@ -13,51 +13,54 @@ from alpmd import __version__
 from alpmd.engine.errors import AlpmError
 from alpmd.engine.repo import ops
 from alpmd.engine.repo.tree import find_tree, init_tree, open_tree
+from alpmd.i18n import gettext as _
+from alpmd.i18n import localize, ngettext, speaks_english
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="alpm-repo", description=(__doc__ or "").replace("``", ""))
+    p = argparse.ArgumentParser(prog="alpm-repo", description=_(
+        "alpm-repo: manage a repository tree (release, move, remove packages) over the engine."))
     p.add_argument("--version", action="version", version=f"alpm-repo (alpmd) {__version__}")
-    p.add_argument("--tree", metavar="DIR", help="the repository tree (default: the one "
-                   "whose alpm-repo.conf is in the current directory or a parent)")
+    p.add_argument("--tree", metavar="DIR", help=_("the repository tree (default: the one "
+                   "whose alpm-repo.conf is in the current directory or a parent)"))
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
-    s = sub.add_parser("init", help="create a tree and its alpm-repo.conf")
-    s.add_argument("--repos", required=True, help="comma-separated repository names")
-    s.add_argument("--arches", required=True, help="comma-separated architectures")
-    s.add_argument("--keyring", metavar="GNUPGHOME", help="pacman keyring checking packages")
+    s = sub.add_parser("init", help=_("create a tree and its alpm-repo.conf"))
+    s.add_argument("--repos", required=True, help=_("comma-separated repository names"))
+    s.add_argument("--arches", required=True, help=_("comma-separated architectures"))
+    s.add_argument("--keyring", metavar="GNUPGHOME", help=_("pacman keyring checking packages"))
     s.add_argument("--compression", default="gz", choices=["gz", "zst", "xz", "bz2", "none"])
-    s.add_argument("--siglevel", help="package SigLevel (default: Required with a keyring)")
-    s.add_argument("--sign-key", metavar="KEY", help="sign the databases with this gpg key")
-    s = sub.add_parser("add", help="release package files")
+    s.add_argument("--siglevel", help=_("package SigLevel (default: Required with a keyring)"))
+    s.add_argument("--sign-key", metavar="KEY", help=_("sign the databases with this gpg key"))
+    s = sub.add_parser("add", help=_("release package files"))
     s.add_argument("repo")
     s.add_argument("arch")
     s.add_argument("files", nargs="+", metavar="FILE")
-    s.add_argument("-f", "--force", action="store_true", help="allow an older version")
-    s = sub.add_parser("remove", help="remove pkgbases")
+    s.add_argument("-f", "--force", action="store_true", help=_("allow an older version"))
+    s = sub.add_parser("remove", help=_("remove pkgbases"))
     s.add_argument("repo")
     s.add_argument("arch")
     s.add_argument("bases", nargs="+", metavar="PKGBASE")
-    s = sub.add_parser("move", help="move pkgbases between repositories")
+    s = sub.add_parser("move", help=_("move pkgbases between repositories"))
     s.add_argument("src")
     s.add_argument("dst")
     s.add_argument("arch")
     s.add_argument("bases", nargs="+", metavar="PKGBASE")
-    s.add_argument("-f", "--force", action="store_true", help="allow an older version")
-    s = sub.add_parser("update", help="release everything in STAGING/REPO/")
+    s.add_argument("-f", "--force", action="store_true", help=_("allow an older version"))
+    s = sub.add_parser("update", help=_("release everything in STAGING/REPO/"))
     s.add_argument("staging", nargs="?")
-    s.add_argument("-f", "--force", action="store_true", help="allow older versions")
-    s = sub.add_parser("ls", help="list packages")
+    s.add_argument("-f", "--force", action="store_true", help=_("allow older versions"))
+    s = sub.add_parser("ls", help=_("list packages"))
     s.add_argument("repo", nargs="?")
     s.add_argument("arch", nargs="?")
-    s = sub.add_parser("history", help="release history")
+    s = sub.add_parser("history", help=_("release history"))
     s.add_argument("base", nargs="?", metavar="PKGBASE")
-    s = sub.add_parser("check", help="databases, pool and tracking database agree")
-    s.add_argument("-v", "--verify", action="store_true", help="also verify pool checksums")
+    s = sub.add_parser("check", help=_("databases, pool and tracking database agree"))
+    s.add_argument("-v", "--verify", action="store_true", help=_("also verify pool checksums"))
     s.add_argument("--repair", action="store_true",
-                   help="finish an interrupted change and rewrite every database")
-    s = sub.add_parser("cleanup", help="remove pool files no database references")
+                   help=_("finish an interrupted change and rewrite every database"))
+    s = sub.add_parser("cleanup", help=_("remove pool files no database references"))
     s.add_argument("-n", "--dry-run", action="store_true")
-    s = sub.add_parser("import", help="adopt a database made by repo-add")
+    s = sub.add_parser("import", help=_("adopt a database made by repo-add"))
     s.add_argument("repo")
     s.add_argument("arch")
     s.add_argument("dbfile")
@@ -83,7 +86,7 @@ def _run(ns: argparse.Namespace) -> int:
         tree = init_tree(ns.tree or os.getcwd(), words(ns.repos), words(ns.arches),
                          keyring=ns.keyring, compression=ns.compression,
                          siglevel=ns.siglevel, sign_key=ns.sign_key)
-        print(f"created {tree.cfg.path}")
+        print(_("created {path}").format(path=tree.cfg.path))
         tree.close()
         return 0
     tree = open_tree(ns.tree or find_tree(os.getcwd()))
@@ -98,9 +101,9 @@ def _run(ns: argparse.Namespace) -> int:
         elif ns.cmd == "update":
             plan = ops.update(tree, ns.staging, user=user, force=ns.force)
             for w in plan.warnings:
-                print(f"warning: {w}", file=sys.stderr)
+                print(_("warning: ") + w, file=sys.stderr)
             if plan.empty():
-                print("nothing to release")
+                print(_("nothing to release"))
         elif ns.cmd == "import":
             plan = ops.import_db(tree, ns.repo, ns.arch, ns.dbfile, user=user)
         elif ns.cmd == "ls":
@@ -116,14 +119,17 @@ def _run(ns: argparse.Namespace) -> int:
         elif ns.cmd == "check":
             report = ops.check(tree, verify=ns.verify, repair=ns.repair)
             for n in report.notes:
-                print(f"note: {n}")
+                print(_("note: ") + n)
             for prob in report.problems:
-                print(f"error: {prob}")
-            print("tree is consistent" if report.ok else f"{len(report.problems)} problems")
+                print(_("error: ") + prob)
+            print(_("tree is consistent") if report.ok else ngettext(
+                "{n} problem", "{n} problems", len(report.problems)).format(
+                    n=len(report.problems)))
             return 0 if report.ok else 1
         else:  # cleanup
             for name in ops.cleanup(tree, dry_run=ns.dry_run):
-                print(("would remove " if ns.dry_run else "removed ") + name)
+                print((_("would remove {name}") if ns.dry_run else _("removed {name}"))
+                      .format(name=name))
             return 0
         for h in plan.history:
             print(f"{h.action} {h.repo} {h.arch} {h.base} {h.version}")
@@ -132,12 +138,21 @@ def _run(ns: argparse.Namespace) -> int:
         tree.close()
 
 
+def error_text(exc: AlpmError) -> str:
+    """The error's message in the user's language; a message without a translation (most
+    name the packages and paths involved) follows its code's text in that language."""
+    text = localize(exc.msgid)
+    if text == exc.msgid and not speaks_english():
+        return f"{exc.code.strerror}: {exc.message}"
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ns = _parser().parse_args(argv)
     try:
         return _run(ns)
     except AlpmError as exc:
-        print(f"error: {exc.message} [{exc.code.value}]", file=sys.stderr)
+        print(_("error: ") + f"{error_text(exc)} [{exc.code.value}]", file=sys.stderr)
         return 1
 
 

@@ -7,6 +7,7 @@ from alpmd.cli.output import Display, installed_suffix, search_results
 from alpmd.engine.errors import AlpmError
 from alpmd.engine.query import search
 from alpmd.engine.target import split_repo
+from alpmd.i18n import gettext as _
 
 
 def run(ctx: Context) -> int:
@@ -23,13 +24,14 @@ def run(ctx: Context) -> int:
             return 0
     syncs = ctx.handle.syncdbs
     if not syncs:
-        out.error("no usable package repositories configured.")
+        out.error(_("no usable package repositories configured."))
         return 1
     for db in syncs:
         try:
             db.versions  # noqa: B018 - load now (no packages made), so a broken database is reported first
         except AlpmError as exc:
-            out.error(f"database '{db.name}' is not valid ({exc.code.strerror})")
+            out.error(_("database '{db}' is not valid ({error})").format(
+                db=db.name, error=exc.code.strerror))
             return 1
     if a.has("search"):
         found = 0
@@ -37,7 +39,7 @@ def run(ctx: Context) -> int:
             try:
                 pkgs = search(db, a.targets)
             except AlpmError as exc:
-                out.error(f"search failed: {exc.code.strerror}")
+                out.error(_("search failed: {error}").format(error=exc.code.strerror))
                 return 1
             if pkgs:
                 found += 1
@@ -51,7 +53,7 @@ def run(ctx: Context) -> int:
     if a.has("list"):
         return _list(ctx)
     if not a.targets and not a.has("sysupgrade"):
-        out.error("no targets specified (use -h for help)")
+        out.error(_("no targets specified (use -h for help)"))
         return 1
     return _install(ctx)
 
@@ -72,8 +74,8 @@ def _install(ctx: Context) -> int:
                 return 1
         if a.has("sysupgrade"):
             if not printing(ctx):
-                out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} Starting full system "
-                          f"upgrade...{out.c.nocolor}\n")
+                out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} "
+                          + _("Starting full system upgrade...") + f"{out.c.nocolor}\n")
                 ctx.handle.logaction("PACMAN", "starting full system upgrade")
             trans.sysupgrade(allow_downgrade=a.count("sysupgrade") > 1)
         return execute(ctx, trans, cb)
@@ -86,17 +88,18 @@ def _refresh(ctx: Context, force: bool) -> int:
     from alpmd.engine import download
 
     out = ctx.out
-    out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} Synchronizing package databases..."
-              f"{out.c.nocolor}\n")
+    out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} "
+              + _("Synchronizing package databases...") + f"{out.c.nocolor}\n")
     ctx.handle.logaction("PACMAN", "synchronizing package lists")
     try:
         changed = asyncio.run(download.refresh_databases(ctx.handle, force=force))
     except AlpmError as exc:
-        out.error(f"failed to synchronize all databases ({exc.code.strerror})")
+        out.error(_("failed to synchronize all databases ({error})").format(
+            error=exc.code.strerror))
         return 1
     for name, did in changed.items():
         if not did:
-            out.write(f" {name} is up to date\n")
+            out.write(" " + _("{db} is up to date").format(db=name) + "\n")
     return 0
 
 
@@ -111,37 +114,37 @@ def _clean(ctx: Context, level: int) -> int:
     method = ctx.config.clean_method or CleanMethod.KEEP_INSTALLED
     ret = 0
     if level == 1:
-        out.write("Packages to keep:\n")
+        out.write(_("Packages to keep:") + "\n")
         if CleanMethod.KEEP_INSTALLED in method:
-            out.write("  All locally installed packages\n")
+            out.write("  " + _("All locally installed packages") + "\n")
         if CleanMethod.KEEP_CURRENT in method:
-            out.write("  All current sync database packages\n")
+            out.write("  " + _("All current sync database packages") + "\n")
     out.write("\n")
     for d in ctx.handle.options.cachedirs:
-        out.write(f"Cache directory: {d}\n")
+        out.write(_("Cache directory: {dir}").format(dir=d) + "\n")
         if level == 1:
-            if not cb.yesno("Do you want to remove all other packages from cache?", True):
+            if not cb.yesno(_("Do you want to remove all other packages from cache?"), True):
                 out.write("\n")
                 continue
-            out.write("removing old packages from cache...\n")
+            out.write(_("removing old packages from cache...") + "\n")
         else:
-            if not cb.yesno("Do you want to remove ALL files from cache?", False):
+            if not cb.yesno(_("Do you want to remove ALL files from cache?"), False):
                 out.write("\n")
                 continue
-            out.write("removing all files from cache...\n")
+            out.write(_("removing all files from cache...") + "\n")
         res = pkgcache.clean_cache(ctx.handle, all=level > 1, dirs=[d],
                                    keep_installed=CleanMethod.KEEP_INSTALLED in method,
                                    keep_current=CleanMethod.KEEP_CURRENT in method)
         if res.unreadable_dirs:
-            out.error(f"could not access cache directory {d}")
+            out.error(_("could not access cache directory {dir}").format(dir=d))
             ret += 1
             continue
         for path, exc in res.unreadable:
             out.error(_load_failure(path, exc))
         out.write("\n")
-    out.write(f"Database directory: {ctx.handle.dbpath}\n")
-    if cb.yesno("Do you want to remove unused repositories?", True):
-        out.write("removing unused sync repositories...\n")
+    out.write(_("Database directory: {dir}").format(dir=ctx.handle.dbpath) + "\n")
+    if cb.yesno(_("Do you want to remove unused repositories?"), True):
+        out.write(_("removing unused sync repositories...") + "\n")
         pkgcache.clean_sync_dbs(ctx.handle)
     return 1 if ret else 0
 
@@ -150,10 +153,10 @@ def _load_failure(path: str, exc: AlpmError) -> str:
     """libalpm's message for a file that does not load as a package."""
     reason = exc.message.rpartition("(start of archive): ")[2]
     if exc.details.get("entry") == ".PKGINFO":
-        return f"missing package metadata in {path}"
+        return _("missing package metadata in {path}").format(path=path)
     if reason != exc.message:
-        return f"could not open file {path}: {reason}"
-    return f"could not load {path}: {exc.code.strerror}"
+        return _("could not open file {path}: {reason}").format(path=path, reason=reason)
+    return _("could not load {path}: {error}").format(path=path, error=exc.code.strerror)
 
 
 def _groups(ctx: Context, level: int) -> int:
@@ -209,10 +212,10 @@ def _info(ctx: Context, extra: bool) -> int:
                 foundpkg = True
                 break
         if not founddb:
-            out.error(f"repository '{repo}' does not exist")
+            out.error(_("repository '{repo}' does not exist").format(repo=repo))
             ret += 1
         if not foundpkg:
-            out.error(f"package '{target}' was not found")
+            out.error(_("package '{name}' was not found").format(name=target))
             ret += 1
     return ret
 
@@ -228,7 +231,7 @@ def _list(ctx: Context) -> int:
         for repo in ctx.args.targets:
             db = ctx.handle.get_syncdb(repo)
             if db is None:
-                out.error(f'repository "{repo}" was not found.')
+                out.error(_('repository "{repo}" was not found.').format(repo=repo))
                 ret = 1
                 continue
             dbs.append(db)

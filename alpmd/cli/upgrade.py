@@ -19,11 +19,17 @@ from types import FrameType
 from typing import Any
 
 from alpmd.cli.alpm import Context
+from alpmd.cli.args import Args
 from alpmd.cli.callback import Callbacks, size_lines
+from alpmd.engine.conflict import FileConflict
+from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.events import TransFlag
 from alpmd.engine.package import Origin, Package
+from alpmd.engine.resolve import Conflict, MissingDep, Plan
 from alpmd.engine.trans import Transaction
+from alpmd.i18n import N_, ngettext
+from alpmd.i18n import gettext as _
 
 
 class Signalled(BaseException):
@@ -101,7 +107,7 @@ def callbacks(ctx: Context) -> Callbacks:
     return cb
 
 
-def _confirm_after(a: Any) -> bool:
+def _confirm_after(a: Args) -> bool:
     """--confirm cancels an earlier --noconfirm (pacman keeps the last one)."""
     return bool(a.has("confirm")) and "confirm" in a.flags and a.flags.get("noconfirm", 0) <= \
         a.flags.get("confirm", 0)
@@ -134,7 +140,7 @@ def begin(ctx: Context) -> tuple[Transaction, Callbacks]:
 def location(ctx: Context, pkg: Package) -> str:
     """pacman's ``%l``: server URL + filename, the file's path, or name-version."""
     if pkg.origin is Origin.SYNCDB:
-        repo = getattr(pkg.db, "repo", None)
+        repo = pkg.db.repo if isinstance(pkg.db, SyncDatabase) else None
         servers = repo.servers if repo is not None else []
         if servers:
             return f"{servers[0]}/{pkg.filename}"
@@ -146,7 +152,7 @@ def location(ctx: Context, pkg: Package) -> str:
 
 def print_format(ctx: Context, pkg: Package) -> str:
     fmt = ctx.args.value("print-format") or "%l"
-    repo = pkg.db.name if pkg.origin is not Origin.FILE and hasattr(pkg.db, "name") else "local"
+    repo = pkg.db.name if pkg.origin is not Origin.FILE and pkg.db is not None else "local"
     values = {"%n": pkg.name, "%v": pkg.version, "%l": location(ctx, pkg), "%r": repo,
               # alpm_pkg_get_size: the archive's size (an installed package's %SIZE%);
               # pacman 6.0.2 knows no %a or %b
@@ -157,7 +163,7 @@ def print_format(ctx: Context, pkg: Package) -> str:
     return out
 
 
-def display_targets(ctx: Context, plan: Any, downloads: int) -> None:
+def display_targets(ctx: Context, plan: Plan, downloads: int) -> None:
     """``Packages (N) a-1  b-2`` and the size lines, as pacman's display_targets."""
     out = ctx.out
     localdb = ctx.handle.localdb
@@ -178,21 +184,22 @@ def display_targets(ctx: Context, plan: Any, downloads: int) -> None:
     for pkg in plan.remove:
         rsize += pkg.isize or 0
         names.append((pkg.name in explicit and not plan.add, pkg.name,
-                      f"{pkg.name}-{pkg.version}" + (" [removal]" if plan.add else "")))
+                      f"{pkg.name}-{pkg.version}" + (" [" + _("removal") + "]" if plan.add else "")))
     # pacman 6.0.2's order: pulled-in packages first, then the ones asked for, by name
     names.sort(key=lambda t: (t[0], t[1].encode()))
     shown = [t[2] for t in names]
-    out.write(f"\n{out.c.title}Packages ({len(shown)}){out.c.nocolor} {'  '.join(shown)}\n\n")
+    out.write(f"\n{out.c.title}" + _("Packages ({n})").format(n=len(shown))
+              + f"{out.c.nocolor} {'  '.join(shown)}\n\n")
     sizes: list[tuple[str, int]] = []
     if plan.add:
         if downloads or ctx.args.has("downloadonly"):
-            sizes.append(("Total Download Size:", downloads))
+            sizes.append((_("Total Download Size:"), downloads))
         if not ctx.args.has("downloadonly"):
-            sizes.append(("Total Installed Size:", isize))
+            sizes.append((_("Total Installed Size:"), isize))
             if upgrades or plan.remove:
-                sizes.append(("Net Upgrade Size:", isize - rsize))
+                sizes.append((_("Net Upgrade Size:"), isize - rsize))
     else:
-        sizes.append(("Total Removed Size:", rsize))
+        sizes.append((_("Total Removed Size:"), rsize))
     out.write(size_lines(sizes))
 
 
@@ -202,83 +209,88 @@ def report_prepare_error(ctx: Context, exc: AlpmError, *, removing: bool = False
         targets = exc.details.get("targets") or []
         if targets:
             for t in targets:
-                out.error(f"target not found: {t}")
+                out.error(_("target not found") + f": {t}")
         else:
             out.error(str(exc))
         return
-    out.error(f"failed to prepare transaction ({exc.code.strerror})")
+    out.error(_("failed to prepare transaction ({error})").format(error=exc.code.strerror))
     if exc.code is ErrorCode.PKG_INVALID_ARCH:
         for name in exc.details.get("packages", []):
-            out.write(f"{out.c.meta}::{out.c.nocolor} package {name} does not have a valid "
-                      "architecture\n")
+            out.write(f"{out.c.meta}::{out.c.nocolor} "
+                      + _("package {name} does not have a valid architecture").format(name=name)
+                      + "\n")
     elif exc.code is ErrorCode.UNSATISFIED_DEPS:
-        for miss in exc.details.get("missing", []):
-            dep = getattr(miss, "depend", "")
-            target = getattr(miss, "target", "")
-            causing = getattr(miss, "causing", None)
+        missing: list[MissingDep] = exc.details.get("missing", [])
+        for miss in missing:
+            dep, target, causing = miss.depend, miss.target, miss.causing
             if removing:
-                out.write(f":: removing {causing or target} breaks dependency '{dep}' "
-                          f"required by {target}\n")
+                out.write(_(":: removing {pkg} breaks dependency '{dep}' required by {target}")
+                          .format(pkg=causing or target, dep=dep, target=target) + "\n")
             elif causing:
-                out.write(f":: installing {causing} breaks dependency '{dep}' required by "
-                          f"{target}\n")
+                out.write(_(":: installing {pkg} breaks dependency '{dep}' required by {target}")
+                          .format(pkg=causing, dep=dep, target=target) + "\n")
             else:
-                out.write(f":: unable to satisfy dependency '{dep}' required by {target}\n")
+                out.write(_(":: unable to satisfy dependency '{dep}' required by {target}")
+                          .format(dep=dep, target=target) + "\n")
     elif exc.code is ErrorCode.CONFLICTING_DEPS:
-        for c in exc.details.get("conflicts", []):
-            p1 = getattr(c, "pkg1", "")
-            p2 = getattr(c, "pkg2", "")
-            p1 = getattr(p1, "name", p1)
-            p2 = getattr(p2, "name", p2)
-            reason = str(getattr(c, "reason", "") or "")
+        conflicts: list[Conflict] = exc.details.get("conflicts", [])
+        for c in conflicts:
+            p1, p2, reason = c.pkg1, c.pkg2, c.reason
             if reason and reason not in (p1, p2):
-                out.write(f":: {p1} and {p2} are in conflict ({reason})\n")
+                out.write(_(":: {p1} and {p2} are in conflict ({reason})").format(
+                    p1=p1, p2=p2, reason=reason) + "\n")
             else:
-                out.write(f":: {p1} and {p2} are in conflict\n")
+                out.write(_(":: {p1} and {p2} are in conflict").format(p1=p1, p2=p2) + "\n")
 
 
 def report_commit_error(ctx: Context, exc: AlpmError) -> None:
     out = ctx.out
-    out.error(f"failed to commit transaction ({exc.code.strerror})")
+    out.error(_("failed to commit transaction ({error})").format(error=exc.code.strerror))
     if exc.code is ErrorCode.FILE_CONFLICTS:
-        for c in exc.details.get("conflicts", []):
+        conflicts: list[FileConflict] = exc.details.get("conflicts", [])
+        for c in conflicts:
             if c.kind == "target":
-                out.write(f"{c.file} exists in both '{c.target}' and '{c.other}'\n")
+                out.write(_("{file} exists in both '{a}' and '{b}'").format(
+                    file=c.file, a=c.target, b=c.other) + "\n")
             elif c.other:
-                out.write(f"{c.target}: {c.file} exists in filesystem (owned by {c.other})\n")
+                out.write(_("{pkg}: {file} exists in filesystem (owned by {owner})").format(
+                    pkg=c.target, file=c.file, owner=c.other) + "\n")
             else:
-                out.write(f"{c.target}: {c.file} exists in filesystem\n")
+                out.write(_("{pkg}: {file} exists in filesystem").format(pkg=c.target, file=c.file)
+                          + "\n")
     elif exc.code in (ErrorCode.PKG_INVALID, ErrorCode.PKG_INVALID_CHECKSUM,
                       ErrorCode.PKG_INVALID_SIG):
         path = exc.details.get("path")
         if path:
-            out.write(f"{os.path.basename(path)} is invalid or corrupted\n")
+            out.write(_("{file} is invalid or corrupted").format(file=os.path.basename(path))
+                      + "\n")
     elif exc.message != exc.code.strerror:
         out.write(exc.message + "\n")
     completed: list[str] = exc.details.get("completed") or []
     if exc.details.get("unfinished") or completed:
         # pacman says "no packages were upgraded" even after some were: tell the truth
         # (the message above names the package left unfinished and the repair)
-        out.write(f"Errors occurred after {len(completed)} package"
-                  f"{'s were' if len(completed) != 1 else ' was'} changed"
-                  f"{': ' + ' '.join(completed) if completed else ''}.\n")
+        n = len(completed)
+        out.write(ngettext("Errors occurred after {n} package was changed",
+                           "Errors occurred after {n} packages were changed", n).format(n=n)
+                  + (": " + " ".join(completed) if completed else "") + ".\n")
         return
-    out.write("Errors occurred, no packages were upgraded.\n")
+    out.write(_("Errors occurred, no packages were upgraded.") + "\n")
 
 
-def _hold_confirmed(ctx: Context, plan: Any, cb: Callbacks) -> bool:
+def _hold_confirmed(ctx: Context, plan: Plan, cb: Callbacks) -> bool:
     """pacman's remove.c: name every HoldPkg being removed, then ask (default no)."""
     from alpmd.engine.resolve import held_targets
 
     held = held_targets(ctx.handle, plan)
     for pkg in held:
-        ctx.out.warning(f"{pkg.name} is designated as a HoldPkg.")
-    return not held or cb.yesno("HoldPkg was found in target list. Do you want to continue?",
+        ctx.out.warning(_("{name} is designated as a HoldPkg.").format(name=pkg.name))
+    return not held or cb.yesno(_("HoldPkg was found in target list. Do you want to continue?"),
                                 False)
 
 
 def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
-            prompt: str = "Proceed with installation?") -> int:
+            prompt: str = N_("Proceed with installation?")) -> int:
     """Prepare, show, confirm, download, commit: pacman's sync_prepare_execute."""
     out = ctx.out
     removing = trans.kind == "remove"
@@ -292,7 +304,7 @@ def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
         return 1
     if not plan.add and not plan.remove:
         if not printing(ctx):
-            out.write(" there is nothing to do\n")
+            out.write(" " + _("there is nothing to do") + "\n")
         return 0
     if printing(ctx):
         for pkg in (plan.remove if removing else plan.add):
@@ -308,22 +320,22 @@ def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
         dlsize = sum(p.csize or 0 for p in to_fetch)
     display_targets(ctx, plan, dlsize)
     if ctx.args.has("downloadonly"):
-        prompt = "Proceed with download?"
+        prompt = N_("Proceed with download?")
     out.write("\n")
-    if not cb.yesno(prompt, True):
+    if not cb.yesno(_(prompt), True):
         return 1
     try:
         with signals_unwind():
             if to_fetch:
-                out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} Retrieving packages..."
-                          f"{out.c.nocolor}\n")
+                out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} "
+                          + _("Retrieving packages...") + f"{out.c.nocolor}\n")
                 asyncio.run(trans.download())
             trans.commit()
     except AlpmError as exc:
         report_commit_error(ctx, exc)
         return 1
     except Signalled as sig:
-        out.write("\nInterrupt signal received\n")
+        out.write("\n" + _("Interrupt signal received") + "\n")
         return 128 + sig.signum
     return 0
 
@@ -332,7 +344,7 @@ def run(ctx: Context) -> int:
     """``-U file...``: install package files (and their dependencies from the repositories)."""
     out = ctx.out
     if not ctx.args.targets:
-        out.error("no targets specified (use -h for help)")
+        out.error(_("no targets specified (use -h for help)"))
         return 1
     trans, cb = begin(ctx)
     local: dict[str, str] = {}
@@ -341,7 +353,7 @@ def run(ctx: Context) -> int:
         code = _fetch_urls(ctx, cb, urls, local)
         if code:
             return code
-    out.write("loading packages...\n")
+    out.write(_("loading packages...") + "\n")
     # pacman loads the local files first, then the fetched ones
     ordered = [t for t in ctx.args.targets if t not in local] + \
         [t for t in ctx.args.targets if t in local]
@@ -363,19 +375,20 @@ def _fetch_urls(ctx: Context, cb: Callbacks, urls: list[str], local: dict[str, s
 
     out = ctx.out
     if any(dl.url_cached(ctx.handle, u) is None for u in urls) and not printing(ctx):
-        out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} Retrieving packages..."
-                  f"{out.c.nocolor}\n")
+        out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} "
+                  + _("Retrieving packages...") + f"{out.c.nocolor}\n")
     cb.download_started = lambda e: e.file if isinstance(e, dl.DownloadStarted) else None
     try:
         with signals_unwind():
             got = asyncio.run(dl.fetch_urls(ctx.handle, urls, event=cb.event))
     except Signalled as sig:
-        out.write("\nInterrupt signal received\n")
+        out.write("\n" + _("Interrupt signal received") + "\n")
         return 128 + sig.signum
     for f in got.failures:
-        out.error(f"failed retrieving file '{f.name}' from {f.host} : {f.reason}")
+        out.error(_("failed retrieving file '{file}' from {host} : {reason}").format(
+            file=f.name, host=f.host, reason=f.reason))
     if got.failures:
-        out.warning("failed to retrieve some files")
+        out.warning(_("failed to retrieve some files"))
         return 255  # pacman's -1 from alpm_fetch_pkgurl
     local.update(got.paths)
     return 0

@@ -45,6 +45,8 @@ from alpmd.dbus.types import (
     X,
 )
 from alpmd.engine import events as ev
+from alpmd.engine.package import Package
+from alpmd.i18n import Catalog, English, client_catalog
 
 if TYPE_CHECKING:
     from alpmd.dbus.daemon import Daemon
@@ -360,9 +362,8 @@ class TransactionObject(ServiceInterface):
         public = [n for n in names if n not in PRIVATE]
         if public:
             with contextlib.suppress(Exception):
-                self.emit_properties_changed({n: getattr(self, _ATTR[n]) for n in public})
-        private = {n: Variant(PRIVATE[n], getattr(self, _ATTR[n])) for n in names
-                   if n in PRIVATE}
+                self.emit_properties_changed({n: _VALUES[n](self) for n in public})
+        private = {n: Variant(PRIVATE[n], _VALUES[n](self)) for n in names if n in PRIVATE}
         if private:
             self._to_owner("org.freedesktop.DBus.Properties", "PropertiesChanged", "sa{sv}as",
                            ["org.alpm.Transaction1", private, []])
@@ -447,23 +448,26 @@ class TransactionObject(ServiceInterface):
 
     async def ask(self, question: ev.Question) -> object:
         kind = question.kind
+        cat = client_catalog(self.locale)
+        _ = cat.gettext
         preset = self.hints.get("answers", {})
         if kind in preset:
             try:
                 return _coerce(question, preset[kind])
             except (TypeError, ValueError):
-                self.add_log("warning", "daemon", f"pre-seeded answer {preset[kind]!r} to "
-                             f"{kind} is not a valid choice; default {question.default!r}")
+                self.add_log("warning", "daemon", _(
+                    "pre-seeded answer {answer} to {kind} is not a valid choice; default {default}"
+                ).format(answer=repr(preset[kind]), kind=kind, default=repr(question.default)))
                 return question.default
         if self.cancelled or self.owner_gone:
             if self.owner_gone:
-                self.add_log("warning", "daemon", f"{kind}: the client has left; "
-                             f"default {question.default!r}")
+                self.add_log("warning", "daemon", _("{kind}: the client has left; default {default}")
+                             .format(kind=kind, default=repr(question.default)))
             return question.default
         timeout = min(float(self.hints.get("question-timeout", DEFAULT_QUESTION_TIMEOUT)),
                       self.daemon.limits.question_timeout)
         self._question_id += 1
-        text, choices, details = describe(question)
+        text, choices, details = describe(question, cat)
         self.question = [self._question_id, kind, text, choices, details]
         previous = self.state
         self._answer = asyncio.get_running_loop().create_future()
@@ -471,14 +475,15 @@ class TransactionObject(ServiceInterface):
         self.changed("Question")
         self._to_owner("org.alpm.Transaction1", "QuestionAsked", "ussasa{sv}",
                        [self._question_id, kind, text, choices, details])
-        self.add_log("info", "daemon", f"question {self._question_id}: {text}")
+        self.add_log("info", "daemon", _("question {id}: {text}").format(id=self._question_id,
+                                                                          text=text))
         try:
             value = await asyncio.wait_for(self._answer, timeout)
             result = _coerce(question, value)
         except TimeoutError:
             result = question.default
-            self.add_log("warning", "daemon",
-                         f"question {self._question_id} not answered; default {result!r}")
+            self.add_log("warning", "daemon", _("question {id} not answered; default {default}")
+                         .format(id=self._question_id, default=repr(result)))
         except Cancelled:
             result = question.default
         except (TypeError, ValueError):
@@ -493,12 +498,15 @@ class TransactionObject(ServiceInterface):
 
 #: properties whose changes go to the owner only (their signature)
 PRIVATE = {"Plan": "aa{sv}", "Question": "(ussasa{sv})"}
-_ATTR = {"State": "state", "CanCancel": "_can_cancel", "Percentage": "percentage",
-         "Items": "items", "Bytes": "bytes", "Speed": "speed", "RemainingTime": "remaining",
-         "CurrentItem": "current_item", "Question": "question", "Plan": "plan",
-         "Result": "result", "Error": "error", "ErrorDetails": "error_details",
-         "Warnings": "warnings", "Pacnew": "pacnew"}
-TransactionObject._can_cancel = property(lambda self: self.state in CANCELLABLE)  # type: ignore[attr-defined]
+#: the current value of each property that changes, by its D-Bus name (for PropertiesChanged)
+_VALUES: dict[str, Callable[[TransactionObject], Any]] = {
+    "State": lambda t: t.state, "CanCancel": lambda t: t.state in CANCELLABLE,
+    "Percentage": lambda t: t.percentage, "Items": lambda t: t.items,
+    "Bytes": lambda t: t.bytes, "Speed": lambda t: t.speed,
+    "RemainingTime": lambda t: t.remaining, "CurrentItem": lambda t: t.current_item,
+    "Question": lambda t: t.question, "Plan": lambda t: t.plan, "Result": lambda t: t.result,
+    "Error": lambda t: t.error, "ErrorDetails": lambda t: t.error_details,
+    "Warnings": lambda t: t.warnings, "Pacnew": lambda t: t.pacnew}
 
 
 def _variant(value: Any) -> Variant:
@@ -515,33 +523,50 @@ def _variant(value: Any) -> Variant:
     return Variant("s", str(value))
 
 
-def _name(pkg: Any) -> str:
+def _name(pkg: Package | None) -> str:
     return f"{pkg.name}-{pkg.version}" if pkg is not None else ""
 
 
-def describe(q: ev.Question) -> tuple[str, list[str], dict[str, Variant]]:
-    """Text, choices and details of an engine question, for people and clients."""
+def describe(q: ev.Question, cat: Catalog | None = None
+             ) -> tuple[str, list[str], dict[str, Variant]]:
+    """Text, choices and details of an engine question, in the client's language
+    (``cat``; English without one). The command line's messages where it asks the same."""
+    _ = (cat or English()).gettext
     d: dict[str, Variant] = {"default": _variant(q.default if q.default is not None else "")}
     choices = ["yes", "no"]
     if isinstance(q, ev.InstallIgnored):
-        text = f"{_name(q.pkg)} is in IgnorePkg/IgnoreGroup. Install anyway?"
+        text = _("{name} is in IgnorePkg/IgnoreGroup. Install anyway?").format(name=_name(q.pkg))
     elif isinstance(q, ev.ReplacePackage):
-        text = f"Replace {_name(q.old)} with {q.repo}/{_name(q.new)}?"
+        text = _("Replace {old} with {repo}/{new}?").format(old=_name(q.old), repo=q.repo,
+                                                            new=_name(q.new))
     elif isinstance(q, ev.ConflictPackage):
-        text = f"{_name(q.new)} and {_name(q.old)} are in conflict ({q.reason}). Remove {_name(q.old)}?"
+        new, old = _name(q.new), _name(q.old)
+        if not q.reason or q.reason in (q.new.name if q.new else "", q.old.name if q.old else ""):
+            text = _("{new} and {old} are in conflict. Remove {old}?").format(new=new, old=old)
+        else:
+            text = _("{new} and {old} are in conflict ({reason}). Remove {old}?").format(
+                new=new, old=old, reason=q.reason)
     elif isinstance(q, ev.CorruptedPackage):
-        text = f"File {q.filepath} is corrupted ({q.reason}). Do you want to delete it?"
+        text = _("File {path} is corrupted ({reason}).\nDo you want to delete it?").format(
+            path=q.filepath, reason=q.reason)
     elif isinstance(q, ev.RemoveUnresolvable):
-        text = ("The following packages cannot be upgraded due to unresolvable dependencies: "
-                + " ".join(_name(p) for p in q.packages) + ". Skip them?")
+        names = " ".join(_name(p) for p in q.packages)
+        text = (cat or English()).ngettext(
+            "{names} cannot be upgraded due to unresolvable dependencies. Skip it for this "
+            "upgrade?",
+            "{names} cannot be upgraded due to unresolvable dependencies. Skip them for this "
+            "upgrade?", len(q.packages)).format(names=names)
     elif isinstance(q, ev.SelectProvider):
         choices = [_name(p) for p in q.providers]
-        text = f"There are {len(choices)} providers available for {q.depend}; pick one (index)"
+        text = _("There are {n} providers available for {dep}:").format(n=len(choices),
+                                                                        dep=q.depend)
     elif isinstance(q, ev.SelectGroupMembers):
         choices = [_name(p) for p in q.members]
-        text = f"There are {len(choices)} members in group {q.group}; pick (indexes)"
+        text = _("There are {n} members in group {group}:").format(n=len(choices),
+                                                                   group=q.group)
     elif isinstance(q, ev.ImportKey):
-        text = f"Import PGP key {q.fingerprint}, \"{q.uid}\"?"
+        text = _("Import PGP key {fingerprint}, \"{uid}\"?").format(fingerprint=q.fingerprint,
+                                                                     uid=q.uid)
         d["fingerprint"] = Variant("s", q.fingerprint)
         d["uid"] = Variant("s", q.uid)
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from alpmd.engine.formats.desc import Backup, PkgMeta, Reason
 from alpmd.engine.formats.files import FileList
@@ -57,6 +58,16 @@ class Loaded:
 Loader = Callable[["Package", Part], Loaded]
 
 
+class Source(Protocol):
+    """The database a package was read from (the local one or a repository's).
+
+    A protocol, not the database classes, because those import this module; a
+    front end that needs more (a repository's servers) narrows with ``isinstance``.
+    """
+
+    name: str
+
+
 class Package:
     """A package: name and version at once, everything else on first use."""
 
@@ -83,7 +94,7 @@ class Package:
         version: str,
         origin: Origin,
         *,
-        db: object | None = None,
+        db: Source | None = None,
         path: str | None = None,
         meta: PkgMeta | None = None,
         files: FileList | None = None,

@@ -138,6 +138,7 @@ class CachedDatabase:
     packages come from (:attr:`origin`); packages load their fields through the backend.
     """
 
+    name: str
     origin: Origin
     backend: DatabaseBackend
     _cache: PackageCache | None
