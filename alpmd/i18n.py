@@ -145,9 +145,7 @@ def translator(locale: str) -> Callable[[str], str]:
     The daemon formats a client's questions and log lines with it, using the same
     messages as the command line: ``_ = translator(hints["locale"])``.
     """
-    if not locale or locale in ("C", "POSIX"):
-        return catalog(()).gettext
-    cat = catalog((locale,))
+    cat = client_catalog(locale)
 
     def gettext_for(message: str) -> str:
         return cat.gettext(message) if message else message
@@ -161,9 +159,7 @@ def translate(message: str, locale: str) -> str:
     Messages shaped ``what: detail`` (``target not found: foo``) are translated by
     their fixed part when the whole text has no entry; the detail stays as it is.
     """
-    if not message or not locale or locale in ("C", "POSIX"):
-        return message
-    return _by_head(catalog((locale,)), message)
+    return _by_head(client_catalog(locale), message) if message else message
 
 
 def localize(message: str) -> str:
