@@ -531,7 +531,8 @@ def describe(q: ev.Question, cat: Catalog | None = None
              ) -> tuple[str, list[str], dict[str, Variant]]:
     """Text, choices and details of an engine question, in the client's language
     (``cat``; English without one). The command line's messages where it asks the same."""
-    _ = (cat or English()).gettext
+    cat = cat or English()
+    _ = cat.gettext
     d: dict[str, Variant] = {"default": _variant(q.default if q.default is not None else "")}
     choices = ["yes", "no"]
     if isinstance(q, ev.InstallIgnored):
@@ -551,7 +552,7 @@ def describe(q: ev.Question, cat: Catalog | None = None
             path=q.filepath, reason=q.reason)
     elif isinstance(q, ev.RemoveUnresolvable):
         names = " ".join(_name(p) for p in q.packages)
-        text = (cat or English()).ngettext(
+        text = cat.ngettext(
             "{names} cannot be upgraded due to unresolvable dependencies. Skip it for this "
             "upgrade?",
             "{names} cannot be upgraded due to unresolvable dependencies. Skip them for this "

@@ -152,3 +152,25 @@ def test_translator_gives_each_client_its_language() -> None:
     assert english(question) == c(question) == translator("")(question) == question
     assert german("a message nobody translated") == "a message nobody translated"
     assert german("") == ""
+
+
+def test_daemon_questions_in_the_clients_language() -> None:
+    """The text a client is asked (QuestionAsked) comes from its catalog, English without."""
+    from alpmd.dbus.transaction import describe
+    from alpmd.engine import events as ev
+    from alpmd.engine.package import Origin, Package
+
+    old, new = Package("foo", "1.0-1", Origin.LOCALDB), Package("foo", "2.0-1", Origin.SYNCDB)
+    unresolvable = ev.RemoveUnresolvable(packages=[old])
+    for question, english, german in (
+            (ev.InstallIgnored(pkg=new), "foo-2.0-1 is in IgnorePkg/IgnoreGroup. Install anyway?",
+             "foo-2.0-1 steht in IgnorePkg/IgnoreGroup. Trotzdem installieren?"),
+            (unresolvable, "foo-1.0-1 cannot be upgraded due to unresolvable dependencies. "
+             "Skip it for this upgrade?", "foo-1.0-1 lässt sich wegen unauflösbarer "
+             "Abhängigkeiten nicht aktualisieren. Bei dieser Aktualisierung auslassen?")):
+        assert describe(question)[0] == describe(question, catalog(("C",)))[0] == english
+        assert describe(question, GERMAN)[0] == german
+    text, choices, details = describe(ev.ImportKey(fingerprint="ABCD", uid="Jo <jo@x>"), GERMAN)
+    assert text == GERMAN.gettext('Import PGP key {fingerprint}, "{uid}"?').format(
+        fingerprint="ABCD", uid="Jo <jo@x>") != 'Import PGP key ABCD, "Jo <jo@x>"?'
+    assert choices == ["yes", "no"] and details["fingerprint"].value == "ABCD"
