@@ -93,6 +93,11 @@ class TransState(enum.Enum):
     INTERRUPTED = "interrupted"
 
 
+#: A commit flushes the file systems (one ``syncfs`` each) after this many steps or
+#: seconds, whichever comes first: what a power cut can make repair redo.
+SYNC_STEPS = 32
+SYNC_SECONDS = 5.0
+
 _PROGRESS_KIND = {Operation.INSTALL: ProgressKind.ADD, Operation.UPGRADE: ProgressKind.UPGRADE,
                   Operation.DOWNGRADE: ProgressKind.DOWNGRADE,
                   Operation.REINSTALL: ProgressKind.REINSTALL,
@@ -182,6 +187,8 @@ class Transaction:
         self.completed: list[str] = []
         #: the package whose step is under way
         self._current: str | None = None
+        #: The last step flushed by a checkpoint, and when.
+        self._synced_at = (0, 0.0)
         handle.trans = self
 
     # -- helpers --------------------------------------------------------------------
@@ -366,18 +373,21 @@ class Transaction:
             self._event(TransactionStep())
             self._journal = Journal(self.handle.dbpath, durable=_durable(self.handle))
             self._journal.begin(self.flags.value)
+            seqs = self._announce(plan.remove, items)
             total = len(plan.remove) + len(items)
             n = 0
-            for old in plan.remove:
-                n += 1
-                self._check_interrupt()
-                self._remove_one(old, n, total, replaced=bool(plan.add))
-            for item in items:
-                n += 1
-                self._check_interrupt()
-                self._add_one(item, n, total)
-            self._journal.end()
-            self._journal = None
+            with self.handle.localdb.deferred_sync():
+                for old in plan.remove:
+                    n += 1
+                    self._check_interrupt()
+                    self._remove_one(old, seqs[n - 1], n, total, replaced=bool(plan.add))
+                    self._batch_done(seqs[n - 1])
+                for item in items:
+                    n += 1
+                    self._check_interrupt()
+                    self._add_one(item, seqs[n - 1], n, total)
+                    self._batch_done(seqs[n - 1])
+                self._end_journal()
             run_ldconfig(self.handle, event=self.event_cb)
             self._event(TransactionStep(done=True))
             ok = True
@@ -388,8 +398,9 @@ class Transaction:
                 # journal says which; keep it only if a step is left half done.
                 state = read_journal(self.handle.dbpath)
                 if state is not None and not state.pending:
-                    self._journal.end()
-                else:
+                    with contextlib.suppress(OSError):  # the journal stays if this fails
+                        self._end_journal()
+                if self._journal is not None:
                     self._journal.close()
                     left = self._journal.path
                 self._journal = None
@@ -414,6 +425,41 @@ class Transaction:
             self.handle.logaction("ALPM", "transaction completed")
             self.state = TransState.COMMITTED
             self._run_hooks("PostTransaction", info)
+
+    def _announce(self, removing: Sequence[Package], items: list[_Item]) -> list[int]:
+        """Write every step into the journal before any starts (one flush for all)."""
+        assert self._journal is not None
+        seqs = [self._journal.plan("remove", old.name, old=old.version) for old in removing]
+        gone = {old.name for old in removing}
+        for item in items:
+            assert item.pkg is not None
+            new = item.pkg
+            old = None if new.name in gone else self.handle.localdb.get(new.name)
+            seqs.append(self._journal.plan(
+                "add", new.name, old=old.version if old else None, new=new.version,
+                file=item.path, reason=int(self._reason(new, old)),
+                validation=item.validation))
+        self._journal.flush()
+        self._synced_at = (0, time.monotonic())
+        return seqs
+
+    def _batch_done(self, seq: int) -> None:
+        """After a step: flush the file systems once a batch is big or old enough."""
+        count, since = self._synced_at
+        if seq - count >= SYNC_STEPS or time.monotonic() - since >= SYNC_SECONDS:
+            self._checkpoint(seq)
+
+    def _checkpoint(self, seq: int) -> None:
+        assert self._journal is not None
+        self._journal.checkpoint(seq, [self.handle.options.root, self.handle.dbpath])
+        self._synced_at = (seq, time.monotonic())
+
+    def _end_journal(self) -> None:
+        """Flush what the steps since the last batch wrote, then delete the journal."""
+        assert self._journal is not None
+        self._checkpoint(self._journal.last)
+        self._journal.end()
+        self._journal = None
 
     def _tell_the_truth(self, exc: AlpmError, journal: str | None) -> None:
         """Say in ``exc`` what the failed commit did change: the packages whose step
@@ -574,13 +620,14 @@ class Transaction:
             return
         scriptlet.run_scriptlet(self.handle, script, function, new, old, event=self.event_cb)
 
-    def _remove_one(self, old: Package, n: int, total: int, *, replaced: bool) -> None:
+    def _remove_one(self, old: Package, seq: int, n: int, total: int, *, replaced: bool
+                    ) -> None:
         assert self._journal is not None
         localdb = self.handle.localdb
         self._event(PackageOperation(operation=Operation.REMOVE, old=old))
         self._progress(ProgressKind.REMOVE, old.name, 0, total, n)
         self._current = old.name
-        seq = self._journal.intent("remove", old.name, old=old.version)
+        self._journal.start(seq)
         script = old.scriptlet if old.has_scriptlet else None
         self._scriptlet(script, "pre_remove", old.version, None)
         if not self.flags & TransFlag.DBONLY:
@@ -607,7 +654,7 @@ class Transaction:
             return Reason.EXPLICIT
         return old.reason if old is not None else Reason.EXPLICIT
 
-    def _add_one(self, item: _Item, n: int, total: int) -> None:
+    def _add_one(self, item: _Item, seq: int, n: int, total: int) -> None:
         assert self._journal is not None and item.pkg is not None
         new = item.pkg
         localdb = self.handle.localdb
@@ -618,9 +665,7 @@ class Transaction:
         self._event(PackageOperation(operation=op, new=new, old=old))
         self._progress(kind, new.name, 0, total, n)
         self._current = new.name
-        seq = self._journal.intent("add", new.name, old=old.version if old else None,
-                                   new=new.version, file=item.path, reason=int(reason),
-                                   validation=item.validation)
+        self._journal.start(seq)
         script = new.scriptlet
         oldv = old.version if old is not None else None
         if old is None:
