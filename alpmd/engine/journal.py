@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import functools
 import json
 import os
@@ -237,8 +236,7 @@ def boot_id() -> str | None:
 def _syncfs() -> Any:
     """libc's ``syncfs`` (Linux), or None where the C library has none."""
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.syncfs
+        fn = ctypes.CDLL(None, use_errno=True).syncfs  # the C library the interpreter uses
         fn.argtypes = [ctypes.c_int]
         fn.restype = ctypes.c_int
         return fn

@@ -305,14 +305,16 @@ class Transaction:
     # -- download -------------------------------------------------------------------
 
     def _to_fetch(self) -> list[Package]:
-        # Imported where used, never skipped: the HTTP client costs a removal's start-up
-        # a few hundred milliseconds, and a removal fetches nothing.
+        wanted = [pkg for pkg in (self.plan.add if self.plan is not None else [])
+                  if pkg.origin is Origin.SYNCDB and pkg.name not in self.paths]
+        if not wanted:
+            return []
+        # Imported only when a package may need fetching: the HTTP client costs a
+        # few hundred milliseconds of start-up that a removal or -U of files never uses.
         from alpmd.engine import download
 
         need = []
-        for pkg in self.plan.add if self.plan is not None else []:
-            if pkg.origin is not Origin.SYNCDB or pkg.name in self.paths:
-                continue
+        for pkg in wanted:
             cached = download.find_cached(self.handle, pkg)
             if cached is not None:
                 self.paths[pkg.name] = cached
