@@ -160,11 +160,6 @@ def _slurp(path: str) -> bytes:
         os.close(fd)
 
 
-def _fsync_dir(path: str, durable: bool = True) -> None:
-    if durable:
-        fsync_dir(path)
-
-
 def _write_durably(fd: int, data: bytes, durable: bool = True) -> None:
     view = memoryview(data)
     while view:
@@ -398,7 +393,7 @@ class LocalFilesBackend(DatabaseBackend):
             if self.state == "empty":
                 _replace_file(self.path, VERSION_FILE, f"{LOCAL_DB_VERSION}\n".encode(),
                               self._sync)
-                _fsync_dir(self.path, self._sync)
+                self._flush_dir(self.path)
                 self.state = "valid"
             if not self._cleaned:
                 self.staging = self.path
@@ -419,11 +414,16 @@ class LocalFilesBackend(DatabaseBackend):
         """Whether a write flushes itself (not while a commit batches the flushes)."""
         return self.durable and not self.deferred
 
+    def _flush_dir(self, path: str) -> None:
+        """Make a rename or a new entry in ``path`` durable, unless a commit flushes later."""
+        if self._sync:
+            fsync_dir(path)
+
     def _fsync_dirs(self) -> None:
         """Make renames between ``local/`` and the staging directory durable."""
-        _fsync_dir(self.path, self._sync)
+        self._flush_dir(self.path)
         if self.staging != self.path:
-            _fsync_dir(self.staging, self._sync)
+            self._flush_dir(self.staging)
 
     def _discard(self, path: str) -> None:
         try:
@@ -490,7 +490,7 @@ class LocalFilesBackend(DatabaseBackend):
                         os.utime(fd, ns=(mtime, mtime))
                 finally:
                     os.close(fd)
-            _fsync_dir(tmp, self._sync)
+            self._flush_dir(tmp)
             try:
                 os.rename(tmp, target)
             except OSError as exc:
@@ -516,7 +516,7 @@ class LocalFilesBackend(DatabaseBackend):
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(target, fname))
-        _fsync_dir(target, self._sync)
+        self._flush_dir(target)
 
     def remove(self, key: EntryKey) -> None:
         """Take the entry out of the database in one rename, then delete its files."""
