@@ -243,15 +243,28 @@ def _syncfs() -> Any:
     return None
 
 
+#: Mounts that hold no files a package installs (and autofs, which opening would mount).
+_NOT_WRITTEN = frozenset({"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "autofs",
+                          "debugfs", "tracefs", "securityfs", "pstore", "bpf", "mqueue",
+                          "hugetlbfs", "configfs", "fusectl", "binfmt_misc", "efivarfs",
+                          "rpc_pipefs", "nsfs"})
+
+
 def _mount_points() -> list[str]:
-    """Every mount point of this process's namespace (``/proc/self/mountinfo``)."""
+    """The mount points of this process's namespace that may hold installed files
+    (``/proc/self/mountinfo``: field 5 is the mount point, the type follows ``-``)."""
     points = []
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
         for line in f:
             fields = line.split(" ")
-            if len(fields) > 4:  # the kernel writes a space in a path as \040
-                points.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
-                                     fields[4]))
+            if "-" not in fields[6:]:
+                continue
+            fstype = fields[fields.index("-", 6) + 1]
+            if fstype in _NOT_WRITTEN:
+                continue
+            # the kernel writes a space in a path as \040
+            points.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
+                                 fields[4]))
     return points
 
 
