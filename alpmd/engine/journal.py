@@ -14,7 +14,8 @@ finished, neither flushed. A power cut loses whatever was not flushed, in any
 order, so a commit announces its steps first (``plan``, one fsync for all of
 them), then runs them without fsyncs of its own, and every batch of steps ends
 with one ``syncfs()`` of the file systems it wrote and a ``synced`` line
-(:func:`sync_filesystems`, :meth:`Journal.checkpoint`). ``begin`` names the boot
+(:func:`sync_filesystems`, :meth:`Journal.checkpoint`). A commit that stops
+cleanly before its last steps takes them out again (``drop``). ``begin`` names the boot
 (``/proc/sys/kernel/random/boot_id``): read back in the same boot, the journal
 is exact (the started, unfinished steps are pending); read after a reboot, every
 announced step not finished before the last ``synced`` line is pending, and
@@ -122,6 +123,7 @@ class Journal:
         self.durable = durable
         self._fd: int | None = None
         self._seq = 0
+        self._started: set[int] = set()
 
     def _append(self, record: dict[str, Any], *, sync: bool = True) -> None:
         if self._fd is None:
@@ -173,7 +175,18 @@ class Journal:
 
     def start(self, seq: int) -> None:
         """An announced step begins; not flushed (a power cut redoes every announced step)."""
+        self._started.add(seq)
         self._append({"t": "start", "n": seq}, sync=False)
+
+    def abandon(self, paths: list[str]) -> None:
+        """The commit stops before its last steps: flush what the finished steps wrote, then
+        take the steps that never started out of the journal (flushed), so that repair,
+        even after a reboot, finishes only the step left half done."""
+        self.checkpoint(self._seq, paths)
+        for seq in range(1, self._seq + 1):
+            if seq not in self._started:
+                self._append({"t": "drop", "n": seq}, sync=False)
+        self.flush()
 
     def checkpoint(self, seq: int, paths: list[str]) -> None:
         """Steps up to ``seq`` are finished: flush their effects (one ``syncfs`` per file
@@ -322,6 +335,7 @@ def read_journal(dbpath: str) -> JournalState | None:
         return None
     state = JournalState(path)
     steps: dict[int, Step] = {}
+    dropped: set[int] = set()
     for raw in data.split(b"\n"):
         if not raw.strip():
             continue
@@ -353,8 +367,12 @@ def read_journal(dbpath: str) -> JournalState | None:
                 s.done = s.done or kind == "done"
         elif kind == "synced":
             state.synced = max(state.synced, int(rec.get("n") or 0))
+        elif kind == "drop":
+            dropped.add(int(rec.get("n", -1)))
         elif kind == "end":
             state.ended = True
+    if dropped:
+        state.steps = [s for s in state.steps if s.seq not in dropped]
     return state
 
 

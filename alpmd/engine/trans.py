@@ -403,6 +403,8 @@ class Transaction:
                     with contextlib.suppress(OSError):  # the journal stays if this fails
                         self._end_journal()
                 if self._journal is not None:
+                    with contextlib.suppress(OSError):  # a full disk: repair redoes more
+                        self._journal.abandon(self._sync_paths())
                     self._journal.close()
                     left = self._journal.path
                 self._journal = None
@@ -453,8 +455,12 @@ class Transaction:
 
     def _checkpoint(self, seq: int) -> None:
         assert self._journal is not None
-        self._journal.checkpoint(seq, [self.handle.options.root, self.handle.dbpath])
+        self._journal.checkpoint(seq, self._sync_paths())
         self._synced_at = (seq, time.monotonic())
+
+    def _sync_paths(self) -> list[str]:
+        """Where a commit writes: the root (mounts below it included) and the database."""
+        return [self.handle.options.root, self.handle.dbpath]
 
     def _end_journal(self) -> None:
         """Flush what the steps since the last batch wrote, then delete the journal."""

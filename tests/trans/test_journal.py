@@ -75,6 +75,26 @@ def test_after_a_reboot_every_unsynced_step_is_pending(tmp_path: Path) -> None:
     assert [s.name for s in state.pending] == ["p3", "p4", "p5"]
 
 
+def test_a_commit_that_stops_drops_its_unstarted_steps(tmp_path: Path) -> None:
+    """A clean failure in step 2 of 3: even after a reboot, repair finishes step 2 only
+    (not the step the commit never began)."""
+    j = Journal(str(tmp_path), durable=False)
+    j.begin()
+    seqs = [j.plan("add", f"p{i}", new="1.0-1") for i in range(1, 4)]
+    j.flush()
+    j.start(seqs[0])
+    j.done(seqs[0])
+    j.start(seqs[1])
+    j.abandon([str(tmp_path)])
+    j.close()
+    state = read_journal(str(tmp_path))
+    assert state is not None and [s.name for s in state.steps] == ["p1", "p2"]
+    assert [s.name for s in state.pending] == ["p2"]
+    _reboot(tmp_path)
+    state = read_journal(str(tmp_path))
+    assert state is not None and [s.name for s in state.pending] == ["p2"]
+
+
 def test_a_journal_without_boot_reads_as_before(tmp_path: Path) -> None:
     """Journals of older versions (an ``intent`` line per step, no boot) keep their meaning."""
     path = Path(journal_path(str(tmp_path)))
