@@ -193,6 +193,10 @@ class Journal:
         system under ``paths``), then say so; the line itself is carried by the next flush."""
         if self.durable:
             sync_filesystems(paths)
+        self.synced(seq)
+
+    def synced(self, seq: int) -> None:
+        """Say that the effects of the steps up to ``seq`` were flushed (after the flush)."""
         self._append({"t": "synced", "n": seq}, sync=False)
 
     def intent(self, action: str, name: str, *, old: str | None = None, new: str | None = None,

@@ -23,6 +23,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -73,6 +74,7 @@ from alpmd.engine.journal import (
     staging_dir,
     staging_prefix,
     sweep_staging,
+    sync_filesystems,
 )
 from alpmd.engine.ldconfig import run_ldconfig
 from alpmd.engine.package import Origin, Package, Part
@@ -189,6 +191,9 @@ class Transaction:
         self._current: str | None = None
         #: The last step flushed by a checkpoint, and when.
         self._synced_at = (0, 0.0)
+        #: The batch flush running in the background: the last step it covers, and it.
+        self._flushing: tuple[int, Future[None]] | None = None
+        self._flusher: ThreadPoolExecutor | None = None
         handle.trans = self
 
     # -- helpers --------------------------------------------------------------------
@@ -404,6 +409,7 @@ class Transaction:
                         self._end_journal()
                 if self._journal is not None:
                     with contextlib.suppress(OSError):  # a full disk: repair redoes more
+                        self._collect_flush(wait=True)
                         self._journal.abandon(self._sync_paths())
                     self._journal.close()
                     left = self._journal.path
@@ -422,6 +428,7 @@ class Transaction:
                 raise
             raise named from exc
         finally:
+            self._stop_flusher()
             if self._locked_here:
                 self.handle.unlock()
                 self._locked_here = False
@@ -448,10 +455,42 @@ class Transaction:
         return seqs
 
     def _batch_done(self, seq: int) -> None:
-        """After a step: flush the file systems once a batch is big or old enough."""
+        """After a step: flush the file systems once a batch is big or old enough.
+
+        The flush runs in a thread while the next steps go on (at most one at a
+        time); its ``synced`` line is written once it returned.
+        """
+        assert self._journal is not None
+        self._collect_flush(wait=False)
         count, since = self._synced_at
-        if seq - count >= SYNC_STEPS or time.monotonic() - since >= SYNC_SECONDS:
-            self._checkpoint(seq)
+        if seq - count < SYNC_STEPS and time.monotonic() - since < SYNC_SECONDS:
+            return
+        self._collect_flush(wait=True)
+        self._synced_at = (seq, time.monotonic())
+        if not self._journal.durable:
+            self._journal.synced(seq)
+            return
+        if self._flusher is None:
+            self._flusher = ThreadPoolExecutor(1, thread_name_prefix="alpmd-syncfs")
+        self._flushing = (seq, self._flusher.submit(sync_filesystems, self._sync_paths()))
+
+    def _collect_flush(self, *, wait: bool) -> None:
+        """Record the background flush once it is over (``wait``: wait for it)."""
+        if self._flushing is None:
+            return
+        seq, running = self._flushing
+        if not wait and not running.done():
+            return
+        self._flushing = None
+        running.result()  # a failed syncfs fails the commit here
+        assert self._journal is not None
+        self._journal.synced(seq)
+
+    def _stop_flusher(self) -> None:
+        if self._flusher is not None:
+            self._flusher.shutdown(wait=True)
+            self._flusher = None
+        self._flushing = None
 
     def _checkpoint(self, seq: int) -> None:
         assert self._journal is not None
@@ -465,6 +504,7 @@ class Transaction:
     def _end_journal(self) -> None:
         """Flush what the steps since the last batch wrote, then delete the journal."""
         assert self._journal is not None
+        self._collect_flush(wait=True)
         self._checkpoint(self._journal.last)
         self._journal.end()
         self._journal = None
