@@ -5,7 +5,8 @@ then installed with one ``-U`` per run into a fresh empty root: ``pacman -U``
 and ``alpm -U`` as whole processes (``--noconfirm``, no dependencies between
 the packages). Each run starts from a fresh copy of the empty root, which is
 not timed. Our commit flushes its journal's plan once and the file systems
-once per batch of steps (``syncfs``); pacman does not flush at all. Wall and CPU time (user + system: steadier on a shared
+once per batch of steps (``syncfs``, in a thread while the next steps run; the
+last one is waited for); pacman does not flush at all. Wall and CPU time (user + system: steadier on a shared
 machine) are reported, and one more run of each under ``strace -c -f`` counts
 the system calls per package (fsync/fdatasync above all).
 """
