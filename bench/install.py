@@ -56,11 +56,11 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _time(cmd: list[str]) -> tuple[float, float]:
+def _time(cmd: list[str], extra_env: dict[str, str] | None = None) -> tuple[float, float]:
     """Wall and CPU (user + system) seconds of one run."""
     c0, t0 = _children_cpu(), time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT,
-                   env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
+                   env={"LC_ALL": "C", "PATH": "/usr/bin:/bin", **(extra_env or {})})
     return time.perf_counter() - t0, _children_cpu() - c0
 
 
@@ -93,18 +93,27 @@ def run(ctx: Context) -> Section:
     repeats = max(1, min(ctx.repeats, 5))
     ours: list[tuple[float, float]] = []
     theirs: list[tuple[float, float]] = []
+    synced: list[tuple[float, float]] = []
     alpm = [sys.executable, "-m", "alpmd.cli.alpm", "-U"]
     for _ in range(repeats):
         args = _root(ctx.workdir / "install-root-pacman")
         theirs.append(_time([PACMAN, "-U", *args, *files]))
         args = _root(ctx.workdir / "install-root-alpm")
         ours.append(_time([*alpm, *args, *files]))
+        # pacman made as durable as our commit: its files flushed when it ends
+        base = ctx.workdir / "install-root-pacman"
+        args = _root(base)
+        synced.append(_time(["sh", "-c", '"$0" "$@" && sync -f "$ROOTDIR"', PACMAN, "-U",
+                             *args, *files], extra_env={"ROOTDIR": str(base)}))
     t = Table(["", "pacman -U", "alpm -U", "ratio (ours / pacman)"])
     p, o = statistics.median(w for w, _ in theirs), statistics.median(w for w, _ in ours)
     pc, oc = statistics.median(c for _, c in theirs), statistics.median(c for _, c in ours)
     t.add(f"{COUNT} packages × {FILES} files, wall, median of {repeats}", fmt_s(p), fmt_s(o),
           ratio(o, p))
     t.add("CPU (user + system), median", fmt_s(pc), fmt_s(oc), ratio(oc, pc))
+    ps = statistics.median(w for w, _ in synced)
+    t.add("wall against pacman -U followed by sync -f of its root (the same durability)",
+          fmt_s(ps), fmt_s(o), ratio(o, ps))
     section = Section(TITLE, tables=[t], notes=[
         f"package files built under {pkgdir}", f"from {ROOT}",
         f"each run: pacman {', '.join(fmt_s(w) for w, _ in theirs)}; "
