@@ -28,6 +28,7 @@ BENCHMARKS: list[str] = [
     "download",
     "install",
     "dbus",
+    "commit_memory",
     "repo",
     "scale",
 ]

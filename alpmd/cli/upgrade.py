@@ -311,13 +311,17 @@ def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
             out.write(print_format(ctx, pkg) + "\n")
         return 0
     to_fetch = [p for p in plan.add if p.origin is Origin.SYNCDB]
-    try:
-        from alpmd.engine import download as dl
+    dlsize = 0
+    if to_fetch:  # -U of files needs no HTTP client (its import costs ~0.2 s)
+        try:
+            from alpmd.engine import download as dl
 
-        dlsize = sum(p.csize or 0 for p in to_fetch if dl.find_cached(ctx.handle, p) is None)
-        cb.download_started = lambda e: e.file if isinstance(e, dl.DownloadStarted) else None
-    except ImportError:
-        dlsize = sum(p.csize or 0 for p in to_fetch)
+            dlsize = sum(p.csize or 0 for p in to_fetch
+                         if dl.find_cached(ctx.handle, p) is None)
+            cb.download_started = lambda e: (e.file if isinstance(e, dl.DownloadStarted)
+                                             else None)
+        except ImportError:
+            dlsize = sum(p.csize or 0 for p in to_fetch)
     display_targets(ctx, plan, dlsize)
     if ctx.args.has("downloadonly"):
         prompt = N_("Proceed with download?")

@@ -295,6 +295,8 @@ class Daemon:
                 if self.watcher.changed_behind():
                     with contextlib.suppress(Exception):
                         self.reload()
+                # the finished object lives on the bus until dropped, not in this loop
+                del t
 
     def set_state(self, state: str) -> None:
         if state != self.state:

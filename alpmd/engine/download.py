@@ -57,6 +57,7 @@ from alpmd.engine.db.sync import SyncDatabase, read_db_archive
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.events import Event, EventCallback, QuestionCallback
 from alpmd.engine.handle import Handle
+from alpmd.engine.journal import fsync_dir
 from alpmd.engine.package import Package
 
 __all__ = [
@@ -775,14 +776,6 @@ def _unlink(path: str) -> None:
         os.unlink(path)
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _commit(src: str, dest: str) -> None:
     """fsync ``src`` and rename it to ``dest`` (same directory or file system)."""
     fd = os.open(src, os.O_RDONLY)
@@ -791,7 +784,7 @@ def _commit(src: str, dest: str) -> None:
     finally:
         os.close(fd)
     os.replace(src, dest)
-    _fsync_dir(os.path.dirname(dest) or ".")
+    fsync_dir(os.path.dirname(dest) or ".")
 
 
 async def _cancellable(work: Awaitable[Any], cancel: asyncio.Event | None) -> Any:
@@ -963,7 +956,7 @@ async def fetch_packages(handle: Handle, pkgs: Sequence[Package], *,
     await _cancellable(everything(), cancel)
     if dest_dir is not None:
         with contextlib.suppress(OSError):
-            _fsync_dir(dest_dir)
+            fsync_dir(dest_dir)
     if errors:
         if len(errors) == 1:
             raise errors[0]

@@ -2,13 +2,24 @@
 
 libalpm keeps no record of a commit in progress; a ``kill -9`` in the middle of
 an upgrade leaves files of two versions and no way to tell which packages were
-touched. We append one JSON line per step to ``<dbpath>/alpmd-journal`` (beside
-``local/``, never inside it, so pacman's scans do not see it), fsynced before the
-step starts (``intent``); ``done`` follows when it finished, made durable by the
-next fsync (a lost one only makes repair redo a finished step). A clean end deletes
-the file; a file that is still there at the next start names exactly the steps
-that may be half done. A torn last line (the kill hit the write) is ignored:
-its step never started.
+touched. We append JSON lines to ``<dbpath>/alpmd-journal`` (beside ``local/``,
+never inside it, so pacman's scans do not see it). A clean end deletes the file;
+a file that is still there at the next start names the steps that may be half
+done. A torn last line (the kill hit the write) is ignored: its step never started.
+
+What a crash can lose decides what is flushed. A killed process loses nothing
+it wrote (the kernel keeps it), so the order of our own writes is enough there:
+``start`` is written before a step touches anything and ``done`` after it
+finished, neither flushed. A power cut loses whatever was not flushed, in any
+order, so a commit announces its steps first (``plan``, one fsync for all of
+them), then runs them without fsyncs of its own, and every batch of steps ends
+with one ``syncfs()`` of the file systems it wrote and a ``synced`` line
+(:func:`sync_filesystems`, :meth:`Journal.checkpoint`). A commit that stops
+cleanly before its last steps takes them out again (``drop``). ``begin`` names the boot
+(``/proc/sys/kernel/random/boot_id``): read back in the same boot, the journal
+is exact (the started, unfinished steps are pending); read after a reboot, every
+announced step not finished before the last ``synced`` line is pending, and
+repair redoes it from its package file (redone, never half done).
 
 The journal names the process that wrote it by PID *and* start time
 (:class:`~alpmd.engine.process.ProcessId`), so a zombie or a process that
@@ -21,8 +32,11 @@ journal names the copy, and repair can roll forward after any crash.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +71,8 @@ class Step:
     reason: int = 0
     validation: list[str] = field(default_factory=list)
     done: bool = False
+    #: Whether the step was seen to start (``intent``/``start``), not only announced.
+    started: bool = True
 
 
 @dataclass
@@ -71,11 +87,23 @@ class JournalState:
     flags: int = 0
     steps: list[Step] = field(default_factory=list)
     ended: bool = False
+    #: The boot the journal was written in (None in older journals).
+    boot: str | None = None
+    #: The last step whose effects were flushed (``synced``), 0 before the first.
+    synced: int = 0
 
     @property
     def pending(self) -> list[Step]:
-        """Steps announced but never finished: the ones to repair, in order."""
-        return [s for s in self.steps if not s.done]
+        """Steps that may be half done: the ones to repair, in order.
+
+        In the boot that wrote the journal every line it wrote is there, so
+        these are the steps started and not finished. After a reboot, unflushed
+        lines may be lost and unflushed effects torn: every announced step not
+        finished before the last ``synced`` line is redone.
+        """
+        if self.boot is not None and self.boot != boot_id():
+            return [s for s in self.steps if not (s.done and s.seq <= self.synced)]
+        return [s for s in self.steps if s.started and not s.done]
 
     @property
     def writer(self) -> ProcessId | None:
@@ -88,13 +116,14 @@ class JournalState:
 
 
 class Journal:
-    """The writer: one open file, every record fsynced before the call returns."""
+    """The writer: one open file; see the module documentation for what is flushed when."""
 
     def __init__(self, dbpath: str, *, durable: bool = True) -> None:
         self.path = journal_path(dbpath)
         self.durable = durable
         self._fd: int | None = None
         self._seq = 0
+        self._started: set[int] = set()
 
     def _append(self, record: dict[str, Any], *, sync: bool = True) -> None:
         if self._fd is None:
@@ -105,6 +134,11 @@ class Journal:
             view = view[os.write(self._fd, view):]
         if sync and self.durable:
             os.fsync(self._fd)
+
+    @property
+    def last(self) -> int:
+        """The number of the last step announced."""
+        return self._seq
 
     def begin(self, flags: int = 0) -> None:
         """Start a new journal; an unrepaired one is refused (repair first)."""
@@ -122,7 +156,48 @@ class Journal:
             fsync_dir(os.path.dirname(self.path))
         me = ProcessId.current()
         self._append({"t": "begin", "pid": me.pid, "pid_start": me.start, "time": time.time(),
-                      "flags": flags})
+                      "flags": flags, "boot": boot_id()})
+
+    def plan(self, action: str, name: str, *, old: str | None = None, new: str | None = None,
+             file: str | None = None, reason: int = 0,
+             validation: list[str] | None = None) -> int:
+        """Announce a step (not flushed: :meth:`flush` after the last); its number."""
+        self._seq += 1
+        self._append({"t": "plan", "n": self._seq, "action": action, "name": name,
+                      "old": old, "new": new, "file": file, "reason": reason,
+                      "validation": validation or []}, sync=False)
+        return self._seq
+
+    def flush(self) -> None:
+        """Make the lines written so far durable (the announced steps, before any starts)."""
+        if self._fd is not None and self.durable:
+            os.fsync(self._fd)
+
+    def start(self, seq: int) -> None:
+        """An announced step begins; not flushed (a power cut redoes every announced step)."""
+        self._started.add(seq)
+        self._append({"t": "start", "n": seq}, sync=False)
+
+    def abandon(self, paths: list[str]) -> None:
+        """The commit stops before its last steps: flush what the finished steps wrote, then
+        take the steps that never started out of the journal (flushed), so that repair,
+        even after a reboot, finishes only the step left half done."""
+        self.checkpoint(self._seq, paths)
+        for seq in range(1, self._seq + 1):
+            if seq not in self._started:
+                self._append({"t": "drop", "n": seq}, sync=False)
+        self.flush()
+
+    def checkpoint(self, seq: int, paths: list[str]) -> None:
+        """Steps up to ``seq`` are finished: flush their effects (one ``syncfs`` per file
+        system under ``paths``), then say so; the line itself is carried by the next flush."""
+        if self.durable:
+            sync_filesystems(paths)
+        self.synced(seq)
+
+    def synced(self, seq: int) -> None:
+        """Say that the effects of the steps up to ``seq`` were flushed (after the flush)."""
+        self._append({"t": "synced", "n": seq}, sync=False)
 
     def intent(self, action: str, name: str, *, old: str | None = None, new: str | None = None,
                file: str | None = None, reason: int = 0,
@@ -137,10 +212,10 @@ class Journal:
     def done(self, seq: int) -> None:
         """Record that a step finished; not fsynced on its own.
 
-        The step's effects are durable already (the database entry is fsynced
-        before this is called), and the next intent's fsync carries this line
-        along. Should a power cut lose it, repair rolls that step forward again
-        from the package file: redone, never half done.
+        After a kill the line is there. After a power cut it counts only when a
+        later ``synced`` line covers the step (its effects were flushed first);
+        otherwise repair rolls the step forward again from the package file:
+        redone, never half done.
         """
         self._append({"t": "done", "n": seq}, sync=False)
 
@@ -164,6 +239,87 @@ class Journal:
             self._fd = None
 
 
+@functools.cache
+def boot_id() -> str | None:
+    """This boot's id (the kernel's random ``boot_id``); None where there is none."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+@functools.cache
+def _syncfs() -> Any:
+    """libc's ``syncfs`` (Linux), or None where the C library has none."""
+    with contextlib.suppress(OSError, AttributeError):
+        fn = ctypes.CDLL(None, use_errno=True).syncfs  # the C library the interpreter uses
+        fn.argtypes = [ctypes.c_int]
+        fn.restype = ctypes.c_int
+        return fn
+    return None
+
+
+#: Mounts that hold no files a package installs (and autofs, which opening would mount).
+_NOT_WRITTEN = frozenset({"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "autofs",
+                          "debugfs", "tracefs", "securityfs", "pstore", "bpf", "mqueue",
+                          "hugetlbfs", "configfs", "fusectl", "binfmt_misc", "efivarfs",
+                          "rpc_pipefs", "nsfs"})
+
+
+def _mount_points() -> list[str]:
+    """The mount points of this process's namespace that may hold installed files
+    (``/proc/self/mountinfo``: field 5 is the mount point, the type follows ``-``)."""
+    points = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            fields = line.split(" ")
+            if "-" not in fields[6:]:
+                continue
+            fstype = fields[fields.index("-", 6) + 1]
+            if fstype in _NOT_WRITTEN:
+                continue
+            # the kernel writes a space in a path as \040
+            points.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
+                                 fields[4]))
+    return points
+
+
+def sync_filesystems(paths: list[str]) -> None:
+    """Flush every file system a commit may have written under ``paths`` (the root and
+    the database path): one ``syncfs`` each, the mounts below them included; ``sync()``
+    where ``syncfs`` or the mount table is missing."""
+    fn = _syncfs()
+    try:
+        points = _mount_points() if fn is not None else None
+    except OSError:
+        points = None
+    if fn is None or points is None:
+        os.sync()
+        return
+    bases = [os.path.abspath(p) for p in paths]
+    todo = list(bases)
+    for point in points:
+        if any(point.startswith(b.rstrip("/") + "/") for b in bases):
+            todo.append(point)
+    seen: set[int] = set()
+    for path in todo:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            continue  # gone, or a mount we may not open: nothing of ours to flush there
+        try:
+            dev = os.fstat(fd).st_dev
+            if dev in seen:
+                continue
+            seen.add(dev)
+            if fn(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err), path)
+        finally:
+            os.close(fd)
+
+
 def fsync_dir(path: str) -> None:
     """Make a rename or a new entry in ``path`` durable (fsync of the directory)."""
     fd = os.open(path or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -183,6 +339,7 @@ def read_journal(dbpath: str) -> JournalState | None:
         return None
     state = JournalState(path)
     steps: dict[int, Step] = {}
+    dropped: set[int] = set()
     for raw in data.split(b"\n"):
         if not raw.strip():
             continue
@@ -199,18 +356,27 @@ def read_journal(dbpath: str) -> JournalState | None:
             state.pid_start = start if isinstance(start, int) else None
             state.started = rec.get("time")
             state.flags = int(rec.get("flags") or 0)
-        elif kind == "intent":
+            boot = rec.get("boot")
+            state.boot = boot if isinstance(boot, str) else None
+        elif kind in ("intent", "plan"):
             step = Step(int(rec["n"]), str(rec["action"]), str(rec["name"]), rec.get("old"),
                         rec.get("new"), rec.get("file"), int(rec.get("reason") or 0),
-                        list(rec.get("validation") or []))
+                        list(rec.get("validation") or []), started=kind == "intent")
             steps[step.seq] = step
             state.steps.append(step)
-        elif kind == "done":
+        elif kind in ("start", "done"):
             s = steps.get(int(rec.get("n", -1)))
             if s is not None:
-                s.done = True
+                s.started = True
+                s.done = s.done or kind == "done"
+        elif kind == "synced":
+            state.synced = max(state.synced, int(rec.get("n") or 0))
+        elif kind == "drop":
+            dropped.add(int(rec.get("n", -1)))
         elif kind == "end":
             state.ended = True
+    if dropped:
+        state.steps = [s for s in state.steps if s.seq not in dropped]
     return state
 
 

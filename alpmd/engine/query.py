@@ -38,6 +38,7 @@ from alpmd.engine.regex import ASCII_LOWER, PosixRegex, compile_posix
 from alpmd.engine.version import vercmp
 
 if TYPE_CHECKING:
+    from alpmd.engine.db.cache import PackageCache
     from alpmd.engine.formats.mtree import MtreeEntry
     from alpmd.engine.handle import Handle
 
@@ -108,9 +109,13 @@ class _Index:
     entries a lookup returns.
     """
 
-    def __init__(self, db: Database, state: object) -> None:
-        self.db = db
-        self.state = state
+    def __init__(self, db: Database, state: tuple[PackageCache, int]) -> None:
+        # Weak, the database and its state's cache (which refers to the database): the
+        # index lives in a WeakKeyDictionary keyed by ``db``, and a strong reference from
+        # the value would keep every database (and its handle) alive for good.
+        self._db = weakref.ref(db)
+        self._cache = weakref.ref(state[0])
+        self._generation = state[1]
         self.names: list[str] | None = None
         self._cols: dict[str, list[Any]] = {}
         self._order: dict[str, int] | None = None
@@ -121,6 +126,17 @@ class _Index:
         self._blob: _Blob | None = None
         #: Owner lookups answered by a scan so far (the index is built at the second).
         self.owner_scans = 0
+
+    def current(self, state: tuple[PackageCache, int]) -> bool:
+        """Whether the index was built for this state of its database."""
+        return self._cache() is state[0] and self._generation == state[1]
+
+    @property
+    def db(self) -> Database:
+        db = self._db()
+        if db is None:  # only reached through _index(db), whose caller holds the database
+            raise ReferenceError("the database of this index is gone")
+        return db
 
     def column(self, field: str, together: Sequence[str]) -> list[Any]:
         """``field`` of every package (in :attr:`names` order), read along with ``together``."""
@@ -264,7 +280,7 @@ _INDEXES: weakref.WeakKeyDictionary[object, _Index] = weakref.WeakKeyDictionary(
 def _index(db: Database) -> _Index:
     state = db.state
     idx = _INDEXES.get(db)
-    if idx is None or idx.state != state:
+    if idx is None or not idx.current(state):
         idx = _Index(db, state)
         _INDEXES[db] = idx
     return idx

@@ -23,6 +23,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -73,6 +74,7 @@ from alpmd.engine.journal import (
     staging_dir,
     staging_prefix,
     sweep_staging,
+    sync_filesystems,
 )
 from alpmd.engine.ldconfig import run_ldconfig
 from alpmd.engine.package import Origin, Package, Part
@@ -92,6 +94,11 @@ class TransState(enum.Enum):
     COMMITTED = "committed"
     INTERRUPTED = "interrupted"
 
+
+#: A commit flushes the file systems (one ``syncfs`` each) after this many steps or
+#: seconds, whichever comes first: what a power cut can make repair redo.
+SYNC_STEPS = 32
+SYNC_SECONDS = 5.0
 
 _PROGRESS_KIND = {Operation.INSTALL: ProgressKind.ADD, Operation.UPGRADE: ProgressKind.UPGRADE,
                   Operation.DOWNGRADE: ProgressKind.DOWNGRADE,
@@ -182,6 +189,11 @@ class Transaction:
         self.completed: list[str] = []
         #: the package whose step is under way
         self._current: str | None = None
+        #: The last step flushed by a checkpoint, and when.
+        self._synced_at = (0, 0.0)
+        #: The batch flush running in the background: the last step it covers, and it.
+        self._flushing: tuple[int, Future[None]] | None = None
+        self._flusher: ThreadPoolExecutor | None = None
         handle.trans = self
 
     # -- helpers --------------------------------------------------------------------
@@ -298,14 +310,16 @@ class Transaction:
     # -- download -------------------------------------------------------------------
 
     def _to_fetch(self) -> list[Package]:
-        # Imported where used, never skipped: the HTTP client costs a removal's start-up
-        # a few hundred milliseconds, and a removal fetches nothing.
+        wanted = [pkg for pkg in (self.plan.add if self.plan is not None else [])
+                  if pkg.origin is Origin.SYNCDB and pkg.name not in self.paths]
+        if not wanted:
+            return []
+        # Imported only when a package may need fetching: the HTTP client costs a
+        # few hundred milliseconds of start-up that a removal or -U of files never uses.
         from alpmd.engine import download
 
         need = []
-        for pkg in self.plan.add if self.plan is not None else []:
-            if pkg.origin is not Origin.SYNCDB or pkg.name in self.paths:
-                continue
+        for pkg in wanted:
             cached = download.find_cached(self.handle, pkg)
             if cached is not None:
                 self.paths[pkg.name] = cached
@@ -366,18 +380,21 @@ class Transaction:
             self._event(TransactionStep())
             self._journal = Journal(self.handle.dbpath, durable=_durable(self.handle))
             self._journal.begin(self.flags.value)
+            seqs = self._announce(plan.remove, items)
             total = len(plan.remove) + len(items)
             n = 0
-            for old in plan.remove:
-                n += 1
-                self._check_interrupt()
-                self._remove_one(old, n, total, replaced=bool(plan.add))
-            for item in items:
-                n += 1
-                self._check_interrupt()
-                self._add_one(item, n, total)
-            self._journal.end()
-            self._journal = None
+            with self.handle.localdb.deferred_sync():
+                for old in plan.remove:
+                    n += 1
+                    self._check_interrupt()
+                    self._remove_one(old, seqs[n - 1], n, total, replaced=bool(plan.add))
+                    self._batch_done(seqs[n - 1])
+                for item in items:
+                    n += 1
+                    self._check_interrupt()
+                    self._add_one(item, seqs[n - 1], n, total)
+                    self._batch_done(seqs[n - 1])
+                self._end_journal()
             run_ldconfig(self.handle, event=self.event_cb)
             self._event(TransactionStep(done=True))
             ok = True
@@ -388,8 +405,12 @@ class Transaction:
                 # journal says which; keep it only if a step is left half done.
                 state = read_journal(self.handle.dbpath)
                 if state is not None and not state.pending:
-                    self._journal.end()
-                else:
+                    with contextlib.suppress(OSError):  # the journal stays if this fails
+                        self._end_journal()
+                if self._journal is not None:
+                    with contextlib.suppress(OSError):  # a full disk: repair redoes more
+                        self._collect_flush(wait=True)
+                        self._journal.abandon(self._sync_paths())
                     self._journal.close()
                     left = self._journal.path
                 self._journal = None
@@ -407,6 +428,7 @@ class Transaction:
                 raise
             raise named from exc
         finally:
+            self._stop_flusher()
             if self._locked_here:
                 self.handle.unlock()
                 self._locked_here = False
@@ -414,6 +436,78 @@ class Transaction:
             self.handle.logaction("ALPM", "transaction completed")
             self.state = TransState.COMMITTED
             self._run_hooks("PostTransaction", info)
+
+    def _announce(self, removing: Sequence[Package], items: list[_Item]) -> list[int]:
+        """Write every step into the journal before any starts (one flush for all)."""
+        assert self._journal is not None
+        seqs = [self._journal.plan("remove", old.name, old=old.version) for old in removing]
+        gone = {old.name for old in removing}
+        for item in items:
+            assert item.pkg is not None
+            new = item.pkg
+            old = None if new.name in gone else self.handle.localdb.get(new.name)
+            seqs.append(self._journal.plan(
+                "add", new.name, old=old.version if old else None, new=new.version,
+                file=item.path, reason=int(self._reason(new, old)),
+                validation=item.validation))
+        self._journal.flush()
+        self._synced_at = (0, time.monotonic())
+        return seqs
+
+    def _batch_done(self, seq: int) -> None:
+        """After a step: flush the file systems once a batch is big or old enough.
+
+        The flush runs in a thread while the next steps go on (at most one at a
+        time); its ``synced`` line is written once it returned.
+        """
+        assert self._journal is not None
+        self._collect_flush(wait=False)
+        count, since = self._synced_at
+        if seq - count < SYNC_STEPS and time.monotonic() - since < SYNC_SECONDS:
+            return
+        self._collect_flush(wait=True)
+        self._synced_at = (seq, time.monotonic())
+        if not self._journal.durable:
+            self._journal.synced(seq)
+            return
+        if self._flusher is None:
+            self._flusher = ThreadPoolExecutor(1, thread_name_prefix="alpmd-syncfs")
+        self._flushing = (seq, self._flusher.submit(sync_filesystems, self._sync_paths()))
+
+    def _collect_flush(self, *, wait: bool) -> None:
+        """Record the background flush once it is over (``wait``: wait for it)."""
+        if self._flushing is None:
+            return
+        seq, running = self._flushing
+        if not wait and not running.done():
+            return
+        self._flushing = None
+        running.result()  # a failed syncfs fails the commit here
+        assert self._journal is not None
+        self._journal.synced(seq)
+
+    def _stop_flusher(self) -> None:
+        if self._flusher is not None:
+            self._flusher.shutdown(wait=True)
+            self._flusher = None
+        self._flushing = None
+
+    def _checkpoint(self, seq: int) -> None:
+        assert self._journal is not None
+        self._journal.checkpoint(seq, self._sync_paths())
+        self._synced_at = (seq, time.monotonic())
+
+    def _sync_paths(self) -> list[str]:
+        """Where a commit writes: the root (mounts below it included) and the database."""
+        return [self.handle.options.root, self.handle.dbpath]
+
+    def _end_journal(self) -> None:
+        """Flush what the steps since the last batch wrote, then delete the journal."""
+        assert self._journal is not None
+        self._collect_flush(wait=True)
+        self._checkpoint(self._journal.last)
+        self._journal.end()
+        self._journal = None
 
     def _tell_the_truth(self, exc: AlpmError, journal: str | None) -> None:
         """Say in ``exc`` what the failed commit did change: the packages whose step
@@ -574,13 +668,14 @@ class Transaction:
             return
         scriptlet.run_scriptlet(self.handle, script, function, new, old, event=self.event_cb)
 
-    def _remove_one(self, old: Package, n: int, total: int, *, replaced: bool) -> None:
+    def _remove_one(self, old: Package, seq: int, n: int, total: int, *, replaced: bool
+                    ) -> None:
         assert self._journal is not None
         localdb = self.handle.localdb
         self._event(PackageOperation(operation=Operation.REMOVE, old=old))
         self._progress(ProgressKind.REMOVE, old.name, 0, total, n)
         self._current = old.name
-        seq = self._journal.intent("remove", old.name, old=old.version)
+        self._journal.start(seq)
         script = old.scriptlet if old.has_scriptlet else None
         self._scriptlet(script, "pre_remove", old.version, None)
         if not self.flags & TransFlag.DBONLY:
@@ -607,7 +702,7 @@ class Transaction:
             return Reason.EXPLICIT
         return old.reason if old is not None else Reason.EXPLICIT
 
-    def _add_one(self, item: _Item, n: int, total: int) -> None:
+    def _add_one(self, item: _Item, seq: int, n: int, total: int) -> None:
         assert self._journal is not None and item.pkg is not None
         new = item.pkg
         localdb = self.handle.localdb
@@ -618,9 +713,7 @@ class Transaction:
         self._event(PackageOperation(operation=op, new=new, old=old))
         self._progress(kind, new.name, 0, total, n)
         self._current = new.name
-        seq = self._journal.intent("add", new.name, old=old.version if old else None,
-                                   new=new.version, file=item.path, reason=int(reason),
-                                   validation=item.validation)
+        self._journal.start(seq)
         script = new.scriptlet
         oldv = old.version if old is not None else None
         if old is None:

@@ -386,7 +386,7 @@ def test_crash_while_creating_leaves_no_entry(tmp_path: Path,
     def boom(*args: object, **kwargs: object) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr("alpmd.engine.db.local._fsync_dir", boom)
+    monkeypatch.setattr("alpmd.engine.db.local.fsync_dir", boom)
     with pytest.raises(AlpmError) as err:
         db.add(PkgMeta("half", "1-1", desc="d"), FileList(["x"]))
     assert err.value.code is ErrorCode.DB_WRITE

@@ -110,6 +110,13 @@ class DatabaseBackend(abc.ABC):
     #: Whether writes are flushed to stable storage before they return (``False``
     #: only for throwaway test fixtures); the commit journal follows the same choice.
     durable: bool = True
+    #: While a commit flushes the file system itself in batches (see
+    #: :mod:`alpmd.engine.journal`), writes skip their own flushes; they stay atomic.
+    deferred: bool = False
+
+    def defer_sync(self, defer: bool) -> None:
+        """Start or stop leaving the flushes of writes to the caller (a commit)."""
+        self.deferred = defer
 
     @abc.abstractmethod
     def open(self) -> None:

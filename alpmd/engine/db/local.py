@@ -50,6 +50,7 @@ from alpmd.engine.formats.desc import _LOCAL as LOCAL_SPECS
 from alpmd.engine.formats.desc import PkgMeta, Reason, parse_local_desc, write_local_desc
 from alpmd.engine.formats.files import FileList, parse_files, write_files
 from alpmd.engine.formats.sections import LIST, Spec, scan
+from alpmd.engine.journal import fsync_dir
 from alpmd.engine.log import LogCallback, LogLevel
 from alpmd.engine.package import Loaded, Origin, Package, Part
 from alpmd.engine.version import vercmp
@@ -155,16 +156,6 @@ def _slurp(path: str) -> bytes:
             data = os.read(fd, 1 << 16)
             chunks.append(data)
         return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: str, durable: bool = True) -> None:
-    if not durable:
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -401,8 +392,8 @@ class LocalFilesBackend(DatabaseBackend):
                 self.state = "empty"
             if self.state == "empty":
                 _replace_file(self.path, VERSION_FILE, f"{LOCAL_DB_VERSION}\n".encode(),
-                              self.durable)
-                _fsync_dir(self.path, self.durable)
+                              self._sync)
+                self._flush_dir(self.path)
                 self.state = "valid"
             if not self._cleaned:
                 self.staging = self.path
@@ -418,11 +409,21 @@ class LocalFilesBackend(DatabaseBackend):
             raise AlpmError(ErrorCode.DB_WRITE, f"could not create local database {self.path}: "
                                                 f"{exc.strerror}", path=self.path) from exc
 
+    @property
+    def _sync(self) -> bool:
+        """Whether a write flushes itself (not while a commit batches the flushes)."""
+        return self.durable and not self.deferred
+
+    def _flush_dir(self, path: str) -> None:
+        """Make a rename or a new entry in ``path`` durable, unless a commit flushes later."""
+        if self._sync:
+            fsync_dir(path)
+
     def _fsync_dirs(self) -> None:
         """Make renames between ``local/`` and the staging directory durable."""
-        _fsync_dir(self.path, self.durable)
+        self._flush_dir(self.path)
         if self.staging != self.path:
-            _fsync_dir(self.staging, self.durable)
+            self._flush_dir(self.staging)
 
     def _discard(self, path: str) -> None:
         try:
@@ -483,13 +484,13 @@ class LocalFilesBackend(DatabaseBackend):
                 fd = os.open(os.path.join(tmp, fname),
                              os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
                 try:
-                    _write_durably(fd, data, self.durable)
+                    _write_durably(fd, data, self._sync)
                     mtime = (mtimes or {}).get(fname)
                     if mtime is not None:
                         os.utime(fd, ns=(mtime, mtime))
                 finally:
                     os.close(fd)
-            _fsync_dir(tmp, self.durable)
+            self._flush_dir(tmp)
             try:
                 os.rename(tmp, target)
             except OSError as exc:
@@ -511,11 +512,11 @@ class LocalFilesBackend(DatabaseBackend):
                 self._discard(os.path.join(target, name))
         for fname, data in contents.items():
             if data is not None:
-                _replace_file(target, fname, data, self.durable)
+                _replace_file(target, fname, data, self._sync)
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(target, fname))
-        _fsync_dir(target, self.durable)
+        self._flush_dir(target)
 
     def remove(self, key: EntryKey) -> None:
         """Take the entry out of the database in one rename, then delete its files."""
@@ -664,6 +665,16 @@ class LocalDatabase(CachedDatabase):
     def durable(self) -> bool:
         """Whether writes reach stable storage before they return (the journal follows)."""
         return self.backend.durable
+
+    @contextlib.contextmanager
+    def deferred_sync(self) -> Iterator[None]:
+        """Writes inside skip their own flushes: the caller (a commit) flushes the file
+        system once per batch of steps and its journal redoes what a power cut loses."""
+        self.backend.defer_sync(True)
+        try:
+            yield
+        finally:
+            self.backend.defer_sync(False)
 
     def check(self) -> list[str]:
         """``-Dk``'s first pass over the raw store (entries missing ``desc`` or ``files``)."""
