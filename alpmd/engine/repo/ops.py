@@ -34,7 +34,16 @@ from alpmd.engine.repo.incoming import (
 )
 from alpmd.engine.repo.tracking import HistoryEntry, Row
 from alpmd.engine.repo.tree import Tree, ensure_layout
-from alpmd.engine.repo.txn import Plan, commit, db_links, pending
+from alpmd.engine.repo.txn import (
+    Plan,
+    commit,
+    current_generation,
+    db_kinds,
+    db_links,
+    generation_dirs,
+    pending,
+    prune_generations,
+)
 from alpmd.engine.signing import decode_signature
 from alpmd.engine.version import vercmp
 
@@ -79,7 +88,7 @@ def _check_allowed(cfg: TreeConfig, repos: set[str], user: str) -> None:
             if not os.access(d, os.W_OK | os.X_OK):
                 raise AlpmError(ErrorCode.BADPERMS, f"no permission to write {d}", path=d,
                                 repo=repo)
-    for d in (cfg.pool, cfg.state_dir):
+    for d in (cfg.pool, cfg.generations, cfg.state_dir):
         if not os.access(d, os.W_OK | os.X_OK):
             raise AlpmError(ErrorCode.BADPERMS, f"no permission to write {d}", path=d)
 
@@ -555,19 +564,22 @@ def check(tree: Tree, *, verify: bool = False, repair: bool = False) -> CheckRep
     elif pending(cfg) is not None:
         report.problems.append("an interrupted change is pending (run check --repair or any "
                                "command that changes the tree)")
+    current = current_generation(cfg)
+    if current != tree.tracking.generation():
+        report.problems.append(f"{cfg.generations}/current names generation {current}, the "
+                               f"tracking database {tree.tracking.generation()}")
+    stale = len(generation_dirs(cfg)) - 2
+    if stale > 0:
+        report.notes.append(f"{stale} old database generations (cleanup removes them)")
     pool_refs: dict[str, str] = {}
-    suffix = cfg.db_suffix()
     for repo in cfg.repos.values():
         for arch in repo.arches:
             d = cfg.arch_dir(repo.name, arch)
             rows = {r.name: r for r in tree.tracking.rows(repo.name, arch)}
-            _check_db(cfg, os.path.join(d, f"{repo.name}.db{suffix}"), rows, False, report)
-            if cfg.files:
-                _check_db(cfg, os.path.join(d, f"{repo.name}.files{suffix}"), rows, True,
-                          report)
+            for kind, name in db_kinds(cfg, repo.name):
+                _check_db(cfg, os.path.join(d, name), rows, kind == "files", report)
             for link, target in db_links(cfg, repo.name, arch):
-                if not target.endswith(".sig") and (
-                        not os.path.islink(link) or os.readlink(link) != target):
+                if not os.path.islink(link) or os.readlink(link) != target:
                     report.problems.append(f"{link} is not a link to {target}")
             for r in rows.values():
                 link = os.path.join(d, r.filename)
@@ -600,10 +612,16 @@ def check(tree: Tree, *, verify: bool = False, repair: bool = False) -> CheckRep
 
 
 def cleanup(tree: Tree, *, dry_run: bool = False) -> list[str]:
-    """Remove pool files (and their signatures) that no database references."""
+    """Remove pool files (and their signatures) that no database references.
+
+    Database generations older than the one before the current are removed too
+    (a change removes them itself; this catches what an interrupted one left).
+    """
     cfg = tree.cfg
     removed: list[str] = []
     with tree.writing():
+        if not dry_run:
+            prune_generations(cfg)
         used = tree.tracking.filenames()
         for name in sorted(os.listdir(cfg.pool)):
             if name.startswith("."):

@@ -171,16 +171,24 @@ class Tracking:
                else self.conn.execute(sql + " ORDER BY id"))
         return [HistoryEntry(*r) for r in cur]
 
-    def txid(self) -> str | None:
-        cur = self.conn.execute("SELECT value FROM meta WHERE key = 'txid'")
-        got = cur.fetchone()
+    def _meta(self, name: str) -> str | None:
+        got = self.conn.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
         return str(got[0]) if got else None
+
+    def txid(self) -> str | None:
+        """The journal id of the last change committed (how recovery tells done from not)."""
+        return self._meta("txid")
+
+    def generation(self) -> str | None:
+        """The database generation the last change committed (what ``current`` names)."""
+        return self._meta("generation")
 
     # -- writing ------------------------------------------------------------------------
 
     def apply(self, txid: str, drops: Iterable[tuple[str, str, str]], puts: Iterable[Row],
               history: Iterable[HistoryEntry],
-              chunks: Iterable[tuple[str, str, str, str, list[Chunk]]] = ()) -> None:
+              chunks: Iterable[tuple[str, str, str, str, list[Chunk]]] = (),
+              generation: str | None = None) -> None:
         """One atomic change, marked with the journal's ``txid`` (how recovery knows it)."""
         c = self.conn
         try:
@@ -203,6 +211,9 @@ class Tracking:
                           [(h.at, h.user, h.action, h.repo, h.arch, h.base, h.version, h.detail)
                            for h in history])
             c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('txid', ?)", (txid,))
+            if generation is not None:
+                c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('generation', ?)",
+                          (generation,))
             c.execute("COMMIT")
         except sqlite3.Error as exc:
             if c.in_transaction:
