@@ -229,10 +229,28 @@ def _handle(cfg: TreeConfig) -> Handle | None:
     return signature_handle(cfg)
 
 
+def _not_tracking(tree: Tree, *paths: str) -> None:
+    """Refuse a file that is the tracking database (or its WAL files) under another name:
+    opening and closing it here would drop this process's SQLite locks on it."""
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # missing: whoever reads it says so
+        if tree.tracking.is_own(st):
+            raise AlpmError(ErrorCode.WRONG_ARGS, f"{path} is the tree's tracking database",
+                            path=path)
+
+
+def _inspect(tree: Tree, handle: Handle | None, paths: Sequence[str]) -> list[Incoming]:
+    for p in paths:
+        _not_tracking(tree, p, p + ".sig")
+    return [inspect_package(tree.cfg, handle, p) for p in paths]
+
+
 def inspect_all(tree: Tree, paths: Sequence[str]) -> list[Incoming]:
     """Check every file (all of them, before anything is planned)."""
-    handle = _handle(tree.cfg)
-    return [inspect_package(tree.cfg, handle, p) for p in paths]
+    return _inspect(tree, _handle(tree.cfg), paths)
 
 
 def add(tree: Tree, repo: str, arch: str, paths: Sequence[str], *, user: str,
@@ -256,12 +274,23 @@ def add_streams(tree: Tree, repo: str, arch: str,
 
     What the daemon calls with the descriptors a client passed: the data is
     copied into a private directory of the tree first, so the checks and the
-    pool see a regular file the caller can no longer change.
+    pool see a regular file the caller can no longer change. A descriptor of the
+    tree's own tracking database is refused; still, closing it drops the
+    process's SQLite locks, so a caller should close client descriptors only
+    after closing the tree (or open the tree per request).
     """
     work = tempfile.mkdtemp(prefix="incoming-", dir=tree.cfg.state_dir)
     try:
         paths = []
         for filename, pkg, sig in files:
+            for f in (pkg, sig):
+                try:
+                    st = os.fstat(f.fileno()) if f is not None else None
+                except (OSError, ValueError):
+                    st = None  # not a descriptor (an in-memory file)
+                if st is not None and tree.tracking.is_own(st):
+                    raise AlpmError(ErrorCode.WRONG_ARGS, f"{filename}: the descriptor is "
+                                    "the tree's tracking database")
             if "/" in filename or filename.startswith(".") or not is_package_name(filename):
                 raise AlpmError(ErrorCode.PKG_INVALID_NAME, f"bad package file name {filename!r}")
             dest = os.path.join(work, filename)
@@ -398,7 +427,7 @@ def update(tree: Tree, staging: str | None = None, *, user: str, force: bool = F
             paths = [os.path.join(d, f) for f in files]
             if not paths:
                 continue
-            incoming = [inspect_package(cfg, handle, p) for p in paths]
+            incoming = _inspect(tree, handle, paths)
             _plan_add(tree, plan, repo, "any", incoming, user, force, action="update")
             plan.cleared += paths
         if not plan.empty():
@@ -423,6 +452,7 @@ def import_db(tree: Tree, repo: str, arch: str, dbfile: str, *, user: str) -> Pl
         cfg.arches_of(repo, arch)
         if arch == "any":
             raise AlpmError(ErrorCode.WRONG_ARGS, "import needs one architecture")
+        _not_tracking(tree, dbfile)
         with open(dbfile, "rb") as fh:
             members = read_db_archive(fh.read(), dbfile)
         files_texts: dict[str, bytes] = {}
@@ -430,6 +460,7 @@ def import_db(tree: Tree, repo: str, arch: str, dbfile: str, *, user: str) -> Pl
         if ".db" in base_name:
             twin = os.path.join(os.path.dirname(dbfile),
                                 base_name.replace(".db", ".files", 1))
+            _not_tracking(tree, twin)
             if os.path.exists(twin):
                 with open(twin, "rb") as fh:
                     for path, data in read_db_archive(fh.read(), twin):
@@ -452,6 +483,7 @@ def import_db(tree: Tree, repo: str, arch: str, dbfile: str, *, user: str) -> Pl
             if not os.path.isfile(pkg) or os.path.islink(pkg):
                 raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"{filename} (listed in {dbfile}) "
                                 "is not a regular file beside it", path=pkg)
+            _not_tracking(tree, pkg, pkg + ".sig")
             _md5, sha = digests(pkg)
             if meta.sha256sum and meta.sha256sum != sha:
                 raise AlpmError(ErrorCode.PKG_INVALID_CHECKSUM,
