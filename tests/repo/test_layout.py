@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -105,25 +106,25 @@ def test_tracking_file_is_never_opened_as_a_package_or_database(plain_tree: Tree
     assert ops.check(t).ok
 
 
-def test_tracking_refuses_other_files(tmp_path: Path) -> None:
-    other = tmp_path / "other"
-    other.mkdir()
-    with sqlite3.connect(other / TRACKING_NAME) as conn:
+def _other_program(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE unrelated (x)")
-    with pytest.raises(AlpmError) as exc:
-        Tracking(str(other))
-    assert exc.value.code is ErrorCode.DB_INVALID
-    newer = tmp_path / "newer"
-    newer.mkdir()
-    Tracking(str(newer)).close()
-    with sqlite3.connect(newer / TRACKING_NAME) as conn:
+
+
+def _newer_schema(path: Path) -> None:
+    Tracking(str(path.parent)).close()
+    with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version=99")
+
+
+@pytest.mark.parametrize(("make", "code"), [
+    (_other_program, ErrorCode.DB_INVALID),
+    (_newer_schema, ErrorCode.DB_VERSION),
+    (lambda path: path.write_bytes(b"not a database at all" * 100), ErrorCode.DB_INVALID),
+])
+def test_tracking_refuses_other_files(tmp_path: Path, make: Callable[[Path], None],
+                                      code: ErrorCode) -> None:
+    make(tmp_path / TRACKING_NAME)
     with pytest.raises(AlpmError) as exc:
-        Tracking(str(newer))
-    assert exc.value.code is ErrorCode.DB_VERSION
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / TRACKING_NAME).write_bytes(b"not a database at all" * 100)
-    with pytest.raises(AlpmError) as exc:
-        Tracking(str(broken))
-    assert exc.value.code is ErrorCode.DB_INVALID
+        Tracking(str(tmp_path))
+    assert exc.value.code is code

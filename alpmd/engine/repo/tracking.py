@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from alpmd.engine.db.sqlite import sqlite_error
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.repo.dbarchive import Chunk, Entry, key
 
@@ -39,7 +40,6 @@ TRACKING_NAME = "tracking.sqlite"
 APPLICATION_ID = 0x61727074
 #: ``PRAGMA user_version``: bumped when the tables change; a newer one is refused.
 SCHEMA_VERSION = 1
-_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -128,20 +128,7 @@ class Tracking:
             raise
 
     def _error(self, exc: sqlite3.Error, doing: str, code: ErrorCode) -> AlpmError:
-        """The engine's error for an SQLite failure while ``doing`` something."""
-        # errors raised by the sqlite3 module itself (a closed connection) carry no code
-        primary = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
-            return AlpmError(ErrorCode.HANDLE_LOCK, f"could not {doing} {self.path}: the "
-                             "database is locked by another process", path=self.path)
-        if primary == _SQLITE_FULL:
-            return AlpmError(ErrorCode.DISK_SPACE, f"could not {doing} {self.path}: {exc}; "
-                             "nothing was changed", path=self.path)
-        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc,
-                                                                     sqlite3.OperationalError):
-            return AlpmError(ErrorCode.DB_INVALID, f"could not {doing} {self.path}: the "
-                             f"database is damaged ({exc})", path=self.path)
-        return AlpmError(code, f"could not {doing} {self.path}: {exc}", path=self.path)
+        return sqlite_error(exc, self.path, doing, code)
 
     def _prepare(self) -> None:
         """WAL, full syncs, and the tables (made now, or checked to be ours and not newer)."""
@@ -165,11 +152,11 @@ class Tracking:
                                 f"{SCHEMA_VERSION}: it was written by a newer alpm-repo",
                                 path=self.path, version=version)
             if app == 0 or version < SCHEMA_VERSION:  # new, or made before the mark existed
-                for statement in _SCHEMA.split(";"):
+                marks = [f"PRAGMA application_id={APPLICATION_ID}",
+                         f"PRAGMA user_version={SCHEMA_VERSION}"]
+                for statement in [*_SCHEMA.split(";"), *marks]:
                     if statement.strip():
                         c.execute(statement)
-                c.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             c.execute("COMMIT")
         except BaseException as exc:
             if c.in_transaction:
