@@ -128,3 +128,21 @@ def test_tracking_refuses_other_files(tmp_path: Path, make: Callable[[Path], Non
     with pytest.raises(AlpmError) as exc:
         Tracking(str(tmp_path))
     assert exc.value.code is code
+
+
+def test_tracking_made_before_the_mark_is_adopted(plain_tree: Tree, tmp_path: Path) -> None:
+    t = plain_tree
+    ops.add(t, "core", ARCH, [str(Packager(tmp_path / "pkgs").pkg("foo"))], user="t")
+    root = t.cfg.root
+    t.close()
+    with sqlite3.connect(Path(t.cfg.state_dir) / TRACKING_NAME) as conn:
+        conn.execute("PRAGMA application_id=0")
+        conn.execute("PRAGMA user_version=0")
+    again = open_tree(root)
+    try:
+        assert [r.name for r in ops.ls(again)] == ["foo"]
+        assert ops.check(again).ok
+    finally:
+        again.close()
+    with sqlite3.connect(Path(t.cfg.state_dir) / TRACKING_NAME) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1

@@ -139,10 +139,9 @@ class Tracking:
             c.execute("BEGIN IMMEDIATE")
             app = c.execute("PRAGMA application_id").fetchone()[0]
             version = c.execute("PRAGMA user_version").fetchone()[0]
-            tables = c.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if app not in (0, APPLICATION_ID) or (app == 0 and tables and c.execute(
-                    "SELECT count(*) FROM sqlite_master WHERE name = 'entries'"
-            ).fetchone()[0] == 0):
+            names = {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+            # unmarked: a new file, or one made before the mark existed (it has `entries`)
+            if app != APPLICATION_ID and not (app == 0 and (not names or "entries" in names)):
                 raise AlpmError(ErrorCode.DB_INVALID, f"{self.path} is not an alpm-repo "
                                 "tracking database (another program's SQLite file)",
                                 path=self.path)
