@@ -419,8 +419,8 @@ def finish(cfg: TreeConfig, journal: dict[str, object]) -> None:
         dirs.add(os.path.dirname(path))
     for d in sorted(dirs):
         fsync_dir(d)
-    if isinstance(generation, str):
-        _switch(cfg, generation)
+    if isinstance(generation, str) and os.path.isdir(os.path.join(cfg.generations, generation)):
+        _switch(cfg, generation)  # (a generation removed by hand: check reports, --repair writes)
     ensure_db_links(cfg)
     for path in unlinks:
         try:
