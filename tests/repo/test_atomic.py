@@ -1,8 +1,8 @@
 """One switch for every database: a reader never sees a mix of two changes.
 
 A reader process reads every database of two repositories over two architectures
-(``REPO/os/ARCH/REPO.db`` and ``REPO.files``, the paths a mirror serves, symlinks
-followed) as fast as it can, forwards and backwards in turn, while this process
+(``REPO/os/ARCH/REPO.db`` and ``REPO.files``, the paths a mirror serves: from the file
+system, symlinks followed, or over HTTP from a loopback mirror of the tree) as fast as it can, forwards and backwards in turn, while this process
 releases and moves packages so that each change touches all eight files. Every
 database read must come from one whole state of the tree, and the states must
 follow each other in the order the changes were made: reading x86_64's ``core``
@@ -17,12 +17,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from alpmd.engine.db.sync import read_db_archive
 from alpmd.engine.formats.desc import PkgMeta
 from alpmd.engine.repo import ops
 from alpmd.engine.repo.tree import Tree, init_tree
+from alpmd.testing.mirror import MirrorServer
 from alpmd.testing.pkgbuild import FileSpec, build_package
 
 from .conftest import ARCH, OTHER, REPO_ROOT
@@ -31,8 +35,17 @@ ROUNDS = 12
 REPOS = ("core", "testing")
 
 READER = r"""
-import hashlib, json, os, sys
+import hashlib, json, os, sys, urllib.request
 from alpmd.engine.db.sync import read_db_archive
+
+
+def fetch(path):
+    if path.startswith("http://"):
+        with urllib.request.urlopen(path, timeout=30) as answer:
+            return answer.read()
+    with open(path, "rb") as db:
+        return db.read()
+
 
 paths, stop, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 with open(out, "w") as fh:
@@ -40,8 +53,7 @@ with open(out, "w") as fh:
     while not os.path.exists(stop):
         order = range(len(paths)) if forward else range(len(paths) - 1, -1, -1)
         for i in order:
-            with open(paths[i], "rb") as db:
-                members = read_db_archive(db.read(), paths[i])
+            members = read_db_archive(fetch(paths[i]), paths[i])
             names = sorted({m.partition("/")[0] for m, _data in members})
             fh.write(f"{i} {hashlib.sha256(' '.join(names).encode()).hexdigest()}\n")
         forward = not forward
@@ -65,9 +77,19 @@ def _pkg(where: Path, name: str, version: str) -> None:
                   [FileSpec(f"usr/share/{name}/{version}", b"x")])
 
 
-def test_reader_never_sees_two_changes_mixed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("over", ["files", "http"])
+def test_reader_never_sees_two_changes_mixed(tmp_path: Path, over: str) -> None:
     tree = init_tree(str(tmp_path / "tree"), list(REPOS), [ARCH, OTHER])
+    if over == "http":
+        with MirrorServer(root=Path(tree.cfg.root)).threaded() as mirror:
+            _changes_while_reading(tree, tmp_path, mirror.url)
+    else:
+        _changes_while_reading(tree, tmp_path, None)
+
+
+def _changes_while_reading(tree: Tree, tmp_path: Path, url: str | None) -> None:
     paths = _paths(tree)
+    served = [p.replace(tree.cfg.root, url) for p in paths] if url else paths
     staging = Path(tree.cfg.staging)
     # every round's packages first, so the changes follow each other closely
     work = tmp_path / "pkgs"
@@ -76,12 +98,13 @@ def test_reader_never_sees_two_changes_mixed(tmp_path: Path) -> None:
         _pkg(work / f"r{i}" / "core", f"b{i}", "1-1")
     states = [[_digest(p) for p in paths]]
     stop, out = tmp_path / "stop", tmp_path / "reads"
-    reader = subprocess.Popen([sys.executable, "-c", READER, json.dumps(paths), str(stop),
+    reader = subprocess.Popen([sys.executable, "-c", READER, json.dumps(served), str(stop),
                                str(out)], env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
                               stderr=subprocess.PIPE, text=True)
     try:
         while not out.exists() or out.stat().st_size == 0:   # the reader is reading
             assert reader.poll() is None, reader.communicate()[1]
+            time.sleep(0.01)
         for i in range(1, ROUNDS + 1):
             # one change: `a` i-1 into testing and b_i into core, both architectures...
             for repo in REPOS:
@@ -107,7 +130,7 @@ def test_reader_never_sees_two_changes_mixed(tmp_path: Path) -> None:
     seen = set()
     for n, (i, h) in enumerate(reads):
         later = [j for j in range(k, len(states)) if states[j][i] == h]
-        assert later, (f"read {n} of {paths[i]} shows a state older than one already read "
+        assert later, (f"read {n} of {served[i]} shows a state older than one already read "
                        "(or one that never was)")
         k = later[0]
         seen.add(k)
