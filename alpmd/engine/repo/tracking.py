@@ -130,27 +130,35 @@ class Tracking:
     def _error(self, exc: sqlite3.Error, doing: str, code: ErrorCode) -> AlpmError:
         return sqlite_error(exc, self.path, doing, code)
 
+    def _unmarked(self) -> bool:
+        """Whether the file still needs its tables and marks (new, or made before the marks
+        existed: it has ``entries``); AlpmError when it is another program's or newer."""
+        c = self._conn
+        app = c.execute("PRAGMA application_id").fetchone()[0]
+        version = c.execute("PRAGMA user_version").fetchone()[0]
+        names = {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+        if app != APPLICATION_ID and not (app == 0 and (not names or "entries" in names)):
+            raise AlpmError(ErrorCode.DB_INVALID, f"{self.path} is not an alpm-repo "
+                            "tracking database (another program's SQLite file)",
+                            path=self.path)
+        if version > SCHEMA_VERSION:
+            raise AlpmError(ErrorCode.DB_VERSION, f"tracking database {self.path} has "
+                            f"schema version {version}, this program reads version "
+                            f"{SCHEMA_VERSION}: it was written by a newer alpm-repo",
+                            path=self.path, version=version)
+        return bool(app == 0 or version < SCHEMA_VERSION)
+
     def _prepare(self) -> None:
-        """WAL, full syncs, and the tables (made now, or checked to be ours and not newer)."""
+        """Full syncs; WAL and the tables when the file is new (an existing one of ours is
+        only read here, so a reader without write access can open it)."""
         c = self._conn
         try:
-            c.execute("PRAGMA journal_mode=WAL")
             c.execute("PRAGMA synchronous=FULL")
+            if not self._unmarked():
+                return
+            c.execute("PRAGMA journal_mode=WAL")
             c.execute("BEGIN IMMEDIATE")
-            app = c.execute("PRAGMA application_id").fetchone()[0]
-            version = c.execute("PRAGMA user_version").fetchone()[0]
-            names = {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
-            # unmarked: a new file, or one made before the mark existed (it has `entries`)
-            if app != APPLICATION_ID and not (app == 0 and (not names or "entries" in names)):
-                raise AlpmError(ErrorCode.DB_INVALID, f"{self.path} is not an alpm-repo "
-                                "tracking database (another program's SQLite file)",
-                                path=self.path)
-            if version > SCHEMA_VERSION:
-                raise AlpmError(ErrorCode.DB_VERSION, f"tracking database {self.path} has "
-                                f"schema version {version}, this program reads version "
-                                f"{SCHEMA_VERSION}: it was written by a newer alpm-repo",
-                                path=self.path, version=version)
-            if app == 0 or version < SCHEMA_VERSION:  # new, or made before the mark existed
+            if self._unmarked():  # (unless another process made them meanwhile)
                 marks = [f"PRAGMA application_id={APPLICATION_ID}",
                          f"PRAGMA user_version={SCHEMA_VERSION}"]
                 for statement in [*_SCHEMA.split(";"), *marks]:
