@@ -1,5 +1,6 @@
-"""SIGKILL alpm-repo at random points: databases stay valid, and after the next command's
-recovery the tree is exactly as before the change or exactly as after it."""
+"""SIGKILL alpm-repo at random points: right after the kill every database a mirror serves
+is valid and all of them are from before the change or all from after it, and after the
+next command's recovery the tree is exactly as before the change or exactly as after it."""
 
 from __future__ import annotations
 
@@ -32,10 +33,11 @@ def _state(tree: Tree) -> list[tuple[str, str, str, str]]:
     return [(r.repo, r.arch, r.name, r.version) for r in tree.tracking.rows()]
 
 
-def _all_dbs_readable(root: Path) -> None:
-    """What a mirror would serve right now: every database is a whole, valid archive."""
-    for db in root.glob("*/os/*/*.tar.gz"):
-        read_db_archive(db.read_bytes(), str(db))
+def _databases(root: Path) -> dict[str, list[tuple[str, bytes]]]:
+    """What a mirror would serve right now (every database read whole, symlinks followed):
+    path in the tree → members. Raises when one is not a valid archive."""
+    return {str(db.relative_to(root)): sorted(read_db_archive(db.read_bytes(), str(db)))
+            for db in sorted(root.glob("*/os/*/*.tar.gz"))}
 
 
 def _stage(tree: Tree, work: Path, round_no: int, where: Path) -> list[Path]:
@@ -95,6 +97,7 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
         args = _command(tree, tmp_path / "work", run)
         before = _state(tree)
         root = tree.cfg.root
+        dbs_before = _databases(Path(root))
         # Closed while this process copies its files: closing any descriptor of the SQLite
         # file drops the process's POSIX locks, and the killed command would then treat
         # the shared-memory file as its own (SIGBUS here when it is reset).
@@ -104,6 +107,7 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
         ref = open_tree(str(ref_root))
         _run_inprocess(ref, args)
         after = _state(ref)
+        dbs_after = _databases(ref_root)
         ref.close()
         shutil.rmtree(ref_root)
         proc = subprocess.Popen([sys.executable, "-m", "alpmd.cli.repo", "--tree",
@@ -120,7 +124,9 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
             time.sleep(rng.uniform(0, 0.03))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        _all_dbs_readable(Path(root))
+        # every database of every repository and architecture from one side of the change
+        served = _databases(Path(root))
+        assert served in (dbs_before, dbs_after), (run, args)
         if pending(tree.cfg) is not None:
             interrupted += 1
         tree = open_tree(root)
@@ -130,6 +136,7 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
         assert report.ok, (run, args, report.problems)
         now = _state(tree)
         assert now in (before, after), (run, args)
+        assert _databases(Path(root)) == (dbs_after if now == after else dbs_before)
         outcomes["after" if now == after and now != before else "before"] += 1
         if now != after:
             _run_inprocess(tree, args)            # carry on from the state the run expects

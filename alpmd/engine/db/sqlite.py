@@ -45,7 +45,7 @@ from alpmd.engine.formats.files import FileList, parse_files, write_files
 from alpmd.engine.log import LogCallback, LogLevel
 from alpmd.engine.package import Loaded, Part
 
-__all__ = ["SCHEMA_VERSION", "STORE_NAME", "LocalSqliteBackend"]
+__all__ = ["SCHEMA_VERSION", "STORE_NAME", "LocalSqliteBackend", "sqlite_error"]
 
 #: The store's file name inside dbpath (pacman never looks at it).
 STORE_NAME = "local.sqlite"
@@ -91,6 +91,25 @@ _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_FULL = 5, 6, 11, 13
 _SQLITE_NOTADB = 26
 
 
+def sqlite_error(exc: sqlite3.Error, path: str, doing: str, code: ErrorCode) -> AlpmError:
+    """The engine's error for an SQLite failure while ``doing`` something to ``path``
+    (``code`` when no more precise one applies)."""
+    # Errors raised by the sqlite3 module itself (a closed connection) carry no code.
+    primary = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    why = str(exc)
+    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        return AlpmError(ErrorCode.HANDLE_LOCK, f"could not {doing} {path}: the "
+                         "database is locked by another process", path=path)
+    if primary == _SQLITE_FULL:
+        return AlpmError(ErrorCode.DISK_SPACE, f"could not {doing} {path}: {why}; "
+                         "nothing was changed", path=path)
+    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or isinstance(exc, sqlite3.DatabaseError) \
+            and not isinstance(exc, sqlite3.OperationalError):
+        return AlpmError(ErrorCode.DB_INVALID, f"could not {doing} {path}: the "
+                         f"database is damaged ({why})", path=path)
+    return AlpmError(code, f"could not {doing} {path}: {why}", path=path)
+
+
 def _dep_name(value: str) -> str:
     try:
         return Depend.parse(value).name
@@ -127,21 +146,7 @@ class LocalSqliteBackend(DatabaseBackend):
     # -- errors -----------------------------------------------------------------------------
 
     def _error(self, exc: sqlite3.Error, doing: str, code: ErrorCode) -> AlpmError:
-        """The engine's error for an SQLite failure while ``doing`` something."""
-        # Errors raised by the sqlite3 module itself (a closed connection) carry no code.
-        primary = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        why = str(exc)
-        if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
-            return AlpmError(ErrorCode.HANDLE_LOCK, f"could not {doing} {self.path}: the "
-                             "database is locked by another process", path=self.path)
-        if primary == _SQLITE_FULL:
-            return AlpmError(ErrorCode.DISK_SPACE, f"could not {doing} {self.path}: {why}; "
-                             "nothing was changed", path=self.path)
-        if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or isinstance(exc, sqlite3.DatabaseError) \
-                and not isinstance(exc, sqlite3.OperationalError):
-            return AlpmError(ErrorCode.DB_INVALID, f"could not {doing} {self.path}: the "
-                             f"database is damaged ({why})", path=self.path)
-        return AlpmError(code, f"could not {doing} {self.path}: {why}", path=self.path)
+        return sqlite_error(exc, self.path, doing, code)
 
     @contextlib.contextmanager
     def _reading(self, doing: str) -> Iterator[sqlite3.Connection]:

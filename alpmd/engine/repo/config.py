@@ -109,6 +109,11 @@ class TreeConfig:
         return os.path.join(self.root, "pool", "packages")
 
     @property
+    def generations(self) -> str:
+        """Where the databases live, one directory per generation (see :mod:`.txn`)."""
+        return os.path.join(self.root, "pool", "db")
+
+    @property
     def state_dir(self) -> str:
         return os.path.join(self.root, ".alpm-repo")
 

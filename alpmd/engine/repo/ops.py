@@ -34,7 +34,16 @@ from alpmd.engine.repo.incoming import (
 )
 from alpmd.engine.repo.tracking import HistoryEntry, Row
 from alpmd.engine.repo.tree import Tree, ensure_layout
-from alpmd.engine.repo.txn import Plan, commit, db_links, pending
+from alpmd.engine.repo.txn import (
+    Plan,
+    commit,
+    current_generation,
+    db_kinds,
+    db_links,
+    generation_dirs,
+    pending,
+    prune_generations,
+)
 from alpmd.engine.signing import decode_signature
 from alpmd.engine.version import vercmp
 
@@ -79,7 +88,7 @@ def _check_allowed(cfg: TreeConfig, repos: set[str], user: str) -> None:
             if not os.access(d, os.W_OK | os.X_OK):
                 raise AlpmError(ErrorCode.BADPERMS, f"no permission to write {d}", path=d,
                                 repo=repo)
-    for d in (cfg.pool, cfg.state_dir):
+    for d in (cfg.pool, cfg.generations, cfg.state_dir):
         if not os.access(d, os.W_OK | os.X_OK):
             raise AlpmError(ErrorCode.BADPERMS, f"no permission to write {d}", path=d)
 
@@ -220,10 +229,28 @@ def _handle(cfg: TreeConfig) -> Handle | None:
     return signature_handle(cfg)
 
 
+def _not_tracking(tree: Tree, *paths: str) -> None:
+    """Refuse a file that is the tracking database (or its WAL files) under another name:
+    opening and closing it here would drop this process's SQLite locks on it."""
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # missing: whoever reads it says so
+        if tree.tracking.is_own(st):
+            raise AlpmError(ErrorCode.WRONG_ARGS, f"{path} is the tree's tracking database",
+                            path=path)
+
+
+def _inspect(tree: Tree, handle: Handle | None, paths: Sequence[str]) -> list[Incoming]:
+    for p in paths:
+        _not_tracking(tree, p, p + ".sig")
+    return [inspect_package(tree.cfg, handle, p) for p in paths]
+
+
 def inspect_all(tree: Tree, paths: Sequence[str]) -> list[Incoming]:
     """Check every file (all of them, before anything is planned)."""
-    handle = _handle(tree.cfg)
-    return [inspect_package(tree.cfg, handle, p) for p in paths]
+    return _inspect(tree, _handle(tree.cfg), paths)
 
 
 def add(tree: Tree, repo: str, arch: str, paths: Sequence[str], *, user: str,
@@ -247,12 +274,23 @@ def add_streams(tree: Tree, repo: str, arch: str,
 
     What the daemon calls with the descriptors a client passed: the data is
     copied into a private directory of the tree first, so the checks and the
-    pool see a regular file the caller can no longer change.
+    pool see a regular file the caller can no longer change. A descriptor of the
+    tree's own tracking database is refused; still, closing it drops the
+    process's SQLite locks, so a caller should close client descriptors only
+    after closing the tree (or open the tree per request).
     """
     work = tempfile.mkdtemp(prefix="incoming-", dir=tree.cfg.state_dir)
     try:
         paths = []
         for filename, pkg, sig in files:
+            for f in (pkg, sig):
+                try:
+                    st = os.fstat(f.fileno()) if f is not None else None
+                except (OSError, ValueError):
+                    st = None  # not a descriptor (an in-memory file)
+                if st is not None and tree.tracking.is_own(st):
+                    raise AlpmError(ErrorCode.WRONG_ARGS, f"{filename}: the descriptor is "
+                                    "the tree's tracking database")
             if "/" in filename or filename.startswith(".") or not is_package_name(filename):
                 raise AlpmError(ErrorCode.PKG_INVALID_NAME, f"bad package file name {filename!r}")
             dest = os.path.join(work, filename)
@@ -389,7 +427,7 @@ def update(tree: Tree, staging: str | None = None, *, user: str, force: bool = F
             paths = [os.path.join(d, f) for f in files]
             if not paths:
                 continue
-            incoming = [inspect_package(cfg, handle, p) for p in paths]
+            incoming = _inspect(tree, handle, paths)
             _plan_add(tree, plan, repo, "any", incoming, user, force, action="update")
             plan.cleared += paths
         if not plan.empty():
@@ -414,6 +452,7 @@ def import_db(tree: Tree, repo: str, arch: str, dbfile: str, *, user: str) -> Pl
         cfg.arches_of(repo, arch)
         if arch == "any":
             raise AlpmError(ErrorCode.WRONG_ARGS, "import needs one architecture")
+        _not_tracking(tree, dbfile)
         with open(dbfile, "rb") as fh:
             members = read_db_archive(fh.read(), dbfile)
         files_texts: dict[str, bytes] = {}
@@ -421,6 +460,7 @@ def import_db(tree: Tree, repo: str, arch: str, dbfile: str, *, user: str) -> Pl
         if ".db" in base_name:
             twin = os.path.join(os.path.dirname(dbfile),
                                 base_name.replace(".db", ".files", 1))
+            _not_tracking(tree, twin)
             if os.path.exists(twin):
                 with open(twin, "rb") as fh:
                     for path, data in read_db_archive(fh.read(), twin):
@@ -443,6 +483,7 @@ def import_db(tree: Tree, repo: str, arch: str, dbfile: str, *, user: str) -> Pl
             if not os.path.isfile(pkg) or os.path.islink(pkg):
                 raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"{filename} (listed in {dbfile}) "
                                 "is not a regular file beside it", path=pkg)
+            _not_tracking(tree, pkg, pkg + ".sig")
             _md5, sha = digests(pkg)
             if meta.sha256sum and meta.sha256sum != sha:
                 raise AlpmError(ErrorCode.PKG_INVALID_CHECKSUM,
@@ -555,19 +596,22 @@ def check(tree: Tree, *, verify: bool = False, repair: bool = False) -> CheckRep
     elif pending(cfg) is not None:
         report.problems.append("an interrupted change is pending (run check --repair or any "
                                "command that changes the tree)")
+    current = current_generation(cfg)
+    if current != tree.tracking.generation():
+        report.problems.append(f"{cfg.generations}/current names generation {current}, the "
+                               f"tracking database {tree.tracking.generation()}")
+    stale = len(generation_dirs(cfg)) - 2
+    if stale > 0:
+        report.notes.append(f"{stale} old database generations (cleanup removes them)")
     pool_refs: dict[str, str] = {}
-    suffix = cfg.db_suffix()
     for repo in cfg.repos.values():
         for arch in repo.arches:
             d = cfg.arch_dir(repo.name, arch)
             rows = {r.name: r for r in tree.tracking.rows(repo.name, arch)}
-            _check_db(cfg, os.path.join(d, f"{repo.name}.db{suffix}"), rows, False, report)
-            if cfg.files:
-                _check_db(cfg, os.path.join(d, f"{repo.name}.files{suffix}"), rows, True,
-                          report)
+            for kind, name in db_kinds(cfg, repo.name):
+                _check_db(cfg, os.path.join(d, name), rows, kind == "files", report)
             for link, target in db_links(cfg, repo.name, arch):
-                if not target.endswith(".sig") and (
-                        not os.path.islink(link) or os.readlink(link) != target):
+                if not os.path.islink(link) or os.readlink(link) != target:
                     report.problems.append(f"{link} is not a link to {target}")
             for r in rows.values():
                 link = os.path.join(d, r.filename)
@@ -600,10 +644,16 @@ def check(tree: Tree, *, verify: bool = False, repair: bool = False) -> CheckRep
 
 
 def cleanup(tree: Tree, *, dry_run: bool = False) -> list[str]:
-    """Remove pool files (and their signatures) that no database references."""
+    """Remove pool files (and their signatures) that no database references.
+
+    Database generations older than the one before the current are removed too
+    (a change removes them itself; this catches what an interrupted one left).
+    """
     cfg = tree.cfg
     removed: list[str] = []
     with tree.writing():
+        if not dry_run:
+            prune_generations(cfg)
         used = tree.tracking.filenames()
         for name in sorted(os.listdir(cfg.pool)):
             if name.startswith("."):

@@ -20,9 +20,8 @@ from alpmd.engine.repo.config import (
     load_tree_config,
     write_tree_config,
 )
-from alpmd.engine.repo.dbarchive import write_db_archive
 from alpmd.engine.repo.tracking import Tracking
-from alpmd.engine.repo.txn import _ensure_link, db_links, recover, tree_lock
+from alpmd.engine.repo.txn import Plan, commit, current_generation, recover, tree_lock
 
 
 @dataclass
@@ -37,9 +36,18 @@ class Tree:
 
     @contextmanager
     def writing(self, timeout: float | None = None) -> Iterator[str | None]:
-        """Hold the tree's lock, finishing or rolling back a crashed change first."""
+        """Hold the tree's lock, finishing or rolling back a crashed change first.
+
+        A tree without a database generation yet (just made, or of the earlier
+        layout with the databases in the architectures' directories) gets its
+        first one here, so every change after is one switch.
+        """
         with tree_lock(self.cfg, timeout):
-            yield recover(self.cfg, self.tracking)
+            recovered = recover(self.cfg, self.tracking)
+            if current_generation(self.cfg) is None:
+                ensure_layout(self.cfg)
+                commit(self.cfg, self.tracking, Plan())
+            yield recovered
 
 
 def open_tree(root: str) -> Tree:
@@ -66,23 +74,13 @@ def find_tree(start: str) -> str:
 
 
 def ensure_layout(cfg: TreeConfig) -> None:
-    """Directories, empty databases and their symlinks for every configured repository."""
-    os.makedirs(cfg.pool, exist_ok=True)
-    os.makedirs(cfg.staging, exist_ok=True)
-    suffix = cfg.db_suffix()
+    """The directories of every configured repository (their databases come with a commit)."""
+    for d in (cfg.pool, cfg.staging, cfg.generations):
+        os.makedirs(d, exist_ok=True)
     for repo in cfg.repos.values():
         for arch in repo.arches:
-            d = cfg.arch_dir(repo.name, arch)
-            os.makedirs(d, exist_ok=True)
-            names = [f"{repo.name}.db{suffix}"] + ([f"{repo.name}.files{suffix}"]
-                                                   if cfg.files else [])
-            for n in names:
-                if not os.path.exists(os.path.join(d, n)):
-                    write_db_archive(os.path.join(d, n), cfg.compression, [])
-            for link, target in db_links(cfg, repo.name, arch):
-                if not target.endswith(".sig"):
-                    _ensure_link(link, target)
-            fsync_dir(d)
+            os.makedirs(cfg.arch_dir(repo.name, arch), exist_ok=True)
+    fsync_dir(os.path.dirname(cfg.pool))
 
 
 def init_tree(root: str, repos: list[str], arches: list[str], *, keyring: str | None = None,
@@ -110,8 +108,14 @@ def init_tree(root: str, repos: list[str], arches: list[str], *, keyring: str | 
     try:
         cfg = load_tree_config(root)
         os.makedirs(cfg.state_dir, exist_ok=True)
-        ensure_layout(cfg)
+        tree = Tree(cfg, Tracking(cfg.state_dir))
     except BaseException:
         os.unlink(cfg.path)
         raise
-    return Tree(cfg, Tracking(cfg.state_dir))
+    try:
+        with tree.writing():
+            pass  # the first generation: empty databases, and their links
+    except BaseException:
+        tree.close()
+        raise
+    return tree

@@ -1,16 +1,29 @@
-"""One change to a repository tree: new files first, then a switch under the tree's lock.
+"""One change to a repository tree: new files first, then one switch under the tree's lock.
 
-A change is prepared completely (new databases beside the old ones as
-``*.new-TXID``, new package files in the pool) and described in a journal
-before the tracking database commits it; the switch (package links, renaming
-the new databases over the old ones, dropping old links, clearing staging)
-only follows that commit. The next command, or ``check --repair``, reads a
-journal left by a crash: if the tracking database has the journal's txid the
-switch is finished, otherwise everything the journal names is removed again.
-Every step of the switch is idempotent, so finishing twice is harmless.
+Layout. The databases of every repository and architecture live in numbered
+*generations*, ``ROOT/pool/db/<N>/REPO/ARCH/REPO.db.tar.gz`` (and ``.files``,
+``.sig``), and the symlink ``ROOT/pool/db/current`` names the generation readers
+see. What pacman's mirrors serve, ``ROOT/REPO/os/ARCH/REPO.db.tar.gz``, is a fixed
+symlink into it (``../../../pool/db/current/REPO/ARCH/REPO.db.tar.gz``) and
+``REPO.db`` links to that as repo-add's does. A change writes a whole new
+generation (the databases it changes written anew, incrementally; the others hard
+links to the current generation's files), then switches every database of every
+repository and architecture at once by renaming one symlink over ``current``: a
+reader opening any database path resolves ``current`` once and gets one
+generation, so it never sees x86_64 updated and aarch64 not, nor ``testing``
+emptied before ``core`` gained the package.
 
-Databases that gain packages are switched before those that lose them, so a
-reader between two renames may see a package twice but never not at all.
+Order of a change: the journal (txid, new generation, package links to make and
+drop, pool files, staging files to clear); pool files and the new generation
+written and flushed; the tracking database commits with the txid (the commit
+point); then :func:`finish`: links to new package files, the switch of
+``current``, dropped packages' links removed, staging cleared, generations older
+than the one just replaced removed (that one stays until the next change, so a
+reader that resolved ``current`` itself can finish reading a whole generation),
+the journal dropped. After a crash the next command, or ``check --repair``, reads
+the journal: if the tracking database has its txid the switch is finished (every
+step is idempotent), otherwise the new generation and the pool files nothing
+references are removed again. Readers see the old generation until the switch.
 """
 
 from __future__ import annotations
@@ -117,6 +130,94 @@ def _db_names(cfg: TreeConfig, repo: str) -> tuple[str, str]:
     return f"{repo}.db{suffix}", f"{repo}.files{suffix}"
 
 
+def db_kinds(cfg: TreeConfig, repo: str) -> list[tuple[str, str]]:
+    """``(kind, file name)`` of each database a repository has in every architecture."""
+    db, files = _db_names(cfg, repo)
+    return [("db", db), ("files", files)] if cfg.files else [("db", db)]
+
+
+# -- generations -------------------------------------------------------------------------
+
+CURRENT = "current"
+
+
+def generation_dirs(cfg: TreeConfig) -> dict[int, str]:
+    """Number → directory name of every generation on disk."""
+    try:
+        names = os.listdir(cfg.generations)
+    except FileNotFoundError:
+        return {}
+    return {int(n): n for n in names if n.isdigit()}
+
+
+def current_generation(cfg: TreeConfig) -> str | None:
+    """The generation ``current`` names (what readers see), or None before the first."""
+    try:
+        return os.readlink(os.path.join(cfg.generations, CURRENT))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            return None  # not a link
+        raise
+
+
+def generation_file(cfg: TreeConfig, generation: str, repo: str, arch: str, name: str) -> str:
+    return os.path.join(cfg.generations, generation, repo, arch, name)
+
+
+def _switch(cfg: TreeConfig, generation: str) -> None:
+    """Point ``current`` at ``generation``: one rename, so all databases change at once."""
+    if current_generation(cfg) == generation:
+        return
+    tmp = os.path.join(cfg.generations, f".{CURRENT}.new")
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    os.symlink(generation, tmp)
+    os.replace(tmp, os.path.join(cfg.generations, CURRENT))
+    fsync_dir(cfg.generations)
+
+
+def prune_generations(cfg: TreeConfig) -> list[str]:
+    """Remove every generation but the current one and the one before it; their names."""
+    cur = current_generation(cfg)
+    if cur is None or not cur.isdigit():
+        return []
+    dirs = generation_dirs(cfg)
+    older = [n for n in dirs if n < int(cur)]
+    keep = {int(cur), max(older)} if older else {int(cur)}
+    removed = []
+    for n, name in sorted(dirs.items()):
+        if n not in keep and name != cur:
+            shutil.rmtree(os.path.join(cfg.generations, name))
+            removed.append(name)
+    return removed
+
+
+def _next_generation(cfg: TreeConfig, tracking: Tracking) -> str:
+    recorded = tracking.generation()
+    numbers = [0, *generation_dirs(cfg)]
+    if recorded is not None and recorded.isdigit():
+        numbers.append(int(recorded))
+    return f"{max(numbers) + 1:08d}"
+
+
+def _current_file(cfg: TreeConfig, generation: str | None, repo: str, arch: str,
+                  name: str) -> str | None:
+    """The database file readers see now (a regular file), or None when there is none.
+
+    Before the first generation (a tree of the earlier layout) that is the file in
+    the architecture's directory itself.
+    """
+    if generation is not None:
+        path = generation_file(cfg, generation, repo, arch, name)
+    else:
+        path = os.path.join(cfg.arch_dir(repo, arch), name)
+    return path if os.path.isfile(path) and not os.path.islink(path) else None
+
+
 def _link_target(filename: str) -> str:
     return os.path.join("..", "..", "..", "pool", "packages", filename)
 
@@ -152,15 +253,16 @@ def _identity(path: str) -> str:
 
 
 def _write_db(cfg: TreeConfig, tracking: Tracking, plan: Plan, repo: str, arch: str,
-              kind: str, final: str, tmp: str) -> tuple[str, str, str, str, list[Chunk]]:
-    """Write one database of the plan beside ``final``, reusing its unchanged chunks."""
+              kind: str, current: str | None, dest: str
+              ) -> tuple[str, str, str, str, list[Chunk]]:
+    """Write one database of the plan to ``dest``, reusing ``current``'s unchanged chunks."""
     drops = {n for (r, a, n) in plan.drops if (r, a) == (repo, arch)}
     puts = [row for (r, a, _n), row in plan.puts.items() if (r, a) == (repo, arch)]
     changed = {row.dirname for row in puts}
     changed |= {plan.drops[(repo, arch, n)].dirname for n in drops}
     recorded = None if (repo, arch) in plan.rewrite else tracking.chunks(repo, arch, kind)
     old = None
-    if recorded is not None and os.path.exists(final) and _identity(final) == recorded[0]:
+    if recorded is not None and current is not None and _identity(current) == recorded[0]:
         old = recorded[1]
     put_names = {row.name for row in puts}
 
@@ -171,20 +273,54 @@ def _write_db(cfg: TreeConfig, tracking: Tracking, plan: Plan, repo: str, arch: 
                  and (hi is None or key(r.dirname) < key(hi))]
         return entries_of(rows, files=kind == "files")
 
-    index = write_db_incremental(tmp, cfg.compression, final if old else None, old, changed,
+    index = write_db_incremental(dest, cfg.compression, current if old else None, old, changed,
                                  load)
-    return repo, arch, kind, _identity(tmp), index
+    return repo, arch, kind, _identity(dest), index
+
+
+def _write_generation(cfg: TreeConfig, tracking: Tracking, plan: Plan, current: str | None,
+                      generation: str) -> list[tuple[str, str, str, str, list[Chunk]]]:
+    """Every database of the tree in ``generation``: the plan's written, the rest linked."""
+    gdir = os.path.join(cfg.generations, generation)
+    shutil.rmtree(gdir, ignore_errors=True)  # left by an attempt that was rolled back
+    affected = plan.affected()
+    indexes = []
+    for repo in sorted(cfg.repos):
+        for arch in cfg.repos[repo].arches:
+            d = os.path.join(gdir, repo, arch)
+            os.makedirs(d)
+            for kind, name in db_kinds(cfg, repo):
+                dest = os.path.join(d, name)
+                now = _current_file(cfg, current, repo, arch, name)
+                if (repo, arch) not in affected and now is not None:
+                    try:
+                        os.link(now, dest)
+                    except OSError:
+                        now = None  # another file system (a tree of the earlier layout)
+                    else:
+                        if cfg.sign_key and os.path.isfile(now + ".sig"):
+                            os.link(now + ".sig", dest + ".sig")
+                        elif cfg.sign_key:
+                            _sign(cfg, dest)
+                        continue
+                indexes.append(_write_db(cfg, tracking, plan, repo, arch, kind, now, dest))
+                if cfg.sign_key:
+                    _sign(cfg, dest)
+            fsync_dir(d)
+        fsync_dir(os.path.join(gdir, repo))
+    fsync_dir(gdir)
+    fsync_dir(cfg.generations)
+    return indexes
 
 
 def commit(cfg: TreeConfig, tracking: Tracking, plan: Plan) -> None:
     """Carry out ``plan`` atomically (the caller holds the lock and has recovered)."""
     txid = uuid.uuid4().hex
+    current = current_generation(cfg)
+    generation = _next_generation(cfg, tracking)
     links: list[tuple[str, str]] = []
     unlinks: list[str] = []
-    gaining: list[tuple[str, str]] = []
-    losing: list[tuple[str, str]] = []
-    affected = sorted(plan.affected())
-    for repo, arch in affected:
+    for repo, arch in sorted(plan.affected()):
         d = cfg.arch_dir(repo, arch)
         puts = [row for (r, a, _n), row in plan.puts.items() if (r, a) == (repo, arch)]
         dropped = {n for (r, a, n) in plan.drops if (r, a) == (repo, arch)}
@@ -196,76 +332,83 @@ def commit(cfg: TreeConfig, tracking: Tracking, plan: Plan) -> None:
         for fn in sorted({plan.drops[(repo, arch, n)].filename for n in dropped} - new_files):
             if not tracking.filename_used(repo, arch, fn, besides):
                 unlinks += [os.path.join(d, fn), os.path.join(d, fn + ".sig")]
-        db, files = _db_names(cfg, repo)
-        names = [db, files] if cfg.files else [db]
-        if cfg.sign_key:
-            names += [n + ".sig" for n in list(names)]
-        pairs = [(os.path.join(d, f"{n}.new-{txid}"), os.path.join(d, n)) for n in names]
-        (gaining if puts else losing).extend(pairs)
-    renames = gaining + losing
-    dblinks = [pair for repo, arch in affected for pair in db_links(cfg, repo, arch)]
-    journal: dict[str, object] = {"txid": txid, "renames": renames, "links": links,
-                                  "dblinks": dblinks, "unlinks": unlinks,
-                                  "pool": sorted(plan.pool), "cleared": plan.cleared}
+    journal: dict[str, object] = {"txid": txid, "generation": generation, "links": links,
+                                  "unlinks": unlinks, "pool": sorted(plan.pool),
+                                  "cleared": plan.cleared}
     jpath = os.path.join(cfg.state_dir, JOURNAL_NAME)
+    os.makedirs(cfg.generations, exist_ok=True)
     _write_durably(jpath, json.dumps(journal).encode())
     try:
         for name, (src, sig) in sorted(plan.pool.items()):
             _copy_into_pool(cfg, name, src, sig, txid)
         fsync_dir(cfg.pool)
-        indexes = []
-        for repo, arch in affected:
-            d = cfg.arch_dir(repo, arch)
-            for kind, name in zip(("db", "files"), _db_names(cfg, repo), strict=True):
-                if kind == "files" and not cfg.files:
-                    continue
-                tmp = os.path.join(d, f"{name}.new-{txid}")
-                indexes.append(_write_db(cfg, tracking, plan, repo, arch, kind,
-                                         os.path.join(d, name), tmp))
-                if cfg.sign_key:
-                    _sign(cfg, tmp)
-                    os.replace(tmp + ".sig", os.path.join(d, f"{name}.sig.new-{txid}"))
-        tracking.apply(txid, plan.drops, plan.puts.values(), plan.history, indexes)
+        indexes = _write_generation(cfg, tracking, plan, current, generation)
+        tracking.apply(txid, plan.drops, plan.puts.values(), plan.history, indexes,
+                       generation=generation)
     except BaseException:
         rollback(cfg, tracking, journal)
         raise
     finish(cfg, journal)
 
 
-def _ensure_link(path: str, target: str) -> None:
+def _ensure_link(path: str, target: str) -> bool:
+    """``path`` a symlink to ``target``, replacing whatever is there in one rename;
+    whether anything changed."""
     try:
         if os.readlink(path) == target:
-            return
-        os.unlink(path)
+            return False
     except FileNotFoundError:
         pass
     except OSError as exc:
         if exc.errno != errno.EINVAL:
             raise
-        os.unlink(path)  # a regular file where a link belongs
-    os.symlink(target, path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.new-link")
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    os.symlink(target, tmp)
+    os.replace(tmp, path)
+    return True
 
 
 def db_links(cfg: TreeConfig, repo: str, arch: str) -> list[tuple[str, str]]:
-    """``REPO.db -> REPO.db.tar.gz`` and friends, as repo-add makes them."""
+    """The links an architecture's directory holds for its databases.
+
+    ``REPO.db.tar.gz`` reaches the current generation's file; ``REPO.db`` links to
+    ``REPO.db.tar.gz`` as repo-add's does (and the same for ``.files`` and ``.sig``).
+    """
     d = cfg.arch_dir(repo, arch)
-    db, files = _db_names(cfg, repo)
-    out = [(os.path.join(d, f"{repo}.db"), db)]
-    if cfg.files:
-        out.append((os.path.join(d, f"{repo}.files"), files))
-    if cfg.sign_key:
-        out += [(p + ".sig", t + ".sig") for p, t in list(out)]
+    out = []
+    for kind, name in db_kinds(cfg, repo):
+        full = os.path.relpath(os.path.join(cfg.generations, CURRENT, repo, arch, name), d)
+        out += [(os.path.join(d, name), full), (os.path.join(d, f"{repo}.{kind}"), name)]
+        if cfg.sign_key:
+            out += [(os.path.join(d, name + ".sig"), full + ".sig"),
+                    (os.path.join(d, f"{repo}.{kind}.sig"), name + ".sig")]
     return out
+
+
+def ensure_db_links(cfg: TreeConfig) -> None:
+    """Every architecture's database links (a new repository, a tree of the earlier layout)."""
+    for repo in cfg.repos.values():
+        for arch in repo.arches:
+            d = cfg.arch_dir(repo.name, arch)
+            os.makedirs(d, exist_ok=True)
+            changed = False
+            for path, target in db_links(cfg, repo.name, arch):
+                changed = _ensure_link(path, target) or changed
+            if changed:
+                fsync_dir(d)
 
 
 def finish(cfg: TreeConfig, journal: dict[str, object]) -> None:
     """The switch after the tracking database committed: idempotent, crash after crash."""
     links = journal["links"]
-    renames = journal["renames"]
     unlinks = journal["unlinks"]
     cleared = journal["cleared"]
-    assert isinstance(links, list) and isinstance(renames, list)
-    assert isinstance(unlinks, list) and isinstance(cleared, list)
+    generation = journal.get("generation")
+    assert isinstance(links, list) and isinstance(unlinks, list) and isinstance(cleared, list)
     dirs: set[str] = set()
     for path, target in links:
         # a package's .sig link only when the pool has the signature
@@ -274,18 +417,11 @@ def finish(cfg: TreeConfig, journal: dict[str, object]) -> None:
             continue
         _ensure_link(path, target)
         dirs.add(os.path.dirname(path))
-    for src, dest in renames:
-        try:
-            os.replace(src, dest)
-        except FileNotFoundError:
-            pass  # renamed before the crash
-        dirs.add(os.path.dirname(dest))
-    dblinks = journal.get("dblinks", [])
-    assert isinstance(dblinks, list)
-    for path, target in dblinks:
-        _ensure_link(path, target)
     for d in sorted(dirs):
         fsync_dir(d)
+    if isinstance(generation, str) and os.path.isdir(os.path.join(cfg.generations, generation)):
+        _switch(cfg, generation)  # (a generation removed by hand: check reports, --repair writes)
+    ensure_db_links(cfg)
     for path in unlinks:
         try:
             os.unlink(path)
@@ -297,21 +433,19 @@ def finish(cfg: TreeConfig, journal: dict[str, object]) -> None:
                 os.unlink(p)
             except FileNotFoundError:
                 pass
+    prune_generations(cfg)
     _drop_journal(cfg)
 
 
 def rollback(cfg: TreeConfig, tracking: Tracking, journal: dict[str, object]) -> None:
     """Undo a change the tracking database never committed: remove what it created."""
     txid = journal["txid"]
-    renames = journal["renames"]
     pool = journal["pool"]
-    assert isinstance(txid, str) and isinstance(renames, list) and isinstance(pool, list)
-    for src, _dest in renames:
-        for p in (src, src.replace(f".new-{txid}", f".sig.new-{txid}"), src + ".sig"):
-            try:
-                os.unlink(p)
-            except FileNotFoundError:
-                pass
+    generation = journal.get("generation")
+    assert isinstance(txid, str) and isinstance(pool, list)
+    if isinstance(generation, str) and generation.isdigit() \
+            and generation != current_generation(cfg):
+        shutil.rmtree(os.path.join(cfg.generations, generation), ignore_errors=True)
     for name in pool:
         tmp = os.path.join(cfg.pool, f".{name}.new-{txid}")
         try:
