@@ -94,7 +94,7 @@ def _package_name(filename: str) -> str:
 
 def _from_engine(exc: AlpmError) -> DBusError:
     """The named error; the tree's own ``Allow`` refusing the caller is NotAuthorized."""
-    if exc.code is ErrorCode.BADPERMS and exc.details.get("repo"):
+    if exc.code is ErrorCode.BADPERMS and exc.details.get("user"):
         return errors.code_text(errors.NOT_AUTHORIZED, exc.code.value, exc.message)
     return errors.from_alpm(exc)
 
@@ -251,8 +251,9 @@ class Repository1(ServiceInterface):
             raise _translate(exc, what) from None
         for warning in plan.warnings:
             log.warning("%s: %s", what, warning)
-        with contextlib.suppress(Exception):
-            self.Changed(sorted([repo, arch] for repo, arch in plan.affected()))
+        if plan.affected():
+            with contextlib.suppress(Exception):
+                self.Changed(sorted([repo, arch] for repo, arch in plan.affected()))
         return _history_rows(plan.history)
 
     # -- reading ------------------------------------------------------------------------

@@ -26,10 +26,13 @@ from alpmd.dbus.bus import connect
 from alpmd.engine import keyring
 from alpmd.engine.alpmdconf import parse_alpmd_config
 from alpmd.engine.errors import AlpmError
+from alpmd.engine.formats.desc import PkgMeta
+from alpmd.engine.repo.config import write_tree_config
 from alpmd.engine.repo.tree import Tree, init_tree, open_tree
 from alpmd.engine.repo.txn import tree_lock
 from alpmd.testing.dbusenv import CLIENT_USER, DBusEnv, ensure_user, have_polkit, have_tools
 from alpmd.testing.oracle import PacmanRoot
+from alpmd.testing.pkgbuild import FileSpec, build_package
 from tests.repo.conftest import ARCH, Packager, need, read_db, snapshot
 from tests.security import hostile
 from tests.security.secworld import as_user
@@ -40,14 +43,19 @@ GROUP = "alpmd-packagers"
 R = {"iface": "org.alpm.Repository1"}
 NOT_AUTHORIZED = "org.alpm.Error.NotAuthorized"
 INVALID = "org.alpm.Error.InvalidArgs"
+LIMIT = "org.alpm.Error.LimitExceeded"
+#: the daemon's caps in this module: small enough to reach with real files
+FILE_BYTES, FILES_PER_CALL = 300_000, 4
+CAPS = (f"file_bytes={FILE_BYTES}", f"files_per_call={FILES_PER_CALL}", "queued_per_client=1")
 
-#: the group may change testing and staging (and nothing else); nobody else anything
+#: the group may change testing, staging and gated (nothing else); nobody else anything.
+#: (gated's own Allow, in alpm-repo.conf, lets only root release there)
 RULES = f"""\
 polkit.addRule(function(action, subject) {{
     if (action.id.indexOf("org.alpm.repository.") == 0) {{
         var repo = action.lookup("org.alpm.repository");
         if (action.id != "org.alpm.repository.repair" && subject.isInGroup("{GROUP}")
-                && (repo == "testing" || repo == "staging")) {{
+                && (repo == "testing" || repo == "staging" || repo == "gated")) {{
             return polkit.Result.YES;
         }}
         return polkit.Result.NO;
@@ -140,15 +148,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RepoWorld]:
         signer = lab.signer()
         lab.trust(signer)
         root = tmp / "tree"
-        init_tree(str(root), ["core", "extra", "testing", "staging", "testing-debug"], [ARCH],
-                  keyring=str(gpgdir)).close()
+        made = init_tree(str(root), ["core", "extra", "testing", "staging", "testing-debug",
+                                     "gated"], [ARCH], keyring=str(gpgdir))
+        made.cfg.repos["gated"].allow = ["root"]
+        made.cfg.lock_timeout = 120
+        Path(made.cfg.path).write_text(write_tree_config(made.cfg))
+        made.close()
         system = PacmanRoot(tmp / "root")
         system.write_config()
         (system.root / "etc").mkdir(exist_ok=True)
         (system.root / "etc/alpmd.conf").write_text(f"[options]\nRepositoryTree = {root}\n")
         env.start()
         proc = env.spawn([sys.executable, "-m", "alpmd.dbus.service", "--config",
-                          str(system.config), "--idle-timeout", "0"], log_name="alpmd.log")
+                          str(system.config), "--idle-timeout", "0",
+                          *(f"--limit={cap}" for cap in CAPS)], log_name="alpmd.log")
         env.wait_for_name("org.alpm", proc=proc)
         w = RepoWorld(env, proc, root, public, Packager(public, signer),
                       env.workdir / "alpmd.log")
@@ -362,6 +375,10 @@ def test_waiting_writers_do_not_stall_queries(world: RepoWorld) -> None:
                     lock = world.root / ".alpm-repo" / "lock"
                     while not _holds_open(world.proc.pid, lock):  # the writer waits for it
                         await asyncio.sleep(0.05)
+                    # the first client's second change is one too many (queued_per_client=1)
+                    extra = await _call(buses[0], "Add", "ssa(shah)a{sv}",
+                                        ["testing", ARCH, [[second.name, 0, [1]]], {}],
+                                        opened[2:])
                     answers = [await _call(buses[2], "ListRepos", "", [],
                                            iface="org.alpm.Query1"),
                                await _call(buses[2], "List", "ssa{sv}", ["", "", {}]),
@@ -369,6 +386,8 @@ def test_waiting_writers_do_not_stall_queries(world: RepoWorld) -> None:
                     pending = [not w.done() for w in writes]
                     # the tree lock is still ours: neither release can have happened
                     assert pending == [True, True]
+                    assert extra.message_type is MessageType.ERROR
+                    assert extra.error_name == LIMIT, extra.body
                 for fd in opened:
                     os.close(fd)
                 return answers, list(await asyncio.gather(*writes))
@@ -422,3 +441,39 @@ def test_changed_signal_and_variant_options(world: RepoWorld) -> None:
     assert added.message_type is MessageType.METHOD_RETURN, added.body
     assert [[list(w) for w in h] for h in heard] == [[["extra", ARCH]]]
     assert bad.message_type is MessageType.ERROR and bad.error_name == INVALID, bad.body
+
+
+def test_tree_allow_list_applies_to_the_caller(world: RepoWorld) -> None:
+    """polkit allows the group to release to gated, the tree's own Allow does not."""
+    pkg = world.build("gatedpkg")
+    before = world.state()
+    r = world.add(PACKAGER, "gated", pkg)
+    assert _error(r) == NOT_AUTHORIZED and r["text"].startswith("badperms: "), r
+    assert PACKAGER in r["text"]
+    assert world.state() == before
+    _ok(world.add("root", "gated", pkg))
+    assert "gatedpkg-1.0-1" in world.db("gated")
+
+
+def test_sizes_and_counts_are_capped(world: RepoWorld) -> None:
+    """Too many files, or a file over the size cap, are refused before anything is read."""
+    blob = os.urandom(FILE_BYTES + 1000)
+    big = build_package(world.public, PkgMeta(name="bigpkg", version="1.0-1", arch=ARCH),
+                        [FileSpec("usr/share/bigpkg/blob", blob)], compression="gz")
+    big.chmod(0o644)
+    assert big.stat().st_size > FILE_BYTES
+    small = world.build("capped")
+    before = world.state()
+    many = [[f"capped{i}-1.0-1-{ARCH}.pkg.tar.gz", i, []] for i in range(FILES_PER_CALL + 1)]
+    results = world.call(PACKAGER, [
+        {**R, "member": "Add", "sig": "ssa(shah)a{sv}", "body": ["testing", ARCH,
+                                                                [[big.name, 0, []]], {}],
+         "fds": [{"open": str(big)}]},
+        {**R, "member": "Add", "sig": "ssa(shah)a{sv}", "body": ["testing", ARCH, many, {}],
+         "fds": [{"open": str(small)}] * len(many)},
+    ])
+    assert [_error(r) for r in results] == [LIMIT, LIMIT], results
+    assert f"at most {FILES_PER_CALL} files" in results[1]["text"]
+    assert "larger than" in results[0]["text"]
+    assert world.state() == before
+    world.healthy()
