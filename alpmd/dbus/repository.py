@@ -100,7 +100,8 @@ def _from_engine(exc: AlpmError) -> DBusError:
 
 
 def _translate(exc: BaseException, what: str) -> BaseException:
-    if isinstance(exc, DBusError):
+    """What a failed call answers (a cancellation or an exit stays what it is)."""
+    if isinstance(exc, DBusError) or not isinstance(exc, Exception):
         return exc
     if isinstance(exc, AlpmError):
         return _from_engine(exc)
@@ -191,6 +192,7 @@ class Repository1(ServiceInterface):
         """``fn(tree)`` in the worker pool, under the repository deadline."""
         d = self.daemon
         work = self._opened(fn)
+        d.lifecycle.touch()
         try:
             return await d.workers.run(CALLER.get(), d.limits.repository_deadline, work, what)
         except BaseException as exc:
@@ -226,9 +228,11 @@ class Repository1(ServiceInterface):
                 done()
             raise
         self.writing[sender] += 1
+        self.daemon.lifecycle.touch()  # (no idle exit while a change runs)
         loop = asyncio.get_running_loop()
 
         def over() -> None:
+            self.daemon.lifecycle.touch()
             self.writing[sender] -= 1
             if self.writing[sender] <= 0:
                 del self.writing[sender]

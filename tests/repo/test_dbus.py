@@ -477,3 +477,4 @@ def test_sizes_and_counts_are_capped(world: RepoWorld) -> None:
     assert "larger than" in results[0]["text"]
     assert world.state() == before
     world.healthy()
+
