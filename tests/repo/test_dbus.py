@@ -87,6 +87,17 @@ class RepoWorld:
         """The entries (``name-version``) of ``repo``'s database, as our reader sees them."""
         return set(read_db(self.root / repo / "os" / ARCH / f"{repo}.db.tar.gz"))
 
+    def pacman_sees(self, repo: str, tmp: Path) -> list[str]:
+        """``pacman -Sl repo`` on a fresh root whose sync database is the tree's (the real
+        pacman as the oracle: the database a release wrote is one pacman reads)."""
+        need("pacman")
+        root = PacmanRoot(tmp)
+        arch_dir = self.root / repo / "os" / ARCH
+        root.add_repo(repo, arch_dir / f"{repo}.db", arch_dir / f"{repo}.files")
+        out = root.pacman("-Sl", repo)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.splitlines()
+
     def build(self, name: str, version: str = "1.0-1") -> Path:
         """A signed package file the unprivileged users can open."""
         path = self.packager.pkg(name, version)
@@ -198,12 +209,13 @@ def test_config_key() -> None:
         parse_alpmd_config("RepositoryTree = srv/repo\n")
 
 
-def test_release_to_testing_allowed_to_core_refused(world: RepoWorld) -> None:
+def test_release_to_testing_allowed_to_core_refused(world: RepoWorld, tmp_path: Path) -> None:
     pkg = world.build("relpkg")
     got = _rows(_ok(world.add(PACKAGER, "testing", pkg)))
     assert [(r["action"], r["repo"], r["arch"], r["base"], r["version"], r["user"])
             for r in got] == [("add", "testing", ARCH, "relpkg", "1.0-1", PACKAGER)]
     assert "relpkg-1.0-1" in world.db("testing")
+    assert "testing relpkg 1.0-1" in world.pacman_sees("testing", tmp_path / "a")
     assert (world.root / "pool/packages" / pkg.name).is_file()
     assert os.readlink(world.root / "testing/os" / ARCH / pkg.name).endswith(pkg.name)
 
@@ -216,6 +228,7 @@ def test_release_to_testing_allowed_to_core_refused(world: RepoWorld) -> None:
     assert _error(r) == NOT_AUTHORIZED, r
     assert world.state() == before
     assert "corepkg-1.0-1" not in world.db("core") | world.db("testing")
+    assert not any("corepkg" in line for line in world.pacman_sees("core", tmp_path / "b"))
     assert not (world.root / "pool/packages" / core_pkg.name).exists()
     world.healthy()
 
