@@ -1,6 +1,6 @@
 """``org.alpm.Repository1``: the ``alpm-repo`` commands on the tree alpmd.conf names.
 
-Only translation lives here; the work is :mod:`alpmd.engine.repo.ops`'. Reading
+Only translation lives here; :mod:`alpmd.engine.repo.ops` does the work. Reading
 (List, History, Check, ListRepositories) is open to everybody and runs in the
 daemon's bounded worker pool under a deadline. A change is authorised by polkit
 per repository first (the repository, architecture and pkgbases are in the
