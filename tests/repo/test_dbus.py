@@ -381,10 +381,12 @@ def test_waiting_writers_do_not_stall_queries(world: RepoWorld) -> None:
                 opened = [os.open(p, os.O_RDONLY) for q in (first, second)
                           for p in (q, Path(str(q) + ".sig"))]
                 with tree_lock(tree.cfg):
-                    writes = [asyncio.ensure_future(_call(
-                        buses[i], "Add", "ssa(shah)a{sv}",
-                        ["testing", ARCH, [[p.name, 0, [1]]], {}], opened[2 * i:2 * i + 2]))
-                        for i, p in enumerate((first, second))]
+                    def write(i: int, pkg: Path) -> asyncio.Future[Message]:
+                        return asyncio.ensure_future(_call(
+                            buses[i], "Add", "ssa(shah)a{sv}",
+                            ["testing", ARCH, [[pkg.name, 0, [1]]], {}],
+                            opened[2 * i:2 * i + 2]))
+                    writes = [write(0, first)]
                     lock = world.root / ".alpm-repo" / "lock"
                     while not _holds_open(world.proc.pid, lock):  # the writer waits for it
                         await asyncio.sleep(0.05)
@@ -392,6 +394,8 @@ def test_waiting_writers_do_not_stall_queries(world: RepoWorld) -> None:
                     extra = await _call(buses[0], "Add", "ssa(shah)a{sv}",
                                         ["testing", ARCH, [[second.name, 0, [1]]], {}],
                                         opened[2:])
+                    writes.append(write(1, second))  # waits behind the first
+                    await asyncio.sleep(0)
                     answers = [await _call(buses[2], "ListRepos", "", [],
                                            iface="org.alpm.Query1"),
                                await _call(buses[2], "List", "ssa{sv}", ["", "", {}]),
