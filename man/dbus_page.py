@@ -62,7 +62,8 @@ def page(xml: str, docs_text: str) -> str:
            ":Manual section: 7", ":Manual group: alpmd", "",
            "SYNOPSIS", "========", "",
            f"Bus name **org.alpm** on the system bus; object **{root.get('name')}** "
-           "(``org.alpm.Manager1``, ``org.alpm.Query1``); one object per transaction "
+           "(``org.alpm.Manager1``, ``org.alpm.Query1``, ``org.alpm.Repository1``); one "
+           "object per transaction "
            "(``org.alpm.Transaction1``).", "",
            "DESCRIPTION", "===========", "", docs.get("intro", ""), ""]
     missing: list[str] = []

@@ -21,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import fcntl
+import io
 import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from dbus_fast import Message, MessageType
 
@@ -34,6 +36,7 @@ from alpmd.dbus import errors
 FD_METHODS: dict[tuple[str, str], str] = {
     ("org.alpm.Query1", "InspectFile"): "h",
     ("org.alpm.Manager1", "InstallFiles"): "aha{sv}",
+    ("org.alpm.Repository1", "Add"): "ssa(shah)a{sv}",
 }
 #: Descriptors not claimed by their method call are closed after this many seconds.
 SWEEP_AFTER = 2.0
@@ -184,3 +187,33 @@ def snapshot(fd: int, dest: str, cap: int) -> int:
         raise
     os.close(out)
     return done
+
+
+class _Positional(io.RawIOBase):
+    """A claimed descriptor read from offset 0 with positional reads (the client's offset
+    is untouched), at most ``cap`` bytes (``OverflowError`` past it). Closing it leaves
+    the descriptor open: its owner closes it (:func:`release`)."""
+
+    def __init__(self, fd: int, cap: int) -> None:
+        super().__init__()
+        self.fd = fd
+        self.cap = cap
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        want = min(len(buffer), self.cap + 1 - self.pos)
+        chunk = os.pread(self.fd, max(want, 1), self.pos)
+        self.pos += len(chunk)
+        if self.pos > self.cap:
+            raise OverflowError(f"the file is larger than {self.cap} bytes")
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+
+def reader(fd: int, cap: int) -> BinaryIO:
+    """A file object over a claimed descriptor, for engine functions that copy streams
+    (the bytes still come through the client's descriptor only, never a path)."""
+    return io.BufferedReader(_Positional(fd, cap), COPY_CHUNK)

@@ -45,6 +45,8 @@ class Limits:
     inspect_deadline: float = 60.0
     simulate_deadline: float = 120.0
     search_deadline: float = 20.0
+    #: reading a repository tree for one call (List, History, Check; seconds)
+    repository_deadline: float = 600.0
     #: heavy calls running at once per bus client / in total (more wait or are refused)
     heavy_per_client: int = 2
     heavy_total: int = 4

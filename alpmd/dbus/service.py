@@ -18,6 +18,7 @@ from alpmd.dbus.bus import connect
 from alpmd.dbus.daemon import KEEP_FINISHED, Daemon
 from alpmd.dbus.manager import Manager1
 from alpmd.dbus.query import Query1
+from alpmd.dbus.repository import Repository1
 
 BUS_NAME = "org.alpm"
 PATH = "/org/alpm"
@@ -32,6 +33,8 @@ async def serve(config: str, *, address: str | None = None, keep_finished: float
     manager = Manager1(daemon)
     bus.export(PATH, manager)
     bus.export(PATH, Query1(daemon))
+    repository = Repository1(daemon)
+    bus.export(PATH, repository)
 
     def on_name_lost(msg: Message) -> bool:
         if (msg.message_type is MessageType.SIGNAL and msg.member == "NameOwnerChanged"
@@ -79,6 +82,7 @@ async def serve(config: str, *, address: str | None = None, keep_finished: float
         bus.disconnect()
     daemon.handle.release()
     daemon.searcher.close()
+    repository.close()
     return 0
 
 

@@ -5,6 +5,7 @@ pacman warns about keys it does not know, so alpmd's settings live apart::
     # /etc/alpmd.conf
     [options]
     Backend = sqlite     # the local database store of a new root: files (default) or sqlite
+    RepositoryTree = /srv/repo   # the alpm-repo tree org.alpm.Repository1 serves (default: none)
 
 A missing file means the defaults. ``#`` starts a comment; keys are matched
 as written (like pacman.conf's); an unknown key or value is refused with
@@ -13,6 +14,7 @@ as written (like pacman.conf's); an unknown key or value is refused with
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from alpmd.engine.db.stores import Store
@@ -30,6 +32,9 @@ class AlpmdConfig:
 
     #: The store a new root's local database is created in.
     backend: Store = Store.FILES
+    #: The repository tree (its ``alpm-repo.conf`` directory, an absolute path on the
+    #: host) the daemon's ``org.alpm.Repository1`` serves; ``None``: it serves none.
+    repository_tree: str | None = None
 
 
 def parse_alpmd_config(text: str, path: str = "alpmd.conf") -> AlpmdConfig:
@@ -59,6 +64,10 @@ def parse_alpmd_config(text: str, path: str = "alpmd.conf") -> AlpmdConfig:
             except ValueError:
                 choices = ", ".join(s.value for s in Store)
                 raise invalid(f"unknown backend '{value}' (one of {choices})") from None
+        elif key == "RepositoryTree":
+            if not value.startswith("/") or "\0" in value:
+                raise invalid(f"RepositoryTree must be an absolute path, not '{value}'")
+            config.repository_tree = os.path.normpath(value)
         else:
             raise invalid(f"unknown directive '{key}'")
     return config

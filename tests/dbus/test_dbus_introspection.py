@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alpmd.testing.dbusenv import DATA, DBusEnv
 
-OURS = ("org.alpm.Manager1", "org.alpm.Query1")
+OURS = ("org.alpm.Manager1", "org.alpm.Query1", "org.alpm.Repository1")
 
 
 def _shape(xml: str) -> dict[str, list[tuple[str, ...]]]:
@@ -19,6 +19,8 @@ def _shape(xml: str) -> dict[str, list[tuple[str, ...]]]:
             continue
         members = []
         for m in iface:
+            if m.tag == "annotation":  # documentation (data/org.alpm.xml only)
+                continue
             args = tuple(f"{a.get('direction', '')}{a.get('type')}" for a in m.iter("arg"))
             members.append((m.tag, m.get("name", ""), m.get("type", ""), m.get("access", ""),
                             *args))

@@ -104,15 +104,17 @@ async def run(address: str, script: dict[str, Any]) -> list[dict[str, Any]]:
     fresh = False
     for _ in range(int(script.get("repeat", 1))):
         for call in script["calls"]:
+            # (connect before opening the call's descriptors: a new connection would take
+            # the number of a {"closed": true} one, and send the client's own bus socket)
+            if fresh or not bus.connected:
+                fresh = False
+                bus = await MessageBus(bus_address=address, negotiate_unix_fd=True).connect()
             try:
                 fds = [open_fd(s, keep) for s in call.get("fds", [])]
             except OSError as exc:
                 out.append({"send-error": f"open: {exc}"})
                 continue
             good = [fd for fd in fds if fd >= 0]
-            if fresh or not bus.connected:
-                fresh = False
-                bus = await MessageBus(bus_address=address, negotiate_unix_fd=True).connect()
             try:
                 msg = Message(destination="org.alpm",
                               path=decode(call.get("path", "/org/alpm"), out),
