@@ -30,7 +30,7 @@ DEFAULT_HISTORY_ROWS = 50
 MAX_HISTORY_ROWS = 1000
 
 
-def _check_targets(targets: Sequence[str], caps: limits.Limits) -> list[str]:
+def check_targets(targets: Sequence[str], caps: limits.Limits) -> list[str]:
     if len(targets) > caps.targets:
         raise errors.invalid("too many targets")
     for t in targets:
@@ -123,7 +123,7 @@ class Manager1(ServiceInterface):
     async def Install(self, targets: AS, opts: Opts) -> O:
         if not targets:
             raise errors.invalid("no targets")
-        return await self._new("install", _check_targets(targets, self.daemon.limits), opts)
+        return await self._new("install", check_targets(targets, self.daemon.limits), opts)
 
     @dbus_method()
     async def InstallFiles(self, fds_: AH, opts: Opts) -> O:
@@ -201,13 +201,13 @@ class Manager1(ServiceInterface):
     async def Remove(self, targets: AS, opts: Opts) -> O:
         if not targets:
             raise errors.invalid("no targets")
-        return await self._new("remove", _check_targets(targets, self.daemon.limits), opts)
+        return await self._new("remove", check_targets(targets, self.daemon.limits), opts)
 
     @dbus_method()
     async def SetReason(self, targets: AS, reason: S, opts: Opts) -> O:
         if reason not in ("explicit", "dependency"):
             raise errors.invalid("reason must be explicit or dependency")
-        return await self._new("set-reason", _check_targets(targets, self.daemon.limits), opts,
+        return await self._new("set-reason", check_targets(targets, self.daemon.limits), opts,
                                {"reason": reason})
 
     @dbus_method()

@@ -36,7 +36,7 @@ from dbus_fast.signature import Variant
 
 from alpmd.dbus import errors, fds, limits, options
 from alpmd.dbus.bus import CALLER
-from alpmd.dbus.manager import _check_targets
+from alpmd.dbus.manager import check_targets
 from alpmd.dbus.types import AS, ListOfDicts, Opts, S
 from alpmd.engine.alpmdconf import load_alpmd_config
 from alpmd.engine.errors import AlpmError, ErrorCode
@@ -289,7 +289,7 @@ class Repository1(ServiceInterface):
     async def History(self, pkgbase: S, opts: Opts) -> ListOfDicts:
         """The release history (of one pkgbase unless ""), oldest first; offset/limit page."""
         offset, limit = _page(opts)
-        base = _check_targets([pkgbase], self.daemon.limits)[0] if pkgbase else None
+        base = check_targets([pkgbase], self.daemon.limits)[0] if pkgbase else None
 
         def work(tree: Tree) -> list[dict[str, Variant]]:
             return _history_rows(ops.history(tree, base)[offset:offset + limit])
@@ -399,7 +399,7 @@ class Repository1(ServiceInterface):
         _name(arch, "architecture")
         if not pkgbases:
             raise errors.invalid("no pkgbase given")
-        bases = _check_targets(pkgbases, self.daemon.limits)
+        bases = check_targets(pkgbases, self.daemon.limits)
         self._tree_path()
         uid = await self._authorize(REMOVE, {
             "org.alpm.repository": repo, "org.alpm.architecture": arch,
@@ -418,7 +418,7 @@ class Repository1(ServiceInterface):
         _name(arch, "architecture")
         if not pkgbases:
             raise errors.invalid("no pkgbase given")
-        bases = _check_targets(pkgbases, self.daemon.limits)
+        bases = check_targets(pkgbases, self.daemon.limits)
         force = options.get(opts, "force", bool, False)
         self._tree_path()
         uid = 0
