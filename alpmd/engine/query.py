@@ -34,12 +34,12 @@ from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.package import Origin, Package, Part
-from alpmd.engine.regex import ASCII_LOWER, PosixRegex, compile_posix
 from alpmd.engine.version import vercmp
 
 if TYPE_CHECKING:
     from alpmd.engine.formats.mtree import MtreeEntry
     from alpmd.engine.handle import Handle
+    from alpmd.engine.regex import PosixRegex
 
 __all__ = [
     "Database",
@@ -233,7 +233,12 @@ class _Index:
             text = "\n".join(lines)
             # Same offsets either way; lower() is much faster when there is nothing
             # but ASCII (then it lowers exactly ASCII_LOWER's letters).
-            lower = text.lower() if text.isascii() else text.translate(ASCII_LOWER)
+            if text.isascii():
+                lower = text.lower()
+            else:
+                from alpmd.engine.regex import ASCII_LOWER
+
+                lower = text.translate(ASCII_LOWER)
             self._blob = _Blob(text, lower, starts, owner, next_start,
                                "\n".join(names), name_starts, names)
         return self._blob
@@ -286,6 +291,9 @@ def search(db: Database, patterns: Sequence[str], *,
     callers serving others: ``AlpmError(PATTERN_TOO_COSTLY)`` for a pattern that
     cannot be matched by then (see :mod:`alpmd.engine.regex`).
     """
+    # The regex module (ctypes, libc's regcomp) loads only for a search: -Qi never pays.
+    from alpmd.engine.regex import compile_posix
+
     bounded = deadline is not None
     regs = [compile_posix(p, bounded=bounded) for p in patterns]
     idx = _index(db)
@@ -884,6 +892,8 @@ def files_search(dbs: Sequence[SyncDatabase], target: str, *, regex: bool,
     paths with ``-x``); otherwise it is matched against file names.
 
     ``deadline`` bounds a regex search as in :func:`search`."""
+    from alpmd.engine.regex import compile_posix
+
     exact = "/" in target
     if exact:
         while len(target) > 1 and target.startswith("/"):

@@ -50,20 +50,12 @@ from alpmd.engine.formats.desc import _LOCAL as LOCAL_SPECS
 from alpmd.engine.formats.desc import PkgMeta, Reason, parse_local_desc, write_local_desc
 from alpmd.engine.formats.files import FileList, parse_files, write_files
 from alpmd.engine.formats.sections import LIST, Spec, scan
-from alpmd.engine.log import LogCallback, LogLevel
+from alpmd.engine.log import LogCallback, LogLevel, python_log
 from alpmd.engine.package import Loaded, Origin, Package, Part
 from alpmd.engine.version import vercmp
 
 __all__ = ["LOCAL_DB_VERSION", "LocalDatabase", "LocalFilesBackend", "TMP_PREFIX", "desc_list_fields"]
 
-
-def _pylog(level: LogLevel, message: str) -> None:
-    """Also tell Python's logging (imported on the first message: queries rarely log)."""
-    import logging
-
-    logging.getLogger("alpmd.engine.db").log(
-        logging.ERROR if level & LogLevel.ERROR else
-        logging.WARNING if level & LogLevel.WARNING else logging.DEBUG, "%s", message)
 
 #: The alpm-db layout version pacman 4.2 to 7 use.
 LOCAL_DB_VERSION = 9
@@ -241,7 +233,7 @@ class LocalFilesBackend(DatabaseBackend):
         self._cleaned = False
 
     def _log(self, level: LogLevel, message: str) -> None:
-        _pylog(level, message)
+        python_log(level, message, "alpmd.engine.db")
         if self._log_cb is not None:
             self._log_cb(level, message)
 
@@ -624,7 +616,8 @@ class LocalDatabase(CachedDatabase):
         return self.backend.label
 
     def _log(self, level: LogLevel, message: str) -> None:
-        _pylog(level if level & LogLevel.ERROR else LogLevel.WARNING, message)
+        python_log(level if level & LogLevel.ERROR else LogLevel.WARNING, message,
+                   "alpmd.engine.db")
         if self._log_cb is not None:
             self._log_cb(level, message)
 

@@ -27,7 +27,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
 
 from alpmd.engine.db.backend import (
     PART_NAMES,
@@ -37,6 +36,7 @@ from alpmd.engine.db.backend import (
     RawEntry,
 )
 from alpmd.engine.db.local import check_key, desc_list_fields
+from alpmd.engine.db.stores import STORE_NAME
 from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import PkgMeta, parse_local_desc, write_local_desc
@@ -46,8 +46,6 @@ from alpmd.engine.package import Loaded, Part
 
 __all__ = ["SCHEMA_VERSION", "STORE_NAME", "LocalSqliteBackend"]
 
-#: The store's file name inside dbpath (pacman never looks at it).
-STORE_NAME = "local.sqlite"
 #: ``PRAGMA application_id``: "alpm" — tells our file from any other SQLite file.
 APPLICATION_ID = 0x616C706D
 #: ``PRAGMA user_version``: bumped when the tables change; newer is refused.
@@ -177,7 +175,9 @@ class LocalSqliteBackend(DatabaseBackend):
     # -- life cycle --------------------------------------------------------------------------
 
     def _connect(self, mode: str) -> sqlite3.Connection:
-        uri = f"file:{quote(self.path)}?mode={mode}"
+        # SQLite's URI path: only %, ? and # need escaping (urllib.parse costs start-up).
+        path = self.path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+        uri = f"file:{path}?mode={mode}"
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=LOCK_TIMEOUT,
                                check_same_thread=False)
         try:
