@@ -115,8 +115,8 @@ class _Index:
         self._cols: dict[str, list[Any]] = {}
         self._order: dict[str, int] | None = None
         self._provides: dict[str, list[str]] | None = None
-        self._revdeps: dict[str, list[str]] | None = None
-        self._revopt: dict[str, list[str]] | None = None
+        self._revdeps: dict[str, list[tuple[str, str]]] | None = None
+        self._revopt: dict[str, list[tuple[str, str]]] | None = None
         self._owners: dict[str, list[Package]] | None = None
         self._blob: _Blob | None = None
         #: Owner lookups answered by a scan so far (the index is built at the second).
@@ -172,18 +172,30 @@ class _Index:
             self._provides = self._by_name("provides", _DEP_FIELDS)
         return self._provides
 
+    def _dependers(self, field: str) -> dict[str, list[tuple[str, str]]]:
+        """Dependency name -> (package name, dependency as written) for each package
+        listing it in ``field``, in database order: who depends is answered from the
+        column, without loading any depending package."""
+        col = self.column(field, _DEP_FIELDS)
+        assert self.names is not None
+        idx: dict[str, list[tuple[str, str]]] = {}
+        for name, values in zip(self.names, col, strict=True):
+            for value in values:
+                idx.setdefault(_dep_name(value), []).append((name, value))
+        return idx
+
     @property
-    def revdeps(self) -> dict[str, list[str]]:
-        """Dependency name -> names of the packages depending on it."""
+    def revdeps(self) -> dict[str, list[tuple[str, str]]]:
+        """Dependency name -> the packages depending on it, with the dependency."""
         if self._revdeps is None:
-            self._revdeps = self._by_name("depends", _DEP_FIELDS)
+            self._revdeps = self._dependers("depends")
         return self._revdeps
 
     @property
-    def revopt(self) -> dict[str, list[str]]:
-        """Optional dependency name -> names of the packages optionally depending on it."""
+    def revopt(self) -> dict[str, list[tuple[str, str]]]:
+        """Optional dependency name -> the packages listing it, with the optdepend."""
         if self._revopt is None:
-            self._revopt = self._by_name("optdepends", _DEP_FIELDS)
+            self._revopt = self._dependers("optdepends")
         return self._revopt
 
     @property
@@ -377,19 +389,15 @@ def _satisfies(pkg: Package, depstr: str) -> bool:
 def _find_requiredby(pkg: Package, db: Database, optional: bool, out: list[str]) -> None:
     idx = _index(db)
     table = idx.revopt if optional else idx.revdeps
-    names = [pkg.name] + [_dep_name(p) for p in pkg.provides]
-    cands: dict[str, Package] = {}
-    for n in names:
-        for cand in idx.pkgs(table.get(n, ())):
-            cands[cand.name] = cand
+    found: set[str] = set()
+    for n in dict.fromkeys([pkg.name, *map(_dep_name, pkg.provides)]):
+        for cand, depstr in table.get(n, ()):
+            if cand not in found and _satisfies(pkg, depstr):
+                found.add(cand)
     order = idx.order
-    for cand in sorted(cands.values(), key=lambda p: order.get(p.name, 0)):
-        deps = cand.optdepends if optional else cand.depends
-        for depstr in deps:
-            if _dep_name(depstr) in names and _satisfies(pkg, depstr):
-                if cand.name not in out:
-                    out.append(cand.name)
-                break
+    for cand in sorted(found, key=lambda c: order.get(c, 0)):
+        if cand not in out:
+            out.append(cand)
 
 
 def _compute_requiredby(handle: Handle, pkg: Package, optional: bool) -> list[str]:
