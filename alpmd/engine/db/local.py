@@ -49,12 +49,13 @@ from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import _LOCAL as LOCAL_SPECS
 from alpmd.engine.formats.desc import PkgMeta, Reason, parse_local_desc, write_local_desc
 from alpmd.engine.formats.files import FileList, parse_files, write_files
-from alpmd.engine.formats.sections import LIST, Spec, scan
+from alpmd.engine.formats.sections import LIST, SINGLE, Spec, scan
 from alpmd.engine.log import LogCallback, LogLevel, python_log
 from alpmd.engine.package import Loaded, Origin, Package, Part
 from alpmd.engine.version import vercmp
 
-__all__ = ["LOCAL_DB_VERSION", "LocalDatabase", "LocalFilesBackend", "TMP_PREFIX", "desc_list_fields"]
+__all__ = ["LOCAL_DB_VERSION", "LocalDatabase", "LocalFilesBackend", "TMP_PREFIX",
+           "desc_fields_readable", "desc_list_fields"]
 
 
 #: The alpm-db layout version pacman 4.2 to 7 use.
@@ -73,9 +74,10 @@ _MTREE, _SCRIPTLET, _CHANGELOG = Part.MTREE.value, Part.SCRIPTLET.value, Part.CH
 
 @functools.lru_cache(maxsize=16)
 def _list_specs(fields: tuple[str, ...]) -> dict[str, Spec] | None:
-    """The local desc sections holding ``fields``, when every one is a list field."""
+    """The local desc sections holding ``fields``, when each is a list or a line of text."""
     specs = {header: spec for header, spec in LOCAL_SPECS.items() if spec[0] in fields}
-    if len(specs) != len(fields) or any(kind != LIST for _, kind in specs.values()):
+    if len(specs) != len(fields) or any(kind not in (LIST, SINGLE)
+                                        for _, kind in specs.values()):
         return None
     return specs
 
@@ -92,7 +94,7 @@ def _find_lists(text: str, specs: dict[str, Spec]) -> dict[str, Any] | None:
         return None
     out: dict[str, Any] = {}
     end_of_text = len(text) - 1 if text.endswith("\n") else len(text)
-    for header, (field, _) in specs.items():
+    for header, (field, kind) in specs.items():
         line = header + "\n"
         starts = [0] if text.startswith(line) else []
         after_blank = "\n\n" + line
@@ -102,6 +104,16 @@ def _find_lists(text: str, specs: dict[str, Spec]) -> dict[str, Any] | None:
             i = text.find(after_blank, i + 1)
         if len(starts) != text.count(header):
             return None
+        if kind == SINGLE:  # the next line, even empty; a repeated header replaces
+            if not starts:
+                out[field] = None
+                continue
+            body = starts[-1] + len(line)
+            end = text.find("\n", body)
+            if body > end_of_text or (end < 0 and body == len(text)):
+                return None  # no value line: scan raises
+            out[field] = text[body:end if end >= 0 else len(text)]
+            continue
         values: list[str] = []
         for start in starts:
             body = start + len(line)
@@ -112,8 +124,14 @@ def _find_lists(text: str, specs: dict[str, Spec]) -> dict[str, Any] | None:
     return out
 
 
+def desc_fields_readable(fields: Sequence[str]) -> bool:
+    """Whether :func:`desc_list_fields` reads ``fields`` (lists and one-line texts)."""
+    return _list_specs(tuple(fields)) is not None
+
+
 def desc_list_fields(data: bytes, fields: Sequence[str]) -> dict[str, Any] | None:
-    """List fields (depends, provides...) of a local ``desc``, or ``None`` for other fields.
+    """List and one-line fields (depends, provides, desc...) of a local ``desc``, or
+    ``None`` for other fields (then the caller parses the whole entry).
 
     Scanning only the wanted sections is about twice as fast as parsing the
     whole entry; both backends keep ``desc`` as pacman writes it.
@@ -126,7 +144,7 @@ def desc_list_fields(data: bytes, fields: Sequence[str]) -> dict[str, Any] | Non
     if fast is not None:
         return fast
     got = scan(text, specs, "local desc", ErrorCode.DB_INVALID)
-    return {f: got.get(f) or [] for f in fields}
+    return {f: got.get(f) if kind == SINGLE else got.get(f) or [] for f, kind in specs.values()}
 
 
 def _slurp(path: str) -> bytes:

@@ -35,7 +35,7 @@ from alpmd.engine.db.backend import (
     EntryKey,
     RawEntry,
 )
-from alpmd.engine.db.local import check_key, desc_list_fields
+from alpmd.engine.db.local import check_key, desc_fields_readable, desc_list_fields
 from alpmd.engine.db.stores import STORE_NAME
 from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
@@ -84,6 +84,7 @@ CREATE VIRTUAL TABLE search USING fts5(name, description);
 
 #: The column of each part (same names as the files backend's files).
 _COLUMNS = PART_NAMES
+_COLUMN_BITS = [(part.value, name) for part, name in _COLUMNS.items()]
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_FULL = 5, 6, 11, 13
 _SQLITE_NOTADB = 26
 
@@ -112,7 +113,7 @@ class LocalSqliteBackend(DatabaseBackend):
         #: a read never runs inside another thread's write transaction.
         self._mutex = threading.RLock()
         #: See :meth:`_bulk_desc`; dropped by every write.
-        self._descs: dict[EntryKey, bytes] | None = None
+        self._descs: dict[EntryKey, tuple[bytes, bool]] | None = None
         self._desc_reads = 0
         #: "unopened", "missing" (no file yet: an empty database) or "valid".
         self.state = "unopened"
@@ -287,21 +288,22 @@ class LocalSqliteBackend(DatabaseBackend):
             self._desc_reads = 0
         return (EntryKey(n, v) for n, v in rows)
 
-    def _bulk_desc(self, key: EntryKey) -> bytes | None:
+    def _bulk_desc(self, key: EntryKey) -> tuple[bytes, bool] | None:
         """``desc`` from one query for all entries, once a walk over many is under way.
 
         One SELECT per entry costs more than reading a small file; after
         :data:`BULK_AFTER` single reads the remaining ones are fetched at once
         and handed out (each once: the package keeps what it parsed). Point
-        queries never pay for the whole table.
+        queries never pay for the whole table. With each ``desc`` comes whether
+        an install scriptlet exists (``-Qi`` shows it: no second query per package).
         """
         with self._reading("read") as conn:
             if self._descs is None:
                 self._desc_reads += 1
                 if self._desc_reads <= BULK_AFTER:
                     return None
-                self._descs = {EntryKey(n, v): d for n, v, d in
-                               conn.execute("SELECT name, version, desc FROM pkg")}
+                self._descs = {EntryKey(n, v): (d, bool(i)) for n, v, d, i in conn.execute(
+                    "SELECT name, version, desc, install IS NOT NULL FROM pkg")}
             data = self._descs.pop(key, None)
             if not self._descs:  # handed out: the next walk starts counting again
                 self._descs = None
@@ -310,21 +312,28 @@ class LocalSqliteBackend(DatabaseBackend):
 
     def read(self, key: EntryKey, parts: Part) -> Loaded:
         got = Loaded()
-        cols = [name for part, name in _COLUMNS.items() if part in parts]
+        want = parts.value  # plain ints: enum flag tests cost microseconds per entry
+        cols = [name for bit, name in _COLUMN_BITS if want & bit]
         if not cols:
             return got
         if cols == ["desc"]:
-            data = self._bulk_desc(key)
-            if data is not None:
-                got.meta = self._parse_desc(key, data)
+            bulk = self._bulk_desc(key)
+            if bulk is not None:
+                got.meta = self._parse_desc(key, bulk[0])
+                got.has_scriptlet = bulk[1]
                 return got
+        # With desc comes whether a scriptlet exists (a flag, not the script).
+        flag = "desc" in cols and "install" not in cols
+        select = ", ".join(cols) + (", install IS NOT NULL" if flag else "")
         with self._reading("read") as conn:
-            row = conn.execute(f"SELECT {', '.join(cols)} FROM pkg WHERE name=? AND version=?",
+            row = conn.execute(f"SELECT {select} FROM pkg WHERE name=? AND version=?",
                                key).fetchone()
         if row is None:
             raise AlpmError(ErrorCode.DB_INVALID, f"corrupted database: no entry "
                             f"{key.dirname} in {self.path}", path=self.path)
-        values: dict[str, bytes | None] = dict(zip(cols, row, strict=True))
+        values: dict[str, bytes | None] = dict(zip(cols, row, strict=False))
+        if flag:
+            got.has_scriptlet = bool(row[-1])
         if "desc" in values:
             got.meta = self._parse_desc(key, values["desc"])
         if "files" in values:
@@ -356,7 +365,7 @@ class LocalSqliteBackend(DatabaseBackend):
         return meta
 
     def read_fields(self, key: EntryKey, fields: Sequence[str]) -> dict[str, Any] | None:
-        if any(f not in REL_FIELDS for f in fields):
+        if not desc_fields_readable(fields):
             return None
         with self._reading("read") as conn:
             row = conn.execute("SELECT desc FROM pkg WHERE name=? AND version=?",
@@ -366,13 +375,17 @@ class LocalSqliteBackend(DatabaseBackend):
         return desc_list_fields(row[0], fields)
 
     def columns(self, fields: Sequence[str]) -> tuple[list[str], dict[str, list[Any]]] | None:
-        """Relation fields of every entry straight from the index (one query)."""
-        if not fields or any(f not in REL_FIELDS for f in fields):
+        """Fields of every entry in one query: relation fields straight from the index,
+        others (``-Qs`` wants ``desc``) read from each stored ``desc`` by section."""
+        relations = all(f in REL_FIELDS for f in fields)
+        if not fields or not (relations or desc_fields_readable(fields)):
             return None
         if self.state == "unopened":
             self.open()
         if self.state == "missing":
             return [], {f: [] for f in fields}
+        if not relations:
+            return self._desc_columns(fields)
         marks = ", ".join("?" * len(fields))
         with self._reading("read") as conn:
             names = [n for (n,) in conn.execute("SELECT name FROM pkg ORDER BY name")]
@@ -385,6 +398,21 @@ class LocalSqliteBackend(DatabaseBackend):
                                 tuple(fields))
             for name, kind, value in rows:
                 values[kind][index[name]].append(value)
+        return names, values
+
+    def _desc_columns(self, fields: Sequence[str]) -> tuple[list[str], dict[str, list[Any]]] | None:
+        with self._reading("read") as conn:
+            rows = conn.execute("SELECT name, desc FROM pkg ORDER BY name").fetchall()
+        names = [n for n, _ in rows]
+        if len(set(names)) != len(names):
+            return None  # duplicate entries: the cache decides which one counts
+        values: dict[str, list[Any]] = {f: [] for f in fields}
+        appends = [(f, values[f].append) for f in fields]
+        for _, data in rows:
+            got = desc_list_fields(data, fields)
+            assert got is not None  # desc_fields_readable(fields)
+            for f, append in appends:
+                append(got[f])
         return names, values
 
     def owners(self, paths: Sequence[str]) -> dict[str, list[EntryKey]] | None:
