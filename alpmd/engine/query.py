@@ -553,12 +553,12 @@ def find_owner(handle: Handle, target: str, *, search_path: str | None = None) -
     if is_dir:
         rpath += "/"
     rel = rpath[len(root):]
-    idx = _index(handle.localdb)
     owners: list[Package]
     indexed = handle.localdb.owners([rel])  # a store with an owners index (SQLite) answers
+    idx = _index(handle.localdb) if indexed is None else None
     if indexed is not None:
         owners = indexed.get(rel, [])
-    elif idx.owner_scans == 0:
+    elif idx is not None and idx.owner_scans == 0:
         # The first question is answered as pacman does: file lists in database
         # order, stopping at the first owner of a file (a one-shot -Qo reads a few
         # lists, not all); a second question builds the index for the rest.
@@ -570,6 +570,7 @@ def find_owner(handle: Handle, target: str, *, search_path: str | None = None) -
                 if not is_dir:
                     break
     else:
+        assert idx is not None
         owners = list(idx.owners.get(rel, ()))
     if not owners:
         raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"No package owns {filename}", path=filename)

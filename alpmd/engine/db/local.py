@@ -644,18 +644,26 @@ class LocalDatabase(CachedDatabase):
             if not self._opened:
                 self.backend.open()
                 self._opened = True
-            versions: dict[str, str] = {}
-            for name, version in self.backend.scan():
-                seen = versions.get(name)
-                if seen is not None:
-                    # libalpm keeps whichever readdir returns first; keep the newer.
-                    keep = version if vercmp(version, seen) > 0 else seen
-                    self._log(LogLevel.ERROR, f"duplicated database entry '{name}' "
-                                              f"({seen} and {version}); using {keep}")
-                    version = keep
-                versions[name] = version
+            keys = list(self.backend.scan())
+            versions: dict[str, str] = dict(keys)  # C speed; duplicates are rare
+            if len(versions) != len(keys):
+                versions = self._without_duplicates(keys)
             self._cache = PackageCache(versions, self._make)
         return self._cache
+
+    def _without_duplicates(self, keys: list[EntryKey]) -> dict[str, str]:
+        """Name → version when a name has two entries: the newer wins, and it is said."""
+        versions: dict[str, str] = {}
+        for name, version in keys:
+            seen = versions.get(name)
+            if seen is not None:
+                # libalpm keeps whichever readdir returns first; keep the newer.
+                keep = version if vercmp(version, seen) > 0 else seen
+                self._log(LogLevel.ERROR, f"duplicated database entry '{name}' "
+                                          f"({seen} and {version}); using {keep}")
+                version = keep
+            versions[name] = version
+        return versions
 
     # -- queries: packages, get, versions, groups (CachedDatabase) -------------------------
 

@@ -286,7 +286,7 @@ class LocalSqliteBackend(DatabaseBackend):
             rows = conn.execute("SELECT name, version FROM pkg").fetchall()
             self._descs = None  # a new scan is a new view: nothing fetched before it
             self._desc_reads = 0
-        return (EntryKey(n, v) for n, v in rows)
+        return map(EntryKey._make, rows)
 
     def _bulk_desc(self, key: EntryKey) -> tuple[bytes, bool] | None:
         """``desc`` from one query for all entries, once a walk over many is under way.
