@@ -329,7 +329,18 @@ def search(db: Database, patterns: Sequence[str], *,
             return []
     assert selected is not None
     all_names = b.name_list
-    return idx.pkgs(all_names[i] for i in sorted(selected))
+    found: list[Package] = []
+    local = db.origin is Origin.LOCALDB
+    descs = idx.column("desc", _SEARCH_FIELDS) if local else []
+    groups = idx.column("groups", _SEARCH_FIELDS) if local else []
+    for i in sorted(selected):
+        pkg = db.get(all_names[i])
+        if pkg is None:
+            continue
+        if local:  # -Qs prints the description and groups the search has just read
+            pkg.seed({"desc": descs[i], "groups": list(groups[i])})
+        found.append(pkg)
+    return found
 
 
 def _plain(pattern: str) -> bool:
