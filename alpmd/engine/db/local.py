@@ -644,10 +644,12 @@ class LocalDatabase(CachedDatabase):
             if not self._opened:
                 self.backend.open()
                 self._opened = True
-            keys = list(self.backend.scan())
-            versions: dict[str, str] = dict(keys)  # C speed; duplicates are rare
-            if len(versions) != len(keys):
-                versions = self._without_duplicates(keys)
+            versions = self.backend.unique_versions()
+            if versions is None:
+                keys = list(self.backend.scan())
+                versions = dict(keys)  # C speed; duplicates are rare
+                if len(versions) != len(keys):
+                    versions = self._without_duplicates(keys)
             self._cache = PackageCache(versions, self._make)
         return self._cache
 

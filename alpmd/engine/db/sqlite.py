@@ -288,6 +288,20 @@ class LocalSqliteBackend(DatabaseBackend):
             self._desc_reads = 0
         return map(EntryKey._make, rows)
 
+    def unique_versions(self) -> dict[str, str] | None:
+        """One query, no key objects: a cold -Qo of 5,000 packages spent half its time
+        making them."""
+        if self.state == "unopened":
+            self.open()
+        if self.state == "missing":
+            return {}
+        with self._reading("read") as conn:
+            rows = conn.execute("SELECT name, version FROM pkg").fetchall()
+            self._descs = None  # a new view, as scan() starts one
+            self._desc_reads = 0
+        versions = dict(rows)
+        return versions if len(versions) == len(rows) else None
+
     def _bulk_desc(self, key: EntryKey) -> tuple[bytes, bool] | None:
         """``desc`` from one query for all entries, once a walk over many is under way.
 
