@@ -28,20 +28,22 @@ from alpmd.testing.repogen import generate_repo, make_local_db, write_sync_db
 ROOT = Path(__file__).resolve().parents[1]
 
 _RUN = """
-import json, sys
+import sys
 from alpmd.cli.alpm import main
 sys.argv = ["alpm", *sys.argv[1:]]
 try:
     code = main()
 except SystemExit as exc:
     code = exc.code
+modules = sorted(sys.modules)
+import json  # the report's own, after the modules are listed
 sys.stdout.flush()
-print("\\n" + json.dumps({"code": code, "modules": sorted(sys.modules)}))
+print("\\n" + json.dumps({"code": code, "modules": modules}))
 """
 
 #: Never needed by a query (sqlite3 is checked on the files store only).
 UNNEEDED = {"aiohttp", "ssl", "asyncio", "logging", "ctypes", "urllib.parse", "sqlite3",
-            "gettext"}
+            "gettext", "json"}
 
 
 def _env() -> dict[str, str]:

@@ -21,7 +21,6 @@ transaction is rolled back, nothing half-written).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
@@ -468,6 +467,8 @@ class LocalSqliteBackend(DatabaseBackend):
                 "WHERE search MATCH ? ORDER BY p.name", (query,))]
 
     def read_raw(self, key: EntryKey) -> RawEntry:
+        import json  # conversion and checks only: queries never load it
+
         cols = list(_COLUMNS.values())
         with self._reading("read") as conn:
             row = conn.execute(f"SELECT {', '.join(cols)}, mtimes FROM pkg "
@@ -615,6 +616,8 @@ class LocalSqliteBackend(DatabaseBackend):
 
     def write_raw(self, entries: Iterator[RawEntry]) -> None:
         """All entries in one transaction (conversion: the new store is whole or absent)."""
+        import json
+
         with self._writing("fill") as conn:
             for raw in entries:
                 check_key(raw.key)
