@@ -170,6 +170,11 @@ class Runs:
         return statistics.median(self.times)
 
     @property
+    def best(self) -> float:
+        """The fastest run: on a shared machine noise only ever adds time."""
+        return min(self.times)
+
+    @property
     def spread(self) -> str:
         return f"{fmt_s(min(self.times))}–{fmt_s(max(self.times))}"
 
@@ -227,6 +232,24 @@ def run_process(cmd: Sequence[str], *, env: dict[str, str] | None = None,
                 runs.maxrss.append(int(rss) * 1024)
                 runs.cpu.append(float(user) + float(system))
     return runs
+
+
+def time_calls(fn: Callable[[], object], *, repeats: int, warmup: int = 1,
+               fastest: bool = False) -> float:
+    """Median (or, with ``fastest``, minimum) seconds of ``repeats`` calls of ``fn``
+    after ``warmup`` untimed ones.
+
+    The one timing loop of the in-process probes (they run in a fresh interpreter
+    with this tree on ``PYTHONPATH`` and ``from bench import time_calls``).
+    """
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times) if fastest else statistics.median(times)
 
 
 def run_probe(ctx: Context, code: str, *, repeats: int, warmup: int = 1) -> list[dict[str, Any]]:

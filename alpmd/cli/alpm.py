@@ -9,7 +9,6 @@ Nothing here needs PATH or HOME: ``env -i alpm -Q`` works.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -235,9 +234,8 @@ def _main(argv: list[str], prog: str) -> int:
     out = Out()
     if (args.has("print") or args.value("print-format") is not None) and not args.has("clean"):
         out.show_warnings = False  # pacman's print mode displays errors only
-    # The engine also logs to Python logging; the messages reach people through the
-    # handle's callbacks (pacman's wording), so keep the root logger's fallback quiet.
-    logging.getLogger("alpmd").addHandler(logging.NullHandler())
+    # The engine also logs to Python logging (imported on its first message, quiet
+    # unless configured: engine.log.python_log); people get the handle's callbacks.
     try:
         handle, config = build_handle(args, out)
     except AlpmError as exc:

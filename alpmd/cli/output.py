@@ -100,6 +100,8 @@ class Out:
 
 def width(s: str) -> int:
     """Display columns of ``s`` (wcswidth-like: wide East Asian characters count 2)."""
+    if s.isascii():  # one column per character; -Qi measures every word it wraps
+        return len(s)
     w = 0
     for ch in s:
         if unicodedata.combining(ch):

@@ -47,24 +47,24 @@ def run(ctx: Context) -> int:
         if a.has("file") or a.has("owns"):
             ctx.out.error("no targets specified (use -h for help)")
             return 1
-        return _all(ctx)
+        return _all(ctx, _Shown(ctx))
     if a.has("owns"):
         return _owns(ctx, targets)
-    return _named(ctx, targets)
+    return _named(ctx, targets, _Shown(ctx))
 
 
-def _all(ctx: Context) -> int:
+def _all(ctx: Context, shown: _Shown) -> int:
     ret = 0
     match = False
     for pkg in ctx.handle.localdb.packages:
         if _filter(ctx, pkg):
-            if _display(ctx, pkg):
+            if _display(ctx, pkg, shown):
                 ret = 1
             match = True
     return ret if match else 1
 
 
-def _named(ctx: Context, targets: list[str]) -> int:
+def _named(ctx: Context, targets: list[str], shown: _Shown) -> int:
     a = ctx.args
     localdb = ctx.handle.localdb
     ret = 0
@@ -96,7 +96,7 @@ def _named(ctx: Context, targets: list[str]) -> int:
             ret = 1
             continue
         if _filter(ctx, pkg):
-            if _display(ctx, pkg):
+            if _display(ctx, pkg, shown):
                 ret = 1
             match = True
     return ret if match else 1
@@ -117,13 +117,21 @@ _SCOPE_FLAGS = (("explicit", Scope.EXPLICIT), ("deps", Scope.DEPENDENCIES),
                 ("unrequired", Scope.UNREQUIRED), ("upgrades", Scope.UPGRADABLE))
 
 
-def _display(ctx: Context, pkg: Package) -> bool:
+class _Shown:
+    """What every package of one listing shares: the -i layout (its padded titles are
+    translated and measured once, not once per package)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.display = Display(ctx.out) if ctx.args.has("info") else None
+
+
+def _display(ctx: Context, pkg: Package, shown: _Shown) -> bool:
     """Show one package as the flags ask; True when a check found problems."""
     a = ctx.args
     out = ctx.out
     bad = False
-    if a.has("info"):
-        Display(out).pkg_full(ctx.handle, pkg, a.count("info") > 1 and not a.has("file"))
+    if shown.display is not None:
+        shown.display.pkg_full(ctx.handle, pkg, a.count("info") > 1 and not a.has("file"))
     if a.has("list"):
         root = ctx.handle.options.root
         c = out.c

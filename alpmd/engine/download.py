@@ -54,10 +54,10 @@ import yarl
 from alpmd.engine import signing
 from alpmd.engine.config import SigCheck, SigLevel, split_xfer_command
 from alpmd.engine.db.sync import SyncDatabase, read_db_archive
+from alpmd.engine.durable import fsync_dir
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.events import Event, EventCallback, QuestionCallback
 from alpmd.engine.handle import Handle
-from alpmd.engine.journal import fsync_dir
 from alpmd.engine.package import Package
 
 __all__ = [

@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from alpmd.engine.durable import fsync_dir
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.process import ProcessId
 
@@ -318,15 +319,6 @@ def sync_filesystems(paths: list[str]) -> None:
                 raise OSError(err, os.strerror(err), path)
         finally:
             os.close(fd)
-
-
-def fsync_dir(path: str) -> None:
-    """Make a rename or a new entry in ``path`` durable (fsync of the directory)."""
-    fd = os.open(path or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_journal(dbpath: str) -> JournalState | None:

@@ -26,6 +26,23 @@ class LogLevel(enum.IntFlag):
 LogCallback = Callable[[LogLevel, str], None]
 
 
+def python_log(level: LogLevel, message: str, name: str = "alpmd.engine") -> None:
+    """Also tell Python's logging; imported on the first message (queries rarely log).
+
+    The "alpmd" logger gets a NullHandler unless the program gave it a handler, so a
+    command line that never configured logging prints nothing twice (people read the
+    handle's callbacks); records still propagate to the root logger's handlers.
+    """
+    import logging
+
+    top = logging.getLogger("alpmd")
+    if not top.handlers:
+        top.addHandler(logging.NullHandler())
+    logging.getLogger(name).log(
+        logging.ERROR if level & LogLevel.ERROR else
+        logging.WARNING if level & LogLevel.WARNING else logging.DEBUG, "%s", message)
+
+
 def format_line(prefix: str, message: str, when: float | None = None) -> str:
     """One pacman.log line (``message`` already ends with a newline or gets one)."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(when))

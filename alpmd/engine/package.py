@@ -114,6 +114,8 @@ class Package:
         self._scriptlet: bytes | None = None
         self._has_scriptlet: bool | None = None
         self._changelog: bytes | None = None
+        #: Fields a bulk reader already read from the store (``desc``, ``groups``):
+        #: shown without parsing the whole entry; dropped when the entry loads.
         self._parsed: dict[str, object] = {}
         if meta is not None:
             self._loaded |= Part.DESC.value
@@ -149,6 +151,12 @@ class Package:
         if got.changelog is not None:
             self._changelog = got.changelog
         self._loaded |= missing_bits
+
+    def seed(self, fields: dict[str, object]) -> None:
+        """Keep fields read in bulk (``-Qs`` prints the description and groups of what it
+        found, which the search read already) until the whole entry is loaded."""
+        if self._meta is None:
+            self._parsed.update(fields)
 
     @property
     def desc_loaded(self) -> bool:
@@ -213,6 +221,10 @@ class Package:
 
     @property
     def desc(self) -> str | None:
+        if self._meta is None and "desc" in self._parsed:
+            value = self._parsed["desc"]
+            assert value is None or isinstance(value, str)
+            return value
         return self.meta.desc
 
     @property
@@ -273,6 +285,10 @@ class Package:
 
     @property
     def groups(self) -> list[str]:
+        if self._meta is None and "groups" in self._parsed:
+            value = self._parsed["groups"]
+            assert isinstance(value, list)
+            return value
         return self.meta.groups
 
     @property

@@ -34,13 +34,13 @@ from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.package import Origin, Package, Part
-from alpmd.engine.regex import ASCII_LOWER, PosixRegex, compile_posix
 from alpmd.engine.version import vercmp
 
 if TYPE_CHECKING:
     from alpmd.engine.db.cache import PackageCache
     from alpmd.engine.formats.mtree import MtreeEntry
     from alpmd.engine.handle import Handle
+    from alpmd.engine.regex import PosixRegex
 
 __all__ = [
     "Database",
@@ -120,8 +120,8 @@ class _Index:
         self._cols: dict[str, list[Any]] = {}
         self._order: dict[str, int] | None = None
         self._provides: dict[str, list[str]] | None = None
-        self._revdeps: dict[str, list[str]] | None = None
-        self._revopt: dict[str, list[str]] | None = None
+        self._revdeps: dict[str, list[tuple[str, str]]] | None = None
+        self._revopt: dict[str, list[tuple[str, str]]] | None = None
         self._owners: dict[str, list[Package]] | None = None
         self._blob: _Blob | None = None
         #: Owner lookups answered by a scan so far (the index is built at the second).
@@ -188,18 +188,30 @@ class _Index:
             self._provides = self._by_name("provides", _DEP_FIELDS)
         return self._provides
 
+    def _dependers(self, field: str) -> dict[str, list[tuple[str, str]]]:
+        """Dependency name -> (package name, dependency as written) for each package
+        listing it in ``field``, in database order: who depends is answered from the
+        column, without loading any depending package."""
+        col = self.column(field, _DEP_FIELDS)
+        assert self.names is not None
+        idx: dict[str, list[tuple[str, str]]] = {}
+        for name, values in zip(self.names, col, strict=True):
+            for value in values:
+                idx.setdefault(_dep_name(value), []).append((name, value))
+        return idx
+
     @property
-    def revdeps(self) -> dict[str, list[str]]:
-        """Dependency name -> names of the packages depending on it."""
+    def revdeps(self) -> dict[str, list[tuple[str, str]]]:
+        """Dependency name -> the packages depending on it, with the dependency."""
         if self._revdeps is None:
-            self._revdeps = self._by_name("depends", _DEP_FIELDS)
+            self._revdeps = self._dependers("depends")
         return self._revdeps
 
     @property
-    def revopt(self) -> dict[str, list[str]]:
-        """Optional dependency name -> names of the packages optionally depending on it."""
+    def revopt(self) -> dict[str, list[tuple[str, str]]]:
+        """Optional dependency name -> the packages listing it, with the optdepend."""
         if self._revopt is None:
-            self._revopt = self._by_name("optdepends", _DEP_FIELDS)
+            self._revopt = self._dependers("optdepends")
         return self._revopt
 
     @property
@@ -249,7 +261,12 @@ class _Index:
             text = "\n".join(lines)
             # Same offsets either way; lower() is much faster when there is nothing
             # but ASCII (then it lowers exactly ASCII_LOWER's letters).
-            lower = text.lower() if text.isascii() else text.translate(ASCII_LOWER)
+            if text.isascii():
+                lower = text.lower()
+            else:
+                from alpmd.engine.regex import ASCII_LOWER
+
+                lower = text.translate(ASCII_LOWER)
             self._blob = _Blob(text, lower, starts, owner, next_start,
                                "\n".join(names), name_starts, names)
         return self._blob
@@ -302,6 +319,9 @@ def search(db: Database, patterns: Sequence[str], *,
     callers serving others: ``AlpmError(PATTERN_TOO_COSTLY)`` for a pattern that
     cannot be matched by then (see :mod:`alpmd.engine.regex`).
     """
+    # The regex module (ctypes, libc's regcomp) loads only for a search: -Qi never pays.
+    from alpmd.engine.regex import compile_posix
+
     bounded = deadline is not None
     regs = [compile_posix(p, bounded=bounded) for p in patterns]
     idx = _index(db)
@@ -325,7 +345,18 @@ def search(db: Database, patterns: Sequence[str], *,
             return []
     assert selected is not None
     all_names = b.name_list
-    return idx.pkgs(all_names[i] for i in sorted(selected))
+    found: list[Package] = []
+    local = db.origin is Origin.LOCALDB
+    descs = idx.column("desc", _SEARCH_FIELDS) if local else []
+    groups = idx.column("groups", _SEARCH_FIELDS) if local else []
+    for i in sorted(selected):
+        pkg = db.get(all_names[i])
+        if pkg is None:
+            continue
+        if local:  # -Qs prints the description and groups the search has just read
+            pkg.seed({"desc": descs[i], "groups": list(groups[i])})
+        found.append(pkg)
+    return found
 
 
 def _plain(pattern: str) -> bool:
@@ -385,19 +416,15 @@ def _satisfies(pkg: Package, depstr: str) -> bool:
 def _find_requiredby(pkg: Package, db: Database, optional: bool, out: list[str]) -> None:
     idx = _index(db)
     table = idx.revopt if optional else idx.revdeps
-    names = [pkg.name] + [_dep_name(p) for p in pkg.provides]
-    cands: dict[str, Package] = {}
-    for n in names:
-        for cand in idx.pkgs(table.get(n, ())):
-            cands[cand.name] = cand
+    found: set[str] = set()
+    for n in dict.fromkeys([pkg.name, *map(_dep_name, pkg.provides)]):
+        for cand, depstr in table.get(n, ()):
+            if cand not in found and _satisfies(pkg, depstr):
+                found.add(cand)
     order = idx.order
-    for cand in sorted(cands.values(), key=lambda p: order.get(p.name, 0)):
-        deps = cand.optdepends if optional else cand.depends
-        for depstr in deps:
-            if _dep_name(depstr) in names and _satisfies(pkg, depstr):
-                if cand.name not in out:
-                    out.append(cand.name)
-                break
+    for cand in sorted(found, key=lambda c: order.get(c, 0)):
+        if cand not in out:
+            out.append(cand)
 
 
 def _compute_requiredby(handle: Handle, pkg: Package, optional: bool) -> list[str]:
@@ -553,12 +580,12 @@ def find_owner(handle: Handle, target: str, *, search_path: str | None = None) -
     if is_dir:
         rpath += "/"
     rel = rpath[len(root):]
-    idx = _index(handle.localdb)
     owners: list[Package]
     indexed = handle.localdb.owners([rel])  # a store with an owners index (SQLite) answers
+    idx = _index(handle.localdb) if indexed is None else None
     if indexed is not None:
         owners = indexed.get(rel, [])
-    elif idx.owner_scans == 0:
+    elif idx is not None and idx.owner_scans == 0:
         # The first question is answered as pacman does: file lists in database
         # order, stopping at the first owner of a file (a one-shot -Qo reads a few
         # lists, not all); a second question builds the index for the rest.
@@ -570,6 +597,7 @@ def find_owner(handle: Handle, target: str, *, search_path: str | None = None) -
                 if not is_dir:
                     break
     else:
+        assert idx is not None
         owners = list(idx.owners.get(rel, ()))
     if not owners:
         raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"No package owns {filename}", path=filename)
@@ -900,6 +928,8 @@ def files_search(dbs: Sequence[SyncDatabase], target: str, *, regex: bool,
     paths with ``-x``); otherwise it is matched against file names.
 
     ``deadline`` bounds a regex search as in :func:`search`."""
+    from alpmd.engine.regex import compile_posix
+
     exact = "/" in target
     if exact:
         while len(target) > 1 and target.startswith("/"):

@@ -16,10 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alpmd.engine import query
+from alpmd.engine.db.convert import convert_dbpath
 from alpmd.engine.db.local import LocalDatabase, _find_lists, _list_specs
 from alpmd.engine.db.snapshot import SCHEMA
+from alpmd.engine.db.sqlite import LocalSqliteBackend
+from alpmd.engine.db.stores import Store
 from alpmd.engine.db.sync import SyncDatabase
-from alpmd.engine.errors import ErrorCode
+from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.formats.sections import scan
 from alpmd.engine.handle import Handle
@@ -27,6 +30,8 @@ from alpmd.engine.package import Package
 from alpmd.testing.repogen import generate_repo, make_local_db, write_sync_db
 
 DEP_FIELDS = ("depends", "optdepends", "provides")
+#: -Qs: one-line text (%DESC%) beside lists.
+SEARCH_FIELDS = ("desc", "provides", "groups")
 SYNC_FIELDS = ("desc", "groups", "provides", "replaces", "depends", "optdepends")
 
 
@@ -54,13 +59,16 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     return base, [m.name for m in local]
 
 
-def test_local_columns_match_full_metadata(repo: tuple[Path, list[str]]) -> None:
+@pytest.mark.parametrize("fields", [DEP_FIELDS, SEARCH_FIELDS], ids=["deps", "search"])
+def test_local_columns_match_full_metadata(repo: tuple[Path, list[str]],
+                                           fields: tuple[str, ...]) -> None:
     base, installed = repo
     db = LocalDatabase(str(base / "db"))
-    names, cols = db.columns(DEP_FIELDS)
+    names, cols = db.columns(fields)
     assert names == sorted(installed)
+    assert all(any(cols[f]) for f in fields)  # the fixture has values in every field
     fresh = LocalDatabase(str(base / "db"))
-    assert _as_dict(names, cols) == _full(fresh.packages, DEP_FIELDS)
+    assert _as_dict(names, cols) == _full(fresh.packages, fields)
     # Nothing was parsed whole for it.
     assert not any(p.desc_loaded for p in db.packages)
 
@@ -154,20 +162,36 @@ def test_older_snapshot_schema_rebuilt_quietly(repo: tuple[Path, list[str]], tmp
 
 _PIECES = ["%DEPENDS%", "%PROVIDES%", "%OPTDEPENDS%", "%DESC%", "%NAME%", "%GROUPS%",
            "%XYZ%", "", "foo", "bar>=1", "%DEPENDS% ", "a: b", "x\r", "%SIZE%", "12",
-           "%PROVIDES%\t"]
+           "%PROVIDES%\t", "%DESC% ", "a b"]
 
 
-@settings(max_examples=1000, deadline=None)
-@given(st.lists(st.sampled_from(_PIECES), max_size=14), st.booleans())
-def test_find_lists_agrees_with_scan(lines: list[str], final_newline: bool) -> None:
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=14), st.booleans(),
+       st.sampled_from([DEP_FIELDS, SEARCH_FIELDS]))
+def test_find_lists_agrees_with_scan(lines: list[str], final_newline: bool,
+                                     fields: tuple[str, ...]) -> None:
     text = "\n".join(lines) + ("\n" if final_newline else "")
-    specs = _list_specs(DEP_FIELDS)
+    specs = _list_specs(fields)
     assert specs is not None
     fast = _find_lists(text, specs)
+    try:
+        got = scan(text, specs, "test", ErrorCode.DB_INVALID)
+    except AlpmError:
+        assert fast is None  # a header without its value line is the scanner's to refuse
+        return
     if fast is None:
         return  # left to the scanner
-    got = scan(text, specs, "test", ErrorCode.DB_INVALID)
-    assert fast == {f: got.get(f) or [] for f in DEP_FIELDS}
+    assert fast == {f: got.get(f) if f == "desc" else got.get(f) or [] for f in fields}
+
+
+def test_find_lists_reads_empty_and_missing_descriptions() -> None:
+    specs = _list_specs(SEARCH_FIELDS)
+    assert specs is not None
+    assert _find_lists("%NAME%\nfoo\n\n%DESC%\n\n%GROUPS%\ng\n\n", specs) == {
+        "desc": "", "provides": [], "groups": ["g"]}
+    assert _find_lists("%NAME%\nfoo\n\n%GROUPS%\ng\n\n", specs) == {
+        "desc": None, "provides": [], "groups": ["g"]}
+    assert _find_lists("%NAME%\nfoo\n\n%DESC%\n", specs) is None
 
 
 def test_find_lists_reads_a_pacman_desc() -> None:
@@ -180,3 +204,20 @@ def test_find_lists_reads_a_pacman_desc() -> None:
     clean = text.replace("%DESC%\n%DEPENDS%\n", "%DESC%\nabout\n")
     assert _find_lists(clean, specs) == {"depends": ["glibc", "bash>=5"], "provides": ["sh"],
                                          "optdepends": []}
+
+
+@pytest.mark.parametrize("fields", [DEP_FIELDS, SEARCH_FIELDS], ids=["deps", "search"])
+def test_sqlite_columns_match_files(repo: tuple[Path, list[str]], tmp_path: Path,
+                                    fields: tuple[str, ...]) -> None:
+    """The SQLite store answers the same columns in one query (relations from its index,
+    the rest from its stored descs) as the files store does entry by entry."""
+    base, installed = repo
+    shutil.copytree(base / "db" / "local", tmp_path / "local")
+    convert_dbpath(str(tmp_path), Store.SQLITE)
+    db = LocalDatabase(str(tmp_path), backend=LocalSqliteBackend(str(tmp_path)))
+    got = db.backend.columns(fields)
+    assert got is not None  # the store's own bulk path, not the per-entry fallback
+    names, cols = got
+    assert names == sorted(installed)
+    files = LocalDatabase(str(base / "db"))
+    assert _as_dict(names, cols) == _as_dict(*files.columns(fields))

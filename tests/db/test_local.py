@@ -13,6 +13,7 @@ import pytest
 
 from alpmd.engine.db.backend import Entry, EntryKey, split_entry_name
 from alpmd.engine.db.local import TMP_PREFIX, LocalDatabase, LocalFilesBackend
+from alpmd.engine.db.sqlite import LocalSqliteBackend
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Backup, PkgMeta, Reason
 from alpmd.engine.formats.files import FileList
@@ -290,6 +291,21 @@ def test_duplicate_entries_keep_the_newer(tmp_path: Path) -> None:
     db = LocalDatabase(str(tmp_path), log=lambda level, m: msgs.append(m))
     assert db.get("dup").version == "1.10-1"  # type: ignore[union-attr]
     assert any("duplicated database entry 'dup'" in m for m in msgs)
+
+
+def test_sqlite_duplicate_entries_keep_the_newer(tmp_path: Path) -> None:
+    """Names read in one query when unique; two entries of a name still go the
+    careful way (the newer wins, and it is said)."""
+    backend = LocalSqliteBackend(str(tmp_path), durable=False)
+    for name, v in (("dup", "1.10-1"), ("dup", "1.9-1"), ("one", "1-1")):
+        backend.write(Entry(PkgMeta(name, v), FileList()))
+    assert backend.unique_versions() is None
+    msgs: list[str] = []
+    db = LocalDatabase(str(tmp_path), backend=backend, log=lambda level, m: msgs.append(m))
+    assert db.versions == {"dup": "1.10-1", "one": "1-1"}
+    assert any("duplicated database entry 'dup'" in m for m in msgs)
+    backend.remove(EntryKey("dup", "1.9-1"))
+    assert backend.unique_versions() == {"dup": "1.10-1", "one": "1-1"}
 
 
 def test_desc_name_mismatch_reported_dir_wins(tmp_path: Path) -> None:

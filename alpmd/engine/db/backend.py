@@ -133,6 +133,11 @@ class DatabaseBackend(abc.ABC):
         """Name → version of every entry (a store that has them at hand may skip the keys)."""
         return {key.name: key.version for key in self.scan()}
 
+    def unique_versions(self) -> dict[str, str] | None:
+        """Name → version in one step when no name has two entries, else ``None`` (then
+        :meth:`scan` tells the duplicates apart); a new view, as :meth:`scan` starts one."""
+        return None
+
     def group_index(self) -> dict[str, list[str]] | None:
         """Group → member names in name order, if the store keeps one (else ``None``)."""
         return None

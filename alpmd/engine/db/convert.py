@@ -21,8 +21,9 @@ from alpmd.engine.db.backend import DatabaseBackend, RawEntry
 from alpmd.engine.db.local import LocalFilesBackend
 from alpmd.engine.db.sqlite import STORE_NAME, LocalSqliteBackend
 from alpmd.engine.db.stores import Store, local_backend, stores_present
+from alpmd.engine.durable import fsync_dir
 from alpmd.engine.errors import AlpmError, ErrorCode
-from alpmd.engine.journal import fsync_dir, journal_path
+from alpmd.engine.journal import journal_path
 
 if TYPE_CHECKING:
     from alpmd.engine.handle import Handle

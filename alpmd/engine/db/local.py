@@ -45,26 +45,19 @@ from alpmd.engine.db.backend import (
     split_entry_name,
 )
 from alpmd.engine.db.cache import CachedDatabase, PackageCache
+from alpmd.engine.durable import fsync_dir
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import _LOCAL as LOCAL_SPECS
 from alpmd.engine.formats.desc import PkgMeta, Reason, parse_local_desc, write_local_desc
 from alpmd.engine.formats.files import FileList, parse_files, write_files
-from alpmd.engine.formats.sections import LIST, Spec, scan
-from alpmd.engine.journal import fsync_dir
-from alpmd.engine.log import LogCallback, LogLevel
+from alpmd.engine.formats.sections import LIST, SINGLE, Spec, scan
+from alpmd.engine.log import LogCallback, LogLevel, python_log
 from alpmd.engine.package import Loaded, Origin, Package, Part
 from alpmd.engine.version import vercmp
 
-__all__ = ["LOCAL_DB_VERSION", "LocalDatabase", "LocalFilesBackend", "TMP_PREFIX", "desc_list_fields"]
+__all__ = ["LOCAL_DB_VERSION", "LocalDatabase", "LocalFilesBackend", "TMP_PREFIX",
+           "desc_fields_readable", "desc_list_fields"]
 
-
-def _pylog(level: LogLevel, message: str) -> None:
-    """Also tell Python's logging (imported on the first message: queries rarely log)."""
-    import logging
-
-    logging.getLogger("alpmd.engine.db").log(
-        logging.ERROR if level & LogLevel.ERROR else
-        logging.WARNING if level & LogLevel.WARNING else logging.DEBUG, "%s", message)
 
 #: The alpm-db layout version pacman 4.2 to 7 use.
 LOCAL_DB_VERSION = 9
@@ -82,9 +75,10 @@ _MTREE, _SCRIPTLET, _CHANGELOG = Part.MTREE.value, Part.SCRIPTLET.value, Part.CH
 
 @functools.lru_cache(maxsize=16)
 def _list_specs(fields: tuple[str, ...]) -> dict[str, Spec] | None:
-    """The local desc sections holding ``fields``, when every one is a list field."""
+    """The local desc sections holding ``fields``, when each is a list or a line of text."""
     specs = {header: spec for header, spec in LOCAL_SPECS.items() if spec[0] in fields}
-    if len(specs) != len(fields) or any(kind != LIST for _, kind in specs.values()):
+    if len(specs) != len(fields) or any(kind not in (LIST, SINGLE)
+                                        for _, kind in specs.values()):
         return None
     return specs
 
@@ -101,7 +95,7 @@ def _find_lists(text: str, specs: dict[str, Spec]) -> dict[str, Any] | None:
         return None
     out: dict[str, Any] = {}
     end_of_text = len(text) - 1 if text.endswith("\n") else len(text)
-    for header, (field, _) in specs.items():
+    for header, (field, kind) in specs.items():
         line = header + "\n"
         starts = [0] if text.startswith(line) else []
         after_blank = "\n\n" + line
@@ -111,6 +105,16 @@ def _find_lists(text: str, specs: dict[str, Spec]) -> dict[str, Any] | None:
             i = text.find(after_blank, i + 1)
         if len(starts) != text.count(header):
             return None
+        if kind == SINGLE:  # the next line, even empty; a repeated header replaces
+            if not starts:
+                out[field] = None
+                continue
+            body = starts[-1] + len(line)
+            end = text.find("\n", body)
+            if body > end_of_text or (end < 0 and body == len(text)):
+                return None  # no value line: scan raises
+            out[field] = text[body:end if end >= 0 else len(text)]
+            continue
         values: list[str] = []
         for start in starts:
             body = start + len(line)
@@ -121,8 +125,14 @@ def _find_lists(text: str, specs: dict[str, Spec]) -> dict[str, Any] | None:
     return out
 
 
+def desc_fields_readable(fields: Sequence[str]) -> bool:
+    """Whether :func:`desc_list_fields` reads ``fields`` (lists and one-line texts)."""
+    return _list_specs(tuple(fields)) is not None
+
+
 def desc_list_fields(data: bytes, fields: Sequence[str]) -> dict[str, Any] | None:
-    """List fields (depends, provides...) of a local ``desc``, or ``None`` for other fields.
+    """List and one-line fields (depends, provides, desc...) of a local ``desc``, or
+    ``None`` for other fields (then the caller parses the whole entry).
 
     Scanning only the wanted sections is about twice as fast as parsing the
     whole entry; both backends keep ``desc`` as pacman writes it.
@@ -135,7 +145,7 @@ def desc_list_fields(data: bytes, fields: Sequence[str]) -> dict[str, Any] | Non
     if fast is not None:
         return fast
     got = scan(text, specs, "local desc", ErrorCode.DB_INVALID)
-    return {f: got.get(f) or [] for f in fields}
+    return {f: got.get(f) if kind == SINGLE else got.get(f) or [] for f, kind in specs.values()}
 
 
 def _slurp(path: str) -> bytes:
@@ -232,7 +242,7 @@ class LocalFilesBackend(DatabaseBackend):
         self._cleaned = False
 
     def _log(self, level: LogLevel, message: str) -> None:
-        _pylog(level, message)
+        python_log(level, message, "alpmd.engine.db")
         if self._log_cb is not None:
             self._log_cb(level, message)
 
@@ -625,7 +635,8 @@ class LocalDatabase(CachedDatabase):
         return self.backend.label
 
     def _log(self, level: LogLevel, message: str) -> None:
-        _pylog(level if level & LogLevel.ERROR else LogLevel.WARNING, message)
+        python_log(level if level & LogLevel.ERROR else LogLevel.WARNING, message,
+                   "alpmd.engine.db")
         if self._log_cb is not None:
             self._log_cb(level, message)
 
@@ -634,18 +645,28 @@ class LocalDatabase(CachedDatabase):
             if not self._opened:
                 self.backend.open()
                 self._opened = True
-            versions: dict[str, str] = {}
-            for name, version in self.backend.scan():
-                seen = versions.get(name)
-                if seen is not None:
-                    # libalpm keeps whichever readdir returns first; keep the newer.
-                    keep = version if vercmp(version, seen) > 0 else seen
-                    self._log(LogLevel.ERROR, f"duplicated database entry '{name}' "
-                                              f"({seen} and {version}); using {keep}")
-                    version = keep
-                versions[name] = version
+            versions = self.backend.unique_versions()
+            if versions is None:
+                keys = list(self.backend.scan())
+                versions = dict(keys)  # C speed; duplicates are rare
+                if len(versions) != len(keys):
+                    versions = self._without_duplicates(keys)
             self._cache = PackageCache(versions, self._make)
         return self._cache
+
+    def _without_duplicates(self, keys: list[EntryKey]) -> dict[str, str]:
+        """Name → version when a name has two entries: the newer wins, and it is said."""
+        versions: dict[str, str] = {}
+        for name, version in keys:
+            seen = versions.get(name)
+            if seen is not None:
+                # libalpm keeps whichever readdir returns first; keep the newer.
+                keep = version if vercmp(version, seen) > 0 else seen
+                self._log(LogLevel.ERROR, f"duplicated database entry '{name}' "
+                                          f"({seen} and {version}); using {keep}")
+                version = keep
+            versions[name] = version
+        return versions
 
     # -- queries: packages, get, versions, groups (CachedDatabase) -------------------------
 

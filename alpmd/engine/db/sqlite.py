@@ -22,13 +22,11 @@ transaction is rolled back, nothing half-written).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
 
 from alpmd.engine.db.backend import (
     PART_NAMES,
@@ -37,7 +35,8 @@ from alpmd.engine.db.backend import (
     EntryKey,
     RawEntry,
 )
-from alpmd.engine.db.local import check_key, desc_list_fields
+from alpmd.engine.db.local import check_key, desc_fields_readable, desc_list_fields
+from alpmd.engine.db.stores import STORE_NAME
 from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import PkgMeta, parse_local_desc, write_local_desc
@@ -47,8 +46,6 @@ from alpmd.engine.package import Loaded, Part
 
 __all__ = ["SCHEMA_VERSION", "STORE_NAME", "LocalSqliteBackend", "sqlite_error"]
 
-#: The store's file name inside dbpath (pacman never looks at it).
-STORE_NAME = "local.sqlite"
 #: ``PRAGMA application_id``: "alpm" — tells our file from any other SQLite file.
 APPLICATION_ID = 0x616C706D
 #: ``PRAGMA user_version``: bumped when the tables change; newer is refused.
@@ -87,6 +84,7 @@ CREATE VIRTUAL TABLE search USING fts5(name, description);
 
 #: The column of each part (same names as the files backend's files).
 _COLUMNS = PART_NAMES
+_COLUMN_BITS = [(part.value, name) for part, name in _COLUMNS.items()]
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_FULL = 5, 6, 11, 13
 _SQLITE_NOTADB = 26
 
@@ -134,7 +132,7 @@ class LocalSqliteBackend(DatabaseBackend):
         #: a read never runs inside another thread's write transaction.
         self._mutex = threading.RLock()
         #: See :meth:`_bulk_desc`; dropped by every write.
-        self._descs: dict[EntryKey, bytes] | None = None
+        self._descs: dict[EntryKey, tuple[bytes, bool]] | None = None
         self._desc_reads = 0
         #: "unopened", "missing" (no file yet: an empty database) or "valid".
         self.state = "unopened"
@@ -183,7 +181,9 @@ class LocalSqliteBackend(DatabaseBackend):
     # -- life cycle --------------------------------------------------------------------------
 
     def _connect(self, mode: str) -> sqlite3.Connection:
-        uri = f"file:{quote(self.path)}?mode={mode}"
+        # SQLite's URI path: only %, ? and # need escaping (urllib.parse costs start-up).
+        path = self.path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+        uri = f"file:{path}?mode={mode}"
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=LOCK_TIMEOUT,
                                check_same_thread=False)
         try:
@@ -305,23 +305,38 @@ class LocalSqliteBackend(DatabaseBackend):
             rows = conn.execute("SELECT name, version FROM pkg").fetchall()
             self._descs = None  # a new scan is a new view: nothing fetched before it
             self._desc_reads = 0
-        return (EntryKey(n, v) for n, v in rows)
+        return map(EntryKey._make, rows)
 
-    def _bulk_desc(self, key: EntryKey) -> bytes | None:
+    def unique_versions(self) -> dict[str, str] | None:
+        """One query, no key objects: a cold -Qo of 5,000 packages spent half its time
+        making them."""
+        if self.state == "unopened":
+            self.open()
+        if self.state == "missing":
+            return {}
+        with self._reading("read") as conn:
+            rows = conn.execute("SELECT name, version FROM pkg").fetchall()
+            self._descs = None  # a new view, as scan() starts one
+            self._desc_reads = 0
+        versions = dict(rows)
+        return versions if len(versions) == len(rows) else None
+
+    def _bulk_desc(self, key: EntryKey) -> tuple[bytes, bool] | None:
         """``desc`` from one query for all entries, once a walk over many is under way.
 
         One SELECT per entry costs more than reading a small file; after
         :data:`BULK_AFTER` single reads the remaining ones are fetched at once
         and handed out (each once: the package keeps what it parsed). Point
-        queries never pay for the whole table.
+        queries never pay for the whole table. With each ``desc`` comes whether
+        an install scriptlet exists (``-Qi`` shows it: no second query per package).
         """
         with self._reading("read") as conn:
             if self._descs is None:
                 self._desc_reads += 1
                 if self._desc_reads <= BULK_AFTER:
                     return None
-                self._descs = {EntryKey(n, v): d for n, v, d in
-                               conn.execute("SELECT name, version, desc FROM pkg")}
+                self._descs = {EntryKey(n, v): (d, bool(i)) for n, v, d, i in conn.execute(
+                    "SELECT name, version, desc, install IS NOT NULL FROM pkg")}
             data = self._descs.pop(key, None)
             if not self._descs:  # handed out: the next walk starts counting again
                 self._descs = None
@@ -330,21 +345,28 @@ class LocalSqliteBackend(DatabaseBackend):
 
     def read(self, key: EntryKey, parts: Part) -> Loaded:
         got = Loaded()
-        cols = [name for part, name in _COLUMNS.items() if part in parts]
+        want = parts.value  # plain ints: enum flag tests cost microseconds per entry
+        cols = [name for bit, name in _COLUMN_BITS if want & bit]
         if not cols:
             return got
         if cols == ["desc"]:
-            data = self._bulk_desc(key)
-            if data is not None:
-                got.meta = self._parse_desc(key, data)
+            bulk = self._bulk_desc(key)
+            if bulk is not None:
+                got.meta = self._parse_desc(key, bulk[0])
+                got.has_scriptlet = bulk[1]
                 return got
+        # With desc comes whether a scriptlet exists (a flag, not the script).
+        flag = "desc" in cols and "install" not in cols
+        select = ", ".join(cols) + (", install IS NOT NULL" if flag else "")
         with self._reading("read") as conn:
-            row = conn.execute(f"SELECT {', '.join(cols)} FROM pkg WHERE name=? AND version=?",
+            row = conn.execute(f"SELECT {select} FROM pkg WHERE name=? AND version=?",
                                key).fetchone()
         if row is None:
             raise AlpmError(ErrorCode.DB_INVALID, f"corrupted database: no entry "
                             f"{key.dirname} in {self.path}", path=self.path)
-        values: dict[str, bytes | None] = dict(zip(cols, row, strict=True))
+        values: dict[str, bytes | None] = dict(zip(cols, row, strict=False))
+        if flag:
+            got.has_scriptlet = bool(row[-1])
         if "desc" in values:
             got.meta = self._parse_desc(key, values["desc"])
         if "files" in values:
@@ -376,7 +398,7 @@ class LocalSqliteBackend(DatabaseBackend):
         return meta
 
     def read_fields(self, key: EntryKey, fields: Sequence[str]) -> dict[str, Any] | None:
-        if any(f not in REL_FIELDS for f in fields):
+        if not desc_fields_readable(fields):
             return None
         with self._reading("read") as conn:
             row = conn.execute("SELECT desc FROM pkg WHERE name=? AND version=?",
@@ -386,13 +408,17 @@ class LocalSqliteBackend(DatabaseBackend):
         return desc_list_fields(row[0], fields)
 
     def columns(self, fields: Sequence[str]) -> tuple[list[str], dict[str, list[Any]]] | None:
-        """Relation fields of every entry straight from the index (one query)."""
-        if not fields or any(f not in REL_FIELDS for f in fields):
+        """Fields of every entry in one query: relation fields straight from the index,
+        others (``-Qs`` wants ``desc``) read from each stored ``desc`` by section."""
+        relations = all(f in REL_FIELDS for f in fields)
+        if not fields or not (relations or desc_fields_readable(fields)):
             return None
         if self.state == "unopened":
             self.open()
         if self.state == "missing":
             return [], {f: [] for f in fields}
+        if not relations:
+            return self._desc_columns(fields)
         marks = ", ".join("?" * len(fields))
         with self._reading("read") as conn:
             names = [n for (n,) in conn.execute("SELECT name FROM pkg ORDER BY name")]
@@ -405,6 +431,21 @@ class LocalSqliteBackend(DatabaseBackend):
                                 tuple(fields))
             for name, kind, value in rows:
                 values[kind][index[name]].append(value)
+        return names, values
+
+    def _desc_columns(self, fields: Sequence[str]) -> tuple[list[str], dict[str, list[Any]]] | None:
+        with self._reading("read") as conn:
+            rows = conn.execute("SELECT name, desc FROM pkg ORDER BY name").fetchall()
+        names = [n for n, _ in rows]
+        if len(set(names)) != len(names):
+            return None  # duplicate entries: the cache decides which one counts
+        values: dict[str, list[Any]] = {f: [] for f in fields}
+        appends = [(f, values[f].append) for f in fields]
+        for _, data in rows:
+            got = desc_list_fields(data, fields)
+            assert got is not None  # desc_fields_readable(fields)
+            for f, append in appends:
+                append(got[f])
         return names, values
 
     def owners(self, paths: Sequence[str]) -> dict[str, list[EntryKey]] | None:
@@ -446,6 +487,8 @@ class LocalSqliteBackend(DatabaseBackend):
                 "WHERE search MATCH ? ORDER BY p.name", (query,))]
 
     def read_raw(self, key: EntryKey) -> RawEntry:
+        import json  # conversion and checks only: queries never load it
+
         cols = list(_COLUMNS.values())
         with self._reading("read") as conn:
             row = conn.execute(f"SELECT {', '.join(cols)}, mtimes FROM pkg "
@@ -593,6 +636,8 @@ class LocalSqliteBackend(DatabaseBackend):
 
     def write_raw(self, entries: Iterator[RawEntry]) -> None:
         """All entries in one transaction (conversion: the new store is whole or absent)."""
+        import json
+
         with self._writing("fill") as conn:
             for raw in entries:
                 check_key(raw.key)

@@ -13,11 +13,13 @@ import os
 
 from alpmd.engine.db.backend import DatabaseBackend
 from alpmd.engine.db.local import TMP_PREFIX, VERSION_FILE, LocalFilesBackend
-from alpmd.engine.db.sqlite import STORE_NAME, LocalSqliteBackend
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.log import LogCallback
 
-__all__ = ["Store", "choose_store", "local_backend", "stores_present"]
+__all__ = ["STORE_NAME", "Store", "choose_store", "local_backend", "stores_present"]
+
+#: The SQLite store's file in the database directory (beside pacman's ``local/``).
+STORE_NAME = "local.sqlite"
 
 
 class Store(enum.Enum):
@@ -63,5 +65,8 @@ def local_backend(dbpath: str, store: Store, *, log: LogCallback | None = None,
                   durable: bool = True) -> DatabaseBackend:
     """A backend of the given kind for ``dbpath``'s local database."""
     if store is Store.SQLITE:
+        # Imported when chosen: the files store's commands never load sqlite3.
+        from alpmd.engine.db.sqlite import LocalSqliteBackend
+
         return LocalSqliteBackend(dbpath, log=log, durable=durable)
     return LocalFilesBackend(dbpath, log=log, durable=durable)

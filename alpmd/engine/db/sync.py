@@ -32,7 +32,7 @@ from alpmd.engine.db.backend import DatabaseBackend, EntryKey, split_entry_name
 from alpmd.engine.db.cache import CachedDatabase, PackageCache
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import PkgMeta, parse_sync_desc
-from alpmd.engine.log import LogCallback, LogLevel
+from alpmd.engine.log import LogCallback, LogLevel, python_log
 from alpmd.engine.package import Loaded, Origin, Part
 
 if TYPE_CHECKING:
@@ -45,14 +45,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SyncArchiveBackend", "SyncDatabase", "read_db_archive"]
 
-
-def _pylog(level: LogLevel, message: str) -> None:
-    """Also tell Python's logging (imported on the first message, which is rare)."""
-    import logging
-
-    logging.getLogger("alpmd.engine.db").log(
-        logging.WARNING if level & LogLevel.WARNING else
-        logging.ERROR if level & LogLevel.ERROR else logging.DEBUG, "%s", message)
 
 #: Largest member accepted from a database archive (a ``files`` list of a huge package
 #: is a few megabytes; anything beyond this is a broken or hostile archive).
@@ -242,7 +234,7 @@ class SyncArchiveBackend(DatabaseBackend):
         self._files: dict[str, bytes] | None = None
 
     def _log(self, level: LogLevel, message: str) -> None:
-        _pylog(level, message)
+        python_log(level, message, "alpmd.engine.db")
         if self._log_cb is not None:
             self._log_cb(level, message)
 

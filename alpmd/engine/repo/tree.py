@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from alpmd.engine.durable import fsync_dir
 from alpmd.engine.errors import AlpmError, ErrorCode
-from alpmd.engine.journal import fsync_dir
 from alpmd.engine.repo.config import (
     CONFIG_NAME,
     RepoSection,

@@ -40,8 +40,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from alpmd.engine.durable import fsync_dir
 from alpmd.engine.errors import AlpmError, ErrorCode
-from alpmd.engine.journal import fsync_dir
 from alpmd.engine.repo.config import TreeConfig
 from alpmd.engine.repo.dbarchive import Chunk, Entry, key, write_db_incremental
 from alpmd.engine.repo.tracking import HistoryEntry, Row, Tracking, entries_of
