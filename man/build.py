@@ -1,7 +1,8 @@
 """Build the manual pages: man/<page>.<section>.rst (and man/<lang>/...) -> roff.
 
 One source format (reStructuredText, docutils' man page writer). org.alpm(7) is
-generated from data/org.alpm.xml (see dbus_page.py), so it follows the API.
+generated from data/org.alpm.xml and the descriptions it carries (see
+dbus_page.py), so it follows the API.
 Any docutils warning stops the build: a page that renders badly is not installed.
 
     python man/build.py --out build/man
@@ -40,8 +41,7 @@ def sources() -> list[tuple[str, str, str]]:
         lang = "" if rst.parent == HERE else rst.parent.name
         pages.append((lang, rst.name[:-len(".rst")], rst.read_text(encoding="utf-8")))
     xml = (ROOT / "data" / "org.alpm.xml").read_text(encoding="utf-8")
-    docs = (HERE / "org.alpm.7.docs").read_text(encoding="utf-8")
-    pages.append(("", "org.alpm.7", dbus_page.page(xml, docs)))
+    pages.append(("", "org.alpm.7", dbus_page.page(xml)))
     return pages
 
 

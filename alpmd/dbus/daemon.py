@@ -33,7 +33,6 @@ from alpmd.dbus.packages import package_id, repo_name
 from alpmd.dbus.queue import WriterQueue
 from alpmd.dbus.recovery import CommitMarker, RecoveryResult, clear_incoming, recover
 from alpmd.dbus.runner import Runner, error_details
-from alpmd.dbus.searcher import Searcher
 from alpmd.dbus.transaction import Cancelled, TransactionObject
 from alpmd.dbus.watcher import Watcher
 from alpmd.engine import download
@@ -84,7 +83,6 @@ class Daemon:
         self.lifecycle = Lifecycle(idle_timeout)
         self.watcher = Watcher(self)
         self.workers = limits.Workers(caps)
-        self.searcher = Searcher(config_path)
         self.file_bytes = 0
 
     # -- handles ------------------------------------------------------------------------

@@ -126,11 +126,11 @@ class Manager1(ServiceInterface):
         return await self._new("install", check_targets(targets, self.daemon.limits), opts)
 
     @dbus_method()
-    async def InstallFiles(self, fds_: AH, opts: Opts) -> O:
+    async def InstallFiles(self, files: AH, opts: Opts) -> O:
         """Package files passed as descriptors: authorised first, then copied through the
         descriptors into private files (the client's descriptors are closed on return)."""
         sender = CALLER.get()
-        mine = fds.claim(fds_, sender)
+        mine = fds.claim(files, sender)
         try:
             return await self._install_files(sender, mine, opts)
         finally:

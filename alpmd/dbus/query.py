@@ -9,6 +9,7 @@ import contextlib
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -16,7 +17,7 @@ from dbus_fast import DBusError
 from dbus_fast.service import ServiceInterface, dbus_method
 from dbus_fast.signature import Variant
 
-from alpmd.dbus import errors, fds, limits, options, searcher
+from alpmd.dbus import errors, fds, limits, options
 from alpmd.dbus.bus import CALLER
 from alpmd.dbus.packages import attributes, lookup, package_id
 from alpmd.dbus.types import AS, Groups, H, ListOfDicts, Opts, Pairs, S, SearchRows
@@ -26,7 +27,7 @@ from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.handle import Handle
 from alpmd.engine.package import Package
-from alpmd.engine.regex import compile_posix
+from alpmd.engine.regex import compile_posix, is_literal
 from alpmd.engine.target import find_package
 
 if TYPE_CHECKING:
@@ -99,7 +100,8 @@ class Query1(ServiceInterface):
         Options: ``scope`` (available: the repositories, or one of the installed package
         scopes of :data:`alpmd.engine.query.SCOPE_NAMES`: installed, explicit, deps...),
         ``fields`` (["name"] to match names only), ``repos``, ``limit``, ``offset``.
-        Terms with regex syntax are matched in a child process under a deadline.
+        Terms with regex syntax are matched in a worker thread by the engine's bounded
+        matcher (:mod:`alpmd.engine.regex`), which gives up at the search deadline.
         """
         scope = options.get(opts, "scope", str, "available")
         if scope != AVAILABLE:
@@ -117,23 +119,20 @@ class Query1(ServiceInterface):
             raise errors.invalid("at most 64 search terms of at most 1024 characters")
         names_only = bool(fields) and set(fields) <= {"name"}
         limit, offset = min(limit, MAX_ROWS), min(offset, 1 << 62)
-        if not searcher.needs_isolation(terms):
-            return _translated_rows(lambda: search_rows(self.handle, terms, scope, repos,
-                                                        names_only, offset, limit))
+        h = self.handle
+        if all(is_literal(t) for t in terms):
+            return _translated_rows(lambda: search_rows(h, terms, scope, repos, names_only,
+                                                        offset, limit))
         d = self.daemon
-        req = searcher.Request(d.generation, list(terms), scope, list(repos), names_only,
-                               offset, limit)
-        deadline = d.limits.search_deadline
-        try:
-            return await d.workers.run(CALLER.get(), deadline + 5,
-                                       lambda: d.searcher.search(req, deadline),
-                                       "the search")
-        except searcher.SearchTimeout as exc:
-            raise errors.code_text(errors.TIMEOUT, "timeout", str(exc)) from None
-        except searcher.SearchFailed as exc:
-            if exc.code == ErrorCode.INVALID_REGEX.value:
-                raise errors.from_alpm(AlpmError(ErrorCode.INVALID_REGEX, exc.message)) from None
-            raise errors.code_text(errors.INTERNAL, "internal", exc.message) from None
+        bound = d.limits.search_deadline
+        deadline = time.monotonic() + bound
+        # The engine's bounded matcher stops at ``deadline`` with PATTERN_TOO_COSTLY (a
+        # Timeout error); the pool's own deadline, a little later, is only a backstop.
+        return await d.workers.run(
+            CALLER.get(), bound + 5,
+            lambda: _translated_rows(lambda: search_rows(h, terms, scope, repos, names_only,
+                                                         offset, limit, deadline)),
+            "the search")
 
     @dbus_method()
     @translated
@@ -299,21 +298,23 @@ def _bounded(values: list[str], what: str, length: int = NAME_LENGTH) -> None:
 
 
 def search_rows(h: Handle, terms: list[str], scope: str, repos: list[str], names_only: bool,
-                offset: int, limit: int) -> list[list[Any]]:
-    """Search's rows over ``h`` (in the daemon, or in the search child)."""
+                offset: int, limit: int, deadline: float | None = None) -> list[list[Any]]:
+    """Search's rows over ``h``; with a ``deadline`` (``time.monotonic()``) every match is
+    bounded (``AlpmError(PATTERN_TOO_COSTLY)`` past it), for terms with regex syntax."""
     installed = h.localdb.versions
     pkgs: list[Package] = []
     if scope == AVAILABLE:
         for db in h.syncdbs:
             if repos and db.name not in repos:
                 continue
-            pkgs.extend(q.search(db, terms))
+            pkgs.extend(q.search(db, terms, deadline=deadline))
     else:
         wanted = q.parse_scope(scope)
-        pkgs = [p for p in q.search(h.localdb, terms) if q.in_scope(h, p, wanted)]
+        pkgs = [p for p in q.search(h.localdb, terms, deadline=deadline)
+                if q.in_scope(h, p, wanted)]
     if names_only:
-        regs = [compile_posix(t) for t in terms]
-        pkgs = [p for p in pkgs if all(r.search(p.name) or t.lower() in p.name.lower()
+        regs = [compile_posix(t, bounded=deadline is not None) for t in terms]
+        pkgs = [p for p in pkgs if all(r.search(p.name, deadline) or t.lower() in p.name.lower()
                                        for r, t in zip(regs, terms, strict=True))]
     rows: list[list[Any]] = []
     for pkg in pkgs[offset:offset + limit]:

@@ -81,7 +81,6 @@ async def serve(config: str, *, address: str | None = None, keep_finished: float
     with contextlib.suppress(Exception):
         bus.disconnect()
     daemon.handle.release()
-    daemon.searcher.close()
     repository.close()
     return 0
 

@@ -320,7 +320,7 @@ def search(db: Database, patterns: Sequence[str], *,
     cannot be matched by then (see :mod:`alpmd.engine.regex`).
     """
     # The regex module (ctypes, libc's regcomp) loads only for a search: -Qi never pays.
-    from alpmd.engine.regex import compile_posix
+    from alpmd.engine.regex import compile_posix, is_literal
 
     bounded = deadline is not None
     regs = [compile_posix(p, bounded=bounded) for p in patterns]
@@ -333,7 +333,7 @@ def search(db: Database, patterns: Sequence[str], *,
     for reg, pat in zip(regs, patterns, strict=True):
         hits = set(reg.matching_groups(b.text, b.lower, b.starts, b.owner, b.next_start,
                                        deadline))
-        if pat and not _plain(pat):
+        if pat and not is_literal(pat):
             pos = names.find(pat)
             while pos >= 0:
                 k = bisect_right(name_starts, pos) - 1
@@ -357,11 +357,6 @@ def search(db: Database, patterns: Sequence[str], *,
             pkg.seed({"desc": descs[i], "groups": list(groups[i])})
         found.append(pkg)
     return found
-
-
-def _plain(pattern: str) -> bool:
-    """A pattern without regex syntax: its literal occurrences are regex matches already."""
-    return not any(c in pattern for c in "\\.[]()*+?{}|^$")
 
 
 # -- satisfiers and provisions -----------------------------------------------------------

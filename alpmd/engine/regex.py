@@ -29,7 +29,7 @@ from typing import Any
 
 from alpmd.engine.errors import AlpmError, ErrorCode
 
-__all__ = ["MAX_BOUNDED_LENGTH", "MAX_BOUNDED_SIZE", "PosixRegex", "compile_posix"]
+__all__ = ["MAX_BOUNDED_LENGTH", "MAX_BOUNDED_SIZE", "PosixRegex", "compile_posix", "is_literal"]
 
 #: A bounded pattern longer than this is refused (searches are a few words).
 MAX_BOUNDED_LENGTH = 1024
@@ -391,6 +391,16 @@ class PosixRegex:
             found.append(g)
             pos = next_group_start[g]
         return found
+
+
+#: Characters with a meaning in an ERE; a pattern without any is a literal word.
+REGEX_SYNTAX = frozenset("\\.[]()*+?{}|^$")
+
+
+def is_literal(pattern: str) -> bool:
+    """Whether ``pattern`` has no regex syntax: matching it is a substring search, linear
+    in the text whatever the pattern (a server may run it without a deadline)."""
+    return not REGEX_SYNTAX.intersection(pattern)
 
 
 def compile_posix(pattern: str, *, bounded: bool = False) -> PosixRegex:

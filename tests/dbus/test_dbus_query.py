@@ -21,11 +21,15 @@ def _strings(out: str) -> list[str]:
 
 
 @pytest.mark.oracle
-def test_search_matches_pacman(daemon: DBusEnv, sandbox: PacmanRoot, client_user: str) -> None:
-    out = daemon.busctl("call", *Q, "Search", "asa{sv}", "1", "^lib", "0", user=client_user)
+@pytest.mark.parametrize("term", ["^lib", "lib", "[[:digit:]]$", "^(py|lib).*-", "x{2,}|q"])
+def test_search_matches_pacman(daemon: DBusEnv, sandbox: PacmanRoot, client_user: str,
+                               term: str) -> None:
+    """Plain words (matched at once) and regular expressions (the engine's bounded matcher,
+    in a worker) find what pacman -Ss finds."""
+    out = daemon.busctl("call", *Q, "Search", "asa{sv}", "1", term, "0", user=client_user)
     ids = _strings(out.stdout)[0::5]
     names = sorted(i.split(";")[0] for i in ids)
-    pac = sandbox.pacman("-Ss", "^lib")
+    pac = sandbox.pacman("-Ss", term)
     want = sorted(line.split()[0].split("/", 1)[1] for line in pac.stdout.splitlines()
                   if line and not line.startswith(" "))
     assert want and names == want
