@@ -214,8 +214,9 @@ class Runner:
             for action in authority.plan_actions(
                     t.kind, [row["action"].value for row in t.plan]):
                 if action not in t.authorized:
-                    t.add_log("info", "daemon", translator(t.locale)(
-                        "the plan needs {action}").format(action=action))
+                    _ = translator(t.locale)
+                    t.add_log("info", "daemon", _("the plan needs {action}").format(
+                        action=action))
                     await d.authority.check(t.sender, action, t.auth_details(),
                                             interactive=bool(t.hints.get("interactive")))
                     t.authorized.add(action)
@@ -292,8 +293,8 @@ class Runner:
                 keep_versions=keep if isinstance(keep, int) else None, all=everything)
         finally:
             h.release()
-        t.add_log("info", "daemon", translator(t.locale)("cache cleaned: {result}").format(
-            result=res))
+        _ = translator(t.locale)
+        t.add_log("info", "daemon", _("cache cleaned: {result}").format(result=res))
 
     async def set_reason(self, t: TransactionObject) -> None:
         reason = Reason.DEPEND if t.opts.get("reason") == "dependency" else Reason.EXPLICIT
@@ -350,7 +351,8 @@ class Runner:
         finally:
             h.release()
         if res.imported:
-            t.add_log("info", "alpm", translator(t.locale)("imported key {fingerprint}").format(
+            _ = translator(t.locale)
+            t.add_log("info", "alpm", _("imported key {fingerprint}").format(
                 fingerprint=res.fingerprint))
         t.add_log("info", "alpm", res.message)
 
