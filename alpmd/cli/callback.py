@@ -73,7 +73,7 @@ class Callbacks:
         if self.noprogressbar and self.download_started is not None \
                 and (started := self.download_started(e)) is not None:
             # pacman's download callback, which --print does not silence
-            out.write(f" {_clean_filename(started)} downloading...\n")
+            out.write(" " + _("{file} downloading...").format(file=_clean_filename(started)) + "\n")
             return
         if self.print_mode:
             return

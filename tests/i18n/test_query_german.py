@@ -101,3 +101,19 @@ def test_files_and_owner_misses_in_german(root: PacmanRoot) -> None:
     assert pacman.returncode == english.returncode == german.returncode == 0
     assert english.stdout == pacman.stdout == "usr/bin/app is owned by core/app 1.0-1\n"
     assert german.stdout == "usr/bin/app gehört zu core/app 1.0-1\n"
+
+
+def test_usage_errors_in_german(root: PacmanRoot) -> None:
+    pacman = root.pacman("-Q", "-S")
+    english = alpm(root, C, "-Q", "-S")
+    german = alpm(root, GERMAN, "-Q", "-S")
+    assert pacman.returncode == english.returncode == german.returncode == 1
+    assert english.stderr == pacman.stderr == "error: only one operation may be used at a time\n"
+    assert german.stderr == "Fehler: nur ein Vorgang auf einmal ist erlaubt\n"
+    pacman = root.pacman("-Q", "--bogus")
+    english = alpm(root, C, "-Q", "--bogus")
+    german = alpm(root, GERMAN, "-Q", "--bogus")
+    assert pacman.returncode == english.returncode == german.returncode == 1
+    assert pacman.stderr.endswith("pacman: unrecognized option '--bogus'\n")
+    assert english.stderr.split(": ", 1)[1] == pacman.stderr.split(": ", 1)[1]
+    assert german.stderr.split(": ", 1)[1] == "unbekannte Option »--bogus«\n"
