@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
@@ -98,6 +99,23 @@ def gettext(message: str) -> str:
 def ngettext(singular: str, plural: str, n: int) -> str:
     """The singular or plural form of a message for ``n``, in the process's language."""
     return _catalog().ngettext(singular, plural, n)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A text with its values kept apart, so each reader formats it in its own language:
+    ``str()`` is the English (the engine's reports, logs), :meth:`in_language` a translation."""
+
+    text: str
+    values: Mapping[str, object] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.text.format(**self.values)
+
+    def in_language(self, gettext_for: Callable[[str], str] | None = None) -> str:
+        """The text through ``gettext_for`` (default: the process's language), then filled."""
+        text = (gettext_for or gettext)(self.text)
+        return text.format(**self.values)
 
 
 def N_(message: str) -> str:

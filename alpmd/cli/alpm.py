@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from alpmd.cli.args import Args, UsageError, parse
 from alpmd.cli.output import Colors, Out
 from alpmd.engine.config import Config, load_config
-from alpmd.engine.errors import AlpmError
+from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.handle import Handle
 from alpmd.engine.log import LogLevel
+from alpmd.i18n import gettext as _
+from alpmd.i18n import localize
 
 DEFAULT_CONFIG = "/etc/pacman.conf"
 
@@ -82,8 +84,8 @@ def build_handle(args: Args, out: Out) -> tuple[Handle, Config]:
     handle.add_log_callback(_log_callback(out, args.op or ""))
     for exc in errors:
         # pacman reports a repository it cannot register and goes on without it.
-        out.error(f"could not register '{exc.details.get('name', '')}' database "
-                  f"({exc.code.strerror})")
+        out.error(_("could not register '{db}' database ({error})").format(
+            db=exc.details.get("name", ""), error=exc.code.strerror))
     return handle, config
 
 
@@ -126,7 +128,7 @@ def _dispatch(ctx: Context) -> int:
         from alpmd.cli import deptest
 
         return deptest.run(ctx)
-    ctx.out.error(f"the {op} operation is not supported by this front end yet")
+    ctx.out.error(_("the {op} operation is not supported by this front end yet").format(op=op))
     return 1
 
 
@@ -225,8 +227,8 @@ def _main(argv: list[str], prog: str) -> int:
         return 0
     clash = _conflicting(args)
     if clash is not None:
-        sys.stderr.write(f"error: invalid option: '{clash[0]}' and '{clash[1]}' "
-                         "may not be used together\n")
+        sys.stderr.write(_("error: ") + _("invalid option: '{a}' and '{b}' may not be used "
+                                          "together").format(a=clash[0], b=clash[1]) + "\n")
         return 1
     if args.op == "version":
         sys.stdout.write("alpm (alpmd) 0.1.0 - pacman-compatible front end\n")
@@ -239,13 +241,14 @@ def _main(argv: list[str], prog: str) -> int:
     try:
         handle, config = build_handle(args, out)
     except AlpmError as exc:
-        out.error(str(exc))
+        out.error(localize(exc.msgid))
         return 1
     if not os.path.isdir(handle.dbpath):
         # alpm_initialize refuses a missing database directory; pacman exits with -1.
-        out.error("failed to initialize alpm library:")
-        sys.stderr.write(f"(root: {config.root_dir}, dbpath: {config.db_path})\n"
-                         "could not find or read directory\n")
+        out.error(_("failed to initialize alpm library:"))
+        sys.stderr.write(_("(root: {root}, dbpath: {dbpath})").format(
+            root=config.root_dir, dbpath=config.db_path) + "\n"
+            + ErrorCode.NOT_A_DIR.strerror + "\n")
         return 255
     if _use_color(args, config.color):
         out.c = Colors.on()
@@ -253,7 +256,7 @@ def _main(argv: list[str], prog: str) -> int:
     try:
         return _dispatch(ctx)
     except AlpmError as exc:
-        out.error(str(exc))
+        out.error(localize(exc.msgid))
         return 1
     finally:
         handle.release()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from alpmd.i18n import gettext as _
+
 OPERATIONS = {
     "D": "database", "F": "files", "Q": "query", "R": "remove", "S": "sync",
     "T": "deptest", "U": "upgrade", "V": "version", "h": "help",
@@ -90,7 +92,7 @@ class Args:
 
 def _set_op(args: Args, op: str) -> None:
     if args.op is not None:  # pacman refuses even the same operation twice
-        raise UsageError("error: only one operation may be used at a time")
+        raise UsageError(_("error: ") + _("only one operation may be used at a time"))
     args.op = op
 
 
@@ -117,12 +119,14 @@ def parse(argv: list[str]) -> Args:
             if name in VALUE_LONG:
                 if not eq:
                     if i >= len(argv):
-                        raise UsageError(f"alpm: option '--{name}' requires an argument")
+                        raise UsageError("alpm: " + _("option '--{name}' requires an argument")
+                                         .format(name=name))
                     val = argv[i]
                     i += 1
                 args.values.setdefault(name, []).append(val)
             elif eq:
-                raise UsageError(f"alpm: option '--{name}' doesn't allow an argument")
+                raise UsageError("alpm: " + _("option '--{name}' doesn't allow an argument")
+                                 .format(name=name))
             longs.append(name)
             continue
         if tok.startswith("-") and len(tok) > 1:
@@ -136,7 +140,8 @@ def parse(argv: list[str]) -> Args:
                     val = tok[j:]
                     if not val:
                         if i >= len(argv):
-                            raise UsageError(f"alpm: option requires an argument -- '{ch}'")
+                            raise UsageError("alpm: " + _("option requires an argument -- '{ch}'")
+                                                .format(ch=ch))
                         val = argv[i]
                         i += 1
                     args.values.setdefault(VALUE_SHORT[ch], []).append(val)
@@ -151,17 +156,17 @@ def parse(argv: list[str]) -> Args:
         if "h" in shorts or "help" in longs:
             args.op = "help"
             return args
-        raise UsageError("error: no operation specified (use -h for help)")
+        raise UsageError(_("error: ") + _("no operation specified (use -h for help)"))
     # pacman's first pass (getopt over every option it has) refuses unknown options;
     # then -h shows the operation's help before the options are checked against it.
-    known_short = set(COMMON_SHORT) | {c for m, _ in OP_FLAGS.values() for c in m}
+    known_short = set(COMMON_SHORT) | {c for m, _values in OP_FLAGS.values() for c in m}
     known_long = COMMON_LONG | {n for m, ls in OP_FLAGS.values() for n in (*m.values(), *ls)}
     for ch in shorts:
         if ch not in known_short:
-            raise UsageError(f"alpm: invalid option -- '{ch}'")
+            raise UsageError("alpm: " + _("invalid option -- '{ch}'").format(ch=ch))
     for name in longs:
         if name not in known_long:
-            raise UsageError(f"alpm: unrecognized option '--{name}'")
+            raise UsageError("alpm: " + _("unrecognized option '--{name}'").format(name=name))
     if "h" in shorts or "help" in longs:
         args.flags["help"] = 1
         return args
@@ -170,10 +175,10 @@ def parse(argv: list[str]) -> Args:
     for ch in shorts:
         short = COMMON_SHORT.get(ch) or short_map.get(ch)
         if short is None:
-            raise UsageError(f"error: invalid option '-{ch}'")
+            raise UsageError(_("error: ") + _("invalid option '-{ch}'").format(ch=ch))
         args.flags[short] = args.flags.get(short, 0) + 1
     for name in longs:
         if name not in allowed_long:
-            raise UsageError(f"error: invalid option '--{name}'")
+            raise UsageError(_("error: ") + _("invalid option '--{name}'").format(name=name))
         args.flags[name] = args.flags.get(name, 0) + 1
     return args

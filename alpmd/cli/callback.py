@@ -28,18 +28,6 @@ ASK_BITS: dict[type[ev.Question], int] = {
     ev.ImportKey: 64,
 }
 
-_STEP_LINES: dict[type[ev.Event], str] = {
-    ev.CheckDeps: N_("checking dependencies..."),
-    ev.ResolveDeps: N_("resolving dependencies..."),
-    ev.InterConflicts: N_("looking for conflicting packages..."),
-}
-_QUIET_STEP_LINES: dict[type[ev.Event], str] = {
-    ev.FileConflicts: N_("checking for file conflicts..."),
-    ev.Integrity: N_("checking package integrity..."),
-    ev.KeyringCheck: N_("checking keyring..."),
-    ev.LoadPackages: N_("loading package files..."),
-    ev.DiskSpace: N_("checking available disk space..."),
-}
 _BAR_TITLES: dict[ev.ProgressKind, str] = {
     ev.ProgressKind.ADD: N_("installing"), ev.ProgressKind.UPGRADE: N_("upgrading"),
     ev.ProgressKind.DOWNGRADE: N_("downgrading"), ev.ProgressKind.REINSTALL: N_("reinstalling"),
@@ -48,9 +36,6 @@ _BAR_TITLES: dict[ev.ProgressKind, str] = {
     ev.ProgressKind.INTEGRITY: N_("checking package integrity"),
     ev.ProgressKind.LOAD: N_("loading package files"), ev.ProgressKind.KEYRING: N_("checking keys in keyring"),
 }
-_OP_WORDS = {ev.Operation.INSTALL: N_("installing"), ev.Operation.UPGRADE: N_("upgrading"),
-             ev.Operation.DOWNGRADE: N_("downgrading"), ev.Operation.REINSTALL: N_("reinstalling"),
-             ev.Operation.REMOVE: N_("removing")}
 
 
 @dataclass
@@ -88,14 +73,14 @@ class Callbacks:
         if self.noprogressbar and self.download_started is not None \
                 and (started := self.download_started(e)) is not None:
             # pacman's download callback, which --print does not silence
-            out.write(f" {_clean_filename(started)} downloading...\n")
+            out.write(" " + _("{file} downloading...").format(file=_clean_filename(started)) + "\n")
             return
         if self.print_mode:
             return
         if isinstance(e, ev.StepEvent) and not e.done:
-            line = _STEP_LINES.get(type(e))
+            line = ev.STEP_LINES.get(type(e))
             if line is None and self.noprogressbar:
-                line = _QUIET_STEP_LINES.get(type(e))
+                line = ev.QUIET_STEP_LINES.get(type(e))
             if line is not None:
                 out.write(_(line) + "\n")
                 return
@@ -106,7 +91,7 @@ class Callbacks:
             if not e.done and self.noprogressbar:
                 pkg = e.new if e.new is not None else e.old
                 assert pkg is not None
-                out.write(f"{_(_OP_WORDS[e.operation])} {pkg.name}...\n")
+                out.write(f"{_(ev.OPERATION_WORDS[e.operation])} {pkg.name}...\n")
             elif e.done and e.new is not None:
                 if e.operation is ev.Operation.INSTALL:
                     self._optdepends(e.new, e.new.optdepends, "Optional")

@@ -11,6 +11,8 @@ from alpmd.engine.db.stores import Store
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.query import check_db_local, check_db_sync
+from alpmd.i18n import gettext as _
+from alpmd.i18n import localize
 
 
 def run(ctx: Context) -> int:
@@ -23,10 +25,10 @@ def run(ctx: Context) -> int:
     if a.has("check"):
         msgs = check_db_local(ctx.handle) if a.count("check") == 1 else check_db_sync(ctx.handle)
         for m in msgs:
-            out.error(m)
+            out.error(m.in_language())
         ret = len(msgs)
         if ret == 0 and not ctx.quiet:
-            out.write("No database errors have been found!\n")
+            out.write(_("No database errors have been found!") + "\n")
     if a.has("asdeps") or a.has("asexplicit"):
         ret = _change_reason(ctx)
     return ret
@@ -36,18 +38,20 @@ def _change_reason(ctx: Context) -> int:
     a = ctx.args
     out = ctx.out
     if not a.targets:
-        out.error("no targets specified (use -h for help)")
+        out.error(_("no targets specified (use -h for help)"))
         return 1
     reason = Reason.DEPEND if a.has("asdeps") else Reason.EXPLICIT
     handle = ctx.handle
     try:
         handle.lock()
     except AlpmError:
-        out.error("failed to init transaction (unable to lock database)")
-        out.error("could not lock database: File exists")
+        out.error(_("failed to init transaction ({error})").format(
+            error=ErrorCode.HANDLE_LOCK.strerror))
+        out.error(_("could not lock database: {error}").format(error=_("File exists")))
         if os.path.exists(handle.lockfile):
-            ctx.out.stderr.write("  if you're sure a package manager is not already\n"
-                                 f"  running, you can remove {handle.lockfile}\n")
+            ctx.out.stderr.write(_("  if you're sure a package manager is not already\n"
+                                   "  running, you can remove {path}\n").format(
+                                       path=handle.lockfile))
         return 1
     ret = 0
     try:
@@ -56,14 +60,15 @@ def _change_reason(ctx: Context) -> int:
                 handle.localdb.set_reason(name, reason)
             except AlpmError as exc:
                 code = exc.code if exc.code is not ErrorCode.PKG_NOT_FOUND else exc.code
-                out.error(f"could not set install reason for package {name} "
-                          f"({code.strerror})")
+                out.error(_("could not set install reason for package {name} ({error})")
+                          .format(name=name, error=code.strerror))
                 ret = 1
                 continue
             if not ctx.quiet:
-                what = ("installed as dependency" if reason is Reason.DEPEND
-                        else "explicitly installed")
-                out.write(f"{name}: install reason has been set to '{what}'\n")
+                text = (_("{name}: install reason has been set to 'installed as dependency'")
+                        if reason is Reason.DEPEND else
+                        _("{name}: install reason has been set to 'explicitly installed'"))
+                out.write(text.format(name=name) + "\n")
     finally:
         handle.unlock()
     return ret
@@ -75,16 +80,20 @@ def _convert(ctx: Context, target: str) -> int:
         store = Store(target)
     except ValueError:
         choices = ", ".join(s.value for s in Store)
-        out.error(f"invalid backend '{target}' (one of {choices})")
+        out.error(_("invalid backend '{name}' (one of {choices})").format(
+            name=target, choices=choices))
         return 1
     try:
         result = convert(ctx.handle, store)
     except AlpmError as exc:
-        out.error(f"could not convert the local database: {exc.message}")
+        out.error(_("could not convert the local database: {error}").format(
+            error=localize(exc.msgid)))
         return 1
     if not ctx.quiet:
-        out.write(f"converted {result.entries} entries from {result.source.value} to "
-                  f"{result.target.value}: {result.path}\n")
+        out.write(_("converted {n} entries from {source} to {target}: {path}").format(
+            n=result.entries, source=result.source.value, target=result.target.value,
+            path=result.path) + "\n")
         if result.moved_aside is not None:
-            out.write(f"the old database was moved to {result.moved_aside}\n")
+            out.write(_("the old database was moved to {path}").format(
+                path=result.moved_aside) + "\n")
     return 0

@@ -5,10 +5,12 @@ from __future__ import annotations
 from alpmd.cli.alpm import Context
 from alpmd.cli.output import groups_suffix, installed_suffix
 from alpmd.engine.db.sync import SyncDatabase
-from alpmd.engine.errors import AlpmError
+from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.package import Package
 from alpmd.engine.query import FileMatch, files_list, files_search
 from alpmd.engine.regex import compile_posix
+from alpmd.i18n import gettext as _
+from alpmd.i18n import localize
 
 
 def _machine(db: SyncDatabase, pkg: Package, path: str) -> str:
@@ -20,16 +22,16 @@ def run(ctx: Context) -> int:
     out = ctx.out
     syncs = ctx.handle.syncdbs
     if not syncs:
-        out.error("no usable package repositories configured.")
+        out.error(_("no usable package repositories configured."))
         return 1
     if a.has("refresh"):
-        out.error("this front end does not download databases yet (-Fy)")
+        out.error(_("this front end does not download databases yet (-Fy)"))
         return 1
     machine = a.has("machinereadable")
     if a.has("list"):
         return _list(ctx, syncs, machine)
     if not a.targets:
-        out.error("no targets specified (use -h for help)")
+        out.error(_("no targets specified (use -h for help)"))
         return 1
     regex = a.has("regex")
     ret = 0
@@ -39,7 +41,7 @@ def run(ctx: Context) -> int:
             try:
                 compile_posix(pat)
             except AlpmError:
-                out.error(f"invalid regular expression '{pat}'")
+                out.error(_("invalid regular expression '{pattern}'").format(pattern=pat))
                 ret = 1
         if ret:
             return ret
@@ -60,8 +62,11 @@ def _format(ctx: Context, m: FileMatch, exact: bool, machine: bool) -> str:
     if ctx.quiet:
         return f"{m.db.name}/{m.pkg.name}\n"
     if exact:
-        return "".join(f"{p} is owned by {c.repo}{m.db.name}/{c.title}{m.pkg.name} "
-                       f"{c.version}{m.pkg.version}{c.nocolor}\n" for p in m.paths)
+        owned = _("{path} is owned by {name} {version}")
+        name = f"{c.repo}{m.db.name}/{c.title}{m.pkg.name}"
+        version = f"{c.version}{m.pkg.version}{c.nocolor}"
+        return "".join(owned.format(path=p, name=name, version=version) + "\n"
+                       for p in m.paths)
     head = (f"{c.repo}{m.db.name}/{c.title}{m.pkg.name} {c.version}{m.pkg.version}{c.nocolor}"
             f"{groups_suffix(ctx.out, m.pkg)}{installed_suffix(ctx.out, ctx.handle, m.pkg)}\n")
     return head + "".join(f"    {p}\n" for p in m.paths)
@@ -89,7 +94,8 @@ def _list(ctx: Context, syncs: list[SyncDatabase], machine: bool) -> int:
         try:
             m = files_list(syncs, target)
         except AlpmError as exc:
-            out.error(str(exc))
+            out.error(_("package '{name}' was not found").format(name=target)
+                      if exc.code is ErrorCode.PKG_NOT_FOUND else localize(exc.msgid))
             ret += 1
             continue
         dump(m.db, m.pkg)

@@ -20,6 +20,8 @@ from alpmd.engine.query import (
     should_ignore,
 )
 from alpmd.engine.target import LOCAL, split_repo
+from alpmd.i18n import N_, localize, ngettext
+from alpmd.i18n import gettext as _
 
 
 def run(ctx: Context) -> int:
@@ -30,7 +32,7 @@ def run(ctx: Context) -> int:
             pkgs = search(ctx.handle.localdb, targets)
         except AlpmError as exc:
             if exc.code is ErrorCode.INVALID_REGEX:
-                ctx.out.error(f"search failed: {exc.code.strerror}")
+                ctx.out.error(_("search failed: {error}").format(error=exc.code.strerror))
                 return 1
             raise
         if not pkgs:
@@ -41,11 +43,11 @@ def run(ctx: Context) -> int:
         return _groups(ctx)
     if a.has("foreign") or a.has("native") or a.has("upgrades"):
         if not ctx.handle.syncdbs:
-            ctx.out.error("no usable package repositories configured.")
+            ctx.out.error(_("no usable package repositories configured."))
             return 1
     if not targets:
         if a.has("file") or a.has("owns"):
-            ctx.out.error("no targets specified (use -h for help)")
+            ctx.out.error(_("no targets specified (use -h for help)"))
             return 1
         return _all(ctx, _Shown(ctx))
     if a.has("owns"):
@@ -79,7 +81,8 @@ def _named(ctx: Context, targets: list[str], shown: _Shown) -> int:
 
                 pkg = load_package_file(name)
             except AlpmError as exc:
-                ctx.out.error(f"could not load package '{name}': {exc.code.strerror}")
+                ctx.out.error(_("could not load package '{name}': {error}").format(
+                    name=name, error=exc.code.strerror))
                 pkg = None
         else:
             pkg = localdb.get(name)
@@ -89,9 +92,10 @@ def _named(ctx: Context, targets: list[str], shown: _Shown) -> int:
                 except AlpmError:
                     pkg = None
             if pkg is None:
-                ctx.out.error(f"package '{name}' was not found")
+                ctx.out.error(_("package '{name}' was not found").format(name=name))
                 if os.access(name, os.R_OK):
-                    ctx.out.warning(f"'{name}' is a file, you might want to use -p/--file.")
+                    ctx.out.warning(_("'{name}' is a file, you might want to use -p/--file.").format(
+                        name=name))
         if pkg is None:
             ret = 1
             continue
@@ -154,7 +158,7 @@ def _display(ctx: Context, pkg: Package, shown: _Shown) -> bool:
                 assert newpkg is not None
                 line += f" -> {c.version}{newpkg.version}{c.nocolor}"
                 if should_ignore(ctx.handle, pkg):
-                    line += " [ignored]"
+                    line += " " + _("[ignored]")
             out.write(line + "\n")
     return bad
 
@@ -162,10 +166,10 @@ def _display(ctx: Context, pkg: Package, shown: _Shown) -> bool:
 def _changelog(ctx: Context, pkg: Package) -> None:
     data = pkg.changelog
     if data is None:
-        ctx.out.error(f"no changelog available for '{pkg.name}'.")
+        ctx.out.error(_("no changelog available for '{name}'.").format(name=pkg.name))
         return
     text = data.decode("utf-8", "surrogateescape")
-    ctx.out.write(f"Changelog for {pkg.name}:\n{text}\n")
+    ctx.out.write(_("Changelog for {name}:").format(name=pkg.name) + f"\n{text}\n")
 
 
 def _check(ctx: Context, pkg: Package, level: int) -> bool:
@@ -177,41 +181,51 @@ def _check(ctx: Context, pkg: Package, level: int) -> bool:
             if quiet:
                 out.write(f"{pkg.name} {p.path}\n")
             else:
-                out.warning(f"{pkg.name}: {p.path} ({p.reason})")
+                out.warning(f"{pkg.name}: {p.path} ({_(p.reason)})")
         if not quiet:
-            out.write(f"{pkg.name}: {res.total} total {_plural(res.total, 'file')}, "
-                      f"{res.errors} missing {_plural(res.errors, 'file')}\n")
+            out.write(_totals(pkg.name, res.total)
+                      + ngettext("{n} missing file", "{n} missing files", res.errors)
+                      .format(n=res.errors) + "\n")
         return res.errors != 0
     full = check_mtree(ctx.handle, pkg)
     if full.no_mtree:
         if not quiet:
-            out.write(f"{pkg.name}: no mtree file\n")
+            out.write(_("{name}: no mtree file").format(name=pkg.name) + "\n")
         return False
     printed: set[str] = set()
     for p in full.problems:
         if p.level == "backup":
             if not quiet:
                 c = out.c
-                out.write(f"{c.title}backup file{c.nocolor}: {pkg.name}: {p.path} ({p.reason})\n")
+                out.write(f"{c.title}" + _("backup file") + f"{c.nocolor}: {pkg.name}: {p.path} "
+                          f"({_(p.reason)})\n")
         elif p.level == "error":
-            out.error(f"{p.reason}: {p.path}")
+            out.error(f"{_(p.reason)}: {p.path}")
         elif p.level == "unknown":
-            out.warning(f"{p.reason}: {p.path}")
+            out.warning(f"{_(p.reason)}: {p.path}")
         elif not quiet:
-            out.warning(f"{pkg.name}: {p.path} ({p.reason})")
+            out.warning(f"{pkg.name}: {p.path} ({_(p.reason)})")
     if quiet:
         for path in full.bad:
             if path not in printed:
                 printed.add(path)
                 out.write(f"{pkg.name} {path}\n")
     else:
-        out.write(f"{pkg.name}: {full.total} total {_plural(full.total, 'file')}, "
-                  f"{full.errors} altered {_plural(full.errors, 'file')}\n")
+        out.write(_totals(pkg.name, full.total)
+                  + ngettext("{n} altered file", "{n} altered files", full.errors)
+                  .format(n=full.errors) + "\n")
     return full.errors != 0
 
 
-def _plural(n: int, word: str) -> str:
-    return word if n == 1 else word + "s"
+def _totals(name: str, total: int) -> str:
+    """The first half of a -Qk summary line (pacman prints it in two translated parts)."""
+    return ngettext("{name}: {n} total file, ", "{name}: {n} total files, ", total).format(
+        name=name, n=total)
+
+
+#: System error texts a -Qk check shows (os.strerror), translated like the rest.
+_STRERROR = (N_("No such file or directory"), N_("Permission denied"),
+             N_("Not a directory"))
 
 
 def _owns(ctx: Context, targets: list[str]) -> int:
@@ -221,15 +235,19 @@ def _owns(ctx: Context, targets: list[str]) -> int:
         try:
             res = find_owner(ctx.handle, target, search_path=os.environ.get("PATH"))
         except AlpmError as exc:
-            ctx.out.error(str(exc))
+            path = exc.details.get("path")
+            ctx.out.error(_("No package owns {path}").format(path=path)
+                          if exc.code is ErrorCode.PKG_NOT_FOUND and path is not None
+                          else localize(exc.msgid))
             ret += 1
             continue
         for pkg in res.owners:
             if ctx.quiet:
                 ctx.out.write(pkg.name + "\n")
             else:
-                ctx.out.write(f"{res.path} is owned by {c.title}{pkg.name} "
-                              f"{c.version}{pkg.version}{c.nocolor}\n")
+                ctx.out.write(_("{path} is owned by {name} {version}").format(
+                    path=res.path, name=f"{c.title}{pkg.name}",
+                    version=f"{c.version}{pkg.version}{c.nocolor}") + "\n")
     return ret
 
 
@@ -247,7 +265,7 @@ def _groups(ctx: Context) -> int:
     for name in ctx.args.targets:
         members = groups.get(name)
         if members is None:
-            out.error(f"group '{name}' was not found")
+            out.error(_("group '{name}' was not found").format(name=name))
             ret += 1
             continue
         for pkg in members:

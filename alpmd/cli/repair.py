@@ -13,6 +13,8 @@ from __future__ import annotations
 from alpmd.cli.alpm import Context
 from alpmd.engine.errors import AlpmError
 from alpmd.engine.trans import Transaction
+from alpmd.i18n import gettext as _
+from alpmd.i18n import localize, ngettext
 
 
 def run(ctx: Context) -> int:
@@ -22,21 +24,23 @@ def run(ctx: Context) -> int:
     try:
         report = Transaction.recover(handle, repair=True, remove_stale_lock=True)
     except AlpmError as exc:
-        out.error(f"could not repair the database: {exc}")
+        out.error(_("could not repair the database: {error}").format(error=localize(exc.msgid)))
         return 1
     if report.journal is None and report.stale_lock is None:
         for action in report.actions:
             out.write(f"  {action}\n")
-        out.write("nothing to repair: no interrupted transaction\n")
+        out.write(_("nothing to repair: no interrupted transaction") + "\n")
         return 0
     if report.pending:
-        out.write(f":: repairing an interrupted transaction ({len(report.pending)} "
-                  f"unfinished step{'s' if len(report.pending) != 1 else ''})\n")
+        n = len(report.pending)
+        out.write(":: " + ngettext("repairing an interrupted transaction ({n} unfinished step)",
+                                   "repairing an interrupted transaction ({n} unfinished steps)",
+                                   n).format(n=n) + "\n")
     for action in report.actions:
         out.write(f"  {action}\n")
     for problem in report.unresolved:
         out.error(problem)
     if report.unresolved:
         return 1
-    out.write("database repaired\n")
+    out.write(_("database repaired") + "\n")
     return 0

@@ -28,7 +28,7 @@ from alpmd.engine.events import TransFlag
 from alpmd.engine.package import Origin, Package
 from alpmd.engine.resolve import Conflict, MissingDep, Plan
 from alpmd.engine.trans import Transaction
-from alpmd.i18n import N_, ngettext
+from alpmd.i18n import N_, localize, ngettext
 from alpmd.i18n import gettext as _
 
 
@@ -211,7 +211,7 @@ def report_prepare_error(ctx: Context, exc: AlpmError, *, removing: bool = False
             for t in targets:
                 out.error(_("target not found") + f": {t}")
         else:
-            out.error(str(exc))
+            out.error(localize(exc.msgid))
         return
     out.error(_("failed to prepare transaction ({error})").format(error=exc.code.strerror))
     if exc.code is ErrorCode.PKG_INVALID_ARCH:

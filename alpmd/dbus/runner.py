@@ -34,7 +34,7 @@ from alpmd.engine.history import DAEMON_PREFIX, installed_versions
 from alpmd.engine.package import Package
 from alpmd.engine.resolve import Plan
 from alpmd.engine.trans import Transaction
-from alpmd.i18n import translate
+from alpmd.i18n import N_, translate, translator
 
 if TYPE_CHECKING:
     from alpmd.dbus.daemon import Daemon
@@ -53,7 +53,9 @@ class Runner:
         self.daemon = daemon
 
     async def run(self, t: TransactionObject) -> None:
-        t.add_log("info", "daemon", f"starting {t.kind} {' '.join(t.targets)}".strip())
+        _ = translator(t.locale)
+        t.add_log("info", "daemon", _("starting {kind} {targets}").format(
+            kind=t.kind, targets=" ".join(t.targets)).strip())
         t.started_wall = time.time()
         if t.cancelled:
             raise Cancelled()
@@ -104,9 +106,7 @@ class Runner:
     def callbacks(self, t: TransactionObject, loop: asyncio.AbstractEventLoop
                   ) -> tuple[ev.EventCallback, ev.ProgressCallback]:
         def on_event(e: ev.Event) -> None:
-            text = event_text(e)
-            if isinstance(e, ev.Warning_):
-                text = translate(text, t.locale)
+            text = event_text(e, t.locale)
             source = "scriptlet" if isinstance(e, ev.ScriptletInfo) else (
                 "hook" if isinstance(e, (ev.HookEvent, ev.HookRun)) else "alpm")
 
@@ -214,7 +214,9 @@ class Runner:
             for action in authority.plan_actions(
                     t.kind, [row["action"].value for row in t.plan]):
                 if action not in t.authorized:
-                    t.add_log("info", "daemon", f"the plan needs {action}")
+                    _ = translator(t.locale)
+                    t.add_log("info", "daemon", _("the plan needs {action}").format(
+                        action=action))
                     await d.authority.check(t.sender, action, t.auth_details(),
                                             interactive=bool(t.hints.get("interactive")))
                     t.authorized.add(action)
@@ -275,8 +277,10 @@ class Runner:
                 progress=self.download_progress(t, loop), cancel=t.cancel_event)
         finally:
             h.release()
+        _ = translator(t.locale)
         for name, was_changed in changed.items():
-            t.add_log("info", "alpm", f"{name} is {'updated' if was_changed else 'up to date'}")
+            text = _("{db} is updated") if was_changed else _("{db} is up to date")
+            t.add_log("info", "alpm", text.format(db=name))
         d.refreshed()
 
     async def clean_cache(self, t: TransactionObject) -> None:
@@ -289,7 +293,8 @@ class Runner:
                 keep_versions=keep if isinstance(keep, int) else None, all=everything)
         finally:
             h.release()
-        t.add_log("info", "daemon", f"cache cleaned: {res}")
+        _ = translator(t.locale)
+        t.add_log("info", "daemon", _("cache cleaned: {result}").format(result=res))
 
     async def set_reason(self, t: TransactionObject) -> None:
         reason = Reason.DEPEND if t.opts.get("reason") == "dependency" else Reason.EXPLICIT
@@ -322,9 +327,13 @@ class Runner:
         finally:
             h.release()
             self.daemon.reload()
-        t.add_log("info", "alpm", f"converted {res.entries} entries from {res.source.value} "
-                  f"to {res.target.value} ({res.path}"
-                  + (f"; the old store is at {res.moved_aside})" if res.moved_aside else ")"))
+        _ = translator(t.locale)
+        t.add_log("info", "alpm", _("converted {n} entries from {source} to {target}: {path}")
+                  .format(n=res.entries, source=res.source.value, target=res.target.value,
+                          path=res.path))
+        if res.moved_aside:
+            t.add_log("info", "alpm", _("the old database was moved to {path}").format(
+                path=res.moved_aside))
 
     async def trust_key(self, t: TransactionObject) -> None:
         """Import (asking the client: ImportKey) and locally sign a packager key.
@@ -342,7 +351,9 @@ class Runner:
         finally:
             h.release()
         if res.imported:
-            t.add_log("info", "alpm", f"imported key {res.fingerprint}")
+            _ = translator(t.locale)
+            t.add_log("info", "alpm", _("imported key {fingerprint}").format(
+                fingerprint=res.fingerprint))
         t.add_log("info", "alpm", res.message)
 
 
@@ -398,11 +409,52 @@ def describe_value(v: object) -> str:
     return str(v)
 
 
-def event_text(e: ev.Event) -> str:
+#: A finished package operation, as the log signal reports it.
+_DONE: dict[ev.Operation, str] = {
+    ev.Operation.INSTALL: N_("installed {name} ({version})"),
+    ev.Operation.REINSTALL: N_("reinstalled {name} ({version})"),
+    ev.Operation.UPGRADE: N_("upgraded {name} ({old} -> {version})"),
+    ev.Operation.DOWNGRADE: N_("downgraded {name} ({old} -> {version})"),
+    ev.Operation.REMOVE: N_("removed {name} ({version})"),
+}
+
+
+def event_text(e: ev.Event, locale: str = "") -> str:  # noqa: C901 - one branch per event type
+    """The Log signal's line for ``e`` in the client's ``locale`` (its SetHints locale):
+    the command line's texts for what it shows, ``Type field=value`` for the rest."""
     if isinstance(e, ev.ScriptletInfo):
         return e.line.rstrip("\n")
     if isinstance(e, ev.Warning_):
-        return e.message
+        return translate(e.message, locale)
+    _ = translator(locale)
+    if isinstance(e, ev.StepEvent) and not e.done:
+        line = ev.STEP_LINES.get(type(e)) or ev.QUIET_STEP_LINES.get(type(e))
+        if line is not None:
+            return _(line)
+    if isinstance(e, ev.TransactionStep) and not e.done:
+        return _("Processing package changes...")
+    if isinstance(e, ev.PackageOperation) and (e.new or e.old) is not None:
+        pkg = e.new or e.old
+        assert pkg is not None
+        if not e.done:
+            return f"{_(ev.OPERATION_WORDS[e.operation])} {pkg.name}..."
+        old = e.old.version if e.old is not None else ""
+        return _(_DONE[e.operation]).format(name=pkg.name, version=pkg.version, old=old)
+    if isinstance(e, ev.PacnewCreated):
+        return _("{file} installed as {file}.pacnew").format(file=e.file)
+    if isinstance(e, ev.PacsaveCreated):
+        return _("{file} saved as {file}.pacsave").format(file=e.file)
+    if isinstance(e, ev.OptdepRemoval):
+        name = e.pkg.name if e.pkg is not None else ""
+        return _("{name} optionally requires {optdep}").format(name=name, optdep=e.optdep)
+    if isinstance(e, ev.HookEvent) and not e.done:
+        return (_("Running pre-transaction hooks...") if e.when.startswith("Pre")
+                else _("Running post-transaction hooks..."))
+    if isinstance(e, ev.HookRun) and not e.done:
+        return f"({e.position}/{e.total}) {e.description or e.name}"
+    if isinstance(e, ev.DatabaseMissing):
+        return _("database file for '{db}' does not exist (use '-Sy' to download)").format(
+            db=e.dbname)
     values = vars(e)
     bits = []
     for f in dataclasses.fields(e):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from alpmd.engine.package import Package
+from alpmd.i18n import N_
 
 
 class TransFlag(enum.Flag):
@@ -197,6 +198,28 @@ class Warning_(Event):
 
 
 EventCallback = Callable[[Event], None]
+
+#: The line a front end shows when a step starts (pacman's texts, marked for translation:
+#: the terminal and the daemon's log signal show them in their reader's language).
+STEP_LINES: dict[type[Event], str] = {
+    CheckDeps: N_("checking dependencies..."),
+    ResolveDeps: N_("resolving dependencies..."),
+    InterConflicts: N_("looking for conflicting packages..."),
+}
+#: Steps pacman announces by a line only when it shows no progress bar for them.
+QUIET_STEP_LINES: dict[type[Event], str] = {
+    FileConflicts: N_("checking for file conflicts..."),
+    Integrity: N_("checking package integrity..."),
+    KeyringCheck: N_("checking keyring..."),
+    LoadPackages: N_("loading package files..."),
+    DiskSpace: N_("checking available disk space..."),
+}
+#: What each :class:`Operation` does to a package, as a verb ("installing foo...").
+OPERATION_WORDS: dict[Operation, str] = {
+    Operation.INSTALL: N_("installing"), Operation.UPGRADE: N_("upgrading"),
+    Operation.DOWNGRADE: N_("downgrading"), Operation.REINSTALL: N_("reinstalling"),
+    Operation.REMOVE: N_("removing"),
+}
 
 
 # -- progress -----------------------------------------------------------------------

@@ -35,6 +35,7 @@ from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.package import Origin, Package, Part
 from alpmd.engine.version import vercmp
+from alpmd.i18n import N_, Message
 
 if TYPE_CHECKING:
     from alpmd.engine.db.cache import PackageCache
@@ -682,7 +683,7 @@ def check_files(handle: Handle, pkg: Package) -> FastCheck:
         if not isinstance(st, os.stat_result):
             continue
         if rel.endswith("/") != stat.S_ISDIR(st.st_mode):
-            res.problems.append(FileProblem(path, "File type mismatch"))
+            res.problems.append(FileProblem(path, N_("File type mismatch")))
             res.bad.append(path)
     return res
 
@@ -740,13 +741,13 @@ def check_mtree(handle: Handle, pkg: Package) -> FullCheck:
         if not isinstance(st, os.stat_result):
             continue
         if entry.type not in ("file", "dir", "link"):
-            res.problems.append(FileProblem(f"{root}{path_rel}", "file type not recognized",
+            res.problems.append(FileProblem(f"{root}{path_rel}", N_("file type not recognized"),
                                             "unknown"))
             continue
         if ((entry.type == "file" and not stat.S_ISREG(st.st_mode))
                 or (entry.type == "dir" and not stat.S_ISDIR(st.st_mode))
                 or (entry.type == "link" and not stat.S_ISLNK(st.st_mode))):
-            res.problems.append(FileProblem(path, "File type mismatch"))
+            res.problems.append(FileProblem(path, N_("File type mismatch")))
             res.bad.append(path)
             continue
         errors = _check_entry(res, entry, path, st, path_rel in backups)
@@ -767,14 +768,22 @@ def _check_stored(res: FullCheck, entry: MtreeEntry, pkg: Package, part: Part) -
         return
     reasons = []
     if len(data) != (entry.size or 0):
-        reasons.append("Size mismatch")
-    for algo, want, name in (("md5", entry.md5, "MD5"), ("sha256", entry.sha256, "SHA256")):
+        reasons.append(N_("Size mismatch"))
+    for algo, want, texts in (("md5", entry.md5, _MD5), ("sha256", entry.sha256, _SHA256)):
         if want is not None and hashlib.new(algo, data).hexdigest() != want:
-            reasons.append(f"{name} checksum mismatch")
+            reasons.append(texts[2])
     for reason in reasons:
         res.problems.append(FileProblem(label, reason))
     if reasons:
         res.bad.append(label)
+
+
+#: A checksum's findings: it cannot be computed, the mtree lacks it, it differs
+#: (marked for translation: front ends show them in the user's language).
+_MD5 = (N_("failed to calculate MD5 checksum"), N_("MD5 checksum information not available"),
+        N_("MD5 checksum mismatch"))
+_SHA256 = (N_("failed to calculate SHA256 checksum"),
+           N_("SHA256 checksum information not available"), N_("SHA256 checksum mismatch"))
 
 
 def _check_entry(res: FullCheck, entry: MtreeEntry, path: str, st: os.stat_result,
@@ -793,42 +802,42 @@ def _check_entry(res: FullCheck, entry: MtreeEntry, path: str, st: os.stat_resul
 
     if st.st_uid != (entry.uid or 0):
         errors += 1
-        warn("UID mismatch")
+        warn(N_("UID mismatch"))
     if st.st_gid != (entry.gid or 0):
         errors += 1
-        warn("GID mismatch")
+        warn(N_("GID mismatch"))
     default_mode = 0o755 if entry.type == "dir" else 0o777 if entry.type == "link" else 0o644
     want_mode = entry.mode if entry.mode is not None else default_mode
     if stat.S_IMODE(st.st_mode) != want_mode & 0o7777:
         errors += 1
-        warn("Permissions mismatch")
+        warn(N_("Permissions mismatch"))
     if entry.type == "link":
         try:
             target = os.readlink(path)
         except OSError:
-            res.problems.append(FileProblem(path, "unable to read symlink contents", "error"))
+            res.problems.append(FileProblem(path, N_("unable to read symlink contents"), "error"))
             errors += 1
         else:
             if target != (entry.link or ""):
                 errors += 1
-                warn("Symlink path mismatch")
+                warn(N_("Symlink path mismatch"))
     if entry.type != "dir":
         mtime = int(entry.time) if entry.time is not None else 0
         if int(st.st_mtime) != mtime:
-            errors += changed("Modification time mismatch")
+            errors += changed(N_("Modification time mismatch"))
     if entry.type == "file":
         if st.st_size != (entry.size or 0):
-            errors += changed("Size mismatch")
-        for algo, want, label in (("md5", entry.md5, "MD5"), ("sha256", entry.sha256, "SHA256")):
+            errors += changed(N_("Size mismatch"))
+        for algo, want, texts in (("md5", entry.md5, _MD5), ("sha256", entry.sha256, _SHA256)):
             got = _digest(path, algo)
             if got is None:
-                warn(f"failed to calculate {label} checksum")
+                warn(texts[0])
                 errors += 1
             elif want is None:
-                warn(f"{label} checksum information not available")
+                warn(texts[1])
                 errors += 1
             elif got != want:
-                errors += changed(f"{label} checksum mismatch")
+                errors += changed(texts[2])
     return errors
 
 
@@ -876,14 +885,15 @@ def local_conflicts(pkgs: Sequence[Package]) -> list[tuple[str, str]]:
     return out
 
 
-def check_db_local(handle: Handle) -> list[str]:
+def check_db_local(handle: Handle) -> list[Message]:
     """``-Dk``: messages for missing entry files, dependencies, conflicts and shared files."""
     msgs = handle.localdb.check()
     if msgs:
         return msgs
     pkgs = handle.localdb.packages
-    msgs += [f"missing '{d}' dependency for '{t}'" for d, t in missing_deps(pkgs)]
-    msgs += [f"'{a}' conflicts with '{b}'" for a, b in local_conflicts(pkgs)]
+    msgs += _missing(pkgs)
+    msgs += [Message(N_("'{a}' conflicts with '{b}'"), {"a": a, "b": b})
+             for a, b in local_conflicts(pkgs)]
     seen: dict[str, Package] = {}
     allfiles: list[tuple[str, Package]] = []
     for p in pkgs:
@@ -892,17 +902,23 @@ def check_db_local(handle: Handle) -> list[str]:
     for f, p in allfiles:
         prev = seen.get(f)
         if prev is not None:
-            msgs.append(f"file owned by '{prev.name}' and '{p.name}': '{f}'")
+            msgs.append(Message(N_("file owned by '{a}' and '{b}': '{file}'"),
+                                {"a": prev.name, "b": p.name, "file": f}))
         seen[f] = p
     return msgs
 
 
-def check_db_sync(handle: Handle) -> list[str]:
+def check_db_sync(handle: Handle) -> list[Message]:
     """``-Dkk``: dependencies of all sync packages that no sync package satisfies."""
     pkgs: list[Package] = []
     for db in handle.syncdbs:
         pkgs.extend(db.packages)
-    return [f"missing '{d}' dependency for '{t}'" for d, t in missing_deps(pkgs)]
+    return _missing(pkgs)
+
+
+def _missing(pkgs: Sequence[Package]) -> list[Message]:
+    return [Message(N_("missing '{dep}' dependency for '{pkg}'"), {"dep": d, "pkg": t})
+            for d, t in missing_deps(pkgs)]
 
 
 # -- files databases (-F) ---------------------------------------------------------------

@@ -136,7 +136,7 @@ def test_entry_without_file_list_is_reported(tmp_path: Path, backend: Store) -> 
     meta, _files = _app()
     b.write(Entry(meta), Part.DESC)
     msgs = b.check()
-    assert msgs == ["'app-1.0-1': file list is missing"]
+    assert [str(m) for m in msgs] == ["'app-1.0-1': file list is missing"]
     b.close()
 
 

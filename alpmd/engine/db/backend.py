@@ -18,6 +18,7 @@ from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import PkgMeta
 from alpmd.engine.formats.files import FileList
 from alpmd.engine.package import Loaded, Part
+from alpmd.i18n import Message
 
 __all__ = ["PART_NAMES", "DatabaseBackend", "Entry", "EntryKey", "RawEntry", "split_entry_name"]
 
@@ -192,7 +193,7 @@ class DatabaseBackend(abc.ABC):
         """Fill an empty store with ``entries`` exactly as given (conversion target)."""
         raise AlpmError(ErrorCode.DB_WRITE, f"{self.label} is read-only")
 
-    def check(self) -> list[str]:
+    def check(self) -> list[Message]:
         """Problems a raw listing shows (``-Dk``): entries without ``desc`` or ``files``."""
         return []
 

@@ -54,6 +54,7 @@ from alpmd.engine.formats.sections import LIST, SINGLE, Spec, scan
 from alpmd.engine.log import LogCallback, LogLevel, python_log
 from alpmd.engine.package import Loaded, Origin, Package, Part
 from alpmd.engine.version import vercmp
+from alpmd.i18n import N_, Message
 
 __all__ = ["LOCAL_DB_VERSION", "LocalDatabase", "LocalFilesBackend", "TMP_PREFIX",
            "desc_fields_readable", "desc_list_fields"]
@@ -579,20 +580,21 @@ class LocalFilesBackend(DatabaseBackend):
                 raise AlpmError(ErrorCode.DB_WRITE, f"could not write database entry {target}: "
                                                     f"{exc.strerror}", path=target) from exc
 
-    def check(self) -> list[str]:
+    def check(self) -> list[Message]:
         """pacman's ``-Dk`` listing: every directory entry needs ``desc`` and ``files``."""
         try:
             names = sorted(os.listdir(self.path))
         except OSError as exc:
-            return [f"could not open local database directory {self.path}: {exc.strerror}"]
+            return [Message(N_("could not open local database directory {path}: {error}"),
+                            {"path": self.path, "error": exc.strerror})]
         msgs = []
         for name in names:
             if name == VERSION_FILE:
                 continue
             if not os.path.exists(f"{self.path}/{name}/desc"):
-                msgs.append(f"'{name}': description file is missing")
+                msgs.append(Message(N_("'{name}': description file is missing"), {"name": name}))
             if not os.path.exists(f"{self.path}/{name}/files"):
-                msgs.append(f"'{name}': file list is missing")
+                msgs.append(Message(N_("'{name}': file list is missing"), {"name": name}))
         return msgs
 
     def part_file(self, key: EntryKey, part: Part) -> str | None:
@@ -697,7 +699,7 @@ class LocalDatabase(CachedDatabase):
         finally:
             self.backend.defer_sync(False)
 
-    def check(self) -> list[str]:
+    def check(self) -> list[Message]:
         """``-Dk``'s first pass over the raw store (entries missing ``desc`` or ``files``)."""
         return self.backend.check()
 

@@ -43,6 +43,7 @@ from alpmd.engine.formats.desc import PkgMeta, parse_local_desc, write_local_des
 from alpmd.engine.formats.files import FileList, parse_files, write_files
 from alpmd.engine.log import LogCallback, LogLevel
 from alpmd.engine.package import Loaded, Part
+from alpmd.i18n import N_, Message
 
 __all__ = ["SCHEMA_VERSION", "STORE_NAME", "LocalSqliteBackend", "sqlite_error"]
 
@@ -507,14 +508,15 @@ class LocalSqliteBackend(DatabaseBackend):
                                             f"{self.path}")
         return RawEntry(key, parts, mtimes)
 
-    def check(self) -> list[str]:
+    def check(self) -> list[Message]:
         """Rows without a file list (``desc`` is NOT NULL by the schema)."""
         if self.state == "unopened":
             self.open()
         if self.state == "missing":
             return []
         with self._reading("check") as conn:
-            return [f"'{n}-{v}': file list is missing" for n, v in conn.execute(
+            return [Message(N_("'{name}': file list is missing"), {"name": f"{n}-{v}"})
+                    for n, v in conn.execute(
                 "SELECT name, version FROM pkg WHERE files IS NULL ORDER BY name")]
 
     def stamp(self) -> int:
