@@ -564,8 +564,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("pacnew", help=_("configuration files left to merge (.pacnew, .pacsave)"))
     sub.add_parser("updates", help=_("list the available updates (after refresh)"))
     hist = sub.add_parser("history", help=_("the transactions, newest first"))
-    hist.add_argument("--limit", type=int, default=20)
-    hist.add_argument("--offset", type=int, default=0)
+    hist.add_argument("--limit", type=int, default=20,
+                      help=_("how many transactions to show (default: 20)"))
+    hist.add_argument("--offset", type=int, default=0,
+                      help=_("how many of the newest transactions to skip"))
     hist.add_argument("--package", default=None, help=_("only transactions that changed it"))
     hist.add_argument("--since", type=_date, default=None, help="YYYY-MM-DD[ HH:MM]")
     hist.add_argument("--until", type=_date, default=None, help="YYYY-MM-DD[ HH:MM]")
