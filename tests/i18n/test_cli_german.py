@@ -26,7 +26,7 @@ GERMAN = {"LANG": "de_DE.UTF-8"}
 C = {"LC_ALL": "C"}
 
 
-def _sync(name: str, **fields: object) -> PkgMeta:
+def sync_meta_any(name: str, **fields: object) -> PkgMeta:
     return PkgMeta(name, "1.0-1", arch="any", filename=f"{name}-1.0-1-any.pkg.tar.zst",
                    csize=100, isize=100, **fields)  # type: ignore[arg-type]
 
@@ -35,7 +35,7 @@ def _sync(name: str, **fields: object) -> PkgMeta:
 def root(tmp_path: Path) -> PacmanRoot:
     """core: lib, app (needs lib); installed: lib (a dependency), app, leaf."""
     r = PacmanRoot(tmp_path / "root")
-    r.add_repo("core", write_sync_db([_sync("lib"), _sync("app", depends=["lib"])],
+    r.add_repo("core", write_sync_db([sync_meta_any("lib"), sync_meta_any("app", depends=["lib"])],
                                      tmp_path / "repos" / "core.db"))
     local = LocalDatabase(str(r.dbpath) + "/", durable=False)
     for meta in (PkgMeta("lib", "1.0-1", arch="any", reason=Reason.DEPEND),
@@ -59,23 +59,26 @@ def alpm(root: PacmanRoot, env: dict[str, str], *args: str,
                 *confirm], env, stdin or "")
 
 
+def three(root: PacmanRoot, *args: str
+          ) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str],
+                     subprocess.CompletedProcess[str]]:
+    """The same command by pacman, by alpm under ``LC_ALL=C`` and by alpm in German."""
+    return root.pacman(*args), alpm(root, C, *args), alpm(root, GERMAN, *args)
+
+
 def installed(root: PacmanRoot) -> set[str]:
     return {d.name.rsplit("-", 2)[0] for d in (root.dbpath / "local").iterdir() if d.is_dir()}
 
 
 def test_sync_target_not_found_in_german(root: PacmanRoot) -> None:
-    pacman = root.pacman("-S", "nosuch")
-    english = alpm(root, C, "-S", "nosuch")
-    german = alpm(root, GERMAN, "-S", "nosuch")
+    pacman, english, german = three(root, "-S", "nosuch")
     assert pacman.returncode == english.returncode == german.returncode == 1
     assert pacman.stderr == english.stderr == "error: target not found: nosuch\n"
     assert german.stderr == "Fehler: Ziel nicht vorhanden: nosuch\n"
 
 
 def test_remove_breaking_a_dependency_in_german(root: PacmanRoot) -> None:
-    pacman = root.pacman("-R", "lib")
-    english = alpm(root, C, "-R", "lib")
-    german = alpm(root, GERMAN, "-R", "lib")
+    pacman, english, german = three(root, "-R", "lib")
     assert pacman.returncode == english.returncode == german.returncode == 1
     assert (english.stdout, english.stderr) == (pacman.stdout, pacman.stderr)
     assert ":: removing lib breaks dependency 'lib' required by app\n" in english.stdout

@@ -15,14 +15,9 @@ from alpmd.engine.formats.desc import PkgMeta
 from alpmd.engine.formats.files import FileList
 from alpmd.testing.oracle import PacmanRoot
 from alpmd.testing.repogen import write_sync_db
-from tests.i18n.test_cli_german import GERMAN, C, alpm
+from tests.i18n.test_cli_german import GERMAN, alpm, sync_meta_any, three
 
 FILES = ["usr/", "usr/bin/", "usr/bin/app"]
-
-
-def _sync(name: str, **fields: object) -> PkgMeta:
-    return PkgMeta(name, "1.0-1", arch="any", filename=f"{name}-1.0-1-any.pkg.tar.zst",
-                   csize=100, isize=100, **fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture()
@@ -30,7 +25,7 @@ def root(tmp_path: Path) -> PacmanRoot:
     """core (and its files database): lib, app; installed: app without its dependency lib,
     and without its file usr/bin/app on disk."""
     r = PacmanRoot(tmp_path / "root")
-    db = write_sync_db([_sync("lib"), _sync("app", depends=["lib"])],
+    db = write_sync_db([sync_meta_any("lib"), sync_meta_any("app", depends=["lib"])],
                        tmp_path / "repos" / "core.db", files={"app": FileList(FILES)})
     r.add_repo("core", db, tmp_path / "repos" / "core.files")
     local = LocalDatabase(str(r.dbpath) + "/", durable=False)
@@ -43,9 +38,7 @@ def root(tmp_path: Path) -> PacmanRoot:
 
 
 def test_qi_in_german(root: PacmanRoot) -> None:
-    pacman = root.pacman("-Qi", "app")
-    english = alpm(root, C, "-Qi", "app")
-    german = alpm(root, GERMAN, "-Qi", "app")
+    pacman, english, german = three(root, "-Qi", "app")
     assert pacman.returncode == english.returncode == german.returncode == 0
     assert english.stdout == pacman.stdout
     assert "Description     : An app\n" in english.stdout
@@ -54,9 +47,7 @@ def test_qi_in_german(root: PacmanRoot) -> None:
 
 
 def test_qk_findings_in_german(root: PacmanRoot) -> None:
-    pacman = root.pacman("-Qk", "app")
-    english = alpm(root, C, "-Qk", "app")
-    german = alpm(root, GERMAN, "-Qk", "app")
+    pacman, english, german = three(root, "-Qk", "app")
     assert pacman.returncode == english.returncode == german.returncode == 1
     assert (english.stdout, english.stderr) == (pacman.stdout, pacman.stderr)
     path = f"{root.root}/usr/bin/app"
@@ -67,9 +58,7 @@ def test_qk_findings_in_german(root: PacmanRoot) -> None:
 
 
 def test_dk_problems_in_german(root: PacmanRoot) -> None:
-    pacman = root.pacman("-Dk")
-    english = alpm(root, C, "-Dk")
-    german = alpm(root, GERMAN, "-Dk")
+    pacman, english, german = three(root, "-Dk")
     assert pacman.returncode == english.returncode == german.returncode == 1
     assert (english.stdout, english.stderr) == (pacman.stdout, pacman.stderr)
     assert english.stderr == "error: missing 'lib' dependency for 'app'\n"
@@ -87,32 +76,24 @@ def test_files_and_owner_misses_in_german(root: PacmanRoot) -> None:
              "Fehler: Paket »nosuch« nicht vorhanden\n"),
             (["-Qo", f"{root.root}/etc/stray"], f"error: No package owns {root.root}/etc/stray\n",
              f"Fehler: {root.root}/etc/stray gehört zu keinem Paket\n")):
-        pacman = root.pacman(*args)
-        english = alpm(root, C, *args)
-        german = alpm(root, GERMAN, *args)
+        pacman, english, german = three(root, *args)
         assert pacman.returncode == english.returncode == german.returncode == 1, args
         assert (english.stdout, english.stderr) == (pacman.stdout, pacman.stderr) == (
             "", english_err)
         assert (german.stdout, german.stderr) == ("", german_err)
     # a hit: the owner line in German, the same in C as pacman's
-    pacman = root.pacman("-F", "/usr/bin/app")
-    english = alpm(root, C, "-F", "/usr/bin/app")
-    german = alpm(root, GERMAN, "-F", "/usr/bin/app")
+    pacman, english, german = three(root, "-F", "/usr/bin/app")
     assert pacman.returncode == english.returncode == german.returncode == 0
     assert english.stdout == pacman.stdout == "usr/bin/app is owned by core/app 1.0-1\n"
     assert german.stdout == "usr/bin/app gehört zu core/app 1.0-1\n"
 
 
 def test_usage_errors_in_german(root: PacmanRoot) -> None:
-    pacman = root.pacman("-Q", "-S")
-    english = alpm(root, C, "-Q", "-S")
-    german = alpm(root, GERMAN, "-Q", "-S")
+    pacman, english, german = three(root, "-Q", "-S")
     assert pacman.returncode == english.returncode == german.returncode == 1
     assert english.stderr == pacman.stderr == "error: only one operation may be used at a time\n"
     assert german.stderr == "Fehler: nur ein Vorgang auf einmal ist erlaubt\n"
-    pacman = root.pacman("-Q", "--bogus")
-    english = alpm(root, C, "-Q", "--bogus")
-    german = alpm(root, GERMAN, "-Q", "--bogus")
+    pacman, english, german = three(root, "-Q", "--bogus")
     assert pacman.returncode == english.returncode == german.returncode == 1
     assert pacman.stderr.endswith("pacman: unrecognized option '--bogus'\n")
     assert english.stderr.split(": ", 1)[1] == pacman.stderr.split(": ", 1)[1]
