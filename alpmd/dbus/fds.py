@@ -14,6 +14,13 @@ A claimed descriptor must be a readable regular file the client opened itself
 bytes are copied, through that descriptor only, into a root-owned private file
 (:func:`snapshot`): the engine reads the copy, so the client can neither swap
 the file after authorisation nor make root open something it could not read.
+
+Closing a descriptor drops every POSIX lock this process holds on its file, through
+any descriptor (SQLite locks that way). A client may send a descriptor of a SQLite
+file the daemon has open (the local store, its ``-shm``, the history, a repository
+tree's tracking database: all world-readable), so a received descriptor whose file
+the daemon also has open is not closed but parked (:func:`_close`), and closed once
+no other descriptor of that file is open here.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import fcntl
 import io
 import os
 import stat
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -51,13 +59,57 @@ _unclaimed: set[int] = set()
 HELD_PER_CLIENT = 64
 HELD_TOTAL = 256
 _held: dict[str, int] = {}
+#: Every received descriptor still open (not a file the daemon opened itself), and those
+#: of them kept open because closing them would drop the daemon's locks on their file.
+_received: set[int] = set()
+_parked: set[int] = set()
+_guard = threading.Lock()
+
+
+def _file(fd: int) -> tuple[int, int] | None:
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def _opened_here(key: tuple[int, int]) -> bool:
+    """Whether a descriptor this process opened itself (not one a client sent) refers to
+    the file ``key``: the daemon may hold POSIX locks on it."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in _received and _file(fd) == key:
+            return True
+    return False
 
 
 def _close(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
+    """Close ``fd`` unless the daemon also has its file open (then park it: closing would
+    drop the daemon's POSIX locks on the file, e.g. SQLite's)."""
+    with _guard:
+        key = _file(fd)
+        if key is not None and _opened_here(key):
+            _parked.add(fd)
+            _received.add(fd)  # (a dup the daemon made of a received one)
+            return
+        _received.discard(fd)
+        _parked.discard(fd)
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def unpark() -> None:
+    """Close the parked descriptors whose file the daemon no longer has open."""
+    for fd in sorted(_parked):
+        _close(fd)
+
+
+def parked() -> int:
+    """How many received descriptors are kept open for their file's locks."""
+    return len(_parked)
 
 
 def _sweep(fds: Sequence[int]) -> None:
@@ -80,6 +132,10 @@ def intake(msg: Message) -> None:
         return  # replies (logind's inhibitor) and signals: their receivers own them
     fds = tuple(msg.unix_fds)
     msg.unix_fds = []
+    with _guard:
+        _received.update(fds)
+    if _parked:
+        unpark()
     if fds and _takes_fds(msg):
         RECEIVED.set(fds)
         _unclaimed.update(fds)
