@@ -83,7 +83,7 @@ class Daemon:
         self.runner = Runner(self)
         self.lifecycle = Lifecycle(idle_timeout)
         self.watcher = Watcher(self)
-        self.workers = limits.Workers(caps)
+        self.workers = limits.Workers(caps, self.authority.uid)
         self.searcher = Searcher(config_path)
         self.file_bytes = 0
 
