@@ -74,37 +74,41 @@ def _file(fd: int) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
-def _opened_here(key: tuple[int, int]) -> bool:
-    """Whether a descriptor this process opened itself (not one a client sent) refers to
-    the file ``key``: the daemon may hold POSIX locks on it."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in _received and _file(fd) == key:
-            return True
-    return False
+def _opened_here() -> set[tuple[int, int]]:
+    """The files descriptors this process opened itself (not ones a client sent) refer to:
+    the daemon may hold POSIX locks on them."""
+    return {key for name in os.listdir("/proc/self/fd")
+            if int(name) not in _received and (key := _file(int(name))) is not None}
 
 
 def _close(fd: int) -> None:
     """Close ``fd`` unless the daemon also has its file open (then park it: closing would
     drop the daemon's POSIX locks on the file, e.g. SQLite's)."""
     with _guard:
-        key = _file(fd)
-        if key is not None and _opened_here(key):
-            _parked.add(fd)
-            _received.add(fd)  # (a dup the daemon made of a received one)
-            return
-        _received.discard(fd)
-        _parked.discard(fd)
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+        _close_unless(fd, None)
+
+
+def _close_unless(fd: int, busy: set[tuple[int, int]] | None) -> None:
+    key = _file(fd)
+    if key is not None and key in (_opened_here() if busy is None else busy):
+        _parked.add(fd)
+        _received.add(fd)  # (a dup the daemon made of a received one)
+        return
+    _received.discard(fd)
+    _parked.discard(fd)
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def unpark() -> None:
-    """Close the parked descriptors whose file the daemon no longer has open."""
-    for fd in sorted(_parked):
-        _close(fd)
+    """Close the parked descriptors whose file the daemon no longer has open (one look at
+    the descriptor table for all of them)."""
+    with _guard:
+        busy = _opened_here()
+        for fd in sorted(_parked):
+            _close_unless(fd, busy)
 
 
 def parked() -> int:
