@@ -131,15 +131,21 @@ def _takes_fds(msg: Message) -> bool:
 
 
 def intake(msg: Message) -> None:
-    """Pre-dispatch: remember a call's descriptors, or close them if its method takes none."""
-    if msg.message_type is not MessageType.METHOD_CALL:
-        return  # replies (logind's inhibitor) and signals: their receivers own them
+    """Pre-dispatch: remember a call's descriptors, or close them if its method takes none
+    (or the message is a signal: anybody may send one to the daemon, nothing takes its
+    descriptors)."""
+    if msg.message_type in (MessageType.METHOD_RETURN, MessageType.ERROR):
+        return  # replies (logind's inhibitor): their receivers own them
     fds = tuple(msg.unix_fds)
     msg.unix_fds = []
     with _guard:
         _received.update(fds)
     if _parked:
         unpark()
+    if msg.message_type is not MessageType.METHOD_CALL:
+        for fd in fds:
+            _close(fd)
+        return
     if fds and _takes_fds(msg):
         RECEIVED.set(fds)
         _unclaimed.update(fds)
