@@ -32,7 +32,7 @@ import io
 import os
 import stat
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -64,6 +64,10 @@ _held: dict[str, int] = {}
 _received: set[int] = set()
 _parked: set[int] = set()
 _guard = threading.Lock()
+#: Past this many parked descriptors the daemon is asked (:data:`crowded`) to close the
+#: files it keeps open between calls (its local store), so that they can be closed.
+PARK_LIMIT = 64
+crowded: Callable[[], None] | None = None
 
 
 def _file(fd: int) -> tuple[int, int] | None:
@@ -140,6 +144,8 @@ def intake(msg: Message) -> None:
     msg.unix_fds = []
     with _guard:
         _received.update(fds)
+    if len(_parked) >= PARK_LIMIT and crowded is not None:
+        crowded()
     if _parked:
         unpark()
     if msg.message_type is not MessageType.METHOD_CALL:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from alpmd.dbus import fds
 from alpmd.engine.db.convert import convert_dbpath
 from alpmd.engine.db.stores import Store
 from tests.dbus.dbus_e2e import E2ERoot
@@ -72,4 +73,22 @@ def test_descriptors_of_the_local_store_keep_the_daemon_locks(sqlite_world: Worl
     assert "error" not in w.hostile([RESOLVE])[0]
     # the kept descriptors are few (at most the ones sent), not a leak per call
     assert w.fd_count() <= fd_count + 8
+    w.healthy()
+
+
+def test_kept_descriptors_are_bounded(sqlite_world: World) -> None:
+    """Descriptors kept for their file's locks do not pile up: past a bound the daemon
+    closes its idle local store (and opens it again for the next query)."""
+    w = sqlite_world
+    store = w.root.root.dbpath / "local.sqlite"
+    shm = Path(f"{store}-shm")
+    assert "error" not in w.hostile([RESOLVE])[0]
+    assert _locks(w.proc.pid, shm)
+    before = w.fd_count()
+    sig = {"signal": True, "iface": "org.alpm.Manager1", "member": "Poke"}
+    results = w.hostile([{**sig, "fds": [{"open": str(store)}] * 8}] * 40)
+    assert results == [{"sent": True}] * 40, results[:3]
+    assert "error" not in w.hostile([RESOLVE])[0]
+    assert w.fd_count() < before + 2 * fds.PARK_LIMIT, (before, w.fd_count())
+    assert _locks(w.proc.pid, shm)  # the store is open (and locked) again
     w.healthy()
