@@ -20,7 +20,9 @@ any descriptor (SQLite locks that way). A client may send a descriptor of a SQLi
 file the daemon has open (the local store, its ``-shm``, the history, a repository
 tree's tracking database: all world-readable), so a received descriptor whose file
 the daemon also has open is not closed but parked (:func:`_close`), and closed once
-no other descriptor of that file is open here.
+no other descriptor of that file is open here (a thread opening the file between that
+look and the close is the one gap left). Too many parked: the daemon closes its local
+store (:data:`crowded`).
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ def _close(fd: int) -> None:
     """Close ``fd`` unless the daemon also has its file open (then park it: closing would
     drop the daemon's POSIX locks on the file, e.g. SQLite's)."""
     with _guard:
+        _received.add(fd)  # (so also a dup the daemon made of a received one)
         _close_unless(fd, None)
 
 
@@ -96,7 +99,6 @@ def _close_unless(fd: int, busy: set[tuple[int, int]] | None) -> None:
     key = _file(fd)
     if key is not None and key in (_opened_here() if busy is None else busy):
         _parked.add(fd)
-        _received.add(fd)  # (a dup the daemon made of a received one)
         return
     _received.discard(fd)
     _parked.discard(fd)
@@ -113,11 +115,6 @@ def unpark() -> None:
         busy = _opened_here()
         for fd in sorted(_parked):
             _close_unless(fd, busy)
-
-
-def parked() -> int:
-    """How many received descriptors are kept open for their file's locks."""
-    return len(_parked)
 
 
 def _sweep(fds: Sequence[int]) -> None:
