@@ -80,7 +80,7 @@ def install_eagain_fix() -> None:
 def _remember_caller(msg: Message) -> bool:
     if msg.message_type is MessageType.METHOD_CALL:
         CALLER.set(msg.sender or "")
-        fds.intake(msg)
+    fds.intake(msg)
     return False
 
 

@@ -26,7 +26,7 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.signature import Variant
 
 from alpmd.dbus import bus as busmod
-from alpmd.dbus import errors, limits, notify
+from alpmd.dbus import errors, fds, limits, notify
 from alpmd.dbus.authority import Authority
 from alpmd.dbus.lifecycle import Lifecycle
 from alpmd.dbus.packages import package_id, repo_name
@@ -82,7 +82,8 @@ class Daemon:
         self.runner = Runner(self)
         self.lifecycle = Lifecycle(idle_timeout)
         self.watcher = Watcher(self)
-        self.workers = limits.Workers(caps)
+        self.workers = limits.Workers(caps, self.authority.uid)
+        fds.crowded = self.close_local_store
         self.file_bytes = 0
 
     # -- handles ------------------------------------------------------------------------
@@ -99,6 +100,11 @@ class Daemon:
         local database is not used)."""
         Path(self.shadow_dir).mkdir(parents=True, exist_ok=True)
         return self.new_handle(dbpath=self.shadow_dir)
+
+    def close_local_store(self) -> None:
+        """Close the query handle's local database (the next query opens it again): client
+        descriptors of its file, kept open while the daemon has it open, can then be closed."""
+        self.handle.drop_localdb()
 
     def reload(self) -> None:
         """Re-open the databases for queries (after a commit or a change behind our back)."""

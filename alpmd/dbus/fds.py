@@ -14,6 +14,15 @@ A claimed descriptor must be a readable regular file the client opened itself
 bytes are copied, through that descriptor only, into a root-owned private file
 (:func:`snapshot`): the engine reads the copy, so the client can neither swap
 the file after authorisation nor make root open something it could not read.
+
+Closing a descriptor drops every POSIX lock this process holds on its file, through
+any descriptor (SQLite locks that way). A client may send a descriptor of a SQLite
+file the daemon has open (the local store, its ``-shm``, the history, a repository
+tree's tracking database: all world-readable), so a received descriptor whose file
+the daemon also has open is not closed but parked (:func:`_close`), and closed once
+no other descriptor of that file is open here (a thread opening the file between that
+look and the close is the one gap left). Too many parked: the daemon closes its local
+store (:data:`crowded`).
 """
 
 from __future__ import annotations
@@ -24,7 +33,8 @@ import fcntl
 import io
 import os
 import stat
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -51,13 +61,60 @@ _unclaimed: set[int] = set()
 HELD_PER_CLIENT = 64
 HELD_TOTAL = 256
 _held: dict[str, int] = {}
+#: Every received descriptor still open (not a file the daemon opened itself), and those
+#: of them kept open because closing them would drop the daemon's locks on their file.
+_received: set[int] = set()
+_parked: set[int] = set()
+_guard = threading.Lock()
+#: Past this many parked descriptors the daemon is asked (:data:`crowded`) to close the
+#: files it keeps open between calls (its local store), so that they can be closed.
+PARK_LIMIT = 64
+crowded: Callable[[], None] | None = None
+
+
+def _file(fd: int) -> tuple[int, int] | None:
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def _opened_here() -> set[tuple[int, int]]:
+    """The files descriptors this process opened itself (not ones a client sent) refer to:
+    the daemon may hold POSIX locks on them."""
+    return {key for name in os.listdir("/proc/self/fd")
+            if int(name) not in _received and (key := _file(int(name))) is not None}
 
 
 def _close(fd: int) -> None:
+    """Close ``fd`` unless the daemon also has its file open (then park it: closing would
+    drop the daemon's POSIX locks on the file, e.g. SQLite's)."""
+    with _guard:
+        _received.add(fd)  # (so also a dup the daemon made of a received one)
+        _close_unless(fd, None)
+
+
+def _close_unless(fd: int, busy: set[tuple[int, int]] | None) -> None:
+    key = _file(fd)
+    if key is not None and key in (_opened_here() if busy is None else busy):
+        _parked.add(fd)
+        return
+    _received.discard(fd)
+    _parked.discard(fd)
     try:
         os.close(fd)
     except OSError:
         pass
+
+
+def unpark() -> None:
+    """Close the parked descriptors whose file the daemon no longer has open (one look at
+    the descriptor table for all of them)."""
+    with _guard:
+        busy = _opened_here()
+        for fd in sorted(_parked):
+            _close_unless(fd, busy)
 
 
 def _sweep(fds: Sequence[int]) -> None:
@@ -75,11 +132,23 @@ def _takes_fds(msg: Message) -> bool:
 
 
 def intake(msg: Message) -> None:
-    """Pre-dispatch: remember a call's descriptors, or close them if its method takes none."""
-    if msg.message_type is not MessageType.METHOD_CALL:
-        return  # replies (logind's inhibitor) and signals: their receivers own them
+    """Pre-dispatch: remember a call's descriptors, or close them if its method takes none
+    (or the message is a signal: anybody may send one to the daemon, nothing takes its
+    descriptors)."""
+    if msg.message_type in (MessageType.METHOD_RETURN, MessageType.ERROR):
+        return  # replies (logind's inhibitor): their receivers own them
     fds = tuple(msg.unix_fds)
     msg.unix_fds = []
+    with _guard:
+        _received.update(fds)
+    if len(_parked) >= PARK_LIMIT and crowded is not None:
+        crowded()
+    if _parked:
+        unpark()
+    if msg.message_type is not MessageType.METHOD_CALL:
+        for fd in fds:
+            _close(fd)
+        return
     if fds and _takes_fds(msg):
         RECEIVED.set(fds)
         _unclaimed.update(fds)

@@ -14,7 +14,7 @@ import asyncio
 import collections
 import concurrent.futures
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -47,7 +47,8 @@ class Limits:
     search_deadline: float = 20.0
     #: reading a repository tree for one call (List, History, Check; seconds)
     repository_deadline: float = 600.0
-    #: heavy calls running at once per bus client / in total (more wait or are refused)
+    #: heavy calls running at once per bus client (and per uid but root's) / in total
+    #: (more are refused)
     heavy_per_client: int = 2
     heavy_total: int = 4
     targets: int = 10_000
@@ -122,25 +123,43 @@ class Workers:
 
     A call over its deadline is answered ``Timeout`` at once; its thread finishes on its
     own (the engine bounds what it reads), holding its slot until then, so a client
-    cannot pile up more stuck work than its share.
+    cannot pile up more stuck work than its share. A user's clients share one client's
+    share (``uid_of`` tells a client's uid): one user opening many connections cannot
+    take every slot from the others.
     """
 
-    def __init__(self, limits: Limits = LIMITS) -> None:
+    def __init__(self, limits: Limits = LIMITS,
+                 uid_of: Callable[[str], Awaitable[int]] | None = None) -> None:
         self.limits = limits
+        self.uid_of = uid_of
         self.pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=limits.heavy_total, thread_name_prefix="alpmd-heavy")
         self.running: collections.Counter[str] = collections.Counter()
+        self.by_uid: collections.Counter[int] = collections.Counter()
         self.total = 0
 
     async def run(self, client: str, deadline: float, fn: Callable[[], R], what: str,
-                  refused: Callable[[], None] | None = None) -> R:
+                  refused: Callable[[], None] | None = None, uid: int | None = None) -> R:
         """``fn()`` in a worker thread; LimitExceeded (after ``refused()``) when the client or
-        the daemon has no slot free, Timeout past ``deadline``."""
+        the daemon has no slot free, Timeout past ``deadline``. ``uid``: the client's, when
+        the caller knows it already."""
+        if uid is None:
+            uid = 0
+            try:
+                if self.uid_of is not None and client:
+                    uid = await self.uid_of(client)
+            except BaseException:
+                if refused is not None:
+                    refused()
+                raise
         why = ""
         if self.total >= self.limits.heavy_total:
             why = f"the daemon is busy with {self.total} heavy calls; try later"
         elif self.running[client] >= self.limits.heavy_per_client:
             why = (f"this client has {self.running[client]} heavy calls running "
+                   f"(at most {self.limits.heavy_per_client})")
+        elif uid > 0 and self.by_uid[uid] >= self.limits.heavy_per_client:
+            why = (f"this user's clients have {self.by_uid[uid]} heavy calls running "
                    f"(at most {self.limits.heavy_per_client})")
         if why:
             if refused is not None:
@@ -148,6 +167,8 @@ class Workers:
             raise limit_exceeded(why)
         self.total += 1
         self.running[client] += 1
+        if uid > 0:
+            self.by_uid[uid] += 1
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(self.pool, fn)
 
@@ -156,6 +177,10 @@ class Workers:
             self.running[client] -= 1
             if self.running[client] <= 0:
                 del self.running[client]
+            if uid > 0:
+                self.by_uid[uid] -= 1
+                if self.by_uid[uid] <= 0:
+                    del self.by_uid[uid]
         fut.add_done_callback(release)
         try:
             return await asyncio.wait_for(asyncio.shield(fut), deadline)

@@ -183,7 +183,7 @@ class Runner:
                 h.release()
         try:
             return await self.daemon.workers.run(t.sender, self.daemon.limits.simulate_deadline,
-                                                 work, "simulating the transaction")
+                                                 work, "simulating the transaction", uid=t.uid)
         except AlpmError as exc:
             t.error_details = error_details(exc)
             t.changed("ErrorDetails")

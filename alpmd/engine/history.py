@@ -192,11 +192,21 @@ class History:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
 
+    def _private(self) -> None:
+        """Only its owner may open the file (and its -wal, -shm: SQLite makes them with the
+        file's mode): a descriptor of it, sent to the daemon and closed there, would drop
+        the daemon's SQLite locks. By path, never by opening it (which would do the same)."""
+        for name in (str(self.path), f"{self.path}-wal", f"{self.path}-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(name).st_mode & 0o077:
+                    os.chmod(name, 0o600)
+
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             con = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            self._private()
         except (OSError, sqlite3.Error) as exc:
             raise AlpmError(ErrorCode.SYSTEM, f"cannot open the history {self.path}: {exc}",
                             path=str(self.path)) from exc

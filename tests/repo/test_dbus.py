@@ -6,12 +6,15 @@ unprivileged user. A refused or failed change must leave the tree exactly as it 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import grp
 import os
+import select
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -495,3 +498,75 @@ def test_sizes_and_counts_are_capped(world: RepoWorld) -> None:
     assert world.state() == before
     world.healthy()
 
+
+
+def _open_count(pid: int, path: Path) -> int:
+    """How many descriptors process ``pid`` has open on ``path``."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}") == str(path)
+        except OSError:
+            pass
+    return n
+
+
+def test_one_user_cannot_take_every_reader(world: RepoWorld) -> None:
+    """One unprivileged user opening many connections gets one client's share of the
+    worker pool (two slots), so another user is still served: four Check(verify) calls of
+    one user over a pool file that takes long to hash (a sparse one, made short again
+    here to end them) run two at a time, the other two are refused at once."""
+    pkg = world.build("bigpkg")
+    _ok(world.add(PACKAGER, "testing", pkg))
+    pool = Path(world.tree().cfg.pool) / pkg.name
+    aside = pool.with_name(".aside-" + pkg.name)
+    os.rename(pool, aside)
+    with open(pool, "wb") as fh:
+        fh.truncate(1 << 40)
+    signal_r, signal_w = os.pipe()
+    address = world.env.address
+
+    def attack() -> Any:
+        async def go() -> list[list[str]]:
+            buses = [await connect(address) for _ in range(4)]
+            try:
+                calls = [asyncio.ensure_future(_call(b, "Check", "a{sv}",
+                                                     [{"verify": Variant("b", True)}]))
+                         for b in buses]
+                order: list[list[str]] = []
+                for done in asyncio.as_completed(calls):
+                    m = await done
+                    order.append([m.error_name or "", str(m.body[0] if m.body else "")])
+                    if len(order) == 2:
+                        os.write(signal_w, b"2")
+                return order
+            finally:
+                for b in buses:
+                    b.disconnect()
+        return asyncio.run(asyncio.wait_for(go(), 300))
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool_:
+            attacker = pool_.submit(as_user, CLIENT_USER, attack)
+            try:
+                # two of the user's calls hash the file, the other two were answered
+                ready, _, _ = select.select([signal_r], [], [], 120)
+                assert ready, "the user's four calls all run (no per-user share)"
+                for _ in range(2400):  # (a hang guard: both reach the pool file)
+                    if _open_count(world.proc.pid, pool) >= 2:
+                        break
+                    time.sleep(0.05)
+                assert _open_count(world.proc.pid, pool) == 2
+                (other,) = world.call(PACKAGER, [{**R, "member": "List", "sig": "ssa{sv}",
+                                                  "body": ["testing", "", {}]}])
+                assert "ok" in other, other
+            finally:
+                os.truncate(pool, 0)  # the running hashes end
+            order = attacker.result(timeout=300)
+    finally:
+        os.close(signal_r)
+        os.close(signal_w)
+        os.replace(aside, pool)
+    assert [name for name, _ in order[:2]] == [LIMIT, LIMIT], order
+    assert all("this user" in text for _, text in order[:2]), order
+    assert [name for name, _ in order[2:]] == ["", ""], order
+    world.healthy()

@@ -115,6 +115,22 @@ async def run(address: str, script: dict[str, Any]) -> list[dict[str, Any]]:
                 out.append({"send-error": f"open: {exc}"})
                 continue
             good = [fd for fd in fds if fd >= 0]
+            if call.get("signal"):  # a unicast signal to the daemon (no reply comes)
+                try:
+                    await bus.send(Message(
+                        destination="org.alpm", path=decode(call.get("path", "/org/alpm"), out),
+                        interface=call["iface"], member=call["member"],
+                        message_type=MessageType.SIGNAL, signature=call.get("sig", ""),
+                        body=decode(call.get("body", []), out), unix_fds=good))
+                    # a round trip: the signal went out before this returns
+                    await bus.call(Message(destination="org.freedesktop.DBus",
+                                           path="/org/freedesktop/DBus",
+                                           interface="org.freedesktop.DBus", member="GetId"))
+                    out.append({"sent": True})
+                finally:
+                    for fd in good:
+                        os.close(fd)
+                continue
             try:
                 msg = Message(destination="org.alpm",
                               path=decode(call.get("path", "/org/alpm"), out),

@@ -137,7 +137,8 @@ def user() -> str:
 
 def build_world(tmp: Path, user: str, *, rules: str = SHIPPED_RULES,
                 repo: Sequence[Pkg] = REPO, installed: Sequence[Pkg] = INSTALLED,
-                daemon_args: Sequence[str] = ()) -> Iterator[World]:
+                daemon_args: Sequence[str] = (),
+                prepare: Callable[[E2ERoot], None] | None = None) -> Iterator[World]:
     public = Path(tempfile.mkdtemp(prefix="alpmd-sec-"))
     public.chmod(0o755)
     srv = tmp / "srv"
@@ -147,6 +148,8 @@ def build_world(tmp: Path, user: str, *, rules: str = SHIPPED_RULES,
         with mirror(root=srv) as m:
             srv.rmdir()
             e = make_root(tmp, list(repo), list(installed), m.url)
+            if prepare is not None:
+                prepare(e)
             env.start()
             proc = env.spawn([sys.executable, "-m", "alpmd.dbus.service", "--config",
                               str(e.root.config), "--idle-timeout", "0",

@@ -108,3 +108,17 @@ def test_unix_socket_path_is_not_a_package(world: World) -> None:
     finally:
         s.close()
     assert named(r) == "org.alpm.Error.InvalidArgs"
+
+
+def test_descriptors_sent_with_signals_are_closed(world: World) -> None:
+    """A unicast signal to the daemon carrying descriptors: nobody handles it, and its
+    descriptors must not stay open in the daemon (else any user fills its table)."""
+    world.hostile([{**Q, "body": [0], "fds": [{"open": "/etc/hostname"}]}])  # warm up
+    before = world.fd_count()
+    sig = {"signal": True, "iface": "org.alpm.Manager1", "member": "Poke", "sig": "h",
+           "body": [0]}
+    results = world.hostile([{**sig, "fds": [{"open": "/etc/hostname"}] * 4}] * 40)
+    assert results == [{"sent": True}] * 40, results[:3]
+    world.probe()  # (the daemon has read them: it answered a later call)
+    assert world.fd_count() < before + 16, (before, world.fd_count())
+    world.healthy()

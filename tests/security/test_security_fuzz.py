@@ -14,13 +14,19 @@ import os
 import random
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from alpmd.engine.formats.desc import PkgMeta
+from alpmd.engine.repo.ops import check
+from alpmd.engine.repo.tree import init_tree, open_tree
 from alpmd.testing.dbusenv import DATA
 from alpmd.testing.pkgbuild import FileSpec, build_package
-from tests.security.secworld import World
+from tests.dbus.dbus_e2e import E2ERoot
+from tests.security.secworld import World, build_world
 
 BUDGET = float(os.environ.get("ALPMD_FUZZ_SECONDS", "60"))
 SEED = int(os.environ.get("ALPMD_FUZZ_SEED", "10"))
@@ -45,7 +51,8 @@ OPTION_KEYS = ["run", "force", "allow-downgrade", "no-sysupgrade", "refresh", "a
 STRINGS = ["", "tool", "editor", "local/tool", "test/tool", "tool;2.0-1;any;local", "-rf",
            "../../etc/shadow", "/", "/usr/share/tool/data", "a" * 5000, "ä€\U0001f600",
            "((.+)+)+!", "[[:alpha:]", "sh-provider>=1", "explicit", "dependency", "installed",
-           "available", "orphans", "C.UTF-8", "0123456789ABCDEF", "\x01\x7f", "tool\nx"]
+           "available", "orphans", "C.UTF-8", "0123456789ABCDEF", "\x01\x7f", "tool\nx",
+           "testing", "x86_64", "ok-1-1-any.pkg.tar.gz"]
 INTS = [0, 1, -1, 2, 7, 255, 2**15, 2**31 - 1, -2**31, 2**32 - 1, 2**53, 2**63 - 1, -2**63,
         2**64 - 1]
 BASIC = "ybnqiuxtdsogh"
@@ -160,8 +167,11 @@ def _fds(rng: random.Random, public: Path) -> list[dict[str, Any]]:
     return [rng.choice(kinds[:7]) for _ in range(TOO_MANY)]
 
 
-def _calls(rng: random.Random, n: int, public: Path) -> list[dict[str, Any]]:
+def _calls(rng: random.Random, n: int, public: Path, only: str = "") -> list[dict[str, Any]]:
     methods, props = _methods()
+    if only:
+        methods = [m for m in methods if m[0] == only]
+        props = [p for p in props if p[0] == only]
     calls: list[dict[str, Any]] = []
     for i in range(n):
         r = rng.random()
@@ -182,6 +192,13 @@ def _calls(rng: random.Random, n: int, public: Path) -> list[dict[str, Any]]:
         fds = _fds(rng, public)
         if fds and "h" in sig and rng.random() < 0.7:   # index a descriptor really sent
             body = [_reindex(t, v, len(fds)) for t, v in zip(_split(sig), body, strict=True)]
+        if only and member in TREE_ARGS and rng.random() < 0.6:  # names the tree has
+            good = TREE_ARGS[member]
+            body[:len(good)] = [g if rng.random() < 0.8 else b
+                                for g, b in zip(good, body, strict=False)]
+            if member == "Add" and sig == "ssa(shah)a{sv}":  # a real package, sent
+                fds = [{"open": str(public / "ok.pkg.tar.gz")}, *fds][:TOO_MANY - 1]
+                body[2] = _reindex("a(shah)", body[2], len(fds))
         calls.append({"path": "/org/alpm" if iface != "org.alpm.Transaction1" else path,
                       "iface": iface if rng.random() < 0.9 else None, "member": member,
                       "sig": sig, "body": body, "fds": fds,
@@ -189,15 +206,26 @@ def _calls(rng: random.Random, n: int, public: Path) -> list[dict[str, Any]]:
     return calls
 
 
+#: leading arguments of Repository1's methods that name the served tree's parts
+TREE_ARGS = {"Add": ["testing", "x86_64"], "Remove": ["testing", "x86_64", ["ok"]],
+             "Move": ["testing", "core", "x86_64", ["ok"]], "List": ["testing", "x86_64"],
+             "History": ["ok"]}
+
+
 def _reindex(sig: str, value: Any, n: int) -> Any:
     if sig == "h":
         return value % n
     if sig == "ah":
         return [v % n for v in value][:n] or [0]
+    if sig == "a(shah)":  # Repository1.Add: (name, package, [signature]), each fd once
+        return [[name if i else "ok-1-1-any.pkg.tar.gz", i, []]
+                for i, (name, _pkg, _sigs) in enumerate(value[:n])] \
+            or [["ok-1-1-any.pkg.tar.gz", 0, []]]
     return value
 
 
-def test_fuzz_every_method_and_property(world: World) -> None:
+def _fuzz(world: World, budget: float, only: str = "") -> dict[str, int]:
+    """Random batches for ``budget`` seconds; the error names seen (each checked)."""
     public = world.public
     built = build_package(public, PkgMeta(name="ok", version="1-1"),
                           [FileSpec("usr/share/ok/a", b"x")])
@@ -206,17 +234,18 @@ def test_fuzz_every_method_and_property(world: World) -> None:
     os.mkfifo(public / "fifo")
     (public / "fifo").chmod(0o666)
     rng = random.Random(SEED)
-    deadline = time.monotonic() + BUDGET
+    deadline = time.monotonic() + budget
     seen: dict[str, int] = {}
     sent = 0
     batches = 0
     while time.monotonic() < deadline and batches < BATCHES:
         batches += 1
-        calls = _calls(rng, BATCH, public)
+        calls = _calls(rng, BATCH, public, only)
         results = world.hostile(calls, timeout=600)
         assert world.proc.poll() is None, "the daemon died"
         for i, (call, res) in enumerate(zip(calls, results, strict=True)):
             if "ok" in res or "send-error" in res:
+                seen["ok"] = seen.get("ok", 0) + ("ok" in res)
                 continue
             if "timeout" in res and len(call["fds"]) >= TOO_MANY:
                 continue  # the bus dropped the sender; the daemon never saw the call
@@ -228,7 +257,50 @@ def test_fuzz_every_method_and_property(world: World) -> None:
             assert name.startswith("org.alpm.Error.") or name in BUS_ERRORS, (call, res)
             seen[name] = seen.get(name, 0) + 1
         sent += len(calls)
+    assert sent >= BATCH
+    return seen
+
+
+def test_fuzz_every_method_and_property(world: World) -> None:
+    seen = _fuzz(world, BUDGET)
     # the fuzzer reached our own checks, not only the bus's
     assert seen.get("org.alpm.Error.InvalidArgs", 0) > 0, seen
-    assert sent >= BATCH
     world.healthy()
+
+
+#: the fuzzing user may change ``testing`` of the served tree (so calls reach the engine)
+TREE_RULES = """\
+polkit.addRule(function(action, subject) {
+    if (action.id.indexOf("org.alpm.repository.") == 0
+            && action.lookup("org.alpm.repository") == "testing") {
+        return polkit.Result.YES;
+    }
+});
+"""
+
+
+def _serve_tree(e: E2ERoot) -> None:
+    tree = e.root.root / "srv-tree"
+    init_tree(str(tree), ["core", "testing"], ["x86_64"]).close()
+    (e.root.root / "etc" / "alpmd.conf").write_text(f"[options]\nRepositoryTree = {tree}\n")
+
+
+@pytest.fixture
+def tree_world(tmp_path: Path, user: str) -> Iterator[World]:
+    yield from build_world(tmp_path, user, rules=TREE_RULES, prepare=_serve_tree)
+
+
+def test_fuzz_repository(tree_world: World) -> None:
+    """Repository1 on a served tree, as a user polkit lets change ``testing``: every
+    answer is a named error or a reply, the tree stays consistent."""
+    seen = _fuzz(tree_world, max(BUDGET / 3, 10), "org.alpm.Repository1")
+    assert seen.get("org.alpm.Error.InvalidArgs", 0) > 0, seen
+    print(seen)
+    assert seen.get("ok", 0) > 0, seen  # (the reads answer)
+    tree = open_tree(str(tree_world.root.root.root / "srv-tree"))
+    try:
+        report = check(tree, verify=True)
+    finally:
+        tree.close()
+    assert report.ok, report.problems
+    tree_world.healthy()

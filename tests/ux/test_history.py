@@ -44,6 +44,11 @@ def test_record_survives_a_new_instance_and_pages(tmp_path: Path) -> None:
     assert again.page(100, 10) == []
     with pytest.raises(AlpmError):
         again.page(-1, 10)
+    # only its owner (root: the daemon) may open it, nor its -wal and -shm
+    assert {f.name: f.stat().st_mode & 0o777 for f in path.parent.iterdir()} == {
+        n: 0o600 for n in ("history.sqlite", "history.sqlite-wal", "history.sqlite-shm")
+        if (path.parent / n).exists()}
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 def test_changes_between_names_every_move() -> None:
