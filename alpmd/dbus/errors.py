@@ -11,6 +11,7 @@ import errno
 from dbus_fast import DBusError
 
 from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.i18n import translate
 
 PREFIX = "org.alpm.Error."
 
@@ -127,6 +128,16 @@ def from_alpm(exc: AlpmError, locale: str = "") -> DBusError:
         if named is not None:
             return named
     return code_text(name, exc.code.value, exc.localized(locale) if locale else exc.message)
+
+
+def localized(err: DBusError, locale: str) -> DBusError:
+    """``err`` with its text in the caller's ``locale``: the code before the first ``": "``
+    stays, the rest is translated whole or by its fixed ``head: detail`` part."""
+    code, sep, text = (err.text or "").partition(": ")
+    if not locale or not sep:
+        return err
+    translated = translate(text, locale)
+    return err if translated == text else DBusError(err.type, f"{code}: {translated}")
 
 
 def internal(exc: BaseException) -> DBusError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -10,6 +11,8 @@ from dbus_fast.signature import Variant
 from alpmd.dbus import errors
 
 T = TypeVar("T")
+#: language[_territory][.codeset][@modifier], or C / POSIX (it reaches no shell, but still)
+LOCALE = re.compile(r"[A-Za-z]{1,8}(_[A-Za-z0-9]{1,8})?(\.[A-Za-z0-9-]{1,16})?(@[A-Za-z0-9]{1,16})?")
 
 
 def get(options: dict[str, Variant], key: str, kind: type[T], default: T) -> T:
@@ -70,3 +73,12 @@ def checked(options: dict[str, Variant], specs: dict[str, Spec] = TRANSACTION_OP
             raise errors.invalid(f"option {key!r} is too long")
         out[key] = value
     return out
+
+
+def locale(options: dict[str, Variant]) -> str:
+    """The ``locale`` (s) a client asks its answers in ("": English); InvalidArgs unless it
+    is shaped like a locale name. A locale without a catalog is simply English."""
+    value = get(options, "locale", str, "")
+    if value and not LOCALE.fullmatch(value):
+        raise errors.invalid(f"not a locale name: {value[:64]!r}")
+    return value

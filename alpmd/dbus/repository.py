@@ -23,9 +23,10 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import pwd
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from dbus_fast import DBusError
@@ -45,11 +46,13 @@ from alpmd.engine.repo.incoming import MAX_SIG_SIZE, PKG_EXTS, is_package_name
 from alpmd.engine.repo.tracking import HistoryEntry, Row
 from alpmd.engine.repo.tree import Tree, open_tree
 from alpmd.engine.repo.txn import Plan
+from alpmd.i18n import N_
 
 if TYPE_CHECKING:
     from alpmd.dbus.daemon import Daemon
 
 R = TypeVar("R")
+M = TypeVar("M", bound=Callable[..., Awaitable[Any]])
 log = logging.getLogger("alpmd")
 
 #: (file name, package descriptor, [signature descriptor]) per file Add releases
@@ -66,18 +69,37 @@ MAX_ROWS = 10_000
 NAME_LENGTH = 256
 
 
+REPOSITORY = N_("invalid repository name")
+ARCHITECTURE = N_("invalid architecture name")
+
+
+def _in_callers_language(method: M) -> M:
+    """A method whose errors come in the ``locale`` of its ``opts`` (its last argument):
+    the code first and untranslated, the text in the caller's language (English when
+    it has no catalog), as Manager1's transactions answer in their SetHints locale."""
+    @functools.wraps(method)
+    async def spoken(self: Repository1, *args: Any) -> Any:
+        locale = options.locale(args[-1])
+        try:
+            return await method(self, *args)
+        except DBusError as exc:
+            raise errors.localized(exc, locale) from None
+    return spoken  # type: ignore[return-value]
+
+
 def _name(value: str, what: str) -> str:
-    """A repository or architecture name as the tree's config could hold it."""
+    """A repository or architecture name as the tree's config could hold it (``what``:
+    REPOSITORY or ARCHITECTURE, the error's text)."""
     if not value or len(value) > NAME_LENGTH or value.startswith((".", "-")) \
             or any(c in value for c in "/\0\n\r\t "):
-        raise errors.invalid(f"invalid {what} {value[:64]!r}")
+        raise errors.invalid(f"{what}: {value[:64]!r}")
     return value
 
 
 def _file_name(value: object) -> str:
     if not isinstance(value, str) or len(value) > NAME_LENGTH or "/" in value \
             or value.startswith(".") or not is_package_name(value):
-        raise errors.invalid(f"not a package file name: {str(value)[:64]!r}")
+        raise errors.invalid(N_("not a package file name") + f": {str(value)[:64]!r}")
     return value
 
 
@@ -143,7 +165,7 @@ def _page(opts: Opts) -> tuple[int, int]:
     offset = options.get(opts, "offset", int, 0)
     limit = options.get(opts, "limit", int, MAX_ROWS)
     if offset < 0 or limit < 0:
-        raise errors.invalid("offset and limit must not be negative")
+        raise errors.invalid(N_("offset and limit must not be negative"))
     return offset, min(limit, MAX_ROWS)
 
 
@@ -174,7 +196,7 @@ class Repository1(ServiceInterface):
     def _tree_path(self) -> str:
         if self.tree is None:
             raise errors.code_text(errors.NOT_FOUND, ErrorCode.DB_NOT_FOUND.value,
-                                   f"alpmd serves no repository tree: {self.why}")
+                                   N_("alpmd serves no repository tree") + f": {self.why}")
         return self.tree
 
     def _opened(self, fn: Callable[[Tree], R]) -> Callable[[], R]:
@@ -247,7 +269,7 @@ class Repository1(ServiceInterface):
             job = self.writer.submit(work)
         except RuntimeError:  # the writer was shut down
             over()
-            raise errors.code_text(errors.BUSY, "busy", "alpmd is stopping") from None
+            raise errors.code_text(errors.BUSY, "busy", N_("alpmd is stopping")) from None
         job.add_done_callback(finished)
         try:
             plan = await asyncio.wrap_future(job)
@@ -275,17 +297,19 @@ class Repository1(ServiceInterface):
         return await self._read(work, "listing the repositories")
 
     @dbus_method()
+    @_in_callers_language
     async def List(self, repo: S, arch: S, opts: Opts) -> ListOfDicts:
         """What each repository and architecture holds ("" for all); offset/limit page."""
         offset, limit = _page(opts)
-        repo_ = _name(repo, "repository") if repo else None
-        arch_ = _name(arch, "architecture") if arch else None
+        repo_ = _name(repo, REPOSITORY) if repo else None
+        arch_ = _name(arch, ARCHITECTURE) if arch else None
 
         def work(tree: Tree) -> list[dict[str, Variant]]:
             return _package_rows(ops.ls(tree, repo_, arch_)[offset:offset + limit])
         return await self._read(work, "listing the repository")
 
     @dbus_method()
+    @_in_callers_language
     async def History(self, pkgbase: S, opts: Opts) -> ListOfDicts:
         """The release history (of one pkgbase unless ""), oldest first; offset/limit page."""
         offset, limit = _page(opts)
@@ -296,6 +320,7 @@ class Repository1(ServiceInterface):
         return await self._read(work, "reading the release history")
 
     @dbus_method()
+    @_in_callers_language
     async def Check(self, opts: Opts) -> Opts:
         """Whether databases, pool and tracking database agree (verify: checksums too;
         repair, authorised by org.alpm.repository.repair: finish an interrupted change
@@ -323,6 +348,7 @@ class Repository1(ServiceInterface):
     # -- changing -----------------------------------------------------------------------
 
     @dbus_method()
+    @_in_callers_language
     async def Add(self, repo: S, arch: S, files: Files, opts: Opts) -> ListOfDicts:
         """Release package files (each: its file name, a descriptor, and none or one
         descriptor of its .sig) to ``repo`` (``arch`` or any); all or nothing."""
@@ -343,8 +369,8 @@ class Repository1(ServiceInterface):
                 "org.alpm.files": " ".join(names),
                 "org.alpm.packages": " ".join(_package_name(n) for n in names)}, opts)
             if d.file_bytes + total > caps.file_bytes_total:
-                raise limits.limit_exceeded("the daemon holds too many package files; "
-                                            "try later")
+                raise limits.limit_exceeded(N_("the daemon holds too many package files; "
+                                               "try later"))
         except BaseException:
             fds.release(sender, mine)
             raise
@@ -366,20 +392,20 @@ class Repository1(ServiceInterface):
         """(file name, package fd, signature fd) per file, checked before polkit is asked
         (names, counts, readable regular files, sizes); their total size."""
         caps = self.daemon.limits
-        _name(repo, "repository")
-        _name(arch, "architecture")
+        _name(repo, REPOSITORY)
+        _name(arch, ARCHITECTURE)
         if not files:
-            raise errors.invalid("no package files")
+            raise errors.invalid(N_("no package files"))
         if len(files) > caps.files_per_call:
             raise limits.limit_exceeded(f"at most {caps.files_per_call} files per call")
         pairs: list[tuple[str, int, int | None]] = []
         it = iter(mine)
         for filename, _pkg, sigs in files:
             if len(sigs) > 1:
-                raise errors.invalid("at most one signature per package file")
+                raise errors.invalid(N_("at most one signature per package file"))
             pairs.append((_file_name(filename), next(it), next(it) if sigs else None))
         if len({name for name, _p, _s in pairs}) != len(pairs):
-            raise errors.invalid("a package file is given twice")
+            raise errors.invalid(N_("a package file is given twice"))
         total = 0
         for filename, pkg_fd, sig_fd in pairs:
             size = fds.check_readable(pkg_fd).size
@@ -393,12 +419,13 @@ class Repository1(ServiceInterface):
         return pairs, total
 
     @dbus_method()
+    @_in_callers_language
     async def Remove(self, repo: S, arch: S, pkgbases: AS, opts: Opts) -> ListOfDicts:
         """Remove pkgbases (with their split and debug packages) from ``repo``."""
-        _name(repo, "repository")
-        _name(arch, "architecture")
+        _name(repo, REPOSITORY)
+        _name(arch, ARCHITECTURE)
         if not pkgbases:
-            raise errors.invalid("no pkgbase given")
+            raise errors.invalid(N_("no pkgbase given"))
         bases = check_targets(pkgbases, self.daemon.limits)
         self._tree_path()
         uid = await self._authorize(REMOVE, {
@@ -409,15 +436,16 @@ class Repository1(ServiceInterface):
             f"removing from {repo}")
 
     @dbus_method()
+    @_in_callers_language
     async def Move(self, source: S, destination: S, arch: S, pkgbases: AS,
                    opts: Opts) -> ListOfDicts:
         """Move pkgbases as units from ``source`` to ``destination``; polkit must allow
         org.alpm.repository.move for both repositories."""
-        _name(source, "repository")
-        _name(destination, "repository")
-        _name(arch, "architecture")
+        _name(source, REPOSITORY)
+        _name(destination, REPOSITORY)
+        _name(arch, ARCHITECTURE)
         if not pkgbases:
-            raise errors.invalid("no pkgbase given")
+            raise errors.invalid(N_("no pkgbase given"))
         bases = check_targets(pkgbases, self.daemon.limits)
         force = options.get(opts, "force", bool, False)
         self._tree_path()

@@ -9,7 +9,6 @@ that thread wait for :meth:`Answer` (or the deadline, then the default).
 import asyncio
 import concurrent.futures
 import contextlib
-import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -57,8 +56,6 @@ STATES = ("setup", "queued", "waiting-auth", "waiting-lock", "resolving", "waiti
 CANCELLABLE = {"setup", "queued", "waiting-auth", "waiting-lock", "waiting-answer", "downloading",
                "resolving"}
 DEFAULT_QUESTION_TIMEOUT = 300.0
-#: language[_territory][.codeset][@modifier], or C / POSIX (it reaches no shell, but still)
-_LOCALE = re.compile(r"[A-Za-z]{1,8}(_[A-Za-z0-9]{1,8})?(\.[A-Za-z0-9-]{1,16})?(@[A-Za-z0-9]{1,16})?")
 PROGRESS_INTERVAL = 0.25
 
 
@@ -276,10 +273,7 @@ class TransactionObject(ServiceInterface):
         if self.state != "setup":
             raise errors.wrong_state("hints can only be set before Run")
         self.hints["interactive"] = options.get(hints, "interactive", bool, False)
-        locale = options.get(hints, "locale", str, "")
-        if locale and not _LOCALE.fullmatch(locale):
-            raise errors.invalid(f"not a locale name: {locale[:64]!r}")
-        self.hints["locale"] = locale
+        self.hints["locale"] = options.locale(hints)
         tmo = hints.get("question-timeout")
         if tmo is not None:
             value = tmo.value if isinstance(tmo, Variant) else tmo
