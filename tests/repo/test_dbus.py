@@ -463,6 +463,47 @@ def test_changed_signal_and_variant_options(world: RepoWorld) -> None:
     assert bad.message_type is MessageType.ERROR and bad.error_name == INVALID, bad.body
 
 
+def test_errors_in_the_callers_language(world: RepoWorld) -> None:
+    """``locale`` in opts: the same refused (checked by the daemon) or failing (refused by
+    the engine) call answers in German, in English without it or for a language with no
+    catalog; the code stays first and English. A malformed locale is itself refused."""
+    subprocess.run(["make", "-s", "mo"], cwd=Path(__file__).resolve().parents[2], check=True,
+                   capture_output=True, timeout=120)  # the catalogs are built, not committed
+    before = world.state()
+
+    async def go() -> list[Message]:
+        bus = await connect(world.env.address)
+        replies: list[Message] = []
+        try:
+            for locale in ("de", None, "de_DE.UTF-8", "xx", "de;rm -rf"):
+                opts = {} if locale is None else {"locale": Variant("s", locale)}
+                replies += [
+                    await _call(bus, "Remove", "ssasa{sv}", ["testing", ARCH, [], opts]),
+                    await _call(bus, "List", "ssa{sv}", ["bad/repo", "", opts]),
+                    await _call(bus, "Move", "sssasa{sv}", ["core", "core", ARCH, ["x"], opts]),
+                ]
+            return replies
+        finally:
+            bus.disconnect()
+    replies = asyncio.run(asyncio.wait_for(go(), 60))
+    assert all(r.message_type is MessageType.ERROR and r.error_name == INVALID
+               for r in replies), [(r.error_name, r.body) for r in replies]
+    texts = [r.body[0] for r in replies]
+    german = ["wrong-args: keine pkgbase angegeben",
+              "wrong-args: ungültiger Name einer Paketquelle: 'bad/repo'",
+              "wrong-args: Quelle und Ziel sind dieselbe Paketquelle"]
+    english = ["wrong-args: no pkgbase given",
+               "wrong-args: invalid repository name: 'bad/repo'",
+               "wrong-args: source and destination are the same repository"]
+    assert texts[0:3] == german, texts
+    assert texts[3:6] == english, texts
+    assert texts[6:9] == german, texts
+    assert texts[9:12] == english, texts      # a language without a catalog: English
+    assert texts[12:] == ["wrong-args: not a locale name: 'de;rm -rf'"] * 3, texts
+    assert world.state() == before
+    world.healthy()
+
+
 def test_tree_allow_list_applies_to_the_caller(world: RepoWorld) -> None:
     """polkit allows the group to release to gated, the tree's own Allow does not."""
     pkg = world.build("gatedpkg")

@@ -46,6 +46,7 @@ from alpmd.engine.repo.txn import (
 )
 from alpmd.engine.signing import decode_signature
 from alpmd.engine.version import vercmp
+from alpmd.i18n import N_
 
 # -- the working view: tracking rows with the plan laid over them -------------------------
 
@@ -312,7 +313,7 @@ def remove(tree: Tree, repo: str, arch: str, bases: Sequence[str], *, user: str)
     """Remove pkgbases (with their split and debug packages) from ``repo``."""
     cfg = tree.cfg
     if not bases:
-        raise AlpmError(ErrorCode.WRONG_ARGS, "no pkgbase given")
+        raise AlpmError(ErrorCode.WRONG_ARGS, N_("no pkgbase given"))
     with tree.writing():
         arches = cfg.arches_of(repo, arch)
         own = {repo} | ({d} if (d := cfg.debug_repo(repo)) else set())
@@ -338,9 +339,10 @@ def move(tree: Tree, src: str, dst: str, arch: str, bases: Sequence[str], *, use
     """Move pkgbases as units (split and debug packages too) from ``src`` to ``dst``."""
     cfg = tree.cfg
     if not bases:
-        raise AlpmError(ErrorCode.WRONG_ARGS, "no pkgbase given")
+        raise AlpmError(ErrorCode.WRONG_ARGS, N_("no pkgbase given"))
     if src == dst:
-        raise AlpmError(ErrorCode.WRONG_ARGS, "source and destination are the same repository")
+        raise AlpmError(ErrorCode.WRONG_ARGS,
+                        N_("source and destination are the same repository"))
     with tree.writing():
         cfg.repo(dst)
         arches = cfg.arches_of(src, arch)
