@@ -119,9 +119,9 @@ def _run(ns: argparse.Namespace) -> int:
         elif ns.cmd == "check":
             report = ops.check(tree, verify=ns.verify, repair=ns.repair)
             for n in report.notes:
-                print(_("note: ") + n)
+                print(_("note: ") + n.in_language())
             for prob in report.problems:
-                print(_("error: ") + prob)
+                print(_("error: ") + prob.in_language())
             print(_("tree is consistent") if report.ok else ngettext(
                 "{n} problem", "{n} problems", len(report.problems)).format(
                     n=len(report.problems)))

@@ -46,7 +46,7 @@ from alpmd.engine.repo.incoming import MAX_SIG_SIZE, PKG_EXTS, is_package_name
 from alpmd.engine.repo.tracking import HistoryEntry, Row
 from alpmd.engine.repo.tree import Tree, open_tree
 from alpmd.engine.repo.txn import Plan
-from alpmd.i18n import N_
+from alpmd.i18n import N_, translator
 
 if TYPE_CHECKING:
     from alpmd.dbus.daemon import Daemon
@@ -342,8 +342,10 @@ class Repository1(ServiceInterface):
             out = report[0]
         else:
             out = await self._read(work, "checking the repository tree")
-        return {"ok": Variant("b", out.ok), "problems": Variant("as", list(out.problems)),
-                "notes": Variant("as", list(out.notes))}
+        _ = translator(options.locale(opts))
+        return {"ok": Variant("b", out.ok),
+                "problems": Variant("as", [p.in_language(_) for p in out.problems]),
+                "notes": Variant("as", [n.in_language(_) for n in out.notes])}
 
     # -- changing -----------------------------------------------------------------------
 

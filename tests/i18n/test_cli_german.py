@@ -123,6 +123,12 @@ def test_alpm_repo_in_german(tmp_path: Path) -> None:
                              "[pkg-not-found]\n")
     check = run([*repo, "check"], GERMAN)
     assert (check.returncode, check.stdout) == (0, "der Baum ist stimmig\n"), check.stderr
+    # check's notes and problems are in German too (the names in them stay as they are)
+    (tree / "pool/packages/stray-1.0-1-any.pkg.tar.zst").write_bytes(b"")
+    noted = run([*repo, "check"], GERMAN)
+    assert noted.returncode == 0, noted.stderr
+    assert "1 Pool-Dateien, auf die keine Datenbank verweist (cleanup entfernt sie)\n" \
+        in noted.stdout, noted.stdout
     usage = run([*repo, "--help"], GERMAN)
     assert "einen Baum samt alpm-repo.conf anlegen" in usage.stdout
 

@@ -30,7 +30,9 @@ from alpmd.engine import keyring
 from alpmd.engine.alpmdconf import parse_alpmd_config
 from alpmd.engine.errors import AlpmError
 from alpmd.engine.formats.desc import PkgMeta
+from alpmd.engine.repo import ops
 from alpmd.engine.repo.config import write_tree_config
+from alpmd.engine.repo.incoming import is_package_name
 from alpmd.engine.repo.tree import Tree, init_tree, open_tree
 from alpmd.engine.repo.txn import tree_lock
 from alpmd.testing.dbusenv import CLIENT_USER, DBusEnv, ensure_user, have_polkit, have_tools
@@ -500,6 +502,37 @@ def test_errors_in_the_callers_language(world: RepoWorld) -> None:
     assert texts[6:9] == german, texts
     assert texts[9:12] == english, texts      # a language without a catalog: English
     assert texts[12:] == ["wrong-args: not a locale name: 'de;rm -rf'"] * 3, texts
+    assert world.state() == before
+    # a result's text too: Check's notes (a package file in the pool no database names)
+    stray = world.root / "pool/packages" / "strayed-1.0-1-any.pkg.tar.zst"
+    stray.write_bytes(b"")
+    # (earlier tests may have left pool files of their own: the count is what the tree has)
+    tree = world.tree()
+    try:
+        named = {r.filename for r in ops.ls(tree, None, None)}
+    finally:
+        tree.close()
+    unreferenced = sum(1 for p in (world.root / "pool/packages").iterdir()
+                       if is_package_name(p.name) and p.name not in named)
+    assert unreferenced >= 1
+
+    async def check() -> list[Message]:
+        bus = await connect(world.env.address)
+        try:
+            return [await _call(bus, "Check", "a{sv}", [opts]) for opts in
+                    ({"locale": Variant("s", "de")}, {})]
+        finally:
+            bus.disconnect()
+    try:
+        german_check, english_check = asyncio.run(asyncio.wait_for(check(), 60))
+    finally:
+        stray.unlink()
+    assert german_check.body[0]["notes"].value == [
+        f"{unreferenced} Pool-Dateien, auf die keine Datenbank verweist (cleanup entfernt sie)"
+    ], german_check
+    assert english_check.body[0]["notes"].value == [
+        f"{unreferenced} pool files no database references (cleanup removes them)"
+    ], english_check
     assert world.state() == before
     world.healthy()
 

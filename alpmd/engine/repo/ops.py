@@ -46,7 +46,7 @@ from alpmd.engine.repo.txn import (
 )
 from alpmd.engine.signing import decode_signature
 from alpmd.engine.version import vercmp
-from alpmd.i18n import N_
+from alpmd.i18n import N_, Message
 
 # -- the working view: tracking rows with the plan laid over them -------------------------
 
@@ -543,10 +543,11 @@ def history(tree: Tree, base: str | None = None) -> list[HistoryEntry]:
 
 @dataclass
 class CheckReport:
-    """What :func:`check` found: problems (the tree is inconsistent) and notes."""
+    """What :func:`check` found: problems (the tree is inconsistent) and notes, each
+    shown in its reader's language (the command line's, a D-Bus caller's)."""
 
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    problems: list[Message] = field(default_factory=list)
+    notes: list[Message] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -559,7 +560,8 @@ def _check_db(cfg: TreeConfig, path: str, rows: dict[str, Row], files: bool,
         with open(path, "rb") as fh:
             members = read_db_archive(fh.read(), path)
     except (OSError, AlpmError) as exc:
-        report.problems.append(f"{path}: unreadable: {exc}")
+        report.problems.append(Message(N_("{path}: unreadable: {error}"),
+                                       {"path": path, "error": exc}))
         return
     seen: dict[str, dict[str, bytes]] = {}
     for name, data in members:
@@ -567,15 +569,21 @@ def _check_db(cfg: TreeConfig, path: str, rows: dict[str, Row], files: bool,
         seen.setdefault(d, {})[leaf] = data
     want = {r.dirname: r for r in rows.values()}
     for d in sorted(set(seen) - set(want)):
-        report.problems.append(f"{path}: {d} is not in the tracking database")
+        report.problems.append(Message(N_("{path}: {entry} is not in the tracking database"),
+                                       {"path": path, "entry": d}))
     for d in sorted(set(want) - set(seen)):
-        report.problems.append(f"{path}: {d} is missing")
+        report.problems.append(Message(N_("{path}: {entry} is missing"),
+                                       {"path": path, "entry": d}))
     for d in sorted(set(want) & set(seen)):
         r = want[d]
         if seen[d].get("desc") != r.desc:
-            report.problems.append(f"{path}: {d}/desc differs from the tracking database")
+            report.problems.append(Message(
+                N_("{path}: {entry}/desc differs from the tracking database"),
+                {"path": path, "entry": d}))
         if files and seen[d].get("files") != (r.files if r.files is not None else b"%FILES%\n"):
-            report.problems.append(f"{path}: {d}/files differs from the tracking database")
+            report.problems.append(Message(
+                N_("{path}: {entry}/files differs from the tracking database"),
+                {"path": path, "entry": d}))
 
 
 def check(tree: Tree, *, verify: bool = False, repair: bool = False) -> CheckReport:
@@ -590,21 +598,26 @@ def check(tree: Tree, *, verify: bool = False, repair: bool = False) -> CheckRep
     if repair:
         with tree.writing() as recovered:
             if recovered:
-                report.notes.append(f"an interrupted change was {recovered}")
+                report.notes.append(Message(N_("an interrupted change was finished")
+                                            if recovered == "finished" else
+                                            N_("an interrupted change was rolled back")))
             ensure_layout(cfg)
             plan = Plan()
             plan.rewrite = {(r, a) for r in cfg.repos for a in cfg.repo(r).arches}
             commit(cfg, tree.tracking, plan)
     elif pending(cfg) is not None:
-        report.problems.append("an interrupted change is pending (run check --repair or any "
-                               "command that changes the tree)")
+        report.problems.append(Message(N_("an interrupted change is pending (run check --repair "
+                                          "or any command that changes the tree)")))
     current = current_generation(cfg)
     if current != tree.tracking.generation():
-        report.problems.append(f"{cfg.generations}/current names generation {current}, the "
-                               f"tracking database {tree.tracking.generation()}")
+        report.problems.append(Message(
+            N_("{dir}/current names generation {current}, the tracking database {tracked}"),
+            {"dir": cfg.generations, "current": current,
+             "tracked": tree.tracking.generation()}))
     stale = len(generation_dirs(cfg)) - 2
     if stale > 0:
-        report.notes.append(f"{stale} old database generations (cleanup removes them)")
+        report.notes.append(Message(N_("{n} old database generations (cleanup removes them)"),
+                                    {"n": stale}))
     pool_refs: dict[str, str] = {}
     for repo in cfg.repos.values():
         for arch in repo.arches:
@@ -614,34 +627,38 @@ def check(tree: Tree, *, verify: bool = False, repair: bool = False) -> CheckRep
                 _check_db(cfg, os.path.join(d, name), rows, kind == "files", report)
             for link, target in db_links(cfg, repo.name, arch):
                 if not os.path.islink(link) or os.readlink(link) != target:
-                    report.problems.append(f"{link} is not a link to {target}")
+                    report.problems.append(Message(N_("{link} is not a link to {target}"),
+                                                   {"link": link, "target": target}))
             for r in rows.values():
                 link = os.path.join(d, r.filename)
                 if not os.path.islink(link) or not os.path.isfile(link):
-                    report.problems.append(f"{link} is missing or does not reach the pool")
+                    report.problems.append(Message(
+                        N_("{link} is missing or does not reach the pool"), {"link": link}))
                 pool_refs[r.filename] = r.sha256
             listed = {r.filename for r in rows.values()}
             for entry in os.listdir(d):
                 full = os.path.join(d, entry)
                 if os.path.islink(full) and entry.split(".sig")[0] not in listed \
                         and is_package_name(entry.removesuffix(".sig")):
-                    report.problems.append(f"{full} is a stray package link")
+                    report.problems.append(Message(N_("{link} is a stray package link"),
+                                                   {"link": full}))
     for name, sha in sorted(pool_refs.items()):
         path = os.path.join(cfg.pool, name)
         if not os.path.isfile(path):
-            report.problems.append(f"pool file {name} is missing")
+            report.problems.append(Message(N_("pool file {name} is missing"), {"name": name}))
         elif verify:
             h = hashlib.sha256()
             with open(path, "rb") as fh:
                 while chunk := fh.read(1 << 20):
                     h.update(chunk)
             if h.hexdigest() != sha:
-                report.problems.append(f"pool file {name} does not match its sha256")
+                report.problems.append(Message(N_("pool file {name} does not match its sha256"),
+                                               {"name": name}))
     unreferenced = [n for n in os.listdir(cfg.pool)
                     if is_package_name(n) and n not in pool_refs]
     if unreferenced:
-        report.notes.append(f"{len(unreferenced)} pool files no database references "
-                            "(cleanup removes them)")
+        report.notes.append(Message(N_("{n} pool files no database references "
+                                       "(cleanup removes them)"), {"n": len(unreferenced)}))
     return report
 
 
