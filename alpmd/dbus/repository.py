@@ -15,6 +15,9 @@ staging directory the packagers can write, by path (a swapped symlink would make
 root read or unlink what the caller cannot), and which repositories it touches
 is known only once the engine planned it, after polkit must have decided. A
 client releases staged files with ``Add`` instead, passing descriptors it opened.
+
+There are no hints either: a client sets ``locale`` in each call's ``opts`` to have its
+errors (and Check's notes) in its language, the engine's code staying first.
 """
 
 from __future__ import annotations
