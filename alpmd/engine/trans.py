@@ -11,7 +11,6 @@ pacman.log and the local database, and keeps the commit journal
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import enum
@@ -26,7 +25,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alpmd.engine import (
     conflict,
@@ -79,6 +78,9 @@ from alpmd.engine.journal import (
 from alpmd.engine.ldconfig import run_ldconfig
 from alpmd.engine.package import Origin, Package, Part
 from alpmd.engine.version import vercmp
+
+if TYPE_CHECKING:
+    import asyncio  # only downloads use it; a -U of local files never imports it
 
 __all__ = ["RecoveryReport", "TransState", "Transaction"]
 
@@ -352,6 +354,8 @@ class Transaction:
         plan = self.plan
         assert plan is not None
         if self.kind != "remove" and self._to_fetch():
+            import asyncio
+
             asyncio.run(self.download())
         if self.flags & TransFlag.DOWNLOADONLY:
             self.state = TransState.COMMITTED
