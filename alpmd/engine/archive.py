@@ -362,15 +362,11 @@ def iter_entries(archive_p: int, label: str = "archive") -> Iterator[int]:
         raise AlpmError(ErrorCode.MEMORY, "archive_entry_new failed")
     count = 0
     blocks: _BlockRefs | None = None  # set once a header was read: a compressed stream
-    compressed = False
     try:
         while True:
-            if count == 1:
-                compressed = int(_filter_count(archive_p)) >= 2
-                if compressed:
-                    blocks = _BlockRefs()
-            if compressed:
-                assert blocks is not None
+            if count == 1 and int(_filter_count(archive_p)) >= 2:
+                blocks = _BlockRefs()
+            if blocks is not None:
                 _skip_blocks(archive_p, label, blocks)
             ret = _next_header2(archive_p, entry_p)
             if ret == _ARCHIVE_EOF:

@@ -247,7 +247,7 @@ class _Extractor:
         opts = handle.options
         full = self.root + path
         entry_is_dir = kind is EntryKind.DIR
-        if fnmatch_patterns(opts.noextract, name) == 0:
+        if opts.noextract and fnmatch_patterns(opts.noextract, name) == 0:
             handle.log(LogLevel.DEBUG, f"{name} is in NoExtract, skipping extraction of {full}")
             return  # the walk skips the member's data
         st = _lstat(full)
@@ -347,6 +347,7 @@ def extract_package(
     progress: ProgressCallback | None = None,
     errors: list[str] | None = None,
     db_members: dict[str, bytes] | None = None,
+    position: tuple[int, int] = (1, 1),
 ) -> FileList:
     """Extract ``new.path`` into the root (``old``: the installed version being upgraded).
 
@@ -356,6 +357,7 @@ def extract_package(
     goes on, as libalpm does; an unreadable archive raises ``AlpmError``.
     ``db_members`` receives the members libalpm extracts into the database
     entry instead of the root (``.CHANGELOG``), read on the same pass.
+    ``position`` is the (total, current) package count the progress reports carry.
     """
     errs: list[str] = errors if errors is not None else []
     filelist = FileList(files=list(new.files), backup=[Backup(b.path, "") for b in new.backup])
@@ -393,7 +395,7 @@ def extract_package(
                 ex.entry(archive_p, entry_p, name, path, entry_kind)
                 done += 1
                 if progress is not None:
-                    progress(Progress(kind, new.name, min(done * 100 // total, 100), 1, 1))
+                    progress(Progress(kind, new.name, min(done * 100 // total, 100), *position))
     except ArchiveReadError as fail:
         raise AlpmError(ErrorCode.PKG_INVALID, f"could not read {new.path}: {fail.message}",
                         path=new.path, entry=fail.entry) from None
