@@ -151,6 +151,9 @@ class _Extractor:
         self.backup_new = {b.path for b in new.backup}
         self.backup_old = {b.path: b.md5 for b in old.backup} if old is not None else {}
         self.hashes: dict[str, str] = {}
+        #: Directories this extraction created: what is below them is only what it wrote
+        #: since, and the archive lists each path once, so nothing there needs an lstat.
+        self.fresh_dirs: set[str] = set()
         self.writer = _write_disk_new()
         if not self.writer:
             raise AlpmError(ErrorCode.MEMORY, "archive_write_disk_new failed")
@@ -250,7 +253,7 @@ class _Extractor:
         if opts.noextract and fnmatch_patterns(opts.noextract, name) == 0:
             handle.log(LogLevel.DEBUG, f"{name} is in NoExtract, skipping extraction of {full}")
             return  # the walk skips the member's data
-        st = _lstat(full)
+        st = None if path.rpartition("/")[0] in self.fresh_dirs else _lstat(full)
         notouch = needbackup = False
         hash_orig: str | None = None
         if st is None:
@@ -285,6 +288,8 @@ class _Extractor:
                                 fresh=st is None and target == path)
         if not ok:
             return
+        if st is None and entry_is_dir:
+            self.fresh_dirs.add(path)
         if path in self.backup_new and digest is not None:
             self.hashes[path] = digest
         if notouch:
