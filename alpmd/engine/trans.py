@@ -745,7 +745,7 @@ class Transaction:
         else:
             self._scriptlet(script, "pre_upgrade", new.version, oldv)
         db_members: dict[str, bytes] = {}
-        filelist = self._install_files(new, old, kind, n, total, db_members)
+        filelist = self._install_files(new, old, n, total, db_members)
         self._record(new, filelist, reason, item.validation, db_members.get(".CHANGELOG"))
         if op is Operation.INSTALL:
             line = f"installed {new.name} ({new.version})"
@@ -765,8 +765,8 @@ class Transaction:
         self._progress(kind, new.name, 100, total, n)
         self._event(PackageOperation(done=True, operation=op, new=new, old=old))
 
-    def _install_files(self, new: Package, old: Package | None, kind: ProgressKind, n: int,
-                       total: int, db_members: dict[str, bytes]) -> FileList:
+    def _install_files(self, new: Package, old: Package | None, n: int, total: int,
+                       db_members: dict[str, bytes]) -> FileList:
         if self.flags & TransFlag.DBONLY:
             return FileList(list(new.filelist.files), list(new.filelist.backup))
         if old is not None:
