@@ -22,7 +22,9 @@ import pytest
 
 from alpmd.engine.db.convert import convert_dbpath
 from alpmd.engine.db.stores import Store
+from alpmd.engine.formats.desc import PkgMeta
 from alpmd.testing.oracle import PACMAN, PacmanRoot
+from alpmd.testing.pkgbuild import FileSpec, build_package
 from alpmd.testing.repogen import generate_repo, make_local_db, write_sync_db
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,3 +120,25 @@ def test_queries_import_only_what_they_need(roots: Roots, backend: Store,
         allowed.add("sqlite3")
         assert "sqlite3" in modules
     assert sorted((UNNEEDED - allowed) & modules) == []
+
+
+#: Never needed by ``-U`` of local files (json is the journal's; ctypes binds libarchive).
+UNNEEDED_BY_LOCAL_INSTALL = {"aiohttp", "ssl", "asyncio", "logging", "concurrent.futures",
+                             "urllib.parse", "subprocess", "alpmd.engine.signing",
+                             "alpmd.engine.download"}
+
+
+def test_install_of_local_files_imports_no_downloader(tmp_path: Path) -> None:
+    pkgs = [build_package(tmp_path / "pkgs", PkgMeta(f"imp{i}", "1.0-1"),
+                          [FileSpec(f"usr/share/imp{i}/f", f"{i}\n".encode())])
+            for i in range(2)]
+    theirs, ours = PacmanRoot(tmp_path / "pacman"), PacmanRoot(tmp_path / "alpm")
+    want = theirs.pacman("-U", *map(str, pkgs))
+    assert want.returncode == 0, want.stderr
+    assert (theirs.root / "usr/share/imp1/f").read_bytes() == b"1\n"
+    code, modules, _ = _alpm("-U", *ours.args(), *map(str, pkgs))
+    assert code == 0
+    for i in range(2):
+        assert (ours.root / f"usr/share/imp{i}/f").read_bytes() == f"{i}\n".encode()
+    assert sorted(os.listdir(ours.dbpath / "local")) == sorted(os.listdir(theirs.dbpath / "local"))
+    assert sorted(UNNEEDED_BY_LOCAL_INSTALL & modules) == []

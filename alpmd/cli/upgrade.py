@@ -9,7 +9,6 @@ commit's ``finally`` blocks (the lock is released, the journal says where).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
@@ -333,6 +332,8 @@ def execute(ctx: Context, trans: Transaction, cb: Callbacks, *,
             if to_fetch:
                 out.write(f"{out.c.meta}::{out.c.nocolor}{out.c.title} "
                           + _("Retrieving packages...") + f"{out.c.nocolor}\n")
+                import asyncio  # only a download needs it
+
                 asyncio.run(trans.download())
             trans.commit()
     except AlpmError as exc:
@@ -375,6 +376,8 @@ def run(ctx: Context) -> int:
 
 def _fetch_urls(ctx: Context, cb: Callbacks, urls: list[str], local: dict[str, str]) -> int:
     """``-U URL``: the files (and signatures) into the cache first, as pacman's upgrade.c."""
+    import asyncio
+
     from alpmd.engine import download as dl
 
     out = ctx.out

@@ -320,34 +320,54 @@ def skip_member(archive_p: int, label: str = "archive") -> None:
     """
     if int(_filter_count(archive_p)) < 2:
         return
-    buf = ctypes.c_void_p()
-    size = ctypes.c_size_t()
-    offset = ctypes.c_int64()
+    _skip_blocks(archive_p, label, _BlockRefs())
+
+
+class _BlockRefs:
+    """The out-parameters of ``archive_read_data_block``, made once per walk, not per member."""
+
+    __slots__ = ("buf", "offset", "refs", "size")
+
+    def __init__(self) -> None:
+        self.buf = ctypes.c_void_p()
+        self.size = ctypes.c_size_t()
+        self.offset = ctypes.c_int64()
+        self.refs = (ctypes.byref(self.buf), ctypes.byref(self.size), ctypes.byref(self.offset))
+
+
+def _skip_blocks(archive_p: int, label: str, blocks: _BlockRefs) -> None:
+    """Read the current member's remaining blocks (a compressed stream), checking inflation."""
+    buf_ref, size_ref, offset_ref = blocks.refs
     while True:
-        ret = _read_data_block(archive_p, ctypes.byref(buf), ctypes.byref(size),
-                               ctypes.byref(offset))
+        ret = _read_data_block(archive_p, buf_ref, size_ref, offset_ref)
         if ret == _ARCHIVE_EOF:
             return
         if ret not in _ARCHIVE_USABLE:
             raise ArchiveReadError(_archive_message(archive_p), None)
-        _check_inflation(archive_p, label)
+        if _filter_bytes(archive_p, 0) > INFLATE_FREE:  # else the ratio cannot be over
+            _check_inflation(archive_p, label)
 
 
 def iter_entries(archive_p: int, label: str = "archive") -> Iterator[int]:
     """Yield the entry pointer of each member; a bad header raises :class:`ArchiveReadError`.
 
     A member's data may be read (``archive_read_data``, ``archive_read_extract2``)
-    or skipped with :func:`skip_member` before the next one. The walk is bounded (:data:`MAX_ENTRIES`, :data:`MAX_INFLATE_RATIO`): past
-    the limits it raises ``AlpmError(ARCHIVE_LIMIT)`` naming ``label``.
+    or skipped with :func:`skip_member` before the next one; whatever is left of
+    it is skipped here, the same way. The walk is bounded (:data:`MAX_ENTRIES`,
+    :data:`MAX_INFLATE_RATIO`): past the limits it raises ``AlpmError(ARCHIVE_LIMIT)``
+    naming ``label``.
     """
     entry_p = _entry_new()
     if not entry_p:
         raise AlpmError(ErrorCode.MEMORY, "archive_entry_new failed")
     count = 0
+    blocks: _BlockRefs | None = None  # set once a header was read: a compressed stream
     try:
         while True:
-            if count:
-                skip_member(archive_p, label)
+            if count == 1 and int(_filter_count(archive_p)) >= 2:
+                blocks = _BlockRefs()
+            if blocks is not None:
+                _skip_blocks(archive_p, label, blocks)
             ret = _next_header2(archive_p, entry_p)
             if ret == _ARCHIVE_EOF:
                 return
@@ -357,7 +377,8 @@ def iter_entries(archive_p: int, label: str = "archive") -> Iterator[int]:
             if count > MAX_ENTRIES:
                 raise AlpmError(ErrorCode.ARCHIVE_LIMIT,
                                 f"{label}: more than {MAX_ENTRIES} entries", path=label)
-            _check_inflation(archive_p, label)
+            if _filter_bytes(archive_p, 0) > INFLATE_FREE:
+                _check_inflation(archive_p, label)
             yield entry_p
     finally:
         _entry_free(entry_p)
@@ -536,6 +557,11 @@ class _Walk:
         """
         if kind is not EntryKind.DIR and path in self.parents:
             raise self.invalid(name, "replaces a directory that earlier entries are in")
+        slash = path.rfind("/")
+        if slash == -1 or path[:slash] in self.parents:
+            # No ancestors, or the parent was checked with all its ancestors for an
+            # earlier entry, and none of them can have become a symlink since (above).
+            return
         pos = path.find("/")
         while pos != -1:
             prefix = path[:pos]
@@ -585,8 +611,8 @@ def _read_package(fd: int, label: str,
     try:
         with archive_reader(fd) as archive_p:
             for entry_p in iter_entries(archive_p, label):
-                raw_name = member_name(entry_p)
-                name = raw_name if raw_name is not None else ""
+                raw = _entry_pathname_utf8(entry_p) or _entry_pathname(entry_p)
+                name = "" if raw is None else raw.decode("utf-8", "surrogateescape")
                 last = name
                 path = walk.check_path(name)
                 kind = member_kind(entry_p)

@@ -216,6 +216,8 @@ def find_file_conflicts(
             j += 1
             st = _lstat_nofollow(root + filestr)
             if st is None:
+                if filestr.endswith("/"):  # nothing can be below a missing directory
+                    j = _skip_inside(newfiles, j, filestr)
                 continue
             is_dir = filestr.endswith("/")
             relative = filestr

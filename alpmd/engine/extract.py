@@ -38,9 +38,7 @@ from alpmd.engine.archive import (
     archive_reader,
     iter_entries,
     member_kind,
-    member_name,
     open_regular_file,
-    skip_member,
 )
 from alpmd.engine.conflict import fnmatch_patterns
 from alpmd.engine.errors import AlpmError, ErrorCode, errno_code
@@ -59,6 +57,8 @@ from alpmd.engine.larchive import ARCHIVE_OK as _ARCHIVE_OK
 from alpmd.engine.larchive import ARCHIVE_WARN as _ARCHIVE_WARN
 from alpmd.engine.larchive import LIB as _LIB
 from alpmd.engine.larchive import entry_mode as _entry_mode
+from alpmd.engine.larchive import entry_pathname as _entry_pathname
+from alpmd.engine.larchive import entry_pathname_utf8 as _entry_pathname_utf8
 from alpmd.engine.larchive import entry_set_pathname as _entry_set_pathname
 from alpmd.engine.larchive import error_string as _error_string
 from alpmd.engine.larchive import read_data as _read_data
@@ -151,6 +151,9 @@ class _Extractor:
         self.backup_new = {b.path for b in new.backup}
         self.backup_old = {b.path: b.md5 for b in old.backup} if old is not None else {}
         self.hashes: dict[str, str] = {}
+        #: Directories this extraction created: what is below them is only what it wrote
+        #: since, and the archive lists each path once, so nothing there needs an lstat.
+        self.fresh_dirs: set[str] = set()
         self.writer = _write_disk_new()
         if not self.writer:
             raise AlpmError(ErrorCode.MEMORY, "archive_write_disk_new failed")
@@ -247,11 +250,10 @@ class _Extractor:
         opts = handle.options
         full = self.root + path
         entry_is_dir = kind is EntryKind.DIR
-        if fnmatch_patterns(opts.noextract, name) == 0:
+        if opts.noextract and fnmatch_patterns(opts.noextract, name) == 0:
             handle.log(LogLevel.DEBUG, f"{name} is in NoExtract, skipping extraction of {full}")
-            skip_member(archive_p)
-            return
-        st = _lstat(full)
+            return  # the walk skips the member's data
+        st = None if path.rpartition("/")[0] in self.fresh_dirs else _lstat(full)
         notouch = needbackup = False
         hash_orig: str | None = None
         if st is None:
@@ -262,11 +264,9 @@ class _Extractor:
                 self.warning(f"directory permissions differ on {full}\n"
                              f"filesystem: {st.st_mode & 0o7777:o}  package: "
                              f"{entrymode & 0o7777:o}")
-            skip_member(archive_p)
             return
         elif stat.S_ISDIR(st.st_mode):
             self.error(f"extract: not overwriting dir with file {full}")
-            skip_member(archive_p)
             return
         elif entry_is_dir:
             pass  # a file or symlink becomes a directory (the conflict check allowed it)
@@ -288,6 +288,8 @@ class _Extractor:
                                 fresh=st is None and target == path)
         if not ok:
             return
+        if st is None and entry_is_dir:
+            self.fresh_dirs.add(path)
         if path in self.backup_new and digest is not None:
             self.hashes[path] = digest
         if notouch:
@@ -350,6 +352,7 @@ def extract_package(
     progress: ProgressCallback | None = None,
     errors: list[str] | None = None,
     db_members: dict[str, bytes] | None = None,
+    position: tuple[int, int] = (1, 1),
 ) -> FileList:
     """Extract ``new.path`` into the root (``old``: the installed version being upgraded).
 
@@ -359,6 +362,7 @@ def extract_package(
     goes on, as libalpm does; an unreadable archive raises ``AlpmError``.
     ``db_members`` receives the members libalpm extracts into the database
     entry instead of the root (``.CHANGELOG``), read on the same pass.
+    ``position`` is the (total, current) package count the progress reports carry.
     """
     errs: list[str] = errors if errors is not None else []
     filelist = FileList(files=list(new.files), backup=[Backup(b.path, "") for b in new.backup])
@@ -375,30 +379,28 @@ def extract_package(
     fd, _st = open_regular_file(new.path, ErrorCode.PKG_NOT_FOUND)
     try:
         with inside_root(handle.options.root), archive_reader(fd) as archive_p:
+            # A member not written is skipped by the walk before the next header.
             for entry_p in iter_entries(archive_p):
-                name = member_name(entry_p) or ""
+                raw = _entry_pathname_utf8(entry_p) or _entry_pathname(entry_p)
+                name = "" if raw is None else raw.decode("utf-8", "surrogateescape")
                 path = name[:-1] if name.endswith("/") else name
                 if not path or path.startswith("."):
                     if db_members is not None and name == ".CHANGELOG":
                         db_members[name] = _read_db_member(archive_p, name)
-                        continue
-                    skip_member(archive_p)  # metadata (.PKGINFO, .INSTALL...): not ours
-                    continue
+                    continue  # metadata (.PKGINFO, .INSTALL...): not ours
                 entry_kind = member_kind(entry_p)
                 listed_name = path + "/" if entry_kind is EntryKind.DIR else path
                 if listed_name not in listed:
                     ex.warning(f"file not found in file list for package {new.name}. "
                                f"skipping extraction of {path}")
-                    skip_member(archive_p)
                     continue
                 if entry_kind is EntryKind.OTHER:
                     ex.error(f"refusing to extract special file {handle.options.root}{path}")
-                    skip_member(archive_p)
                     continue
                 ex.entry(archive_p, entry_p, name, path, entry_kind)
                 done += 1
                 if progress is not None:
-                    progress(Progress(kind, new.name, min(done * 100 // total, 100), 1, 1))
+                    progress(Progress(kind, new.name, min(done * 100 // total, 100), *position))
     except ArchiveReadError as fail:
         raise AlpmError(ErrorCode.PKG_INVALID, f"could not read {new.path}: {fail.message}",
                         path=new.path, entry=fail.entry) from None

@@ -11,7 +11,6 @@ pacman.log and the local database, and keeps the commit journal
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import enum
@@ -21,12 +20,12 @@ import os
 import re
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alpmd.engine import (
     conflict,
@@ -36,7 +35,6 @@ from alpmd.engine import (
     remove,
     resolve,
     scriptlet,
-    signing,
 )
 from alpmd.engine.archive import load_package_file
 from alpmd.engine.config import SigCheck, SigLevel
@@ -80,6 +78,9 @@ from alpmd.engine.ldconfig import run_ldconfig
 from alpmd.engine.package import Origin, Package, Part
 from alpmd.engine.version import vercmp
 
+if TYPE_CHECKING:
+    import asyncio  # only downloads use it; a -U of local files never imports it
+
 __all__ = ["RecoveryReport", "TransState", "Transaction"]
 
 
@@ -104,6 +105,27 @@ _PROGRESS_KIND = {Operation.INSTALL: ProgressKind.ADD, Operation.UPGRADE: Progre
                   Operation.DOWNGRADE: ProgressKind.DOWNGRADE,
                   Operation.REINSTALL: ProgressKind.REINSTALL,
                   Operation.REMOVE: ProgressKind.REMOVE}
+
+
+class _Flush(threading.Thread):
+    """One background ``syncfs`` of a batch (a thread of its own: no executor to import)."""
+
+    def __init__(self, paths: list[str]) -> None:
+        super().__init__(name="alpmd-syncfs")
+        self.paths = paths
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            sync_filesystems(self.paths)
+        except BaseException as exc:  # handed to the commit by result()
+            self.error = exc
+
+    def result(self) -> None:
+        """Wait for the flush; what it raised is raised here."""
+        self.join()
+        if self.error is not None:
+            raise self.error
 
 
 def operation_for(new: Package, old: Package | None) -> Operation:
@@ -192,8 +214,7 @@ class Transaction:
         #: The last step flushed by a checkpoint, and when.
         self._synced_at = (0, 0.0)
         #: The batch flush running in the background: the last step it covers, and it.
-        self._flushing: tuple[int, Future[None]] | None = None
-        self._flusher: ThreadPoolExecutor | None = None
+        self._flushing: tuple[int, _Flush] | None = None
         handle.trans = self
 
     # -- helpers --------------------------------------------------------------------
@@ -352,6 +373,8 @@ class Transaction:
         plan = self.plan
         assert plan is not None
         if self.kind != "remove" and self._to_fetch():
+            import asyncio
+
             asyncio.run(self.download())
         if self.flags & TransFlag.DOWNLOADONLY:
             self.state = TransState.COMMITTED
@@ -470,16 +493,16 @@ class Transaction:
         if not self._journal.durable:
             self._journal.synced(seq)
             return
-        if self._flusher is None:
-            self._flusher = ThreadPoolExecutor(1, thread_name_prefix="alpmd-syncfs")
-        self._flushing = (seq, self._flusher.submit(sync_filesystems, self._sync_paths()))
+        running = _Flush(self._sync_paths())
+        running.start()
+        self._flushing = (seq, running)
 
     def _collect_flush(self, *, wait: bool) -> None:
         """Record the background flush once it is over (``wait``: wait for it)."""
         if self._flushing is None:
             return
         seq, running = self._flushing
-        if not wait and not running.done():
+        if not wait and running.is_alive():
             return
         self._flushing = None
         running.result()  # a failed syncfs fails the commit here
@@ -487,9 +510,8 @@ class Transaction:
         self._journal.synced(seq)
 
     def _stop_flusher(self) -> None:
-        if self._flusher is not None:
-            self._flusher.shutdown(wait=True)
-            self._flusher = None
+        if self._flushing is not None:
+            self._flushing[1].join()
         self._flushing = None
 
     def _checkpoint(self, seq: int) -> None:
@@ -613,6 +635,8 @@ class Transaction:
     def _verify_signature(self, item: _Item, level: SigLevel, has_sig: bool) -> bool:
         """True when a signature was checked and is good; errors as the level says."""
         assert item.path is not None
+        from alpmd.engine import signing  # with the keyring's gpg: only when a check is due
+
         result = signing.verify_package(
             self.handle, item.path, item.planned if item.planned.origin is Origin.SYNCDB
             else None, level, question=self.question_cb)
@@ -721,7 +745,7 @@ class Transaction:
         else:
             self._scriptlet(script, "pre_upgrade", new.version, oldv)
         db_members: dict[str, bytes] = {}
-        filelist = self._install_files(new, old, kind, n, total, db_members)
+        filelist = self._install_files(new, old, n, total, db_members)
         self._record(new, filelist, reason, item.validation, db_members.get(".CHANGELOG"))
         if op is Operation.INSTALL:
             line = f"installed {new.name} ({new.version})"
@@ -741,20 +765,19 @@ class Transaction:
         self._progress(kind, new.name, 100, total, n)
         self._event(PackageOperation(done=True, operation=op, new=new, old=old))
 
-    def _install_files(self, new: Package, old: Package | None, kind: ProgressKind, n: int,
-                       total: int, db_members: dict[str, bytes]) -> FileList:
+    def _install_files(self, new: Package, old: Package | None, n: int, total: int,
+                       db_members: dict[str, bytes]) -> FileList:
         if self.flags & TransFlag.DBONLY:
             return FileList(list(new.filelist.files), list(new.filelist.backup))
         if old is not None:
             remove.remove_package_files(self.handle, old, new=new, flags=self.flags,
                                         event=self.event_cb, skip=self._skip_remove)
 
-        def progress(p: Progress) -> None:
-            self._progress(kind, new.name, p.percent, total, n)
-
+        # The reports go straight to the callback: one object per entry, not two.
         result: FileList = extract.extract_package(self.handle, new, old, flags=self.flags,
-                                                   event=self.event_cb, progress=progress,
-                                                   db_members=db_members)
+                                                   event=self.event_cb,
+                                                   progress=self.progress_cb,
+                                                   db_members=db_members, position=(total, n))
         return result
 
     def _record(self, new: Package, filelist: FileList, reason: Reason,
