@@ -32,7 +32,7 @@ from alpmd.dbus.lifecycle import Lifecycle
 from alpmd.dbus.packages import package_id, repo_name
 from alpmd.dbus.queue import WriterQueue
 from alpmd.dbus.recovery import CommitMarker, RecoveryResult, clear_incoming, recover
-from alpmd.dbus.runner import Runner, error_details
+from alpmd.dbus.runner import Runner, error_details, return_memory
 from alpmd.dbus.transaction import Cancelled, TransactionObject
 from alpmd.dbus.watcher import Watcher
 from alpmd.engine import download
@@ -85,6 +85,7 @@ class Daemon:
         self.workers = limits.Workers(caps, self.authority.uid)
         fds.crowded = self.close_local_store
         self.file_bytes = 0
+        self._reloading = asyncio.Lock()
 
     # -- handles ------------------------------------------------------------------------
 
@@ -106,10 +107,32 @@ class Daemon:
         descriptors of its file, kept open while the daemon has it open, can then be closed."""
         self.handle.drop_localdb()
 
-    def reload(self) -> None:
-        """Re-open the databases for queries (after a commit or a change behind our back)."""
+    def loaded_handle(self) -> Handle:
+        """A new query handle with its databases already read (run it off the event loop)."""
+        handle = self.new_handle()
+        try:
+            handle.load_databases()
+        except BaseException:
+            handle.release()
+            raise
+        return handle
+
+    async def reload(self) -> None:
+        """Re-open the databases for queries (at start, after a commit or a change behind
+        our back). The new handle's databases are read in a worker thread while queries are
+        still answered from the previous handle; it is published (Generation,
+        InstalledChanged) only once loaded, so no query parses a database on the event loop
+        and no two threads run one handle's lazy loaders. Reloads run one at a time."""
+        async with self._reloading:
+            handle = await asyncio.to_thread(self.loaded_handle)
+            self.publish(handle)
+            # the parse's garbage and the old handle's tables, back to the system
+            await asyncio.to_thread(return_memory)
+
+    def publish(self, handle: Handle) -> None:
+        """Make ``handle`` (loaded) the query handle and tell the clients."""
         old = self.handle
-        self.handle = self.new_handle()
+        self.handle = handle
         old.release()
         self.watcher.rebase()
         self._updates_cache = None
@@ -298,7 +321,7 @@ class Daemon:
                 self.set_state("idle")
                 if self.watcher.changed_behind():
                     with contextlib.suppress(Exception):
-                        self.reload()
+                        await self.reload()
                 # the finished object lives on the bus until dropped, not in this loop
                 del t
 
@@ -319,7 +342,8 @@ class Daemon:
                 yield
 
     def recover(self) -> RecoveryResult:
-        """Start-up: repair what a killed commit left, then open the databases for queries."""
+        """Start-up: repair what a killed commit left (in a thread, before the service's
+        :meth:`reload` opens the databases for queries)."""
         h = self.new_handle()
         try:
             out = recover(h, self.marker)
@@ -334,8 +358,6 @@ class Daemon:
             except AlpmError as exc:
                 log.error("could not record the recovery: %s", exc.message)
         self.recovery = out
-        self.reload()
-        self.watcher.lock_holder = self.handle.lock_holder()
         return out
 
     # -- history ------------------------------------------------------------------------

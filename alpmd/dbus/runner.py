@@ -244,7 +244,7 @@ class Runner:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(et.release)
             h.release()
-            d.reload()
+            await d.reload()
 
     async def wait_lock(self, t: TransactionObject, h: Handle) -> None:
         while os.path.exists(h.lockfile):
@@ -314,7 +314,7 @@ class Runner:
                 await asyncio.to_thread(work)
         finally:
             h.release()
-            self.daemon.reload()
+            await self.daemon.reload()
 
     async def convert_database(self, t: TransactionObject) -> None:
         """The local database into another store, under the lock; then every handle anew."""
@@ -326,7 +326,7 @@ class Runner:
                 res = await asyncio.to_thread(convert.convert, h, Store(t.targets[0]))
         finally:
             h.release()
-            self.daemon.reload()
+            await self.daemon.reload()
         _ = translator(t.locale)
         t.add_log("info", "alpm", _("converted {n} entries from {source} to {target}: {path}")
                   .format(n=res.entries, source=res.source.value, target=res.target.value,

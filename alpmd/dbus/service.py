@@ -53,6 +53,12 @@ async def serve(config: str, *, address: str | None = None, keep_finished: float
         await asyncio.to_thread(daemon.recover)
     except Exception:
         log.exception("start-up recovery failed")
+    # the databases read in a thread, before anyone can ask
+    try:
+        await daemon.reload()
+    except Exception:
+        log.exception("could not open the databases")
+    daemon.watcher.lock_holder = daemon.handle.lock_holder()
     # what pacman did while we were not running
     await daemon.import_history()
     reply = await bus.request_name(BUS_NAME)

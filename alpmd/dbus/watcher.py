@@ -48,10 +48,10 @@ class Watcher:
                 m.changed("LockHolder")
                 m.LockChanged(holder)
 
-    def check(self) -> None:
+    async def check(self) -> None:
         d = self.daemon
         if d.current is None and self.changed_behind():
-            d.reload()
+            await d.reload()
             d.spawn_history(d.import_history())
         holder = d.handle.lock_holder()
         if d.current is not None and d.current.state in ("committing", "hooks"):
@@ -74,7 +74,7 @@ class Watcher:
         while True:
             await asyncio.sleep(INTERVAL)
             try:
-                self.check()
+                await self.check()
             except Exception:  # the watcher must outlive a bad moment (a full disk...)
                 import logging
                 logging.getLogger("alpmd").exception("watcher")

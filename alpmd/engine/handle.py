@@ -200,6 +200,16 @@ class Handle:
             self._localdb.close()
             self._localdb = None
 
+    def load_databases(self) -> None:
+        """Read the local and every sync database now, as the first query would: a daemon
+        does it in a worker thread before publishing the handle, so no query parses on its
+        event loop. A database that cannot be read is left for the query to report."""
+        for db in [self.localdb, *self.syncdbs]:
+            try:
+                db.state  # noqa: B018 - the property populates the package cache
+            except AlpmError:
+                continue
+
     def store(self) -> Store:
         """The local database's store: the one present, else the configured one."""
         configured = self.options.backend
