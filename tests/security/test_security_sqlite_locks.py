@@ -41,11 +41,12 @@ def sqlite_world(user: str) -> Iterator[World]:
 
 
 def _locks(pid: int, path: Path) -> list[str]:
-    """The POSIX locks ``pid`` holds on ``path`` (from /proc/locks)."""
+    """The POSIX locks ``pid`` holds on ``path`` (from /proc/locks, without the ordinal
+    that other processes' locks move)."""
     st = os.stat(path)
     inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
     with open("/proc/locks", encoding="ascii") as fh:
-        return [line for line in fh if line.split()[1] == "POSIX"
+        return [line.split(":", 1)[1] for line in fh if line.split()[1] == "POSIX"
                 and line.split()[4] == str(pid) and line.split()[5] == inode]
 
 
