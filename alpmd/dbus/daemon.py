@@ -111,7 +111,7 @@ class Daemon:
         """A new query handle with its databases already read (run it off the event loop)."""
         handle = self.new_handle()
         try:
-            handle.load_databases()
+            handle.load_databases(compact=True)
         except BaseException:
             handle.release()
             raise

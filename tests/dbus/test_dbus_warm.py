@@ -39,12 +39,12 @@ def test_reload_parses_off_the_loop_and_queries_go_on(tmp_path: Path,
     gate = threading.Event()
     real = Handle.load_databases
 
-    def load(self: Handle) -> None:
+    def load(self: Handle, *, compact: bool = False) -> None:
         threads.append(threading.get_ident())
         if hold.is_set():
             entered.set()
             assert gate.wait(60), "the gate never opened"
-        real(self)
+        real(self, compact=compact)
 
     monkeypatch.setattr(Handle, "load_databases", load)
     srv = tmp_path / "srv"

@@ -466,10 +466,12 @@ class SyncDatabase(CachedDatabase):
         self.path = path
         self.files_path = files_path
         self.snapshot_dir = snapshot_dir
-        snapshot_path = (os.path.join(snapshot_dir, f"{name}.snapshot")
-                         if snapshot_dir is not None else None)
+        #: Where the parsed form of the database is kept (None: no snapshots).
+        self.snapshot_path = (os.path.join(snapshot_dir, f"{name}.snapshot")
+                              if snapshot_dir is not None else None)
         self.backend: DatabaseBackend = backend if backend is not None else SyncArchiveBackend(
-            path, files_path=files_path, snapshot_path=snapshot_path, log=log, treename=name)
+            path, files_path=files_path, snapshot_path=self.snapshot_path, log=log,
+            treename=name)
         self._cache: PackageCache | None = None
         #: False after a load failed (a damaged archive), like libalpm's DB_STATUS_INVALID.
         self.valid = True
