@@ -359,3 +359,28 @@ def test_invalidate_reloads(tmp_path: Path) -> None:
     assert len(db) == 2  # the cache holds until told
     db.invalidate()
     assert db.versions == {"z": "1-1"}
+
+
+def test_compact_load_keeps_the_snapshot_form(tmp_path: Path) -> None:
+    from alpmd.engine.handle import Handle
+    root = tmp_path / "root"
+    (root / "var/lib/pacman/sync").mkdir(parents=True)
+    write_db(root / "var/lib/pacman/sync/r.db", SMALL)
+    plain = SyncDatabase("r", str(root / "var/lib/pacman/sync/r.db"))
+    parsed = metas(plain)
+
+    def loaded(compact: bool) -> SyncDatabase:
+        h = Handle(root=str(root))
+        db = h.register_syncdb("r")
+        assert db.snapshot_path is not None
+        for leftover in Path(db.snapshot_path).parent.glob("r.snapshot*"):
+            leftover.unlink()
+        h.load_databases(compact=compact)
+        return db
+
+    as_parsed = loaded(False)
+    assert as_parsed.loaded_from == "archive"  # the parse wrote the snapshot...
+    compacted = loaded(True)
+    # ...and a compact load reads the database back from it, with the same contents
+    assert compacted.loaded_from == "snapshot"
+    assert metas(compacted) == metas(as_parsed) == parsed
