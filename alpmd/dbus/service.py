@@ -84,6 +84,9 @@ async def serve(config: str, *, address: str | None = None, keep_finished: float
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
+    # a finished transaction's history row is written in a thread: not lost to the stop
+    if daemon.history_tasks:
+        await asyncio.wait(list(daemon.history_tasks), timeout=30)
     with contextlib.suppress(Exception):
         bus.disconnect()
     daemon.handle.release()
