@@ -29,6 +29,8 @@ from alpmd.engine.version import vercmp
 __all__ = ["DAEMON_PREFIX", "Change", "Entry", "History", "changes_between", "installed_versions", "parse_log"]
 
 SCHEMA_VERSION = 1
+#: The largest integer SQLite stores (a page's offset or limit past it is clamped to it).
+_SQL_INT_MAX = 2**63 - 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -299,6 +301,8 @@ class History:
         those that changed ``package`` or started within ``[since, until)``."""
         if offset < 0 or limit < 0:
             raise AlpmError(ErrorCode.WRONG_ARGS, "offset and limit must not be negative")
+        # (SQLite's integers stop at 2**63 - 1; no table gets near that many rows)
+        offset, limit = min(offset, _SQL_INT_MAX), min(limit, _SQL_INT_MAX)
         where: list[str] = []
         args: list[str | float] = []
         if package is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import socket
 import sys
 from typing import Any
@@ -54,6 +55,14 @@ def encode(value: Any) -> Any:
     return value
 
 
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 def open_fd(spec: dict[str, Any], keep: list[Any]) -> int:
     if "open" in spec:
         flags = 0
@@ -62,16 +71,19 @@ def open_fd(spec: dict[str, Any], keep: list[Any]) -> int:
         return os.open(spec["open"], flags)
     if "fifo" in spec:
         return os.open(spec["fifo"], os.O_RDONLY | os.O_NONBLOCK)
-    if "socket" in spec:
-        a, b = socket.socketpair()
-        keep.extend([a, b])
-        return a.fileno()
+    if "socket" in spec:  # (the caller closes the sent end: detached, so that no socket
+        a, b = socket.socketpair()  # object closes its number again once it is reused)
+        keep.append(b)
+        return a.detach()
     if "pipe" in spec:
         r, w = os.pipe()
-        return r if spec["pipe"] == "r" else w
-    if "closed" in spec:
-        fd = os.open("/dev/null", os.O_RDONLY)
-        os.close(fd)
+        sent, other = (r, w) if spec["pipe"] == "r" else (w, r)
+        keep.append(other)  # (closed at the end, not leaked)
+        return sent
+    if "closed" in spec:  # a number nothing here opens (the highest free one: the lowest
+        fd = resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 1  # would be the next one's)
+        while _is_open(fd):
+            fd -= 1
         return fd
     raise ValueError(spec)
 
@@ -104,10 +116,13 @@ async def run(address: str, script: dict[str, Any]) -> list[dict[str, Any]]:
     fresh = False
     for _ in range(int(script.get("repeat", 1))):
         for call in script["calls"]:
-            # (connect before opening the call's descriptors: a new connection would take
-            # the number of a {"closed": true} one, and send the client's own bus socket)
+            # (connect before opening the call's descriptors, and close only this client's
+            # own afterwards: a descriptor's number reused by a connection, or the reverse,
+            # sent the bus socket away or wrote the calls into a socketpair, and the client hung)
             if fresh or not bus.connected:
                 fresh = False
+                if bus.connected:  # (a timed-out call's message may still be queued in
+                    bus.disconnect()  # it, naming descriptors since closed and reused)
                 bus = await MessageBus(bus_address=address, negotiate_unix_fd=True).connect()
             try:
                 fds = [open_fd(s, keep) for s in call.get("fds", [])]
@@ -115,6 +130,8 @@ async def run(address: str, script: dict[str, Any]) -> list[dict[str, Any]]:
                 out.append({"send-error": f"open: {exc}"})
                 continue
             good = [fd for fd in fds if fd >= 0]
+            # (the descriptors to close afterwards: this client's own, not a closed one's number)
+            mine = [fd for fd, s in zip(fds, call.get("fds", []), strict=True) if "closed" not in s]
             if call.get("signal"):  # a unicast signal to the daemon (no reply comes)
                 try:
                     await bus.send(Message(
@@ -128,7 +145,7 @@ async def run(address: str, script: dict[str, Any]) -> list[dict[str, Any]]:
                                            interface="org.freedesktop.DBus", member="GetId"))
                     out.append({"sent": True})
                 finally:
-                    for fd in good:
+                    for fd in mine:
                         os.close(fd)
                 continue
             try:
@@ -148,11 +165,8 @@ async def run(address: str, script: dict[str, Any]) -> list[dict[str, Any]]:
                     fresh = True  # the library dropped the connection
                 continue
             finally:
-                for fd in good:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
+                for fd in mine:
+                    os.close(fd)
             if reply.message_type is MessageType.ERROR:
                 out.append({"error": reply.error_name,
                             "text": reply.body[0] if reply.body else ""})
@@ -161,6 +175,11 @@ async def run(address: str, script: dict[str, Any]) -> list[dict[str, Any]]:
     await asyncio.sleep(float(script.get("linger", 0)))
     if bus.connected:
         bus.disconnect()
+    for kept in keep:
+        if isinstance(kept, int):
+            os.close(kept)
+        else:
+            kept.close()
     if script.get("watch"):
         out.append({"signals": heard})
     return out

@@ -42,6 +42,9 @@ def test_record_survives_a_new_instance_and_pages(tmp_path: Path) -> None:
     assert [e.started for e in again.page(0, 100, since=1010.0, until=1013.0)] == \
         [1012.0, 1011.0, 1010.0]
     assert again.page(100, 10) == []
+    # past SQLite's integers (a client may send any uint64): nothing there, or everything
+    assert again.page(2**64 - 1, 10) == []
+    assert len(again.page(29, 2**64 - 1)) == 2
     with pytest.raises(AlpmError):
         again.page(-1, 10)
     # only its owner (root: the daemon) may open it, nor its -wal and -shm
