@@ -188,6 +188,28 @@ def mirror(**kwargs: Any) -> Iterator[MirrorServer]:
         yield s
 
 
+@contextmanager
+def served_root(tmp: Path, repo: Sequence[Pkg], installed: Sequence[Pkg]
+                ) -> Iterator[tuple[E2ERoot, DBusEnv]]:
+    """A root whose repository a loopback mirror serves, and a private bus for its daemon."""
+    srv = tmp / "srv"
+    srv.mkdir()
+    with mirror(root=srv) as m:
+        srv.rmdir()  # make_root writes the mirror's tree itself
+        e = make_root(tmp, repo, installed, m.url)
+        with private_bus(tmp) as env:
+            yield e, env
+
+
+async def owned(c: Client) -> None:
+    """Wait (bounded) until a daemon started in this process owns org.alpm."""
+    deadline = time.monotonic() + 60
+    while not (await c.raw("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                           "org.freedesktop.DBus", "NameHasOwner", "s", ["org.alpm"]))[0]:
+        assert time.monotonic() < deadline, "the daemon never took org.alpm"
+        await asyncio.sleep(0.05)
+
+
 # -- the client ---------------------------------------------------------------------
 
 

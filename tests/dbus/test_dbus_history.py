@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dbus_e2e import Client, Pkg, make_root, mirror, private_bus, run, start_daemon, stop_daemon, v
+from dbus_e2e import (
+    Client,
+    Pkg,
+    run,
+    served_root,
+    start_daemon,
+    stop_daemon,
+    v,
+)
 
 from alpmd.testing.dbusenv import have_tools
 
@@ -19,47 +27,42 @@ def _rows(hist: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_history_survives_restart_and_shows_pacman(tmp_path: Path) -> None:
-    srv = tmp_path / "srv"
-    srv.mkdir()
-    with mirror(root=srv) as m:
-        srv.rmdir()
-        e = make_root(tmp_path, [Pkg("p1"), Pkg("p2")], [], m.url)
-        with private_bus(tmp_path) as env:
-            proc = start_daemon(env, e.root.config)
-            try:
-                async def install() -> str:
-                    c = await Client.open(env.address)
-                    try:
-                        path = await c.manager("Install", "asa{sv}", ["p1"],
-                                               {"no-sysupgrade": v("b", True)})
-                        await c.tx(path, "Run")
-                        res = await c.finished(path)
-                        assert res[0] == "success", res
-                        return str(c.bus.unique_name)
-                    finally:
-                        c.close()
-                me = run(install())
-                # behind the daemon's back, while it runs
-                done = e.root.pacman("-U", str(e.built["p2-1.0-1"]))
-                assert done.returncode == 0, done.stderr
-                assert e.installed() == {"p1": "1.0-1", "p2": "1.0-1"}
-            finally:
-                stop_daemon(proc)
-            proc = start_daemon(env, e.root.config)
-            try:
-                async def read() -> tuple[list[dict[str, Any]], ...]:
-                    c = await Client.open(env.address)
-                    try:
-                        every = await c.manager("GetHistory", "a{sv}", {})
-                        p2 = await c.manager("GetHistory", "a{sv}", {"package": v("s", "p2")})
-                        paged = await c.manager("GetHistory", "a{sv}",
-                                                {"offset": v("u", 1), "limit": v("u", 1)})
-                        return _rows(every), _rows(p2), _rows(paged)
-                    finally:
-                        c.close()
-                every, p2, paged = run(read())
-            finally:
-                stop_daemon(proc)
+    with served_root(tmp_path, [Pkg("p1"), Pkg("p2")], []) as (e, env):
+        proc = start_daemon(env, e.root.config)
+        try:
+            async def install() -> str:
+                c = await Client.open(env.address)
+                try:
+                    path = await c.manager("Install", "asa{sv}", ["p1"],
+                                           {"no-sysupgrade": v("b", True)})
+                    await c.tx(path, "Run")
+                    res = await c.finished(path)
+                    assert res[0] == "success", res
+                    return str(c.bus.unique_name)
+                finally:
+                    c.close()
+            me = run(install())
+            # behind the daemon's back, while it runs
+            done = e.root.pacman("-U", str(e.built["p2-1.0-1"]))
+            assert done.returncode == 0, done.stderr
+            assert e.installed() == {"p1": "1.0-1", "p2": "1.0-1"}
+        finally:
+            stop_daemon(proc)
+        proc = start_daemon(env, e.root.config)
+        try:
+            async def read() -> tuple[list[dict[str, Any]], ...]:
+                c = await Client.open(env.address)
+                try:
+                    every = await c.manager("GetHistory", "a{sv}", {})
+                    p2 = await c.manager("GetHistory", "a{sv}", {"package": v("s", "p2")})
+                    paged = await c.manager("GetHistory", "a{sv}",
+                                            {"offset": v("u", 1), "limit": v("u", 1)})
+                    return _rows(every), _rows(p2), _rows(paged)
+                finally:
+                    c.close()
+            every, p2, paged = run(read())
+        finally:
+            stop_daemon(proc)
     # pacman's -U and the daemon's install (which is not read a second time from the log);
     # pacman.log's times are whole seconds, so both may start "at once": no order asserted
     assert sorted((r["source"], r["kind"]) for r in every) == [("alpmd", "install"),

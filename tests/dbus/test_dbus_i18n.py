@@ -7,7 +7,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from dbus_e2e import Client, Pkg, make_root, mirror, private_bus, run, start_daemon, stop_daemon, v
+from dbus_e2e import (
+    Client,
+    Pkg,
+    make_root,
+    mirror,
+    private_bus,
+    run,
+    served_root,
+    start_daemon,
+    stop_daemon,
+    v,
+)
 
 from alpmd.testing.dbusenv import have_tools
 
@@ -19,32 +30,27 @@ subprocess.run(["make", "-s", "mo"], cwd=ROOT, check=True, capture_output=True, 
 
 
 def test_errors_in_each_clients_language(tmp_path: Path) -> None:
-    srv = tmp_path / "srv"
-    srv.mkdir()
-    with mirror(root=srv) as m:
-        srv.rmdir()
-        e = make_root(tmp_path, [Pkg("p1")], [], m.url)
-        with private_bus(tmp_path) as env:
-            proc = start_daemon(env, e.root.config)
-            try:
-                async def attempt(locale: str | None) -> tuple[str, str, str]:
-                    c = await Client.open(env.address)
-                    try:
-                        path = await c.manager("Install", "asa{sv}", ["nonexistent"],
-                                               {"no-sysupgrade": v("b", True)})
-                        if locale is not None:
-                            await c.tx(path, "SetHints", "a{sv}", {"locale": v("s", locale)})
-                        await c.tx(path, "Run")
-                        res: tuple[str, str, str] = await c.finished(path)
-                        return res
-                    finally:
-                        c.close()
+    with served_root(tmp_path, [Pkg("p1")], []) as (e, env):
+        proc = start_daemon(env, e.root.config)
+        try:
+            async def attempt(locale: str | None) -> tuple[str, str, str]:
+                c = await Client.open(env.address)
+                try:
+                    path = await c.manager("Install", "asa{sv}", ["nonexistent"],
+                                           {"no-sysupgrade": v("b", True)})
+                    if locale is not None:
+                        await c.tx(path, "SetHints", "a{sv}", {"locale": v("s", locale)})
+                    await c.tx(path, "Run")
+                    res: tuple[str, str, str] = await c.finished(path)
+                    return res
+                finally:
+                    c.close()
 
-                async def both() -> list[tuple[str, str, str]]:
-                    return [await attempt("de"), await attempt(None), await attempt("de_DE.UTF-8")]
-                german, english, german_too = run(both())
-            finally:
-                stop_daemon(proc)
+            async def both() -> list[tuple[str, str, str]]:
+                return [await attempt("de"), await attempt(None), await attempt("de_DE.UTF-8")]
+            german, english, german_too = run(both())
+        finally:
+            stop_daemon(proc)
     assert german == ("failed", "org.alpm.Error.NotFound",
                       "pkg-not-found: Ziel nicht vorhanden: nonexistent"), german
     assert english == ("failed", "org.alpm.Error.NotFound",

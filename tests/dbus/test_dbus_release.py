@@ -17,7 +17,16 @@ import time
 import weakref
 from pathlib import Path
 
-from dbus_e2e import MANAGER, ROOT_PATH, Client, Pkg, make_root, mirror, private_bus, run, v
+from dbus_e2e import (
+    MANAGER,
+    ROOT_PATH,
+    Client,
+    Pkg,
+    owned,
+    run,
+    served_root,
+    v,
+)
 
 from alpmd.dbus.service import serve
 from alpmd.dbus.transaction import TransactionObject
@@ -30,57 +39,44 @@ def _alive(kind: type) -> list[object]:
     return [o for o in gc.get_objects() if isinstance(o, kind)]
 
 
-async def _owned(c: Client) -> None:
-    deadline = time.monotonic() + 60
-    while not (await c.raw("org.freedesktop.DBus", "/org/freedesktop/DBus",
-                           "org.freedesktop.DBus", "NameHasOwner", "s", ["org.alpm"]))[0]:
-        assert time.monotonic() < deadline, "the daemon never took org.alpm"
-        await asyncio.sleep(0.05)
-
-
 def test_a_dropped_transaction_leaves_no_engine_objects(tmp_path: Path) -> None:
-    srv = tmp_path / "srv"
-    srv.mkdir()
     repo = [Pkg("lib"), Pkg("app", depends=["lib"])]
-    with mirror(root=srv) as m:
-        srv.rmdir()
-        e = make_root(tmp_path, repo, [], m.url)
-        with private_bus(tmp_path) as env:
-            async def scenario() -> tuple[int, int, list[str], list[object], list[object]]:
-                server = asyncio.ensure_future(serve(str(e.root.config), address=env.address,
-                                                     keep_finished=2.0))
-                c = await Client.open(env.address)
-                try:
-                    await _owned(c)
-                    await c.query("Search", "asa{sv}", ["app"], {})
-                    handles_before = len(_alive(Handle))
-                    path = await c.manager("Install", "asa{sv}", ["app"],
-                                           {"no-sysupgrade": v("b", True)})
-                    await c.tx(path, "Run")
-                    result = await c.finished(path)
-                    assert result[0] == "success", result
-                    objs = [o for o in _alive(TransactionObject)
-                            if isinstance(o, TransactionObject) and o.path == path]
-                    gone = weakref.ref(objs[0]) if objs else None
-                    del objs
-                    deadline = time.monotonic() + 30
-                    while path in await c.prop(ROOT_PATH, "Transactions", MANAGER):
-                        assert time.monotonic() < deadline, "the finished object stayed"
-                        await asyncio.sleep(0.1)
-                    await c.manager("GetHistory", "a{sv}", {})  # waits for its own writes
-                    await c.query("Search", "asa{sv}", ["app"], {})
-                    engine = _alive(Transaction)
-                    objects = _alive(TransactionObject)
-                    handles_after = len(_alive(Handle))
-                    assert gone is not None and gone() is None, gc.get_referrers(gone())
-                    return handles_before, handles_after, sorted(e.installed()), engine, \
-                        objects
-                finally:
-                    c.close()
-                    os.kill(os.getpid(), signal.SIGTERM)  # serve's handler: stop
-                    assert await asyncio.wait_for(server, 30) == 0
+    with served_root(tmp_path, repo, []) as (e, env):
+        async def scenario() -> tuple[int, int, list[str], list[object], list[object]]:
+            server = asyncio.ensure_future(serve(str(e.root.config), address=env.address,
+                                                 keep_finished=2.0))
+            c = await Client.open(env.address)
+            try:
+                await owned(c)
+                await c.query("Search", "asa{sv}", ["app"], {})
+                handles_before = len(_alive(Handle))
+                path = await c.manager("Install", "asa{sv}", ["app"],
+                                       {"no-sysupgrade": v("b", True)})
+                await c.tx(path, "Run")
+                result = await c.finished(path)
+                assert result[0] == "success", result
+                objs = [o for o in _alive(TransactionObject)
+                        if isinstance(o, TransactionObject) and o.path == path]
+                gone = weakref.ref(objs[0]) if objs else None
+                del objs
+                deadline = time.monotonic() + 30
+                while path in await c.prop(ROOT_PATH, "Transactions", MANAGER):
+                    assert time.monotonic() < deadline, "the finished object stayed"
+                    await asyncio.sleep(0.1)
+                await c.manager("GetHistory", "a{sv}", {})  # waits for its own writes
+                await c.query("Search", "asa{sv}", ["app"], {})
+                engine = _alive(Transaction)
+                objects = _alive(TransactionObject)
+                handles_after = len(_alive(Handle))
+                assert gone is not None and gone() is None, gc.get_referrers(gone())
+                return handles_before, handles_after, sorted(e.installed()), engine, \
+                    objects
+            finally:
+                c.close()
+                os.kill(os.getpid(), signal.SIGTERM)  # serve's handler: stop
+                assert await asyncio.wait_for(server, 30) == 0
 
-            before, after, installed, engine, objects = run(scenario(), timeout=120)
+        before, after, installed, engine, objects = run(scenario(), timeout=120)
     assert installed == ["app", "lib"]
     assert engine == [], engine
     assert objects == [], objects

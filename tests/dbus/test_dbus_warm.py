@@ -13,22 +13,13 @@ import asyncio
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
-from dbus_e2e import Client, Pkg, make_root, mirror, private_bus, run, v
+from dbus_e2e import Client, Pkg, owned, run, served_root, v
 
 from alpmd.dbus.service import serve
 from alpmd.engine.handle import Handle
-
-
-async def _owned(c: Client) -> None:
-    deadline = time.monotonic() + 60
-    while not (await c.raw("org.freedesktop.DBus", "/org/freedesktop/DBus",
-                           "org.freedesktop.DBus", "NameHasOwner", "s", ["org.alpm"]))[0]:
-        assert time.monotonic() < deadline, "the daemon never took org.alpm"
-        await asyncio.sleep(0.05)
 
 
 def test_reload_parses_off_the_loop_and_queries_go_on(tmp_path: Path,
@@ -47,40 +38,35 @@ def test_reload_parses_off_the_loop_and_queries_go_on(tmp_path: Path,
         real(self, compact=compact)
 
     monkeypatch.setattr(Handle, "load_databases", load)
-    srv = tmp_path / "srv"
-    srv.mkdir()
     repo = [Pkg("lib"), Pkg("app", depends=["lib"])]
-    with mirror(root=srv) as m:
-        srv.rmdir()
-        e = make_root(tmp_path, repo, [], m.url)
-        with private_bus(tmp_path) as env:
-            async def scenario() -> tuple[int, list[str], list[str], list[str], str]:
-                loop_thread = threading.get_ident()
-                server = asyncio.ensure_future(serve(str(e.root.config), address=env.address))
-                c = await Client.open(env.address)
-                try:
-                    await _owned(c)
-                    before = await c.query("Resolve", "asa{sv}", ["app"], {})
-                    hold.set()
-                    path = await c.manager("Install", "asa{sv}", ["app"],
-                                           {"no-sysupgrade": v("b", True)})
-                    await c.tx(path, "Run")
-                    assert await asyncio.to_thread(entered.wait, 60), "no reload started"
-                    # the reload is parked in its thread; the loop still answers
-                    during = await c.query("Resolve", "asa{sv}", ["app"], {})
-                    installed_meanwhile = sorted(e.installed())
-                    gate.set()
-                    result = await c.finished(path)
-                    after = await c.query("Resolve", "asa{sv}", ["app"], {})
-                    return loop_thread, before, during, after, \
-                        result[0] + " " + ",".join(installed_meanwhile)
-                finally:
-                    gate.set()
-                    c.close()
-                    os.kill(os.getpid(), signal.SIGTERM)  # serve's handler: stop
-                    assert await asyncio.wait_for(server, 30) == 0
+    with served_root(tmp_path, repo, []) as (e, env):
+        async def scenario() -> tuple[int, list[str], list[str], list[str], str]:
+            loop_thread = threading.get_ident()
+            server = asyncio.ensure_future(serve(str(e.root.config), address=env.address))
+            c = await Client.open(env.address)
+            try:
+                await owned(c)
+                before = await c.query("Resolve", "asa{sv}", ["app"], {})
+                hold.set()
+                path = await c.manager("Install", "asa{sv}", ["app"],
+                                       {"no-sysupgrade": v("b", True)})
+                await c.tx(path, "Run")
+                assert await asyncio.to_thread(entered.wait, 60), "no reload started"
+                # the reload is parked in its thread; the loop still answers
+                during = await c.query("Resolve", "asa{sv}", ["app"], {})
+                installed_meanwhile = sorted(e.installed())
+                gate.set()
+                result = await c.finished(path)
+                after = await c.query("Resolve", "asa{sv}", ["app"], {})
+                return loop_thread, before, during, after, \
+                    result[0] + " " + ",".join(installed_meanwhile)
+            finally:
+                gate.set()
+                c.close()
+                os.kill(os.getpid(), signal.SIGTERM)  # serve's handler: stop
+                assert await asyncio.wait_for(server, 30) == 0
 
-            loop_thread, before, during, after, outcome = run(scenario(), timeout=120)
+        loop_thread, before, during, after, outcome = run(scenario(), timeout=120)
     assert outcome == "success app,lib", outcome
     # the commit was on disk while the old handle still answered: consistent, not torn
     assert during == before, (before, during)
