@@ -45,7 +45,7 @@ from alpmd.dbus.types import AS, ListOfDicts, Opts, S
 from alpmd.engine.alpmdconf import load_alpmd_config
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.repo import ops
-from alpmd.engine.repo.incoming import MAX_SIG_SIZE, PKG_EXTS, is_package_name
+from alpmd.engine.repo.incoming import MAX_SIG_SIZE, is_package_name, package_name_of
 from alpmd.engine.repo.tracking import HistoryEntry, Row
 from alpmd.engine.repo.tree import Tree, open_tree
 from alpmd.engine.repo.txn import Plan
@@ -104,17 +104,6 @@ def _file_name(value: object) -> str:
             or value.startswith(".") or not is_package_name(value):
         raise errors.invalid(N_("not a package file name") + f": {str(value)[:64]!r}")
     return value
-
-
-def _package_name(filename: str) -> str:
-    """``name`` of ``name-pkgver-pkgrel-arch.pkg.tar.EXT`` (the engine checks the file
-    name against the package's .PKGINFO before anything is released)."""
-    stem = filename
-    for ext in sorted(PKG_EXTS, key=len, reverse=True):
-        if stem.endswith(".pkg.tar" + ext):
-            stem = stem[:-len(".pkg.tar" + ext)]
-            break
-    return stem.rsplit("-", 3)[0]
 
 
 def _from_engine(exc: AlpmError) -> DBusError:
@@ -372,7 +361,7 @@ class Repository1(ServiceInterface):
             uid = await self._authorize(RELEASE, {
                 "org.alpm.repository": repo, "org.alpm.architecture": arch,
                 "org.alpm.files": " ".join(names),
-                "org.alpm.packages": " ".join(_package_name(n) for n in names)}, opts)
+                "org.alpm.packages": " ".join(package_name_of(n) for n in names)}, opts)
             if d.file_bytes + total > caps.file_bytes_total:
                 raise limits.limit_exceeded(N_("the daemon holds too many package files; "
                                                "try later"))

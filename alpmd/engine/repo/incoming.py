@@ -52,6 +52,17 @@ def is_package_name(filename: str) -> bool:
     return any(filename.endswith(".pkg.tar" + ext) for ext in PKG_EXTS)
 
 
+def package_name_of(filename: str) -> str:
+    """``name`` of ``name-pkgver-pkgrel-arch.pkg.tar.EXT``, read from the file name alone
+    (for naming a release before it is read; the file is checked against its .PKGINFO)."""
+    stem = filename
+    for ext in sorted(PKG_EXTS, key=len, reverse=True):
+        if stem.endswith(".pkg.tar" + ext):
+            stem = stem[:-len(".pkg.tar" + ext)]
+            break
+    return stem.rsplit("-", 3)[0]
+
+
 def _regular(path: str, what: str) -> os.stat_result:
     try:
         st = os.lstat(path)
