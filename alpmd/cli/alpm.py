@@ -9,19 +9,55 @@ Nothing here needs PATH or HOME: ``env -i alpm -Q`` works.
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from types import ModuleType
 
-from alpmd.cli.args import Args, UsageError, parse
-from alpmd.cli.output import Colors, Out
-from alpmd.engine.config import Config, load_config
-from alpmd.engine.errors import AlpmError, ErrorCode
-from alpmd.engine.handle import Handle
-from alpmd.engine.log import LogLevel
-from alpmd.i18n import gettext as _
-from alpmd.i18n import localize
+
+class DeferredModule(ModuleType):
+    """A stand-in in ``sys.modules`` that imports the real module on first attribute use.
+
+    ``dataclasses`` imports ``inspect`` (with ``ast``, ``dis``, ``tokenize``: a
+    third of a query's import time) only to write a docstring for a dataclass
+    that has none; every alpmd dataclass has one (tests/test_imports.py), so a
+    query never touches it. Whoever does use ``inspect`` gets the real module:
+    the first attribute read imports it, every read is delegated to it, and
+    ``import inspect`` from then on returns the real module itself.
+    """
+
+    def __getattr__(self, attr: str) -> object:
+        real = sys.modules.get(self.__name__)
+        if real is None or real is self:
+            sys.modules.pop(self.__name__, None)
+            real = __import__(self.__name__)
+        return getattr(real, attr)
+
+
+def defer_import(name: str) -> None:
+    """Put a :class:`DeferredModule` for ``name`` in ``sys.modules`` unless it is loaded.
+
+    Only the ``alpm`` command does this, first thing (a short-lived, single-threaded
+    process); a program that imports alpmd as a library keeps its imports as they are.
+    """
+    if name not in sys.modules:
+        sys.modules[name] = DeferredModule(name)
+
+
+if "dataclasses" not in sys.modules:
+    defer_import("inspect")
+
+# The imports below must come after the stand-in is in place (E402).
+import os  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+from alpmd.cli.args import Args, UsageError, parse  # noqa: E402
+from alpmd.cli.output import Colors, Out  # noqa: E402
+from alpmd.engine.config import Config, load_config  # noqa: E402
+from alpmd.engine.errors import AlpmError, ErrorCode  # noqa: E402
+from alpmd.engine.handle import Handle  # noqa: E402
+from alpmd.engine.log import LogLevel  # noqa: E402
+from alpmd.i18n import gettext as _  # noqa: E402
+from alpmd.i18n import localize  # noqa: E402
 
 DEFAULT_CONFIG = "/etc/pacman.conf"
 
