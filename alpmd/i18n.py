@@ -15,7 +15,11 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol
+
+from alpmd import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Protocol
 
 DOMAIN = "alpmd"
 
@@ -46,12 +50,13 @@ def env_languages(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return tuple(langs)
 
 
-class Catalog(Protocol):
-    """What front ends use of a catalog (gettext's translation classes have it)."""
+if TYPE_CHECKING:
+    class Catalog(Protocol):
+        """What front ends use of a catalog (gettext's translation classes have it)."""
 
-    def gettext(self, message: str) -> str: ...
+        def gettext(self, message: str) -> str: ...
 
-    def ngettext(self, msgid1: str, msgid2: str, n: int) -> str: ...
+        def ngettext(self, msgid1: str, msgid2: str, n: int) -> str: ...
 
 
 class English:

@@ -14,14 +14,16 @@ import sys
 import time
 import unicodedata
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.package import Origin, Package
 from alpmd.engine.query import find_satisfier, optional_for, required_by
 from alpmd.i18n import N_
 from alpmd.i18n import gettext as _
 
 if TYPE_CHECKING:
+    from typing import TextIO
+
     from alpmd.engine.handle import Handle
 
 

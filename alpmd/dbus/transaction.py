@@ -45,11 +45,12 @@ from alpmd.dbus.types import (
 )
 from alpmd.engine import events as ev
 from alpmd.engine.package import Package
-from alpmd.i18n import Catalog, English, client_catalog
+from alpmd.i18n import English, client_catalog
 
 if TYPE_CHECKING:
     from alpmd.dbus.daemon import Daemon
     from alpmd.engine.trans import Transaction
+    from alpmd.i18n import Catalog
 
 STATES = ("setup", "queued", "waiting-auth", "waiting-lock", "resolving", "waiting-answer",
           "downloading", "checking", "committing", "hooks", "finished")
@@ -521,7 +522,7 @@ def _name(pkg: Package | None) -> str:
     return f"{pkg.name}-{pkg.version}" if pkg is not None else ""
 
 
-def describe(q: ev.Question, cat: Catalog | None = None
+def describe(q: ev.Question, cat: "Catalog | None" = None
              ) -> tuple[str, list[str], dict[str, Variant]]:
     """Text, choices and details of an engine question, in the client's language
     (``cat``; English without one). The command line's messages where it asks the same."""

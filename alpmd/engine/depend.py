@@ -29,15 +29,17 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol, TypeVar
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.version import vercmp
+
+if TYPE_CHECKING:
+    from typing import Protocol, TypeVar
 
 __all__ = [
     "DepMod",
     "Depend",
-    "PkgLike",
     "find_satisfier",
     "satisfies",
     "satisfies_literal",
@@ -60,17 +62,18 @@ class DepMod(enum.Enum):
         return self.value
 
 
-class PkgLike(Protocol):
-    """What satisfaction needs from a package: our Package, a test stub, a target."""
+if TYPE_CHECKING:
+    class PkgLike(Protocol):
+        """What satisfaction needs from a package: our Package, a test stub, a target."""
 
-    @property
-    def name(self) -> str: ...
+        @property
+        def name(self) -> str: ...
 
-    @property
-    def version(self) -> str: ...
+        @property
+        def version(self) -> str: ...
 
-    @property
-    def provides(self) -> Iterable[str | Depend]: ...
+        @property
+        def provides(self) -> Iterable[str | Depend]: ...
 
 
 def _split(s: str) -> tuple[str, DepMod, str | None, str | None]:
@@ -158,7 +161,8 @@ class Depend:
         return _by_provision(self, pkg.provides)
 
 
-P = TypeVar("P", bound=PkgLike)
+if TYPE_CHECKING:
+    P = TypeVar("P", bound=PkgLike)
 
 
 def _c_vercmp(a: str | None, b: str | None) -> int:

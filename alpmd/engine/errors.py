@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import enum
 import errno
-from typing import Any
 
+from alpmd import TYPE_CHECKING
 from alpmd.i18n import gettext as _
 from alpmd.i18n import translate
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ErrorCode(enum.Enum):

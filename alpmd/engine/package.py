@@ -10,10 +10,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.formats.desc import Backup, PkgMeta, Reason
 from alpmd.engine.formats.files import FileList
+
+if TYPE_CHECKING:
+    from typing import Protocol
 
 
 class Origin(enum.Enum):
@@ -58,14 +61,15 @@ class Loaded:
 Loader = Callable[["Package", Part], Loaded]
 
 
-class Source(Protocol):
-    """The database a package was read from (the local one or a repository's).
+if TYPE_CHECKING:
+    class Source(Protocol):
+        """The database a package was read from (the local one or a repository's).
 
-    A protocol, not the database classes, because those import this module; a
-    front end that needs more (a repository's servers) narrows with ``isinstance``.
-    """
+        A protocol, not the database classes, because those import this module; a
+        front end that needs more (a repository's servers) narrows with ``isinstance``.
+        """
 
-    name: str
+        name: str
 
 
 class Package:

@@ -26,8 +26,8 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, repeat
-from typing import TYPE_CHECKING, Any
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.db.local import LocalDatabase
 from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.depend import Depend
@@ -38,6 +38,8 @@ from alpmd.engine.version import vercmp
 from alpmd.i18n import N_, Message
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from alpmd.engine.db.cache import PackageCache
     from alpmd.engine.formats.mtree import MtreeEntry
     from alpmd.engine.handle import Handle

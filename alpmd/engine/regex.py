@@ -25,9 +25,12 @@ import re
 import time
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from typing import Any
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.errors import AlpmError, ErrorCode
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["MAX_BOUNDED_LENGTH", "MAX_BOUNDED_SIZE", "PosixRegex", "compile_posix", "is_literal"]
 

@@ -10,15 +10,19 @@ caches or anything built on them. Nothing here names a path or a file.
 from __future__ import annotations
 
 import abc
+from collections import namedtuple
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import PkgMeta
 from alpmd.engine.formats.files import FileList
 from alpmd.engine.package import Loaded, Part
 from alpmd.i18n import Message
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["PART_NAMES", "DatabaseBackend", "Entry", "EntryKey", "RawEntry", "split_entry_name"]
 
@@ -27,13 +31,14 @@ PART_NAMES: dict[Part, str] = {Part.DESC: "desc", Part.FILES: "files", Part.MTRE
                                Part.SCRIPTLET: "install", Part.CHANGELOG: "changelog"}
 
 
-class EntryKey(NamedTuple):
+class EntryKey(namedtuple("EntryKey", ["name", "version"])):
     """One entry's identity: what a scan yields (name and version, nothing else).
 
     A named tuple rather than a dataclass: a scan makes one per package, and
     tens of thousands of tuples are built in a fraction of the dataclass cost.
     """
 
+    __slots__ = ()
     name: str
     version: str
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from operator import attrgetter
-from typing import Any
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.db.backend import DatabaseBackend, EntryKey
 from alpmd.engine.package import Loaded, Origin, Package, Part
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["PackageCache"]
 

@@ -34,8 +34,8 @@ import functools
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from typing import Any
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.db.backend import (
     PART_NAMES,
     DatabaseBackend,
@@ -55,6 +55,9 @@ from alpmd.engine.log import LogCallback, LogLevel, python_log
 from alpmd.engine.package import Loaded, Origin, Package, Part
 from alpmd.engine.version import vercmp
 from alpmd.i18n import N_, Message
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["LOCAL_DB_VERSION", "LocalDatabase", "LocalFilesBackend", "TMP_PREFIX",
            "desc_fields_readable", "desc_list_fields"]

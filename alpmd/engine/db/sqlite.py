@@ -26,8 +26,8 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.db.backend import (
     PART_NAMES,
     DatabaseBackend,
@@ -44,6 +44,9 @@ from alpmd.engine.formats.files import FileList, parse_files, write_files
 from alpmd.engine.log import LogCallback, LogLevel
 from alpmd.engine.package import Loaded, Part
 from alpmd.i18n import N_, Message
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["SCHEMA_VERSION", "STORE_NAME", "LocalSqliteBackend", "sqlite_error"]
 

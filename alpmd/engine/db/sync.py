@@ -25,8 +25,8 @@ import os
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.config import Repo
 from alpmd.engine.db.backend import DatabaseBackend, EntryKey, split_entry_name
 from alpmd.engine.db.cache import CachedDatabase, PackageCache
@@ -36,6 +36,8 @@ from alpmd.engine.log import LogCallback, LogLevel, python_log
 from alpmd.engine.package import Loaded, Origin, Part
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from alpmd.engine.db.snapshot import Snapshot
     from alpmd.engine.formats.files import FileList
 

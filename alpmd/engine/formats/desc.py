@@ -10,8 +10,8 @@ import dataclasses
 import enum
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.sections import (
     DATE,
@@ -24,6 +24,9 @@ from alpmd.engine.formats.sections import (
     check_value,
     scan,
 )
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Reason(enum.IntEnum):
