@@ -13,14 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.alpmdconf import CONFIG_NAME, load_alpmd_config
 from alpmd.engine.config import DEFAULT_SIGLEVEL, Config, Repo, SigLevel
 from alpmd.engine.db.local import LocalDatabase
 from alpmd.engine.db.stores import Store, choose_store, local_backend
-from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.log import LogCallback, LogLevel, LogWriter
-from alpmd.engine.process import ProcessId, start_time
+
+if TYPE_CHECKING:
+    from alpmd.engine.db.sync import SyncDatabase
+    from alpmd.engine.process import ProcessId
+
+# Imported where used: the sync module (a query of the installed packages registers the
+# repositories but never opens them) and the process module (for a lock holder only).
 
 LOCK_NAME = "db.lck"
 
@@ -48,6 +54,8 @@ def lock_holder_process(lockfile: str) -> ProcessId | None:
     never found, and the start time names the holder even if its PID is reused
     later.
     """
+    from alpmd.engine.process import ProcessId, start_time
+
     real = os.path.realpath(lockfile)
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -172,7 +180,9 @@ class Handle:
     def __init__(self, options: Options | None = None, **kwargs: object) -> None:
         self.options = options if options is not None else Options(**kwargs)  # type: ignore[arg-type]
         self._localdb: LocalDatabase | None = None
-        self.syncdbs: list[SyncDatabase] = []
+        self._syncdbs: list[SyncDatabase] = []
+        #: Registered repositories not yet opened (name, pacman.conf section): see syncdbs.
+        self._unopened: list[tuple[str, Repo | None]] = []
         self._lock_fd: int | None = None
         self.log_callbacks: list[LogCallback] = []
         #: The transaction in progress (one per handle at a time; see trans.Transaction).
@@ -242,7 +252,7 @@ class Handle:
         errors: list[AlpmError] = []
         for repo in config.repos:
             try:
-                handle.register_syncdb(repo.name, repo)
+                handle._register(repo.name, repo)
             except AlpmError as exc:
                 errors.append(exc)
         return handle, errors
@@ -253,11 +263,34 @@ class Handle:
         ``repo`` carries the servers, signature level and usage from pacman.conf;
         without it the database has no servers and the global signature level.
         """
+        self._register(name, repo)
+        return self.syncdbs[-1]
+
+    def _register(self, name: str, repo: Repo | None) -> None:
+        """Check the name and queue the database for :attr:`syncdbs` to open."""
         if not name or "/" in name or name in (".", ".."):
             raise AlpmError(ErrorCode.WRONG_ARGS, f"invalid database name '{name}'", name=name)
-        if name == "local" or any(db.name == name for db in self.syncdbs):
+        if name == "local" or any(db.name == name for db in self._syncdbs) or any(
+                queued == name for queued, _ in self._unopened):
             raise AlpmError(ErrorCode.DB_NOT_NULL, f"database '{name}' already registered",
                             name=name)
+        self._unopened.append((name, repo))
+
+    @property
+    def syncdbs(self) -> list[SyncDatabase]:
+        """The registered sync databases, in the order they were registered.
+
+        Opened (not read) on first use: a query of the installed packages, which
+        registers the repositories as pacman does, never loads the sync module.
+        """
+        if self._unopened:
+            unopened, self._unopened = self._unopened, []
+            self._syncdbs += [self._open_syncdb(name, repo) for name, repo in unopened]
+        return self._syncdbs
+
+    def _open_syncdb(self, name: str, repo: Repo | None) -> SyncDatabase:
+        from alpmd.engine.db.sync import SyncDatabase
+
         sync = self.dbpath + "sync/"
         snapshots = self.options.snapshot_dir if self.options.use_snapshots else None
         if snapshots is not None and self.options.dbext != ".db":
@@ -265,7 +298,6 @@ class Handle:
         db = SyncDatabase(name, sync + name + self.options.dbext,
                           files_path=sync + name + ".files", snapshot_dir=snapshots, log=self.log)
         db.repo = repo if repo is not None else Repo(name, siglevel=self.options.siglevel)
-        self.syncdbs.append(db)
         return db
 
     def get_syncdb(self, name: str) -> SyncDatabase | None:

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from itertools import accumulate, chain, repeat
 
 from alpmd import TYPE_CHECKING
+from alpmd.engine.db.cache import CachedDatabase
 from alpmd.engine.db.local import LocalDatabase
-from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
@@ -41,12 +41,16 @@ if TYPE_CHECKING:
     from typing import Any
 
     from alpmd.engine.db.cache import PackageCache
+    from alpmd.engine.db.sync import SyncDatabase
     from alpmd.engine.formats.mtree import MtreeEntry
     from alpmd.engine.handle import Handle
     from alpmd.engine.regex import PosixRegex
 
+    #: What a query reads: the installed packages or a repository's (annotations only, so
+    #: that a query of the installed packages does not import the sync module).
+    Database = LocalDatabase | SyncDatabase
+
 __all__ = [
-    "Database",
     "FileProblem",
     "FastCheck",
     "FullCheck",
@@ -79,8 +83,6 @@ __all__ = [
     "should_ignore",
     "what_provides",
 ]
-
-Database = LocalDatabase | SyncDatabase
 
 
 # -- per-database indexes ---------------------------------------------------------------
@@ -385,7 +387,7 @@ def find_satisfier(dbs: Database | Iterable[Database], dep: str | Depend) -> Pac
     """The first package satisfying ``dep`` (``alpm_find_satisfier`` over each db in turn)."""
     if isinstance(dep, str):
         dep = Depend.parse(dep)
-    if isinstance(dbs, (LocalDatabase, SyncDatabase)):
+    if isinstance(dbs, CachedDatabase):
         dbs = [dbs]
     for db in dbs:
         for pkg in _satisfiers_in(db, dep):
