@@ -3,13 +3,16 @@
 Each ``alpm -Q…`` runs in a fresh interpreter, as the command does, and reports the
 modules it imported. What a query never uses must stay out: the downloader (aiohttp,
 ssl), asyncio, logging (the engine imports it on its first log message), ctypes (only
-a regular-expression search binds libc's regcomp) and, on pacman's files store,
-sqlite3. Every command must still print what pacman prints on the same system, on
-both local stores (the SQLite root is a converted copy of pacman's).
+a regular-expression search binds libc's regcomp), typing (annotations only), inspect
+(dataclasses' import of it is deferred by the ``alpm`` command), the sync, transaction,
+event and signing modules and, on pacman's files store, sqlite3. Every command must
+still print what pacman prints on the same system, on both local stores (the SQLite
+root is a converted copy of pacman's).
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -31,13 +34,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 _RUN = """
 import sys
-from alpmd.cli.alpm import main
+from alpmd.cli.alpm import DeferredModule, main
 sys.argv = ["alpm", *sys.argv[1:]]
 try:
     code = main()
 except SystemExit as exc:
     code = exc.code
-modules = sorted(sys.modules)
+# A stand-in never loaded (inspect's, see alpmd.cli.alpm) is not an import.
+modules = sorted(n for n, m in sys.modules.items() if not isinstance(m, DeferredModule))
 import json  # the report's own, after the modules are listed
 sys.stdout.flush()
 print("\\n" + json.dumps({"code": code, "modules": modules}))
@@ -45,7 +49,11 @@ print("\\n" + json.dumps({"code": code, "modules": modules}))
 
 #: Never needed by a query (sqlite3 is checked on the files store only).
 UNNEEDED = {"aiohttp", "ssl", "asyncio", "logging", "ctypes", "urllib.parse", "sqlite3",
-            "gettext", "json"}
+            "gettext", "json", "typing", "inspect", "ast", "dis", "tokenize", "threading",
+            "alpmd.engine.db.sync", "alpmd.engine.db.snapshot", "alpmd.engine.events",
+            "alpmd.engine.trans", "alpmd.engine.resolve", "alpmd.engine.download",
+            "alpmd.engine.signing", "alpmd.engine.larchive", "alpmd.engine.process",
+            "alpmd.engine.journal", "alpmd.engine.hooks"}
 
 
 def _env() -> dict[str, str]:
@@ -117,7 +125,7 @@ def test_queries_import_only_what_they_need(roots: Roots, backend: Store,
     # -Qs compiles a POSIX regex (ctypes binds libc's regcomp); SQLite needs sqlite3.
     allowed = {"ctypes"} if query[0] == "-Qs" else set()
     if backend is Store.SQLITE:
-        allowed.add("sqlite3")
+        allowed |= {"sqlite3", "threading"}  # the SQLite store guards its connection
         assert "sqlite3" in modules
     assert sorted((UNNEEDED - allowed) & modules) == []
 
@@ -142,3 +150,66 @@ def test_install_of_local_files_imports_no_downloader(tmp_path: Path) -> None:
         assert (ours.root / f"usr/share/imp{i}/f").read_bytes() == f"{i}\n".encode()
     assert sorted(os.listdir(ours.dbpath / "local")) == sorted(os.listdir(theirs.dbpath / "local"))
     assert sorted(UNNEEDED_BY_LOCAL_INSTALL & modules) == []
+
+
+def _dataclasses_without_docstring(path: Path) -> list[str]:
+    """``file:line class`` for each ``@dataclass`` class in ``path`` that has no docstring."""
+    tree = ast.parse(path.read_text(), str(path))
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for deco in node.decorator_list:
+            target = deco.func if isinstance(deco, ast.Call) else deco
+            name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+            if name == "dataclass" and not ast.get_docstring(node):
+                out.append(f"{path.name}:{node.lineno} {node.name}")
+    return out
+
+
+def test_every_dataclass_has_a_docstring(tmp_path: Path) -> None:
+    """Without one, dataclasses calls inspect.signature to write it (loading inspect)."""
+    sample = tmp_path / "sample.py"
+    sample.write_text("import dataclasses\nfrom dataclasses import dataclass\n\n"
+                      "@dataclass(frozen=True)\nclass A:\n    x: int\n\n"
+                      "@dataclasses.dataclass\nclass B:\n    'Has one.'\n")
+    assert _dataclasses_without_docstring(sample) == ["sample.py:5 A"]
+    files = sorted((ROOT / "alpmd").rglob("*.py"))
+    assert len(files) > 50
+    assert [bad for f in files for bad in _dataclasses_without_docstring(f)] == []
+
+
+_USES_INSPECT = """
+import sys
+{setup}
+from dataclasses import dataclass, fields
+stand_in = type(sys.modules.get("inspect")).__name__
+
+@dataclass
+class Undocumented:
+    name: str
+    size: int = 0
+
+import inspect
+from inspect import signature
+import json
+print(json.dumps([stand_in, Undocumented.__doc__, str(signature(Undocumented)),
+                  inspect.getdoc(fields), sys.modules["inspect"] is inspect,
+                  inspect.__name__, hasattr(inspect, "getsource")]))
+"""
+
+
+def test_deferred_inspect_behaves_as_the_real_one() -> None:
+    """A dataclass without a docstring, and any use of inspect, still work after the
+    ``alpm`` command's stand-in is in place, exactly as without it."""
+    def run(setup: str) -> list[object]:
+        proc = subprocess.run([sys.executable, "-c", _USES_INSPECT.format(setup=setup)],
+                              capture_output=True, text=True, env=_env(), timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return list(json.loads(proc.stdout))
+
+    plain = run("")
+    deferred = run("import alpmd.cli.alpm")
+    assert plain[0] == "module" and deferred[0] == "DeferredModule"
+    assert deferred[1:] == plain[1:]
+    assert plain[1] == "Undocumented(name: str, size: int = 0)" and plain[4] is True

@@ -104,6 +104,8 @@ class _Speed(TransferSpeedColumn):
 
 @dataclass
 class Question:
+    """A question the daemon asked this client, as its signal carried it."""
+
     qid: int
     kind: str
     text: str

@@ -213,6 +213,8 @@ def close_all(fds: Sequence[int]) -> None:
 
 @dataclass(frozen=True)
 class FileInfo:
+    """What a passed descriptor was found to be (a readable regular file of this size)."""
+
     size: int
 
 

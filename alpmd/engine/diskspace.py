@@ -42,6 +42,8 @@ _USED_REMOVE = 2
 
 @dataclass
 class MountPoint:
+    """One mounted file system: its free blocks, and what a transaction will use of it."""
+
     mount_dir: str          # ends with "/"
     bsize: int
     blocks: int

@@ -111,6 +111,8 @@ DEFAULT_SETTINGS = DownloadSettings()
 
 @dataclass(frozen=True)
 class DownloadStarted(Event):
+    """A transfer of ``file`` begins (``total``: its size when known)."""
+
     file: str = ""
     total: int | None = None
 
@@ -154,6 +156,8 @@ class RangeFallback(Event):
 
 @dataclass(frozen=True)
 class DatabaseUpToDate(Event):
+    """A sync database download found the mirror's copy unchanged."""
+
     dbname: str = ""
 
 
@@ -198,6 +202,8 @@ class _NoRange(Exception):
 
 @dataclass(eq=False)
 class _Mirror:
+    """A server as one run uses it: its errors so far, and whether it is skipped."""
+
     base: str
     cache: bool = False
     errors: int = 0
@@ -239,6 +245,8 @@ class _Job:
 
 @dataclass
 class _Outcome:
+    """What one transfer ended with: the HTTP status and the validators to keep."""
+
     status: int = 200
     etag: str | None = None
     last_modified: str | None = None

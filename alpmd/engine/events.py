@@ -66,47 +66,47 @@ class StepEvent(Event):
 
 @dataclass(frozen=True)
 class CheckDeps(StepEvent):
-    pass
+    """Checking dependencies (libalpm's ALPM_EVENT_CHECKDEPS_*)."""
 
 
 @dataclass(frozen=True)
 class ResolveDeps(StepEvent):
-    pass
+    """Resolving dependencies (ALPM_EVENT_RESOLVEDEPS_*)."""
 
 
 @dataclass(frozen=True)
 class InterConflicts(StepEvent):
-    pass
+    """Looking for conflicts between packages (ALPM_EVENT_INTERCONFLICTS_*)."""
 
 
 @dataclass(frozen=True)
 class FileConflicts(StepEvent):
-    pass
+    """Looking for file conflicts (ALPM_EVENT_FILECONFLICTS_*)."""
 
 
 @dataclass(frozen=True)
 class Integrity(StepEvent):
-    pass
+    """Checking package integrity (ALPM_EVENT_INTEGRITY_*)."""
 
 
 @dataclass(frozen=True)
 class LoadPackages(StepEvent):
-    pass
+    """Loading package files (ALPM_EVENT_LOAD_*)."""
 
 
 @dataclass(frozen=True)
 class DiskSpace(StepEvent):
-    pass
+    """Checking available disk space (ALPM_EVENT_DISKSPACE_*)."""
 
 
 @dataclass(frozen=True)
 class KeyringCheck(StepEvent):
-    pass
+    """Checking keys in the keyring (ALPM_EVENT_KEYRING_*)."""
 
 
 @dataclass(frozen=True)
 class KeyDownload(StepEvent):
-    pass
+    """Downloading required keys (ALPM_EVENT_KEY_DOWNLOAD_*)."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +182,8 @@ class OptdepRemoval(Event):
 
 @dataclass(frozen=True)
 class DatabaseMissing(Event):
+    """A sync database file does not exist (ALPM_EVENT_DATABASE_MISSING)."""
+
     dbname: str = ""
 
 

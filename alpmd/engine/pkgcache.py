@@ -41,6 +41,8 @@ class CleanResult:
 
 @dataclass
 class _Cached:
+    """A package file found in a cache directory, by the name and version it carries."""
+
     path: str
     name: str
     version: str

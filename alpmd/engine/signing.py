@@ -155,6 +155,8 @@ _VALIDITY_OF = {
 
 @dataclass
 class _Raw:
+    """One signature's status as gpgv reported it, before it is judged."""
+
     status: SigStatus | None = None
     validity: SigValidity = SigValidity.UNKNOWN
     ident: str = ""

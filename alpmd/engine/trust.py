@@ -20,6 +20,8 @@ __all__ = ["TrustResult", "trust_key"]
 
 @dataclass(frozen=True)
 class TrustResult:
+    """What trusting a key did: imported it, or found it trusted already."""
+
     fingerprint: str
     imported: bool
     already_trusted: bool

@@ -61,6 +61,8 @@ class FileSpec:
 
 @dataclass
 class _Member:
+    """One archive member to write: path, type, mode and content."""
+
     path: str
     kind: Literal["file", "dir", "link"]
     mode: int
