@@ -10,8 +10,6 @@ from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.package import Package
 from alpmd.engine.query import (
     Scope,
-    check_files,
-    check_mtree,
     find_owner,
     find_satisfier,
     in_scope,
@@ -173,6 +171,8 @@ def _changelog(ctx: Context, pkg: Package) -> None:
 
 
 def _check(ctx: Context, pkg: Package, level: int) -> bool:
+    from alpmd.engine.check import check_files, check_mtree  # -Qk only
+
     out = ctx.out
     quiet = ctx.quiet
     if level == 1:
