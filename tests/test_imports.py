@@ -37,7 +37,7 @@ import sys
 from alpmd.cli.alpm import DeferredModule, main
 sys.argv = ["alpm", *sys.argv[1:]]
 try:
-    code = main()
+    code = main(sys.argv[1:])  # as the command runs it, but returning here to report
 except SystemExit as exc:
     code = exc.code
 # A stand-in never loaded (inspect's, see alpmd.cli.alpm) is not an import.
@@ -128,6 +128,28 @@ def test_queries_import_only_what_they_need(roots: Roots, backend: Store,
         allowed |= {"sqlite3", "threading"}  # the SQLite store guards its connection
         assert "sqlite3" in modules
     assert sorted((UNNEEDED - allowed) & modules) == []
+
+
+_COMMAND = "import sys; from alpmd.cli.alpm import main; sys.argv[0] = 'alpm'; main()"
+
+
+@pytest.mark.parametrize(("query", "status"), [
+    (["-Qi"], 0),                  # a long stdout
+    (["-Qi", "nosuchpackage"], 1),  # an error
+    (["-Qk"], 1),                  # a warning per missing file on stderr, then a summary
+], ids=["-Qi", "-Qi missing", "-Qk"])
+def test_command_output_and_status_survive_the_fast_exit(roots: Roots, query: list[str],
+                                                         status: int) -> None:
+    """The command ends with os._exit (no interpreter teardown): everything it wrote to
+    the pipes must still arrive, and its status must be pacman's."""
+    args = ["--config", str(roots.files.config), *query]
+    want = subprocess.run([PACMAN, *args], capture_output=True, text=True, env=_env(),
+                          timeout=120)
+    assert want.returncode == status and (want.stdout or want.stderr)
+    got = subprocess.run([sys.executable, "-c", _COMMAND, *args], capture_output=True,
+                         text=True, env=_env(), timeout=120)
+    assert (got.returncode, got.stdout, got.stderr) == (want.returncode, want.stdout,
+                                                        want.stderr)
 
 
 #: Never needed by ``-U`` of local files (json is the journal's; ctypes binds libarchive).

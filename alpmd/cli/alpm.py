@@ -184,6 +184,7 @@ def _tune_gc() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``alpm`` command; returns (and exits with) pacman's exit code."""
     prog = sys.argv[0] if sys.argv and sys.argv[0] else "alpm"
+    command = argv is None  # the ``alpm`` process itself, not a caller's main(argv)
     if argv is None:
         argv = sys.argv[1:]
         _tune_gc()
@@ -201,8 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    if __name__ == "__main__" or argv is sys.argv[1:]:
-        pass
+    if command:
+        # Skip the interpreter's teardown, which frees every object one by one (a few
+        # milliseconds after a query read 1,500 packages): the handle is released, every
+        # file closed, output flushed, and alpmd registers no exit handlers.
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 
