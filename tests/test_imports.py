@@ -53,7 +53,7 @@ UNNEEDED = {"aiohttp", "ssl", "asyncio", "logging", "ctypes", "urllib.parse", "s
             "alpmd.engine.db.sync", "alpmd.engine.db.snapshot", "alpmd.engine.events",
             "alpmd.engine.trans", "alpmd.engine.resolve", "alpmd.engine.download",
             "alpmd.engine.signing", "alpmd.engine.larchive", "alpmd.engine.process",
-            "alpmd.engine.journal", "alpmd.engine.hooks"}
+            "alpmd.engine.journal", "alpmd.engine.hooks", "syslog"}
 
 
 def _env() -> dict[str, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import unicodedata
 from dataclasses import dataclass
 
 from alpmd import TYPE_CHECKING
@@ -104,6 +103,8 @@ def width(s: str) -> int:
     """Display columns of ``s`` (wcswidth-like: wide East Asian characters count 2)."""
     if s.isascii():  # one column per character; -Qi measures every word it wraps
         return len(s)
+    import unicodedata  # a shared library: loaded for non-ASCII text only
+
     w = 0
     for ch in s:
         if unicodedata.combining(ch):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import os
-import syslog
 import time
 from collections.abc import Callable
 
@@ -63,6 +62,8 @@ class LogWriter:
     def write(self, prefix: str, message: str) -> None:
         """Log one action; a log that cannot be opened never fails the operation."""
         if self.use_syslog:
+            import syslog  # a shared library: loaded only when UseSyslog is set
+
             if not self._syslog_open:
                 syslog.openlog("alpm", 0, syslog.LOG_USER)
                 self._syslog_open = True
@@ -86,5 +87,7 @@ class LogWriter:
             os.close(self._fd)
             self._fd = None
         if self._syslog_open:
+            import syslog
+
             syslog.closelog()
             self._syslog_open = False
