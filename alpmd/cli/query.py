@@ -57,7 +57,7 @@ def _all(ctx: Context, shown: _Shown) -> int:
     ret = 0
     match = False
     for pkg in ctx.handle.localdb.packages:
-        if _filter(ctx, pkg):
+        if _filter(ctx, pkg, shown.scope):
             if _display(ctx, pkg, shown):
                 ret = 1
             match = True
@@ -97,21 +97,26 @@ def _named(ctx: Context, targets: list[str], shown: _Shown) -> int:
         if pkg is None:
             ret = 1
             continue
-        if _filter(ctx, pkg):
+        if _filter(ctx, pkg, shown.scope):
             if _display(ctx, pkg, shown):
                 ret = 1
             match = True
     return ret if match else 1
 
 
-def _filter(ctx: Context, pkg: Package) -> bool:
-    """pacman's filter(): the -e/-d/-m/-n/-t/-u conditions, all of which must hold."""
-    a = ctx.args
+def _scope(ctx: Context) -> Scope:
+    """The -e/-d/-m/-n/-t/-u flags as a scope (read once per command, not per package)."""
     scope = Scope.INSTALLED
     for flag, bit in _SCOPE_FLAGS:
-        if a.has(flag):
+        if ctx.args.has(flag):
             scope |= bit
-    return in_scope(ctx.handle, pkg, scope, unrequired_level=a.count("unrequired"))
+    return scope
+
+
+def _filter(ctx: Context, pkg: Package, scope: Scope) -> bool:
+    """pacman's filter(): the -e/-d/-m/-n/-t/-u conditions, all of which must hold."""
+    return scope == Scope.INSTALLED or in_scope(
+        ctx.handle, pkg, scope, unrequired_level=ctx.args.count("unrequired"))
 
 
 _SCOPE_FLAGS = (("explicit", Scope.EXPLICIT), ("deps", Scope.DEPENDENCIES),
@@ -120,11 +125,18 @@ _SCOPE_FLAGS = (("explicit", Scope.EXPLICIT), ("deps", Scope.DEPENDENCIES),
 
 
 class _Shown:
-    """What every package of one listing shares: the -i layout (its padded titles are
-    translated and measured once, not once per package)."""
+    """What every package of one listing shares, worked out once rather than per package:
+    the -i layout (its padded titles translated and measured), the filter and the flags."""
 
     def __init__(self, ctx: Context) -> None:
-        self.display = Display(ctx.out) if ctx.args.has("info") else None
+        a = ctx.args
+        self.display = Display(ctx.out) if a.has("info") else None
+        self.scope = _scope(ctx)
+        self.quiet = ctx.quiet
+        self.list, self.changelog = a.has("list"), a.has("changelog")
+        self.check, self.upgrades = a.count("check"), a.has("upgrades")
+        #: neither -i, -l, -c nor -k: one line per package
+        self.line = not (a.has("info") or self.list or self.changelog or self.check)
 
 
 def _display(ctx: Context, pkg: Package, shown: _Shown) -> bool:
@@ -134,24 +146,24 @@ def _display(ctx: Context, pkg: Package, shown: _Shown) -> bool:
     bad = False
     if shown.display is not None:
         shown.display.pkg_full(ctx.handle, pkg, a.count("info") > 1 and not a.has("file"))
-    if a.has("list"):
+    if shown.list:
         root = ctx.handle.options.root
         c = out.c
-        if ctx.quiet:
+        if shown.quiet:
             out.write("".join(f"{root}{f}\n" for f in pkg.files))
         else:
             out.write("".join(f"{c.title}{pkg.name}{c.nocolor} {root}{f}\n" for f in pkg.files))
-    if a.has("changelog"):
+    if shown.changelog:
         _changelog(ctx, pkg)
-    if a.has("check"):
-        bad = _check(ctx, pkg, a.count("check"))
-    if not (a.has("info") or a.has("list") or a.has("changelog") or a.has("check")):
+    if shown.check:
+        bad = _check(ctx, pkg, shown.check)
+    if shown.line:
         c = out.c
-        if ctx.quiet:
+        if shown.quiet:
             out.write(pkg.name + "\n")
         else:
             line = f"{c.title}{pkg.name} {c.version}{pkg.version}{c.nocolor}"
-            if a.has("upgrades"):
+            if shown.upgrades:
                 newpkg = new_version(ctx.handle, pkg)
                 assert newpkg is not None
                 line += f" -> {c.version}{newpkg.version}{c.nocolor}"
@@ -256,10 +268,11 @@ def _groups(ctx: Context) -> int:
     groups = localdb.groups
     out = ctx.out
     ret = 0
+    scope = _scope(ctx)
     if not ctx.args.targets:
         for name, pkgs in groups.items():
             for pkg in pkgs:
-                if _filter(ctx, pkg):
+                if _filter(ctx, pkg, scope):
                     out.write(f"{name} {pkg.name}\n")
         return 0
     for name in ctx.args.targets:
@@ -269,7 +282,7 @@ def _groups(ctx: Context) -> int:
             ret += 1
             continue
         for pkg in members:
-            if not _filter(ctx, pkg):
+            if not _filter(ctx, pkg, scope):
                 continue
             out.write(f"{pkg.name}\n" if ctx.quiet else f"{name} {pkg.name}\n")
     return ret
