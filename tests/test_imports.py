@@ -128,6 +128,9 @@ def test_queries_import_only_what_they_need(roots: Roots, backend: Store,
         allowed |= {"sqlite3", "threading"}  # the SQLite store guards its connection
         assert "sqlite3" in modules
     assert sorted((UNNEEDED - allowed) & modules) == []
+    # Only package names given as targets ("pkg", "local/pkg") need the target parser.
+    named = len(query) > 1 and query[0] not in ("-Qs", "-Qo")
+    assert ("alpmd.engine.target" in modules) == named
 
 
 _COMMAND = "import sys; from alpmd.cli.alpm import main; sys.argv[0] = 'alpm'; main()"

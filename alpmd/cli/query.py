@@ -17,7 +17,6 @@ from alpmd.engine.query import (
     search,
     should_ignore,
 )
-from alpmd.engine.target import LOCAL, split_repo
 from alpmd.i18n import N_, localize, ngettext
 from alpmd.i18n import gettext as _
 
@@ -65,6 +64,8 @@ def _all(ctx: Context, shown: _Shown) -> int:
 
 
 def _named(ctx: Context, targets: list[str], shown: _Shown) -> int:
+    from alpmd.engine.target import LOCAL, split_repo  # named targets only (not -Qs, -Qo, -Q)
+
     a = ctx.args
     localdb = ctx.handle.localdb
     ret = 0
