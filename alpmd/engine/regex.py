@@ -20,19 +20,21 @@ whose matcher checks a deadline as it runs; a search past its deadline raises
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import re
 import time
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from alpmd import TYPE_CHECKING
 from alpmd.engine.errors import AlpmError, ErrorCode
 
 if TYPE_CHECKING:
+    import ctypes
     from typing import Any
 
-__all__ = ["MAX_BOUNDED_LENGTH", "MAX_BOUNDED_SIZE", "PosixRegex", "compile_posix", "is_literal"]
+__all__ = ["MAX_BOUNDED_LENGTH", "MAX_BOUNDED_SIZE", "PosixRegex", "c_compile", "compile_posix",
+           "is_literal"]
 
 #: A bounded pattern longer than this is refused (searches are a few words).
 MAX_BOUNDED_LENGTH = 1024
@@ -45,26 +47,37 @@ _REG_ICASE = 2
 _REG_NEWLINE = 4
 _REG_NOSUB = 8
 
-_libc: ctypes.CDLL | None
-try:
-    try:  # glibc's soname first: find_library runs an ``ldconfig -p`` subprocess
-        _libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        import ctypes.util
 
-        _libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    _regcomp = _libc.regcomp
-    _regcomp.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
-    _regcomp.restype = ctypes.c_int
-    _regexec = _libc.regexec
-    _regexec.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p,
-                         ctypes.c_int]
-    _regexec.restype = ctypes.c_int
-    _regfree = _libc.regfree
-    _regfree.argtypes = [ctypes.c_void_p]
-    _regfree.restype = None
-except (OSError, AttributeError):  # pragma: no cover - every glibc/musl has these
-    _libc = None
+
+@functools.cache
+def _c_regex() -> tuple[Callable[..., int], Callable[..., int], Callable[..., None]] | None:
+    """libc's ``(regcomp, regexec, regfree)``, bound on first use (None without them).
+
+    Bound late: ctypes and the binding cost a few milliseconds of a command's
+    start-up, and a search for a plain word never needs the C library.
+    """
+    import ctypes
+
+    try:
+        try:  # glibc's soname first: find_library runs an ``ldconfig -p`` subprocess
+            libc = ctypes.CDLL("libc.so.6")
+        except OSError:
+            import ctypes.util
+
+            libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        regcomp = libc.regcomp
+        regcomp.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+        regcomp.restype = ctypes.c_int
+        regexec = libc.regexec
+        regexec.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p,
+                            ctypes.c_int]
+        regexec.restype = ctypes.c_int
+        regfree = libc.regfree
+        regfree.argtypes = [ctypes.c_void_p]
+        regfree.restype = None
+    except (OSError, AttributeError):  # pragma: no cover - every glibc/musl has these
+        return None
+    return regcomp, regexec, regfree
 
 _REGEX_T_SIZE = 256
 
@@ -257,14 +270,10 @@ class PosixRegex:
                                   "characters")
             if _expanded_size(pattern) > MAX_BOUNDED_SIZE:
                 raise _too_costly(pattern, "repeats too much to be matched")
-        if _libc is not None:
-            buf = ctypes.create_string_buffer(_REGEX_T_SIZE)
-            flags = _REG_EXTENDED | _REG_ICASE | _REG_NOSUB | _REG_NEWLINE
-            if _regcomp(buf, pattern.encode("utf-8", "surrogateescape"), flags) != 0:
-                _regfree(buf)
-                raise AlpmError(ErrorCode.INVALID_REGEX,
-                                f"invalid regular expression '{pattern}'", pattern=pattern)
-            self._c = buf
+        # An ASCII word without ERE syntax is valid for every regcomp and is matched in
+        # Python: only other patterns need the C library (to validate them, as pacman).
+        if not (pattern.isascii() and is_literal(pattern)):
+            self._c = c_compile(pattern)
         self.py: re.Pattern[str] | None = None
         #: The same pattern for ASCII-lowercased text, without IGNORECASE (much faster).
         self.lower: re.Pattern[str] | None = None
@@ -312,8 +321,9 @@ class PosixRegex:
                               ) from exc
 
     def __del__(self) -> None:
-        if self._c is not None and _libc is not None:
-            _regfree(self._c)
+        c_regex = _c_regex() if self._c is not None else None
+        if c_regex is not None:
+            c_regex[2](self._c)
             self._c = None
 
     def search(self, text: str, deadline: float | None = None) -> bool:
@@ -326,8 +336,9 @@ class PosixRegex:
             return self._timed(self._rx, text, 0, deadline) is not None
         if self.py is not None:
             return self.py.search(text) is not None
-        assert self._c is not None
-        rc: int = _regexec(self._c, text.encode("utf-8", "surrogateescape"), 0, None, 0)
+        c_regex = _c_regex()
+        assert self._c is not None and c_regex is not None
+        rc = c_regex[1](self._c, text.encode("utf-8", "surrogateescape"), 0, None, 0)
         return rc == 0
 
     def _timed(self, rx: Any, text: str, pos: int, deadline: float | None) -> int | None:
@@ -398,6 +409,24 @@ class PosixRegex:
 
 #: Characters with a meaning in an ERE; a pattern without any is a literal word.
 REGEX_SYNTAX = frozenset("\\.[]()*+?{}|^$")
+
+
+def c_compile(pattern: str) -> ctypes.Array[ctypes.c_char] | None:
+    """``pattern`` compiled by libc's ``regcomp`` as libalpm compiles it (None without
+    libc); ``AlpmError(INVALID_REGEX)`` when the C library refuses it."""
+    c_regex = _c_regex()
+    if c_regex is None:  # pragma: no cover - every glibc/musl has regcomp
+        return None
+    import ctypes
+
+    regcomp, _, regfree = c_regex
+    buf = ctypes.create_string_buffer(_REGEX_T_SIZE)
+    flags = _REG_EXTENDED | _REG_ICASE | _REG_NOSUB | _REG_NEWLINE
+    if regcomp(buf, pattern.encode("utf-8", "surrogateescape"), flags) != 0:
+        regfree(buf)
+        raise AlpmError(ErrorCode.INVALID_REGEX, f"invalid regular expression '{pattern}'",
+                        pattern=pattern)
+    return buf
 
 
 def is_literal(pattern: str) -> bool:
