@@ -48,7 +48,6 @@ _REG_NEWLINE = 4
 _REG_NOSUB = 8
 
 
-
 @functools.cache
 def _c_regex() -> tuple[Callable[..., int], Callable[..., int], Callable[..., None]] | None:
     """libc's ``(regcomp, regexec, regfree)``, bound on first use (None without them).
@@ -78,6 +77,7 @@ def _c_regex() -> tuple[Callable[..., int], Callable[..., int], Callable[..., No
     except (OSError, AttributeError):  # pragma: no cover - every glibc/musl has these
         return None
     return regcomp, regexec, regfree
+
 
 _REGEX_T_SIZE = 256
 
