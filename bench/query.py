@@ -18,7 +18,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import PACMAN, ROOT, Context, Section, Table, fmt_s, ratio, run_probe, run_process
+from bench import (
+    PACMAN,
+    ROOT,
+    Context,
+    Runs,
+    Section,
+    Table,
+    fmt_s,
+    ratio,
+    run_probe,
+    run_process,
+)
 
 TITLE = "Queries (-Ss, -Si, -Qs, -Qi, -Ql, -Qo, -Qu, -Fx) on 15,000 packages, 1,500 installed"
 
@@ -112,25 +123,36 @@ def _sqlite_copy(ctx: Context, fx: QueryFixture) -> tuple[Path, str]:
     return config, fx.owned_file.replace(str(fx.root), str(root))
 
 
+def _interleaved(ctx: Context, n: int, cmds: list[list[str]]) -> list[Runs]:
+    """``n`` runs of each command (after one warm-up each), taken in turn, so that a
+    busy spell of a shared machine slows them alike and the ratios stay fair."""
+    runs = [run_process(cmd, env=ctx.env(), repeats=1, warmup=1) for cmd in cmds]
+    for _ in range(n - 1):
+        for cmd, acc in zip(cmds, runs, strict=True):
+            one = run_process(cmd, env=ctx.env(), repeats=1, warmup=0)
+            acc.times += one.times
+            acc.maxrss += one.maxrss
+            acc.cpu += one.cpu
+    return runs
+
+
 def _start_up(ctx: Context, fx: QueryFixture, n: int) -> Table:
     """-Qi of one package, -Qs, -Qo and -Qq as whole processes: mostly start-up for us."""
     sqlite_config, sqlite_owned = ctx.fixture("query-sqlite", lambda: _sqlite_copy(ctx, fx))
     alpm = str(Path(ctx.python).with_name("alpm"))
     table = Table(["query", "pacman", "alpm (files store)", "ratio", "alpm (SQLite store)",
-                   "ratio"], title=f"Whole-process -Q on 1,500 installed, fastest of {n} runs; "
-                                   "ratios also by CPU time (user+system)")
+                   "ratio"], title=f"Whole-process -Q on 1,500 installed, fastest of {n} runs taken "
+                                   "in turn; ratios also by CPU time (user+system)")
     cases = [("-Qi one", ["-Qi", fx.installed], ["-Qi", fx.installed]),
              ("-Qs", ["-Qs", "lib"], ["-Qs", "lib"]),
              ("-Qo", ["-Qo", fx.owned_file], ["-Qo", sqlite_owned]),
              ("-Qq", ["-Qq"], ["-Qq"])]
     for label, args, sqlite_args in cases:
         base = ["--color", "never", args[0]]
-        p = run_process([PACMAN, "--config", str(fx.config), *base, *args[1:]],
-                        env=ctx.env(), repeats=n)
-        f = run_process([alpm, "--config", str(fx.config), *base, *args[1:]],
-                        env=ctx.env(), repeats=n)
-        q = run_process([alpm, "--config", str(sqlite_config), *base, *sqlite_args[1:]],
-                        env=ctx.env(), repeats=n)
+        p, f, q = _interleaved(ctx, n, [
+            [PACMAN, "--config", str(fx.config), *base, *args[1:]],
+            [alpm, "--config", str(fx.config), *base, *args[1:]],
+            [alpm, "--config", str(sqlite_config), *base, *sqlite_args[1:]]])
         table.add(label, fmt_s(p.best), fmt_s(f.best),
                   f"{ratio(f.best, p.best)} (CPU {ratio(min(f.cpu), min(p.cpu))})",
                   fmt_s(q.best), f"{ratio(q.best, p.best)} (CPU {ratio(min(q.cpu), min(p.cpu))})")
