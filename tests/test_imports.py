@@ -3,11 +3,11 @@
 Each ``alpm -Q…`` runs in a fresh interpreter, as the command does, and reports the
 modules it imported. What a query never uses must stay out: the downloader (aiohttp,
 ssl), asyncio, logging (the engine imports it on its first log message), ctypes (only
-a search for a regular expression, not for a word, binds libc's regcomp), typing (annotations only), inspect
-(dataclasses' import of it is deferred by the ``alpm`` command), the sync, transaction,
-event and signing modules and, on pacman's files store, sqlite3. Every command must
-still print what pacman prints on the same system, on both local stores (the SQLite
-root is a converted copy of pacman's).
+a search for a regular expression, not for a word, binds libc's regcomp), typing
+(annotations only), inspect (dataclasses' import of it is deferred by the ``alpm``
+command), the sync, transaction, event, signing and -Qk modules and, on pacman's files
+store, sqlite3. Every command must still print what pacman prints on the same system,
+on both local stores (the SQLite root is a converted copy of pacman's).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ UNNEEDED = {"aiohttp", "ssl", "asyncio", "logging", "ctypes", "urllib.parse", "s
             "alpmd.engine.db.sync", "alpmd.engine.db.snapshot", "alpmd.engine.events",
             "alpmd.engine.trans", "alpmd.engine.resolve", "alpmd.engine.download",
             "alpmd.engine.signing", "alpmd.engine.larchive", "alpmd.engine.process",
-            "alpmd.engine.journal", "alpmd.engine.hooks", "syslog"}
+            "alpmd.engine.journal", "alpmd.engine.hooks", "alpmd.engine.check", "syslog"}
 
 
 def _env() -> dict[str, str]:
