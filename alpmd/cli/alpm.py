@@ -9,7 +9,7 @@ Nothing here needs PATH or HOME: ``env -i alpm -Q`` works.
 Start-up is most of a query's time (pacman answers ``-Qo`` in 10 ms), so the
 command loads only what the operation needs: each operation's module is
 imported by _dispatch, ``inspect`` is deferred (see DeferredModule), the cyclic
-collector waits while modules load, and the process ends with ``os._exit`` once
+collector waits while modules load, and a query ends with ``os._exit`` once
 its output is flushed. tests/test_imports.py pins what each query imports.
 """
 
@@ -145,8 +145,19 @@ def _split_values(values: list[str]) -> list[str]:
     return [v for value in values for v in value.split(",") if v]
 
 
+#: Operations that only read: the command may end them with ``os._exit`` (see main).
+_READ_ONLY_OPS = frozenset({"query", "deptest"})
+
+
+class _Ending:
+    """Whether the running operation only read (set by _dispatch, read by main)."""
+
+    read_only = False
+
+
 def _dispatch(ctx: Context) -> int:
     op = ctx.args.op
+    _Ending.read_only = op in _READ_ONLY_OPS
     if op == "query":
         from alpmd.cli import query
 
@@ -215,10 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    if command:
+    if command and _Ending.read_only:
         # Skip the interpreter's teardown, which frees every object one by one (a few
-        # milliseconds after a query read 1,500 packages): the handle is released, every
-        # file closed, output flushed, and alpmd registers no exit handlers.
+        # milliseconds after a query read 1,500 packages): a query has no log file,
+        # journal or thread left to finish, its output is flushed, and alpmd registers
+        # no exit handlers. Operations that write keep the normal teardown.
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
