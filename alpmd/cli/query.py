@@ -56,14 +56,30 @@ def run(ctx: Context) -> int:
 
 
 def _all(ctx: Context, shown: _Shown) -> int:
+    if shown.scope == Scope.INSTALLED and not shown.display_flags:
+        return _names(ctx)
     ret = 0
     match = False
     for pkg in ctx.handle.localdb.packages:
-        if _filter(ctx, pkg):
+        if _filter(ctx, pkg, shown.scope):
             if _display(ctx, pkg, shown):
                 ret = 1
             match = True
     return ret if match else 1
+
+
+def _names(ctx: Context) -> int:
+    """Plain ``-Q``/``-Qq``: names and versions from the listing, in pacman's name order;
+    no entry is read and no package made."""
+    versions = ctx.handle.localdb.versions
+    names = sorted(versions)
+    if ctx.quiet:
+        ctx.out.write("".join([name + "\n" for name in names]))
+    else:
+        c = ctx.out.c
+        ctx.out.write("".join([f"{c.title}{name} {c.version}{versions[name]}{c.nocolor}\n"
+                               for name in names]))
+    return 0 if names else 1
 
 
 def _named(ctx: Context, targets: list[str], shown: _Shown) -> int:
@@ -99,21 +115,29 @@ def _named(ctx: Context, targets: list[str], shown: _Shown) -> int:
         if pkg is None:
             ret = 1
             continue
-        if _filter(ctx, pkg):
+        if _filter(ctx, pkg, shown.scope):
             if _display(ctx, pkg, shown):
                 ret = 1
             match = True
     return ret if match else 1
 
 
-def _filter(ctx: Context, pkg: Package) -> bool:
-    """pacman's filter(): the -e/-d/-m/-n/-t/-u conditions, all of which must hold."""
-    a = ctx.args
+def _scope(ctx: Context) -> Scope:
+    """The -e/-d/-m/-n/-t/-u conditions asked for."""
     scope = Scope.INSTALLED
     for flag, bit in _SCOPE_FLAGS:
-        if a.has(flag):
+        if ctx.args.has(flag):
             scope |= bit
-    return in_scope(ctx.handle, pkg, scope, unrequired_level=a.count("unrequired"))
+    return scope
+
+
+def _filter(ctx: Context, pkg: Package, scope: Scope | None = None) -> bool:
+    """pacman's filter(): the -e/-d/-m/-n/-t/-u conditions, all of which must hold."""
+    if scope is None:
+        scope = _scope(ctx)
+    if scope == Scope.INSTALLED:
+        return True
+    return in_scope(ctx.handle, pkg, scope, unrequired_level=ctx.args.count("unrequired"))
 
 
 _SCOPE_FLAGS = (("explicit", Scope.EXPLICIT), ("deps", Scope.DEPENDENCIES),
@@ -126,7 +150,13 @@ class _Shown:
     translated and measured once, not once per package)."""
 
     def __init__(self, ctx: Context) -> None:
-        self.display = Display(ctx.out) if ctx.args.has("info") else None
+        a = ctx.args
+        self.display = Display(ctx.out) if a.has("info") else None
+        #: The filters, worked out once rather than per package.
+        self.scope = _scope(ctx)
+        #: Whether more than the name and version is shown.
+        self.display_flags = any(a.has(f) for f in ("info", "list", "changelog", "check",
+                                                    "upgrades"))
 
 
 def _display(ctx: Context, pkg: Package, shown: _Shown) -> bool:

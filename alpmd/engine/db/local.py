@@ -149,24 +149,29 @@ def desc_list_fields(data: bytes, fields: Sequence[str]) -> dict[str, Any] | Non
     return {f: got.get(f) if kind == SINGLE else got.get(f) or [] for f, kind in specs.values()}
 
 
-def _slurp(path: str) -> bytes:
-    """The whole file, in one read when its size holds still.
+#: First read of a stored part: larger than nearly every ``desc`` and ``files`` (one
+#: read), small enough that the allocation stays cheap (a megabyte buffer costs more
+#: than the system call on small files; -Qi reads one desc per installed package).
+_CHUNK = 1 << 16
 
-    ``open().read()`` and ``os.read`` with a large fixed buffer both cost several
-    times the system calls on small files (a megabyte allocated per read); -Qi
-    reads one desc per installed package.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+def _read_fd(fd: int) -> bytes:
+    """What is left of an open file: one ``read`` for small files, more for large ones."""
+    data = os.read(fd, _CHUNK)
+    if len(data) < _CHUNK:
+        return data
+    chunks = [data]
+    while data:  # a large file, or one that grew
+        data = os.read(fd, 1 << 20)
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def _slurp(path: str, dir_fd: int | None = None) -> bytes:
+    """The whole file (``path`` relative to ``dir_fd`` when given)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
-        size = os.fstat(fd).st_size
-        data = os.read(fd, size + 1)
-        if len(data) == size:
-            return data
-        chunks = [data]
-        while data:  # a short read, or a file that grew
-            data = os.read(fd, 1 << 16)
-            chunks.append(data)
-        return b"".join(chunks)
+        return _read_fd(fd)
     finally:
         os.close(fd)
 
@@ -250,20 +255,23 @@ class LocalFilesBackend(DatabaseBackend):
     # -- validation -------------------------------------------------------------------
 
     def open(self) -> None:
-        """Check the version file; see the module documentation for the rules."""
-        try:
-            names = os.listdir(self.path)
-        except FileNotFoundError:
-            self.state = "missing"
-            return
-        except OSError as exc:
-            raise AlpmError(ErrorCode.DB_OPEN, f"could not open local database {self.path}: "
-                                               f"{exc.strerror}", path=self.path) from exc
+        """Check the version file; see the module documentation for the rules.
+
+        The version file is read first: the directory is listed only when it is
+        missing (a listing of thousands of entries is what a -Qo spends most on).
+        """
         verfile = os.path.join(self.path, VERSION_FILE)
         try:
-            with open(verfile, encoding="utf-8", errors="replace") as f:
-                text = f.read(4096)
-        except FileNotFoundError:
+            text = _slurp(verfile)[:4096].decode("utf-8", "replace")
+        except (FileNotFoundError, NotADirectoryError):
+            try:
+                names = os.listdir(self.path)
+            except FileNotFoundError:
+                self.state = "missing"
+                return
+            except OSError as exc:
+                raise AlpmError(ErrorCode.DB_OPEN, f"could not open local database "
+                                f"{self.path}: {exc.strerror}", path=self.path) from exc
             if any(not n.startswith(TMP_PREFIX) for n in names):
                 raise AlpmError(
                     ErrorCode.DB_VERSION,
@@ -273,6 +281,11 @@ class LocalFilesBackend(DatabaseBackend):
             self.state = "empty"
             return
         except OSError as exc:
+            try:  # an unreadable directory is reported as such, before its version file
+                os.listdir(self.path)
+            except OSError as dir_exc:
+                raise AlpmError(ErrorCode.DB_OPEN, f"could not open local database "
+                                f"{self.path}: {dir_exc.strerror}", path=self.path) from exc
             raise AlpmError(ErrorCode.DB_VERSION, f"could not read {verfile}: {exc.strerror}",
                             path=self.path) from exc
         version = _parse_version(text)
@@ -357,6 +370,34 @@ class LocalFilesBackend(DatabaseBackend):
         if want & _CHANGELOG:
             got.changelog = self._read(key, "changelog", required=False)
         return got
+
+    def grep(self, keys: Sequence[EntryKey], part: Part, needles: Sequence[bytes] | None
+             ) -> Iterator[tuple[EntryKey, bytes | None]]:
+        """Each entry's part read relative to one directory descriptor (half the cost of
+        a full path and an ``fstat`` per file), tested before anything is decoded."""
+        suffix = "/" + PART_NAMES[part]
+        if needles is not None and not needles:
+            return
+        one = needles[0] if needles is not None and len(needles) == 1 else None
+        try:
+            dfd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            yield from ((key, None) for key in keys)
+            return
+        try:
+            for key in keys:
+                try:
+                    data = _slurp(key.name + "-" + key.version + suffix, dfd)
+                except OSError:
+                    yield key, None
+                    continue
+                if one is not None:
+                    if one in data:
+                        yield key, data
+                elif needles is None or any(n in data for n in needles):
+                    yield key, data
+        finally:
+            os.close(dfd)
 
     def read_fields(self, key: EntryKey, fields: Sequence[str]) -> dict[str, Any] | None:
         """List fields (depends, provides...) from ``desc`` without building the whole entry.
@@ -734,6 +775,21 @@ class LocalDatabase(CachedDatabase):
             if pkgs:
                 out[path] = pkgs
         return out
+
+    def grep(self, part: Part, needles: Sequence[bytes] | None
+             ) -> Iterator[tuple[str, bytes | None]]:
+        """Names of the installed packages (in name order, lazily) whose stored ``part``
+        holds one of ``needles`` (every package for ``None``), with the stored bytes.
+
+        A necessary condition tested in C before anything is parsed, for questions
+        asked once (see :meth:`DatabaseBackend.grep`): callers parse the few entries
+        returned. Bytes are ``None`` when the store cannot hand them out; then the
+        package is read as usual. The store is what counts: writes reach it first.
+        """
+        versions = self._populate().versions
+        keys = [EntryKey(name, versions[name]) for name in sorted(versions)]
+        for key, data in self.backend.grep(keys, part, needles):
+            yield key.name, data
 
     def remove_stored(self, name: str, version: str) -> None:
         """Delete one stored entry by version (a duplicate recovery found); call

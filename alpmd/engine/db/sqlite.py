@@ -449,6 +449,31 @@ class LocalSqliteBackend(DatabaseBackend):
                 append(got[f])
         return names, values
 
+    def grep(self, keys: Sequence[EntryKey], part: Part, needles: Sequence[bytes] | None
+             ) -> Iterator[tuple[EntryKey, bytes | None]]:
+        """One query: the needles are tested by SQLite (``instr`` on the stored bytes)."""
+        if needles is not None and not needles:
+            return
+        if self.state == "unopened":
+            self.open()
+        if self.state == "missing":
+            return
+        col = _COLUMNS[part]
+        where = " OR ".join(f"instr({col}, ?) > 0" for _ in needles) if needles else "1"
+        with self._reading("read") as conn:
+            found = {EntryKey(n, v): d for n, v, d in conn.execute(
+                f"SELECT name, version, {col} FROM pkg WHERE {where}",
+                [bytes(n) for n in needles or ()])}
+        if needles is None:
+            # Every entry is wanted: a part the row lacks reads as the files backend's
+            # missing file would (the caller asks the package).
+            yield from ((key, found.get(key)) for key in keys)
+            return
+        for key in keys:
+            data = found.get(key)
+            if data is not None:
+                yield key, data
+
     def owners(self, paths: Sequence[str]) -> dict[str, list[EntryKey]] | None:
         """Path → entries whose file list holds it, from the index."""
         out: dict[str, list[EntryKey]] = {}
