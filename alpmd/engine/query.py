@@ -215,8 +215,9 @@ class _Index:
         once); the next one builds the whole index, as every later one uses it.
         """
         key = tuple(names)
-        if self._scanned is not None and self._scanned[0] == key:
-            return self._scanned[2 if optional else 1]
+        scanned = self._scanned
+        if scanned is not None and scanned[0] == key:
+            return scanned[2] if optional else scanned[1]
         built = (self._revopt if optional else self._revdeps) is not None
         db = self.db
         if not built and self.dep_scans == 0 and isinstance(db, LocalDatabase):
@@ -330,8 +331,8 @@ def _scan_dependers(db: LocalDatabase, names: Sequence[str]) -> tuple[_Dependers
             if pkg is None:
                 continue
             got = {"depends": pkg.depends, "optdepends": pkg.optdepends}
-        for field, table in (("depends", deps), ("optdepends", opts)):
-            for value in got[field]:
+        for key, table in (("depends", deps), ("optdepends", opts)):
+            for value in got[key]:
                 dep = _dep_name(value)
                 if dep in wanted:
                     table.setdefault(dep, []).append((name, value))
