@@ -334,6 +334,39 @@ class LocalFilesBackend(DatabaseBackend):
                     continue
                 yield key
 
+    def unique_versions(self) -> dict[str, str] | None:
+        """Name → version straight from the listing (no key objects, no generator), or
+        ``None`` when something needs :meth:`scan`'s care: a name twice, a leftover
+        temporary, a name that does not split (scan warns about those)."""
+        if self.state == "missing":
+            return {}
+        try:
+            it = os.scandir(self.path)
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise AlpmError(ErrorCode.DB_OPEN, f"could not open local database {self.path}: "
+                                               f"{exc.strerror}", path=self.path) from exc
+        versions: dict[str, str] = {}
+        count = 0
+        with it:
+            for ent in it:
+                name = ent.name
+                if name.startswith(TMP_PREFIX):
+                    return None
+                try:
+                    if not ent.is_dir(follow_symlinks=False):
+                        continue
+                except OSError:
+                    continue
+                rel = name.rfind("-")
+                ver = name.rfind("-", 0, rel) if rel > 0 else -1
+                if ver <= 0:
+                    return None
+                versions[name[:ver]] = name[ver + 1:]
+                count += 1
+        return versions if len(versions) == count else None
+
     def _read(self, key: EntryKey, fname: str, *, required: bool) -> bytes | None:
         path = f"{self.path}/{key.name}-{key.version}/{fname}"
         try:
@@ -376,8 +409,12 @@ class LocalFilesBackend(DatabaseBackend):
         """Each entry's part read relative to one directory descriptor (half the cost of
         a full path and an ``fstat`` per file), tested before anything is decoded."""
         suffix = "/" + PART_NAMES[part]
-        if needles is not None and not needles:
-            return
+        if needles is not None:
+            # A needle holding another is found wherever that one is: test the shorter.
+            needles = [n for n in needles if not any(m in n and m != n for m in needles)]
+            needles = list(dict.fromkeys(needles))
+            if not needles:
+                return
         one = needles[0] if needles is not None and len(needles) == 1 else None
         try:
             dfd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -394,8 +431,13 @@ class LocalFilesBackend(DatabaseBackend):
                 if one is not None:
                     if one in data:
                         yield key, data
-                elif needles is None or any(n in data for n in needles):
+                elif needles is None:
                     yield key, data
+                else:
+                    for needle in needles:
+                        if needle in data:
+                            yield key, data
+                            break
         finally:
             os.close(dfd)
 
