@@ -87,42 +87,36 @@ def _list_specs(fields: tuple[str, ...]) -> dict[str, Spec] | None:
 def _find_lists(text: str, specs: dict[str, Spec]) -> dict[str, Any] | None:
     """List sections found with ``str.find``, or ``None`` when :func:`scan` must decide.
 
-    Exact for what pacman writes (each header after a blank line, LF ends): a
-    header is taken only after a blank line (where scan takes it too) and every
-    other occurrence of the header text (a value, trailing blanks, CRLF) sends
-    the entry to the full scanner.
+    Exact for what pacman writes (each header once, after a blank line, LF
+    ends): a header is taken only at the start or after a blank line (where
+    scan takes it too), and any other occurrence of the header text (a value,
+    a repeated section, trailing blanks, CRLF) sends the entry to the full scanner.
     """
     if "\r" in text:
         return None
     out: dict[str, Any] = {}
-    end_of_text = len(text) - 1 if text.endswith("\n") else len(text)
+    size = len(text)
+    end_of_text = size - 1 if text.endswith("\n") else size
     for header, (field, kind) in specs.items():
-        line = header + "\n"
-        starts = [0] if text.startswith(line) else []
-        after_blank = "\n\n" + line
-        i = text.find(after_blank)
-        while i >= 0:
-            starts.append(i + 2)
-            i = text.find(after_blank, i + 1)
-        if len(starts) != text.count(header):
-            return None
-        if kind == SINGLE:  # the next line, even empty; a repeated header replaces
-            if not starts:
-                out[field] = None
-                continue
-            body = starts[-1] + len(line)
-            end = text.find("\n", body)
-            if body > end_of_text or (end < 0 and body == len(text)):
-                return None  # no value line: scan raises
-            out[field] = text[body:end if end >= 0 else len(text)]
+        seen = text.count(header)
+        if not seen:
+            out[field] = None if kind == SINGLE else []
             continue
-        values: list[str] = []
-        for start in starts:
-            body = start + len(line)
-            if body < end_of_text and text[body] != "\n":
-                end = text.find("\n\n", body)
-                values += text[body:end if end >= 0 else end_of_text].split("\n")
-        out[field] = values
+        at = text.find(header)
+        body = at + len(header) + 1
+        if seen > 1 or (at and (at < 2 or text[at - 2:at] != "\n\n")) \
+                or text[body - 1:body] != "\n":
+            return None
+        if kind == SINGLE:  # the next line, even empty
+            end = text.find("\n", body)
+            if body > end_of_text or (end < 0 and body == size):
+                return None  # no value line: scan raises
+            out[field] = text[body:end if end >= 0 else size]
+        elif body < end_of_text and text[body] != "\n":
+            end = text.find("\n\n", body)
+            out[field] = text[body:end if end >= 0 else end_of_text].split("\n")
+        else:
+            out[field] = []
     return out
 
 
