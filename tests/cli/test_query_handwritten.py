@@ -5,7 +5,8 @@ One-shot queries test each stored ``desc``/``files`` as bytes before parsing
 such a shortcut could get wrong: sections in an odd order, %BACKUP% before
 %FILES% and naming paths that are not listed, a list without its last newline,
 no %FILES% at all, paths that are prefixes or suffixes of others, non-UTF-8
-names, a dependency reached through a provision. Every
+names, a dependency reached through a provision, a desc naming another
+package (pacman reports it whenever it reads that desc: the scans must too). Every
 scenario runs on the files store (pacman reads the same tree) and on a copy
 converted to alpmd's SQLite store, and must match pacman byte for byte
 (stdout, stderr, exit code). Each scenario also checks pacman's own exit code,
@@ -69,12 +70,17 @@ ENTRIES: dict[str, tuple[bytes, bytes | None]] = {
     "latin-1-1": (
         _desc("latin", "1-1", "%DESC%\nCafe names\n"),
         b"%FILES%\nusr/\nusr/share/\nusr/share/caf\xe9\nusr/share/caf\xc3\xa9\n\n"),
+    # Its desc says another name: the directory wins, and both report it when they
+    # read that desc (not for -Q or -Qo, which do not).
+    "dirname-1-1": (
+        _desc("othername", "1-1", "%DESC%\nThe directory names it\n"),
+        b"%FILES%\nopt/\nopt/dirname\n\n"),
 }
 
 #: Paths made on disk (relative to the root) so that -Qo can stat them.
 ON_DISK = ["etc/odd.conf", "etc/only-backup.conf", "usr/bin/odd", "usr/bin/tool",
            "usr/bin/tool-extra", "usr/bin/xtool", "usr/bin/to", "usr/bin/too",
-           "usr/share/tail/last"]
+           "usr/share/tail/last", "opt/dirname"]
 
 R = "@ROOT@"
 #: Scenario -> (arguments, pacman's expected exit code).
@@ -91,6 +97,7 @@ SCENARIOS: dict[str, tuple[list[str], int]] = {
     "Qo-directory-slash": (["-Qo", f"{R}/usr/bin/"], 0),
     "Qo-no-final-newline": (["-Qo", f"{R}/usr/share/tail/last"], 0),
     "Qo-backup-section-only": (["-Qo", f"{R}/usr/bin/odd"], 0),
+    "Qo-renamed-entry": (["-Qo", f"{R}/opt/dirname"], 0),
     "Qo-several": (["-Qo", f"{R}/usr/bin/to", f"{R}/usr/bin/too", f"{R}/etc/odd.conf"], 1),
     "Qi-odd": (["-Qi", "odd"], 0),
     "Qi-tool": (["-Qi", "tool"], 0),
@@ -102,7 +109,11 @@ SCENARIOS: dict[str, tuple[list[str], int]] = {
     "Qs-group-only": (["-Qs", "handgrp"], 0),
     "Qs-two-words": (["-Qs", "the", "tool"], 0),
     "Qs-regex": (["-Qs", "^t.o"], 0),
+    "Qs-name-from-directory": (["-Qs", "dirname"], 0),
+    "Qs-desc-name": (["-Qs", "othername"], 1),
     "Qs-none": (["-Qs", "zzz"], 1),
+    "Qe": (["-Qe"], 0),
+    "Qi-dirname": (["-Qi", "dirname"], 0),
     "Qt": (["-Qt"], 0),
     "Ql-tail": (["-Ql", "tail"], 0),
 }

@@ -143,6 +143,41 @@ def desc_list_fields(data: bytes, fields: Sequence[str]) -> dict[str, Any] | Non
     return {f: got.get(f) if kind == SINGLE else got.get(f) or [] for f, kind in specs.values()}
 
 
+def _names_it(data: bytes, line: bytes) -> bool:
+    """Whether ``data`` has one ``line``'s header, at the start or after a blank line,
+    followed by exactly ``line``'s value (then the scanner reads that value)."""
+    header = line[:line.index(b"\n")]
+    return data.count(header) == 1 and (data.startswith(line) or b"\n\n" + line in data)
+
+
+def identity_errors(data: bytes, key: EntryKey) -> list[str]:
+    """libalpm's messages for a ``desc`` whose %NAME% or %VERSION% is not the entry's.
+
+    pacman prints them whenever it reads a ``desc`` (the directory's name wins), so
+    bulk readers that skip most of the parsing check them too: a byte test for
+    the common case, the full parse (as :meth:`LocalFilesBackend.read`) otherwise.
+    """
+    name = key.name.encode("utf-8", "surrogateescape")
+    version = key.version.encode("utf-8", "surrogateescape")
+    if _names_it(data, b"%NAME%\n" + name + b"\n") \
+            and _names_it(data, b"%VERSION%\n" + version + b"\n"):
+        return []
+    try:
+        meta = parse_local_desc(data.decode("utf-8", "surrogateescape"))
+    except AlpmError:
+        return []  # reported when the entry itself is read
+    return _mismatches(meta, key)
+
+
+def _mismatches(meta: PkgMeta, key: EntryKey) -> list[str]:
+    out = []
+    if meta.name != key.name:
+        out.append(f"local database is inconsistent: name mismatch on package {key.name}")
+    if meta.version != key.version:
+        out.append(f"local database is inconsistent: version mismatch on package {key.name}")
+    return out
+
+
 #: First read of a stored part: larger than nearly every ``desc`` and ``files`` (one
 #: read), small enough that the allocation stays cheap (a megabyte buffer costs more
 #: than the system call on small files; -Qi reads one desc per installed package).
@@ -240,6 +275,8 @@ class LocalFilesBackend(DatabaseBackend):
         #: After :meth:`open`: "missing", "empty" (no version file yet) or "valid".
         self.state = "unopened"
         self._cleaned = False
+        #: Entries whose %NAME%/%VERSION% were checked (pacman reports once per read).
+        self._checked: set[EntryKey] = set()
 
     def _log(self, level: LogLevel, message: str) -> None:
         python_log(level, message, "alpmd.engine.db")
@@ -403,6 +440,7 @@ class LocalFilesBackend(DatabaseBackend):
         """Each entry's part read relative to one directory descriptor (half the cost of
         a full path and an ``fstat`` per file), tested before anything is decoded."""
         suffix = "/" + PART_NAMES[part]
+        desc = part is Part.DESC
         if needles is not None:
             # A needle holding another is found wherever that one is: test the shorter.
             needles = [n for n in needles if not any(m in n and m != n for m in needles)]
@@ -422,6 +460,8 @@ class LocalFilesBackend(DatabaseBackend):
                 except OSError:
                     yield key, None
                     continue
+                if desc:
+                    self._check_identity(key, data)
                 if one is not None:
                     if one in data:
                         yield key, data
@@ -446,6 +486,7 @@ class LocalFilesBackend(DatabaseBackend):
             return None
         data = self._read(key, "desc", required=True)
         assert data is not None
+        self._check_identity(key, data)
         return desc_list_fields(data, fields)
 
     def _read_desc(self, key: EntryKey) -> PkgMeta:
@@ -458,15 +499,19 @@ class LocalFilesBackend(DatabaseBackend):
                             f"{key.dirname}/desc in {self.path}: {exc.message}",
                             path=self.path, entry=key.dirname) from exc
         # As libalpm: the directory names the package; a differing desc is reported.
-        if meta.name != key.name:
-            self._log(LogLevel.ERROR, f"local database is inconsistent: name mismatch on "
-                                      f"package {key.name}")
-            meta.name = key.name
-        if meta.version != key.version:
-            self._log(LogLevel.ERROR, f"local database is inconsistent: version mismatch on "
-                                      f"package {key.name}")
-            meta.version = key.version
+        if key not in self._checked:
+            self._checked.add(key)
+            for message in _mismatches(meta, key):
+                self._log(LogLevel.ERROR, message)
+        meta.name, meta.version = key.name, key.version
         return meta
+
+    def _check_identity(self, key: EntryKey, data: bytes) -> None:
+        """Report a ``desc`` naming another package, once per entry (see :func:`identity_errors`)."""
+        if key not in self._checked:
+            self._checked.add(key)
+            for message in identity_errors(data, key):
+                self._log(LogLevel.ERROR, message)
 
     # -- writing --------------------------------------------------------------------------
 
