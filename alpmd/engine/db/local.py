@@ -157,10 +157,14 @@ def identity_errors(data: bytes, key: EntryKey) -> list[str]:
     bulk readers that skip most of the parsing check them too: a byte test for
     the common case, the full parse (as :meth:`LocalFilesBackend.read`) otherwise.
     """
-    name = key.name.encode("utf-8", "surrogateescape")
-    version = key.version.encode("utf-8", "surrogateescape")
-    if _names_it(data, b"%NAME%\n" + name + b"\n") \
-            and _names_it(data, b"%VERSION%\n" + version + b"\n"):
+    name, version = key
+    # pacman writes %NAME% first and %VERSION% second: one comparison for nearly all.
+    head = f"%NAME%\n{name}\n\n%VERSION%\n{version}\n".encode("utf-8", "surrogateescape")
+    if data.startswith(head):
+        if data.count(b"%NAME%") == 1 and data.count(b"%VERSION%") == 1:
+            return []
+    elif _names_it(data, head[:len(name.encode("utf-8", "surrogateescape")) + 8]) \
+            and _names_it(data, head[head.index(b"%VERSION%"):]):
         return []
     try:
         meta = parse_local_desc(data.decode("utf-8", "surrogateescape"))

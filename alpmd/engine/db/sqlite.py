@@ -35,7 +35,12 @@ from alpmd.engine.db.backend import (
     EntryKey,
     RawEntry,
 )
-from alpmd.engine.db.local import check_key, desc_fields_readable, desc_list_fields
+from alpmd.engine.db.local import (
+    check_key,
+    desc_fields_readable,
+    desc_list_fields,
+    identity_errors,
+)
 from alpmd.engine.db.stores import STORE_NAME
 from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
@@ -405,8 +410,6 @@ class LocalSqliteBackend(DatabaseBackend):
     def _check_identity(self, key: EntryKey, data: bytes) -> None:
         """Report a stored ``desc`` naming another package, once per entry (the files
         store's rule: kept byte for byte, the desc says what pacman would read)."""
-        from alpmd.engine.db.local import identity_errors
-
         if key not in self._checked:
             self._checked.add(key)
             for message in identity_errors(data, key):
