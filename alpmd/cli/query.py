@@ -53,6 +53,8 @@ def run(ctx: Context) -> int:
 
 
 def _all(ctx: Context, shown: _Shown) -> int:
+    if shown.scope == Scope.INSTALLED and shown.line and not shown.upgrades:
+        return _names(ctx)
     ret = 0
     match = False
     for pkg in ctx.handle.localdb.packages:
@@ -61,6 +63,20 @@ def _all(ctx: Context, shown: _Shown) -> int:
                 ret = 1
             match = True
     return ret if match else 1
+
+
+def _names(ctx: Context) -> int:
+    """Plain ``-Q``/``-Qq``: names and versions from the listing, in pacman's name order;
+    no entry is read and no package made."""
+    versions = ctx.handle.localdb.versions
+    names = sorted(versions)
+    if ctx.quiet:
+        ctx.out.write("".join([name + "\n" for name in names]))
+    else:
+        c = ctx.out.c
+        ctx.out.write("".join([f"{c.title}{name} {c.version}{versions[name]}{c.nocolor}\n"
+                               for name in names]))
+    return 0 if names else 1
 
 
 def _named(ctx: Context, targets: list[str], shown: _Shown) -> int:

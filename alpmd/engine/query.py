@@ -125,6 +125,12 @@ class _Index:
         self._blob: _Blob | None = None
         #: Owner lookups answered by a scan so far (the index is built at the second).
         self.owner_scans = 0
+        #: Required-by questions answered by a scan so far, and the last answer (names
+        #: asked, dependers, optional dependers): -Qi asks both for one package.
+        self.dep_scans = 0
+        self._scanned: tuple[tuple[str, ...], _Dependers, _Dependers] | None = None
+        #: Searches answered by a scan so far (the blob is built at the second).
+        self.search_scans = 0
 
     def current(self, state: tuple[PackageCache, int]) -> bool:
         """Whether the index was built for this state of its database."""
@@ -199,6 +205,26 @@ class _Index:
                 idx.setdefault(_dep_name(value), []).append((name, value))
         return idx
 
+    def dependers(self, names: Sequence[str], optional: bool) -> _Dependers:
+        """Who lists one of ``names`` (at least) in depends, or optdepends when ``optional``.
+
+        The first question on a local database is answered by a scan that parses
+        only the entries mentioning a name (a -Qi of one package, both fields at
+        once); the next one builds the whole index, as every later one uses it.
+        """
+        key = tuple(names)
+        scanned = self._scanned
+        if scanned is not None and scanned[0] == key:
+            return scanned[2] if optional else scanned[1]
+        built = (self._revopt if optional else self._revdeps) is not None
+        db = self.db
+        if not built and self.dep_scans == 0 and isinstance(db, LocalDatabase):
+            self.dep_scans += 1
+            deps, opts = _scan_dependers(db, names)
+            self._scanned = (key, deps, opts)
+            return opts if optional else deps
+        return self.revopt if optional else self.revdeps
+
     @property
     def revdeps(self) -> dict[str, list[tuple[str, str]]]:
         """Dependency name -> the packages depending on it, with the dependency."""
@@ -225,6 +251,11 @@ class _Index:
         return self._owners
 
     @property
+    def has_blob(self) -> bool:
+        """Whether the search text is built (a search then needs no scan)."""
+        return self._blob is not None
+
+    @property
     def blob(self) -> _Blob:
         """Search text: one line per name, description, provision and group."""
         if self._blob is None:
@@ -233,42 +264,77 @@ class _Index:
             groups = self.column("groups", _SEARCH_FIELDS)
             names = self.names
             assert names is not None
-            # One pass in Python collects the lines; offsets and owners are then
-            # computed by C-level accumulate/repeat (this runs cold on every -Ss).
-            lines: list[str] = []
-            counts: list[int] = []
-            add, extend, count = lines.append, lines.extend, counts.append
-            for name, desc, provs, grps in zip(names, descs, provides, groups, strict=True):
-                add(name)
-                n = 1
-                if desc:
-                    add(desc.replace("\n", " "))
-                    n += 1
-                if provs:
-                    extend(map(_dep_name, provs))
-                    n += len(provs)
-                if grps:
-                    extend(g.replace("\n", " ") for g in grps)
-                    n += len(grps)
-                count(n)
-            starts = [0, *accumulate(len(line) + 1 for line in lines)]
-            next_start = [starts[k] for k in accumulate(counts)]
-            del starts[-1]
-            owner = list(chain.from_iterable(map(repeat, range(len(counts)), counts)))
-            name_starts = [0, *accumulate(len(name) + 1 for name in names)]
-            del name_starts[-1]
-            text = "\n".join(lines)
-            # Same offsets either way; lower() is much faster when there is nothing
-            # but ASCII (then it lowers exactly ASCII_LOWER's letters).
-            if text.isascii():
-                lower = text.lower()
-            else:
-                from alpmd.engine.regex import ASCII_LOWER
-
-                lower = text.translate(ASCII_LOWER)
-            self._blob = _Blob(text, lower, starts, owner, next_start,
-                               "\n".join(names), name_starts, names)
+            self._blob = _make_blob(names, descs, provides, groups)
         return self._blob
+
+
+def _make_blob(names: list[str], descs: Sequence[str | None],
+               provides: Sequence[Sequence[str]], groups: Sequence[Sequence[str]]) -> _Blob:
+    """The search text of these packages (see :attr:`_Index.blob`)."""
+    # One pass in Python collects the lines; offsets and owners are then
+    # computed by C-level accumulate/repeat (this runs cold on every -Ss).
+    lines: list[str] = []
+    counts: list[int] = []
+    add, extend, count = lines.append, lines.extend, counts.append
+    for name, desc, provs, grps in zip(names, descs, provides, groups, strict=True):
+        add(name)
+        n = 1
+        if desc:
+            add(desc.replace("\n", " "))
+            n += 1
+        if provs:
+            extend(map(_dep_name, provs))
+            n += len(provs)
+        if grps:
+            extend(g.replace("\n", " ") for g in grps)
+            n += len(grps)
+        count(n)
+    starts = [0, *accumulate(len(line) + 1 for line in lines)]
+    next_start = [starts[k] for k in accumulate(counts)]
+    del starts[-1]
+    owner = list(chain.from_iterable(map(repeat, range(len(counts)), counts)))
+    name_starts = [0, *accumulate(len(name) + 1 for name in names)]
+    del name_starts[-1]
+    text = "\n".join(lines)
+    # Same offsets either way; lower() is much faster when there is nothing
+    # but ASCII (then it lowers exactly ASCII_LOWER's letters).
+    if text.isascii():
+        lower = text.lower()
+    else:
+        from alpmd.engine.regex import ASCII_LOWER
+
+        lower = text.translate(ASCII_LOWER)
+    return _Blob(text, lower, starts, owner, next_start, "\n".join(names), name_starts, names)
+
+
+#: Dependency name -> (package name, dependency as written), in database order.
+_Dependers = dict[str, list[tuple[str, str]]]
+
+
+def _scan_dependers(db: LocalDatabase, names: Sequence[str]) -> tuple[_Dependers, _Dependers]:
+    """:attr:`_Index.revdeps` and :attr:`_Index.revopt` restricted to ``names``, from the
+    entries whose ``desc`` holds one of them as bytes (a name a dependency starts
+    with is in its line); only those are parsed, both fields in one pass."""
+    from alpmd.engine.db.local import desc_list_fields
+
+    wanted = set(names)
+    deps: _Dependers = {}
+    opts: _Dependers = {}
+    fields = ("depends", "optdepends")
+    for name, data in db.grep(Part.DESC, [n.encode("utf-8", "surrogateescape")
+                                          for n in wanted]):
+        got = desc_list_fields(data, fields) if data is not None else None
+        if got is None:
+            pkg = db.get(name)
+            if pkg is None:
+                continue
+            got = {"depends": pkg.depends, "optdepends": pkg.optdepends}
+        for key, table in (("depends", deps), ("optdepends", opts)):
+            for value in got[key]:
+                dep = _dep_name(value)
+                if dep in wanted:
+                    table.setdefault(dep, []).append((name, value))
+    return deps, opts
 
 
 class _Blob:
@@ -326,7 +392,17 @@ def search(db: Database, patterns: Sequence[str], *,
     idx = _index(db)
     if not regs:
         return list(db.packages)
-    b = idx.blob
+    local = db.origin is Origin.LOCALDB
+    scanned = None
+    if isinstance(db, LocalDatabase) and idx.search_scans == 0 and not idx.has_blob:
+        idx.search_scans += 1
+        scanned = _scan_search(db, patterns, regs)
+    if scanned is not None:
+        b, descs, groups = scanned
+    else:
+        b = idx.blob
+        descs = idx.column("desc", _SEARCH_FIELDS) if local else []
+        groups = idx.column("groups", _SEARCH_FIELDS) if local else []
     names, name_starts = b.names, b.name_starts
     selected: set[int] | None = None
     for reg, pat in zip(regs, patterns, strict=True):
@@ -345,9 +421,6 @@ def search(db: Database, patterns: Sequence[str], *,
     assert selected is not None
     all_names = b.name_list
     found: list[Package] = []
-    local = db.origin is Origin.LOCALDB
-    descs = idx.column("desc", _SEARCH_FIELDS) if local else []
-    groups = idx.column("groups", _SEARCH_FIELDS) if local else []
     for i in sorted(selected):
         pkg = db.get(all_names[i])
         if pkg is None:
@@ -356,6 +429,48 @@ def search(db: Database, patterns: Sequence[str], *,
             pkg.seed({"desc": descs[i], "groups": list(groups[i])})
         found.append(pkg)
     return found
+
+
+def _scan_search(db: LocalDatabase, patterns: Sequence[str], regs: Sequence[PosixRegex]
+                 ) -> tuple[_Blob, list[str | None], list[list[str]]] | None:
+    """The search text of the installed packages that may match, with their descriptions
+    and groups, or ``None`` when no pattern narrows the search down.
+
+    A literal ASCII pattern that is matched on ASCII-lowered text (see
+    :class:`PosixRegex`) can only match a package whose name or lowered ``desc``
+    bytes hold it: every searched line is part of one of them. Only those
+    entries are parsed; the patterns then run on their text as on the whole blob.
+    """
+    from alpmd.engine.db.local import desc_list_fields
+    from alpmd.engine.regex import is_literal
+
+    words = [(p.lower(), p.lower().encode()) for p, reg in zip(patterns, regs, strict=True)
+             if p and p.isascii() and "\n" not in p and is_literal(p)
+             and reg.lower is not None and not reg.bounded and not reg.matches_empty]
+    if not words:
+        return None
+    names: list[str] = []
+    descs: list[str | None] = []
+    provides: list[list[str]] = []
+    groups: list[list[str]] = []
+    for name, data in db.grep(Part.DESC, None):
+        got = None
+        if data is not None:
+            low = data.lower()
+            lname = name.lower()
+            if not all(bword in low or word in lname for word, bword in words):
+                continue
+            got = desc_list_fields(data, _SEARCH_FIELDS)
+        if got is None:
+            pkg = db.get(name)
+            if pkg is None:
+                continue
+            got = {"desc": pkg.desc, "provides": pkg.provides, "groups": pkg.groups}
+        names.append(name)
+        descs.append(got["desc"])
+        provides.append(got["provides"])
+        groups.append(got["groups"])
+    return _make_blob(names, descs, provides, groups), descs, groups
 
 
 # -- satisfiers and provisions -----------------------------------------------------------
@@ -409,9 +524,10 @@ def _satisfies(pkg: Package, depstr: str) -> bool:
 
 def _find_requiredby(pkg: Package, db: Database, optional: bool, out: list[str]) -> None:
     idx = _index(db)
-    table = idx.revopt if optional else idx.revdeps
+    names = list(dict.fromkeys([pkg.name, *map(_dep_name, pkg.provides)]))
+    table = idx.dependers(names, optional)
     found: set[str] = set()
-    for n in dict.fromkeys([pkg.name, *map(_dep_name, pkg.provides)]):
+    for n in names:
         for cand, depstr in table.get(n, ()):
             if cand not in found and _satisfies(pkg, depstr):
                 found.add(cand)
@@ -534,6 +650,30 @@ def _realpath_strict(path: str) -> str | None:
     return resolved
 
 
+def _scan_owners(db: LocalDatabase, rel: str, *, first: bool) -> list[Package]:
+    """Packages listing ``rel`` in name order (the first only when ``first``), as pacman
+    walks the file lists; each list is tested as bytes and only a list that may hold
+    ``rel`` is parsed.
+
+    A listed path is a whole line after ``%FILES%``: always preceded by a newline
+    (which the store tests), and followed by one, or by a carriage return or the
+    end of the text in lists not written by pacman (then the list is parsed).
+    """
+    line = b"\n" + rel.encode("utf-8", "surrogateescape")
+    whole = line + b"\n"
+    owners: list[Package] = []
+    for name, data in db.grep(Part.FILES, [line]):
+        if data is not None and whole not in data and b"\r" not in data \
+                and data.endswith(b"\n"):
+            continue  # only longer paths start with it
+        pkg = db.get(name)
+        if pkg is not None and rel in pkg.files:
+            owners.append(pkg)
+            if first:
+                break
+    return owners
+
+
 def find_owner(handle: Handle, target: str, *, search_path: str | None = None) -> OwnerResult:
     """Who owns ``target`` (pacman's ``query_fileowner`` for one target).
 
@@ -584,12 +724,7 @@ def find_owner(handle: Handle, target: str, *, search_path: str | None = None) -
         # order, stopping at the first owner of a file (a one-shot -Qo reads a few
         # lists, not all); a second question builds the index for the rest.
         idx.owner_scans += 1
-        owners = []
-        for pkg in handle.localdb.packages:
-            if rel in pkg.files:
-                owners.append(pkg)
-                if not is_dir:
-                    break
+        owners = _scan_owners(handle.localdb, rel, first=not is_dir)
     else:
         assert idx is not None
         owners = list(idx.owners.get(rel, ()))

@@ -376,6 +376,8 @@ def normalise(text: str) -> str:
 def _env(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     """Leading ``NAME=value`` items of a scenario are environment variables."""
     env = {"LC_ALL": "C"}
+    if "PYTHONPATH" in os.environ:  # alpm runs the code under test (a work tree's)
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     while argv and "=" in argv[0] and not argv[0].startswith("-"):
         k, _, v = argv[0].partition("=")
         env[k] = v
@@ -385,7 +387,7 @@ def _env(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 
 def run_pacman(fx: Fixture, argv: list[str]) -> Result:
     argv, env = _env(_subst(fx, argv))
-    if len(env) == 1:
+    if set(env) <= {"LC_ALL", "PYTHONPATH"}:
         p = fx.root.pacman(*argv)
     else:  # same command line as PacmanRoot.pacman, with the extra variables
         env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"

@@ -441,3 +441,34 @@ def test_remove_does_not_follow_symlinks(tmp_path: Path) -> None:
     assert (outside / "precious").read_text() == "keep me"
     assert os.listdir(tmp_path / "local") == ["ALPM_DB_VERSION"]
     assert not [n for n in os.listdir(tmp_path) if n.startswith(TMP_PREFIX)]
+
+
+@pytest.mark.parametrize("text", [
+    "%NAME%\nreal\n\n%VERSION%\n1-1\n\n%DESC%\nd\n",              # pacman's order
+    "%DESC%\nd\n\n%VERSION%\n1-1\n\n%NAME%\nreal\n",              # another order
+    "%NAME%\nreal\n\n%VERSION%\n2-2\n",                           # version differs
+    "%NAME%\nother\n\n%VERSION%\n1-1\n",                          # name differs
+    "%NAME%\nreal\n\n%VERSION%\n1-1\n\n%NAME%\nother\n",          # repeated: the last counts
+    "%NAME%\nreal\n\n%VERSION%\n1-1\n\n%DESC%\n%NAME%\n",         # the header text as a value
+    "%DESC%\n%NAME%\nreal\n\n%VERSION%\n1-1\n",                   # %NAME% is the description
+    "%NAME%\r\nreal\r\n\r\n%VERSION%\r\n1-1\r\n",                 # CRLF
+    "%NAME%\nreal\n%VERSION%\n1-1\n",                             # no blank line between
+])
+def test_identity_check_agrees_with_full_parse(tmp_path: Path, text: str) -> None:
+    """The byte test bulk readers use reports exactly what a full read reports."""
+    from alpmd.engine.db.backend import EntryKey
+    from alpmd.engine.db.local import identity_errors
+
+    local = _local(tmp_path)
+    (local / "ALPM_DB_VERSION").write_text("9\n")
+    (local / "real-1-1").mkdir()
+    (local / "real-1-1" / "desc").write_text(text)
+    msgs: list[str] = []
+    pkg = LocalDatabase(str(tmp_path), log=lambda level, m: msgs.append(m)).get("real")
+    assert pkg is not None
+    try:
+        pkg.meta  # noqa: B018 - the full read reports
+    except AlpmError as exc:  # no %NAME% at all: the entry's own error, nothing else
+        assert exc.code is ErrorCode.DB_INVALID
+        assert msgs == []
+    assert identity_errors(text.encode(), EntryKey("real", "1-1")) == msgs

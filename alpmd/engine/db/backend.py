@@ -211,6 +211,19 @@ class DatabaseBackend(abc.ABC):
         """A number that changes when the store is written (by us or another program)."""
         return 0
 
+    def grep(self, keys: Sequence[EntryKey], part: Part, needles: Sequence[bytes] | None
+             ) -> Iterator[tuple[EntryKey, bytes | None]]:
+        """The entries of ``keys`` (in that order, lazily) whose stored ``part`` holds one
+        of ``needles`` as bytes, each with those bytes; ``None`` needles: every entry.
+
+        A prefilter for one-shot questions (``-Qo``, a ``-Qi``'s required-by, a
+        ``-Qs``): a substring test in C on the raw part costs a fraction of parsing
+        it, and only the few entries that may answer get parsed. The bytes are
+        ``None`` when this store cannot hand them out: the caller then reads the
+        entry the usual way (and gets its usual error). This default filters nothing.
+        """
+        return ((key, None) for key in keys)
+
     def owners(self, paths: Sequence[str]) -> dict[str, list[EntryKey]] | None:
         """Path → entries listing it, from an index; ``None`` when the store has none."""
         return None

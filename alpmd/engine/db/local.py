@@ -90,42 +90,36 @@ def _list_specs(fields: tuple[str, ...]) -> dict[str, Spec] | None:
 def _find_lists(text: str, specs: dict[str, Spec]) -> dict[str, Any] | None:
     """List sections found with ``str.find``, or ``None`` when :func:`scan` must decide.
 
-    Exact for what pacman writes (each header after a blank line, LF ends): a
-    header is taken only after a blank line (where scan takes it too) and every
-    other occurrence of the header text (a value, trailing blanks, CRLF) sends
-    the entry to the full scanner.
+    Exact for what pacman writes (each header once, after a blank line, LF
+    ends): a header is taken only at the start or after a blank line (where
+    scan takes it too), and any other occurrence of the header text (a value,
+    a repeated section, trailing blanks, CRLF) sends the entry to the full scanner.
     """
     if "\r" in text:
         return None
     out: dict[str, Any] = {}
-    end_of_text = len(text) - 1 if text.endswith("\n") else len(text)
+    size = len(text)
+    end_of_text = size - 1 if text.endswith("\n") else size
     for header, (field, kind) in specs.items():
-        line = header + "\n"
-        starts = [0] if text.startswith(line) else []
-        after_blank = "\n\n" + line
-        i = text.find(after_blank)
-        while i >= 0:
-            starts.append(i + 2)
-            i = text.find(after_blank, i + 1)
-        if len(starts) != text.count(header):
-            return None
-        if kind == SINGLE:  # the next line, even empty; a repeated header replaces
-            if not starts:
-                out[field] = None
-                continue
-            body = starts[-1] + len(line)
-            end = text.find("\n", body)
-            if body > end_of_text or (end < 0 and body == len(text)):
-                return None  # no value line: scan raises
-            out[field] = text[body:end if end >= 0 else len(text)]
+        seen = text.count(header)
+        if not seen:
+            out[field] = None if kind == SINGLE else []
             continue
-        values: list[str] = []
-        for start in starts:
-            body = start + len(line)
-            if body < end_of_text and text[body] != "\n":
-                end = text.find("\n\n", body)
-                values += text[body:end if end >= 0 else end_of_text].split("\n")
-        out[field] = values
+        at = text.find(header)
+        body = at + len(header) + 1
+        if seen > 1 or (at and (at < 2 or text[at - 2:at] != "\n\n")) \
+                or text[body - 1:body] != "\n":
+            return None
+        if kind == SINGLE:  # the next line, even empty
+            end = text.find("\n", body)
+            if body > end_of_text or (end < 0 and body == size):
+                return None  # no value line: scan raises
+            out[field] = text[body:end if end >= 0 else size]
+        elif body < end_of_text and text[body] != "\n":
+            end = text.find("\n\n", body)
+            out[field] = text[body:end if end >= 0 else end_of_text].split("\n")
+        else:
+            out[field] = []
     return out
 
 
@@ -152,24 +146,68 @@ def desc_list_fields(data: bytes, fields: Sequence[str]) -> dict[str, Any] | Non
     return {f: got.get(f) if kind == SINGLE else got.get(f) or [] for f, kind in specs.values()}
 
 
-def _slurp(path: str) -> bytes:
-    """The whole file, in one read when its size holds still.
+def _names_it(data: bytes, line: bytes) -> bool:
+    """Whether ``data`` has one ``line``'s header, at the start or after a blank line,
+    followed by exactly ``line``'s value (then the scanner reads that value)."""
+    header = line[:line.index(b"\n")]
+    return data.count(header) == 1 and (data.startswith(line) or b"\n\n" + line in data)
 
-    ``open().read()`` and ``os.read`` with a large fixed buffer both cost several
-    times the system calls on small files (a megabyte allocated per read); -Qi
-    reads one desc per installed package.
+
+def identity_errors(data: bytes, key: EntryKey) -> list[str]:
+    """libalpm's messages for a ``desc`` whose %NAME% or %VERSION% is not the entry's.
+
+    pacman prints them whenever it reads a ``desc`` (the directory's name wins), so
+    bulk readers that skip most of the parsing check them too: a byte test for
+    the common case, the full parse (as :meth:`LocalFilesBackend.read`) otherwise.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    name, version = key
+    # pacman writes %NAME% first and %VERSION% second: one comparison for nearly all.
+    head = f"%NAME%\n{name}\n\n%VERSION%\n{version}\n".encode("utf-8", "surrogateescape")
+    if data.startswith(head):
+        if data.count(b"%NAME%") == 1 and data.count(b"%VERSION%") == 1:
+            return []
+    elif _names_it(data, head[:len(name.encode("utf-8", "surrogateescape")) + 8]) \
+            and _names_it(data, head[head.index(b"%VERSION%"):]):
+        return []
     try:
-        size = os.fstat(fd).st_size
-        data = os.read(fd, size + 1)
-        if len(data) == size:
-            return data
-        chunks = [data]
-        while data:  # a short read, or a file that grew
-            data = os.read(fd, 1 << 16)
-            chunks.append(data)
-        return b"".join(chunks)
+        meta = parse_local_desc(data.decode("utf-8", "surrogateescape"))
+    except AlpmError:
+        return []  # reported when the entry itself is read
+    return _mismatches(meta, key)
+
+
+def _mismatches(meta: PkgMeta, key: EntryKey) -> list[str]:
+    out = []
+    if meta.name != key.name:
+        out.append(f"local database is inconsistent: name mismatch on package {key.name}")
+    if meta.version != key.version:
+        out.append(f"local database is inconsistent: version mismatch on package {key.name}")
+    return out
+
+
+#: First read of a stored part: larger than nearly every ``desc`` and ``files`` (one
+#: read), small enough that the allocation stays cheap (a megabyte buffer costs more
+#: than the system call on small files; -Qi reads one desc per installed package).
+_CHUNK = 1 << 16
+
+
+def _read_fd(fd: int) -> bytes:
+    """What is left of an open file: one ``read`` for small files, more for large ones."""
+    data = os.read(fd, _CHUNK)
+    if len(data) < _CHUNK:
+        return data
+    chunks = [data]
+    while data:  # a large file, or one that grew
+        data = os.read(fd, 1 << 20)
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def _slurp(path: str, dir_fd: int | None = None) -> bytes:
+    """The whole file (``path`` relative to ``dir_fd`` when given)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        return _read_fd(fd)
     finally:
         os.close(fd)
 
@@ -244,6 +282,8 @@ class LocalFilesBackend(DatabaseBackend):
         #: After :meth:`open`: "missing", "empty" (no version file yet) or "valid".
         self.state = "unopened"
         self._cleaned = False
+        #: Entries whose %NAME%/%VERSION% were checked (pacman reports once per read).
+        self._checked: set[EntryKey] = set()
 
     def _log(self, level: LogLevel, message: str) -> None:
         python_log(level, message, "alpmd.engine.db")
@@ -253,20 +293,23 @@ class LocalFilesBackend(DatabaseBackend):
     # -- validation -------------------------------------------------------------------
 
     def open(self) -> None:
-        """Check the version file; see the module documentation for the rules."""
-        try:
-            names = os.listdir(self.path)
-        except FileNotFoundError:
-            self.state = "missing"
-            return
-        except OSError as exc:
-            raise AlpmError(ErrorCode.DB_OPEN, f"could not open local database {self.path}: "
-                                               f"{exc.strerror}", path=self.path) from exc
+        """Check the version file; see the module documentation for the rules.
+
+        The version file is read first: the directory is listed only when it is
+        missing (a listing of thousands of entries is what a -Qo spends most on).
+        """
         verfile = os.path.join(self.path, VERSION_FILE)
         try:
-            with open(verfile, encoding="utf-8", errors="replace") as f:
-                text = f.read(4096)
-        except FileNotFoundError:
+            text = _slurp(verfile)[:4096].decode("utf-8", "replace")
+        except (FileNotFoundError, NotADirectoryError):
+            try:
+                names = os.listdir(self.path)
+            except FileNotFoundError:
+                self.state = "missing"
+                return
+            except OSError as exc:
+                raise AlpmError(ErrorCode.DB_OPEN, f"could not open local database "
+                                f"{self.path}: {exc.strerror}", path=self.path) from exc
             if any(not n.startswith(TMP_PREFIX) for n in names):
                 raise AlpmError(
                     ErrorCode.DB_VERSION,
@@ -276,6 +319,11 @@ class LocalFilesBackend(DatabaseBackend):
             self.state = "empty"
             return
         except OSError as exc:
+            try:  # an unreadable directory is reported as such, before its version file
+                os.listdir(self.path)
+            except OSError as dir_exc:
+                raise AlpmError(ErrorCode.DB_OPEN, f"could not open local database "
+                                f"{self.path}: {dir_exc.strerror}", path=self.path) from exc
             raise AlpmError(ErrorCode.DB_VERSION, f"could not read {verfile}: {exc.strerror}",
                             path=self.path) from exc
         version = _parse_version(text)
@@ -324,6 +372,39 @@ class LocalFilesBackend(DatabaseBackend):
                     continue
                 yield key
 
+    def unique_versions(self) -> dict[str, str] | None:
+        """Name → version straight from the listing (no key objects, no generator), or
+        ``None`` when something needs :meth:`scan`'s care: a name twice, a leftover
+        temporary, a name that does not split (scan warns about those)."""
+        if self.state == "missing":
+            return {}
+        try:
+            it = os.scandir(self.path)
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise AlpmError(ErrorCode.DB_OPEN, f"could not open local database {self.path}: "
+                                               f"{exc.strerror}", path=self.path) from exc
+        versions: dict[str, str] = {}
+        count = 0
+        with it:
+            for ent in it:
+                name = ent.name
+                if name.startswith(TMP_PREFIX):
+                    return None
+                try:
+                    if not ent.is_dir(follow_symlinks=False):
+                        continue
+                except OSError:
+                    continue
+                rel = name.rfind("-")
+                ver = name.rfind("-", 0, rel) if rel > 0 else -1
+                if ver <= 0:
+                    return None
+                versions[name[:ver]] = name[ver + 1:]
+                count += 1
+        return versions if len(versions) == count else None
+
     def _read(self, key: EntryKey, fname: str, *, required: bool) -> bytes | None:
         path = f"{self.path}/{key.name}-{key.version}/{fname}"
         try:
@@ -361,6 +442,46 @@ class LocalFilesBackend(DatabaseBackend):
             got.changelog = self._read(key, "changelog", required=False)
         return got
 
+    def grep(self, keys: Sequence[EntryKey], part: Part, needles: Sequence[bytes] | None
+             ) -> Iterator[tuple[EntryKey, bytes | None]]:
+        """Each entry's part read relative to one directory descriptor (half the cost of
+        a full path and an ``fstat`` per file), tested before anything is decoded."""
+        suffix = "/" + PART_NAMES[part]
+        desc = part is Part.DESC
+        if needles is not None:
+            # A needle holding another is found wherever that one is: test the shorter.
+            needles = [n for n in needles if not any(m in n and m != n for m in needles)]
+            needles = list(dict.fromkeys(needles))
+            if not needles:
+                return
+        one = needles[0] if needles is not None and len(needles) == 1 else None
+        try:
+            dfd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            yield from ((key, None) for key in keys)
+            return
+        try:
+            for key in keys:
+                try:
+                    data = _slurp(key.name + "-" + key.version + suffix, dfd)
+                except OSError:
+                    yield key, None
+                    continue
+                if desc:
+                    self._check_identity(key, data)
+                if one is not None:
+                    if one in data:
+                        yield key, data
+                elif needles is None:
+                    yield key, data
+                else:
+                    for needle in needles:
+                        if needle in data:
+                            yield key, data
+                            break
+        finally:
+            os.close(dfd)
+
     def read_fields(self, key: EntryKey, fields: Sequence[str]) -> dict[str, Any] | None:
         """List fields (depends, provides...) from ``desc`` without building the whole entry.
 
@@ -372,6 +493,7 @@ class LocalFilesBackend(DatabaseBackend):
             return None
         data = self._read(key, "desc", required=True)
         assert data is not None
+        self._check_identity(key, data)
         return desc_list_fields(data, fields)
 
     def _read_desc(self, key: EntryKey) -> PkgMeta:
@@ -384,15 +506,19 @@ class LocalFilesBackend(DatabaseBackend):
                             f"{key.dirname}/desc in {self.path}: {exc.message}",
                             path=self.path, entry=key.dirname) from exc
         # As libalpm: the directory names the package; a differing desc is reported.
-        if meta.name != key.name:
-            self._log(LogLevel.ERROR, f"local database is inconsistent: name mismatch on "
-                                      f"package {key.name}")
-            meta.name = key.name
-        if meta.version != key.version:
-            self._log(LogLevel.ERROR, f"local database is inconsistent: version mismatch on "
-                                      f"package {key.name}")
-            meta.version = key.version
+        if key not in self._checked:
+            self._checked.add(key)
+            for message in _mismatches(meta, key):
+                self._log(LogLevel.ERROR, message)
+        meta.name, meta.version = key.name, key.version
         return meta
+
+    def _check_identity(self, key: EntryKey, data: bytes) -> None:
+        """Report a ``desc`` naming another package, once per entry (see :func:`identity_errors`)."""
+        if key not in self._checked:
+            self._checked.add(key)
+            for message in identity_errors(data, key):
+                self._log(LogLevel.ERROR, message)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -737,6 +863,21 @@ class LocalDatabase(CachedDatabase):
             if pkgs:
                 out[path] = pkgs
         return out
+
+    def grep(self, part: Part, needles: Sequence[bytes] | None
+             ) -> Iterator[tuple[str, bytes | None]]:
+        """Names of the installed packages (in name order, lazily) whose stored ``part``
+        holds one of ``needles`` (every package for ``None``), with the stored bytes.
+
+        A necessary condition tested in C before anything is parsed, for questions
+        asked once (see :meth:`DatabaseBackend.grep`): callers parse the few entries
+        returned. Bytes are ``None`` when the store cannot hand them out; then the
+        package is read as usual. The store is what counts: writes reach it first.
+        """
+        versions = self._populate().versions
+        keys = [EntryKey(name, versions[name]) for name in sorted(versions)]
+        for key, data in self.backend.grep(keys, part, needles):
+            yield key.name, data
 
     def remove_stored(self, name: str, version: str) -> None:
         """Delete one stored entry by version (a duplicate recovery found); call

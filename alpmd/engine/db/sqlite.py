@@ -35,7 +35,12 @@ from alpmd.engine.db.backend import (
     EntryKey,
     RawEntry,
 )
-from alpmd.engine.db.local import check_key, desc_fields_readable, desc_list_fields
+from alpmd.engine.db.local import (
+    check_key,
+    desc_fields_readable,
+    desc_list_fields,
+    identity_errors,
+)
 from alpmd.engine.db.stores import STORE_NAME
 from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
@@ -140,6 +145,8 @@ class LocalSqliteBackend(DatabaseBackend):
         self._desc_reads = 0
         #: "unopened", "missing" (no file yet: an empty database) or "valid".
         self.state = "unopened"
+        #: Entries whose %NAME%/%VERSION% were checked (reported once, as pacman does).
+        self._checked: set[EntryKey] = set()
 
     def _log(self, level: LogLevel, message: str) -> None:
         if self._log_cb is not None:
@@ -398,8 +405,18 @@ class LocalSqliteBackend(DatabaseBackend):
             raise AlpmError(ErrorCode.DB_INVALID, f"corrupted database entry "
                             f"{key.dirname}/desc in {self.path}: {exc.message}",
                             path=self.path, entry=key.dirname) from exc
+        if data is not None:
+            self._check_identity(key, data)
         meta.name, meta.version = key.name, key.version
         return meta
+
+    def _check_identity(self, key: EntryKey, data: bytes) -> None:
+        """Report a stored ``desc`` naming another package, once per entry (the files
+        store's rule: kept byte for byte, the desc says what pacman would read)."""
+        if key not in self._checked:
+            self._checked.add(key)
+            for message in identity_errors(data, key):
+                self._log(LogLevel.ERROR, message)
 
     def read_fields(self, key: EntryKey, fields: Sequence[str]) -> dict[str, Any] | None:
         if not desc_fields_readable(fields):
@@ -409,6 +426,7 @@ class LocalSqliteBackend(DatabaseBackend):
                                key).fetchone()
         if row is None:
             return None
+        self._check_identity(key, row[0])
         return desc_list_fields(row[0], fields)
 
     def columns(self, fields: Sequence[str]) -> tuple[list[str], dict[str, list[Any]]] | None:
@@ -439,18 +457,59 @@ class LocalSqliteBackend(DatabaseBackend):
 
     def _desc_columns(self, fields: Sequence[str]) -> tuple[list[str], dict[str, list[Any]]] | None:
         with self._reading("read") as conn:
-            rows = conn.execute("SELECT name, desc FROM pkg ORDER BY name").fetchall()
-        names = [n for n, _ in rows]
+            rows = conn.execute("SELECT name, version, desc FROM pkg ORDER BY name").fetchall()
+        names = [n for n, _, _ in rows]
         if len(set(names)) != len(names):
             return None  # duplicate entries: the cache decides which one counts
         values: dict[str, list[Any]] = {f: [] for f in fields}
         appends = [(f, values[f].append) for f in fields]
-        for _, data in rows:
+        for name, version, data in rows:
+            self._check_identity(EntryKey(name, version), data)
             got = desc_list_fields(data, fields)
             assert got is not None  # desc_fields_readable(fields)
             for f, append in appends:
                 append(got[f])
         return names, values
+
+    def grep(self, keys: Sequence[EntryKey], part: Part, needles: Sequence[bytes] | None
+             ) -> Iterator[tuple[EntryKey, bytes | None]]:
+        """One query: the needles are tested by SQLite (``instr`` on the stored bytes)."""
+        if needles is not None and not needles:
+            return
+        if self.state == "unopened":
+            self.open()
+        if self.state == "missing":
+            return
+        col = _COLUMNS[part]
+        desc = part is Part.DESC
+        where = " OR ".join(f"instr({col}, ?) > 0" for _ in needles) if needles else "1"
+        if desc and needles:
+            # Entries whose desc may name another package come too: reading them is
+            # what makes pacman report them (see _check_identity), needle or not.
+            where += "".join(f" OR instr(desc, CAST('%{h}%' || char(10) || {c} || char(10) "
+                             f"AS BLOB)) = 0" for h, c in (("NAME", "name"),
+                                                            ("VERSION", "version")))
+        with self._reading("read") as conn:
+            found = {EntryKey(n, v): d for n, v, d in conn.execute(
+                f"SELECT name, version, {col} FROM pkg WHERE {where}",
+                [bytes(n) for n in needles or ()])}
+        if needles is None:
+            # Every entry is wanted: a part the row lacks reads as the files backend's
+            # missing file would (the caller asks the package).
+            for key in keys:
+                data = found.get(key)
+                if desc and data is not None:
+                    self._check_identity(key, data)
+                yield key, data
+            return
+        for key in keys:
+            data = found.get(key)
+            if data is None:
+                continue
+            if desc:
+                self._check_identity(key, data)
+            if any(n in data for n in needles):
+                yield key, data
 
     def owners(self, paths: Sequence[str]) -> dict[str, list[EntryKey]] | None:
         """Path → entries whose file list holds it, from the index."""
