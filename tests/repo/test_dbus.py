@@ -644,3 +644,96 @@ def test_one_user_cannot_take_every_reader(world: RepoWorld) -> None:
     assert all("this user" in text for _, text in order[:2]), order
     assert [name for name, _ in order[2:]] == ["", ""], order
     world.healthy()
+
+
+def _wait(fd: int, what: str) -> bytes:
+    """The next word on pipe ``fd`` (a hang guard, not a timing assertion)."""
+    assert select.select([fd], [], [], 120)[0], f"never heard: {what}"
+    return os.read(fd, 32)
+
+
+def test_descriptors_of_the_tracking_database_go_with_the_change(world: RepoWorld) -> None:
+    """Descriptors of tracking.sqlite (world-readable) a client sends while a release has
+    the tree open are kept (closing them would drop the writer's SQLite locks) and closed
+    by the writer thread as soon as it closes the tree: not left until some later message
+    reaches the daemon. Every client stays connected until the check (a client leaving
+    is a message too)."""
+    pkg = world.build("trackfd")
+    tracking = world.root / ".alpm-repo" / "tracking.sqlite"
+    lock = world.root / ".alpm-repo" / "lock"
+    assert os.stat(tracking).st_mode & 0o004
+    to_parent_r, to_parent = os.pipe()
+    to_child, to_child_w = os.pipe()
+    address = world.env.address
+
+    def packager() -> Any:
+        async def go() -> list[Any]:
+            bus = await connect(address)
+            try:
+                opened = [os.open(p, os.O_RDONLY) for p in (pkg, Path(f"{pkg}.sig"))]
+                os.write(to_parent, b"ready")
+                os.read(to_child, 32)  # the tree is locked now
+                add = asyncio.ensure_future(_call(bus, "Add", "ssa(shah)a{sv}",
+                                                  ["testing", ARCH, [[pkg.name, 0, [1]]], {}],
+                                                  opened))
+                await _call(bus, "Get", "ss", ["org.alpm.Manager1", "State"],
+                            iface="org.freedesktop.DBus.Properties")
+                os.write(to_parent, b"adding")
+                reply = await add
+                for fd in opened:
+                    os.close(fd)
+                os.write(to_parent, b"added")
+                os.read(to_child, 32)  # stay connected until the parent looked
+                return [reply.error_name, str(reply.body)]
+            finally:
+                bus.disconnect()
+        return asyncio.run(asyncio.wait_for(go(), 300))
+
+    async def send_tracking(bus: MessageBus) -> None:
+        """Two signals of 8 descriptors of tracking.sqlite, then a round trip."""
+        for _ in range(2):
+            sent = [os.open(tracking, os.O_RDONLY) for _ in range(8)]
+            await bus.send(Message(destination="org.alpm", path="/org/alpm",
+                                   interface="org.alpm.Manager1", member="Poke",
+                                   message_type=MessageType.SIGNAL, unix_fds=sent))
+            for fd in sent:
+                os.close(fd)
+        await _call(bus, "Get", "ss", ["org.alpm.Manager1", "State"],
+                    iface="org.freedesktop.DBus.Properties")
+    loop = asyncio.new_event_loop()
+    sender = loop.run_until_complete(connect(address))
+    tree = world.tree()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            # (the client is forked before the lock is taken: a child would inherit it)
+            client = pool.submit(as_user, PACKAGER, packager)
+            assert _wait(to_parent_r, "the client") == b"ready"
+            with tree_lock(tree.cfg):
+                os.write(to_child_w, b"go")
+                assert _wait(to_parent_r, "the release") == b"adding"
+                for _ in range(2400):  # (a hang guard: the writer reaches the lock)
+                    if _open_count(world.proc.pid, lock):
+                        break
+                    time.sleep(0.05)
+                assert _open_count(world.proc.pid, tracking) == 1
+                loop.run_until_complete(asyncio.wait_for(send_tracking(sender), 60))
+                # kept: the writer has the tracking database open
+                assert _open_count(world.proc.pid, tracking) == 1 + 16
+            assert _wait(to_parent_r, "the release's answer") == b"added"
+            for _ in range(1200):  # (a hang guard)
+                if not _open_count(world.proc.pid, tracking):
+                    break
+                time.sleep(0.05)
+            left = _open_count(world.proc.pid, tracking)
+            os.write(to_child_w, b"done")
+            name, body = client.result(timeout=300)
+    finally:
+        tree.close()
+        sender.disconnect()
+        loop.close()
+        for fd in (to_parent_r, to_parent, to_child, to_child_w):
+            os.close(fd)
+    assert name is None, body
+    assert left == 0, f"{left} descriptors of tracking.sqlite still open after the release"
+    assert "trackfd-1.0-1" in world.db("testing")
+    world.healthy()

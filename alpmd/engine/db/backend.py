@@ -10,7 +10,8 @@ caches or anything built on them. Nothing here names a path or a file.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -125,6 +126,14 @@ class DatabaseBackend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing between calls
         """Release what :meth:`open` acquired."""
+
+    def reopen(self, opening: Callable[[], AbstractContextManager[object]]) -> None:
+        """Close the store and open it again inside ``opening()``: one step for every other
+        thread (a reader waits; it never finds the store closed). A server uses it to let
+        go of its files for a moment (see :mod:`alpmd.dbus.fds`)."""
+        self.close()
+        with opening():
+            self.open()
 
     @abc.abstractmethod
     def scan(self) -> Iterator[EntryKey]:

@@ -25,7 +25,8 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from alpmd.engine.db.backend import (
@@ -264,6 +265,12 @@ class LocalSqliteBackend(DatabaseBackend):
             self.state = "unopened"
             self._descs = None
             self._desc_reads = 0
+
+    def reopen(self, opening: Callable[[], AbstractContextManager[object]]) -> None:
+        with self._mutex:  # (every read and write holds it)
+            self.close()
+            with opening():
+                self._open()
 
     def _prepare_write(self) -> None:
         """Create the file and its tables with the first write."""
