@@ -30,6 +30,8 @@ REPOSITORY = "org.alpm.Repository1"
 #: rows the daemon gives per call at most (List and History are paged through)
 PAGE = 10_000
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: the subcommands (one per method; the shell completions offer the same)
+COMMANDS = ("add", "remove", "move", "list", "history", "check", "repos")
 
 
 class FileProblem(Exception):
@@ -108,6 +110,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--repair", action="store_true",
                    help=_("finish an interrupted change and rewrite every database"))
     cmds.add_parser("repos", help=_("the repositories and their architectures"))
+    assert tuple(cmds.choices) == COMMANDS
 
 
 def _arch(p: argparse.ArgumentParser) -> None:
