@@ -24,7 +24,9 @@ no other descriptor of that file is open here: at the next message, or at once b
 thread that closes the file (:func:`unpark`). The daemon's own opens of such files either
 wait for that look (:func:`opening`) or happen after it in the same thread; a transaction's
 handle opening the local store in another thread between the look and the close is the
-one gap left. Too many parked: the daemon is asked (:data:`crowded`) to let go of its
+one gap left. (A descriptor still being read off the bus counts as one the daemon opened
+until its message is taken in: its file's parked ones are kept a little longer, never
+closed too early.) Too many parked: the daemon is asked (:data:`crowded`) to let go of its
 query store for a moment, in a worker thread under the store's own lock, so that no query
 finds it closed and the event loop does no store I/O.
 """
@@ -71,13 +73,11 @@ _held: dict[str, int] = {}
 _received: set[int] = set()
 _parked: set[int] = set()
 _guard = threading.Lock()
-#: Past this many parked descriptors the daemon is asked (:data:`crowded`) to let go of
-#: the files it keeps open between calls (its local store), so that they can be closed;
-#: asked again only once as many more are parked (not at every message while some file
-#: stays open for a long transaction).
+#: From this many parked descriptors on, the daemon is asked (:data:`crowded`) at each
+#: message to let go of the files it keeps open between calls (its local store), so that
+#: they can be closed (it does that in a thread, one at a time).
 PARK_LIMIT = 64
 crowded: Callable[[], None] | None = None
-_crowd_mark = PARK_LIMIT
 #: threads inside :func:`opening`
 _opening = 0
 
@@ -127,14 +127,11 @@ def unpark() -> None:
 
 
 def _unpark() -> None:
-    global _crowd_mark
     if not _parked or _opening:
         return
     busy = _opened_here()
     for fd in sorted(_parked):
         _close_unless(fd, busy)
-    if len(_parked) < PARK_LIMIT:
-        _crowd_mark = PARK_LIMIT
 
 
 @contextlib.contextmanager
@@ -178,12 +175,10 @@ def intake(msg: Message) -> None:
         return  # replies (logind's inhibitor): their receivers own them
     fds = tuple(msg.unix_fds)
     msg.unix_fds = []
-    global _crowd_mark
     with _guard:
         _received.update(fds)
     unpark()
-    if len(_parked) >= _crowd_mark and crowded is not None:
-        _crowd_mark = len(_parked) + PARK_LIMIT
+    if len(_parked) >= PARK_LIMIT and crowded is not None:
         crowded()
     if msg.message_type is not MessageType.METHOD_CALL:
         for fd in fds:

@@ -598,7 +598,9 @@ def test_one_user_cannot_take_every_reader(world: RepoWorld) -> None:
     here to end them) run two at a time, the other two are refused at once."""
     pkg = world.build("bigpkg")
     _ok(world.add(PACKAGER, "testing", pkg))
-    pool = Path(world.tree().cfg.pool) / pkg.name
+    tree = world.tree()
+    pool = Path(tree.cfg.pool) / pkg.name
+    tree.close()
     aside = pool.with_name(".aside-" + pkg.name)
     os.rename(pool, aside)
     with open(pool, "wb") as fh:
@@ -695,26 +697,43 @@ def test_descriptors_of_the_tracking_database_go_with_the_change(world: RepoWorl
                 bus.disconnect()
         return asyncio.run(asyncio.wait_for(go(), 300))
 
-    async def send_tracking(bus: MessageBus) -> None:
-        """Two signals of 8 descriptors of tracking.sqlite, then a round trip."""
-        for _ in range(2):
-            sent = [os.open(tracking, os.O_RDONLY) for _ in range(8)]
-            await bus.send(Message(destination="org.alpm", path="/org/alpm",
-                                   interface="org.alpm.Manager1", member="Poke",
-                                   message_type=MessageType.SIGNAL, unix_fds=sent))
-            for fd in sent:
-                os.close(fd)
-        await _call(bus, "Get", "ss", ["org.alpm.Manager1", "State"],
-                    iface="org.freedesktop.DBus.Properties")
-    loop = asyncio.new_event_loop()
-    sender = loop.run_until_complete(connect(address))
+    sent_r, sent_w = os.pipe()
+    stay_r, stay_w = os.pipe()
+
+    def sender() -> Any:
+        """(A child: the test process must never open and close descriptors of
+        tracking.sqlite itself, or it would drop its own SQLite locks on it.)"""
+        async def go() -> str:
+            bus = await connect(address)
+            try:
+                os.write(sent_w, b"ready")
+                os.read(stay_r, 32)  # the release waits for the tree's lock now
+                for _ in range(2):
+                    sent = [os.open(tracking, os.O_RDONLY) for _ in range(8)]
+                    await bus.send(Message(destination="org.alpm", path="/org/alpm",
+                                           interface="org.alpm.Manager1", member="Poke",
+                                           message_type=MessageType.SIGNAL, unix_fds=sent))
+                    for fd in sent:
+                        os.close(fd)
+                await _call(bus, "Get", "ss", ["org.alpm.Manager1", "State"],
+                            iface="org.freedesktop.DBus.Properties")
+                os.write(sent_w, b"sent")
+                os.read(stay_r, 32)  # stay connected until the parent looked
+                return "ok"
+            finally:
+                bus.disconnect()
+        return asyncio.run(asyncio.wait_for(go(), 300))
     tree = world.tree()
+    cfg = tree.cfg
+    tree.close()
     try:
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
             # (the client is forked before the lock is taken: a child would inherit it)
             client = pool.submit(as_user, PACKAGER, packager)
             assert _wait(to_parent_r, "the client") == b"ready"
-            with tree_lock(tree.cfg):
+            flooder = pool.submit(as_user, "root", sender)
+            assert _wait(sent_r, "the other client") == b"ready"
+            with tree_lock(cfg):
                 os.write(to_child_w, b"go")
                 assert _wait(to_parent_r, "the release") == b"adding"
                 for _ in range(2400):  # (a hang guard: the writer reaches the lock)
@@ -722,7 +741,8 @@ def test_descriptors_of_the_tracking_database_go_with_the_change(world: RepoWorl
                         break
                     time.sleep(0.05)
                 assert _open_count(world.proc.pid, tracking) == 1
-                loop.run_until_complete(asyncio.wait_for(send_tracking(sender), 60))
+                os.write(stay_w, b"go")
+                assert _wait(sent_r, "the descriptors") == b"sent"
                 # kept: the writer has the tracking database open
                 assert _open_count(world.proc.pid, tracking) == 1 + 16
             assert _wait(to_parent_r, "the release's answer") == b"added"
@@ -732,12 +752,12 @@ def test_descriptors_of_the_tracking_database_go_with_the_change(world: RepoWorl
                 time.sleep(0.05)
             left = _open_count(world.proc.pid, tracking)
             os.write(to_child_w, b"done")
+            os.write(stay_w, b"done")
             name, body = client.result(timeout=300)
+            assert flooder.result(timeout=300) == "ok"
     finally:
-        tree.close()
-        sender.disconnect()
-        loop.close()
-        for fd in (to_parent_r, to_parent, to_child, to_child_w):
+        for fd in (to_parent_r, to_parent, to_child, to_child_w, sent_r, sent_w, stay_r,
+                   stay_w):
             os.close(fd)
     assert name is None, body
     assert left == 0, f"{left} descriptors of tracking.sqlite still open after the release"
