@@ -120,6 +120,7 @@ class Daemon:
         if self._letting_go is not None:
             self._let_go_again = True
             return
+        before = self.watcher.stamp()
 
         def work() -> None:
             self.on_query_handle(lambda h: h.localdb.backend.reopen(
@@ -127,6 +128,7 @@ class Daemon:
 
         def done(fut: asyncio.Future[None]) -> None:
             self._letting_go = None
+            self.watcher.touched(before)
             if not fut.cancelled() and fut.exception() is not None:
                 log.error("could not reopen the local database: %s", fut.exception())
             if self._let_go_again:
@@ -134,6 +136,11 @@ class Daemon:
                 self.let_go_of_store()
         self._letting_go = asyncio.get_running_loop().run_in_executor(None, work)
         self._letting_go.add_done_callback(done)
+
+    @property
+    def letting_go(self) -> bool:
+        """Whether the query store is being closed and reopened (not a change to reload for)."""
+        return self._letting_go is not None
 
     def on_query_handle(self, fn: Callable[[Handle], R]) -> R:
         """``fn(handle)`` on the query handle, in a worker thread: a handle replaced meanwhile
