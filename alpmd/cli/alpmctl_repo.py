@@ -15,11 +15,11 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dbus_fast import Message, MessageType
+from dbus_fast import DBusError, Message, MessageType
 from dbus_fast.aio import MessageBus
 from dbus_fast.signature import Variant
 
@@ -120,21 +120,14 @@ def _arch(p: argparse.ArgumentParser) -> None:
 
 async def _call(bus: MessageBus, member: str, sig: str, body: list[Any],
                 fds: Sequence[int] = ()) -> Any:
-    """The method's one result; the D-Bus error raised as :class:`RepoError`."""
+    """The method's one result (a D-Bus error is raised: alpmctl prints it)."""
     reply = await bus.call(Message(destination="org.alpm", path="/org/alpm",
                                    interface=REPOSITORY, member=member, signature=sig,
                                    body=body, unix_fds=list(fds)))
     assert reply is not None
     if reply.message_type is MessageType.ERROR:
-        raise RepoError(reply.error_name or "", str(reply.body[0]) if reply.body else "")
+        raise DBusError(reply.error_name or "", str(reply.body[0]) if reply.body else "")
     return reply.body[0]
-
-
-class RepoError(Exception):
-    def __init__(self, name: str, text: str) -> None:
-        super().__init__(text)
-        self.name = name
-        self.text = text
 
 
 def _opts(**more: Variant) -> dict[str, Variant]:
@@ -158,45 +151,38 @@ async def _paged(bus: MessageBus, member: str, sig: str, head: list[Any]) -> lis
 
 
 async def run(bus: MessageBus, args: argparse.Namespace, opened: Sequence[Opened],
-              when: Any) -> int:
+              when: Callable[[float], str]) -> int:
     """One ``repo`` subcommand (``when``: alpmctl's time format); its exit status."""
     cmd = args.repo_cmd
-    try:
-        if cmd == "add":
-            force = {"force": Variant("b", True)} if args.force else {}
-            files: list[list[Any]] = []
-            fds: list[int] = []  # (an h argument is an index into the message's descriptors)
-            for o in opened:
-                files.append([o.name, len(fds), [] if o.sig is None else [len(fds) + 1]])
-                fds += [o.fd] if o.sig is None else [o.fd, o.sig]
-            result: Any = _plain(await _call(bus, "Add", "ssa(shah)a{sv}",
-                                             [args.repo, args.arch, files, _opts(**force)],
-                                             fds))
-        elif cmd == "remove":
-            result = _plain(await _call(bus, "Remove", "ssasa{sv}",
-                                        [args.repo, args.arch, args.bases, _opts()]))
-        elif cmd == "move":
-            force = {"force": Variant("b", True)} if args.force else {}
-            result = _plain(await _call(bus, "Move", "sssasa{sv}",
-                                        [args.source, args.destination, args.arch, args.bases,
-                                         _opts(**force)]))
-        elif cmd == "list":
-            result = await _paged(bus, "List", "ssa{sv}", [args.repo, args.arch])
-        elif cmd == "history":
-            result = await _paged(bus, "History", "sa{sv}", [args.base])
-        elif cmd == "check":
-            opts = _opts(verify=Variant("b", args.verify), repair=Variant("b", args.repair))
-            result = {k: v.value for k, v in (await _call(bus, "Check", "a{sv}",
-                                                          [opts])).items()}
-        else:
-            result = [{"name": n, "arches": list(a), "testing": bool(t)}
-                      for n, a, t in await _call(bus, "ListRepositories", "", [])]
-    except RepoError as exc:
-        if args.json:
-            print(json.dumps({"event": "error", "error": exc.name, "message": exc.text}))
-        else:
-            print(_("error: ") + f"{exc.text} ({exc.name})", file=sys.stderr)
-        return EXIT_FAILED
+    if cmd == "add":
+        force = {"force": Variant("b", True)} if args.force else {}
+        files: list[list[Any]] = []
+        fds: list[int] = []  # (an h argument is an index into the message's descriptors)
+        for o in opened:
+            files.append([o.name, len(fds), [] if o.sig is None else [len(fds) + 1]])
+            fds += [o.fd] if o.sig is None else [o.fd, o.sig]
+        result: Any = _plain(await _call(bus, "Add", "ssa(shah)a{sv}",
+                                         [args.repo, args.arch, files, _opts(**force)],
+                                         fds))
+    elif cmd == "remove":
+        result = _plain(await _call(bus, "Remove", "ssasa{sv}",
+                                    [args.repo, args.arch, args.bases, _opts()]))
+    elif cmd == "move":
+        force = {"force": Variant("b", True)} if args.force else {}
+        result = _plain(await _call(bus, "Move", "sssasa{sv}",
+                                    [args.source, args.destination, args.arch, args.bases,
+                                     _opts(**force)]))
+    elif cmd == "list":
+        result = await _paged(bus, "List", "ssa{sv}", [args.repo, args.arch])
+    elif cmd == "history":
+        result = await _paged(bus, "History", "sa{sv}", [args.base])
+    elif cmd == "check":
+        opts = _opts(verify=Variant("b", args.verify), repair=Variant("b", args.repair))
+        result = {k: v.value for k, v in (await _call(bus, "Check", "a{sv}",
+                                                      [opts])).items()}
+    else:
+        result = [{"name": n, "arches": list(a), "testing": bool(t)}
+                  for n, a, t in await _call(bus, "ListRepositories", "", [])]
     if args.json:
         print(json.dumps(result, indent=1))
         return EXIT_OK if cmd != "check" or result["ok"] else EXIT_FAILED
