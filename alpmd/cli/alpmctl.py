@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -40,6 +41,7 @@ from rich.progress import (
 from rich.text import Text
 
 from alpmd import __version__
+from alpmd.cli import alpmctl_repo
 from alpmd.dbus.bus import connect
 from alpmd.engine.query import SCOPE_NAMES
 from alpmd.i18n import N_, client_locale, is_yes
@@ -455,10 +457,12 @@ def print_history(rows: list[dict[str, Any]], console: Console) -> None:
             console.print(f"    {name} {move}", markup=False, highlight=False)
 
 
-async def amain(args: argparse.Namespace) -> int:
+async def amain(args: argparse.Namespace, opened: Sequence[alpmctl_repo.Opened] = ()) -> int:
     bus = await connect(args.address)
     out = Console(highlight=False)
     try:
+        if args.cmd == "repo":
+            return await alpmctl_repo.run(bus, args, opened, _when)
         if args.cmd in ("search", "list"):
             sopts = {"scope": Variant("s", args.scope)} if args.cmd == "list" else {}
             terms = args.terms if args.cmd == "search" else []
@@ -548,7 +552,8 @@ def parser() -> argparse.ArgumentParser:
         prog="alpmctl", description=_(
             "The alpmd daemon's client: search, list, info, updates, pacnew and history ask it; "
             "install, remove, upgrade, refresh and trust-key change the system through it, "
-            "with progress bars and questions at the terminal (Ctrl-C cancels). Exit status: "
+            "with progress bars and questions at the terminal (Ctrl-C cancels); repo manages "
+            "the repository tree it serves. Exit status: "
             "0 success, 1 failed, 2 bad usage, 130 cancelled."))
     ap.add_argument("--version", action="version", version=f"alpmctl (alpmd) {__version__}")
     ap.add_argument("--address", default=None, help=_("bus address (default: the system bus)"))
@@ -591,6 +596,7 @@ def parser() -> argparse.ArgumentParser:
                                  "status says how it ended"))
         wait.add_argument("--no-wait", action="store_true",
                           help=_("start it and print its path"))
+    alpmctl_repo.add_parser(sub)
     return ap
 
 
@@ -599,14 +605,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "history" and (args.limit < 0 or args.offset < 0):
         print(_("error: ") + _("--limit and --offset must not be negative"), file=sys.stderr)
         return EXIT_USAGE
+    opened: list[alpmctl_repo.Opened] = []
+    if args.cmd == "repo" and args.repo_cmd == "add":
+        try:  # (before the bus: a file that cannot be opened is the caller's mistake)
+            opened = alpmctl_repo.open_files(args.files)
+        except alpmctl_repo.FileProblem as exc:
+            print(_("error: ") + str(exc), file=sys.stderr)
+            return EXIT_USAGE
     try:
-        return asyncio.run(amain(args))
+        return asyncio.run(amain(args, opened))
     except KeyboardInterrupt:
         return EXIT_CANCELLED
     except (OSError, ConnectionError) as exc:
         print(_("error: ") + _("cannot reach the daemon: {error}").format(error=exc),
               file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        alpmctl_repo.close_files(opened)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from dbus_fast import DBusError
 from dbus_fast.aio import MessageBus
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from alpmd.dbus.manager import Manager1
 
 log = logging.getLogger("alpmd")
+R = TypeVar("R")
 KEEP_FINISHED = 60.0
 
 
@@ -83,7 +85,14 @@ class Daemon:
         self.lifecycle = Lifecycle(idle_timeout)
         self.watcher = Watcher(self)
         self.workers = limits.Workers(caps, self.authority.uid)
-        fds.crowded = self.close_local_store
+        fds.crowded = self.let_go_of_store
+        #: the query handles lent to worker threads (how many each), and replaced handles
+        #: to release once their last worker gives them back
+        self._lent: dict[Handle, int] = {}
+        self._retired: set[Handle] = set()
+        self._lending = threading.Lock()
+        self._letting_go: asyncio.Future[None] | None = None
+        self._let_go_again = False
         self.file_bytes = 0
         self._reloading = asyncio.Lock()
 
@@ -102,10 +111,67 @@ class Daemon:
         Path(self.shadow_dir).mkdir(parents=True, exist_ok=True)
         return self.new_handle(dbpath=self.shadow_dir)
 
-    def close_local_store(self) -> None:
-        """Close the query handle's local database (the next query opens it again): client
-        descriptors of its file, kept open while the daemon has it open, can then be closed."""
-        self.handle.drop_localdb()
+    def let_go_of_store(self) -> None:
+        """Many client descriptors of files the daemon keeps open are parked (see
+        :mod:`~alpmd.dbus.fds`): close the query handle's local store, close the parked
+        descriptors of its files, open it again — in a worker thread, under the store's own
+        lock (a query reading it waits a moment, never finds it closed), one at a time (a
+        request while one runs starts another after it)."""
+        if self._letting_go is not None:
+            self._let_go_again = True
+            return
+        before = self.watcher.stamp()
+
+        def work() -> None:
+            self.on_query_handle(lambda h: h.localdb.backend.reopen(
+                lambda: fds.opening(unpark_first=True)))
+
+        def done(fut: asyncio.Future[None]) -> None:
+            self._letting_go = None
+            self.watcher.touched(before)
+            if not fut.cancelled() and fut.exception() is not None:
+                log.error("could not reopen the local database: %s", fut.exception())
+            if self._let_go_again:
+                self._let_go_again = False
+                self.let_go_of_store()
+        self._letting_go = asyncio.get_running_loop().run_in_executor(None, work)
+        self._letting_go.add_done_callback(done)
+
+    @property
+    def letting_go(self) -> bool:
+        """Whether the query store is being closed and reopened (not a change to reload for)."""
+        return self._letting_go is not None
+
+    def on_query_handle(self, fn: Callable[[Handle], R]) -> R:
+        """``fn(handle)`` on the query handle, in a worker thread: a handle replaced meanwhile
+        (:meth:`publish`) is released only once its last such worker is done."""
+        with self._lending:
+            h = self.handle
+            self._lent[h] = self._lent.get(h, 0) + 1
+        try:
+            return fn(h)
+        finally:
+            with self._lending:
+                left = self._lent.pop(h) - 1
+                if left:
+                    self._lent[h] = left
+                last = not left and h in self._retired
+                self._retired.discard(h)
+            if last:
+                self._release(h)
+
+    def retire(self, old: Handle) -> None:
+        """Release a replaced query handle (in a thread), or leave that to its last worker."""
+        with self._lending:
+            if old in self._lent:
+                self._retired.add(old)
+                return
+        self._release(old)
+
+    @staticmethod
+    def _release(h: Handle) -> None:
+        h.release()
+        fds.unpark()  # (descriptors of its store's files, kept while it had them open)
 
     def loaded_handle(self) -> Handle:
         """A new query handle with its databases already read (run it off the event loop)."""
@@ -125,15 +191,18 @@ class Daemon:
         and no two threads run one handle's lazy loaders. Reloads run one at a time."""
         async with self._reloading:
             handle = await asyncio.to_thread(self.loaded_handle)
-            self.publish(handle)
+            old = self.publish(handle)
+            await asyncio.to_thread(self.retire, old)
             # the parse's garbage and the old handle's tables, back to the system
             await asyncio.to_thread(return_memory)
 
-    def publish(self, handle: Handle) -> None:
-        """Make ``handle`` (loaded) the query handle and tell the clients."""
-        old = self.handle
-        self.handle = handle
-        old.release()
+    def publish(self, handle: Handle) -> Handle:
+        """Make ``handle`` (loaded) the query handle and tell the clients; the one it
+        replaced (for :meth:`retire`: a worker may still read it, and closing its store is
+        I/O for a thread)."""
+        with self._lending:
+            old = self.handle
+            self.handle = handle
         self.watcher.rebase()
         self._updates_cache = None
         self.generation += 1
@@ -141,6 +210,7 @@ class Daemon:
             self.manager.changed("Generation", "UpdatesAvailable")
             self.manager.InstalledChanged(self.generation)
             self.announce_updates(only_if_changed=True)
+        return old
 
     def refreshed(self) -> None:
         self.last_refresh = int(time.time())

@@ -20,21 +20,28 @@ any descriptor (SQLite locks that way). A client may send a descriptor of a SQLi
 file the daemon has open (the local store, its ``-shm``, the history, a repository
 tree's tracking database: all world-readable), so a received descriptor whose file
 the daemon also has open is not closed but parked (:func:`_close`), and closed once
-no other descriptor of that file is open here (a thread opening the file between that
-look and the close is the one gap left). Too many parked: the daemon closes its local
-store (:data:`crowded`).
+no other descriptor of that file is open here: at the next message, or at once by the
+thread that closes the file (:func:`unpark`). The daemon's own opens of such files either
+wait for that look (:func:`opening`) or happen after it in the same thread; a transaction's
+handle opening the local store in another thread between the look and the close is the
+one gap left. (A descriptor still being read off the bus counts as one the daemon opened
+until its message is taken in: its file's parked ones are kept a little longer, never
+closed too early.) Too many parked: the daemon is asked (:data:`crowded`) to let go of its
+query store for a moment, in a worker thread under the store's own lock, so that no query
+finds it closed and the event loop does no store I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import fcntl
 import io
 import os
 import stat
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -66,10 +73,13 @@ _held: dict[str, int] = {}
 _received: set[int] = set()
 _parked: set[int] = set()
 _guard = threading.Lock()
-#: Past this many parked descriptors the daemon is asked (:data:`crowded`) to close the
-#: files it keeps open between calls (its local store), so that they can be closed.
+#: From this many parked descriptors on, the daemon is asked (:data:`crowded`) at each
+#: message to let go of the files it keeps open between calls (its local store), so that
+#: they can be closed (it does that in a thread, one at a time).
 PARK_LIMIT = 64
 crowded: Callable[[], None] | None = None
+#: threads inside :func:`opening`
+_opening = 0
 
 
 def _file(fd: int) -> tuple[int, int] | None:
@@ -97,7 +107,7 @@ def _close(fd: int) -> None:
 
 def _close_unless(fd: int, busy: set[tuple[int, int]] | None) -> None:
     key = _file(fd)
-    if key is not None and key in (_opened_here() if busy is None else busy):
+    if key is not None and (_opening or key in (_opened_here() if busy is None else busy)):
         _parked.add(fd)
         return
     _received.discard(fd)
@@ -110,11 +120,37 @@ def _close_unless(fd: int, busy: set[tuple[int, int]] | None) -> None:
 
 def unpark() -> None:
     """Close the parked descriptors whose file the daemon no longer has open (one look at
-    the descriptor table for all of them)."""
+    the descriptor table for all of them); thread-safe: a thread that closed such a file
+    calls it."""
     with _guard:
-        busy = _opened_here()
-        for fd in sorted(_parked):
-            _close_unless(fd, busy)
+        _unpark()
+
+
+def _unpark() -> None:
+    if not _parked or _opening:
+        return
+    busy = _opened_here()
+    for fd in sorted(_parked):
+        _close_unless(fd, busy)
+
+
+@contextlib.contextmanager
+def opening(*, unpark_first: bool = False) -> Iterator[None]:
+    """Open a file a client may also send (a SQLite file) inside this: :func:`unpark` waits
+    (closes nothing) meanwhile, so its look at the descriptor table and its closes never
+    straddle the opening. (A counter, not the lock: an open may wait on SQLite's locks.)
+    ``unpark_first``: unpark, as one step with entering (for a thread that has just closed
+    such a file and opens it again)."""
+    global _opening
+    with _guard:
+        if unpark_first:
+            _unpark()
+        _opening += 1
+    try:
+        yield
+    finally:
+        with _guard:
+            _opening -= 1
 
 
 def _sweep(fds: Sequence[int]) -> None:
@@ -141,10 +177,9 @@ def intake(msg: Message) -> None:
     msg.unix_fds = []
     with _guard:
         _received.update(fds)
+    unpark()
     if len(_parked) >= PARK_LIMIT and crowded is not None:
         crowded()
-    if _parked:
-        unpark()
     if msg.message_type is not MessageType.METHOD_CALL:
         for fd in fds:
             _close(fd)

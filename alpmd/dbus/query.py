@@ -128,10 +128,12 @@ class Query1(ServiceInterface):
         deadline = time.monotonic() + bound
         # The engine's bounded matcher stops at ``deadline`` with PATTERN_TOO_COSTLY (a
         # Timeout error); the pool's own deadline, a little later, is only a backstop.
+        # (the worker takes the query handle then: one replaced meanwhile stays open for it)
         return await d.workers.run(
             CALLER.get(), bound + 5,
-            lambda: _translated_rows(lambda: search_rows(h, terms, scope, repos, names_only,
-                                                         offset, limit, deadline)),
+            lambda: _translated_rows(lambda: d.on_query_handle(
+                lambda h: search_rows(h, terms, scope, repos, names_only, offset, limit,
+                                      deadline))),
             "the search")
 
     @dbus_method()

@@ -110,6 +110,21 @@ def test_alpmctl_completes_commands_options_and_names(root: PacmanRoot) -> None:
     assert complete("alpmctl", ["alpmctl", "updates", "x"]) == []
 
 
+def test_alpmctl_completes_repo_commands_options_and_files(tmp_path: Path) -> None:
+    from alpmd.cli.alpmctl_repo import COMMANDS
+
+    assert set(complete("alpmctl", ["alpmctl", "repo", ""])) == set(COMMANDS)
+    assert "repo" in complete("alpmctl", ["alpmctl", "re"])
+    assert complete("alpmctl", ["alpmctl", "repo", "check", "--"]) == ["--verify", "--repair",
+                                                                       "--help"]
+    assert complete("alpmctl", ["alpmctl", "repo", "add", "--"]) == ["--arch", "--force",
+                                                                     "--help"]
+    (tmp_path / "foo-1.0-1-any.pkg.tar.zst").write_bytes(b"")
+    assert complete("alpmctl", ["alpmctl", "repo", "add", "testing", "fo"], cwd=tmp_path) == [
+        "foo-1.0-1-any.pkg.tar.zst"]
+    assert complete("alpmctl", ["alpmctl", "repo", "add", "--arch", "x"]) == []
+
+
 def test_alpm_repo_completes_commands_and_options() -> None:
     assert sorted(complete("alpm-repo", ["alpm-repo", ""])) == sorted(
         ["init", "add", "remove", "move", "update", "ls", "history", "check", "cleanup",

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import grp
+import io
+import json
 import os
 import select
 import shutil
@@ -25,6 +28,8 @@ from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 from dbus_fast.signature import Variant
 
+from alpmd import i18n
+from alpmd.cli import alpmctl
 from alpmd.dbus.bus import connect
 from alpmd.engine import keyring
 from alpmd.engine.alpmdconf import parse_alpmd_config
@@ -36,6 +41,7 @@ from alpmd.engine.repo.incoming import is_package_name
 from alpmd.engine.repo.tree import Tree, init_tree, open_tree
 from alpmd.engine.repo.txn import tree_lock
 from alpmd.testing.dbusenv import CLIENT_USER, DBusEnv, ensure_user, have_polkit, have_tools
+from alpmd.testing.mirror import MirrorServer
 from alpmd.testing.oracle import PacmanRoot
 from alpmd.testing.pkgbuild import FileSpec, build_package
 from tests.repo.conftest import ARCH, Packager, need, read_db, snapshot
@@ -592,7 +598,9 @@ def test_one_user_cannot_take_every_reader(world: RepoWorld) -> None:
     here to end them) run two at a time, the other two are refused at once."""
     pkg = world.build("bigpkg")
     _ok(world.add(PACKAGER, "testing", pkg))
-    pool = Path(world.tree().cfg.pool) / pkg.name
+    tree = world.tree()
+    pool = Path(tree.cfg.pool) / pkg.name
+    tree.close()
     aside = pool.with_name(".aside-" + pkg.name)
     os.rename(pool, aside)
     with open(pool, "wb") as fh:
@@ -643,4 +651,227 @@ def test_one_user_cannot_take_every_reader(world: RepoWorld) -> None:
     assert [name for name, _ in order[:2]] == [LIMIT, LIMIT], order
     assert all("this user" in text for _, text in order[:2]), order
     assert [name for name, _ in order[2:]] == ["", ""], order
+    world.healthy()
+
+
+def _wait(fd: int, what: str) -> bytes:
+    """The next word on pipe ``fd`` (a hang guard, not a timing assertion)."""
+    assert select.select([fd], [], [], 120)[0], f"never heard: {what}"
+    return os.read(fd, 32)
+
+
+def test_descriptors_of_the_tracking_database_go_with_the_change(world: RepoWorld) -> None:
+    """Descriptors of tracking.sqlite (world-readable) a client sends while a release has
+    the tree open are kept (closing them would drop the writer's SQLite locks) and closed
+    by the writer thread as soon as it closes the tree: not left until some later message
+    reaches the daemon. Every client stays connected until the check (a client leaving
+    is a message too)."""
+    pkg = world.build("trackfd")
+    tracking = world.root / ".alpm-repo" / "tracking.sqlite"
+    lock = world.root / ".alpm-repo" / "lock"
+    assert os.stat(tracking).st_mode & 0o004
+    to_parent_r, to_parent = os.pipe()
+    to_child, to_child_w = os.pipe()
+    address = world.env.address
+
+    def packager() -> Any:
+        async def go() -> list[Any]:
+            bus = await connect(address)
+            try:
+                opened = [os.open(p, os.O_RDONLY) for p in (pkg, Path(f"{pkg}.sig"))]
+                os.write(to_parent, b"ready")
+                os.read(to_child, 32)  # the tree is locked now
+                add = asyncio.ensure_future(_call(bus, "Add", "ssa(shah)a{sv}",
+                                                  ["testing", ARCH, [[pkg.name, 0, [1]]], {}],
+                                                  opened))
+                await _call(bus, "Get", "ss", ["org.alpm.Manager1", "State"],
+                            iface="org.freedesktop.DBus.Properties")
+                os.write(to_parent, b"adding")
+                reply = await add
+                for fd in opened:
+                    os.close(fd)
+                os.write(to_parent, b"added")
+                os.read(to_child, 32)  # stay connected until the parent looked
+                return [reply.error_name, str(reply.body)]
+            finally:
+                bus.disconnect()
+        return asyncio.run(asyncio.wait_for(go(), 300))
+
+    sent_r, sent_w = os.pipe()
+    stay_r, stay_w = os.pipe()
+
+    def sender() -> Any:
+        """(A child: the test process must never open and close descriptors of
+        tracking.sqlite itself, or it would drop its own SQLite locks on it.)"""
+        async def go() -> str:
+            bus = await connect(address)
+            try:
+                os.write(sent_w, b"ready")
+                os.read(stay_r, 32)  # the release waits for the tree's lock now
+                for _ in range(2):
+                    sent = [os.open(tracking, os.O_RDONLY) for _ in range(8)]
+                    await bus.send(Message(destination="org.alpm", path="/org/alpm",
+                                           interface="org.alpm.Manager1", member="Poke",
+                                           message_type=MessageType.SIGNAL, unix_fds=sent))
+                    for fd in sent:
+                        os.close(fd)
+                await _call(bus, "Get", "ss", ["org.alpm.Manager1", "State"],
+                            iface="org.freedesktop.DBus.Properties")
+                os.write(sent_w, b"sent")
+                os.read(stay_r, 32)  # stay connected until the parent looked
+                return "ok"
+            finally:
+                bus.disconnect()
+        return asyncio.run(asyncio.wait_for(go(), 300))
+    tree = world.tree()
+    cfg = tree.cfg
+    tree.close()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            # (the client is forked before the lock is taken: a child would inherit it)
+            client = pool.submit(as_user, PACKAGER, packager)
+            assert _wait(to_parent_r, "the client") == b"ready"
+            flooder = pool.submit(as_user, "root", sender)
+            assert _wait(sent_r, "the other client") == b"ready"
+            with tree_lock(cfg):
+                os.write(to_child_w, b"go")
+                assert _wait(to_parent_r, "the release") == b"adding"
+                for _ in range(2400):  # (a hang guard: the writer reaches the lock)
+                    if _open_count(world.proc.pid, lock):
+                        break
+                    time.sleep(0.05)
+                assert _open_count(world.proc.pid, tracking) == 1
+                os.write(stay_w, b"go")
+                assert _wait(sent_r, "the descriptors") == b"sent"
+                # kept: the writer has the tracking database open
+                assert _open_count(world.proc.pid, tracking) == 1 + 16
+            assert _wait(to_parent_r, "the release's answer") == b"added"
+            for _ in range(1200):  # (a hang guard)
+                if not _open_count(world.proc.pid, tracking):
+                    break
+                time.sleep(0.05)
+            left = _open_count(world.proc.pid, tracking)
+            os.write(to_child_w, b"done")
+            os.write(stay_w, b"done")
+            name, body = client.result(timeout=300)
+            assert flooder.result(timeout=300) == "ok"
+    finally:
+        for fd in (to_parent_r, to_parent, to_child, to_child_w, sent_r, sent_w, stay_r,
+                   stay_w):
+            os.close(fd)
+    assert name is None, body
+    assert left == 0, f"{left} descriptors of tracking.sqlite still open after the release"
+    assert "trackfd-1.0-1" in world.db("testing")
+    world.healthy()
+
+
+# -- alpmctl repo: the command line over Repository1 -------------------------------------
+
+
+def _alpmctl(world: RepoWorld, user: str, *args: str, lang: str = "C.UTF-8",
+             address: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``alpmctl ARGS`` as ``user`` on the world's bus: its main() in a forked child of
+    that uid (the test interpreter is not readable by other users, so it cannot be
+    exec'd as them), with its own environment, output captured."""
+    def child() -> list[Any]:
+        os.environ.pop("LC_ALL", None)
+        os.environ.pop("LANGUAGE", None)
+        os.environ.update({"LANG": lang, "DBUS_SYSTEM_BUS_ADDRESS": address or
+                           world.env.address, "TZ": "UTC"})
+        i18n.reset()
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = alpmctl.main(list(args))
+            except SystemExit as exc:  # (argparse: bad usage)
+                code = int(exc.code or 0)
+        return [code, out.getvalue(), err.getvalue()]
+    code, out, err = as_user(user, child)
+    return subprocess.CompletedProcess(["alpmctl", *args], code, out, err)
+
+
+def test_alpmctl_repo_releases_what_pacman_then_installs(world: RepoWorld,
+                                                          tmp_path: Path) -> None:
+    """A packager releases with ``alpmctl repo add`` (descriptors of the file and its .sig);
+    the real pacman, on a root whose [testing] is the served tree over a loopback mirror,
+    syncs, lists and installs it. Then the other subcommands: list, history, repos, check,
+    move and remove."""
+    pkg = world.build("ctlpkg")
+    got = _alpmctl(world, PACKAGER, "repo", "add", "testing", str(pkg))
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.splitlines() == [f"add testing {ARCH} ctlpkg 1.0-1"], got.stdout
+
+    need("pacman")
+    root = PacmanRoot(tmp_path / "root")
+    with MirrorServer(root=world.root).threaded() as m:
+        root.repos.append("testing")
+        root.write_config()
+        conf = root.config.read_text().replace(
+            f"Server = file://{root.root}/srv/testing", f"Server = {m.url}/testing/os/{ARCH}")
+        root.config.write_text(conf)
+        sync = root.pacman("-Sy")
+        assert sync.returncode == 0, sync.stderr
+        listed = root.pacman("-Sl", "testing")
+        assert listed.returncode == 0, listed.stderr
+        assert "testing ctlpkg 1.0-1" in listed.stdout.splitlines(), listed.stdout
+        installed = root.pacman("-S", "--noconfirm", "ctlpkg")
+        assert installed.returncode == 0, installed.stderr
+    assert (root.root / "usr/share/ctlpkg/1.0-1").read_bytes() == b"ctlpkg"
+
+    listed_ctl = _alpmctl(world, CLIENT_USER, "repo", "list", "testing")
+    assert listed_ctl.returncode == 0, listed_ctl.stderr
+    assert f"testing {ARCH} ctlpkg 1.0-1" in listed_ctl.stdout.splitlines()
+    hist = _alpmctl(world, CLIENT_USER, "repo", "history", "ctlpkg")
+    assert hist.returncode == 0, hist.stderr
+    assert [line.split()[2:] for line in hist.stdout.splitlines()] == [
+        [PACKAGER, "add", "testing", ARCH, "ctlpkg", "1.0-1"]], hist.stdout
+    repos = _alpmctl(world, CLIENT_USER, "repo", "repos")
+    assert repos.returncode == 0, repos.stderr
+    assert f"core {ARCH}" in repos.stdout.splitlines()
+    assert f"testing {ARCH} (testing)" in repos.stdout.splitlines()
+    check = _alpmctl(world, CLIENT_USER, "repo", "check")
+    assert (check.returncode, check.stdout.splitlines()[-1]) == (0, "tree is consistent")
+    as_json = _alpmctl(world, CLIENT_USER, "--json", "repo", "list", "testing")
+    assert {"name": "ctlpkg", "repo": "testing", "version": "1.0-1"}.items() <= next(
+        r for r in json.loads(as_json.stdout) if r["name"] == "ctlpkg").items()
+
+    moved = _alpmctl(world, PACKAGER, "repo", "move", "testing", "staging", "ctlpkg")
+    assert moved.returncode == 0, moved.stderr
+    assert "ctlpkg-1.0-1" in world.db("staging") and "ctlpkg-1.0-1" not in world.db("testing")
+    removed = _alpmctl(world, PACKAGER, "repo", "remove", "staging", "ctlpkg")
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.split()[:2] == ["remove", "staging"], removed.stdout
+    assert "ctlpkg-1.0-1" not in world.db("staging")
+    world.healthy()
+
+
+def test_alpmctl_repo_refusals_and_local_errors(world: RepoWorld) -> None:
+    """polkit refuses a release to core: alpmctl prints the daemon's error and exits 1, the
+    tree is byte-identical; a file that does not exist is an error before anything is
+    sent (exit 2, even with no daemon to talk to); German when the user speaks it."""
+    pkg = world.build("ctlcore")
+    before = world.state()
+    got = _alpmctl(world, PACKAGER, "repo", "add", "core", str(pkg))
+    assert got.returncode == 1, (got.stdout, got.stderr)
+    assert got.stderr.startswith("error: ") and f"({NOT_AUTHORIZED})" in got.stderr, got.stderr
+    assert "org.alpm.repository.release" in got.stderr
+    assert got.stdout == ""
+    refused = _alpmctl(world, PACKAGER, "repo", "remove", "core", "anything")
+    assert refused.returncode == 1 and NOT_AUTHORIZED in refused.stderr, refused.stderr
+    assert world.state() == before
+    assert "ctlcore-1.0-1" not in world.db("core")
+
+    missing = str(world.public / "nothere-1.0-1-x86_64.pkg.tar.zst")
+    for address in (world.env.address, "unix:path=/nonexistent/bus"):
+        gone = _alpmctl(world, PACKAGER, "repo", "add", "testing", str(pkg), missing,
+                        address=address)
+        assert gone.returncode == 2, (gone.stdout, gone.stderr)
+        assert gone.stderr == f"error: cannot open {missing}: No such file or directory\n"
+    assert world.state() == before
+    german = _alpmctl(world, PACKAGER, "repo", "add", "testing", missing, lang="de_DE.UTF-8")
+    assert german.returncode == 2
+    assert german.stderr == (f"Fehler: {missing} kann nicht geöffnet werden: "
+                             "No such file or directory\n"), german.stderr
+    usage = _alpmctl(world, PACKAGER, "repo", "add", "testing")
+    assert usage.returncode == 2 and "FILE" in usage.stderr
     world.healthy()

@@ -4,19 +4,27 @@ on it, and SQLite locks that way; the local store is world-readable)."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
+import select
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from dbus_fast import Message, MessageType, Variant
+from dbus_fast.aio import MessageBus
 
 from alpmd.dbus import fds
+from alpmd.dbus.bus import connect
 from alpmd.engine.db.convert import convert_dbpath
 from alpmd.engine.db.stores import Store
-from tests.dbus.dbus_e2e import E2ERoot
-from tests.security.secworld import World, build_world, named
+from tests.dbus.dbus_e2e import E2ERoot, Pkg
+from tests.security.secworld import INSTALLED, World, as_user, build_world, named
 
 Q = {"iface": "org.alpm.Query1", "member": "InspectFile", "sig": "h"}
 M = {"iface": "org.alpm.Manager1", "member": "InstallFiles", "sig": "aha{sv}"}
@@ -42,8 +50,12 @@ def sqlite_world(user: str) -> Iterator[World]:
 
 def _locks(pid: int, path: Path) -> list[str]:
     """The POSIX locks ``pid`` holds on ``path`` (from /proc/locks, without the ordinal
-    that other processes' locks move)."""
-    st = os.stat(path)
+    that other processes' locks move); none when the file is gone (SQLite removes its
+    ``-shm`` and ``-wal`` files when the last connection closes)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return []
     inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
     with open("/proc/locks", encoding="ascii") as fh:
         return [line.split(":", 1)[1] for line in fh if line.split()[1] == "POSIX"
@@ -79,7 +91,7 @@ def test_descriptors_of_the_local_store_keep_the_daemon_locks(sqlite_world: Worl
 
 def test_kept_descriptors_are_bounded(sqlite_world: World) -> None:
     """Descriptors kept for their file's locks do not pile up: past a bound the daemon
-    closes its idle local store (and opens it again for the next query)."""
+    closes its local store, the kept descriptors and opens it again (in a thread)."""
     w = sqlite_world
     store = w.root.root.dbpath / "local.sqlite"
     shm = Path(f"{store}-shm")
@@ -90,6 +102,136 @@ def test_kept_descriptors_are_bounded(sqlite_world: World) -> None:
     results = w.hostile([{**sig, "fds": [{"open": str(store)}] * 8}] * 40)
     assert results == [{"sent": True}] * 40, results[:3]
     assert "error" not in w.hostile([RESOLVE])[0]
-    assert w.fd_count() < before + 2 * fds.PARK_LIMIT, (before, w.fd_count())
-    assert _locks(w.proc.pid, shm)  # the store is open (and locked) again
+    # (the daemon lets go of its store in a worker thread: a bounded wait, a hang guard)
+    deadline = time.monotonic() + 60
+    while not (w.fd_count() < before + 2 * fds.PARK_LIMIT and _locks(w.proc.pid, shm)):
+        assert time.monotonic() < deadline, (before, w.fd_count(), _locks(w.proc.pid, shm))
+        time.sleep(0.05)
     w.healthy()
+
+
+LONG = "a" * 48
+#: a search that backtracks in every matcher: it keeps a worker busy until its deadline
+SLOW = [["(a|aa)+$x"], {"scope": Variant("s", "installed")}]
+#: a regular-expression search (a worker) that reads the local store (each package's reason)
+EXPLICIT = [["^t.ol|^lib"], {"scope": Variant("s", "explicit")}]
+FLOOD = 9  # signals of 8 descriptors: more than fds.PARK_LIMIT
+
+
+@pytest.fixture
+def busy_sqlite_world(user: str) -> Iterator[World]:
+    where = Path(tempfile.mkdtemp(prefix="alpmd-sqlite-"))
+    where.chmod(0o755)
+    try:
+        yield from build_world(
+            where, user, prepare=_sqlite_store,
+            installed=[*INSTALLED, Pkg(LONG), Pkg("libone"), Pkg("libtwo")],
+            daemon_args=("--limit", "search_deadline=10"))
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def _flooding_client(address: str, store: str, told: int) -> dict[str, Any]:
+    """As the unprivileged user: a slow search in a worker, regular searches reading the
+    store beside it, and descriptors of the store sent meanwhile, twice: the second time
+    with no other call after them (``told`` hears when they went)."""
+    async def go() -> dict[str, Any]:
+        bus = await MessageBus(bus_address=address, negotiate_unix_fd=True).connect()
+
+        async def call(iface: str, member: str, sig: str, body: list[Any]) -> Message:
+            return await bus.call(Message(destination="org.alpm", path="/org/alpm",
+                                          interface=iface, member=member, signature=sig,
+                                          body=body))
+
+        def rows(reply: Message) -> Any:
+            if reply.message_type is MessageType.ERROR:
+                return [reply.error_name, reply.body]
+            return sorted(row[1] for row in reply.body[0])
+
+        async def flood() -> None:
+            for _ in range(FLOOD):
+                sent = [os.open(store, os.O_RDONLY) for _ in range(8)]
+                await bus.send(Message(destination="org.alpm", path="/org/alpm",
+                                       interface="org.alpm.Manager1", member="Poke",
+                                       message_type=MessageType.SIGNAL, unix_fds=sent))
+                for fd in sent:
+                    os.close(fd)
+                await asyncio.sleep(0)
+
+        async def searches() -> list[Any]:
+            return [rows(await call("org.alpm.Query1", "Search", "asa{sv}", EXPLICIT))
+                    for _ in range(6)]
+        baseline = rows(await call("org.alpm.Query1", "Search", "asa{sv}", EXPLICIT))
+        slow = asyncio.ensure_future(call("org.alpm.Query1", "Search", "asa{sv}", SLOW))
+        during, _ = await asyncio.gather(searches(), flood())
+        await flood()
+        # a round trip: the daemon has taken every signal before this answer
+        await call("org.freedesktop.DBus.Properties", "Get", "ss", ["org.alpm.Manager1",
+                                                                    "State"])
+        os.write(told, b"flooded")
+        reply = await slow
+        slow_done = time.monotonic()
+        after = rows(await call("org.alpm.Query1", "Search", "asa{sv}", EXPLICIT))
+        bus.disconnect()
+        return {"baseline": baseline, "during": during, "after": after,
+                "slow": [reply.error_name, reply.body], "slow_done": slow_done}
+    return asyncio.run(asyncio.wait_for(go(), 120))
+
+
+def test_store_let_go_of_beside_running_queries(busy_sqlite_world: World) -> None:
+    """More than PARK_LIMIT descriptors of the local store arrive while a slow query runs
+    in a worker and others read the store: the daemon closes its store, closes the
+    descriptors and opens it again by itself (in a thread, under the store's lock, without
+    waiting for the slow one), and every query gets its full answer."""
+    w = busy_sqlite_world
+    store = w.root.root.dbpath / "local.sqlite"
+    shm = Path(f"{store}-shm")
+    assert "error" not in w.hostile([RESOLVE])[0]
+    assert _locks(w.proc.pid, shm)
+    before = w.fd_count()
+    generation = _generation(w)
+    r, wr = os.pipe()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            fut = pool.submit(as_user, w.user,
+                              lambda: _flooding_client(w.env.address, str(store), wr))
+            assert select.select([r], [], [], 120)[0], "the client never flooded"
+            assert os.read(r, 16) == b"flooded"
+            # no call follows the descriptors: the daemon lets its store go and opens it
+            # again on its own (bounded wait, a hang detector)
+            deadline = time.monotonic() + 60
+            while not (_locks(w.proc.pid, shm) and w.fd_count() <= before + 16):
+                assert time.monotonic() < deadline, (
+                    f"the daemon did not reopen its store ({w.fd_count()} descriptors, "
+                    f"{before} before; locks {_locks(w.proc.pid, shm)})")
+                time.sleep(0.05)
+            settled = time.monotonic()
+            got = fut.result()
+    finally:
+        os.close(r)
+        os.close(wr)
+    assert got["baseline"] == ["libone", "libtwo", "tool"], got
+    assert got["during"] == [got["baseline"]] * 6 and got["after"] == got["baseline"], got
+    # the slow query ran on (to its deadline) while the store was let go of and reopened
+    assert got["slow"][0] == "org.alpm.Error.Timeout", got
+    assert settled < got["slow_done"], "the slow query was over before the store settled"
+    # nothing was installed: no reload, no InstalledChanged for the clients (closing the
+    # store's last connection moves its files' times; that is not a change behind our back)
+    assert _generation(w) == generation
+    w.healthy()
+
+
+def _generation(w: World) -> int:
+    """Manager1.Generation as a root client reads it."""
+    async def go() -> int:
+        bus = await connect(w.env.address)
+        try:
+            reply = await bus.call(Message(
+                destination="org.alpm", path="/org/alpm",
+                interface="org.freedesktop.DBus.Properties", member="Get", signature="ss",
+                body=["org.alpm.Manager1", "Generation"]))
+            assert reply.message_type is MessageType.METHOD_RETURN, reply.body
+            return int(reply.body[0].value)
+        finally:
+            bus.disconnect()
+    return asyncio.run(asyncio.wait_for(go(), 60))

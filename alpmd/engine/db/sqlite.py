@@ -25,7 +25,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from alpmd import TYPE_CHECKING
 from alpmd.engine.db.backend import (
@@ -51,6 +51,7 @@ from alpmd.engine.package import Loaded, Part
 from alpmd.i18n import N_, Message
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
     from typing import Any
 
 __all__ = ["SCHEMA_VERSION", "STORE_NAME", "LocalSqliteBackend", "sqlite_error"]
@@ -274,6 +275,12 @@ class LocalSqliteBackend(DatabaseBackend):
             self.state = "unopened"
             self._descs = None
             self._desc_reads = 0
+
+    def reopen(self, opening: Callable[[], AbstractContextManager[object]]) -> None:
+        with self._mutex:  # (every read and write holds it)
+            self.close()
+            with opening():
+                self._open()
 
     def _prepare_write(self) -> None:
         """Create the file and its tables with the first write."""
