@@ -27,6 +27,7 @@ import hashlib
 import itertools
 import os
 import stat
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from contextlib import contextmanager
 from alpmd.engine.archive import (
     MAX_METADATA_SIZE,
     ArchiveReadError,
+    Consumed,
     EntryKind,
     archive_reader,
     iter_entries,
@@ -85,6 +87,9 @@ EXTRACT_FLAGS = (_OWNER | _PERM | _TIME | _UNLINK | _XATTR | _SECURE_SYMLINKS | 
 _archive_errno = _LIB.archive_errno
 _archive_errno.argtypes = [ctypes.c_void_p]
 _archive_errno.restype = ctypes.c_int
+
+#: ``os.fsencode`` without its Python-level call, once per entry.
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 _CWD_LOCK = threading.RLock()
 _counter = itertools.count()
@@ -154,6 +159,8 @@ class _Extractor:
         #: Directories this extraction created: what is below them is only what it wrote
         #: since, and the archive lists each path once, so nothing there needs an lstat.
         self.fresh_dirs: set[str] = set()
+        #: Told to the walk once an entry's data was all written (nothing left to skip).
+        self.consumed = Consumed()
         self.writer = _write_disk_new()
         if not self.writer:
             raise AlpmError(ErrorCode.MEMORY, "archive_write_disk_new failed")
@@ -185,22 +192,24 @@ class _Extractor:
         Returns (ok, md5 of the written file when asked).
         """
         if is_dir or fresh:
-            _entry_set_pathname(entry_p, os.fsencode(rel))
+            _entry_set_pathname(entry_p, rel.encode(_FS_ENCODING, _FS_ERRORS))
             ret = _read_extract2(archive_p, entry_p, self.writer)
-            if self._failed(archive_p, ret, rel):
+            if ret != _ARCHIVE_OK and self._failed(archive_p, ret, rel):
                 if not is_dir:
                     self._discard(rel)
                 self._give_up(_archive_errno(archive_p), rel)
                 return False, None
+            self.consumed.done = True
             return True, (md5_file(rel) if want_md5 and not is_dir else None)
         parent = rel.rpartition("/")[0]
         tmp = f"{parent + '/' if parent else ''}.alpmd-{_PID[0]}-{next(_counter)}.tmp"
-        _entry_set_pathname(entry_p, os.fsencode(tmp))
+        _entry_set_pathname(entry_p, tmp.encode(_FS_ENCODING, _FS_ERRORS))
         ret = _read_extract2(archive_p, entry_p, self.writer)
-        if self._failed(archive_p, ret, rel):
+        if ret != _ARCHIVE_OK and self._failed(archive_p, ret, rel):
             self._discard(tmp)
             self._give_up(_archive_errno(archive_p), rel)
             return False, None
+        self.consumed.done = True
         digest = md5_file(tmp) if want_md5 else None
         try:
             os.rename(tmp, rel)
@@ -248,8 +257,15 @@ class _Extractor:
         """libalpm's decision table for one payload entry (cwd is the root)."""
         handle = self.handle
         opts = handle.options
-        full = self.root + path
         entry_is_dir = kind is EntryKind.DIR
+        if not opts.noextract and path not in self.backup_new \
+                and path.rpartition("/")[0] in self.fresh_dirs:
+            # Below a directory this extraction made: nothing there, nothing to decide.
+            if self.write(archive_p, entry_p, path, entry_is_dir, False, fresh=True)[0] \
+                    and entry_is_dir:
+                self.fresh_dirs.add(path)
+            return
+        full = self.root + path
         if opts.noextract and fnmatch_patterns(opts.noextract, name) == 0:
             handle.log(LogLevel.DEBUG, f"{name} is in NoExtract, skipping extraction of {full}")
             return  # the walk skips the member's data
@@ -380,7 +396,7 @@ def extract_package(
     try:
         with inside_root(handle.options.root), archive_reader(fd) as archive_p:
             # A member not written is skipped by the walk before the next header.
-            for entry_p in iter_entries(archive_p):
+            for entry_p in iter_entries(archive_p, consumed=ex.consumed):
                 raw = _entry_pathname_utf8(entry_p) or _entry_pathname(entry_p)
                 name = "" if raw is None else raw.decode("utf-8", "surrogateescape")
                 path = name[:-1] if name.endswith("/") else name

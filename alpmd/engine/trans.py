@@ -36,7 +36,7 @@ from alpmd.engine import (
     resolve,
     scriptlet,
 )
-from alpmd.engine.archive import load_package_file
+from alpmd.engine.archive import load_package_file, load_package_files
 from alpmd.engine.config import SigCheck, SigLevel
 from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.errors import AlpmError, ErrorCode, from_os_error, system_error
@@ -272,6 +272,30 @@ class Transaction:
                 os.close(fd)
             return
         self._add_loaded(load_package_file(path, full=True))
+
+    def add_files(self, paths: Sequence[str], *, workers: int = 1) -> None:
+        """Several package files (``-U``), in order, as :meth:`add_file` each.
+
+        With ``workers`` > 1 forked processes share the reading
+        (:func:`~alpmd.engine.archive.load_package_files`). The first file that
+        fails, in order, raises its error with ``details["target_index"]``, its
+        place in ``paths``.
+        """
+        self._set_kind("add")
+        if any(_names_a_descriptor(p) for p in paths):
+            workers = 1  # staged one by one below
+        loaded = load_package_files([p for p in paths if not _names_a_descriptor(p)],
+                                    workers=workers)
+        for i, path in enumerate(paths):
+            try:
+                if _names_a_descriptor(path):
+                    self.add_file(path)
+                else:
+                    self._add_loaded(next(loaded))
+            except AlpmError as exc:
+                exc.details.setdefault("target_index", i)
+                loaded.close()
+                raise
 
     def add_fd(self, fd: int, *, regular_only: bool = True) -> None:
         """A package file passed as an open descriptor (a client's, a pipe).
