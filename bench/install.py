@@ -66,12 +66,16 @@ class _Roots:
 
     def clear(self) -> None:
         """Delete earlier runs' roots, then flush and wait until ext4 no longer skips
-        their freed inodes (5 s once the inode tables are written)."""
-        if self.top.exists():
-            shutil.rmtree(self.top)
-            subprocess.run(["sync", "-f", str(self.top.parent)], check=True)
-            time.sleep(6)
+        inodes freed so far, ours or anybody's (5 s once the inode tables are written;
+        5 minutes while they are not)."""
+        self.remove()
+        time.sleep(6)
         self.top.mkdir(parents=True)
+
+    def remove(self) -> None:
+        """Delete the roots, and write the inode tables out (see :meth:`clear`)."""
+        shutil.rmtree(self.top, ignore_errors=True)
+        subprocess.run(["sync", "-f", str(self.top.parent)], check=True)
 
     def new(self, tool: str) -> tuple[Path, list[str]]:
         from alpmd.testing.oracle import PacmanRoot
@@ -198,7 +202,8 @@ def run(ctx: Context) -> Section:
     disk.clear()
     try:
         if shm is not None:
-            shm.clear()
+            shutil.rmtree(shm.top, ignore_errors=True)
+            shm.top.mkdir(parents=True)
         for place in places:
             place.measure(pairs, synced=place.roots is disk)
         t = Table(["", "pacman -U (median)", "alpm -U (median)",
@@ -210,7 +215,7 @@ def run(ctx: Context) -> Section:
         counted_a = _syscalls([sys.executable, "-m", "alpmd.cli.alpm", "-U",
                                *disk.new("alpm")[1], *files])
     finally:
-        shutil.rmtree(disk.top, ignore_errors=True)
+        disk.remove()
         if shm is not None:
             shutil.rmtree(shm.top, ignore_errors=True)
     notes = [f"package files built under {pkgdir}", f"from {ROOT}",

@@ -23,7 +23,6 @@ extract it again).
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import itertools
 import os
 import stat
@@ -119,6 +118,8 @@ def inside_root(root: str) -> Iterator[None]:
 
 def md5_file(path: str) -> str | None:
     """Hex md5 of a regular file, None when it cannot be read (libalpm's ``alpm_compute_md5sum``)."""
+    import hashlib  # only backup files need it: OpenSSL's start-up costs a few ms
+
     try:
         with open(path, "rb") as fh:
             return hashlib.file_digest(fh, "md5").hexdigest()

@@ -14,12 +14,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
-import glob
-import hashlib
 import os
 import re
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -29,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from alpmd.engine import (
     conflict,
-    diskspace,
     extract,
     hooks,
     remove,
@@ -141,6 +137,8 @@ def operation_for(new: Package, old: Package | None) -> Operation:
 
 
 def _sha256(path: str) -> str:
+    import hashlib  # not for -U of local files (OpenSSL's start-up)
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -637,6 +635,8 @@ class Transaction:
                     why = "invalid or corrupted package (checksum)"
                 validation.append("sha256")
             elif pkg.md5sum:
+                import hashlib
+
                 h = hashlib.md5()
                 with open(item.path, "rb") as f:
                     h.update(f.read())
@@ -679,6 +679,8 @@ class Transaction:
                 raise AlpmError(ErrorCode.FILE_CONFLICTS, conflicts=found)
         if self.handle.options.checkspace:
             self._event(DiskSpace())
+            from alpmd.engine import diskspace  # CheckSpace only
+
             diskspace.check_diskspace(self.handle, pkgs, list(removing))
             self._event(DiskSpace(done=True))
 
@@ -964,6 +966,8 @@ def _stage(handle: Handle, fd: int, *, regular_only: bool) -> str:
     regular = stat.S_ISREG(st.st_mode)
     if regular_only and not regular:
         raise AlpmError(ErrorCode.PKG_OPEN, "package descriptor is not a regular file")
+    import tempfile
+
     durable = _durable(handle)
     where = staging_dir(handle.dbpath)
     try:
@@ -1013,6 +1017,8 @@ def _durable(handle: Handle) -> bool:
 
 def _cached_file(handle: Handle, name: str, version: str) -> str | None:
     """A package file for ``name-version`` in a cache directory (for roll back)."""
+    import glob
+
     for d in handle.options.cachedirs:
         for path in sorted(glob.glob(os.path.join(glob.escape(d), f"{glob.escape(name)}-"
                                                   f"{glob.escape(version)}-*.pkg.tar*"))):
