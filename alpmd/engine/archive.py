@@ -564,6 +564,9 @@ class _Walk:
     def check_path(self, name: str, what: str = "path", entry: str | None = None) -> str:
         """The path without a trailing slash, or PKG_INVALID (naming ``entry``) if it could escape."""
         stripped = name[:-1] if name.endswith("/") and len(name) > 1 else name
+        if stripped and stripped[0] != "/" and stripped[0] != "." and stripped[-1] != "/" \
+                and "//" not in stripped and "/." not in stripped:
+            return stripped  # no empty component, and none that starts with a dot
         parts = stripped.split("/")
         problem = None
         if not name:
@@ -669,7 +672,10 @@ def _read_package(fd: int, label: str,
         code = ErrorCode.PKG_OPEN if fail.opening else ErrorCode.LIBARCHIVE
         raise AlpmError(code, f"error while reading package {label} ({where}): {fail.message}",
                         entry=entry, path=label) from None
-    walk.files.sort(key=_sort_key)
+    if "".join(walk.files).isascii():
+        walk.files.sort()  # the same order as by UTF-8 bytes, without encoding each path
+    else:
+        walk.files.sort(key=_sort_key)
     return meta, walk.files, complete
 
 
