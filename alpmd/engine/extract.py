@@ -79,6 +79,11 @@ _SECURE_SYMLINKS, _SECURE_NODOTDOT, _SECURE_NOABSOLUTEPATHS = 0x100, 0x200, 0x10
 #: libalpm's flags plus every SECURE_* one (paths are relative to the root).
 EXTRACT_FLAGS = (_OWNER | _PERM | _TIME | _UNLINK | _XATTR | _SECURE_SYMLINKS | _SECURE_NODOTDOT
                  | _SECURE_NOABSOLUTEPATHS)
+#: For entries below a directory this extraction made: nothing is there to unlink and no
+#: symlink is on the way (the one thing ``UNLINK`` also removes), so the flag would only
+#: cost a failing ``unlink`` per file. Should a name be taken after all, libarchive
+#: still replaces what is there (it unlinks and retries when the create fails).
+_FRESH_FLAGS = EXTRACT_FLAGS & ~_UNLINK
 
 
 #: ``archive_errno``: why libarchive's disk writer failed (a full or read-only disk ends
@@ -162,13 +167,22 @@ class _Extractor:
         self.fresh_dirs: set[str] = set()
         #: Told to the walk once an entry's data was all written (nothing left to skip).
         self.consumed = Consumed()
-        self.writer = _write_disk_new()
-        if not self.writer:
+        self.writer = self.fresh_writer = 0
+        self.writer = self._writer(EXTRACT_FLAGS)
+        self.fresh_writer = self._writer(_FRESH_FLAGS)
+
+    @staticmethod
+    def _writer(flags: int) -> int:
+        writer = int(_write_disk_new() or 0)
+        if not writer:
             raise AlpmError(ErrorCode.MEMORY, "archive_write_disk_new failed")
-        _write_disk_set_options(self.writer, EXTRACT_FLAGS)
+        _write_disk_set_options(writer, flags)
+        return writer
 
     def close(self) -> None:
-        _write_free(self.writer)
+        for writer in (self.writer, self.fresh_writer):
+            if writer:
+                _write_free(writer)
 
     def error(self, message: str) -> None:
         self.errors.append(message)
@@ -180,7 +194,7 @@ class _Extractor:
         self.handle.logaction("ALPM", f"warning: {message}")
 
     def write(self, archive_p: int, entry_p: int, rel: str, is_dir: bool,
-              want_md5: bool, fresh: bool = False) -> tuple[bool, str | None]:
+              want_md5: bool, fresh: bool = False, writer: int = 0) -> tuple[bool, str | None]:
         """Write the current entry at ``rel`` (relative to the root, cwd is the root).
 
         ``fresh``: nothing is at ``rel``, so the entry is written there directly
@@ -190,11 +204,13 @@ class _Extractor:
         extracts the package again over whatever was written. Replacing an
         existing file still goes through a temporary name and a rename.
 
+        ``writer``: libarchive's writer to use (default: :data:`EXTRACT_FLAGS`').
+
         Returns (ok, md5 of the written file when asked).
         """
         if is_dir or fresh:
             _entry_set_pathname(entry_p, rel.encode(_FS_ENCODING, _FS_ERRORS))
-            ret = _read_extract2(archive_p, entry_p, self.writer)
+            ret = _read_extract2(archive_p, entry_p, writer or self.writer)
             if ret != _ARCHIVE_OK and self._failed(archive_p, ret, rel):
                 if not is_dir:
                     self._discard(rel)
@@ -262,8 +278,8 @@ class _Extractor:
         if not opts.noextract and path not in self.backup_new \
                 and path.rpartition("/")[0] in self.fresh_dirs:
             # Below a directory this extraction made: nothing there, nothing to decide.
-            if self.write(archive_p, entry_p, path, entry_is_dir, False, fresh=True)[0] \
-                    and entry_is_dir:
+            if self.write(archive_p, entry_p, path, entry_is_dir, False, fresh=True,
+                          writer=self.fresh_writer)[0] and entry_is_dir:
                 self.fresh_dirs.add(path)
             return
         full = self.root + path
