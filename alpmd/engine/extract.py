@@ -194,7 +194,8 @@ class _Extractor:
         self.handle.logaction("ALPM", f"warning: {message}")
 
     def write(self, archive_p: int, entry_p: int, rel: str, is_dir: bool,
-              want_md5: bool, fresh: bool = False, writer: int = 0) -> tuple[bool, str | None]:
+              want_md5: bool, fresh: bool = False, writer: int = 0,
+              named: bool = False) -> tuple[bool, str | None]:
         """Write the current entry at ``rel`` (relative to the root, cwd is the root).
 
         ``fresh``: nothing is at ``rel``, so the entry is written there directly
@@ -205,11 +206,13 @@ class _Extractor:
         existing file still goes through a temporary name and a rename.
 
         ``writer``: libarchive's writer to use (default: :data:`EXTRACT_FLAGS`').
+        ``named``: the entry's stored name is ``rel`` already (not set again).
 
         Returns (ok, md5 of the written file when asked).
         """
         if is_dir or fresh:
-            _entry_set_pathname(entry_p, rel.encode(_FS_ENCODING, _FS_ERRORS))
+            if not named:
+                _entry_set_pathname(entry_p, rel.encode(_FS_ENCODING, _FS_ERRORS))
             ret = _read_extract2(archive_p, entry_p, writer or self.writer)
             if ret != _ARCHIVE_OK and self._failed(archive_p, ret, rel):
                 if not is_dir:
@@ -278,8 +281,10 @@ class _Extractor:
         if not opts.noextract and path not in self.backup_new \
                 and path.rpartition("/")[0] in self.fresh_dirs:
             # Below a directory this extraction made: nothing there, nothing to decide.
+            # An ASCII name without a trailing slash is stored as it is written.
             if self.write(archive_p, entry_p, path, entry_is_dir, False, fresh=True,
-                          writer=self.fresh_writer)[0] and entry_is_dir:
+                          writer=self.fresh_writer,
+                          named=len(name) == len(path) and name.isascii())[0] and entry_is_dir:
                 self.fresh_dirs.add(path)
             return
         full = self.root + path
