@@ -7,9 +7,11 @@ packages), in pairs whose order alternates, after one untimed run of each (the
 package files in the page cache). Each run gets a root of its own, made just
 before it (not timed); the roots are deleted only at the end. Deleting 8,000
 files right before creating 8,000 would time the file system, not the
-installers: ext4 without a journal (this machine's disk) skips every inode
-freed in the last seconds when it allocates one, so each create scans them
-all, and that made both installers several times slower and their ratio noisy.
+installers: ext4 without a journal (this machine's disk) will not reuse an
+inode freed in the last 5 s (5 minutes while its inode table is not written
+out) and looks at each such inode on every create, so installing right after a
+deletion made both installers several times slower and their ratio noisy (other
+jobs deleting files on the same disk still do, a little).
 
 Our commit flushes its journal's plan once and the file systems once per batch
 of steps (``syncfs``, in a thread while the next steps run; the last one is
@@ -17,8 +19,11 @@ waited for); pacman does not flush at all, so a third run per pair is pacman
 followed by ``sync -f`` of its root (the same durability). Wall and CPU time
 (user + system) are reported per pair as ratios (min, median, max: "every
 run" means the max), on the disk and on tmpfs (``/dev/shm``: no disk, what is
-left is CPU), and one more run of each under ``strace -c -f`` counts the
-system calls per package (fsync/fdatasync/syncfs above all).
+left is CPU), and, when this runs as root, on a new ext4 file system with a
+journal made in a sparse file and loop-mounted for the run (what a root file
+system usually is, and free of the freed-inode scans above). One more run of
+each under ``strace -c -f`` counts the system calls per package
+(fsync/fdatasync/syncfs above all).
 """
 
 from __future__ import annotations
@@ -55,6 +60,41 @@ def _packages(dir: Path) -> list[Path]:
                  for j in range(FILES)]
         out.append(build_package(dir, PkgMeta(name, "1.0-1"), files))
     return out
+
+
+class _Image:
+    """A new ext4 file system with a journal (what a system's root usually is), in a
+    sparse file, loop-mounted: no freed inodes of anybody else's in it (needs root)."""
+
+    def __init__(self, dir: Path) -> None:
+        self.file = dir / "install-ext4.img"
+        self.mountpoint = dir / "install-ext4"
+        self.mounted = False
+
+    def mount(self) -> str | None:
+        """Make and mount it; why not, when it cannot be."""
+        if os.geteuid() != 0:
+            return "not root"
+        if shutil.which("mkfs.ext4") is None:
+            return "no mkfs.ext4"
+        self.file.unlink(missing_ok=True)
+        with open(self.file, "wb") as f:
+            f.truncate(8 << 30)
+        self.mountpoint.mkdir(exist_ok=True)
+        for cmd in (["mkfs.ext4", "-q", "-F", "-N", "1000000", str(self.file)],
+                    ["mount", "-o", "loop", str(self.file), str(self.mountpoint)]):
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                self.file.unlink(missing_ok=True)
+                return f"{' '.join(cmd[:1])} failed: {done.stderr.strip()[:200]}"
+        self.mounted = True
+        return None
+
+    def unmount(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", str(self.mountpoint)], check=False)
+            self.mounted = False
+        self.file.unlink(missing_ok=True)
 
 
 class _Roots:
@@ -195,17 +235,22 @@ def run(ctx: Context) -> Section:
     files = sorted(str(p) for p in pkgdir.glob("*.pkg.tar.zst"))
     pairs = PAIRS if not ctx.quick else 3
     disk = _Roots(ctx.workdir / "install-roots")
-    places = [_Place("disk", disk, files)]
+    places = [_Place("disk (ext4 without a journal)", disk, files)]
+    image = _Image(ctx.workdir)
+    why_not = image.mount()
+    if why_not is None:
+        places.append(_Place("new ext4 with a journal", _Roots(image.mountpoint / "roots"),
+                             files))
     shm = _Roots(SHM / f"alpmd-bench-install-{os.getpid()}") if SHM.is_dir() else None
     if shm is not None:
         places.append(_Place("tmpfs", shm, files))
     disk.clear()
     try:
-        if shm is not None:
-            shutil.rmtree(shm.top, ignore_errors=True)
-            shm.top.mkdir(parents=True)
+        for place in places[1:]:
+            shutil.rmtree(place.roots.top, ignore_errors=True)
+            place.roots.top.mkdir(parents=True)
         for place in places:
-            place.measure(pairs, synced=place.roots is disk)
+            place.measure(pairs, synced=place.roots is not shm)  # tmpfs: nothing to sync
         t = Table(["", "pacman -U (median)", "alpm -U (median)",
                    "ours / pacman per pair: min / median / max"],
                   title=f"{COUNT} packages × {FILES} files, {pairs} interleaved pairs")
@@ -216,12 +261,15 @@ def run(ctx: Context) -> Section:
                                *disk.new("alpm")[1], *files])
     finally:
         disk.remove()
+        image.unmount()
         if shm is not None:
             shutil.rmtree(shm.top, ignore_errors=True)
     notes = [f"package files built under {pkgdir}", f"from {ROOT}",
              *(p.note() for p in places)]
     if shm is None:
-        notes.append(f"no tmpfs at {SHM}: the disk only")
+        notes.append(f"no tmpfs at {SHM}")
+    if why_not is not None:
+        notes.append(f"no ext4 image with a journal: {why_not}")
     section = Section(TITLE, tables=[t], notes=notes)
     sc = Table(["system call", "pacman per package", "alpm per package"],
                title=f"System calls per package (strace -c -f, one run of {COUNT} packages)")
