@@ -503,14 +503,18 @@ class Transaction:
         """After a step: flush the file systems once a batch is big or old enough.
 
         The flush runs in a thread while the next steps go on (at most one at a
-        time); its ``synced`` line is written once it returned.
+        time); its ``synced`` line is written once it returned. A batch whose
+        flush would start while the last one still runs grows instead: the steps
+        never wait for a flush (on ext4 with a journal, a ``syncfs`` of 32
+        packages may take longer than extracting the next 32).
         """
         assert self._journal is not None
         self._collect_flush(wait=False)
         count, since = self._synced_at
         if seq - count < SYNC_STEPS and time.monotonic() - since < SYNC_SECONDS:
             return
-        self._collect_flush(wait=True)
+        if self._flushing is not None:
+            return  # still flushing: the next step looks again
         self._synced_at = (seq, time.monotonic())
         if not self._journal.durable:
             self._journal.synced(seq)
