@@ -1,18 +1,34 @@
 """Installing 200 real package files with ``-U`` into an empty root: pacman against us.
 
 The packages are generated once (200 packages, 40 small files each, zstd),
-then installed with one ``-U`` per run into a fresh empty root: ``pacman -U``
-and ``alpm -U`` as whole processes (``--noconfirm``, no dependencies between
-the packages). Each run starts from a fresh copy of the empty root, which is
-not timed. Our commit flushes its journal's plan once and the file systems
-once per batch of steps (``syncfs``, in a thread while the next steps run; the
-last one is waited for); pacman does not flush at all. Wall and CPU time (user + system: steadier on a shared
-machine) are reported, and one more run of each under ``strace -c -f`` counts
-the system calls per package (fsync/fdatasync above all).
+then installed with one ``-U`` per run into an empty root: ``pacman -U`` and
+``alpm -U`` as whole processes (``--noconfirm``, no dependencies between the
+packages), in pairs whose order alternates, after one untimed run of each (the
+package files in the page cache). Each run gets a root of its own, made just
+before it (not timed); the roots are deleted only at the end. Deleting 8,000
+files right before creating 8,000 would time the file system, not the
+installers: ext4 without a journal (this machine's disk) will not reuse an
+inode freed in the last 5 s (5 minutes while its inode table is not written
+out) and looks at each such inode on every create, so installing right after a
+deletion made both installers several times slower and their ratio noisy (other
+jobs deleting files on the same disk still do, a little).
+
+Our commit flushes its journal's plan once and the file systems once per batch
+of steps (``syncfs``, in a thread while the next steps run; the last one is
+waited for); pacman does not flush at all, so a third run per pair is pacman
+followed by ``sync -f`` of its root (the same durability). Wall and CPU time
+(user + system) are reported per pair as ratios (min, median, max: "every
+run" means the max), on the disk and on tmpfs (``/dev/shm``: no disk, what is
+left is CPU), and, when this runs as root, on a new ext4 file system with a
+journal made in a sparse file and loop-mounted for the run (what a root file
+system usually is, and free of the freed-inode scans above). One more run of
+each under ``strace -c -f`` counts the system calls per package
+(fsync/fdatasync/syncfs above all).
 """
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import statistics
@@ -22,11 +38,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import PACMAN, ROOT, Context, Section, Table, fmt_s, ratio
+from bench import PACMAN, ROOT, Context, Section, Table, fmt_s
 
 TITLE = "Install 200 package files with -U into an empty root"
 COUNT = 200
 FILES = 40
+#: Interleaved pairs (pacman, alpm) per place.
+PAIRS = 5
+#: Where tmpfs roots go (skipped, and said so, when absent).
+SHM = Path("/dev/shm")
 
 
 def _packages(dir: Path) -> list[Path]:
@@ -42,13 +62,67 @@ def _packages(dir: Path) -> list[Path]:
     return out
 
 
-def _root(base: Path) -> list[str]:
-    from alpmd.testing.oracle import PacmanRoot
+class _Image:
+    """A new ext4 file system with a journal (what a system's root usually is), in a
+    sparse file, loop-mounted: no freed inodes of anybody else's in it (needs root)."""
 
-    if base.exists():
-        shutil.rmtree(base)
-    r = PacmanRoot(base)
-    return r.args()
+    def __init__(self, dir: Path) -> None:
+        self.file = dir / "install-ext4.img"
+        self.mountpoint = dir / "install-ext4"
+        self.mounted = False
+
+    def mount(self) -> str | None:
+        """Make and mount it; why not, when it cannot be."""
+        if os.geteuid() != 0:
+            return "not root"
+        if shutil.which("mkfs.ext4") is None:
+            return "no mkfs.ext4"
+        self.file.unlink(missing_ok=True)
+        with open(self.file, "wb") as f:
+            f.truncate(8 << 30)
+        self.mountpoint.mkdir(exist_ok=True)
+        for cmd in (["mkfs.ext4", "-q", "-F", "-N", "1000000", str(self.file)],
+                    ["mount", "-o", "loop", str(self.file), str(self.mountpoint)]):
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                self.file.unlink(missing_ok=True)
+                return f"{' '.join(cmd[:1])} failed: {done.stderr.strip()[:200]}"
+        self.mounted = True
+        return None
+
+    def unmount(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", str(self.mountpoint)], check=False)
+            self.mounted = False
+        self.file.unlink(missing_ok=True)
+
+
+class _Roots:
+    """Fresh empty roots under one directory, each made once and deleted only at the end."""
+
+    def __init__(self, top: Path) -> None:
+        self.top = top
+        self.count = 0
+
+    def clear(self) -> None:
+        """Delete earlier runs' roots, then flush and wait until ext4 no longer skips
+        inodes freed so far, ours or anybody's (5 s once the inode tables are written;
+        5 minutes while they are not)."""
+        self.remove()
+        time.sleep(6)
+        self.top.mkdir(parents=True)
+
+    def remove(self) -> None:
+        """Delete the roots, and write the inode tables out (see :meth:`clear`)."""
+        shutil.rmtree(self.top, ignore_errors=True)
+        subprocess.run(["sync", "-f", str(self.top.parent)], check=True)
+
+    def new(self, tool: str) -> tuple[Path, list[str]]:
+        from alpmd.testing.oracle import PacmanRoot
+
+        self.count += 1
+        base = self.top / f"{tool}-{self.count}"
+        return base, PacmanRoot(base).args()
 
 
 def _children_cpu() -> float:
@@ -56,11 +130,14 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+_ENV = {"LC_ALL": "C", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+
+
 def _time(cmd: list[str], extra_env: dict[str, str] | None = None) -> tuple[float, float]:
     """Wall and CPU (user + system) seconds of one run."""
     c0, t0 = _children_cpu(), time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT,
-                   env={"LC_ALL": "C", "PATH": "/usr/bin:/bin", **(extra_env or {})})
+                   env={**_ENV, **(extra_env or {})})
     return time.perf_counter() - t0, _children_cpu() - c0
 
 
@@ -73,7 +150,7 @@ def _syscalls(cmd: list[str]) -> dict[str, int]:
     """``strace -c -f`` call counts of one run (every thread and child)."""
     with tempfile.NamedTemporaryFile(prefix="alpmd-bench-strace-") as out:
         subprocess.run(["strace", "-f", "-c", "-o", out.name, *cmd], check=True,
-                       capture_output=True, cwd=ROOT, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
+                       capture_output=True, cwd=ROOT, env=_ENV)
         counts: dict[str, int] = {}
         for line in Path(out.name).read_text().splitlines():
             cols = line.split()
@@ -84,50 +161,125 @@ def _syscalls(cmd: list[str]) -> dict[str, int]:
         return counts
 
 
+def _spread(values: list[float], fmt: str = "{:.2f}×") -> str:
+    """min / median / max."""
+    return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values),
+                                              max(values)))
+
+
+class _Place:
+    """Paired runs in one place (a disk directory or tmpfs)."""
+
+    def __init__(self, label: str, roots: _Roots, files: list[str]) -> None:
+        self.label = label
+        self.roots = roots
+        self.files = files
+        self.pacman: list[tuple[float, float]] = []
+        self.alpm: list[tuple[float, float]] = []
+        self.synced: list[tuple[float, float]] = []
+
+    def run_pacman(self) -> tuple[float, float]:
+        _, args = self.roots.new("pacman")
+        return _time([PACMAN, "-U", *args, *self.files])
+
+    def run_alpm(self) -> tuple[float, float]:
+        _, args = self.roots.new("alpm")
+        return _time([sys.executable, "-m", "alpmd.cli.alpm", "-U", *args, *self.files])
+
+    def run_synced(self) -> tuple[float, float]:
+        base, args = self.roots.new("pacman-sync")
+        return _time(["sh", "-c", '"$0" "$@" && sync -f "$ROOTDIR"', PACMAN, "-U", *args,
+                      *self.files], extra_env={"ROOTDIR": str(base)})
+
+    def measure(self, pairs: int, synced: bool) -> None:
+        self.run_pacman()  # untimed: the package files into the page cache
+        self.run_alpm()
+        for i in range(pairs):
+            if i % 2 == 0:
+                self.pacman.append(self.run_pacman())
+                self.alpm.append(self.run_alpm())
+            else:
+                self.alpm.append(self.run_alpm())
+                self.pacman.append(self.run_pacman())
+            if synced:
+                self.synced.append(self.run_synced())
+
+    def rows(self, t: Table) -> None:
+        for what, k in (("wall", 0), ("CPU (user + system)", 1)):
+            ours = [r[k] for r in self.alpm]
+            theirs = [r[k] for r in self.pacman]
+            t.add(f"{self.label}: {what}", fmt_s(statistics.median(theirs)),
+                  fmt_s(statistics.median(ours)),
+                  _spread([o / p for o, p in zip(ours, theirs, strict=True)]))
+        if self.synced:
+            ours = [w for w, _ in self.alpm]
+            theirs = [w for w, _ in self.synced]
+            t.add(f"{self.label}: wall against pacman -U followed by sync -f of its root "
+                  "(the same durability)", fmt_s(statistics.median(theirs)),
+                  fmt_s(statistics.median(ours)),
+                  _spread([o / p for o, p in zip(ours, theirs, strict=True)]))
+
+    def note(self) -> str:
+        return (f"{self.label}, each pair (pacman, alpm): "
+                + "; ".join(f"{fmt_s(p)}, {fmt_s(a)}"
+                            for (p, _), (a, _) in zip(self.pacman, self.alpm, strict=True)))
+
+
 def run(ctx: Context) -> Section:
     started = time.perf_counter()
+    if shutil.which("strace") is None:
+        raise RuntimeError("strace is not installed (it is in the Makefile's APT_PACKAGES)")
     pkgdir = ctx.workdir / "install-pkgs"
     if not pkgdir.exists():
         _packages(pkgdir)
     files = sorted(str(p) for p in pkgdir.glob("*.pkg.tar.zst"))
-    repeats = max(1, min(ctx.repeats, 5))
-    ours: list[tuple[float, float]] = []
-    theirs: list[tuple[float, float]] = []
-    synced: list[tuple[float, float]] = []
-    alpm = [sys.executable, "-m", "alpmd.cli.alpm", "-U"]
-    for _ in range(repeats):
-        args = _root(ctx.workdir / "install-root-pacman")
-        theirs.append(_time([PACMAN, "-U", *args, *files]))
-        args = _root(ctx.workdir / "install-root-alpm")
-        ours.append(_time([*alpm, *args, *files]))
-        # pacman made as durable as our commit: its files flushed when it ends
-        base = ctx.workdir / "install-root-pacman"
-        args = _root(base)
-        synced.append(_time(["sh", "-c", '"$0" "$@" && sync -f "$ROOTDIR"', PACMAN, "-U",
-                             *args, *files], extra_env={"ROOTDIR": str(base)}))
-    t = Table(["", "pacman -U", "alpm -U", "ratio (ours / pacman)"])
-    p, o = statistics.median(w for w, _ in theirs), statistics.median(w for w, _ in ours)
-    pc, oc = statistics.median(c for _, c in theirs), statistics.median(c for _, c in ours)
-    t.add(f"{COUNT} packages × {FILES} files, wall, median of {repeats}", fmt_s(p), fmt_s(o),
-          ratio(o, p))
-    t.add("CPU (user + system), median", fmt_s(pc), fmt_s(oc), ratio(oc, pc))
-    ps = statistics.median(w for w, _ in synced)
-    t.add("wall against pacman -U followed by sync -f of its root (the same durability)",
-          fmt_s(ps), fmt_s(o), ratio(o, ps))
-    section = Section(TITLE, tables=[t], notes=[
-        f"package files built under {pkgdir}", f"from {ROOT}",
-        f"each run: pacman {', '.join(fmt_s(w) for w, _ in theirs)}; "
-        f"alpm {', '.join(fmt_s(w) for w, _ in ours)} (runs alternate, so a busy disk "
-        "slows both)"])
-    if shutil.which("strace") is None:
-        raise RuntimeError("strace is not installed (it is in the Makefile's APT_PACKAGES)")
-    counted_p = _syscalls([PACMAN, "-U", *_root(ctx.workdir / "install-root-pacman"), *files])
-    counted_a = _syscalls([*alpm, *_root(ctx.workdir / "install-root-alpm"), *files])
+    pairs = PAIRS if not ctx.quick else 3
+    disk = _Roots(ctx.workdir / "install-roots")
+    places = [_Place("disk (ext4 without a journal)", disk, files)]
+    image = _Image(ctx.workdir)
+    why_not = image.mount()
+    if why_not is None:
+        places.append(_Place("new ext4 with a journal", _Roots(image.mountpoint / "roots"),
+                             files))
+    shm = _Roots(SHM / f"alpmd-bench-install-{os.getpid()}") if SHM.is_dir() else None
+    if shm is not None:
+        places.append(_Place("tmpfs", shm, files))
+    disk.clear()
+    try:
+        for place in places[1:]:
+            shutil.rmtree(place.roots.top, ignore_errors=True)
+            place.roots.top.mkdir(parents=True)
+        for place in places:
+            place.measure(pairs, synced=place.roots is not shm)  # tmpfs: nothing to sync
+        t = Table(["", "pacman -U (median)", "alpm -U (median)",
+                   "ours / pacman per pair: min / median / max"],
+                  title=f"{COUNT} packages × {FILES} files, {pairs} interleaved pairs")
+        for place in places:
+            place.rows(t)
+        counted_p = _syscalls([PACMAN, "-U", *disk.new("pacman")[1], *files])
+        counted_a = _syscalls([sys.executable, "-m", "alpmd.cli.alpm", "-U",
+                               *disk.new("alpm")[1], *files])
+    finally:
+        disk.remove()
+        image.unmount()
+        if shm is not None:
+            shutil.rmtree(shm.top, ignore_errors=True)
+    notes = [f"package files built under {pkgdir}", f"from {ROOT}",
+             *(p.note() for p in places)]
+    if shm is None:
+        notes.append(f"no tmpfs at {SHM}")
+    if why_not is not None:
+        notes.append(f"no ext4 image with a journal: {why_not}")
+    section = Section(TITLE, tables=[t], notes=notes)
     sc = Table(["system call", "pacman per package", "alpm per package"],
                title=f"System calls per package (strace -c -f, one run of {COUNT} packages)")
-    for name in (*SYSCALLS, "all"):
+    counted_p["fsync + fdatasync + syncfs"] = sum(
+        counted_p.get(n, 0) for n in ("fsync", "fdatasync", "syncfs"))
+    counted_a["fsync + fdatasync + syncfs"] = sum(
+        counted_a.get(n, 0) for n in ("fsync", "fdatasync", "syncfs"))
+    for name in (*SYSCALLS, "fsync + fdatasync + syncfs", "all"):
         a, b = counted_p.get(name, 0), counted_a.get(name, 0)
-        if a or b or name in ("fsync", "fdatasync", "syncfs"):
+        if a or b or "sync" in name:
             digits = 3 if "sync" in name else 1  # a few per run: per package they are small
             sc.add(name, f"{a / COUNT:.{digits}f}", f"{b / COUNT:.{digits}f}")
     section.tables.append(sc)

@@ -158,10 +158,13 @@ def test_command_output_and_status_survive_the_fast_exit(roots: Roots, query: li
                                                         want.stderr)
 
 
-#: Never needed by ``-U`` of local files (json is the journal's; ctypes binds libarchive).
+#: Never needed by ``-U`` of local files (json is the journal's; ctypes binds libarchive):
+#: no hashing without backup files, no temporary-name module without scriptlets, no
+#: disk space check without CheckSpace.
 UNNEEDED_BY_LOCAL_INSTALL = {"aiohttp", "ssl", "asyncio", "logging", "concurrent.futures",
                              "urllib.parse", "subprocess", "alpmd.engine.signing",
-                             "alpmd.engine.download"}
+                             "alpmd.engine.download", "hashlib", "tempfile", "shutil",
+                             "alpmd.engine.diskspace"}
 
 
 def test_install_of_local_files_imports_no_downloader(tmp_path: Path) -> None:

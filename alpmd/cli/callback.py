@@ -60,6 +60,11 @@ class Callbacks:
         if not self._isatty():
             self.noprogressbar = True
 
+    @property
+    def draws_bars(self) -> bool:
+        """Whether :meth:`progress` draws anything (else it need not be called at all)."""
+        return not (self.noprogressbar or self.print_mode)
+
     def _isatty(self) -> bool:
         try:
             return self.out.stdout.isatty()

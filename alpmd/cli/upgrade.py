@@ -131,8 +131,9 @@ def begin(ctx: Context) -> tuple[Transaction, Callbacks]:
     if not printing(ctx):
         log_command(ctx)
     cb = callbacks(ctx)
-    trans = Transaction(ctx.handle, trans_flags(ctx), event=cb.event, progress=cb.progress,
-                        question=cb.question)
+    # No bars drawn: no progress reports built (one per archive entry while extracting).
+    trans = Transaction(ctx.handle, trans_flags(ctx), event=cb.event,
+                        progress=cb.progress if cb.draws_bars else None, question=cb.question)
     return trans, cb
 
 
@@ -363,13 +364,14 @@ def run(ctx: Context) -> int:
     ordered = [t for t in ctx.args.targets if t not in local] + \
         [t for t in ctx.args.targets if t in local]
     with trans:
-        for target in ordered:
-            path = local.get(target) or target
-            try:
-                trans.add_file(os.path.abspath(path))
-            except AlpmError as exc:
-                out.error(f"'{target}': {exc.code.strerror}")
-                return 1
+        try:
+            # Read by this process and forked ones at once (the second CPU, if any).
+            trans.add_files([os.path.abspath(local.get(t) or t) for t in ordered],
+                            workers=min(4, len(os.sched_getaffinity(0))))
+        except AlpmError as exc:
+            target = ordered[exc.details.get("target_index", 0)]
+            out.error(f"'{target}': {exc.code.strerror}")
+            return 1
         return execute(ctx, trans, cb)
 
 

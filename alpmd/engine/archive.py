@@ -26,12 +26,16 @@ a full load verifies the whole compressed stream.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import enum
 import errno
+import marshal
 import os
+import signal
 import stat
-from collections.abc import Iterator
+import threading
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -151,6 +155,7 @@ __all__ = [
     "iter_archive_members",
     "iter_entries",
     "load_package_file",
+    "load_package_files",
     "member_kind",
     "member_name",
     "open_regular_file",
@@ -324,36 +329,61 @@ def skip_member(archive_p: int, label: str = "archive") -> None:
 
 
 class _BlockRefs:
-    """The out-parameters of ``archive_read_data_block``, made once per walk, not per member."""
+    """The out-parameters of ``archive_read_data_block``, made once per walk, not per member,
+    and the inflated bytes skipped since the inflation ratio was last looked at."""
 
-    __slots__ = ("buf", "offset", "refs", "size")
+    __slots__ = ("buf", "offset", "pending", "refs", "size")
 
     def __init__(self) -> None:
         self.buf = ctypes.c_void_p()
         self.size = ctypes.c_size_t()
         self.offset = ctypes.c_int64()
         self.refs = (ctypes.byref(self.buf), ctypes.byref(self.size), ctypes.byref(self.offset))
+        self.pending = 0
+
+
+#: Inflated bytes skipped between two looks at the inflation ratio, and headers read
+#: between two looks: each look is a libarchive call, and the ratio only matters past
+#: :data:`INFLATE_FREE` (256 MiB), so looking once a MiB or 64 members is as early.
+_LOOK_BYTES = 1 << 20
+_LOOK_MEMBERS = 64
 
 
 def _skip_blocks(archive_p: int, label: str, blocks: _BlockRefs) -> None:
     """Read the current member's remaining blocks (a compressed stream), checking inflation."""
     buf_ref, size_ref, offset_ref = blocks.refs
+    size = blocks.size
     while True:
         ret = _read_data_block(archive_p, buf_ref, size_ref, offset_ref)
         if ret == _ARCHIVE_EOF:
             return
         if ret not in _ARCHIVE_USABLE:
             raise ArchiveReadError(_archive_message(archive_p), None)
-        if _filter_bytes(archive_p, 0) > INFLATE_FREE:  # else the ratio cannot be over
-            _check_inflation(archive_p, label)
+        blocks.pending += size.value
+        if blocks.pending > _LOOK_BYTES:
+            blocks.pending = 0
+            if _filter_bytes(archive_p, 0) > INFLATE_FREE:  # else the ratio cannot be over
+                _check_inflation(archive_p, label)
 
 
-def iter_entries(archive_p: int, label: str = "archive") -> Iterator[int]:
+class Consumed:
+    """Set by a walk's caller once it has read the current member's data to its end
+    (``archive_read_extract2`` does): the walk then has nothing of it left to skip."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = False
+
+
+def iter_entries(archive_p: int, label: str = "archive",
+                 consumed: Consumed | None = None) -> Iterator[int]:
     """Yield the entry pointer of each member; a bad header raises :class:`ArchiveReadError`.
 
     A member's data may be read (``archive_read_data``, ``archive_read_extract2``)
     or skipped with :func:`skip_member` before the next one; whatever is left of
-    it is skipped here, the same way. The walk is bounded (:data:`MAX_ENTRIES`,
+    it is skipped here, the same way, unless the caller said (``consumed``) it
+    read all of it. The walk is bounded (:data:`MAX_ENTRIES`,
     :data:`MAX_INFLATE_RATIO`): past the limits it raises ``AlpmError(ARCHIVE_LIMIT)``
     naming ``label``.
     """
@@ -366,7 +396,9 @@ def iter_entries(archive_p: int, label: str = "archive") -> Iterator[int]:
         while True:
             if count == 1 and int(_filter_count(archive_p)) >= 2:
                 blocks = _BlockRefs()
-            if blocks is not None:
+            if consumed is not None and consumed.done:
+                consumed.done = False
+            elif blocks is not None:
                 _skip_blocks(archive_p, label, blocks)
             ret = _next_header2(archive_p, entry_p)
             if ret == _ARCHIVE_EOF:
@@ -377,7 +409,7 @@ def iter_entries(archive_p: int, label: str = "archive") -> Iterator[int]:
             if count > MAX_ENTRIES:
                 raise AlpmError(ErrorCode.ARCHIVE_LIMIT,
                                 f"{label}: more than {MAX_ENTRIES} entries", path=label)
-            if _filter_bytes(archive_p, 0) > INFLATE_FREE:
+            if count % _LOOK_MEMBERS == 1 and _filter_bytes(archive_p, 0) > INFLATE_FREE:
                 _check_inflation(archive_p, label)
             yield entry_p
     finally:
@@ -532,6 +564,9 @@ class _Walk:
     def check_path(self, name: str, what: str = "path", entry: str | None = None) -> str:
         """The path without a trailing slash, or PKG_INVALID (naming ``entry``) if it could escape."""
         stripped = name[:-1] if name.endswith("/") and len(name) > 1 else name
+        if stripped and stripped[0] != "/" and stripped[0] != "." and stripped[-1] != "/" \
+                and "//" not in stripped and "/." not in stripped:
+            return stripped  # no empty component, and none that starts with a dot
         parts = stripped.split("/")
         problem = None
         if not name:
@@ -637,7 +672,10 @@ def _read_package(fd: int, label: str,
         code = ErrorCode.PKG_OPEN if fail.opening else ErrorCode.LIBARCHIVE
         raise AlpmError(code, f"error while reading package {label} ({where}): {fail.message}",
                         entry=entry, path=label) from None
-    walk.files.sort(key=_sort_key)
+    if "".join(walk.files).isascii():
+        walk.files.sort()  # the same order as by UTF-8 bytes, without encoding each path
+    else:
+        walk.files.sort(key=_sort_key)
     return meta, walk.files, complete
 
 
@@ -651,11 +689,27 @@ def read_package_archive(path: str | os.PathLike[str], *, full: bool = True) -> 
     fault), ARCHIVE_LIMIT (over the reading limits).
     """
     label = os.fspath(path)
+    return _archive_from(label, _walk_package_file(label, full), full)
+
+
+#: What one pass over a package file gives: its metadata members, its file list,
+#: whether every member was seen, and the file's size. Only built-in types, so that
+#: a reading child process can hand it over with :mod:`marshal`.
+_Walked = tuple[dict[str, bytes], list[str], bool, int]
+
+
+def _walk_package_file(label: str, full: bool) -> _Walked:
     fd, st = open_regular_file(label, ErrorCode.PKG_NOT_FOUND)
     try:
         members, files, complete = _read_package(fd, label, full)
     finally:
         os.close(fd)
+    return members, files, complete, st.st_size
+
+
+def _archive_from(label: str, walked: _Walked, full: bool) -> PackageArchive:
+    """The :class:`PackageArchive` of a walked package file (its ``.PKGINFO`` checked)."""
+    members, files, complete, size = walked
 
     def invalid(why: str) -> AlpmError:
         return AlpmError(ErrorCode.PKG_INVALID, f"invalid package {label}: .PKGINFO: {why}",
@@ -677,7 +731,7 @@ def read_package_archive(path: str | os.PathLike[str], *, full: bool = True) -> 
     problem = metadata_problem(meta.name, meta.version)
     if problem is not None:
         raise invalid(f"invalid metadata for package {meta.name}-{meta.version} ({problem})")
-    meta.csize = st.st_size
+    meta.csize = size
     meta.filename = os.path.basename(label)
     backup = list(info.backup)
     filelist = None
@@ -702,7 +756,10 @@ def load_package_file(path: str | os.PathLike[str], *, full: bool = True) -> Pac
     when the read stopped before the end, the scriptlet and mtree, which may
     come after the files) are read from the file again when first asked for.
     """
-    archive = read_package_archive(path, full=full)
+    return _package_of(read_package_archive(path, full=full))
+
+
+def _package_of(archive: PackageArchive) -> Package:
     label = archive.path
     whole: list[PackageArchive] = []  # the full read, once it was needed
 
@@ -716,3 +773,92 @@ def load_package_file(path: str | os.PathLike[str], *, full: bool = True) -> Pac
 
     return Package(archive.meta.name, archive.meta.version, Origin.FILE, path=label,
                    meta=archive.meta, files=archive.files, loader=loader)
+
+
+#: Fewest package files per process worth a fork (a fork and the hand-over cost
+#: about as much as reading a few small packages).
+_FORK_MIN = 8
+
+
+def load_package_files(paths: Sequence[str], *,
+                       workers: int = 1) -> Generator[Package, None, None]:
+    """:func:`load_package_file` (``full=True``) of each path, in order.
+
+    With ``workers`` > 1, forked child processes walk the later files (what
+    costs: every member's header, decompressed) while this one walks the
+    first ones, and hand over what they read through a pipe (:mod:`marshal`,
+    built-in types only); the ``.PKGINFO`` is parsed here. A file a child could
+    not read is read again here, so the first bad file in order raises its own
+    error, as in the serial case. Only when this process runs no other thread
+    (a fork copies one thread only) and the files are many enough.
+    """
+    workers = min(workers, len(paths) // _FORK_MIN)
+    if workers < 2 or threading.active_count() > 1:
+        for path in paths:
+            yield load_package_file(path, full=True)
+        return
+    share = -(-len(paths) // workers)
+    children = [_Reader(paths[i:i + share]) for i in range(share, len(paths), share)]
+    try:
+        for path in paths[:share]:
+            yield load_package_file(path, full=True)
+        for child in children:
+            walked = child.collect()
+            for i, path in enumerate(child.paths):
+                label = os.fspath(path)
+                got = walked[i] if i < len(walked) else None
+                yield _package_of(_archive_from(label, got, True) if got is not None
+                                  else read_package_archive(label, full=True))
+    finally:
+        for child in children:
+            child.stop()
+
+
+class _Reader:
+    """A forked child walking some package files; :meth:`collect` takes what it read."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.paths = paths
+        rfd, wfd = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: read, write, and leave without running any cleanup
+            try:
+                os.close(rfd)
+                out: list[_Walked] = []
+                for path in paths:
+                    try:
+                        out.append(_walk_package_file(os.fspath(path), True))
+                    except Exception:
+                        break  # the parent reads it again, for its error
+                data = marshal.dumps(out)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(wfd, view):]
+            finally:
+                os._exit(0)
+        os.close(wfd)
+        self.rfd = rfd
+
+    def collect(self) -> list[_Walked]:
+        """What the child read, in order (shorter, or empty, if it stopped or died)."""
+        chunks = []
+        while chunk := os.read(self.rfd, 1 << 20):
+            chunks.append(chunk)
+        self.stop()
+        try:
+            walked: list[_Walked] = marshal.loads(b"".join(chunks))
+        except (EOFError, ValueError, TypeError):
+            return []
+        return walked
+
+    def stop(self) -> None:
+        """Close the pipe and reap the child (killed first if it is still reading)."""
+        if self.rfd >= 0:
+            os.close(self.rfd)
+            self.rfd = -1
+        if self.pid > 0:
+            pid, self.pid = self.pid, 0
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)

@@ -178,14 +178,25 @@ def find_file_conflicts(
     # Which targets list each path (trailing "/" ignored), so CHECK 1 compares only
     # the pairs that share one: every pair costs O(n^2) on a large -U or -Su.
     any_kind: dict[str, list[int]] = {}
-    not_dir: dict[str, list[int]] = {}
+    not_dir: dict[str, set[int]] = {}
     for k, pkg in enumerate(add):
         for f in pkg.files:
-            key = _strip(f)
-            for table in ((any_kind, not_dir) if not f.endswith("/") else (any_kind,)):
-                lst = table.setdefault(key, [])
-                if not lst or lst[-1] != k:
-                    lst.append(k)
+            if f[-1:] == "/":
+                f = f[:-1]
+            else:
+                not_dir.setdefault(f, set()).add(k)
+            lst = any_kind.setdefault(f, [])
+            if not lst or lst[-1] != k:
+                lst.append(k)
+    # The pairs (a < b) that share a path one of them lists as no directory.
+    partners: dict[int, set[int]] = {}
+    for key, lst in any_kind.items():
+        if len(lst) > 1 and key in not_dir:
+            nd = not_dir[key]
+            for a in lst:
+                for b in (lst if a in nd else nd):
+                    if b > a:
+                        partners.setdefault(a, set()).add(b)
     for current, p1 in enumerate(add):
         if progress is not None:
             progress(ProgressReport(ProgressKind.CONFLICTS, "", current * 100 // total, total,
@@ -193,10 +204,7 @@ def find_file_conflicts(
         p1_files = p1.files
         # CHECK 1: target against target (a pair conflicts on a shared path unless both
         # list it as a directory)
-        partners: set[int] = set()
-        for f in p1_files:
-            partners.update((not_dir if f.endswith("/") else any_kind).get(_strip(f), ()))
-        for k in sorted(k for k in partners if k > current):
+        for k in sorted(partners.get(current, ())):
             p2 = add[k]
             p2_files = p2.files
             p2_set = set(p2_files)

@@ -23,10 +23,10 @@ extract it again).
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import itertools
 import os
 import stat
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from alpmd.engine.archive import (
     MAX_METADATA_SIZE,
     ArchiveReadError,
+    Consumed,
     EntryKind,
     archive_reader,
     iter_entries,
@@ -78,6 +79,11 @@ _SECURE_SYMLINKS, _SECURE_NODOTDOT, _SECURE_NOABSOLUTEPATHS = 0x100, 0x200, 0x10
 #: libalpm's flags plus every SECURE_* one (paths are relative to the root).
 EXTRACT_FLAGS = (_OWNER | _PERM | _TIME | _UNLINK | _XATTR | _SECURE_SYMLINKS | _SECURE_NODOTDOT
                  | _SECURE_NOABSOLUTEPATHS)
+#: For entries below a directory this extraction made: nothing is there to unlink and no
+#: symlink is on the way (the one thing ``UNLINK`` also removes), so the flag would only
+#: cost a failing ``unlink`` per file. Should a name be taken after all, libarchive
+#: still replaces what is there (it unlinks and retries when the create fails).
+_FRESH_FLAGS = EXTRACT_FLAGS & ~_UNLINK
 
 
 #: ``archive_errno``: why libarchive's disk writer failed (a full or read-only disk ends
@@ -85,6 +91,9 @@ EXTRACT_FLAGS = (_OWNER | _PERM | _TIME | _UNLINK | _XATTR | _SECURE_SYMLINKS | 
 _archive_errno = _LIB.archive_errno
 _archive_errno.argtypes = [ctypes.c_void_p]
 _archive_errno.restype = ctypes.c_int
+
+#: ``os.fsencode`` without its Python-level call, once per entry.
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 _CWD_LOCK = threading.RLock()
 _counter = itertools.count()
@@ -114,6 +123,8 @@ def inside_root(root: str) -> Iterator[None]:
 
 def md5_file(path: str) -> str | None:
     """Hex md5 of a regular file, None when it cannot be read (libalpm's ``alpm_compute_md5sum``)."""
+    import hashlib  # only backup files need it: OpenSSL's start-up costs a few ms
+
     try:
         with open(path, "rb") as fh:
             return hashlib.file_digest(fh, "md5").hexdigest()
@@ -154,13 +165,24 @@ class _Extractor:
         #: Directories this extraction created: what is below them is only what it wrote
         #: since, and the archive lists each path once, so nothing there needs an lstat.
         self.fresh_dirs: set[str] = set()
-        self.writer = _write_disk_new()
-        if not self.writer:
+        #: Told to the walk once an entry's data was all written (nothing left to skip).
+        self.consumed = Consumed()
+        self.writer = self.fresh_writer = 0
+        self.writer = self._writer(EXTRACT_FLAGS)
+        self.fresh_writer = self._writer(_FRESH_FLAGS)
+
+    @staticmethod
+    def _writer(flags: int) -> int:
+        writer = int(_write_disk_new() or 0)
+        if not writer:
             raise AlpmError(ErrorCode.MEMORY, "archive_write_disk_new failed")
-        _write_disk_set_options(self.writer, EXTRACT_FLAGS)
+        _write_disk_set_options(writer, flags)
+        return writer
 
     def close(self) -> None:
-        _write_free(self.writer)
+        for writer in (self.writer, self.fresh_writer):
+            if writer:
+                _write_free(writer)
 
     def error(self, message: str) -> None:
         self.errors.append(message)
@@ -172,7 +194,8 @@ class _Extractor:
         self.handle.logaction("ALPM", f"warning: {message}")
 
     def write(self, archive_p: int, entry_p: int, rel: str, is_dir: bool,
-              want_md5: bool, fresh: bool = False) -> tuple[bool, str | None]:
+              want_md5: bool, fresh: bool = False, writer: int = 0,
+              named: bool = False) -> tuple[bool, str | None]:
         """Write the current entry at ``rel`` (relative to the root, cwd is the root).
 
         ``fresh``: nothing is at ``rel``, so the entry is written there directly
@@ -182,25 +205,31 @@ class _Extractor:
         extracts the package again over whatever was written. Replacing an
         existing file still goes through a temporary name and a rename.
 
+        ``writer``: libarchive's writer to use (default: :data:`EXTRACT_FLAGS`').
+        ``named``: the entry's stored name is ``rel`` already (not set again).
+
         Returns (ok, md5 of the written file when asked).
         """
         if is_dir or fresh:
-            _entry_set_pathname(entry_p, os.fsencode(rel))
-            ret = _read_extract2(archive_p, entry_p, self.writer)
-            if self._failed(archive_p, ret, rel):
+            if not named:
+                _entry_set_pathname(entry_p, rel.encode(_FS_ENCODING, _FS_ERRORS))
+            ret = _read_extract2(archive_p, entry_p, writer or self.writer)
+            if ret != _ARCHIVE_OK and self._failed(archive_p, ret, rel):
                 if not is_dir:
                     self._discard(rel)
                 self._give_up(_archive_errno(archive_p), rel)
                 return False, None
+            self.consumed.done = True
             return True, (md5_file(rel) if want_md5 and not is_dir else None)
         parent = rel.rpartition("/")[0]
         tmp = f"{parent + '/' if parent else ''}.alpmd-{_PID[0]}-{next(_counter)}.tmp"
-        _entry_set_pathname(entry_p, os.fsencode(tmp))
+        _entry_set_pathname(entry_p, tmp.encode(_FS_ENCODING, _FS_ERRORS))
         ret = _read_extract2(archive_p, entry_p, self.writer)
-        if self._failed(archive_p, ret, rel):
+        if ret != _ARCHIVE_OK and self._failed(archive_p, ret, rel):
             self._discard(tmp)
             self._give_up(_archive_errno(archive_p), rel)
             return False, None
+        self.consumed.done = True
         digest = md5_file(tmp) if want_md5 else None
         try:
             os.rename(tmp, rel)
@@ -248,8 +277,17 @@ class _Extractor:
         """libalpm's decision table for one payload entry (cwd is the root)."""
         handle = self.handle
         opts = handle.options
-        full = self.root + path
         entry_is_dir = kind is EntryKind.DIR
+        if not opts.noextract and path not in self.backup_new \
+                and path.rpartition("/")[0] in self.fresh_dirs:
+            # Below a directory this extraction made: nothing there, nothing to decide.
+            # An ASCII name without a trailing slash is stored as it is written.
+            if self.write(archive_p, entry_p, path, entry_is_dir, False, fresh=True,
+                          writer=self.fresh_writer,
+                          named=len(name) == len(path) and name.isascii())[0] and entry_is_dir:
+                self.fresh_dirs.add(path)
+            return
+        full = self.root + path
         if opts.noextract and fnmatch_patterns(opts.noextract, name) == 0:
             handle.log(LogLevel.DEBUG, f"{name} is in NoExtract, skipping extraction of {full}")
             return  # the walk skips the member's data
@@ -380,7 +418,7 @@ def extract_package(
     try:
         with inside_root(handle.options.root), archive_reader(fd) as archive_p:
             # A member not written is skipped by the walk before the next header.
-            for entry_p in iter_entries(archive_p):
+            for entry_p in iter_entries(archive_p, consumed=ex.consumed):
                 raw = _entry_pathname_utf8(entry_p) or _entry_pathname(entry_p)
                 name = "" if raw is None else raw.decode("utf-8", "surrogateescape")
                 path = name[:-1] if name.endswith("/") else name

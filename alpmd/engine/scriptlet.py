@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import os
 import select
-import shutil
 import signal
-import tempfile
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -205,6 +203,9 @@ def run_scriptlet(
     if not os.path.isdir(tmproot):
         os.makedirs(tmproot, exist_ok=True)
         os.chmod(tmproot, 0o1777)
+    import shutil  # imported here: a commit without scriptlets never needs them
+    import tempfile
+
     tmpdir = tempfile.mkdtemp(prefix="alpm_", dir=tmproot)
     try:
         scriptfile = os.path.join(tmpdir, ".INSTALL")

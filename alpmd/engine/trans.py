@@ -14,12 +14,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
-import glob
-import hashlib
 import os
 import re
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -29,14 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from alpmd.engine import (
     conflict,
-    diskspace,
     extract,
     hooks,
     remove,
     resolve,
     scriptlet,
 )
-from alpmd.engine.archive import load_package_file
+from alpmd.engine.archive import load_package_file, load_package_files
 from alpmd.engine.config import SigCheck, SigLevel
 from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.errors import AlpmError, ErrorCode, from_os_error, system_error
@@ -141,6 +137,8 @@ def operation_for(new: Package, old: Package | None) -> Operation:
 
 
 def _sha256(path: str) -> str:
+    import hashlib  # not for -U of local files (OpenSSL's start-up)
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -272,6 +270,30 @@ class Transaction:
                 os.close(fd)
             return
         self._add_loaded(load_package_file(path, full=True))
+
+    def add_files(self, paths: Sequence[str], *, workers: int = 1) -> None:
+        """Several package files (``-U``), in order, as :meth:`add_file` each.
+
+        With ``workers`` > 1 forked processes share the reading
+        (:func:`~alpmd.engine.archive.load_package_files`). The first file that
+        fails, in order, raises its error with ``details["target_index"]``, its
+        place in ``paths``.
+        """
+        self._set_kind("add")
+        if any(_names_a_descriptor(p) for p in paths):
+            workers = 1  # staged one by one below
+        loaded = load_package_files([p for p in paths if not _names_a_descriptor(p)],
+                                    workers=workers)
+        for i, path in enumerate(paths):
+            try:
+                if _names_a_descriptor(path):
+                    self.add_file(path)
+                else:
+                    self._add_loaded(next(loaded))
+            except AlpmError as exc:
+                exc.details.setdefault("target_index", i)
+                loaded.close()
+                raise
 
     def add_fd(self, fd: int, *, regular_only: bool = True) -> None:
         """A package file passed as an open descriptor (a client's, a pipe).
@@ -481,14 +503,18 @@ class Transaction:
         """After a step: flush the file systems once a batch is big or old enough.
 
         The flush runs in a thread while the next steps go on (at most one at a
-        time); its ``synced`` line is written once it returned.
+        time); its ``synced`` line is written once it returned. A batch whose
+        flush would start while the last one still runs grows instead: the steps
+        never wait for a flush (on ext4 with a journal, a ``syncfs`` of 32
+        packages may take longer than extracting the next 32).
         """
         assert self._journal is not None
         self._collect_flush(wait=False)
         count, since = self._synced_at
         if seq - count < SYNC_STEPS and time.monotonic() - since < SYNC_SECONDS:
             return
-        self._collect_flush(wait=True)
+        if self._flushing is not None:
+            return  # still flushing: the next step looks again
         self._synced_at = (seq, time.monotonic())
         if not self._journal.durable:
             self._journal.synced(seq)
@@ -613,6 +639,8 @@ class Transaction:
                     why = "invalid or corrupted package (checksum)"
                 validation.append("sha256")
             elif pkg.md5sum:
+                import hashlib
+
                 h = hashlib.md5()
                 with open(item.path, "rb") as f:
                     h.update(f.read())
@@ -655,6 +683,8 @@ class Transaction:
                 raise AlpmError(ErrorCode.FILE_CONFLICTS, conflicts=found)
         if self.handle.options.checkspace:
             self._event(DiskSpace())
+            from alpmd.engine import diskspace  # CheckSpace only
+
             diskspace.check_diskspace(self.handle, pkgs, list(removing))
             self._event(DiskSpace(done=True))
 
@@ -940,6 +970,8 @@ def _stage(handle: Handle, fd: int, *, regular_only: bool) -> str:
     regular = stat.S_ISREG(st.st_mode)
     if regular_only and not regular:
         raise AlpmError(ErrorCode.PKG_OPEN, "package descriptor is not a regular file")
+    import tempfile
+
     durable = _durable(handle)
     where = staging_dir(handle.dbpath)
     try:
@@ -989,6 +1021,8 @@ def _durable(handle: Handle) -> bool:
 
 def _cached_file(handle: Handle, name: str, version: str) -> str | None:
     """A package file for ``name-version`` in a cache directory (for roll back)."""
+    import glob
+
     for d in handle.options.cachedirs:
         for path in sorted(glob.glob(os.path.join(glob.escape(d), f"{glob.escape(name)}-"
                                                   f"{glob.escape(version)}-*.pkg.tar*"))):

@@ -201,6 +201,19 @@ def test_conflict_with_installed_package_and_between_targets(tmp_path: Path, bac
     twin.check()
 
 
+def test_conflicts_between_targets_in_any_order(tmp_path: Path, backend: Store) -> None:
+    """A shared path conflicts unless every target sharing it lists it as a directory,
+    whichever of them comes first."""
+    twin = Twin(tmp_path, backend)
+    dirs = [twin.pkg(f"d{i}", "1.0-1", [FileSpec("usr/share/x/", kind="dir"),
+                                        FileSpec(f"usr/share/x/f{i}", b"")]) for i in range(3)]
+    f = twin.pkg("f", "1.0-1", [FileSpec("usr/share/x", b"f")])
+    assert not twin.U(dirs[0], dirs[1], f, dirs[2])   # the file after two directories
+    assert not twin.U(f, *dirs)                       # the file first
+    assert twin.U(*dirs)                              # directories only: shared
+    twin.check()
+
+
 def test_file_moves_between_packages(tmp_path: Path, backend: Store) -> None:
     twin = Twin(tmp_path, backend)
     a1 = twin.pkg("a", "1.0-1", [FileSpec("usr/share/moving", b"1"), FileSpec("usr/share/a", b"")])

@@ -221,11 +221,40 @@ def _write_durably(fd: int, data: bytes, durable: bool = True) -> None:
         os.fsync(fd)
 
 
+#: Temporary entry directories: our pid and a count (``tempfile.mkdtemp`` draws random
+#: names, and importing it costs more than the 200 entries of a large -U).
+_tmp_count = [0]
+
+
+def _new_tmpdir(parent: str) -> str:
+    """A new empty directory ``parent/TMP_PREFIX…`` (mode 0700), as ``tempfile.mkdtemp``."""
+    while True:
+        path = _tmp_name(parent)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue  # left by an earlier process with our pid
+        return path
+
+
+def _new_tmpfile(parent: str) -> tuple[int, str]:
+    """A new empty file ``parent/TMP_PREFIX…`` (mode 0600), open, as ``tempfile.mkstemp``."""
+    while True:
+        path = _tmp_name(parent)
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
+        except FileExistsError:
+            continue
+
+
+def _tmp_name(parent: str) -> str:
+    _tmp_count[0] += 1
+    return os.path.join(parent, f"{TMP_PREFIX}{os.getpid()}-{_tmp_count[0]}")
+
+
 def _replace_file(directory: str, name: str, data: bytes, durable: bool = True) -> None:
     """Replace ``directory/name`` atomically (temporary file, fsync, rename); no dir fsync."""
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+    fd, tmp = _new_tmpfile(directory)
     try:
         try:
             _write_durably(fd, data, durable)
@@ -613,9 +642,7 @@ class LocalFilesBackend(DatabaseBackend):
 
     def _create(self, target: str, contents: dict[str, bytes | None],
                 mtimes: dict[str, int] | None = None) -> None:
-        import tempfile
-
-        tmp = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.staging)
+        tmp = _new_tmpdir(self.staging)
         try:
             os.chmod(tmp, 0o755)
             for fname, data in contents.items():
@@ -671,9 +698,7 @@ class LocalFilesBackend(DatabaseBackend):
             raise AlpmError(ErrorCode.DB_REMOVE, f"could not remove database entry "
                             f"{target}: not a directory", path=target)
         self._prepare_write()
-        import tempfile
-
-        doomed = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.staging)
+        doomed = _new_tmpdir(self.staging)
         try:
             os.rename(target, doomed)  # replaces the empty placeholder directory
             self._fsync_dirs()
