@@ -33,7 +33,7 @@ from alpmd.engine.db.local import LocalDatabase
 from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
-from alpmd.engine.package import Origin, Package
+from alpmd.engine.package import Origin, Package, Part
 from alpmd.engine.version import vercmp
 from alpmd.i18n import N_, Message
 
