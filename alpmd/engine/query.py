@@ -48,22 +48,18 @@ if TYPE_CHECKING:
     #: What a query reads: the installed packages or a repository's (annotations only, so
     #: that a query of the installed packages does not import the sync module).
     Database = LocalDatabase | SyncDatabase
+    #: One line of ``-Qs``: name, version, description, groups.
+    SearchRow = tuple[str, str, str | None, list[str]]
 
 __all__ = [
-    "FileMatch",
     "OwnerResult",
-    "LEFTOVER_KINDS",
     "SCOPE_NAMES",
-    "ConfigLeftover",
     "Scope",
     "check_db_local",
     "local_conflicts",
     "check_db_sync",
-    "config_leftovers",
     "find_owner",
     "find_satisfier",
-    "files_list",
-    "files_search",
     "in_scope",
     "installed",
     "is_foreign",
@@ -74,6 +70,7 @@ __all__ = [
     "parse_scope",
     "required_by",
     "search",
+    "search_rows",
     "should_ignore",
     "what_provides",
 ]
@@ -384,15 +381,45 @@ def search(db: Database, patterns: Sequence[str], *,
     callers serving others: ``AlpmError(PATTERN_TOO_COSTLY)`` for a pattern that
     cannot be matched by then (see :mod:`alpmd.engine.regex`).
     """
+    if not patterns:
+        return list(db.packages)
+    found: list[Package] = []
+    names, descs, groups = _search_matches(db, patterns, deadline)
+    seed = db.origin is Origin.LOCALDB
+    for i, name in enumerate(names):
+        pkg = db.get(name)
+        if pkg is None:
+            continue
+        if seed:  # -Qs prints the description and groups the search has just read
+            pkg.seed({"desc": descs[i], "groups": list(groups[i])})
+        found.append(pkg)
+    return found
+
+
+def search_rows(db: LocalDatabase, patterns: Sequence[str]) -> list[SearchRow]:
+    """What ``-Qs`` prints of each installed package :func:`search` finds: name,
+    version, description and groups, in database order, without making packages."""
+    versions = db.versions
+    names, descs, groups = _search_matches(db, patterns, None)
+    return [(name, versions[name], descs[i], list(groups[i]))
+            for i, name in enumerate(names) if name in versions]
+
+
+def _search_matches(db: Database, patterns: Sequence[str], deadline: float | None
+                    ) -> tuple[list[str], list[str | None], list[list[str]]]:
+    """Names of the packages matching every pattern, in database order, with the
+    descriptions and groups read for them (local databases only; empty otherwise)."""
     # The regex module (ctypes, libc's regcomp) loads only for a search: -Qi never pays.
     from alpmd.engine.regex import compile_posix, is_literal
 
     bounded = deadline is not None
     regs = [compile_posix(p, bounded=bounded) for p in patterns]
     idx = _index(db)
-    if not regs:
-        return list(db.packages)
     local = db.origin is Origin.LOCALDB
+    if not regs:  # every package (what -Qs prints of each is read from its entry)
+        every = list(db.packages)
+        return ([p.name for p in every], [p.desc for p in every] if local else [],
+                [p.groups for p in every] if local else [])
     scanned = None
     if isinstance(db, LocalDatabase) and idx.search_scans == 0 and not idx.has_blob:
         idx.search_scans += 1
@@ -417,18 +444,14 @@ def search(db: Database, patterns: Sequence[str], *,
                 pos = names.find(pat, nxt)
         selected = hits if selected is None else selected & hits
         if not selected:
-            return []
+            return [], [], []
     assert selected is not None
+    order = sorted(selected)
     all_names = b.name_list
-    found: list[Package] = []
-    for i in sorted(selected):
-        pkg = db.get(all_names[i])
-        if pkg is None:
-            continue
-        if local:  # -Qs prints the description and groups the search has just read
-            pkg.seed({"desc": descs[i], "groups": list(groups[i])})
-        found.append(pkg)
-    return found
+    if not local:
+        return [all_names[i] for i in order], [], []
+    return ([all_names[i] for i in order], [descs[i] for i in order],
+            [groups[i] for i in order])
 
 
 def _scan_search(db: LocalDatabase, patterns: Sequence[str], regs: Sequence[PosixRegex]
@@ -815,73 +838,7 @@ def _missing(pkgs: Sequence[Package]) -> list[Message]:
             for d, t in missing_deps(pkgs)]
 
 
-# -- files databases (-F) ---------------------------------------------------------------
-
-
-@dataclass
-class FileMatch:
-    """One package of one database and the matching paths in it."""
-
-    db: SyncDatabase
-    pkg: Package
-    paths: list[str]
-
-
-def files_search(dbs: Sequence[SyncDatabase], target: str, *, regex: bool,
-                 deadline: float | None = None) -> list[FileMatch]:
-    """pacman's ``-F``: a target with a slash is a path (exact, or a regex on whole
-    paths with ``-x``); otherwise it is matched against file names.
-
-    ``deadline`` bounds a regex search as in :func:`search`."""
-    from alpmd.engine.regex import compile_posix
-
-    exact = "/" in target
-    if exact:
-        while len(target) > 1 and target.startswith("/"):
-            target = target[1:]
-    reg: PosixRegex | None = compile_posix(target, bounded=deadline is not None) \
-        if regex else None
-    out: list[FileMatch] = []
-    for db in dbs:
-        for pkg in db.packages:
-            files = pkg.files
-            matched: list[str] = []
-            if exact:
-                if reg is not None:
-                    matched = [f for f in files if reg.search(f, deadline)]
-                elif target in files:
-                    matched = [target]
-            else:
-                for f in files:
-                    cut = f.rfind("/")
-                    if cut < 0 or cut + 1 >= len(f):
-                        continue
-                    base = f[cut + 1:]
-                    if (reg.search(base, deadline) if reg is not None else base == target):
-                        matched.append(f)
-            if matched:
-                out.append(FileMatch(db, pkg, matched))
-    return out
-
-
-def files_list(dbs: Sequence[SyncDatabase], target: str) -> FileMatch:
-    """``-Fl [repo/]name``: the first package of that name; PKG_NOT_FOUND otherwise."""
-    repo: str | None = None
-    name = target
-    if "/" in target:
-        repo, _, name = target.partition("/")
-        if not name:
-            raise AlpmError(ErrorCode.PKG_INVALID_NAME, f"invalid package: '{target}'")
-    for db in dbs:
-        if repo is not None and db.name != repo:
-            continue
-        pkg = db.get(name)
-        if pkg is not None:
-            return FileMatch(db, pkg, list(pkg.files))
-    raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"package '{target}' was not found")
-
-
-# -- scopes of installed packages, and configuration files left beside them ------------------
+# -- scopes of installed packages ----------------------------------------------------------
 
 
 class Scope(enum.Flag):
@@ -939,34 +896,3 @@ def installed(handle: Handle, scope: Scope = Scope.INSTALLED, *,
     """The installed packages in ``scope``, in the local database's order."""
     return [p for p in handle.localdb.packages
             if in_scope(handle, p, scope, unrequired_level=unrequired_level)]
-
-
-@dataclass(frozen=True)
-class ConfigLeftover:
-    """A ``.pacnew``/``.pacsave``/``.pacorig`` beside a backup file of an installed package.
-
-    ``path`` is absolute inside the root ("/etc/foo.conf.pacnew"); ``original`` is the
-    file it belongs beside; ``kind`` is "pacnew", "pacsave" or "pacorig".
-    """
-
-    path: str
-    original: str
-    package: str
-    kind: str
-
-
-LEFTOVER_KINDS = ("pacnew", "pacsave", "pacorig")
-
-
-def config_leftovers(handle: Handle) -> list[ConfigLeftover]:
-    """Every configuration file pacman left for someone to merge (what ``pacdiff`` looks
-    for), found beside the backup files of the installed packages."""
-    root = handle.options.root
-    out: list[ConfigLeftover] = []
-    for pkg in handle.localdb.packages:
-        for bk in pkg.backup:
-            for kind in LEFTOVER_KINDS:
-                if os.path.lexists(f"{root}{bk.path}.{kind}"):
-                    out.append(ConfigLeftover(f"/{bk.path}.{kind}", f"/{bk.path}", pkg.name,
-                                              kind))
-    return out
