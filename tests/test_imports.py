@@ -137,6 +137,10 @@ def test_queries_import_only_what_they_need(roots: Roots, backend: Store,
     # Only package names given as targets ("pkg", "local/pkg") need the target parser.
     named = len(query) > 1 and query[0] not in ("-Qs", "-Qo")
     assert ("alpmd.engine.target" in modules) == named
+    # Dependencies are parsed for -Qi's optional deps and by the target parser only (the
+    # SQLite store's module parses them for its columns).
+    if backend is Store.FILES:
+        assert ("alpmd.engine.depend" in modules) == (named or query[0] == "-Qi")
 
 
 _COMMAND = "import sys; from alpmd.cli.alpm import main; sys.argv[0] = 'alpm'; main()"

@@ -30,7 +30,6 @@ from itertools import accumulate, chain, repeat
 from alpmd import TYPE_CHECKING
 from alpmd.engine.db.cache import CachedDatabase
 from alpmd.engine.db.local import LocalDatabase
-from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.package import Origin, Package, Part
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
 
     from alpmd.engine.db.cache import PackageCache
     from alpmd.engine.db.sync import SyncDatabase
+    from alpmd.engine.depend import Depend
     from alpmd.engine.handle import Handle
     from alpmd.engine.regex import PosixRegex
 
@@ -517,6 +517,9 @@ def _satisfiers_in(db: Database, dep: Depend) -> list[Package]:
 
 def find_satisfier(dbs: Database | Iterable[Database], dep: str | Depend) -> Package | None:
     """The first package satisfying ``dep`` (``alpm_find_satisfier`` over each db in turn)."""
+    # Dependencies are parsed by -Qi, -Dk and the daemon: -Qs, -Qo and -Q never load them.
+    from alpmd.engine.depend import Depend
+
     if isinstance(dep, str):
         dep = Depend.parse(dep)
     if isinstance(dbs, CachedDatabase):
@@ -530,6 +533,8 @@ def find_satisfier(dbs: Database | Iterable[Database], dep: str | Depend) -> Pac
 
 def what_provides(dbs: Iterable[Database], name: str) -> list[Package]:
     """Every package, over ``dbs`` in order, that is called ``name`` or provides it."""
+    from alpmd.engine.depend import Depend
+
     dep = Depend(name)
     out: list[Package] = []
     for db in dbs:
@@ -538,6 +543,8 @@ def what_provides(dbs: Iterable[Database], name: str) -> list[Package]:
 
 
 def _satisfies(pkg: Package, depstr: str) -> bool:
+    from alpmd.engine.depend import Depend
+
     try:
         dep = Depend.parse(depstr)
     except AlpmError:
@@ -767,6 +774,8 @@ def missing_deps(pkgs: Sequence[Package]) -> list[tuple[str, str]]:
     Like ``alpm_checkdeps`` with nothing added or removed: each package's
     dependencies against the whole list (names and provisions).
     """
+    from alpmd.engine.depend import Depend
+
     by_name: dict[str, list[Package]] = {}
     for p in pkgs:
         by_name.setdefault(p.name, []).append(p)
@@ -787,6 +796,8 @@ def missing_deps(pkgs: Sequence[Package]) -> list[tuple[str, str]]:
 
 def local_conflicts(pkgs: Sequence[Package]) -> list[tuple[str, str]]:
     """Pairs of installed packages where one conflicts with the other (``alpm_checkconflicts``)."""
+    from alpmd.engine.depend import Depend
+
     out: list[tuple[str, str]] = []
     for i, p in enumerate(pkgs):
         for q in pkgs[i + 1:]:
