@@ -1,12 +1,14 @@
 """Read-only questions about databases, answered as libalpm answers them.
 
-Everything pacman's ``-Q``, ``-S`` (query side), ``-F``, ``-T`` and ``-Dk``
-need lives here, so that the command line and the daemon only format: search
+Everything pacman's ``-Q``, ``-S`` (query side), ``-T`` and ``-Dk`` need
+lives here, so that the command line and the daemon only format: search
 (``_alpm_db_search``), satisfiers, required-by and optional-for
-(``alpm_pkg_compute_requiredby``), file owners (``-Qo``), the ``-Q``
-filters and the files database search. File checks (``-Qk``/``-Qkk``,
-pacman's check.c) are in :mod:`alpmd.engine.check`, imported by that
-command only.
+(``alpm_pkg_compute_requiredby``), file owners (``-Qo``) and the ``-Q``
+filters. What a ``-Q`` never asks lives apart, so that its start-up does not
+build it: file checks (``-Qk``/``-Qkk``, pacman's check.c) in
+:mod:`alpmd.engine.check`, the files database search (``-F``) in
+:mod:`alpmd.engine.filesearch`, leftover ``.pacnew`` files in
+:mod:`alpmd.engine.leftovers`.
 
 Speed comes from indexes built lazily per database and kept while the
 database's package list is unchanged (the list object is replaced whenever
