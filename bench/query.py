@@ -79,7 +79,7 @@ import json
 from bench import time_calls
 from alpmd.engine.config import load_config
 from alpmd.engine.handle import Handle
-from alpmd.engine import query
+from alpmd.engine import filesearch, query
 cfg = load_config({config!r})
 handle, _ = Handle.from_config(cfg)
 fhandle, _ = Handle.from_config(cfg, dbext=".files")
@@ -100,7 +100,7 @@ ops = {{
     "-Ql": lambda: list(local.get({installed!r}).files),
     "-Qo": lambda: query.find_owner(handle, {owned!r}),
     "-Qu": lambda: [query.new_version(handle, p) for p in local.packages],
-    "-Fx": lambda: query.files_search(fhandle.syncdbs, {regex!r}, regex=True),
+    "-Fx": lambda: filesearch.files_search(fhandle.syncdbs, {regex!r}, regex=True),
 }}
 print(json.dumps({{name: time_calls(fn, repeats=15, fastest=True) for name, fn in ops.items()}}))
 """

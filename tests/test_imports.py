@@ -5,7 +5,8 @@ modules it imported. What a query never uses must stay out: the downloader (aioh
 ssl), asyncio, logging (the engine imports it on its first log message), ctypes (only
 a search for a regular expression, not for a word, binds libc's regcomp), typing
 (annotations only), inspect (dataclasses' import of it is deferred by the ``alpm``
-command), the sync, transaction, event, signing and -Qk modules and, on pacman's files
+command), the sync, transaction, event, signing and -Qk modules, -F's search and the
+daemon's list of leftover configuration files and, on pacman's files
 store, sqlite3. Every command must still print what pacman prints on the same system,
 on both local stores (the SQLite root is a converted copy of pacman's).
 """
@@ -53,7 +54,9 @@ UNNEEDED = {"aiohttp", "ssl", "asyncio", "logging", "ctypes", "urllib.parse", "s
             "alpmd.engine.db.sync", "alpmd.engine.db.snapshot", "alpmd.engine.events",
             "alpmd.engine.trans", "alpmd.engine.resolve", "alpmd.engine.download",
             "alpmd.engine.signing", "alpmd.engine.larchive", "alpmd.engine.process",
-            "alpmd.engine.journal", "alpmd.engine.hooks", "alpmd.engine.check", "syslog"}
+            "alpmd.engine.journal", "alpmd.engine.hooks", "alpmd.engine.check", "syslog",
+            # -F's search and the daemon's leftover .pacnew list (types a -Q never builds)
+            "alpmd.engine.filesearch", "alpmd.engine.leftovers"}
 
 
 def _env() -> dict[str, str]:
@@ -134,6 +137,10 @@ def test_queries_import_only_what_they_need(roots: Roots, backend: Store,
     # Only package names given as targets ("pkg", "local/pkg") need the target parser.
     named = len(query) > 1 and query[0] not in ("-Qs", "-Qo")
     assert ("alpmd.engine.target" in modules) == named
+    # Dependencies are parsed for -Qi's optional deps and by the target parser only (the
+    # SQLite store's module parses them for its columns).
+    if backend is Store.FILES:
+        assert ("alpmd.engine.depend" in modules) == (named or query[0] == "-Qi")
 
 
 _COMMAND = "import sys; from alpmd.cli.alpm import main; sys.argv[0] = 'alpm'; main()"

@@ -14,14 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from alpmd.engine.db.local import LocalDatabase
 from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import write_sync_desc
 from alpmd.engine.package import Package
-from alpmd.engine.query import find_satisfier, missing_deps, search, what_provides
+from alpmd.engine.query import find_satisfier, missing_deps, search, search_rows, what_provides
 from alpmd.engine.regex import PosixRegex, c_compile, compile_posix, is_literal
-from alpmd.testing.repogen import generate_repo
+from alpmd.testing.repogen import generate_repo, make_local_db
 
 # -- regular expressions -------------------------------------------------------------------
 
@@ -99,6 +100,29 @@ def _brute_search(pkgs: list[Package], pattern: str) -> list[Package]:
 @pytest.mark.parametrize("pattern", ["python", "^lib.*5$", "qt", "Library", "[[:digit:]]{3}"])
 def test_search_matches_brute_force(big: SyncDatabase, pattern: str) -> None:
     assert search(big, [pattern]) == _brute_search(big.packages, pattern)
+
+
+@pytest.mark.parametrize("patterns", [["lib"], ["LIB", "a"], ["^lib"], ["[[:digit:]]{2}"], [],
+                                      ["zzzzzz"]])
+def test_installed_search_rows_are_what_search_finds(tmp_path: Path,
+                                                     patterns: list[str]) -> None:
+    """-Qs prints rows read by the search itself: the same packages, in the same order,
+    with the same version, description and groups as the packages search returns, on
+    the first search (a scan of the stored entries) and on a later one (the index)."""
+    metas = generate_repo(seed=5, count=600)
+    make_local_db(tmp_path / "db", metas, installed=300, outdated=30, seed=5)
+    dbpath = str(tmp_path / "db")
+    pkgs = search(LocalDatabase(dbpath), patterns)
+    brute = LocalDatabase(dbpath).packages
+    want = [(p.name, p.version, p.desc, p.groups) for p in pkgs]
+    if patterns:
+        assert [p.name for p in pkgs] == [
+            p.name for p in brute if all(p in _brute_search(brute, pat) for pat in patterns)]
+    assert bool(want) == (patterns != ["zzzzzz"])
+    db = LocalDatabase(dbpath)
+    assert search_rows(db, patterns) == want  # first search: scanned
+    assert search_rows(db, patterns) == want  # then from the index
+    assert search(db, patterns) == search(db, patterns)
 
 
 def test_search_terms_are_anded(big: SyncDatabase) -> None:

@@ -6,8 +6,8 @@ from alpmd.cli.alpm import Context
 from alpmd.cli.output import groups_suffix, installed_suffix
 from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.filesearch import FileMatch, files_list, files_search
 from alpmd.engine.package import Package
-from alpmd.engine.query import FileMatch, files_list, files_search
 from alpmd.engine.regex import compile_posix
 from alpmd.i18n import gettext as _
 from alpmd.i18n import localize

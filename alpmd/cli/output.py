@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from typing import TextIO
 
     from alpmd.engine.handle import Handle
+    from alpmd.engine.query import SearchRow
 
 
 @dataclass
@@ -361,9 +362,13 @@ def validation_labels(pkg: Package) -> list[str]:
 
 def groups_suffix(out: Out, pkg: Package) -> str:
     """pacman's print_groups: `` (g1 g2)``."""
-    if not pkg.groups:
+    return _groups_text(out, pkg.groups)
+
+
+def _groups_text(out: Out, groups: list[str]) -> str:
+    if not groups:
         return ""
-    return f" {out.c.groups}({' '.join(pkg.groups)}){out.c.nocolor}"
+    return f" {out.c.groups}({' '.join(groups)}){out.c.nocolor}"
 
 
 def installed_suffix(out: Out, handle: Handle, pkg: Package) -> str:
@@ -379,20 +384,29 @@ def installed_suffix(out: Out, handle: Handle, pkg: Package) -> str:
 def search_results(out: Out, handle: Handle, dbname: str, pkgs: list[Package], *,
                    quiet: bool, show_status: bool) -> None:
     """pacman's dump_pkg_search output for one database."""
+    if quiet:
+        out.write("".join(pkg.name + "\n" for pkg in pkgs))
+        return
+    out.write("".join(_search_entry(out, dbname, pkg.name, pkg.version, pkg.desc, pkg.groups,
+                                    installed_suffix(out, handle, pkg) if show_status else "")
+                      for pkg in pkgs))
+
+
+def local_search_results(out: Out, rows: list[SearchRow], *, quiet: bool) -> None:
+    """``-Qs``'s output from the rows the search read (no packages made)."""
+    if quiet:
+        out.write("".join(row[0] + "\n" for row in rows))
+        return
+    out.write("".join(_search_entry(out, "local", name, version, desc, groups, "")
+                      for name, version, desc, groups in rows))
+
+
+def _search_entry(out: Out, dbname: str, name: str, version: str, desc: str | None,
+                  groups: list[str], status: str) -> str:
     c = out.c
-    parts: list[str] = []
-    cols = out.cols
-    for pkg in pkgs:
-        if quiet:
-            parts.append(pkg.name + "\n")
-            continue
-        line = f"{c.repo}{dbname}/{c.title}{pkg.name} {c.version}{pkg.version}{c.nocolor}"
-        line += groups_suffix(out, pkg)
-        if show_status:
-            line += installed_suffix(out, handle, pkg)
-        line += "\n    " + (indent_text(pkg.desc, 4, cols) if pkg.desc else "") + "\n"
-        parts.append(line)
-    out.write("".join(parts))
+    return (f"{c.repo}{dbname}/{c.title}{name} {c.version}{version}{c.nocolor}"
+            f"{_groups_text(out, groups)}{status}\n    "
+            + (indent_text(desc, 4, out.cols) if desc else "") + "\n")
 
 
 def signature_keys(base64_sig: str | None) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from alpmd.cli.alpm import Context
-from alpmd.cli.output import Display, search_results
+from alpmd.cli.output import Display, local_search_results
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.package import Package
 from alpmd.engine.query import (
@@ -14,7 +14,7 @@ from alpmd.engine.query import (
     find_satisfier,
     in_scope,
     new_version,
-    search,
+    search_rows,
     should_ignore,
 )
 from alpmd.i18n import N_, localize, ngettext
@@ -26,15 +26,15 @@ def run(ctx: Context) -> int:
     targets = a.targets
     if a.has("search"):
         try:
-            pkgs = search(ctx.handle.localdb, targets)
+            rows = search_rows(ctx.handle.localdb, targets)
         except AlpmError as exc:
             if exc.code is ErrorCode.INVALID_REGEX:
                 ctx.out.error(_("search failed: {error}").format(error=exc.code.strerror))
                 return 1
             raise
-        if not pkgs:
+        if not rows:
             return 1
-        search_results(ctx.out, ctx.handle, "local", pkgs, quiet=ctx.quiet, show_status=False)
+        local_search_results(ctx.out, rows, quiet=ctx.quiet)
         return 0
     if a.has("groups"):
         return _groups(ctx)

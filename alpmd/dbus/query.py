@@ -26,6 +26,7 @@ from alpmd.engine.archive import load_package_file
 from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.handle import Handle
+from alpmd.engine.leftovers import config_leftovers
 from alpmd.engine.package import Package
 from alpmd.engine.regex import compile_posix, is_literal
 from alpmd.engine.target import find_package
@@ -242,7 +243,7 @@ class Query1(ServiceInterface):
     @translated
     def GetPacnew(self) -> Pairs:
         """(path, package name) for every .pacnew, .pacsave or .pacorig beside a backup file."""
-        return [[c.path, c.package] for c in q.config_leftovers(self.handle)]
+        return [[c.path, c.package] for c in config_leftovers(self.handle)]
 
     @dbus_method()
     async def InspectFile(self, fd: H) -> Opts:

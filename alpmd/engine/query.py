@@ -1,12 +1,14 @@
 """Read-only questions about databases, answered as libalpm answers them.
 
-Everything pacman's ``-Q``, ``-S`` (query side), ``-F``, ``-T`` and ``-Dk``
-need lives here, so that the command line and the daemon only format: search
+Everything pacman's ``-Q``, ``-S`` (query side), ``-T`` and ``-Dk`` need
+lives here, so that the command line and the daemon only format: search
 (``_alpm_db_search``), satisfiers, required-by and optional-for
-(``alpm_pkg_compute_requiredby``), file owners (``-Qo``), the ``-Q``
-filters and the files database search. File checks (``-Qk``/``-Qkk``,
-pacman's check.c) are in :mod:`alpmd.engine.check`, imported by that
-command only.
+(``alpm_pkg_compute_requiredby``), file owners (``-Qo``) and the ``-Q``
+filters. What a ``-Q`` never asks lives apart, so that its start-up does not
+build it: file checks (``-Qk``/``-Qkk``, pacman's check.c) in
+:mod:`alpmd.engine.check`, the files database search (``-F``) in
+:mod:`alpmd.engine.filesearch`, leftover ``.pacnew`` files in
+:mod:`alpmd.engine.leftovers`.
 
 Speed comes from indexes built lazily per database and kept while the
 database's package list is unchanged (the list object is replaced whenever
@@ -30,7 +32,6 @@ from itertools import accumulate, chain, repeat
 from alpmd import TYPE_CHECKING
 from alpmd.engine.db.cache import CachedDatabase
 from alpmd.engine.db.local import LocalDatabase
-from alpmd.engine.depend import Depend
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.package import Origin, Package, Part
@@ -42,28 +43,25 @@ if TYPE_CHECKING:
 
     from alpmd.engine.db.cache import PackageCache
     from alpmd.engine.db.sync import SyncDatabase
+    from alpmd.engine.depend import Depend
     from alpmd.engine.handle import Handle
     from alpmd.engine.regex import PosixRegex
 
     #: What a query reads: the installed packages or a repository's (annotations only, so
     #: that a query of the installed packages does not import the sync module).
     Database = LocalDatabase | SyncDatabase
+    #: One line of ``-Qs``: name, version, description, groups.
+    SearchRow = tuple[str, str, str | None, list[str]]
 
 __all__ = [
-    "FileMatch",
     "OwnerResult",
-    "LEFTOVER_KINDS",
     "SCOPE_NAMES",
-    "ConfigLeftover",
     "Scope",
     "check_db_local",
     "local_conflicts",
     "check_db_sync",
-    "config_leftovers",
     "find_owner",
     "find_satisfier",
-    "files_list",
-    "files_search",
     "in_scope",
     "installed",
     "is_foreign",
@@ -74,6 +72,7 @@ __all__ = [
     "parse_scope",
     "required_by",
     "search",
+    "search_rows",
     "should_ignore",
     "what_provides",
 ]
@@ -384,15 +383,45 @@ def search(db: Database, patterns: Sequence[str], *,
     callers serving others: ``AlpmError(PATTERN_TOO_COSTLY)`` for a pattern that
     cannot be matched by then (see :mod:`alpmd.engine.regex`).
     """
+    if not patterns:
+        return list(db.packages)
+    found: list[Package] = []
+    names, descs, groups = _search_matches(db, patterns, deadline)
+    seed = db.origin is Origin.LOCALDB
+    for i, name in enumerate(names):
+        pkg = db.get(name)
+        if pkg is None:
+            continue
+        if seed:  # -Qs prints the description and groups the search has just read
+            pkg.seed({"desc": descs[i], "groups": list(groups[i])})
+        found.append(pkg)
+    return found
+
+
+def search_rows(db: LocalDatabase, patterns: Sequence[str]) -> list[SearchRow]:
+    """What ``-Qs`` prints of each installed package :func:`search` finds: name,
+    version, description and groups, in database order, without making packages."""
+    versions = db.versions
+    names, descs, groups = _search_matches(db, patterns, None)
+    return [(name, versions[name], descs[i], list(groups[i]))
+            for i, name in enumerate(names) if name in versions]
+
+
+def _search_matches(db: Database, patterns: Sequence[str], deadline: float | None
+                    ) -> tuple[list[str], list[str | None], list[list[str]]]:
+    """Names of the packages matching every pattern, in database order, with the
+    descriptions and groups read for them (local databases only; empty otherwise)."""
     # The regex module (ctypes, libc's regcomp) loads only for a search: -Qi never pays.
     from alpmd.engine.regex import compile_posix, is_literal
 
     bounded = deadline is not None
     regs = [compile_posix(p, bounded=bounded) for p in patterns]
     idx = _index(db)
-    if not regs:
-        return list(db.packages)
     local = db.origin is Origin.LOCALDB
+    if not regs:  # every package (what -Qs prints of each is read from its entry)
+        every = list(db.packages)
+        return ([p.name for p in every], [p.desc for p in every] if local else [],
+                [p.groups for p in every] if local else [])
     scanned = None
     if isinstance(db, LocalDatabase) and idx.search_scans == 0 and not idx.has_blob:
         idx.search_scans += 1
@@ -417,18 +446,14 @@ def search(db: Database, patterns: Sequence[str], *,
                 pos = names.find(pat, nxt)
         selected = hits if selected is None else selected & hits
         if not selected:
-            return []
+            return [], [], []
     assert selected is not None
+    order = sorted(selected)
     all_names = b.name_list
-    found: list[Package] = []
-    for i in sorted(selected):
-        pkg = db.get(all_names[i])
-        if pkg is None:
-            continue
-        if local:  # -Qs prints the description and groups the search has just read
-            pkg.seed({"desc": descs[i], "groups": list(groups[i])})
-        found.append(pkg)
-    return found
+    if not local:
+        return [all_names[i] for i in order], [], []
+    return ([all_names[i] for i in order], [descs[i] for i in order],
+            [groups[i] for i in order])
 
 
 def _scan_search(db: LocalDatabase, patterns: Sequence[str], regs: Sequence[PosixRegex]
@@ -494,6 +519,9 @@ def _satisfiers_in(db: Database, dep: Depend) -> list[Package]:
 
 def find_satisfier(dbs: Database | Iterable[Database], dep: str | Depend) -> Package | None:
     """The first package satisfying ``dep`` (``alpm_find_satisfier`` over each db in turn)."""
+    # Dependencies are parsed by -Qi, -Dk and the daemon: -Qs, -Qo and -Q never load them.
+    from alpmd.engine.depend import Depend
+
     if isinstance(dep, str):
         dep = Depend.parse(dep)
     if isinstance(dbs, CachedDatabase):
@@ -507,6 +535,8 @@ def find_satisfier(dbs: Database | Iterable[Database], dep: str | Depend) -> Pac
 
 def what_provides(dbs: Iterable[Database], name: str) -> list[Package]:
     """Every package, over ``dbs`` in order, that is called ``name`` or provides it."""
+    from alpmd.engine.depend import Depend
+
     dep = Depend(name)
     out: list[Package] = []
     for db in dbs:
@@ -515,6 +545,8 @@ def what_provides(dbs: Iterable[Database], name: str) -> list[Package]:
 
 
 def _satisfies(pkg: Package, depstr: str) -> bool:
+    from alpmd.engine.depend import Depend
+
     try:
         dep = Depend.parse(depstr)
     except AlpmError:
@@ -744,6 +776,8 @@ def missing_deps(pkgs: Sequence[Package]) -> list[tuple[str, str]]:
     Like ``alpm_checkdeps`` with nothing added or removed: each package's
     dependencies against the whole list (names and provisions).
     """
+    from alpmd.engine.depend import Depend
+
     by_name: dict[str, list[Package]] = {}
     for p in pkgs:
         by_name.setdefault(p.name, []).append(p)
@@ -764,6 +798,8 @@ def missing_deps(pkgs: Sequence[Package]) -> list[tuple[str, str]]:
 
 def local_conflicts(pkgs: Sequence[Package]) -> list[tuple[str, str]]:
     """Pairs of installed packages where one conflicts with the other (``alpm_checkconflicts``)."""
+    from alpmd.engine.depend import Depend
+
     out: list[tuple[str, str]] = []
     for i, p in enumerate(pkgs):
         for q in pkgs[i + 1:]:
@@ -815,73 +851,7 @@ def _missing(pkgs: Sequence[Package]) -> list[Message]:
             for d, t in missing_deps(pkgs)]
 
 
-# -- files databases (-F) ---------------------------------------------------------------
-
-
-@dataclass
-class FileMatch:
-    """One package of one database and the matching paths in it."""
-
-    db: SyncDatabase
-    pkg: Package
-    paths: list[str]
-
-
-def files_search(dbs: Sequence[SyncDatabase], target: str, *, regex: bool,
-                 deadline: float | None = None) -> list[FileMatch]:
-    """pacman's ``-F``: a target with a slash is a path (exact, or a regex on whole
-    paths with ``-x``); otherwise it is matched against file names.
-
-    ``deadline`` bounds a regex search as in :func:`search`."""
-    from alpmd.engine.regex import compile_posix
-
-    exact = "/" in target
-    if exact:
-        while len(target) > 1 and target.startswith("/"):
-            target = target[1:]
-    reg: PosixRegex | None = compile_posix(target, bounded=deadline is not None) \
-        if regex else None
-    out: list[FileMatch] = []
-    for db in dbs:
-        for pkg in db.packages:
-            files = pkg.files
-            matched: list[str] = []
-            if exact:
-                if reg is not None:
-                    matched = [f for f in files if reg.search(f, deadline)]
-                elif target in files:
-                    matched = [target]
-            else:
-                for f in files:
-                    cut = f.rfind("/")
-                    if cut < 0 or cut + 1 >= len(f):
-                        continue
-                    base = f[cut + 1:]
-                    if (reg.search(base, deadline) if reg is not None else base == target):
-                        matched.append(f)
-            if matched:
-                out.append(FileMatch(db, pkg, matched))
-    return out
-
-
-def files_list(dbs: Sequence[SyncDatabase], target: str) -> FileMatch:
-    """``-Fl [repo/]name``: the first package of that name; PKG_NOT_FOUND otherwise."""
-    repo: str | None = None
-    name = target
-    if "/" in target:
-        repo, _, name = target.partition("/")
-        if not name:
-            raise AlpmError(ErrorCode.PKG_INVALID_NAME, f"invalid package: '{target}'")
-    for db in dbs:
-        if repo is not None and db.name != repo:
-            continue
-        pkg = db.get(name)
-        if pkg is not None:
-            return FileMatch(db, pkg, list(pkg.files))
-    raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"package '{target}' was not found")
-
-
-# -- scopes of installed packages, and configuration files left beside them ------------------
+# -- scopes of installed packages ----------------------------------------------------------
 
 
 class Scope(enum.Flag):
@@ -939,34 +909,3 @@ def installed(handle: Handle, scope: Scope = Scope.INSTALLED, *,
     """The installed packages in ``scope``, in the local database's order."""
     return [p for p in handle.localdb.packages
             if in_scope(handle, p, scope, unrequired_level=unrequired_level)]
-
-
-@dataclass(frozen=True)
-class ConfigLeftover:
-    """A ``.pacnew``/``.pacsave``/``.pacorig`` beside a backup file of an installed package.
-
-    ``path`` is absolute inside the root ("/etc/foo.conf.pacnew"); ``original`` is the
-    file it belongs beside; ``kind`` is "pacnew", "pacsave" or "pacorig".
-    """
-
-    path: str
-    original: str
-    package: str
-    kind: str
-
-
-LEFTOVER_KINDS = ("pacnew", "pacsave", "pacorig")
-
-
-def config_leftovers(handle: Handle) -> list[ConfigLeftover]:
-    """Every configuration file pacman left for someone to merge (what ``pacdiff`` looks
-    for), found beside the backup files of the installed packages."""
-    root = handle.options.root
-    out: list[ConfigLeftover] = []
-    for pkg in handle.localdb.packages:
-        for bk in pkg.backup:
-            for kind in LEFTOVER_KINDS:
-                if os.path.lexists(f"{root}{bk.path}.{kind}"):
-                    out.append(ConfigLeftover(f"/{bk.path}.{kind}", f"/{bk.path}", pkg.name,
-                                              kind))
-    return out

@@ -13,13 +13,8 @@ from alpmd.engine.depend import DepMod
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import PkgMeta
 from alpmd.engine.handle import Handle
-from alpmd.engine.query import (
-    ConfigLeftover,
-    Scope,
-    config_leftovers,
-    installed,
-    parse_scope,
-)
+from alpmd.engine.leftovers import ConfigLeftover, config_leftovers
+from alpmd.engine.query import Scope, installed, parse_scope
 from alpmd.engine.target import find_package, parse_target, split_repo
 from alpmd.testing.oracle import PacmanRoot
 from alpmd.testing.pkgbuild import FileSpec, build_package
