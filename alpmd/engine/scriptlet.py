@@ -61,20 +61,22 @@ def _child(root: str, path: str, argv: Sequence[str], out_w: int, in_r: int) -> 
             os.chroot(root)
         os.chdir("/")
         os.umask(0o022)
-        pid = os.fork()
-        if pid == 0:
-            _reset_signals()
-            try:
-                os.execv(path, list(argv))
-            except OSError as exc:
-                os.write(2, f"call to execv failed ({exc.strerror})\n".encode())
-            os._exit(1)
+        # The guard ignores signals before it forks: a command quick enough to signal
+        # its parent before a later change would otherwise kill the guard (seen under load).
         for sig in _GUARD_IGNORES:
             try:
                 signal.signal(sig, signal.SIG_IGN)
             except (OSError, ValueError, RuntimeError):
                 pass
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        pid = os.fork()
+        if pid == 0:
+            _reset_signals()  # the command gets default dispositions back, SIG_IGN included
+            try:
+                os.execv(path, list(argv))
+            except OSError as exc:
+                os.write(2, f"call to execv failed ({exc.strerror})\n".encode())
+            os._exit(1)
         os.close(0)
         os.close(1)
         os.close(2)

@@ -102,6 +102,14 @@ def test_scriptlet_that_signals_its_parent(tmp_path: Path) -> None:
         script = b"post_install() { kill -TERM $PPID; kill -HUP $PPID; echo survived; }\n"
         assert run_scriptlet(h, script, "post_install", "1", None, event=events.append) == 0
         assert ScriptletInfo(line="survived") in events
+        for _ in range(20):  # the guard ignores signals before the command can send one
+            script = b"post_install() { kill -TERM $PPID; }\n"
+            assert run_scriptlet(h, script, "post_install", "1", None) == 0
+        # ...while the command itself gets default dispositions, not the guard's SIG_IGN
+        events.clear()
+        script = b"post_install() { kill -TERM $$; echo not reached; }\n"
+        assert run_scriptlet(h, script, "post_install", "1", None, event=events.append) == 128 + 15
+        assert ScriptletInfo(line="not reached") not in events
         script = b"post_install() { kill -KILL $$; }\n"
         assert run_scriptlet(h, script, "post_install", "1", None) == 128 + 9
         script = b"post_install() { echo failing; exit 3; }\n"
