@@ -46,7 +46,7 @@ from alpmd.testing.oracle import PacmanRoot
 from alpmd.testing.pkgbuild import FileSpec, build_package
 from tests.repo.conftest import ARCH, Packager, need, read_db, snapshot
 from tests.security import hostile
-from tests.security.secworld import as_user
+from tests.security.secworld import as_user, send_descriptors
 from tests.signing.conftest import Lab
 
 PACKAGER = "alpmd-packager"
@@ -709,12 +709,7 @@ def test_descriptors_of_the_tracking_database_go_with_the_change(world: RepoWorl
                 os.write(sent_w, b"ready")
                 os.read(stay_r, 32)  # the release waits for the tree's lock now
                 for _ in range(2):
-                    sent = [os.open(tracking, os.O_RDONLY) for _ in range(8)]
-                    await bus.send(Message(destination="org.alpm", path="/org/alpm",
-                                           interface="org.alpm.Manager1", member="Poke",
-                                           message_type=MessageType.SIGNAL, unix_fds=sent))
-                    for fd in sent:
-                        os.close(fd)
+                    await send_descriptors(bus, tracking)
                 await _call(bus, "Get", "ss", ["org.alpm.Manager1", "State"],
                             iface="org.freedesktop.DBus.Properties")
                 os.write(sent_w, b"sent")

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dbus_fast import Message, MessageType
+from dbus_fast.aio import MessageBus
 
 from alpmd.dbus.bus import connect
 from alpmd.testing.dbusenv import (
@@ -117,6 +119,19 @@ def as_user(user: str, fn: Callable[[], Any]) -> Any:
     got = json.loads(data)
     assert "result" in got, got.get("failure")
     return got["result"]
+
+
+async def send_descriptors(bus: MessageBus, path: str | os.PathLike[str], count: int = 8) -> None:
+    """Send the daemon a signal carrying ``count`` fresh read-only descriptors of ``path``,
+    then close ours: what a client does to make the daemon hold one of its own files."""
+    sent = [os.open(path, os.O_RDONLY) for _ in range(count)]
+    try:
+        await bus.send(Message(destination="org.alpm", path="/org/alpm",
+                               interface="org.alpm.Manager1", member="Poke",
+                               message_type=MessageType.SIGNAL, unix_fds=sent))
+    finally:
+        for fd in sent:
+            os.close(fd)
 
 
 def named(result: dict[str, Any]) -> str:

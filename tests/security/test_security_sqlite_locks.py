@@ -24,7 +24,14 @@ from alpmd.dbus.bus import connect
 from alpmd.engine.db.convert import convert_dbpath
 from alpmd.engine.db.stores import Store
 from tests.dbus.dbus_e2e import E2ERoot, Pkg
-from tests.security.secworld import INSTALLED, World, as_user, build_world, named
+from tests.security.secworld import (
+    INSTALLED,
+    World,
+    as_user,
+    build_world,
+    named,
+    send_descriptors,
+)
 
 Q = {"iface": "org.alpm.Query1", "member": "InspectFile", "sig": "h"}
 M = {"iface": "org.alpm.Manager1", "member": "InstallFiles", "sig": "aha{sv}"}
@@ -150,12 +157,7 @@ def _flooding_client(address: str, store: str, told: int) -> dict[str, Any]:
 
         async def flood() -> None:
             for _ in range(FLOOD):
-                sent = [os.open(store, os.O_RDONLY) for _ in range(8)]
-                await bus.send(Message(destination="org.alpm", path="/org/alpm",
-                                       interface="org.alpm.Manager1", member="Poke",
-                                       message_type=MessageType.SIGNAL, unix_fds=sent))
-                for fd in sent:
-                    os.close(fd)
+                await send_descriptors(bus, store)
                 await asyncio.sleep(0)
 
         async def searches() -> list[Any]:
