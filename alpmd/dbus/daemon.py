@@ -156,7 +156,8 @@ class Daemon:
                 if left:
                     self._lent[h] = left
                 last = not left and h in self._retired
-                self._retired.discard(h)
+                if last:  # (one worker done of several: the handle stays retired)
+                    self._retired.discard(h)
             if last:
                 self._release(h)
 

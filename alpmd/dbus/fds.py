@@ -91,10 +91,21 @@ def _file(fd: int) -> tuple[int, int] | None:
 
 
 def _opened_here() -> set[tuple[int, int]]:
-    """The files descriptors this process opened itself (not ones a client sent) refer to:
-    the daemon may hold POSIX locks on them."""
+    """The files descriptors this process opened itself (not ones a client sent) for
+    reading refer to: the daemon may hold POSIX locks on them. (Only SQLite locks here,
+    through a descriptor it opened for reading; a file the daemon only writes — its log on
+    standard error, a download — carries no lock of ours, and a client's descriptors of it
+    are closed at once: kept, they would pile up for as long as the daemon writes it.)"""
     return {key for name in os.listdir("/proc/self/fd")
-            if int(name) not in _received and (key := _file(int(name))) is not None}
+            if int(name) not in _received and _readable(int(name))
+            and (key := _file(int(name))) is not None}
+
+
+def _readable(fd: int) -> bool:
+    try:
+        return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_WRONLY
+    except OSError:
+        return False
 
 
 def _close(fd: int) -> None:

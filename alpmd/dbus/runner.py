@@ -249,7 +249,7 @@ class Runner:
     async def wait_lock(self, t: TransactionObject, h: Handle) -> None:
         while os.path.exists(h.lockfile):
             t.set_state("waiting-lock")
-            holder = h.lock_holder()
+            holder = await asyncio.to_thread(h.lock_holder)  # (/proc: off the loop)
             if holder == "stale":
                 raise AlpmError(ErrorCode.HANDLE_LOCK,
                                 f"a stale lock is left behind ({h.lockfile}); not removing it",

@@ -60,7 +60,9 @@ class Watcher:
         if d.current is None and not d.letting_go and self.changed_behind():
             await d.reload()
             d.spawn_history(d.import_history())
-        holder = d.handle.lock_holder()
+        # (a look at every process's descriptors, as many as their users care to open:
+        # never on the event loop)
+        holder = await asyncio.to_thread(d.handle.lock_holder)
         if d.current is not None and d.current.state in ("committing", "hooks"):
             holder = holder or self.lock_holder
         if holder != self.lock_holder:
