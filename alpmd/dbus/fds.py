@@ -19,7 +19,7 @@ Closing a descriptor drops every POSIX lock this process holds on its file, thro
 any descriptor (SQLite locks that way). A client may send a descriptor of a SQLite
 file the daemon has open (the local store, its ``-shm``, the history, a repository
 tree's tracking database: all world-readable), so a received descriptor whose file
-the daemon also has open is not closed but parked (:func:`_close`), and closed once
+the daemon also has open is not closed but parked (:func:`close_all`), and closed once
 no other descriptor of that file is open here: at the next message, or at once by the
 thread that closes the file (:func:`unpark`). The daemon's own opens of such files either
 wait for that look (:func:`opening`) or happen after it in the same thread; a transaction's
@@ -108,17 +108,9 @@ def _readable(fd: int) -> bool:
         return False
 
 
-def _close(fd: int) -> None:
-    """Close ``fd`` unless the daemon also has its file open (then park it: closing would
-    drop the daemon's POSIX locks on the file, e.g. SQLite's)."""
-    with _guard:
-        _received.add(fd)  # (so also a dup the daemon made of a received one)
-        _close_unless(fd, None)
-
-
-def _close_unless(fd: int, busy: set[tuple[int, int]] | None) -> None:
+def _close_unless(fd: int, busy: set[tuple[int, int]]) -> None:
     key = _file(fd)
-    if key is not None and (_opening or key in (_opened_here() if busy is None else busy)):
+    if key is not None and (_opening or key in busy):
         _parked.add(fd)
         return
     _received.discard(fd)
@@ -165,10 +157,9 @@ def opening(*, unpark_first: bool = False) -> Iterator[None]:
 
 
 def _sweep(fds: Sequence[int]) -> None:
-    for fd in fds:
-        if fd in _unclaimed:
-            _unclaimed.discard(fd)
-            _close(fd)
+    left = [fd for fd in fds if fd in _unclaimed]
+    _unclaimed.difference_update(left)
+    close_all(left)
 
 
 def _takes_fds(msg: Message) -> bool:
@@ -192,8 +183,7 @@ def intake(msg: Message) -> None:
     if len(_parked) >= PARK_LIMIT and crowded is not None:
         crowded()
     if msg.message_type is not MessageType.METHOD_CALL:
-        for fd in fds:
-            _close(fd)
+        close_all(fds)
         return
     if fds and _takes_fds(msg):
         RECEIVED.set(fds)
@@ -201,8 +191,7 @@ def intake(msg: Message) -> None:
         asyncio.get_running_loop().call_later(SWEEP_AFTER, _sweep, fds)
         return
     RECEIVED.set(())
-    for fd in fds:
-        _close(fd)
+    close_all(fds)
 
 
 def claim(indexes: Sequence[object], client: str = "") -> list[int]:
@@ -225,14 +214,10 @@ def claim(indexes: Sequence[object], client: str = "") -> list[int]:
             break
         wanted.append(mine[i])
     if bad:
-        for fd in mine:
-            if fd >= 0:
-                _close(fd)
+        close_all([fd for fd in mine if fd >= 0])
         raise errors.invalid("a file descriptor argument does not name a descriptor sent "
                              "with the call")
-    for fd in mine:
-        if fd >= 0 and fd not in wanted:
-            _close(fd)
+    close_all([fd for fd in mine if fd >= 0 and fd not in wanted])
     held = _held.get(client, 0)
     if held + len(wanted) > HELD_PER_CLIENT or sum(_held.values()) + len(wanted) > HELD_TOTAL:
         close_all(wanted)
@@ -253,8 +238,17 @@ def release(client: str, fds: Sequence[int]) -> None:
 
 
 def close_all(fds: Sequence[int]) -> None:
-    for fd in fds:
-        _close(fd)
+    """Close received descriptors, except those whose file the daemon also has open: they
+    are parked (closing one would drop the daemon's POSIX locks on the file, e.g. SQLite's).
+    One look at the descriptor table for all of them: a look costs a
+    walk of the whole table, and a client decides how many descriptors a message carries."""
+    if not fds:
+        return
+    with _guard:
+        _received.update(fds)  # (so also a dup the daemon made of a received one)
+        busy = _opened_here() if any(_file(fd) is not None for fd in fds) else set()
+        for fd in fds:
+            _close_unless(fd, busy)
 
 
 @dataclass(frozen=True)
