@@ -1,5 +1,5 @@
 """Fixtures of the security tests (see secworld)."""
 
-from tests.security.secworld import user, world
+from tests.security.secworld import sqlite_world, user, world
 
-__all__ = ["user", "world"]
+__all__ = ["sqlite_world", "user", "world"]

@@ -181,3 +181,40 @@ def build_world(tmp: Path, user: str, *, rules: str = SHIPPED_RULES,
 @pytest.fixture
 def world(tmp_path: Path, user: str) -> Iterator[World]:
     yield from build_world(tmp_path, user)
+
+
+def sqlite_store(e: E2ERoot) -> None:
+    """A world's ``prepare``: the local database converted to the SQLite store."""
+    from alpmd.engine.db.convert import convert_dbpath
+    from alpmd.engine.db.stores import Store
+
+    convert_dbpath(str(e.root.dbpath), Store.SQLITE)
+    (e.root.root / "etc" / "alpmd.conf").write_text("[options]\nBackend = sqlite\n")
+
+
+@pytest.fixture
+def sqlite_world(user: str) -> Iterator[World]:
+    """A world on the SQLite store, its root in a directory every user may enter (as
+    /var/lib/pacman is)."""
+    where = Path(tempfile.mkdtemp(prefix="alpmd-sqlite-"))
+    where.chmod(0o755)
+    try:
+        yield from build_world(where, user, prepare=sqlite_store)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def manager_property(w: World, name: str) -> Any:
+    """A Manager1 property as a root client reads it."""
+    async def go() -> Any:
+        bus = await connect(w.env.address)
+        try:
+            reply = await bus.call(Message(
+                destination="org.alpm", path="/org/alpm",
+                interface="org.freedesktop.DBus.Properties", member="Get", signature="ss",
+                body=["org.alpm.Manager1", name]))
+            assert reply.message_type is MessageType.METHOD_RETURN, reply.body
+            return reply.body[0].value
+        finally:
+            bus.disconnect()
+    return asyncio.run(asyncio.wait_for(go(), 60))

@@ -4,7 +4,6 @@ daemon never does it on its event loop, where it would stall every client's call
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -14,10 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dbus_fast import Message, MessageType
-
-from alpmd.dbus.bus import connect
-from tests.security.secworld import World
+from tests.security.secworld import World, manager_property
 
 WATCH = 2.0  # seconds of the event loop's system calls looked at (4 watcher rounds)
 
@@ -32,8 +28,8 @@ def test_the_lock_holder_is_looked_for_off_the_event_loop(world: World) -> None:
         try:
             # the daemon sees it held (the watcher's round: a bounded wait, a hang guard)
             deadline = time.monotonic() + 30
-            while not _holder(w).startswith(f"pid {os.getpid()} "):
-                assert time.monotonic() < deadline, _holder(w)
+            while not str(manager_property(w, "LockHolder")).startswith(f"pid {os.getpid()} "):
+                assert time.monotonic() < deadline, str(manager_property(w, "LockHolder"))
                 time.sleep(0.1)
             # the main thread only (no -f): the event loop's own system calls
             tracer = subprocess.Popen(
@@ -52,18 +48,3 @@ def test_the_lock_holder_is_looked_for_off_the_event_loop(world: World) -> None:
     assert not scans, scans[:5]
     w.healthy()
 
-
-def _holder(w: World) -> str:
-    """Manager1.LockHolder as a root client reads it."""
-    async def go() -> str:
-        bus = await connect(w.env.address)
-        try:
-            reply = await bus.call(Message(
-                destination="org.alpm", path="/org/alpm",
-                interface="org.freedesktop.DBus.Properties", member="Get", signature="ss",
-                body=["org.alpm.Manager1", "LockHolder"]))
-            assert reply.message_type is MessageType.METHOD_RETURN, reply.body
-            return str(reply.body[0].value)
-        finally:
-            bus.disconnect()
-    return asyncio.run(asyncio.wait_for(go(), 30))

@@ -8,36 +8,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import sqlite3
 import stat
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from alpmd.dbus import fds
 from tests.dbus.dbus_e2e import Client, v
-from tests.security.secworld import World, build_world
-from tests.security.test_security_sqlite_locks import RESOLVE, _locks, _sqlite_store
+from tests.security.secworld import World
+from tests.security.test_security_sqlite_locks import RESOLVE, _locks
 
 POKE = {"signal": True, "iface": "org.alpm.Manager1", "member": "Poke"}
 ROUNDS = 6
 BATCH = 40  # messages of 8 descriptors each round: 320, five times fds.PARK_LIMIT
 
-
-@pytest.fixture
-def sqlite_world(user: str) -> Iterator[World]:
-    """The root in a directory every user may enter (as /var/lib/pacman is)."""
-    where = Path(tempfile.mkdtemp(prefix="alpmd-sqlite-"))
-    where.chmod(0o755)
-    try:
-        yield from build_world(where, user, prepare=_sqlite_store)
-    finally:
-        shutil.rmtree(where, ignore_errors=True)
 
 
 def test_descriptors_of_the_daemon_log_do_not_pile_up(sqlite_world: World) -> None:

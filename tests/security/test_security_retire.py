@@ -23,14 +23,13 @@ from dbus_fast.aio import MessageBus
 
 from alpmd.dbus import fds
 from tests.dbus.dbus_e2e import Pkg
-from tests.security.secworld import INSTALLED, World, as_user, build_world
+from tests.security.secworld import INSTALLED, World, as_user, build_world, sqlite_store
 from tests.security.test_security_parked import POKE
 from tests.security.test_security_sqlite_locks import (
     FLOOD,
     LONG,
     RESOLVE,
     SLOW,
-    _sqlite_store,
 )
 
 DEADLINE = 6  # seconds each slow search runs (the daemon's search deadline)
@@ -42,7 +41,7 @@ def slow_world(user: str) -> Iterator[World]:
     where.chmod(0o755)
     try:
         yield from build_world(
-            where, user, prepare=_sqlite_store, installed=[*INSTALLED, Pkg(LONG)],
+            where, user, prepare=sqlite_store, installed=[*INSTALLED, Pkg(LONG)],
             daemon_args=("--limit", f"search_deadline={DEADLINE}"))
     finally:
         shutil.rmtree(where, ignore_errors=True)

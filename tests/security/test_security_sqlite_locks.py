@@ -20,17 +20,16 @@ from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
 from alpmd.dbus import fds
-from alpmd.dbus.bus import connect
-from alpmd.engine.db.convert import convert_dbpath
-from alpmd.engine.db.stores import Store
-from tests.dbus.dbus_e2e import E2ERoot, Pkg
+from tests.dbus.dbus_e2e import Pkg
 from tests.security.secworld import (
     INSTALLED,
     World,
     as_user,
     build_world,
+    manager_property,
     named,
     send_descriptors,
+    sqlite_store,
 )
 
 Q = {"iface": "org.alpm.Query1", "member": "InspectFile", "sig": "h"}
@@ -39,20 +38,6 @@ RESOLVE = {"iface": "org.alpm.Query1", "member": "Resolve", "sig": "asa{sv}",
            "body": [["tool"], {}]}
 
 
-def _sqlite_store(e: E2ERoot) -> None:
-    convert_dbpath(str(e.root.dbpath), Store.SQLITE)
-    (e.root.root / "etc" / "alpmd.conf").write_text("[options]\nBackend = sqlite\n")
-
-
-@pytest.fixture
-def sqlite_world(user: str) -> Iterator[World]:
-    """The root in a directory every user may enter (as /var/lib/pacman is)."""
-    where = Path(tempfile.mkdtemp(prefix="alpmd-sqlite-"))
-    where.chmod(0o755)
-    try:
-        yield from build_world(where, user, prepare=_sqlite_store)
-    finally:
-        shutil.rmtree(where, ignore_errors=True)
 
 
 def _locks(pid: int, path: Path) -> list[str]:
@@ -131,7 +116,7 @@ def busy_sqlite_world(user: str) -> Iterator[World]:
     where.chmod(0o755)
     try:
         yield from build_world(
-            where, user, prepare=_sqlite_store,
+            where, user, prepare=sqlite_store,
             installed=[*INSTALLED, Pkg(LONG), Pkg("libone"), Pkg("libtwo")],
             daemon_args=("--limit", "search_deadline=10"))
     finally:
@@ -191,7 +176,7 @@ def test_store_let_go_of_beside_running_queries(busy_sqlite_world: World) -> Non
     assert "error" not in w.hostile([RESOLVE])[0]
     assert _locks(w.proc.pid, shm)
     before = w.fd_count()
-    generation = _generation(w)
+    generation = int(manager_property(w, "Generation"))
     r, wr = os.pipe()
     try:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -219,21 +204,6 @@ def test_store_let_go_of_beside_running_queries(busy_sqlite_world: World) -> Non
     assert settled < got["slow_done"], "the slow query was over before the store settled"
     # nothing was installed: no reload, no InstalledChanged for the clients (closing the
     # store's last connection moves its files' times; that is not a change behind our back)
-    assert _generation(w) == generation
+    assert int(manager_property(w, "Generation")) == generation
     w.healthy()
 
-
-def _generation(w: World) -> int:
-    """Manager1.Generation as a root client reads it."""
-    async def go() -> int:
-        bus = await connect(w.env.address)
-        try:
-            reply = await bus.call(Message(
-                destination="org.alpm", path="/org/alpm",
-                interface="org.freedesktop.DBus.Properties", member="Get", signature="ss",
-                body=["org.alpm.Manager1", "Generation"]))
-            assert reply.message_type is MessageType.METHOD_RETURN, reply.body
-            return int(reply.body[0].value)
-        finally:
-            bus.disconnect()
-    return asyncio.run(asyncio.wait_for(go(), 60))
