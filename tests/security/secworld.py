@@ -192,16 +192,21 @@ def sqlite_store(e: E2ERoot) -> None:
     (e.root.root / "etc" / "alpmd.conf").write_text("[options]\nBackend = sqlite\n")
 
 
-@pytest.fixture
-def sqlite_world(user: str) -> Iterator[World]:
-    """A world on the SQLite store, its root in a directory every user may enter (as
-    /var/lib/pacman is)."""
+def sqlite_worlds(user: str, **kwargs: Any) -> Iterator[World]:
+    """A world on the SQLite store (``kwargs`` as for :func:`build_world`), its root in a
+    directory every user may enter (as /var/lib/pacman is)."""
     where = Path(tempfile.mkdtemp(prefix="alpmd-sqlite-"))
     where.chmod(0o755)
     try:
-        yield from build_world(where, user, prepare=sqlite_store)
+        yield from build_world(where, user, prepare=sqlite_store, **kwargs)
     finally:
         shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture
+def sqlite_world(user: str) -> Iterator[World]:
+    """The default world on the SQLite store."""
+    yield from sqlite_worlds(user)
 
 
 def manager_property(w: World, name: str) -> Any:

@@ -10,11 +10,8 @@ import asyncio
 import concurrent.futures
 import os
 import select
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +20,7 @@ from dbus_fast.aio import MessageBus
 
 from alpmd.dbus import fds
 from tests.dbus.dbus_e2e import Pkg
-from tests.security.secworld import INSTALLED, World, as_user, build_world, sqlite_store
+from tests.security.secworld import INSTALLED, World, as_user, sqlite_worlds
 from tests.security.test_security_parked import POKE
 from tests.security.test_security_sqlite_locks import (
     FLOOD,
@@ -37,14 +34,8 @@ DEADLINE = 6  # seconds each slow search runs (the daemon's search deadline)
 
 @pytest.fixture
 def slow_world(user: str) -> Iterator[World]:
-    where = Path(tempfile.mkdtemp(prefix="alpmd-sqlite-"))
-    where.chmod(0o755)
-    try:
-        yield from build_world(
-            where, user, prepare=sqlite_store, installed=[*INSTALLED, Pkg(LONG)],
-            daemon_args=("--limit", f"search_deadline={DEADLINE}"))
-    finally:
-        shutil.rmtree(where, ignore_errors=True)
+    yield from sqlite_worlds(user, installed=[*INSTALLED, Pkg(LONG)],
+                             daemon_args=("--limit", f"search_deadline={DEADLINE}"))
 
 
 def _store_fds(w: World, *, own: bool = False) -> int:

@@ -8,8 +8,6 @@ import asyncio
 import concurrent.futures
 import os
 import select
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,11 +23,10 @@ from tests.security.secworld import (
     INSTALLED,
     World,
     as_user,
-    build_world,
     manager_property,
     named,
     send_descriptors,
-    sqlite_store,
+    sqlite_worlds,
 )
 
 Q = {"iface": "org.alpm.Query1", "member": "InspectFile", "sig": "h"}
@@ -112,15 +109,9 @@ FLOOD = 9  # signals of 8 descriptors: more than fds.PARK_LIMIT
 
 @pytest.fixture
 def busy_sqlite_world(user: str) -> Iterator[World]:
-    where = Path(tempfile.mkdtemp(prefix="alpmd-sqlite-"))
-    where.chmod(0o755)
-    try:
-        yield from build_world(
-            where, user, prepare=sqlite_store,
-            installed=[*INSTALLED, Pkg(LONG), Pkg("libone"), Pkg("libtwo")],
-            daemon_args=("--limit", "search_deadline=10"))
-    finally:
-        shutil.rmtree(where, ignore_errors=True)
+    yield from sqlite_worlds(
+        user, installed=[*INSTALLED, Pkg(LONG), Pkg("libone"), Pkg("libtwo")],
+        daemon_args=("--limit", "search_deadline=10"))
 
 
 def _flooding_client(address: str, store: str, told: int) -> dict[str, Any]:
