@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+from dbus_fast import Variant
 from dbus_fast.annotations import DBusSignature
 from dbus_fast.service import ServiceInterface, dbus_signal
 
@@ -236,7 +237,7 @@ def run(ctx: Context) -> Section:
                                                    [[sid], []])
             await _call(bus, "org.alpm.Query1", "GetUpdates", "a{sv}", [{}])
             await _call(bus, "org.alpm.Query1", "Search", "asa{sv}",
-                        [[], {"scope": __import__("dbus_fast").Variant("s", "installed")}])
+                        [[], {"scope": Variant("s", "installed")}])
             out["rss_loaded"] = _rss(proc.pid)
             out["signals"] = await _signal_rate(env.address, 5000 if ctx.quick else 20000)
             bus.disconnect()

@@ -12,7 +12,6 @@ Two views of every query, on the same files in the same run:
 
 from __future__ import annotations
 
-import compileall
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from pathlib import Path
 
 from bench import (
     PACMAN,
-    ROOT,
     Context,
     Runs,
     Section,
@@ -164,9 +162,6 @@ def run(ctx: Context) -> Section:
     section = Section(TITLE)
     fx = ctx.fixture("query", lambda: _build(ctx))
     n = max(3, ctx.repeats // 2)
-    # An installed alpmd ships its compiled modules: without them (PYTHONDONTWRITEBYTECODE
-    # or a read-only tree) every run would compile our sources again and time that too.
-    compileall.compile_dir(str(ROOT / "alpmd"), quiet=1)
     base = ["--config", str(fx.config), "--color", "never"]
     cases = [
         ("-Ss", ["-Ss", fx.search]),

@@ -8,30 +8,47 @@ fails is reported as such and the others still run.
 from __future__ import annotations
 
 import argparse
+import compileall
 import datetime
-import importlib
 import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
-from bench import ROOT, Context, Section, machine
+from bench import (
+    ROOT,
+    Context,
+    Section,
+    backends,
+    commit_memory,
+    dbus,
+    download,
+    install,
+    machine,
+    query,
+    repo,
+    resolve,
+    scale,
+    sync_load,
+)
 
-#: The benchmarks, in report order (module names under ``bench``).
-BENCHMARKS: list[str] = [
-    "sync_load",
-    "resolve",
-    "query",
-    "backends",
-    "download",
-    "install",
-    "dbus",
-    "commit_memory",
-    "repo",
-    "scale",
-]
+#: The benchmarks, in report order (each a module of ``bench`` with ``TITLE`` and ``run``).
+MODULES: dict[str, ModuleType] = {
+    "sync_load": sync_load,
+    "resolve": resolve,
+    "query": query,
+    "backends": backends,
+    "download": download,
+    "install": install,
+    "dbus": dbus,
+    "commit_memory": commit_memory,
+    "repo": repo,
+    "scale": scale,
+}
+BENCHMARKS: list[str] = list(MODULES)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     repeats = args.repeats or (3 if args.quick else 11)
     names = args.only or BENCHMARKS
+    # An installed alpmd ships its compiled modules: without them (PYTHONDONTWRITEBYTECODE,
+    # a read-only tree) every `alpm` process timed would compile our sources again.
+    compileall.compile_dir(str(ROOT / "alpmd"), quiet=1)
     with tempfile.TemporaryDirectory(prefix="alpmd-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -61,8 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in names:
             t0 = time.perf_counter()
             try:
-                module = importlib.import_module(f"bench.{name}")
-                section: Section = module.run(ctx)
+                section: Section = MODULES[name].run(ctx)
             except Exception:  # report it, keep going
                 failed += 1
                 section = Section(f"{name}: FAILED", error=traceback.format_exc())
