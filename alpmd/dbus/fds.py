@@ -108,8 +108,8 @@ def _readable(fd: int) -> bool:
         return False
 
 
-def _close_unless(fd: int, busy: set[tuple[int, int]]) -> None:
-    key = _file(fd)
+def _close_unless(fd: int, key: tuple[int, int] | None, busy: set[tuple[int, int]]) -> None:
+    """Close ``fd`` (of file ``key``), or park it if the daemon has that file open."""
     if key is not None and (_opening or key in busy):
         _parked.add(fd)
         return
@@ -134,7 +134,7 @@ def _unpark() -> None:
         return
     busy = _opened_here()
     for fd in sorted(_parked):
-        _close_unless(fd, busy)
+        _close_unless(fd, _file(fd), busy)
 
 
 @contextlib.contextmanager
@@ -177,21 +177,22 @@ def intake(msg: Message) -> None:
         return  # replies (logind's inhibitor): their receivers own them
     fds = tuple(msg.unix_fds)
     msg.unix_fds = []
-    with _guard:
-        _received.update(fds)
-    unpark()
+    call = msg.message_type is MessageType.METHOD_CALL
+    kept = call and bool(fds) and _takes_fds(msg)
+    if kept:
+        with _guard:
+            _received.update(fds)
+        unpark()
+    else:
+        close_all(fds, unpark_too=True)
     if len(_parked) >= PARK_LIMIT and crowded is not None:
         crowded()
-    if msg.message_type is not MessageType.METHOD_CALL:
-        close_all(fds)
-        return
-    if fds and _takes_fds(msg):
+    if kept:
         RECEIVED.set(fds)
         _unclaimed.update(fds)
         asyncio.get_running_loop().call_later(SWEEP_AFTER, _sweep, fds)
-        return
-    RECEIVED.set(())
-    close_all(fds)
+    elif call:
+        RECEIVED.set(())
 
 
 def claim(indexes: Sequence[object], client: str = "") -> list[int]:
@@ -237,18 +238,23 @@ def release(client: str, fds: Sequence[int]) -> None:
         _held.pop(client, None)
 
 
-def close_all(fds: Sequence[int]) -> None:
+def close_all(fds: Sequence[int], *, unpark_too: bool = False) -> None:
     """Close received descriptors, except those whose file the daemon also has open: they
     are parked (closing one would drop the daemon's POSIX locks on the file, e.g. SQLite's).
     One look at the descriptor table for all of them: a look costs a
-    walk of the whole table, and a client decides how many descriptors a message carries."""
-    if not fds:
-        return
+    walk of the whole table, and a client decides how many descriptors a message carries.
+    ``unpark_too``: also close the parked descriptors that may go, with the same look."""
     with _guard:
         _received.update(fds)  # (so also a dup the daemon made of a received one)
-        busy = _opened_here() if any(_file(fd) is not None for fd in fds) else set()
-        for fd in fds:
-            _close_unless(fd, busy)
+        keyed = [(fd, _file(fd)) for fd in fds]
+        unparking = unpark_too and bool(_parked) and not _opening
+        looks = unparking or any(key is not None for _, key in keyed)
+        busy = _opened_here() if looks else set()
+        if unparking:
+            for fd in sorted(_parked):
+                _close_unless(fd, _file(fd), busy)
+        for fd, key in keyed:
+            _close_unless(fd, key, busy)
 
 
 @dataclass(frozen=True)
