@@ -24,24 +24,21 @@ from typing import TYPE_CHECKING, TypeVar
 
 from dbus_fast import DBusError
 from dbus_fast.aio import MessageBus
-from dbus_fast.signature import Variant
 
 from alpmd.dbus import bus as busmod
 from alpmd.dbus import errors, fds, limits, notify
 from alpmd.dbus.authority import Authority
 from alpmd.dbus.lifecycle import Lifecycle
-from alpmd.dbus.packages import package_id, repo_name
 from alpmd.dbus.queue import WriterQueue
 from alpmd.dbus.recovery import CommitMarker, RecoveryResult, clear_incoming, recover
 from alpmd.dbus.runner import Runner, error_details, return_memory
 from alpmd.dbus.transaction import Cancelled, TransactionObject
+from alpmd.dbus.updates import Rows, Updates
 from alpmd.dbus.watcher import Watcher
-from alpmd.engine import download
 from alpmd.engine.config import load_config
 from alpmd.engine.errors import AlpmError
 from alpmd.engine.handle import Handle
 from alpmd.engine.history import Entry, History, changes_between, installed_versions
-from alpmd.engine.query import upgrades
 
 if TYPE_CHECKING:
     from alpmd.dbus.manager import Manager1
@@ -74,8 +71,7 @@ class Daemon:
         self.queue = WriterQueue(caps)
         self.current: TransactionObject | None = None
         self.manager: Manager1 | None = None
-        self._updates_cache: list[dict[str, Variant]] | None = None
-        self.updates_announced: int | None = None
+        self.updates = Updates(self.shadow_handle)
         self.history = History(self.state_dir + "history.sqlite")
         #: history writes still running (GetHistory waits for them)
         self.history_tasks: set[asyncio.Task[None]] = set()
@@ -193,6 +189,7 @@ class Daemon:
         async with self._reloading:
             handle = await asyncio.to_thread(self.loaded_handle)
             old = self.publish(handle)
+            await self.recount_updates()
             await asyncio.to_thread(self.retire, old)
             # the parse's garbage and the old handle's tables, back to the system
             await asyncio.to_thread(return_memory)
@@ -205,56 +202,47 @@ class Daemon:
             old = self.handle
             self.handle = handle
         self.watcher.rebase()
-        self._updates_cache = None
+        self.updates.stale()
         self.generation += 1
         if self.manager is not None:
-            self.manager.changed("Generation", "UpdatesAvailable")
+            self.manager.changed("Generation")
             self.manager.InstalledChanged(self.generation)
-            self.announce_updates(only_if_changed=True)
         return old
 
-    def refreshed(self) -> None:
+    async def refreshed(self) -> None:
+        """A Refresh wrote new shadow databases: LastRefresh, and the update list again."""
         self.last_refresh = int(time.time())
-        self._updates_cache = None
+        self.updates.stale()
         if self.manager is not None:
-            self.manager.changed("LastRefresh", "UpdatesAvailable")
-        self.announce_updates()
+            self.manager.changed("LastRefresh")
+        await self.recount_updates(always=True)
 
-    def announce_updates(self, *, only_if_changed: bool = False) -> None:
-        """UpdatesChanged(count): after a refresh, and when the installed set moved the count."""
+    async def recount_updates(self, *, always: bool = False) -> None:
+        """Work the update list out again in a worker thread, then UpdatesChanged(count):
+        after every Refresh (``always``), and when the installed set moved the count."""
+        change = self.updates.latest
         try:
-            count = len(self.updates())
+            rows = await asyncio.to_thread(self.on_query_handle, self.updates.work_out)
         except Exception:
             log.exception("could not compute the updates")
             return
-        if only_if_changed and count == self.updates_announced:
-            return
-        self.updates_announced = count
-        if self.manager is not None:
+        if not self.updates.keep(rows, change):
+            return  # a newer change's recount follows
+        count = self.updates.to_announce(always=always)
+        if count is not None and self.manager is not None:
+            self.manager.changed("UpdatesAvailable")
             self.manager.UpdatesChanged(count)
 
-    def updates(self) -> list[dict[str, Variant]]:
-        if self._updates_cache is not None:
-            return self._updates_cache
-        rows: list[dict[str, Variant]] = []
-        shadow = self.shadow_handle()
-        try:
-            if any(os.path.exists(db.path) for db in shadow.syncdbs):
-                for old, new in upgrades(self.handle, shadow):
-                    rows.append({
-                        "name": Variant("s", old.name),
-                        "old": Variant("s", old.version),
-                        "new": Variant("s", new.version),
-                        "repo": Variant("s", repo_name(new)),
-                        "id": Variant("s", package_id(new)),
-                        "download_size": Variant("t", max(0, new.csize or 0)),
-                        "installed_size": Variant("t", max(0, new.isize or 0)),
-                        "downloaded": Variant("b", download.find_cached(self.handle, new)
-                                              is not None),
-                    })
-        finally:
-            shadow.release()
-        self._updates_cache = rows
+    async def update_rows(self, client: str, work_out: Callable[[Handle], Rows]) -> Rows:
+        """The update list; worked out by ``work_out`` in a worker (the client's) when not
+        known yet."""
+        rows = self.updates.rows
+        if rows is not None:
+            return rows
+        change = self.updates.latest
+        rows = await self.workers.run(client, self.limits.search_deadline + 5,
+                                      lambda: self.on_query_handle(work_out), "the update list")
+        self.updates.keep(rows, change)
         return rows
 
     # -- transactions -------------------------------------------------------------------

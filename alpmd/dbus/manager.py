@@ -53,7 +53,7 @@ class Manager1(ServiceInterface):
         values = {"State": lambda: d.state, "LockHolder": lambda: d.watcher.lock_holder,
                   "Transactions": self._paths, "Generation": lambda: d.generation,
                   "LastRefresh": lambda: d.last_refresh,
-                  "UpdatesAvailable": lambda: len(d.updates())}
+                  "UpdatesAvailable": lambda: d.updates.count}
         with contextlib.suppress(Exception):
             self.emit_properties_changed({n: values[n]() for n in names})  # type: ignore[no-untyped-call]
 
@@ -86,10 +86,7 @@ class Manager1(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def UpdatesAvailable(self) -> U:
-        try:
-            return len(self.daemon.updates())
-        except Exception:
-            return 0
+        return self.daemon.updates.count
 
     @dbus_property(access=PropertyAccess.READ)
     def RebootRequired(self) -> B:

@@ -200,10 +200,11 @@ class Query1(ServiceInterface):
         return [package_id(p) for p in q.what_provides([h.localdb, *h.syncdbs], name)]
 
     @dbus_method()
-    @translated
-    def GetUpdates(self, opts: Opts) -> ListOfDicts:
-        """Updates from the shadow databases (the last Refresh), never the live sync ones."""
-        rows: list[dict[str, Variant]] = self.daemon.updates()
+    async def GetUpdates(self, opts: Opts) -> ListOfDicts:
+        """Updates from the shadow databases (the last Refresh), never the live sync ones;
+        worked out in a worker thread once per change and kept (:mod:`alpmd.dbus.updates`)."""
+        d = self.daemon
+        rows = await d.update_rows(CALLER.get(), lambda h: translated(d.updates.work_out)(h))
         return rows
 
     @dbus_method()

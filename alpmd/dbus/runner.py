@@ -281,7 +281,7 @@ class Runner:
         for name, was_changed in changed.items():
             text = _("{db} is updated") if was_changed else _("{db} is up to date")
             t.add_log("info", "alpm", text.format(db=name))
-        d.refreshed()
+        await d.refreshed()
 
     async def clean_cache(self, t: TransactionObject) -> None:
         keep = t.opts.get("keep-versions")
