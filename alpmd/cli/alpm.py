@@ -64,6 +64,7 @@ try:
 
     from alpmd.cli.args import Args, UsageError, parse
     from alpmd.cli.output import Colors, Out
+    from alpmd.cli.stdout import GuardedOutput, OutputLost, guard_stdout
     from alpmd.engine.config import Config, load_config
     from alpmd.engine.errors import AlpmError, ErrorCode
     from alpmd.engine.handle import Handle
@@ -150,14 +151,18 @@ _READ_ONLY_OPS = frozenset({"query", "deptest"})
 
 
 class _Ending:
-    """Whether the running operation only read (set by _dispatch, read by main)."""
+    """Whether the running operation only read (set by _dispatch, read by main), and the
+    command's guarded standard output (see :mod:`alpmd.cli.stdout`)."""
 
     read_only = False
+    output: GuardedOutput | None = None
 
 
 def _dispatch(ctx: Context) -> int:
     op = ctx.args.op
     _Ending.read_only = op in _READ_ONLY_OPS
+    if _Ending.output is not None:
+        _Ending.output.stop = _Ending.read_only  # a change goes on to its end
     if op == "query":
         from alpmd.cli import query
 
@@ -212,8 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
         _tune_gc()
+        _Ending.output = guard_stdout(stop=True)
     try:
         code = _main(argv, prog)
+    except OutputLost:
+        code = 1
     except BrokenPipeError:
         # Like pacman under `| head`: stop quietly.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -223,9 +231,18 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     try:
         sys.stdout.flush()
+    except OutputLost:
+        code = 1
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+    output = _Ending.output
+    if output is not None and output.lost is not None:
+        output.stop = False  # what is still buffered goes nowhere, quietly
+        if not output.quietly:
+            sys.stderr.write(_("error: ") + _("could not write the output: {error}").format(
+                error=output.lost.strerror) + "\n")
+            code = code or 1
     if command and _Ending.read_only:
         # Skip the interpreter's teardown, which frees every object one by one (a few
         # milliseconds after a query read 1,500 packages): a query has no log file,
