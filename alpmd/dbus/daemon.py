@@ -6,8 +6,9 @@ query never sees a half-written database. The parts: :mod:`~alpmd.dbus.queue`
 (writer FIFO), :mod:`~alpmd.dbus.runner` (engine transactions),
 :mod:`~alpmd.dbus.authority` (polkit), :mod:`~alpmd.dbus.recovery` (crash
 marker, start-up recovery), :mod:`~alpmd.dbus.watcher` (changes behind our
-back), :mod:`~alpmd.dbus.lifecycle` (notify, inhibit, idle exit) and
-:mod:`~alpmd.dbus.limits` (caps).
+back), :mod:`~alpmd.dbus.lifecycle` (notify, inhibit, idle exit),
+:mod:`~alpmd.dbus.limits` (caps), :mod:`~alpmd.dbus.updates` (the update list) and
+:mod:`~alpmd.dbus.record` (the history of transactions).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -30,6 +31,7 @@ from alpmd.dbus import errors, fds, limits, notify
 from alpmd.dbus.authority import Authority
 from alpmd.dbus.lifecycle import Lifecycle
 from alpmd.dbus.queue import WriterQueue
+from alpmd.dbus.record import Record
 from alpmd.dbus.recovery import CommitMarker, RecoveryResult, clear_incoming, recover
 from alpmd.dbus.runner import Runner, error_details, return_memory
 from alpmd.dbus.transaction import Cancelled, TransactionObject
@@ -38,7 +40,6 @@ from alpmd.dbus.watcher import Watcher
 from alpmd.engine.config import load_config
 from alpmd.engine.errors import AlpmError
 from alpmd.engine.handle import Handle
-from alpmd.engine.history import Entry, History, changes_between, installed_versions
 
 if TYPE_CHECKING:
     from alpmd.dbus.manager import Manager1
@@ -72,9 +73,8 @@ class Daemon:
         self.current: TransactionObject | None = None
         self.manager: Manager1 | None = None
         self.updates = Updates(self.shadow_handle)
-        self.history = History(self.state_dir + "history.sqlite")
-        #: history writes still running (GetHistory waits for them)
-        self.history_tasks: set[asyncio.Task[None]] = set()
+        self.record = Record(self.state_dir + "history.sqlite", self.new_handle,
+                             lambda: str(self.handle.options.logfile))
         self.stopping = asyncio.Event()
         self.authority = Authority(bus)
         self.runner = Runner(self)
@@ -301,7 +301,7 @@ class Daemon:
         for f in self.queue.finished(t):
             f.error_details = t.error_details
             f.finish(t.result, *t.error)
-        self.spawn_history(self.record_history(t))
+        self.record.spawn(self.record.transaction(t))
         notify.event(f"transaction {t.n} ({t.kind}) finished: {t.result}",
                      alpmd_transaction=t.n, alpmd_uid=t.uid, alpmd_kind=t.kind,
                      alpmd_result=t.result)
@@ -410,57 +410,9 @@ class Daemon:
             h.release()
         clear_incoming(self.incoming_dir, out)
         if out.result != "clean":
-            try:
-                self.history.record(Entry(kind="recovery", targets=list(out.pending),
-                                          started=float(out.time), uid=0, result=out.result,
-                                          error="; ".join(out.actions + out.unresolved)))
-            except AlpmError as exc:
-                log.error("could not record the recovery: %s", exc.message)
+            self.record.recovery(out)
         self.recovery = out
         return out
-
-    # -- history ------------------------------------------------------------------------
-
-    def spawn_history(self, work: Coroutine[None, None, None]) -> None:
-        """Run a history write in the background; GetHistory waits for it."""
-        task = asyncio.ensure_future(work)
-        self.history_tasks.add(task)
-        task.add_done_callback(self.history_tasks.discard)
-
-    async def history_settled(self) -> None:
-        """Wait for the history writes started so far, then read pacman.log's news."""
-        if self.history_tasks:
-            await asyncio.gather(*list(self.history_tasks), return_exceptions=True)
-        await self.import_history()
-
-    async def import_history(self) -> None:
-        """What pacman (or anybody) did behind our back, from pacman.log (off the loop)."""
-        try:
-            await asyncio.to_thread(self.history.import_log, str(self.handle.options.logfile))
-        except AlpmError as exc:
-            log.error("could not read pacman.log into the history: %s", exc.message)
-
-    async def record_history(self, t: TransactionObject) -> None:
-        """Store a finished transaction: who asked, what moved, how it ended."""
-        started = t.started_wall or time.time()
-
-        def work() -> None:
-            changes = []
-            if t.before is not None:
-                h = self.new_handle()
-                try:
-                    changes = changes_between(t.before, installed_versions(h))
-                finally:
-                    h.release()
-            code, message = t.error
-            self.history.record(Entry(
-                kind=t.kind, targets=list(t.targets), started=started,
-                duration=max(0.0, time.time() - started), uid=t.uid, client=t.sender,
-                result=t.result, error=message or code, changes=changes))
-        try:
-            await asyncio.to_thread(work)
-        except AlpmError as exc:
-            log.error("could not record transaction %d: %s", t.n, exc.message)
 
     # -- package files from clients -----------------------------------------------------
 

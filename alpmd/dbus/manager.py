@@ -247,10 +247,10 @@ class Manager1(ServiceInterface):
         sender = CALLER.get()
         my_uid = await d.authority.uid(sender) if sender else 0
         admin = my_uid == 0 or await d.authority.may_view_foreign(sender)
-        await d.history_settled()
+        await d.record.settled()
         try:
             entries = await asyncio.to_thread(
-                d.history.page, offset, limit, package=package,
+                d.record.db.page, offset, limit, package=package,
                 since=float(since) if since >= 0 else None,
                 until=float(until) if until >= 0 else None)
         except AlpmError as exc:

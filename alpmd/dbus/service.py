@@ -60,7 +60,7 @@ async def serve(config: str, *, address: str | None = None, keep_finished: float
         log.exception("could not open the databases")
     daemon.watcher.lock_holder = daemon.handle.lock_holder()
     # what pacman did while we were not running
-    await daemon.import_history()
+    await daemon.record.import_log()
     reply = await bus.request_name(BUS_NAME)
     if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
         log.error("could not own %s (%s)", BUS_NAME, reply)
@@ -85,8 +85,7 @@ async def serve(config: str, *, address: str | None = None, keep_finished: float
         with contextlib.suppress(BaseException):
             await task
     # a finished transaction's history row is written in a thread: not lost to the stop
-    if daemon.history_tasks:
-        await asyncio.wait(list(daemon.history_tasks), timeout=30)
+    await daemon.record.stopping(30)
     with contextlib.suppress(Exception):
         bus.disconnect()
     daemon.handle.release()

@@ -59,7 +59,7 @@ class Watcher:
         d = self.daemon
         if d.current is None and not d.letting_go and self.changed_behind():
             await d.reload()
-            d.spawn_history(d.import_history())
+            d.record.spawn(d.record.import_log())
         # (a look at every process's descriptors, as many as their users care to open:
         # never on the event loop)
         holder = await asyncio.to_thread(d.handle.lock_holder)
