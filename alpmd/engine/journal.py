@@ -33,11 +33,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import enum
+import fcntl
 import functools
 import json
 import os
 import re
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +111,13 @@ class JournalState:
         return [s for s in self.steps if s.started and not s.done]
 
     @property
+    def finished(self) -> bool:
+        """The commit ended and nothing is left to repair, only (maybe) its last flush:
+        in the boot that wrote it an ``end`` line is enough; after a reboot, only when
+        a ``synced`` line covers every step."""
+        return self.ended and not self.pending
+
+    @property
     def writer(self) -> ProcessId | None:
         return ProcessId(self.pid, self.pid_start) if self.pid is not None else None
 
@@ -114,6 +125,16 @@ class JournalState:
         """Whether the process that wrote the journal still runs (so it is not to repair)."""
         writer = self.writer
         return writer is not None and writer.alive()
+
+
+class FinalFlush(enum.Enum):
+    """Who settles an ended journal (see :class:`Ended`), and so whether a commit waits for
+    its last flush: the commit itself (``WAIT``), a detached process (``PROCESS``: the
+    ``alpm`` command exits at once) or a thread (``THREAD``: the daemon lives on)."""
+
+    WAIT = "wait"
+    PROCESS = "process"
+    THREAD = "thread"
 
 
 class Journal:
@@ -153,11 +174,15 @@ class Journal:
         except OSError as exc:
             raise AlpmError(ErrorCode.SYSTEM, f"could not create journal {self.path}: "
                                               f"{exc.strerror}") from exc
+        # Held for the journal's whole life, by the writer and then by whoever settles it
+        # (the same open file, inherited): whoever discards a journal takes it first.
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
         if self.durable:
             fsync_dir(os.path.dirname(self.path))
         me = ProcessId.current()
+        # not flushed on its own: the plan's flush carries it, before any step starts
         self._append({"t": "begin", "pid": me.pid, "pid_start": me.start, "time": time.time(),
-                      "flags": flags, "boot": boot_id()})
+                      "flags": flags, "boot": boot_id()}, sync=False)
 
     def plan(self, action: str, name: str, *, old: str | None = None, new: str | None = None,
              file: str | None = None, reason: int = 0,
@@ -220,24 +245,171 @@ class Journal:
         """
         self._append({"t": "done", "n": seq}, sync=False)
 
-    def end(self) -> None:
-        """The transaction finished (well or with a clean error): forget the journal."""
-        if self._fd is None:
+    def end(self, paths: list[str], how: FinalFlush = FinalFlush.WAIT) -> None:
+        """The transaction finished (every started step done): write ``end``, then settle
+        the journal (flush ``paths``, delete it) as ``how`` says; see :class:`Ended`."""
+        ended = self.ended(paths)
+        if ended is None:
             return
-        with contextlib.suppress(OSError):  # a full disk: the unlink below still ends it
-            self._append({"t": "end"})
-        os.close(self._fd)
-        self._fd = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        if self.durable:
-            fsync_dir(os.path.dirname(self.path))
+        if how is FinalFlush.PROCESS:
+            ended.detach()
+        elif how is FinalFlush.THREAD:
+            threading.Thread(target=ended.settle, kwargs={"quiet": True},
+                             name="alpmd-settle").start()
+        else:
+            ended.settle()
+
+    def ended(self, paths: list[str]) -> Ended | None:
+        """Write the ``end`` line (not flushed) and hand the open journal, with its lock,
+        to an :class:`Ended` that settles it; None when the journal is not open."""
+        if self._fd is None:
+            return None
+        with contextlib.suppress(OSError):  # a full disk: settling still deletes it
+            self._append({"t": "end"}, sync=False)
+        fd, self._fd = self._fd, None
+        return Ended(self.path, fd, self._seq, paths, self.durable)
 
     def close(self) -> None:
         """Close without ending: the journal stays for repair (an unclean exit)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+@dataclass
+class Ended:
+    """A journal whose commit ended, its last steps not yet flushed, and the open file
+    that holds its lock. :meth:`settle` flushes the file systems under ``paths``,
+    writes a ``synced`` line covering every step (flushed: from then on the journal
+    names nothing to redo in any boot) and deletes the journal. Until then the
+    journal is harmless in the boot that wrote it, and after a power cut it names
+    the steps to redo, as any journal does."""
+
+    path: str
+    fd: int
+    last: int
+    paths: list[str]
+    durable: bool
+
+    def settle(self, *, quiet: bool = False) -> None:
+        """Flush, say so, delete the journal and close it (``quiet``: a failure leaves the
+        journal for the next commit or repair, which settles it the same way)."""
+        try:
+            if self.durable:
+                sync_filesystems(self.paths)
+                line = json.dumps({"t": "synced", "n": self.last}, separators=(",", ":"))
+                os.write(self.fd, (line + "\n").encode())
+                os.fsync(self.fd)
+            _discard(self.path, self.fd, self.durable)
+        except OSError:
+            if not quiet:
+                raise
+        finally:
+            os.close(self.fd)
+
+    def detach(self) -> None:
+        """Settle in a process of its own that outlives this one (two forks, a new
+        session, no descriptor but the journal's), so the caller need not wait for the
+        flush. Inline when a thread runs (a fork would copy it stopped, perhaps holding
+        a lock the child needs) or no process can be made."""
+        if threading.active_count() > 1:
+            self.settle()
+            return
+        _syncfs()  # bound before the fork, not in the child
+        try:
+            pid = os.fork()
+        except OSError:
+            self.settle()
+            return
+        if pid == 0:  # pragma: no cover - runs in the forked children
+            code = 1
+            try:
+                os.setsid()
+                if os.fork() == 0:
+                    _only_descriptor(self.fd)
+                    self.settle(quiet=True)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(self.fd)  # the grandchild holds the journal and its lock now
+        os.waitpid(pid, 0)
+
+
+def _only_descriptor(fd: int) -> None:
+    """Standard streams to /dev/null and every other descriptor but ``fd`` closed, so that
+    nobody reading this process's output (a pipe, a test's capture) waits for it."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for std in (0, 1, 2):
+        if std != fd:
+            os.dup2(null, std)
+    keep = sorted({0, 1, 2, fd})
+    for low, high in zip(keep, [*keep[1:], os.sysconf("SC_OPEN_MAX")], strict=True):
+        os.closerange(low + 1, high)
+
+
+def _discard(path: str, fd: int, durable: bool) -> None:
+    """Delete the journal ``fd`` holds (locked), only if ``path`` still names it, then the
+    staged package copies it names."""
+    try:
+        if not os.path.samestat(os.fstat(fd), os.stat(path)):
+            return  # a newer transaction's journal: not ours to delete
+    except FileNotFoundError:
+        return
+    dbpath = os.path.dirname(path)
+    state = read_journal(dbpath)
+    os.unlink(path)
+    if durable:
+        fsync_dir(dbpath)
+    if state is not None:
+        for step in state.steps:
+            if step.file is not None and is_staged(dbpath, step.file):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(step.file)
+
+
+@contextlib.contextmanager
+def _held(dbpath: str) -> Iterator[int | None]:
+    """The journal's lock: waits for its writer or its settler; yields the locked
+    descriptor, or None when there is no journal."""
+    try:
+        fd = os.open(journal_path(dbpath), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def settle_finished(dbpath: str, paths: list[str], *, durable: bool = True) -> JournalState | None:
+    """Under the database lock: settle a journal whose commit ended (its settler was
+    killed or is still at work: this waits for its lock). In the boot that wrote it an
+    ended journal has nothing pending; unless a ``synced`` line covers every step, the
+    file systems under ``paths`` are flushed first, then it is deleted. Returns the
+    journal left to repair (not ended, or ended in another boot with steps to redo),
+    None when there is none left."""
+    state = read_journal(dbpath)
+    if state is None or not state.finished:
+        return state  # a journal still written is not waited for: its writer may live on
+    with _held(dbpath) as fd:
+        if fd is None:
+            return None
+        state = read_journal(dbpath)
+        if state is None or not state.finished:
+            return state
+        if durable and any(s.seq > state.synced for s in state.steps):
+            sync_filesystems(paths)
+        _discard(journal_path(dbpath), fd, durable)
+    return None
+
+
+def wait_settled(dbpath: str) -> None:
+    """Wait until whoever settles the journal under ``dbpath`` is done (its lock): after a
+    commit, the journal is then gone unless its settler was killed."""
+    with _held(dbpath):
+        pass
 
 
 @functools.cache
@@ -373,17 +545,11 @@ def read_journal(dbpath: str) -> JournalState | None:
 
 
 def discard_journal(dbpath: str) -> None:
-    """Delete the journal once its transaction is repaired, with the staged copies it named."""
-    path = journal_path(dbpath)
-    state = read_journal(dbpath)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    fsync_dir(os.path.dirname(path))
-    if state is not None:
-        for step in state.steps:
-            if step.file is not None and is_staged(dbpath, step.file):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(step.file)
+    """Delete the journal once its transaction is repaired, with the staged copies it named
+    (under its lock, as every discard: never a journal someone still settles)."""
+    with _held(dbpath) as fd:
+        if fd is not None:
+            _discard(journal_path(dbpath), fd, True)
 
 
 def staging_prefix() -> str:
