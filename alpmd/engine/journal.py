@@ -245,23 +245,10 @@ class Journal:
         """
         self._append({"t": "done", "n": seq}, sync=False)
 
-    def end(self, paths: list[str], how: FinalFlush = FinalFlush.WAIT) -> None:
-        """The transaction finished (every started step done): write ``end``, then settle
-        the journal (flush ``paths``, delete it) as ``how`` says; see :class:`Ended`."""
-        ended = self.ended(paths)
-        if ended is None:
-            return
-        if how is FinalFlush.PROCESS:
-            ended.detach()
-        elif how is FinalFlush.THREAD:
-            threading.Thread(target=ended.settle, kwargs={"quiet": True},
-                             name="alpmd-settle").start()
-        else:
-            ended.settle()
-
-    def ended(self, paths: list[str]) -> Ended | None:
-        """Write the ``end`` line (not flushed) and hand the open journal, with its lock,
-        to an :class:`Ended` that settles it; None when the journal is not open."""
+    def end(self, paths: list[str]) -> Ended | None:
+        """Every started step is done: write the ``end`` line (not flushed) and hand the
+        open journal, with its lock, to an :class:`Ended` that settles it (flushes
+        ``paths``, deletes the journal); None when the journal is not open."""
         if self._fd is None:
             return None
         with contextlib.suppress(OSError):  # a full disk: settling still deletes it
@@ -306,6 +293,17 @@ class Ended:
                 raise
         finally:
             os.close(self.fd)
+
+    def hand_off(self, how: FinalFlush) -> None:
+        """Settle now (``WAIT``), in a thread, or in a detached process (see
+        :class:`FinalFlush`)."""
+        if how is FinalFlush.PROCESS:
+            self.detach()
+        elif how is FinalFlush.THREAD:
+            threading.Thread(target=self.settle, kwargs={"quiet": True},
+                             name="alpmd-settle").start()
+        else:
+            self.settle()
 
     def detach(self) -> None:
         """Settle in a process of its own that outlives this one (two forks, a new
@@ -360,11 +358,14 @@ def _discard(path: str, fd: int, durable: bool) -> None:
     os.unlink(path)
     if durable:
         fsync_dir(dbpath)
-    if state is not None:
-        for step in state.steps:
-            if step.file is not None and is_staged(dbpath, step.file):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(step.file)
+    staged = [s.file for s in state.steps if s.file is not None and is_staged(dbpath, s.file)
+              ] if state is not None else []
+    for file in staged:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(file)
+    if staged:
+        with contextlib.suppress(OSError):
+            os.rmdir(staging_dir(dbpath))  # only when empty
 
 
 @contextlib.contextmanager

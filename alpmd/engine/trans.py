@@ -60,6 +60,7 @@ from alpmd.engine.formats.desc import Reason
 from alpmd.engine.formats.files import FileList
 from alpmd.engine.handle import Handle
 from alpmd.engine.journal import (
+    Ended,
     FinalFlush,
     Journal,
     JournalState,
@@ -218,6 +219,8 @@ class Transaction:
         #: the commit itself unless the front end hands it on (``alpm``: a process, the
         #: daemon: a thread), so that it need not wait for the disk.
         self.final_flush = FinalFlush.WAIT
+        #: The ended journal waiting to be handed off when the lock is released.
+        self._ended: Ended | None = None
         handle.trans = self
 
     # -- helpers --------------------------------------------------------------------
@@ -486,6 +489,9 @@ class Transaction:
             if self._locked_here:
                 self.handle.unlock()
                 self._locked_here = False
+            if self._ended is not None:
+                ended, self._ended = self._ended, None
+                ended.hand_off(self.final_flush)
         if ok:
             self.handle.logaction("ALPM", "transaction completed")
             self.state = TransState.COMMITTED
@@ -547,13 +553,18 @@ class Transaction:
         self._flushing = None
 
     def _end_journal(self, how: FinalFlush) -> None:
-        """Every step is done: end the journal; its last flush and deletion are ``how``'s
-        (:class:`~alpmd.engine.journal.Ended`). A flush still running is waited for first
-        (no thread may run when a settling process is forked)."""
+        """Every step is done: end the journal. Its last flush and deletion
+        (:class:`~alpmd.engine.journal.Ended`) are done here with ``WAIT``, else handed
+        off once the database lock is released (a settling process must not inherit
+        it). A flush still running is waited for first (no thread may run at a fork)."""
         assert self._journal is not None
         self._collect_flush(wait=True)
         journal, self._journal = self._journal, None
-        journal.end(_written(self.handle), how)
+        ended = journal.end(_written(self.handle))
+        if ended is not None and how is FinalFlush.WAIT:
+            ended.settle()
+        else:
+            self._ended = ended
 
     def _tell_the_truth(self, exc: AlpmError, journal: str | None) -> None:
         """Say in ``exc`` what the failed commit did change: the packages whose step

@@ -70,7 +70,7 @@ def _killed_settler(root: Path, pkg: Path) -> None:
     j.flush()
     j.start(seq)
     j.done(seq)
-    ended = j.ended([str(root), dbpath])
+    ended = j.end([str(root), dbpath])
     assert ended is not None
     os.close(ended.fd)  # killed: the open file and its lock go with the process
 
@@ -130,7 +130,7 @@ def test_a_settler_never_deletes_a_newer_journal(tmp_path: Path) -> None:
     dbpath = str(tmp_path)
     j = Journal(dbpath, durable=False)
     j.begin()
-    ended = j.ended([dbpath])
+    ended = j.end([dbpath])
     assert ended is not None
     # What a settler sees if the journal it holds was replaced under the same name.
     os.unlink(journal_path(dbpath))
@@ -152,7 +152,7 @@ def test_a_discard_waits_for_the_settler(tmp_path: Path) -> None:
     seq = j.plan("add", "foo", new="1.0-1")
     j.start(seq)
     j.done(seq)
-    ended = j.ended([dbpath])
+    ended = j.end([dbpath])
     assert ended is not None
     left: list[object] = []
     waiter = threading.Thread(target=lambda: left.append(
