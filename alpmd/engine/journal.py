@@ -3,23 +3,38 @@
 libalpm keeps no record of a commit in progress; a ``kill -9`` in the middle of
 an upgrade leaves files of two versions and no way to tell which packages were
 touched. We append JSON lines to ``<dbpath>/alpmd-journal`` (beside ``local/``,
-never inside it, so pacman's scans do not see it). A clean end deletes the file;
-a file that is still there at the next start names the steps that may be half
-done. A torn last line (the kill hit the write) is ignored: its step never started.
+never inside it, so pacman's scans do not see it). A journal that is still there,
+without an ``end`` line, names the steps that may be half done. A torn last line
+(the kill hit the write) is ignored: its step never started.
 
 What a crash can lose decides what is flushed. A killed process loses nothing
 it wrote (the kernel keeps it), so the order of our own writes is enough there:
 ``start`` is written before a step touches anything and ``done`` after it
 finished, neither flushed. A power cut loses whatever was not flushed, in any
 order, so a commit announces its steps first (``plan``, one fsync for all of
-them), then runs them without fsyncs of its own, and every batch of steps ends
-with one ``syncfs()`` of the file systems it wrote and a ``synced`` line
-(:func:`sync_filesystems`, :meth:`Journal.checkpoint`). A commit that stops
-cleanly before its last steps takes them out again (``drop``). ``begin`` names the boot
+them), then runs them without fsyncs of its own; a long one flushes the file
+systems it writes every few seconds (one ``syncfs()`` each, :func:`sync_filesystems`)
+and says so in a ``synced`` line. A commit that stops cleanly before its last steps
+flushes and takes them out again (``drop``). ``begin`` names the boot
 (``/proc/sys/kernel/random/boot_id``): read back in the same boot, the journal
 is exact (the started, unfinished steps are pending); read after a reboot, every
 announced step not finished before the last ``synced`` line is pending, and
 repair redoes it from its package file (redone, never half done).
+
+A commit that finished does not wait for its last flush: it writes ``end``
+(unflushed) and hands the journal to a settler (:class:`Ended`; a detached
+process for ``alpm``, a thread in the daemon) that flushes the file systems,
+writes a flushed ``synced`` line for every step and deletes the journal. An
+ended journal names nothing to repair in the boot that wrote it: when its
+settler was killed, the next commit or repair flushes the file systems and
+deletes it (:func:`settle_finished`). After a
+reboot a settler that never finished is indistinguishable from a power cut: the
+steps no ``synced`` line covers are redone. Each journal is locked (``flock``)
+for its whole life by its writer and then its settler (the same open file);
+anyone else who deletes a journal (the next commit, repair) holds the database
+lock and takes that lock first, so a settler can never delete a newer
+transaction's journal. pacman, for
+comparison, flushes nothing and keeps no record.
 
 The journal names the process that wrote it by PID *and* start time
 (:class:`~alpmd.engine.process.ProcessId`), so a zombie or a process that
