@@ -34,6 +34,7 @@ from alpmd.engine.journal import (
 from alpmd.engine.trans import Transaction
 from alpmd.testing.oracle import PacmanRoot
 from alpmd.testing.pkgbuild import FileSpec, build_package
+from tests.trans.harness import alpm_inprocess
 from tests.trans.test_journal import _reboot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,6 +101,19 @@ def test_same_boot_the_next_commit_settles_an_ended_journal(tmp_path: Path,
         assert h.localdb.versions == {"foo": "1.0-1", "bar": "1.0-1"}
     finally:
         h.release()
+
+
+def test_repair_settles_an_ended_journal_and_finds_nothing_to_repair(tmp_path: Path) -> None:
+    root = PacmanRoot(tmp_path / "root")
+    foo = _pkg(tmp_path, "foo")
+    code, _, err = alpm_inprocess(["-U", "--noconfirm", *root.args(), str(foo)])
+    assert code == 0, err
+    wait_settled(str(root.dbpath))
+    _killed_settler(root.root, foo)
+    code, out, err = alpm_inprocess(["--repair", *root.args()])
+    assert code == 0, err
+    assert "nothing to repair" in out, out
+    assert not os.path.exists(journal_path(str(root.dbpath)))
 
 
 def test_after_a_reboot_the_unflushed_steps_of_an_ended_journal_are_redone(
