@@ -142,6 +142,13 @@ class JournalState:
         return writer is not None and writer.alive()
 
 
+def _write_record(fd: int, record: dict[str, Any]) -> None:
+    """Append one JSON line (a short write is continued)."""
+    view = memoryview((json.dumps(record, separators=(",", ":")) + "\n").encode())
+    while view:
+        view = view[os.write(fd, view):]
+
+
 class FinalFlush(enum.Enum):
     """Who settles an ended journal (see :class:`Ended`), and so whether a commit waits for
     its last flush: the commit itself (``WAIT``), a detached process (``PROCESS``: the
@@ -165,10 +172,7 @@ class Journal:
     def _append(self, record: dict[str, Any], *, sync: bool = True) -> None:
         if self._fd is None:
             raise AlpmError(ErrorCode.SYSTEM, "journal is not open")
-        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-        view = memoryview(line)
-        while view:
-            view = view[os.write(self._fd, view):]
+        _write_record(self._fd, record)
         if sync and self.durable:
             os.fsync(self._fd)
 
@@ -299,8 +303,7 @@ class Ended:
         try:
             if self.durable:
                 sync_filesystems(self.paths)
-                line = json.dumps({"t": "synced", "n": self.last}, separators=(",", ":"))
-                os.write(self.fd, (line + "\n").encode())
+                _write_record(self.fd, {"t": "synced", "n": self.last})
                 os.fsync(self.fd)
             _discard(self.path, self.fd, self.durable)
         except OSError:
@@ -311,8 +314,10 @@ class Ended:
 
     def hand_off(self, how: FinalFlush) -> None:
         """Settle now (``WAIT``), in a thread, or in a detached process (see
-        :class:`FinalFlush`)."""
-        if how is FinalFlush.PROCESS:
+        :class:`FinalFlush`); a journal that is not durable (nothing to flush) now."""
+        if not self.durable:
+            self.settle()
+        elif how is FinalFlush.PROCESS:
             self.detach()
         elif how is FinalFlush.THREAD:
             threading.Thread(target=self.settle, kwargs={"quiet": True},
@@ -324,15 +329,16 @@ class Ended:
         """Settle in a process of its own that outlives this one (two forks, a new
         session, no descriptor but the journal's), so the caller need not wait for the
         flush. Inline when a thread runs (a fork would copy it stopped, perhaps holding
-        a lock the child needs) or no process can be made."""
+        a lock the child needs) or no process can be made; as in the background, a
+        failed flush leaves the journal for the next commit or repair to settle."""
         if threading.active_count() > 1:
-            self.settle()
+            self.settle(quiet=True)
             return
         _syncfs()  # bound before the fork, not in the child
         try:
             pid = os.fork()
         except OSError:
-            self.settle()
+            self.settle(quiet=True)
             return
         if pid == 0:  # pragma: no cover - runs in the forked children
             code = 1

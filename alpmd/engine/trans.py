@@ -882,7 +882,9 @@ class Transaction:
         only when no process holds it open and the process that wrote the journal
         is gone (PID and start time: a zombie or a reused PID is gone). Pending steps are
         rolled forward from the package file the journal names, or rolled back
-        to the recorded old version when that file is gone.
+        to the recorded old version when that file is gone. A journal whose commit
+        ended names nothing to repair (in its boot, or once flushed): it is not
+        reported, and with ``repair`` it is flushed and deleted if the lock is free.
         """
         report = RecoveryReport()
         if os.path.exists(handle.lockfile) and not handle.locked:
