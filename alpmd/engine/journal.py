@@ -142,9 +142,13 @@ class JournalState:
         return writer is not None and writer.alive()
 
 
-def _write_record(fd: int, record: dict[str, Any]) -> None:
-    """Append one JSON line (a short write is continued)."""
-    view = memoryview((json.dumps(record, separators=(",", ":")) + "\n").encode())
+def _line(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, separators=(",", ":")) + "\n").encode()
+
+
+def _write_lines(fd: int, lines: list[bytes]) -> None:
+    """Append the lines in one write (a short write is continued)."""
+    view = memoryview(b"".join(lines))
     while view:
         view = view[os.write(fd, view):]
 
@@ -168,11 +172,14 @@ class Journal:
         self._fd: int | None = None
         self._seq = 0
         self._started: set[int] = set()
+        #: ``plan`` lines not written yet: written with the next line or :meth:`flush`.
+        self._planned: list[bytes] = []
 
     def _append(self, record: dict[str, Any], *, sync: bool = True) -> None:
         if self._fd is None:
             raise AlpmError(ErrorCode.SYSTEM, "journal is not open")
-        _write_record(self._fd, record)
+        lines, self._planned = [*self._planned, _line(record)], []
+        _write_lines(self._fd, lines)
         if sync and self.durable:
             os.fsync(self._fd)
 
@@ -208,14 +215,20 @@ class Journal:
              validation: list[str] | None = None) -> int:
         """Announce a step (not flushed: :meth:`flush` after the last); its number."""
         self._seq += 1
-        self._append({"t": "plan", "n": self._seq, "action": action, "name": name,
-                      "old": old, "new": new, "file": file, "reason": reason,
-                      "validation": validation or []}, sync=False)
+        self._planned.append(_line({"t": "plan", "n": self._seq, "action": action,
+                                    "name": name, "old": old, "new": new, "file": file,
+                                    "reason": reason, "validation": validation or []}))
         return self._seq
 
     def flush(self) -> None:
-        """Make the lines written so far durable (the announced steps, before any starts)."""
-        if self._fd is not None and self.durable:
+        """Write the announced steps (one write for all) and make every line so far
+        durable, before any step starts."""
+        if self._fd is None:
+            return
+        if self._planned:
+            lines, self._planned = self._planned, []
+            _write_lines(self._fd, lines)
+        if self.durable:
             os.fsync(self._fd)
 
     def start(self, seq: int) -> None:
@@ -303,7 +316,7 @@ class Ended:
         try:
             if self.durable:
                 sync_filesystems(self.paths)
-                _write_record(self.fd, {"t": "synced", "n": self.last})
+                _write_lines(self.fd, [_line({"t": "synced", "n": self.last})])
                 os.fsync(self.fd)
             _discard(self.path, self.fd, self.durable)
         except OSError:

@@ -151,6 +151,7 @@ def test_a_settler_never_deletes_a_newer_journal(tmp_path: Path) -> None:
     newer = Journal(dbpath, durable=False)
     newer.begin()
     newer.plan("add", "bar", new="1.0-1")
+    newer.flush()
     ended.settle()
     state = read_journal(dbpath)
     assert state is not None and [s.name for s in state.steps] == ["bar"]
