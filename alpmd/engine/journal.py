@@ -174,14 +174,25 @@ class Journal:
         self._started: set[int] = set()
         #: ``plan`` lines not written yet: written with the next line or :meth:`flush`.
         self._planned: list[bytes] = []
+        #: Whether the journal's name (its directory) was flushed.
+        self._named = False
 
     def _append(self, record: dict[str, Any], *, sync: bool = True) -> None:
         if self._fd is None:
             raise AlpmError(ErrorCode.SYSTEM, "journal is not open")
         lines, self._planned = [*self._planned, _line(record)], []
         _write_lines(self._fd, lines)
-        if sync and self.durable:
-            os.fsync(self._fd)
+        if sync:
+            self._sync()
+
+    def _sync(self) -> None:
+        """fsync the journal, and its directory the first time (its new name)."""
+        if self._fd is None or not self.durable:
+            return
+        os.fsync(self._fd)
+        if not self._named:
+            fsync_dir(os.path.dirname(self.path))
+            self._named = True
 
     @property
     def last(self) -> int:
@@ -203,10 +214,10 @@ class Journal:
         # Held for the journal's whole life, by the writer and then by whoever settles it
         # (the same open file, inherited): whoever discards a journal takes it first.
         fcntl.flock(self._fd, fcntl.LOCK_EX)
-        if self.durable:
-            fsync_dir(os.path.dirname(self.path))
         me = ProcessId.current()
-        # not flushed on its own: the plan's flush carries it, before any step starts
+        # Not flushed on its own: the plan's flush carries it and the new name, before any
+        # step starts (the file first, then its directory: on ext4 the second then finds
+        # nothing left to commit, one journal commit instead of two).
         self._append({"t": "begin", "pid": me.pid, "pid_start": me.start, "time": time.time(),
                       "flags": flags, "boot": boot_id()}, sync=False)
 
@@ -228,8 +239,7 @@ class Journal:
         if self._planned:
             lines, self._planned = self._planned, []
             _write_lines(self._fd, lines)
-        if self.durable:
-            os.fsync(self._fd)
+        self._sync()
 
     def start(self, seq: int) -> None:
         """An announced step begins; not flushed (a power cut redoes every announced step)."""
