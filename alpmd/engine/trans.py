@@ -196,6 +196,7 @@ class Transaction:
         self.kind: str | None = None
         self.sync_targets: list[str] = []
         self.files: list[Package] = []
+        self._file_names: set[str] = set()
         self.remove_targets: list[str] = []
         self.sysupgrade_level = 0
         self.plan: resolve.Plan | None = None
@@ -324,10 +325,10 @@ class Transaction:
             raise
 
     def _add_loaded(self, pkg: Package) -> None:
-        for other in self.files:
-            if other.name == pkg.name:
-                raise AlpmError(ErrorCode.TRANS_DUP_TARGET,
-                                f"duplicate target: {pkg.name}", target=pkg.name)
+        if pkg.name in self._file_names:  # a set: -U of many files stays linear
+            raise AlpmError(ErrorCode.TRANS_DUP_TARGET,
+                            f"duplicate target: {pkg.name}", target=pkg.name)
+        self._file_names.add(pkg.name)
         self.files.append(pkg)
 
     def add_remove_target(self, name: str) -> None:
