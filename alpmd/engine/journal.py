@@ -343,8 +343,11 @@ class Ended:
         elif how is FinalFlush.PROCESS:
             self.detach()
         elif how is FinalFlush.THREAD:
-            threading.Thread(target=self.settle, kwargs={"quiet": True},
-                             name="alpmd-settle").start()
+            try:
+                threading.Thread(target=self.settle, kwargs={"quiet": True},
+                                 name="alpmd-settle").start()
+            except RuntimeError:  # no thread to be had: settle here
+                self.settle(quiet=True)
         else:
             self.settle()
 
