@@ -24,6 +24,7 @@ from alpmd.engine.events import TransFlag
 from alpmd.engine.formats.desc import PkgMeta
 from alpmd.engine.handle import Handle
 from alpmd.engine.journal import (
+    FinalFlush,
     Journal,
     boot_id,
     journal_path,
@@ -50,10 +51,11 @@ def _handle(root: Path, store: Store) -> Handle:
                   backend=store)
 
 
-def _install(root: Path, pkg: Path, store: Store) -> None:
+def _install(root: Path, pkg: Path, store: Store, how: FinalFlush = FinalFlush.WAIT) -> None:
     h = _handle(root, store)
     try:
         with Transaction(h, TransFlag.NONE) as t:
+            t.final_flush = how
             t.add_file(str(pkg))
             t.prepare()
             t.commit()
@@ -99,6 +101,24 @@ def test_same_boot_the_next_commit_settles_an_ended_journal(tmp_path: Path,
     h = _handle(root, backend)
     try:
         assert h.localdb.versions == {"foo": "1.0-1", "bar": "1.0-1"}
+    finally:
+        h.release()
+
+
+def test_commits_in_a_row_with_a_settling_thread(tmp_path: Path, backend: Store) -> None:
+    """The daemon's way: each commit leaves its last flush to a thread; the next one waits
+    for it if it must (the journal's lock), never stops on it."""
+    root = tmp_path / "root"
+    (root / "var/lib/pacman").mkdir(parents=True)
+    dbpath = str(root / "var/lib/pacman")
+    names = [f"t{i}" for i in range(4)]
+    for name in names:
+        _install(root, _pkg(tmp_path, name), backend, FinalFlush.THREAD)
+    wait_settled(dbpath)
+    assert not os.path.exists(journal_path(dbpath))
+    h = _handle(root, backend)
+    try:
+        assert h.localdb.versions == dict.fromkeys(names, "1.0-1")
     finally:
         h.release()
 
