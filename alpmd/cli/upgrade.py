@@ -24,6 +24,7 @@ from alpmd.engine.conflict import FileConflict
 from alpmd.engine.db.sync import SyncDatabase
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.events import TransFlag
+from alpmd.engine.journal import FinalFlush
 from alpmd.engine.package import Origin, Package
 from alpmd.engine.resolve import Conflict, MissingDep, Plan
 from alpmd.engine.trans import Transaction
@@ -134,6 +135,7 @@ def begin(ctx: Context) -> tuple[Transaction, Callbacks]:
     # No bars drawn: no progress reports built (one per archive entry while extracting).
     trans = Transaction(ctx.handle, trans_flags(ctx), event=cb.event,
                         progress=cb.progress if cb.draws_bars else None, question=cb.question)
+    trans.final_flush = FinalFlush.PROCESS  # the command does not wait for the disk
     return trans, cb
 
 

@@ -31,6 +31,7 @@ from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.handle import Handle
 from alpmd.engine.history import DAEMON_PREFIX, installed_versions
+from alpmd.engine.journal import FinalFlush
 from alpmd.engine.package import Package
 from alpmd.engine.resolve import Plan
 from alpmd.engine.trans import Transaction
@@ -151,6 +152,7 @@ class Runner:
             if t.opts.get(key):
                 flags |= flag
         et = Transaction(h, flags, event=event, progress=progress, question=question)
+        et.final_flush = FinalFlush.THREAD  # the last flush goes on after the reply
         if t.full_upgrade:
             et.sysupgrade(allow_downgrade=bool(t.opts.get("allow-downgrade")))
         if t.kind in ("install", "sysupgrade"):

@@ -3,23 +3,38 @@
 libalpm keeps no record of a commit in progress; a ``kill -9`` in the middle of
 an upgrade leaves files of two versions and no way to tell which packages were
 touched. We append JSON lines to ``<dbpath>/alpmd-journal`` (beside ``local/``,
-never inside it, so pacman's scans do not see it). A clean end deletes the file;
-a file that is still there at the next start names the steps that may be half
-done. A torn last line (the kill hit the write) is ignored: its step never started.
+never inside it, so pacman's scans do not see it). A journal that is still there,
+without an ``end`` line, names the steps that may be half done. A torn last line
+(the kill hit the write) is ignored: its step never started.
 
 What a crash can lose decides what is flushed. A killed process loses nothing
 it wrote (the kernel keeps it), so the order of our own writes is enough there:
 ``start`` is written before a step touches anything and ``done`` after it
 finished, neither flushed. A power cut loses whatever was not flushed, in any
 order, so a commit announces its steps first (``plan``, one fsync for all of
-them), then runs them without fsyncs of its own, and every batch of steps ends
-with one ``syncfs()`` of the file systems it wrote and a ``synced`` line
-(:func:`sync_filesystems`, :meth:`Journal.checkpoint`). A commit that stops
-cleanly before its last steps takes them out again (``drop``). ``begin`` names the boot
+them), then runs them without fsyncs of its own; a long one flushes the file
+systems it writes every few seconds (one ``syncfs()`` each, :func:`sync_filesystems`)
+and says so in a ``synced`` line. A commit that stops cleanly before its last steps
+flushes and takes them out again (``drop``). ``begin`` names the boot
 (``/proc/sys/kernel/random/boot_id``): read back in the same boot, the journal
 is exact (the started, unfinished steps are pending); read after a reboot, every
 announced step not finished before the last ``synced`` line is pending, and
 repair redoes it from its package file (redone, never half done).
+
+A commit that finished does not wait for its last flush: it writes ``end``
+(unflushed) and hands the journal to a settler (:class:`Ended`; a detached
+process for ``alpm``, a thread in the daemon) that flushes the file systems,
+writes a flushed ``synced`` line for every step and deletes the journal. An
+ended journal names nothing to repair in the boot that wrote it: when its
+settler was killed, the next commit or repair flushes the file systems and
+deletes it (:func:`settle_finished`). After a
+reboot a settler that never finished is indistinguishable from a power cut: the
+steps no ``synced`` line covers are redone. Each journal is locked (``flock``)
+for its whole life by its writer and then its settler (the same open file);
+anyone else who deletes a journal (the next commit, repair) holds the database
+lock and takes that lock first, so a settler can never delete a newer
+transaction's journal. pacman, for
+comparison, flushes nothing and keeps no record.
 
 The journal names the process that wrote it by PID *and* start time
 (:class:`~alpmd.engine.process.ProcessId`), so a zombie or a process that
@@ -33,11 +48,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import enum
+import fcntl
 import functools
 import json
 import os
 import re
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +126,13 @@ class JournalState:
         return [s for s in self.steps if s.started and not s.done]
 
     @property
+    def finished(self) -> bool:
+        """The commit ended and nothing is left to repair, only (maybe) its last flush:
+        in the boot that wrote it an ``end`` line is enough; after a reboot, only when
+        a ``synced`` line covers every step."""
+        return self.ended and not self.pending
+
+    @property
     def writer(self) -> ProcessId | None:
         return ProcessId(self.pid, self.pid_start) if self.pid is not None else None
 
@@ -114,6 +140,27 @@ class JournalState:
         """Whether the process that wrote the journal still runs (so it is not to repair)."""
         writer = self.writer
         return writer is not None and writer.alive()
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, separators=(",", ":")) + "\n").encode()
+
+
+def _write_lines(fd: int, lines: list[bytes]) -> None:
+    """Append the lines in one write (a short write is continued)."""
+    view = memoryview(b"".join(lines))
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class FinalFlush(enum.Enum):
+    """Who settles an ended journal (see :class:`Ended`), and so whether a commit waits for
+    its last flush: the commit itself (``WAIT``), a detached process (``PROCESS``: the
+    ``alpm`` command exits at once) or a thread (``THREAD``: the daemon lives on)."""
+
+    WAIT = "wait"
+    PROCESS = "process"
+    THREAD = "thread"
 
 
 class Journal:
@@ -125,16 +172,27 @@ class Journal:
         self._fd: int | None = None
         self._seq = 0
         self._started: set[int] = set()
+        #: ``plan`` lines not written yet: written with the next line or :meth:`flush`.
+        self._planned: list[bytes] = []
+        #: Whether the journal's name (its directory) was flushed.
+        self._named = False
 
     def _append(self, record: dict[str, Any], *, sync: bool = True) -> None:
         if self._fd is None:
             raise AlpmError(ErrorCode.SYSTEM, "journal is not open")
-        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-        view = memoryview(line)
-        while view:
-            view = view[os.write(self._fd, view):]
-        if sync and self.durable:
-            os.fsync(self._fd)
+        lines, self._planned = [*self._planned, _line(record)], []
+        _write_lines(self._fd, lines)
+        if sync:
+            self._sync()
+
+    def _sync(self) -> None:
+        """fsync the journal, and its directory the first time (its new name)."""
+        if self._fd is None or not self.durable:
+            return
+        os.fsync(self._fd)
+        if not self._named:
+            fsync_dir(os.path.dirname(self.path))
+            self._named = True
 
     @property
     def last(self) -> int:
@@ -153,26 +211,35 @@ class Journal:
         except OSError as exc:
             raise AlpmError(ErrorCode.SYSTEM, f"could not create journal {self.path}: "
                                               f"{exc.strerror}") from exc
-        if self.durable:
-            fsync_dir(os.path.dirname(self.path))
+        # Held for the journal's whole life, by the writer and then by whoever settles it
+        # (the same open file, inherited): whoever discards a journal takes it first.
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
         me = ProcessId.current()
+        # Not flushed on its own: the plan's flush carries it and the new name, before any
+        # step starts (the file first, then its directory: on ext4 the second then finds
+        # nothing left to commit, one journal commit instead of two).
         self._append({"t": "begin", "pid": me.pid, "pid_start": me.start, "time": time.time(),
-                      "flags": flags, "boot": boot_id()})
+                      "flags": flags, "boot": boot_id()}, sync=False)
 
     def plan(self, action: str, name: str, *, old: str | None = None, new: str | None = None,
              file: str | None = None, reason: int = 0,
              validation: list[str] | None = None) -> int:
         """Announce a step (not flushed: :meth:`flush` after the last); its number."""
         self._seq += 1
-        self._append({"t": "plan", "n": self._seq, "action": action, "name": name,
-                      "old": old, "new": new, "file": file, "reason": reason,
-                      "validation": validation or []}, sync=False)
+        self._planned.append(_line({"t": "plan", "n": self._seq, "action": action,
+                                    "name": name, "old": old, "new": new, "file": file,
+                                    "reason": reason, "validation": validation or []}))
         return self._seq
 
     def flush(self) -> None:
-        """Make the lines written so far durable (the announced steps, before any starts)."""
-        if self._fd is not None and self.durable:
-            os.fsync(self._fd)
+        """Write the announced steps (one write for all) and make every line so far
+        durable, before any step starts."""
+        if self._fd is None:
+            return
+        if self._planned:
+            lines, self._planned = self._planned, []
+            _write_lines(self._fd, lines)
+        self._sync()
 
     def start(self, seq: int) -> None:
         """An announced step begins; not flushed (a power cut redoes every announced step)."""
@@ -220,24 +287,177 @@ class Journal:
         """
         self._append({"t": "done", "n": seq}, sync=False)
 
-    def end(self) -> None:
-        """The transaction finished (well or with a clean error): forget the journal."""
+    def end(self, paths: list[str]) -> Ended | None:
+        """Every started step is done: write the ``end`` line (not flushed) and hand the
+        open journal, with its lock, to an :class:`Ended` that settles it (flushes
+        ``paths``, deletes the journal); None when the journal is not open."""
         if self._fd is None:
-            return
-        with contextlib.suppress(OSError):  # a full disk: the unlink below still ends it
-            self._append({"t": "end"})
-        os.close(self._fd)
-        self._fd = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        if self.durable:
-            fsync_dir(os.path.dirname(self.path))
+            return None
+        with contextlib.suppress(OSError):  # a full disk: settling still deletes it
+            self._append({"t": "end"}, sync=False)
+        fd, self._fd = self._fd, None
+        return Ended(self.path, fd, self._seq, paths, self.durable)
 
     def close(self) -> None:
         """Close without ending: the journal stays for repair (an unclean exit)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+@dataclass
+class Ended:
+    """A journal whose commit ended, its last steps not yet flushed, and the open file
+    that holds its lock. :meth:`settle` flushes the file systems under ``paths``,
+    writes a ``synced`` line covering every step (flushed: from then on the journal
+    names nothing to redo in any boot) and deletes the journal. Until then the
+    journal is harmless in the boot that wrote it, and after a power cut it names
+    the steps to redo, as any journal does."""
+
+    path: str
+    fd: int
+    last: int
+    paths: list[str]
+    durable: bool
+
+    def settle(self, *, quiet: bool = False) -> None:
+        """Flush, say so, delete the journal and close it (``quiet``: a failure leaves the
+        journal for the next commit or repair, which settles it the same way)."""
+        try:
+            if self.durable:
+                sync_filesystems(self.paths)
+                _write_lines(self.fd, [_line({"t": "synced", "n": self.last})])
+                os.fsync(self.fd)
+            _discard(self.path, self.fd, self.durable)
+        except OSError:
+            if not quiet:
+                raise
+        finally:
+            os.close(self.fd)
+
+    def hand_off(self, how: FinalFlush) -> None:
+        """Settle now (``WAIT``), in a thread, or in a detached process (see
+        :class:`FinalFlush`); a journal that is not durable (nothing to flush) now."""
+        if not self.durable:
+            self.settle()
+        elif how is FinalFlush.PROCESS:
+            self.detach()
+        elif how is FinalFlush.THREAD:
+            try:
+                threading.Thread(target=self.settle, kwargs={"quiet": True},
+                                 name="alpmd-settle").start()
+            except RuntimeError:  # no thread to be had: settle here
+                self.settle(quiet=True)
+        else:
+            self.settle()
+
+    def detach(self) -> None:
+        """Settle in a process of its own that outlives this one (two forks, a new
+        session, no descriptor but the journal's), so the caller need not wait for the
+        flush. Inline when a thread runs (a fork would copy it stopped, perhaps holding
+        a lock the child needs) or no process can be made; as in the background, a
+        failed flush leaves the journal for the next commit or repair to settle."""
+        if threading.active_count() > 1:
+            self.settle(quiet=True)
+            return
+        _syncfs()  # bound before the fork, not in the child
+        try:
+            pid = os.fork()
+        except OSError:
+            self.settle(quiet=True)
+            return
+        if pid == 0:  # pragma: no cover - runs in the forked children
+            code = 1
+            try:
+                os.setsid()
+                if os.fork() == 0:
+                    _only_descriptor(self.fd)
+                    self.settle(quiet=True)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(self.fd)  # the grandchild holds the journal and its lock now
+        os.waitpid(pid, 0)
+
+
+def _only_descriptor(fd: int) -> None:
+    """Standard streams to /dev/null and every other descriptor but ``fd`` closed, so that
+    nobody reading this process's output (a pipe, a test's capture) waits for it."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for std in (0, 1, 2):
+        if std != fd:
+            os.dup2(null, std)
+    keep = sorted({0, 1, 2, fd})
+    for low, high in zip(keep, [*keep[1:], os.sysconf("SC_OPEN_MAX")], strict=True):
+        os.closerange(low + 1, high)
+
+
+def _discard(path: str, fd: int, durable: bool) -> None:
+    """Delete the journal ``fd`` holds (locked), only if ``path`` still names it, then the
+    staged package copies it names."""
+    try:
+        if not os.path.samestat(os.fstat(fd), os.stat(path)):
+            return  # a newer transaction's journal: not ours to delete
+    except FileNotFoundError:
+        return
+    dbpath = os.path.dirname(path)
+    state = read_journal(dbpath)
+    os.unlink(path)
+    if durable:
+        fsync_dir(dbpath)
+    staged = [s.file for s in state.steps if s.file is not None and is_staged(dbpath, s.file)
+              ] if state is not None else []
+    for file in staged:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(file)
+    if staged:
+        with contextlib.suppress(OSError):
+            os.rmdir(staging_dir(dbpath))  # only when empty
+
+
+@contextlib.contextmanager
+def _held(dbpath: str) -> Iterator[int | None]:
+    """The journal's lock: waits for its writer or its settler; yields the locked
+    descriptor, or None when there is no journal."""
+    try:
+        fd = os.open(journal_path(dbpath), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def settle_finished(dbpath: str, paths: list[str], *, durable: bool = True) -> JournalState | None:
+    """Under the database lock: settle a journal whose commit ended (its settler was
+    killed or is still at work: this waits for its lock). In the boot that wrote it an
+    ended journal has nothing pending; unless a ``synced`` line covers every step, the
+    file systems under ``paths`` are flushed first, then it is deleted. Returns the
+    journal left to repair (not ended, or ended in another boot with steps to redo),
+    None when there is none left."""
+    state = read_journal(dbpath)
+    if state is None or not state.finished:
+        return state  # a journal still written is not waited for: its writer may live on
+    with _held(dbpath) as fd:
+        if fd is None:
+            return None
+        state = read_journal(dbpath)
+        if state is None or not state.finished:
+            return state
+        if durable and any(s.seq > state.synced for s in state.steps):
+            sync_filesystems(paths)
+        _discard(journal_path(dbpath), fd, durable)
+    return None
+
+
+def wait_settled(dbpath: str) -> None:
+    """Wait until whoever settles the journal under ``dbpath`` is done (its lock): after a
+    commit, the journal is then gone unless its settler was killed."""
+    with _held(dbpath):
+        pass
 
 
 @functools.cache
@@ -373,17 +593,11 @@ def read_journal(dbpath: str) -> JournalState | None:
 
 
 def discard_journal(dbpath: str) -> None:
-    """Delete the journal once its transaction is repaired, with the staged copies it named."""
-    path = journal_path(dbpath)
-    state = read_journal(dbpath)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    fsync_dir(os.path.dirname(path))
-    if state is not None:
-        for step in state.steps:
-            if step.file is not None and is_staged(dbpath, step.file):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(step.file)
+    """Delete the journal once its transaction is repaired, with the staged copies it named
+    (under its lock, as every discard: never a journal someone still settles)."""
+    with _held(dbpath) as fd:
+        if fd is not None:
+            _discard(journal_path(dbpath), fd, True)
 
 
 def staging_prefix() -> str:

@@ -60,11 +60,14 @@ from alpmd.engine.formats.desc import Reason
 from alpmd.engine.formats.files import FileList
 from alpmd.engine.handle import Handle
 from alpmd.engine.journal import (
+    Ended,
+    FinalFlush,
     Journal,
     JournalState,
     Step,
     discard_journal,
     read_journal,
+    settle_finished,
     staging_dir,
     staging_prefix,
     sweep_staging,
@@ -92,9 +95,8 @@ class TransState(enum.Enum):
     INTERRUPTED = "interrupted"
 
 
-#: A commit flushes the file systems (one ``syncfs`` each) after this many steps or
-#: seconds, whichever comes first: what a power cut can make repair redo.
-SYNC_STEPS = 32
+#: A long commit flushes the file systems (one ``syncfs`` each) every this many seconds:
+#: it bounds what a power cut makes repair redo (a kill loses nothing written).
 SYNC_SECONDS = 5.0
 
 _PROGRESS_KIND = {Operation.INSTALL: ProgressKind.ADD, Operation.UPGRADE: ProgressKind.UPGRADE,
@@ -194,6 +196,7 @@ class Transaction:
         self.kind: str | None = None
         self.sync_targets: list[str] = []
         self.files: list[Package] = []
+        self._file_names: set[str] = set()
         self.remove_targets: list[str] = []
         self.sysupgrade_level = 0
         self.plan: resolve.Plan | None = None
@@ -209,10 +212,16 @@ class Transaction:
         self.completed: list[str] = []
         #: the package whose step is under way
         self._current: str | None = None
-        #: The last step flushed by a checkpoint, and when.
-        self._synced_at = (0, 0.0)
+        #: When the last flush of the file systems started (or the plan was flushed).
+        self._flushed_at = 0.0
         #: The batch flush running in the background: the last step it covers, and it.
         self._flushing: tuple[int, _Flush] | None = None
+        #: Who makes a finished commit durable (its last flush and the journal's deletion):
+        #: the commit itself unless the front end hands it on (``alpm``: a process, the
+        #: daemon: a thread), so that it need not wait for the disk.
+        self.final_flush = FinalFlush.WAIT
+        #: The ended journal waiting to be handed off when the lock is released.
+        self._ended: Ended | None = None
         handle.trans = self
 
     # -- helpers --------------------------------------------------------------------
@@ -316,10 +325,10 @@ class Transaction:
             raise
 
     def _add_loaded(self, pkg: Package) -> None:
-        for other in self.files:
-            if other.name == pkg.name:
-                raise AlpmError(ErrorCode.TRANS_DUP_TARGET,
-                                f"duplicate target: {pkg.name}", target=pkg.name)
+        if pkg.name in self._file_names:  # a set: -U of many files stays linear
+            raise AlpmError(ErrorCode.TRANS_DUP_TARGET,
+                            f"duplicate target: {pkg.name}", target=pkg.name)
+        self._file_names.add(pkg.name)
         self.files.append(pkg)
 
     def add_remove_target(self, name: str) -> None:
@@ -410,7 +419,10 @@ class Transaction:
         items: list[_Item] = []
         info: hooks.TransactionInfo | None = None
         try:
-            leftover = read_journal(self.handle.dbpath)
+            # An ended journal whose last flush is not done yet is settled here (after
+            # waiting for its settler); any other stops the commit.
+            leftover = settle_finished(self.handle.dbpath, _written(self.handle),
+                                       durable=_durable(self.handle))
             if leftover is not None:
                 raise AlpmError(ErrorCode.TRANS_ABORT,
                                 f"an interrupted transaction left {leftover.path}; "
@@ -439,7 +451,7 @@ class Transaction:
                     self._check_interrupt()
                     self._add_one(item, seqs[n - 1], n, total)
                     self._batch_done(seqs[n - 1])
-                self._end_journal()
+                self._end_journal(self.final_flush)
             run_ldconfig(self.handle, event=self.event_cb)
             self._event(TransactionStep(done=True))
             ok = True
@@ -451,11 +463,12 @@ class Transaction:
                 state = read_journal(self.handle.dbpath)
                 if state is not None and not state.pending:
                     with contextlib.suppress(OSError):  # the journal stays if this fails
-                        self._end_journal()
+                        # waited for: steps never begun must not be redone after a reboot
+                        self._end_journal(FinalFlush.WAIT)
                 if self._journal is not None:
                     with contextlib.suppress(OSError):  # a full disk: repair redoes more
                         self._collect_flush(wait=True)
-                        self._journal.abandon(self._sync_paths())
+                        self._journal.abandon(_written(self.handle))
                     self._journal.close()
                     left = self._journal.path
                 self._journal = None
@@ -477,6 +490,9 @@ class Transaction:
             if self._locked_here:
                 self.handle.unlock()
                 self._locked_here = False
+            if self._ended is not None:
+                ended, self._ended = self._ended, None
+                ended.hand_off(self.final_flush)
         if ok:
             self.handle.logaction("ALPM", "transaction completed")
             self.state = TransState.COMMITTED
@@ -496,30 +512,27 @@ class Transaction:
                 file=item.path, reason=int(self._reason(new, old)),
                 validation=item.validation))
         self._journal.flush()
-        self._synced_at = (0, time.monotonic())
+        self._flushed_at = time.monotonic()
         return seqs
 
     def _batch_done(self, seq: int) -> None:
-        """After a step: flush the file systems once a batch is big or old enough.
+        """After a step: flush the file systems once the last flush is old enough.
 
         The flush runs in a thread while the next steps go on (at most one at a
-        time); its ``synced`` line is written once it returned. A batch whose
-        flush would start while the last one still runs grows instead: the steps
-        never wait for a flush (on ext4 with a journal, a ``syncfs`` of 32
-        packages may take longer than extracting the next 32).
+        time); its ``synced`` line is written once it returned. It only bounds what
+        a power cut makes repair redo, so it goes by time, not by steps: a flush
+        stalls file creation on a journaled disk (ext4), and a short commit makes
+        none before its last (see :meth:`_end_journal`).
         """
         assert self._journal is not None
         self._collect_flush(wait=False)
-        count, since = self._synced_at
-        if seq - count < SYNC_STEPS and time.monotonic() - since < SYNC_SECONDS:
+        if time.monotonic() - self._flushed_at < SYNC_SECONDS or self._flushing is not None:
             return
-        if self._flushing is not None:
-            return  # still flushing: the next step looks again
-        self._synced_at = (seq, time.monotonic())
+        self._flushed_at = time.monotonic()
         if not self._journal.durable:
             self._journal.synced(seq)
             return
-        running = _Flush(self._sync_paths())
+        running = _Flush(_written(self.handle))
         running.start()
         self._flushing = (seq, running)
 
@@ -540,22 +553,19 @@ class Transaction:
             self._flushing[1].join()
         self._flushing = None
 
-    def _checkpoint(self, seq: int) -> None:
-        assert self._journal is not None
-        self._journal.checkpoint(seq, self._sync_paths())
-        self._synced_at = (seq, time.monotonic())
-
-    def _sync_paths(self) -> list[str]:
-        """Where a commit writes: the root (mounts below it included) and the database."""
-        return [self.handle.options.root, self.handle.dbpath]
-
-    def _end_journal(self) -> None:
-        """Flush what the steps since the last batch wrote, then delete the journal."""
+    def _end_journal(self, how: FinalFlush) -> None:
+        """Every step is done: end the journal. Its last flush and deletion
+        (:class:`~alpmd.engine.journal.Ended`) are done here with ``WAIT``, else handed
+        off once the database lock is released (a settling process must not inherit
+        it). A flush still running is waited for first (no thread may run at a fork)."""
         assert self._journal is not None
         self._collect_flush(wait=True)
-        self._checkpoint(self._journal.last)
-        self._journal.end()
-        self._journal = None
+        journal, self._journal = self._journal, None
+        ended = journal.end(_written(self.handle))
+        if ended is not None and how is FinalFlush.WAIT:
+            ended.settle()
+        else:
+            self._ended = ended
 
     def _tell_the_truth(self, exc: AlpmError, journal: str | None) -> None:
         """Say in ``exc`` what the failed commit did change: the packages whose step
@@ -873,20 +883,24 @@ class Transaction:
         only when no process holds it open and the process that wrote the journal
         is gone (PID and start time: a zombie or a reused PID is gone). Pending steps are
         rolled forward from the package file the journal names, or rolled back
-        to the recorded old version when that file is gone.
+        to the recorded old version when that file is gone. A journal whose commit
+        ended names nothing to repair (in its boot, or once flushed): it is not
+        reported, and with ``repair`` it is flushed and deleted if the lock is free.
         """
         report = RecoveryReport()
         if os.path.exists(handle.lockfile) and not handle.locked:
             report.stale_lock = handle.lockfile
         state = read_journal(handle.dbpath)
-        report.journal = state
+        named = {s.file for s in state.steps if s.file} if state is not None else set()
+        # A commit that ended, its last flush perhaps still under way: nothing to repair.
+        finished = state is not None and state.finished
+        report.journal = None if finished else state
         if repair:
-            named = {s.file for s in state.steps if s.file} if state is not None else set()
             swept = sweep_staging(handle.dbpath, keep=named)
             if swept:
                 report.actions.append(f"removed {len(swept)} staged package file"
                                       f"{'s' if len(swept) != 1 else ''} of dead processes")
-        if state is None:
+        if report.journal is None:
             if report.stale_lock is not None and repair and remove_stale_lock:
                 holder = handle.lock_holder()
                 if holder.startswith("pid "):
@@ -895,7 +909,10 @@ class Transaction:
                 os.unlink(report.stale_lock)
                 report.actions.append(f"removed stale lock {report.stale_lock}")
                 report.repaired = True
+            if finished and repair:
+                _settle_finished(handle)
             return report
+        assert state is not None
         report.pending = state.pending
         if not repair:
             return report
@@ -1013,6 +1030,30 @@ def _stage(handle: Handle, fd: int, *, regular_only: bool) -> str:
         raise
     os.close(out)
     return path
+
+
+def _settle_finished(handle: Handle) -> None:
+    """Settle an ended journal when the database lock is free (a holder settles it itself
+    when it commits)."""
+    locked_here = False
+    if not handle.locked:
+        if os.path.exists(handle.lockfile):
+            return
+        try:
+            handle.lock()
+        except AlpmError:
+            return
+        locked_here = True
+    try:
+        settle_finished(handle.dbpath, _written(handle), durable=_durable(handle))
+    finally:
+        if locked_here:
+            handle.unlock()
+
+
+def _written(handle: Handle) -> list[str]:
+    """Where a commit writes: the root (mounts below it included) and the database."""
+    return [handle.options.root, handle.dbpath]
 
 
 def _durable(handle: Handle) -> bool:

@@ -2,7 +2,8 @@
 
 A forked child upgrades eight packages (1.0 → 2.0, each with version-exclusive
 files); the parent kills it after a random delay within the commit's measured
-duration. Each time: the database loads; every package is recorded at 1.0 or
+duration. The child's commit leaves its last flush to a detached process, as
+``alpm -U`` does, so kills also land around that hand-off. Each time: the database loads; every package is recorded at 1.0 or
 2.0 with its desc and files readable; a lock left behind is reported by
 :meth:`Transaction.recover` (and removed only because we ask); after repair no
 journal or lock remains and every package's files on disk are exactly those
@@ -24,7 +25,7 @@ from alpmd.engine.db.stores import Store, stores_present
 from alpmd.engine.events import TransFlag
 from alpmd.engine.formats.desc import PkgMeta
 from alpmd.engine.handle import Handle
-from alpmd.engine.journal import journal_path
+from alpmd.engine.journal import FinalFlush, journal_path
 from alpmd.engine.trans import Transaction
 from alpmd.testing.pkgbuild import FileSpec, build_package
 
@@ -46,10 +47,12 @@ def _handle(root: Path, store: Store) -> Handle:
                   backend=store)
 
 
-def _install(root: Path, paths: list[Path], store: Store) -> None:
+def _install(root: Path, paths: list[Path], store: Store,
+             how: FinalFlush = FinalFlush.WAIT) -> None:
     h = _handle(root, store)
     try:
         with Transaction(h, TransFlag.NONE) as t:
+            t.final_flush = how
             for p in paths:
                 t.add_file(str(p))
             t.prepare()
@@ -98,7 +101,7 @@ def test_sigkill_during_commit_is_recoverable(tmp_path: Path, backend: Store) ->
         pid = os.fork()
         if pid == 0:  # the child: run the commit until killed
             try:
-                _install(root, new, backend)
+                _install(root, new, backend, FinalFlush.PROCESS)
             finally:
                 os._exit(0)
         time.sleep(delay)

@@ -189,6 +189,7 @@ def _scenarios() -> list[Scenario]:
         S("U-needed-skip", ["-U", "--needed", "@foo-1.0-1"], local=["foo-1.0-1"]),
         S("U-dbonly", ["-U", "--dbonly", "@foo-1.0-1"]),
         S("U-two-with-dep", ["-U", "@bar-1.0-1", "@foo-1.0-1"]),
+        S("U-duplicate-name", ["-U", "@foo-1.0-1", "@foo-1.1-1"]),
         S("U-missing-dep", ["-U", "@bar-1.0-1"]),
         S("U-nodeps", ["-U", "-dd", "@bar-1.0-1"]),
         S("U-version-dep-unmet", ["-U", "@bar-2.0-1"], local=["foo-1.0-1"]),

@@ -23,7 +23,7 @@ from alpmd.engine.db.sqlite import STORE_NAME, LocalSqliteBackend
 from alpmd.engine.db.stores import Store, local_backend, stores_present
 from alpmd.engine.durable import fsync_dir
 from alpmd.engine.errors import AlpmError, ErrorCode
-from alpmd.engine.journal import journal_path
+from alpmd.engine.journal import read_journal
 
 if TYPE_CHECKING:
     from alpmd.engine.handle import Handle
@@ -73,7 +73,8 @@ def convert_dbpath(dbpath: str, target: Store) -> ConvertResult:
     writing the new one leave the old store in place and untouched.
     """
     dbpath = dbpath if dbpath.endswith("/") else dbpath + "/"
-    if os.path.exists(journal_path(dbpath)):
+    journal = read_journal(dbpath)
+    if journal is not None and not journal.finished:  # an ended one: nothing to repair
         raise AlpmError(ErrorCode.TRANS_ABORT, "an interrupted transaction must be repaired "
                         "before the database is converted (alpm --repair)", path=dbpath)
     present = stores_present(dbpath)
