@@ -77,7 +77,7 @@ finally:
 DEFAULT_CONFIG = "/etc/pacman.conf"
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Context:
     """What every operation gets: the parsed arguments, the handle, the output."""
 

@@ -298,7 +298,7 @@ class RepoSection:
     usage: Usage = Usage(0)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class ParsedConfig:
     """What the files said, before defaults; ``None`` and empty mean "not given"."""
 

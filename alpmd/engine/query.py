@@ -653,7 +653,7 @@ def should_ignore(handle: Handle, pkg: Package) -> bool:
 # -- file owners (-Qo) -------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class OwnerResult:
     """The path as pacman prints it, and its owners (several only for a directory)."""
 
