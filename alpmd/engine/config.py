@@ -227,7 +227,7 @@ class ConfigWarning:
 # --------------------------------------------------------------------------- results
 
 
-@dataclass
+@dataclass(repr=False)
 class Repo:
     """A sync repository, ready to register: servers expanded, level resolved."""
 
@@ -240,7 +240,7 @@ class Repo:
     usage: Usage = Usage.ALL
 
 
-@dataclass
+@dataclass(repr=False)
 class Config:
     """The effective options, every default filled in as pacman fills them."""
 
@@ -287,7 +287,7 @@ class Config:
         return next((r for r in self.repos if r.name == name), None)
 
 
-@dataclass
+@dataclass(repr=False)
 class RepoSection:
     """A repository section as written: servers unexpanded, level not yet resolved."""
 
