@@ -317,6 +317,8 @@ def _scan_dependers(db: LocalDatabase, names: Sequence[str]) -> tuple[_Dependers
     from alpmd.engine.db.local import desc_list_fields
 
     wanted = set(names)
+    # A dependency's name starts its text: str.startswith rules out most in C.
+    starts = tuple(wanted)
     deps: _Dependers = {}
     opts: _Dependers = {}
     fields = ("depends", "optdepends")
@@ -330,9 +332,10 @@ def _scan_dependers(db: LocalDatabase, names: Sequence[str]) -> tuple[_Dependers
             got = {"depends": pkg.depends, "optdepends": pkg.optdepends}
         for key, table in (("depends", deps), ("optdepends", opts)):
             for value in got[key]:
-                dep = _dep_name(value)
-                if dep in wanted:
-                    table.setdefault(dep, []).append((name, value))
+                if value.startswith(starts):
+                    dep = _dep_name(value)
+                    if dep in wanted:
+                        table.setdefault(dep, []).append((name, value))
     return deps, opts
 
 

@@ -83,7 +83,7 @@ class Entry:
         return EntryKey(self.meta.name, self.meta.version)
 
 
-@dataclass(eq=False, repr=False)
+@dataclass(repr=False)
 class RawEntry:
     """One entry's stored bytes, part name (:data:`PART_NAMES`) → content, as kept.
 
