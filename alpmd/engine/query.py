@@ -481,12 +481,16 @@ def _scan_search(db: LocalDatabase, patterns: Sequence[str], regs: Sequence[Posi
     descs: list[str | None] = []
     provides: list[list[str]] = []
     groups: list[list[str]] = []
+    # One word (the usual search) is tested without a generator per package.
+    word, bword = words[0] if len(words) == 1 else ("", b"")
     for name, data in db.grep(Part.DESC, None):
         got = None
         if data is not None:
             low = data.lower()
-            lname = name.lower()
-            if not all(bword in low or word in lname for word, bword in words):
+            if bword:
+                if bword not in low and word not in name.lower():
+                    continue
+            elif not all(bw in low or w in name.lower() for w, bw in words):
                 continue
             got = desc_list_fields(data, _SEARCH_FIELDS)
         if got is None:
