@@ -71,6 +71,11 @@ try:
     from alpmd.i18n import gettext as _
     from alpmd.i18n import localize
 finally:
+    # What loading made lives on: it goes to the oldest generation at once (freeze, then
+    # unfreeze, moves every tracked object there) instead of being walked by the young
+    # collection that the first allocation after gc.enable() would start.
+    gc.freeze()
+    gc.unfreeze()
     if _collecting:
         gc.enable()
 
