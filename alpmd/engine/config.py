@@ -70,7 +70,6 @@ _LINE_BYTES = 4096 - 1
 # C's isspace() in the C locale; Python's str.strip() would strip far more.
 _CSPACE = " \t\n\v\f\r"
 _CSPACE_BYTES = _CSPACE.encode()
-_NUMBER = re.compile(r"[+-]?[0-9]+")
 _LONG_MIN, _LONG_MAX, _INT_MAX = -(2**63), 2**63 - 1, 2**31 - 1
 
 
@@ -673,8 +672,9 @@ class _Parser:
 
     @staticmethod
     def _parallel_downloads(file: str, line: int, value: str) -> int:
-        # strtol() in base 10 over the whole (already trimmed) value.
-        if not _NUMBER.fullmatch(value) or not _LONG_MIN <= int(value) <= _LONG_MAX:
+        # strtol() in base 10 over the whole (already trimmed) value (the pattern compiles
+        # on first use, in re's cache: most files never set the option).
+        if not re.fullmatch(r"[+-]?[0-9]+", value) or not _LONG_MIN <= int(value) <= _LONG_MAX:
             raise _invalid(file, line, f"invalid value for 'ParallelDownloads' : '{value}'")
         number = int(value)
         if number < 1:
