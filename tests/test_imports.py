@@ -165,6 +165,27 @@ def test_command_output_and_status_survive_the_fast_exit(roots: Roots, query: li
                                                         want.stderr)
 
 
+_LOADING = """
+import gc, json
+gc.collect()  # what start-up left is not the command's
+seen = []
+gc.callbacks.append(lambda phase, info: seen.append(info["generation"]) if phase == "start" else None)
+import alpmd.cli.alpm
+print(json.dumps([len(seen), gc.isenabled(), gc.get_freeze_count()]))
+"""
+
+
+def test_loading_the_command_runs_no_collection() -> None:
+    """The command's modules load with the collector paused and then go straight to the
+    oldest generation: no collection walks the tens of thousands of objects they made
+    (the first allocation after re-enabling used to start one). A program importing the
+    module keeps its collector on, and nothing stays frozen for it."""
+    proc = subprocess.run([sys.executable, "-c", _LOADING], capture_output=True, text=True,
+                          env=_env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [0, True, 0]
+
+
 #: Never needed by ``-U`` of local files (json is the journal's; ctypes binds libarchive):
 #: no hashing without backup files, no temporary-name module without scriptlets, no
 #: disk space check without CheckSpace.

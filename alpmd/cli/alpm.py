@@ -9,8 +9,10 @@ Nothing here needs PATH or HOME: ``env -i alpm -Q`` works.
 Start-up is most of a query's time (pacman answers ``-Qo`` in 10 ms), so the
 command loads only what the operation needs: each operation's module is
 imported by _dispatch, ``inspect`` is deferred (see DeferredModule), the cyclic
-collector waits while modules load, and a query ends with ``os._exit`` once
-its output is flushed. tests/test_imports.py pins what each query imports.
+collector waits while modules load (what they made then goes to its oldest
+generation unwalked), and a query ends with ``os._exit`` once its output is
+flushed. tests/test_imports.py pins what each query imports and that loading
+runs no collection.
 """
 
 from __future__ import annotations
@@ -72,13 +74,18 @@ try:
     from alpmd.i18n import gettext as _
     from alpmd.i18n import localize
 finally:
+    # What loading made lives on: it goes to the oldest generation at once (freeze, then
+    # unfreeze, moves every tracked object there) instead of being walked by the young
+    # collection that the first allocation after gc.enable() would start.
+    gc.freeze()
+    gc.unfreeze()
     if _collecting:
         gc.enable()
 
 DEFAULT_CONFIG = "/etc/pacman.conf"
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Context:
     """What every operation gets: the parsed arguments, the handle, the output."""
 

@@ -67,7 +67,7 @@ class UsageError(Exception):
     """A command line pacman would refuse; ``message`` is pacman's wording."""
 
 
-@dataclass
+@dataclass(repr=False)
 class Args:
     """What the command line asked for."""
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from alpmd.engine.query import SearchRow
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Colors:
     """pacman's colour strings; all empty without colour."""
 

@@ -26,7 +26,7 @@ __all__ = ["AlpmdConfig", "CONFIG_NAME", "load_alpmd_config", "parse_alpmd_confi
 CONFIG_NAME = "etc/alpmd.conf"
 
 
-@dataclass
+@dataclass(repr=False)
 class AlpmdConfig:
     """The settings; every field has the default a missing file gives."""
 

@@ -70,7 +70,6 @@ _LINE_BYTES = 4096 - 1
 # C's isspace() in the C locale; Python's str.strip() would strip far more.
 _CSPACE = " \t\n\v\f\r"
 _CSPACE_BYTES = _CSPACE.encode()
-_NUMBER = re.compile(r"[+-]?[0-9]+")
 _LONG_MIN, _LONG_MAX, _INT_MAX = -(2**63), 2**63 - 1, 2**31 - 1
 
 
@@ -227,7 +226,7 @@ class ConfigWarning:
 # --------------------------------------------------------------------------- results
 
 
-@dataclass
+@dataclass(repr=False)
 class Repo:
     """A sync repository, ready to register: servers expanded, level resolved."""
 
@@ -240,7 +239,7 @@ class Repo:
     usage: Usage = Usage.ALL
 
 
-@dataclass
+@dataclass(repr=False)
 class Config:
     """The effective options, every default filled in as pacman fills them."""
 
@@ -287,7 +286,7 @@ class Config:
         return next((r for r in self.repos if r.name == name), None)
 
 
-@dataclass
+@dataclass(repr=False)
 class RepoSection:
     """A repository section as written: servers unexpanded, level not yet resolved."""
 
@@ -298,7 +297,7 @@ class RepoSection:
     usage: Usage = Usage(0)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class ParsedConfig:
     """What the files said, before defaults; ``None`` and empty mean "not given"."""
 
@@ -673,8 +672,9 @@ class _Parser:
 
     @staticmethod
     def _parallel_downloads(file: str, line: int, value: str) -> int:
-        # strtol() in base 10 over the whole (already trimmed) value.
-        if not _NUMBER.fullmatch(value) or not _LONG_MIN <= int(value) <= _LONG_MAX:
+        # strtol() in base 10 over the whole (already trimmed) value (the pattern compiles
+        # on first use, in re's cache: most files never set the option).
+        if not re.fullmatch(r"[+-]?[0-9]+", value) or not _LONG_MIN <= int(value) <= _LONG_MAX:
             raise _invalid(file, line, f"invalid value for 'ParallelDownloads' : '{value}'")
         number = int(value)
         if number < 1:

@@ -82,7 +82,7 @@ def _dir(path: str) -> str:
     return path if path.endswith("/") else path + "/"
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Options:
     """The handle's options, with pacman's defaults derived from the root."""
 

@@ -46,7 +46,7 @@ _DESC = Part.DESC.value
 _PARTS = {bits: Part(bits) for bits in range(Part.ALL.value + 1)}
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Loaded:
     """What an origin hands back for :meth:`Package.ensure`; ``None`` means not read."""
 

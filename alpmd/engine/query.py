@@ -317,6 +317,8 @@ def _scan_dependers(db: LocalDatabase, names: Sequence[str]) -> tuple[_Dependers
     from alpmd.engine.db.local import desc_list_fields
 
     wanted = set(names)
+    # A dependency's name starts its text: str.startswith rules out most in C.
+    starts = tuple(wanted)
     deps: _Dependers = {}
     opts: _Dependers = {}
     fields = ("depends", "optdepends")
@@ -330,9 +332,10 @@ def _scan_dependers(db: LocalDatabase, names: Sequence[str]) -> tuple[_Dependers
             got = {"depends": pkg.depends, "optdepends": pkg.optdepends}
         for key, table in (("depends", deps), ("optdepends", opts)):
             for value in got[key]:
-                dep = _dep_name(value)
-                if dep in wanted:
-                    table.setdefault(dep, []).append((name, value))
+                if value.startswith(starts):
+                    dep = _dep_name(value)
+                    if dep in wanted:
+                        table.setdefault(dep, []).append((name, value))
     return deps, opts
 
 
@@ -478,12 +481,16 @@ def _scan_search(db: LocalDatabase, patterns: Sequence[str], regs: Sequence[Posi
     descs: list[str | None] = []
     provides: list[list[str]] = []
     groups: list[list[str]] = []
+    # One word (the usual search) is tested without a generator per package.
+    word, bword = words[0] if len(words) == 1 else ("", b"")
     for name, data in db.grep(Part.DESC, None):
         got = None
         if data is not None:
             low = data.lower()
-            lname = name.lower()
-            if not all(bword in low or word in lname for word, bword in words):
+            if bword:
+                if bword not in low and word not in name.lower():
+                    continue
+            elif not all(bw in low or w in name.lower() for w, bw in words):
                 continue
             got = desc_list_fields(data, _SEARCH_FIELDS)
         if got is None:
@@ -653,7 +660,7 @@ def should_ignore(handle: Handle, pkg: Package) -> bool:
 # -- file owners (-Qo) -------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class OwnerResult:
     """The path as pacman prints it, and its owners (several only for a directory)."""
 

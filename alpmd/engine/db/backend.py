@@ -68,7 +68,7 @@ def split_entry_name(entry: str) -> EntryKey | None:
     return EntryKey(entry[:ver], entry[ver + 1:])
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Entry:
     """What a write stores for one package; ``None`` parts mean "this entry has none"."""
 
@@ -83,7 +83,7 @@ class Entry:
         return EntryKey(self.meta.name, self.meta.version)
 
 
-@dataclass
+@dataclass(repr=False)
 class RawEntry:
     """One entry's stored bytes, part name (:data:`PART_NAMES`) → content, as kept.
 

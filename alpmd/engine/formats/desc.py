@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -360,8 +361,11 @@ def write_sync_desc(meta: PkgMeta) -> str:
 
 # -- repo-add's treatment of .PKGINFO values -----------------------------------------
 
-_SPACE_RUN = re.compile(r"[ \t\n\v\f\r]+")
-_ONE_FIELD_AND_DELIMITER = re.compile(r"([^ =]*) *= *")
+@functools.cache
+def _repo_add_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """One ``key = word`` line's value and a run of blanks, compiled on first use (queries
+    load this module and never need them)."""
+    return re.compile(r"([^ =]*) *= *"), re.compile(r"[ \t\n\v\f\r]+")
 
 
 def repo_add_value(value: str) -> str:
@@ -376,10 +380,11 @@ def repo_add_value(value: str) -> str:
     rest = line[1:].lstrip(" ")
     rest = rest[1:] if rest.startswith("=") else rest
     rest = rest.strip(" ")
-    whole = _ONE_FIELD_AND_DELIMITER.fullmatch(rest)
+    one_field, space_run = _repo_add_patterns()
+    whole = one_field.fullmatch(rest)
     if whole is not None:
         rest = whole.group(1)
-    return _SPACE_RUN.sub(" ", rest)
+    return space_run.sub(" ", rest)
 
 
 def repo_add_normalize(meta: PkgMeta) -> PkgMeta:
