@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from alpmd.engine.formats.desc import PkgMeta
-from alpmd.engine.journal import journal_path
+from alpmd.engine.journal import journal_path, wait_settled
 from alpmd.testing.oracle import PACMAN, PacmanRoot
 from alpmd.testing.pkgbuild import FileSpec, build_package
 
@@ -67,6 +67,7 @@ def test_a_change_goes_on_to_its_end_when_its_output_is_lost(tmp_path: Path) -> 
     assert res.stderr.decode().endswith(
         "error: could not write the output: No space left on device\n")
     assert _installed(root) == [f"lost{i:02d}-1.0-1" for i in range(COUNT)]
+    wait_settled(str(root.dbpath))  # the last flush is the settler's (alpmd.engine.journal)
     assert not os.path.exists(journal_path(str(root.dbpath)))
 
 
@@ -84,6 +85,7 @@ def test_a_change_goes_on_when_the_reader_leaves(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert b"could not write" not in res.stderr
     assert _installed(root) == [f"lost{i:02d}-1.0-1" for i in range(COUNT)]
+    wait_settled(str(root.dbpath))  # the last flush is the settler's (alpmd.engine.journal)
     assert not os.path.exists(journal_path(str(root.dbpath)))
 
 
