@@ -195,13 +195,11 @@ class Repository1(ServiceInterface):
         path = self._tree_path()
 
         def work() -> R:
-            with fds.opening():  # (its tracking database: clients may send descriptors of it)
-                tree = open_tree(path)
+            tree = open_tree(path)
             try:
                 return fn(tree)
             finally:
                 tree.close()
-                fds.unpark()  # the descriptors of it kept while it was open go now
         return work
 
     async def _read(self, fn: Callable[[Tree], R], what: str) -> R:

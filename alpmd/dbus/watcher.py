@@ -57,7 +57,7 @@ class Watcher:
 
     async def check(self) -> None:
         d = self.daemon
-        if d.current is None and not d.letting_go and self.changed_behind():
+        if d.current is None and self.changed_behind():
             await d.reload()
             d.spawn_history(d.import_history())
         # (a look at every process's descriptors, as many as their users care to open:

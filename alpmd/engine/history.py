@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alpmd.engine.db import sqlitefiles
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.handle import Handle
 from alpmd.engine.version import vercmp
@@ -207,6 +208,7 @@ class History:
     def _db(self) -> Iterator[sqlite3.Connection]:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            sqlitefiles.note(self.path)
             con = sqlite3.connect(self.path, timeout=10, isolation_level=None)
             self._private()
         except (OSError, sqlite3.Error) as exc:
