@@ -194,6 +194,7 @@ class History:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        sqlitefiles.note(self.path)
 
     def _private(self) -> None:
         """Only its owner may open the file (and its -wal, -shm: SQLite makes them with the
@@ -208,7 +209,6 @@ class History:
     def _db(self) -> Iterator[sqlite3.Connection]:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            sqlitefiles.note(self.path)
             con = sqlite3.connect(self.path, timeout=10, isolation_level=None)
             self._private()
         except (OSError, sqlite3.Error) as exc:

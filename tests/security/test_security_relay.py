@@ -18,7 +18,7 @@ from typing import Any
 
 from tests.dbus.dbus_e2e import Client, v
 from tests.security.secworld import World, named
-from tests.security.test_security_sqlite_locks import Q, RESOLVE, _locks
+from tests.security.test_security_sqlite_locks import RESOLVE, Q, _locks
 
 POKE = {"signal": True, "iface": "org.alpm.Manager1", "member": "Poke"}
 ROUNDS = 6

@@ -134,6 +134,7 @@ class LocalSqliteBackend(DatabaseBackend):
                  durable: bool = True) -> None:
         self.dbpath = dbpath
         self.path = os.path.join(dbpath, STORE_NAME)
+        sqlitefiles.note(self.path)
         self.label = self.path
         self.durable = durable
         self._log_cb = log
@@ -196,7 +197,6 @@ class LocalSqliteBackend(DatabaseBackend):
         # SQLite's URI path: only %, ? and # need escaping (urllib.parse costs start-up).
         path = self.path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
         uri = f"file:{path}?mode={mode}"
-        sqlitefiles.note(self.path)
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=LOCK_TIMEOUT,
                                check_same_thread=False)
         try:
