@@ -249,8 +249,11 @@ class Relay:
             bus.close()
         return relay
 
-    def join(self, timeout: float) -> None:
+    def join(self, timeout: float) -> bool:
+        """Wait for the relay to stop (it does once the daemon's end is closed); whether
+        it has."""
         self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     # -- the thread (its own descriptor table from the first line on) ----------------------
 

@@ -28,6 +28,16 @@ BATCH = 40  # messages of 8 descriptors each
 SLACK = 4
 
 
+def _tables(w: World) -> list[int]:
+    """How many descriptors each of the daemon's threads has in its table (the relay's
+    own table among them)."""
+    out = []
+    for tid in os.listdir(f"/proc/{w.proc.pid}/task"):
+        with contextlib.suppress(FileNotFoundError):
+            out.append(len(os.listdir(f"/proc/{w.proc.pid}/task/{tid}/fd")))
+    return out
+
+
 def test_descriptors_of_the_daemon_log_do_not_pile_up(sqlite_world: World) -> None:
     """The daemon's standard error (here a world-readable log file, as with any service
     manager that appends its output to a file) is written for its whole life and never
@@ -87,6 +97,9 @@ def test_a_flood_while_a_transaction_holds_the_store(sqlite_world: World) -> Non
             locks = _locks(w.proc.pid, shm)
             assert locks, "the daemon holds no lock on its store (the scenario needs one)"
             running = w.fd_count()  # (the transaction's own store connection among them)
+            tables = _tables(w)
+            # (the relay's table: its sockets and the standard streams)
+            assert min(tables) <= 8, tables
             flood = [{**POKE, "fds": [{"open": str(f)}] * 8}
                      for f in (store, shm, f"{store}-wal")] * BATCH
             flood += [{**Q, "body": [0], "fds": [{"open": str(store)}]}] * BATCH
@@ -95,6 +108,7 @@ def test_a_flood_while_a_transaction_holds_the_store(sqlite_world: World) -> Non
                 assert "error" not in sent[-1], sent[-1]
                 # nothing kept, locks untouched, the other client answered
                 assert w.fd_count() <= running + SLACK, (idle, running, w.fd_count())
+                assert max(_tables(w)) <= max(tables) + SLACK and min(_tables(w)) <= 8
                 assert _locks(w.proc.pid, shm) == locks
                 refused = {r.get("text") for r in sent if "sent" not in r and "ok" not in r}
                 assert refused == {"wrong-args: the descriptor is not a regular file"}, refused
