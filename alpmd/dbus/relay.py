@@ -21,7 +21,10 @@ until the other side takes them (the socket buffers and the bus push back, as wi
 relay). The relay failing ends the daemon's bus connection and is fatal
 (:attr:`Relay.failure`: the daemon exits non-zero); the daemon closing its end ends the
 relay. The thread never logs nor touches the event loop: objects made in the other
-threads name descriptors of the other table.
+threads name descriptors of the other table. (Python may run another thread's finalizer
+here — the cyclic collector runs in whichever thread allocates — so an object left to the
+collector instead of closed would close a number of this table: the relay then fails,
+visibly, and the daemon's descriptor leaks; no lock of the daemon's is ever dropped.)
 """
 
 from __future__ import annotations
@@ -229,7 +232,7 @@ class Relay:
         :attr:`address` is where the daemon's MessageBus connects (once)."""
         loop = asyncio.get_running_loop()
         bus = await _connect(loop, address or get_system_bus_address())
-        workdir = tempfile.mkdtemp(prefix="alpmd-bus-")  # (0700: only we may connect)
+        workdir = tempfile.mkdtemp(prefix="alpmd-relay-")  # (0700: only we may connect)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             listener.bind(os.path.join(workdir, "bus"))
