@@ -1,5 +1,8 @@
 """Connecting to the bus: the EAGAIN fix, the caller's name, and its uid.
 
+The daemon's connection goes through the relay thread (:func:`connect_daemon`,
+:mod:`~alpmd.dbus.relay`), which takes every descriptor a client sends in first.
+
 dbus-fast treats ``BlockingIOError`` from ``send`` (a full socket buffer, as
 when a burst of signals or many large replies outrun the bus) as a fatal error
 and drops the connection (dbus-next issue 153). :class:`_PatientWriter` keeps
@@ -11,6 +14,7 @@ copies the context, so each call sees its own sender).
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from typing import Any
 
@@ -104,7 +108,7 @@ async def connect_daemon(address: str | None = None) -> tuple[MessageBus, Relay]
     try:
         bus = await MessageBus(bus_address=relay.address, negotiate_unix_fd=True).connect()
     except BaseException:
-        relay.join(1.0)
+        await asyncio.to_thread(relay.join, 1.0)
         raise
     bus.add_message_handler(_remember_caller)
     return bus, relay

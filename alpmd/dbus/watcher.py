@@ -40,13 +40,6 @@ class Watcher:
     def changed_behind(self) -> bool:
         return self.stamp() != self._stamp
 
-    def touched(self, before: tuple[int, ...]) -> None:
-        """The daemon closed and reopened its own store (closing SQLite's last connection
-        checkpoints and removes the WAL, which moves the stamp): nothing to reload for,
-        unless something had changed already when it began (``before``)."""
-        if self._stamp == before:
-            self._stamp = self.stamp()
-
     def set_holder(self, holder: str) -> None:
         if holder != self.lock_holder:
             self.lock_holder = holder
