@@ -97,6 +97,8 @@ def _own(fds: list[int]) -> list[int]:
 
 @dataclass
 class _Chunk:
+    """Bytes to hand on, and the descriptors that go with the first of them."""
+
     data: bytearray
     fds: list[int] = field(default_factory=list)
 
