@@ -14,8 +14,9 @@ refuses it as not a regular file); any other goes on, and the daemon may close i
 it likes (:mod:`alpmd.dbus.fds`).
 
 A message's descriptors stay with its bytes (dbus-fast gives a message the descriptors
-that arrive while it reads that message): the relay reads the bus one message at a time,
-as dbus-fast does, and sends each read's descriptors with that read's bytes. Each way it
+that arrive while it reads that message, and reads one message at a time): the relay
+follows where the bus's messages begin and sends a read's descriptors with the bytes of
+the message they came with, from its start (:class:`_Framer`). Each way it
 holds at most :data:`BUFFER` bytes and :data:`MAX_FDS` descriptors, then stops reading
 until the other side takes them (the socket buffers and the bus push back, as without the
 relay). The relay failing ends the daemon's bus connection and is fatal
@@ -116,6 +117,8 @@ class _Way:
         return self.size >= BUFFER or self.nfds >= MAX_FDS
 
     def put(self, data: bytes, fds: list[int]) -> None:
+        if not data and not fds:
+            return
         if not fds and self.chunks:
             self.chunks[-1].data += data
         else:
@@ -156,9 +159,12 @@ class _Way:
 
 
 class _Framer:
-    """How much of the bus's current message is still to come (reads never cross into
-    the next message, so a read's descriptors are its message's). Messages start once the
-    daemon has ended the authentication (``BEGIN``: the bus said its last line before)."""
+    """Where the bus's messages begin in what it sends. A read ends with the piece of the
+    stream that carried its descriptors (the kernel stops there), and the bus sends a
+    message's descriptors with its first bytes: so a read's descriptors belong to the
+    message holding its last byte, and go on with the bytes from that message's start.
+    Messages begin once the daemon has ended the authentication (``BEGIN``: the bus said
+    its last line before)."""
 
     def __init__(self) -> None:
         self.head = bytearray()
@@ -175,28 +181,37 @@ class _Framer:
         elif len(self.said) > MAX_AUTH:
             raise RelayError("the authentication with the bus did not end")
 
-    def want(self) -> int:
-        if not self.begun:
-            return READ
-        return min(self.left, READ) if self.left else HEADER - len(self.head)
+    def took(self, data: bytes) -> int:
+        """Follow ``data`` through the messages; where in it the message holding its last
+        byte begins (0: before it)."""
+        start = 0
+        i = 0
+        while self.begun and i < len(data):
+            if self.left:
+                step = min(self.left, len(data) - i)
+                self.left -= step
+                i += step
+                continue
+            if not self.head:
+                start = i
+            step = min(HEADER - len(self.head), len(data) - i)
+            self.head += data[i:i + step]
+            i += step
+            if len(self.head) == HEADER:
+                self.left = self._length()
+                self.head.clear()
+        return start
 
-    def took(self, data: bytes) -> None:
-        if not self.begun:
-            return
-        if self.left:
-            self.left -= len(data)
-            return
-        self.head += data
-        if len(self.head) < HEADER:
-            return
+    def _length(self) -> int:
+        """The rest of a message after its fixed header (header fields, padding, body)."""
         order = {ord("l"): "<", ord("B"): ">"}.get(self.head[0])
         if order is None:
             raise RelayError(f"the bus sent a message of unknown byte order {self.head[0]}")
         body, _serial, fields = struct.unpack(order + "III", self.head[4:HEADER])
-        self.left = fields + (-fields & 7) + body
-        if self.left > MAX_MESSAGE:
-            raise RelayError(f"the bus sent a message of {self.left} bytes")
-        self.head.clear()
+        left: int = fields + (-fields & 7) + body
+        if left > MAX_MESSAGE:
+            raise RelayError(f"the bus sent a message of {left} bytes")
+        return left
 
 
 def _recv(sock: socket.socket, size: int) -> tuple[bytes, list[int]] | None:
@@ -338,21 +353,27 @@ class Relay:
                         if not framer.begun:
                             framer.daemon_said(data)
                         up.put(data, fds)
+                        up.flush(bus)  # (at once: most often the bus takes it now)
                     elif ev & _GONE:
                         return
                 else:
                     if ev & _OUT:
                         up.flush(bus)
                     if ev & (_IN | _GONE) and not down.full():
-                        got = _recv(bus, framer.want())
+                        got = _recv(bus, READ)
                         if got is None:
                             continue
                         data, fds = got
                         if not data:  # the bus is gone: so is the daemon's connection
                             _drain(down, daemon)
                             return
-                        framer.took(data)
-                        down.put(data, _own(fds))
+                        start = framer.took(data)
+                        if fds:
+                            down.put(data[:start], [])
+                            down.put(data[start:], _own(fds))
+                        else:
+                            down.put(data, [])
+                        down.flush(daemon)
                     elif ev & _GONE:
                         return
 
