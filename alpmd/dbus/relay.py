@@ -53,7 +53,7 @@ CLONE_FILES = 0x400
 #: bytes (and descriptors) one way holds before it stops reading
 BUFFER = 1 << 20
 MAX_FDS = 1024
-READ = 64 << 10
+READ = 256 << 10
 #: D-Bus's largest message and most descriptors in one
 MAX_MESSAGE = 1 << 27
 MAX_MESSAGE_FDS = 253
@@ -125,6 +125,26 @@ class _Way:
             self.chunks.append(_Chunk(bytearray(data), fds))
         self.size += len(data)
         self.nfds += len(fds)
+
+    def pass_on(self, sock: socket.socket, data: bytes, fds: list[int]) -> None:
+        """Hand ``data`` (with ``fds`` on its first byte) on, keeping what the socket does
+        not take now (straight from the read when nothing waits before it)."""
+        if not self.chunks and data:
+            try:
+                if fds:
+                    sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                  array.array("i", fds))])
+                else:
+                    sent = sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            else:
+                for fd in fds:
+                    os.close(fd)
+                fds = []
+            data = data[sent:]
+        self.put(data, fds)
+        self.flush(sock)
 
     def flush(self, sock: socket.socket) -> None:
         """Write what the socket takes now."""
@@ -352,8 +372,7 @@ class Relay:
                             return
                         if not framer.begun:
                             framer.daemon_said(data)
-                        up.put(data, fds)
-                        up.flush(bus)  # (at once: most often the bus takes it now)
+                        up.pass_on(bus, data, fds)
                     elif ev & _GONE:
                         return
                 else:
@@ -369,11 +388,10 @@ class Relay:
                             return
                         start = framer.took(data)
                         if fds:
-                            down.put(data[:start], [])
-                            down.put(data[start:], _own(fds))
+                            down.pass_on(daemon, data[:start], [])
+                            down.pass_on(daemon, data[start:], _own(fds))
                         else:
-                            down.put(data, [])
-                        down.flush(daemon)
+                            down.pass_on(daemon, data, [])
                     elif ev & _GONE:
                         return
 
