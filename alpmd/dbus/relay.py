@@ -96,6 +96,12 @@ def _own(fds: list[int]) -> list[int]:
     return out
 
 
+def _send(sock: socket.socket, data: bytes | bytearray, fds: list[int]) -> int:
+    if not fds:
+        return sock.send(data)
+    return sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+
+
 @dataclass
 class _Chunk:
     """Bytes to hand on, and the descriptors that go with the first of them."""
@@ -131,11 +137,7 @@ class _Way:
         not take now (straight from the read when nothing waits before it)."""
         if not self.chunks and data:
             try:
-                if fds:
-                    sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                                  array.array("i", fds))])
-                else:
-                    sent = sock.send(data)
+                sent = _send(sock, data, fds)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             else:
@@ -151,11 +153,7 @@ class _Way:
         while self.chunks:
             chunk = self.chunks[0]
             try:
-                if chunk.fds:
-                    sent = sock.sendmsg([chunk.data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                                        array.array("i", chunk.fds))])
-                else:
-                    sent = sock.send(chunk.data)
+                sent = _send(sock, chunk.data, chunk.fds)
             except (BlockingIOError, InterruptedError):
                 return
             self._sent_fds(chunk)
