@@ -357,42 +357,35 @@ class Relay:
             for fd, ev in poller.poll():
                 if ev & select.POLLNVAL:
                     raise RelayError("a socket of the bus relay was closed under it")
-                if fd == daemon.fileno():
-                    if ev & _OUT:
-                        down.flush(daemon)
-                    if ev & (_IN | _GONE) and not up.full():
-                        got = _recv(daemon, READ)
-                        if got is None:
-                            continue
-                        data, fds = got
-                        if not data:  # the daemon closed its end: hand on the rest
-                            _drain(up, bus)
-                            return
-                        if not framer.begun:
-                            framer.daemon_said(data)
-                        up.pass_on(bus, data, fds)
-                    elif ev & _GONE:
+                from_daemon = fd == daemon.fileno()
+                src, dst, way, back = ((daemon, bus, up, down) if from_daemon
+                                       else (bus, daemon, down, up))
+                if ev & _OUT:
+                    back.flush(src)
+                if not ev & (_IN | _GONE):
+                    continue
+                if way.full():
+                    if ev & _GONE:
                         return
+                    continue
+                got = _recv(src, READ)
+                if got is None:
+                    continue
+                data, fds = got
+                if not data:  # one side closed: the rest goes on, then the other's ends
+                    _drain(way, dst)
+                    return
+                if from_daemon:
+                    if not framer.begun:
+                        framer.daemon_said(data)
+                    way.pass_on(dst, data, fds)
+                elif fds:
+                    start = framer.took(data)
+                    way.pass_on(dst, data[:start], [])
+                    way.pass_on(dst, data[start:], _own(fds))
                 else:
-                    if ev & _OUT:
-                        up.flush(bus)
-                    if ev & (_IN | _GONE) and not down.full():
-                        got = _recv(bus, READ)
-                        if got is None:
-                            continue
-                        data, fds = got
-                        if not data:  # the bus is gone: so is the daemon's connection
-                            _drain(down, daemon)
-                            return
-                        start = framer.took(data)
-                        if fds:
-                            down.pass_on(daemon, data[:start], [])
-                            down.pass_on(daemon, data[start:], _own(fds))
-                        else:
-                            down.pass_on(daemon, data, [])
-                    elif ev & _GONE:
-                        return
-
+                    framer.took(data)
+                    way.pass_on(dst, data, [])
 
 def _drain(way: _Way, sock: socket.socket) -> None:
     """Hand on what is buffered, for a moment at most (the peer may be gone)."""
