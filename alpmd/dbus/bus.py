@@ -1,5 +1,8 @@
 """Connecting to the bus: the EAGAIN fix, the caller's name, and its uid.
 
+The daemon's connection goes through the relay thread (:func:`connect_daemon`,
+:mod:`~alpmd.dbus.relay`), which takes every descriptor a client sends in first.
+
 dbus-fast treats ``BlockingIOError`` from ``send`` (a full socket buffer, as
 when a burst of signals or many large replies outrun the bus) as a fatal error
 and drops the connection (dbus-next issue 153). :class:`_PatientWriter` keeps
@@ -11,6 +14,7 @@ copies the context, so each call sees its own sender).
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from typing import Any
 
@@ -19,6 +23,7 @@ from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 
 from alpmd.dbus import fds
+from alpmd.dbus.relay import Relay
 
 #: The unique bus name of the client whose method call is being handled.
 CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("alpmd_caller", default="")
@@ -85,16 +90,28 @@ def _remember_caller(msg: Message) -> bool:
 
 
 async def connect(address: str | None = None, *, system: bool = True) -> MessageBus:
-    """A connected bus (``address`` wins; else DBUS_SYSTEM_BUS_ADDRESS or the system bus)."""
+    """A client's bus (``address`` wins; else DBUS_SYSTEM_BUS_ADDRESS or the system bus)."""
     install_eagain_fix()
     kwargs: dict[str, Any] = {"negotiate_unix_fd": True}
     if address:
         kwargs["bus_address"] = address
     else:
         kwargs["bus_type"] = BusType.SYSTEM if system else BusType.SESSION
-    bus = await MessageBus(**kwargs).connect()
+    return await MessageBus(**kwargs).connect()
+
+
+async def connect_daemon(address: str | None = None) -> tuple[MessageBus, Relay]:
+    """The daemon's bus (``address`` wins; else the system bus), through a relay thread that
+    takes in every descriptor a client sends (see :mod:`~alpmd.dbus.relay`)."""
+    install_eagain_fix()
+    relay = await Relay.start(address)
+    try:
+        bus = await MessageBus(bus_address=relay.address, negotiate_unix_fd=True).connect()
+    except BaseException:
+        await asyncio.to_thread(relay.join, 1.0)
+        raise
     bus.add_message_handler(_remember_caller)
-    return bus
+    return bus, relay
 
 
 async def caller_uid(bus: MessageBus, sender: str) -> int:

@@ -27,7 +27,7 @@ from dbus_fast import DBusError
 from dbus_fast.aio import MessageBus
 
 from alpmd.dbus import bus as busmod
-from alpmd.dbus import errors, fds, limits, notify
+from alpmd.dbus import errors, limits, notify
 from alpmd.dbus.authority import Authority
 from alpmd.dbus.lifecycle import Lifecycle
 from alpmd.dbus.queue import WriterQueue
@@ -81,14 +81,11 @@ class Daemon:
         self.lifecycle = Lifecycle(idle_timeout)
         self.watcher = Watcher(self)
         self.workers = limits.Workers(caps, self.authority.uid)
-        fds.crowded = self.let_go_of_store
         #: the query handles lent to worker threads (how many each), and replaced handles
         #: to release once their last worker gives them back
         self._lent: dict[Handle, int] = {}
         self._retired: set[Handle] = set()
         self._lending = threading.Lock()
-        self._letting_go: asyncio.Future[None] | None = None
-        self._let_go_again = False
         self.file_bytes = 0
         self._reloading = asyncio.Lock()
 
@@ -106,37 +103,6 @@ class Daemon:
         local database is not used)."""
         Path(self.shadow_dir).mkdir(parents=True, exist_ok=True)
         return self.new_handle(dbpath=self.shadow_dir)
-
-    def let_go_of_store(self) -> None:
-        """Many client descriptors of files the daemon keeps open are parked (see
-        :mod:`~alpmd.dbus.fds`): close the query handle's local store, close the parked
-        descriptors of its files, open it again — in a worker thread, under the store's own
-        lock (a query reading it waits a moment, never finds it closed), one at a time (a
-        request while one runs starts another after it)."""
-        if self._letting_go is not None:
-            self._let_go_again = True
-            return
-        before = self.watcher.stamp()
-
-        def work() -> None:
-            self.on_query_handle(lambda h: h.localdb.backend.reopen(
-                lambda: fds.opening(unpark_first=True)))
-
-        def done(fut: asyncio.Future[None]) -> None:
-            self._letting_go = None
-            self.watcher.touched(before)
-            if not fut.cancelled() and fut.exception() is not None:
-                log.error("could not reopen the local database: %s", fut.exception())
-            if self._let_go_again:
-                self._let_go_again = False
-                self.let_go_of_store()
-        self._letting_go = asyncio.get_running_loop().run_in_executor(None, work)
-        self._letting_go.add_done_callback(done)
-
-    @property
-    def letting_go(self) -> bool:
-        """Whether the query store is being closed and reopened (not a change to reload for)."""
-        return self._letting_go is not None
 
     def on_query_handle(self, fn: Callable[[Handle], R]) -> R:
         """``fn(handle)`` on the query handle, in a worker thread: a handle replaced meanwhile
@@ -168,7 +134,6 @@ class Daemon:
     @staticmethod
     def _release(h: Handle) -> None:
         h.release()
-        fds.unpark()  # (descriptors of its store's files, kept while it had them open)
 
     def loaded_handle(self) -> Handle:
         """A new query handle with its databases already read (run it off the event loop)."""

@@ -15,20 +15,11 @@ bytes are copied, through that descriptor only, into a root-owned private file
 (:func:`snapshot`): the engine reads the copy, so the client can neither swap
 the file after authorisation nor make root open something it could not read.
 
-Closing a descriptor drops every POSIX lock this process holds on its file, through
-any descriptor (SQLite locks that way). A client may send a descriptor of a SQLite
-file the daemon has open (the local store, its ``-shm``, the history, a repository
-tree's tracking database: all world-readable), so a received descriptor whose file
-the daemon also has open is not closed but parked (:func:`close_all`), and closed once
-no other descriptor of that file is open here: at the next message, or at once by the
-thread that closes the file (:func:`unpark`). The daemon's own opens of such files either
-wait for that look (:func:`opening`) or happen after it in the same thread; a transaction's
-handle opening the local store in another thread between the look and the close is the
-one gap left. (A descriptor still being read off the bus counts as one the daemon opened
-until its message is taken in: its file's parked ones are kept a little longer, never
-closed too early.) Too many parked: the daemon is asked (:data:`crowded`) to let go of its
-query store for a moment, in a worker thread under the store's own lock, so that no query
-finds it closed and the event loop does no store I/O.
+Closing a descriptor drops the POSIX locks the process holds on its file (SQLite locks
+that way), and a client may send a descriptor of a SQLite file the daemon has open. None
+of those reaches this module: the bus relay (:mod:`alpmd.dbus.relay`) takes every
+descriptor in, in a descriptor table of its own, and hands on ``/dev/null`` in place of one
+of the daemon's SQLite files. Every descriptor here may be closed at once.
 """
 
 from __future__ import annotations
@@ -40,8 +31,7 @@ import fcntl
 import io
 import os
 import stat
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -68,92 +58,6 @@ _unclaimed: set[int] = set()
 HELD_PER_CLIENT = 64
 HELD_TOTAL = 256
 _held: dict[str, int] = {}
-#: Every received descriptor still open (not a file the daemon opened itself), and those
-#: of them kept open because closing them would drop the daemon's locks on their file.
-_received: set[int] = set()
-_parked: set[int] = set()
-_guard = threading.Lock()
-#: From this many parked descriptors on, the daemon is asked (:data:`crowded`) at each
-#: message to let go of the files it keeps open between calls (its local store), so that
-#: they can be closed (it does that in a thread, one at a time).
-PARK_LIMIT = 64
-crowded: Callable[[], None] | None = None
-#: threads inside :func:`opening`
-_opening = 0
-
-
-def _file(fd: int) -> tuple[int, int] | None:
-    try:
-        st = os.fstat(fd)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
-
-
-def _opened_here() -> set[tuple[int, int]]:
-    """The files descriptors this process opened itself (not ones a client sent) for
-    reading refer to: the daemon may hold POSIX locks on them. (Only SQLite locks here,
-    through a descriptor it opened for reading; a file the daemon only writes — its log on
-    standard error, a download — carries no lock of ours, and a client's descriptors of it
-    are closed at once: kept, they would pile up for as long as the daemon writes it.)"""
-    return {key for name in os.listdir("/proc/self/fd")
-            if int(name) not in _received and _readable(int(name))
-            and (key := _file(int(name))) is not None}
-
-
-def _readable(fd: int) -> bool:
-    try:
-        return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_WRONLY
-    except OSError:
-        return False
-
-
-def _close_unless(fd: int, key: tuple[int, int] | None, busy: set[tuple[int, int]]) -> None:
-    """Close ``fd`` (of file ``key``), or park it if the daemon has that file open."""
-    if key is not None and (_opening or key in busy):
-        _parked.add(fd)
-        return
-    _received.discard(fd)
-    _parked.discard(fd)
-    try:
-        os.close(fd)
-    except OSError:
-        pass
-
-
-def unpark() -> None:
-    """Close the parked descriptors whose file the daemon no longer has open (one look at
-    the descriptor table for all of them); thread-safe: a thread that closed such a file
-    calls it."""
-    with _guard:
-        _unpark()
-
-
-def _unpark() -> None:
-    if not _parked or _opening:
-        return
-    busy = _opened_here()
-    for fd in sorted(_parked):
-        _close_unless(fd, _file(fd), busy)
-
-
-@contextlib.contextmanager
-def opening(*, unpark_first: bool = False) -> Iterator[None]:
-    """Open a file a client may also send (a SQLite file) inside this: :func:`unpark` waits
-    (closes nothing) meanwhile, so its look at the descriptor table and its closes never
-    straddle the opening. (A counter, not the lock: an open may wait on SQLite's locks.)
-    ``unpark_first``: unpark, as one step with entering (for a thread that has just closed
-    such a file and opens it again)."""
-    global _opening
-    with _guard:
-        if unpark_first:
-            _unpark()
-        _opening += 1
-    try:
-        yield
-    finally:
-        with _guard:
-            _opening -= 1
 
 
 def _sweep(fds: Sequence[int]) -> None:
@@ -178,20 +82,13 @@ def intake(msg: Message) -> None:
     fds = tuple(msg.unix_fds)
     msg.unix_fds = []
     call = msg.message_type is MessageType.METHOD_CALL
-    kept = call and bool(fds) and _takes_fds(msg)
-    if kept:
-        with _guard:
-            _received.update(fds)
-        unpark()
-    else:
-        close_all(fds, unpark_too=True)
-    if len(_parked) >= PARK_LIMIT and crowded is not None:
-        crowded()
-    if kept:
+    if call and fds and _takes_fds(msg):
         RECEIVED.set(fds)
         _unclaimed.update(fds)
         asyncio.get_running_loop().call_later(SWEEP_AFTER, _sweep, fds)
-    elif call:
+        return
+    close_all(fds)
+    if call:
         RECEIVED.set(())
 
 
@@ -238,23 +135,12 @@ def release(client: str, fds: Sequence[int]) -> None:
         _held.pop(client, None)
 
 
-def close_all(fds: Sequence[int], *, unpark_too: bool = False) -> None:
-    """Close received descriptors, except those whose file the daemon also has open: they
-    are parked (closing one would drop the daemon's POSIX locks on the file, e.g. SQLite's).
-    One look at the descriptor table for all of them: a look costs a
-    walk of the whole table, and a client decides how many descriptors a message carries.
-    ``unpark_too``: also close the parked descriptors that may go, with the same look."""
-    with _guard:
-        _received.update(fds)  # (so also a dup the daemon made of a received one)
-        keyed = [(fd, _file(fd)) for fd in fds]
-        unparking = unpark_too and bool(_parked) and not _opening
-        looks = unparking or any(key is not None for _, key in keyed)
-        busy = _opened_here() if looks else set()
-        if unparking:
-            for fd in sorted(_parked):
-                _close_unless(fd, _file(fd), busy)
-        for fd, key in keyed:
-            _close_unless(fd, key, busy)
+def close_all(fds: Sequence[int]) -> None:
+    """Close received descriptors (none is one of the daemon's SQLite files: the relay saw
+    to that)."""
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import concurrent.futures
 import contextlib
 import functools
 import logging
+import os
 import pwd
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -43,10 +44,12 @@ from alpmd.dbus.bus import CALLER
 from alpmd.dbus.manager import check_targets
 from alpmd.dbus.types import AS, ListOfDicts, Opts, S
 from alpmd.engine.alpmdconf import load_alpmd_config
+from alpmd.engine.db import sqlitefiles
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.repo import ops
+from alpmd.engine.repo.config import state_dir_of
 from alpmd.engine.repo.incoming import MAX_SIG_SIZE, is_package_name, package_name_of
-from alpmd.engine.repo.tracking import HistoryEntry, Row
+from alpmd.engine.repo.tracking import TRACKING_NAME, HistoryEntry, Row
 from alpmd.engine.repo.tree import Tree, open_tree
 from alpmd.engine.repo.txn import Plan
 from alpmd.i18n import N_, translator
@@ -177,6 +180,8 @@ class Repository1(ServiceInterface):
             log.error("no repository tree served: %s", exc.message)
         if self.tree is None and path:
             self.why += f" ({path})" if path not in self.why else ""
+        if self.tree is not None:  # (noted before anything opens it: see alpmd.dbus.relay)
+            sqlitefiles.note(os.path.join(state_dir_of(self.tree), TRACKING_NAME))
         #: one change at a time (a second writer waits here, not on the event loop)
         self.writer = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="alpmd-repo")
@@ -195,13 +200,11 @@ class Repository1(ServiceInterface):
         path = self._tree_path()
 
         def work() -> R:
-            with fds.opening():  # (its tracking database: clients may send descriptors of it)
-                tree = open_tree(path)
+            tree = open_tree(path)
             try:
                 return fn(tree)
             finally:
                 tree.close()
-                fds.unpark()  # the descriptors of it kept while it was open go now
         return work
 
     async def _read(self, fn: Callable[[Tree], R], what: str) -> R:

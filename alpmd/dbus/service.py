@@ -14,7 +14,7 @@ from dbus_fast import Message, MessageType, RequestNameReply
 
 from alpmd import __version__
 from alpmd.dbus import limits, notify
-from alpmd.dbus.bus import connect
+from alpmd.dbus.bus import connect_daemon
 from alpmd.dbus.daemon import KEEP_FINISHED, Daemon
 from alpmd.dbus.manager import Manager1
 from alpmd.dbus.query import Query1
@@ -27,7 +27,7 @@ log = logging.getLogger("alpmd")
 
 async def serve(config: str, *, address: str | None = None, keep_finished: float = KEEP_FINISHED,
                 idle_timeout: float = 0, caps: limits.Limits = limits.LIMITS) -> int:
-    bus = await connect(address)
+    bus, relay = await connect_daemon(address)
     daemon = Daemon(bus, config, keep_finished=keep_finished, idle_timeout=idle_timeout,
                     caps=caps)
     manager = Manager1(daemon)
@@ -90,6 +90,10 @@ async def serve(config: str, *, address: str | None = None, keep_finished: float
         bus.disconnect()
     daemon.handle.release()
     repository.close()
+    await asyncio.to_thread(relay.join, 5.0)
+    if relay.failure is not None:  # (its connection lost: a service manager restarts us)
+        log.error("the bus relay failed: %r", relay.failure)
+        return 1
     return 0
 
 

@@ -40,13 +40,6 @@ class Watcher:
     def changed_behind(self) -> bool:
         return self.stamp() != self._stamp
 
-    def touched(self, before: tuple[int, ...]) -> None:
-        """The daemon closed and reopened its own store (closing SQLite's last connection
-        checkpoints and removes the WAL, which moves the stamp): nothing to reload for,
-        unless something had changed already when it began (``before``)."""
-        if self._stamp == before:
-            self._stamp = self.stamp()
-
     def set_holder(self, holder: str) -> None:
         if holder != self.lock_holder:
             self.lock_holder = holder
@@ -57,7 +50,7 @@ class Watcher:
 
     async def check(self) -> None:
         d = self.daemon
-        if d.current is None and not d.letting_go and self.changed_behind():
+        if d.current is None and self.changed_behind():
             await d.reload()
             d.record.spawn(d.record.import_log())
         # (a look at every process's descriptors, as many as their users care to open:

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alpmd.engine.db import sqlitefiles
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.handle import Handle
 from alpmd.engine.version import vercmp
@@ -193,6 +194,7 @@ class History:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        sqlitefiles.note(self.path)
 
     def _private(self) -> None:
         """Only its owner may open the file (and its -wal, -shm: SQLite makes them with the

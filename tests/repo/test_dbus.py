@@ -660,12 +660,12 @@ def _wait(fd: int, what: str) -> bytes:
     return os.read(fd, 32)
 
 
-def test_descriptors_of_the_tracking_database_go_with_the_change(world: RepoWorld) -> None:
+def test_descriptors_of_the_tracking_database_are_not_kept(world: RepoWorld) -> None:
     """Descriptors of tracking.sqlite (world-readable) a client sends while a release has
-    the tree open are kept (closing them would drop the writer's SQLite locks) and closed
-    by the writer thread as soon as it closes the tree: not left until some later message
-    reaches the daemon. Every client stays connected until the check (a client leaving
-    is a message too)."""
+    the tree open never reach the daemon's descriptor table (closing one there would drop
+    the writer's SQLite locks): the bus relay closes them in its own table. None is open
+    beside the writer's, and the release goes through. Every client stays connected
+    until the check (a client leaving is a message too)."""
     pkg = world.build("trackfd")
     tracking = world.root / ".alpm-repo" / "tracking.sqlite"
     lock = world.root / ".alpm-repo" / "lock"
@@ -738,8 +738,8 @@ def test_descriptors_of_the_tracking_database_go_with_the_change(world: RepoWorl
                 assert _open_count(world.proc.pid, tracking) == 1
                 os.write(stay_w, b"go")
                 assert _wait(sent_r, "the descriptors") == b"sent"
-                # kept: the writer has the tracking database open
-                assert _open_count(world.proc.pid, tracking) == 1 + 16
+                # none kept: only the writer's own
+                assert _open_count(world.proc.pid, tracking) == 1
             assert _wait(to_parent_r, "the release's answer") == b"added"
             for _ in range(1200):  # (a hang guard)
                 if not _open_count(world.proc.pid, tracking):

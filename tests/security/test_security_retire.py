@@ -1,13 +1,13 @@
 """A query handle replaced by a reload while workers still read it is released once the
 last of them is done — however many there were. (A handle never released keeps its
 tables and its store's descriptors for the daemon's whole life: each reload during two
-slow searches, which any user may keep running, would leak one, and the client
-descriptors of its store parked for the daemon's locks could never be closed again.)"""
+slow searches, which any user may keep running, would leak one.)"""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import select
 import time
@@ -18,16 +18,9 @@ import pytest
 from dbus_fast import Message
 from dbus_fast.aio import MessageBus
 
-from alpmd.dbus import fds
 from tests.dbus.dbus_e2e import Pkg
 from tests.security.secworld import INSTALLED, World, as_user, sqlite_worlds
-from tests.security.test_security_parked import POKE
-from tests.security.test_security_sqlite_locks import (
-    FLOOD,
-    LONG,
-    RESOLVE,
-    SLOW,
-)
+from tests.security.test_security_sqlite_locks import LONG, RESOLVE, SLOW
 
 DEADLINE = 6  # seconds each slow search runs (the daemon's search deadline)
 
@@ -38,21 +31,15 @@ def slow_world(user: str) -> Iterator[World]:
                              daemon_args=("--limit", f"search_deadline={DEADLINE}"))
 
 
-def _store_fds(w: World, *, own: bool = False) -> int:
-    """The daemon's descriptors of its local store's main file; ``own``: only those open
-    for writing too, as its SQLite connections open it (not the read-only ones a client
-    sent, which it may keep a while for its locks)."""
-    store = str(w.root.root.dbpath / "local.sqlite")
+def _store_fds(w: World, suffix: str = "") -> int:
+    """The daemon's descriptors of its local store's main file (``suffix``: of its -wal:
+    SQLite opens one for each connection and closes it with the connection, while it may
+    keep the main file's open after a close, to reuse)."""
+    store = str(w.root.root.dbpath / "local.sqlite") + suffix
     out = 0
     for name in os.listdir(f"/proc/{w.proc.pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{w.proc.pid}/fd/{name}") != store:
-                continue
-            with open(f"/proc/{w.proc.pid}/fdinfo/{name}", encoding="ascii") as fh:
-                flags = int(next(ln for ln in fh if ln.startswith("flags:")).split()[1], 8)
-        except OSError:
-            continue
-        out += not own or flags & os.O_ACCMODE == os.O_RDWR
+        with contextlib.suppress(OSError):
+            out += os.readlink(f"/proc/{w.proc.pid}/fd/{name}") == store
     return out
 
 
@@ -80,7 +67,6 @@ def _two_slow_searches(address: str, started: int) -> list[Any]:
 
 def test_a_handle_replaced_under_two_workers_is_released(slow_world: World) -> None:
     w = slow_world
-    store = w.root.root.dbpath / "local.sqlite"
     assert "error" not in w.hostile([RESOLVE])[0]
     assert _store_fds(w) == 1
     r, wr = os.pipe()
@@ -95,7 +81,8 @@ def test_a_handle_replaced_under_two_workers_is_released(slow_world: World) -> N
             # handle both searches are reading
             os.utime(w.root.root.dbpath / "sync")
             deadline = time.monotonic() + 60
-            while _store_fds(w) < 2:  # the new handle opened its store beside the old one
+            # the new handle opened its store beside the old one (a connection each)
+            while _store_fds(w) < 2 or _store_fds(w, "-wal") < 2:
                 assert time.monotonic() < deadline, "the daemon never reloaded"
                 time.sleep(0.05)
             got = fut.result()
@@ -103,18 +90,12 @@ def test_a_handle_replaced_under_two_workers_is_released(slow_world: World) -> N
         os.close(r)
         os.close(wr)
     assert [g[0] for g in got] == ["org.alpm.Error.Timeout"] * 2, got
-    # both searches are over: the old handle is released. (SQLite keeps the descriptor of
-    # a file one connection closes while another has it open, to keep that one's locks:
-    # the two go when the daemon lets go of its store, as more than PARK_LIMIT client
-    # descriptors of it make it do. A handle never released keeps its own for good, and
-    # the client descriptors with it.)
-    before = w.fd_count()
-    sent = w.hostile([{**POKE, "fds": [{"open": str(store)}] * 8}] * FLOOD + [RESOLVE])
-    assert "error" not in sent[-1], sent[-1]
-    deadline = time.monotonic() + 30  # (a hang guard: the let-go runs in a worker thread)
-    while not (_store_fds(w, own=True) == 1 and w.fd_count() < before + fds.PARK_LIMIT):
+    # both searches are over: the old handle is released, its store connection closed
+    # (a hang guard: the last worker releases it, in its thread, after its answer went)
+    deadline = time.monotonic() + 30
+    while _store_fds(w, "-wal") != 1:
         assert time.monotonic() < deadline, (
-            f"{_store_fds(w, own=True)} connections' descriptors of the store, "
-            f"{w.fd_count()} descriptors in all ({before} before the flood)")
+            f"{_store_fds(w, '-wal')} store connections open, one handle in use")
         time.sleep(0.05)
+    assert "error" not in w.hostile([RESOLVE])[0]
     w.healthy()

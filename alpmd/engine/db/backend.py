@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from alpmd import TYPE_CHECKING
@@ -22,7 +22,6 @@ from alpmd.engine.package import Loaded, Part
 from alpmd.i18n import Message
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
     from typing import Any
 
 __all__ = ["PART_NAMES", "DatabaseBackend", "Entry", "EntryKey", "RawEntry", "split_entry_name"]
@@ -131,14 +130,6 @@ class DatabaseBackend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing between calls
         """Release what :meth:`open` acquired."""
-
-    def reopen(self, opening: Callable[[], AbstractContextManager[object]]) -> None:
-        """Close the store and open it again inside ``opening()``: one step for every other
-        thread (a reader waits; it never finds the store closed). A server uses it to let
-        go of its files for a moment (see :mod:`alpmd.dbus.fds`)."""
-        self.close()
-        with opening():
-            self.open()
 
     @abc.abstractmethod
     def scan(self) -> Iterator[EntryKey]:

@@ -115,7 +115,7 @@ class TreeConfig:
 
     @property
     def state_dir(self) -> str:
-        return os.path.join(self.root, ".alpm-repo")
+        return state_dir_of(self.root)
 
     def arch_dir(self, repo: str, arch: str) -> str:
         return os.path.join(self.root, repo, "os", arch)
@@ -143,6 +143,11 @@ class TreeConfig:
         except KeyError:
             pass
         return bool(groups & names)
+
+
+def state_dir_of(root: str) -> str:
+    """The tree's own state (tracking database, journal, work directories)."""
+    return os.path.join(root, ".alpm-repo")
 
 
 def _words(value: str) -> list[str]:

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from alpmd.engine.db import sqlitefiles
 from alpmd.engine.db.sqlite import sqlite_error
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.repo.dbarchive import Chunk, Entry, key
@@ -117,6 +118,7 @@ class Tracking:
 
     def __init__(self, state_dir: str) -> None:
         self.path = os.path.join(state_dir, TRACKING_NAME)
+        sqlitefiles.note(self.path)
         try:
             self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=60)
         except sqlite3.Error as exc:

@@ -1,0 +1,420 @@
+"""The daemon's bus socket, read by a thread with a descriptor table of its own.
+
+Closing a descriptor drops the POSIX locks its process holds on the file — on Linux the
+locks owned by the descriptor table it is closed in (``current->files``). SQLite locks
+that way, and a client may send the daemon a descriptor of any SQLite file it can read
+(the local store, its ``-wal`` and ``-shm``, a repository tree's tracking database). So
+the daemon's MessageBus does not read the bus: it talks, over a unix socket in a private
+directory, to this relay thread, which has made itself a table of its own
+(``unshare(CLONE_FILES)``) and moves bytes both ways between that socket and the bus.
+Every descriptor from the bus lands in the relay's table first: one of a file the daemon
+opens with SQLite (:mod:`alpmd.engine.db.sqlitefiles`) is closed there — where closing it
+never touches the daemon's locks — and ``/dev/null`` goes on in its place (a method
+refuses it as not a regular file); any other goes on, and the daemon may close it as
+it likes (:mod:`alpmd.dbus.fds`).
+
+A message's descriptors stay with its bytes (dbus-fast gives a message the descriptors
+that arrive while it reads that message, and reads one message at a time): the relay
+follows where the bus's messages begin and sends a read's descriptors with the bytes of
+the message they came with, from its start (:class:`_Framer`). Each way it
+holds at most :data:`BUFFER` bytes and :data:`MAX_FDS` descriptors, then stops reading
+until the other side takes them (the socket buffers and the bus push back, as without the
+relay). The relay failing ends the daemon's bus connection and is fatal
+(:attr:`Relay.failure`: the daemon exits non-zero); the daemon closing its end ends the
+relay. The thread never logs nor touches the event loop: objects made in the other
+threads name descriptors of the other table. (Python may run another thread's finalizer
+here — the cyclic collector runs in whichever thread allocates — so an object left to the
+collector instead of closed would close a number of this table: the relay then fails,
+visibly, and the daemon's descriptor leaks; no lock of the daemon's is ever dropped.)
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import contextlib
+import ctypes
+import os
+import select
+import shutil
+import socket
+import stat
+import struct
+import tempfile
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+from dbus_fast._private.address import get_system_bus_address, parse_address
+
+from alpmd.engine.db import sqlitefiles
+
+CLONE_FILES = 0x400
+#: bytes (and descriptors) one way holds before it stops reading
+BUFFER = 1 << 20
+MAX_FDS = 1024
+READ = 256 << 10
+#: D-Bus's largest message and most descriptors in one
+MAX_MESSAGE = 1 << 27
+MAX_MESSAGE_FDS = 253
+HEADER = 16
+MAX_AUTH = 16 << 10
+#: seconds the daemon's MessageBus has to connect, and a stopping relay to hand on the rest
+CONNECT_TIMEOUT = 30.0
+DRAIN_TIMEOUT = 2.0
+_IN, _OUT, _GONE = select.POLLIN, select.POLLOUT, select.POLLHUP | select.POLLERR
+
+
+class RelayError(Exception):
+    """The relay could not start, or the bus sent what is not D-Bus."""
+
+
+def _unshare_files() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_FILES) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare(CLONE_FILES): {os.strerror(err)}")
+
+
+def _own(fds: list[int]) -> list[int]:
+    """Close, in this thread's table, each descriptor of a file the daemon opens with
+    SQLite, and put /dev/null in its place."""
+    files: set[tuple[int, int]] | None = None
+    out: list[int] = []
+    for fd in fds:
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            st = None
+        if st is not None and stat.S_ISREG(st.st_mode):
+            if files is None:
+                files = sqlitefiles.files()
+            if (st.st_dev, st.st_ino) in files:
+                os.close(fd)
+                fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        out.append(fd)
+    return out
+
+
+def _send(sock: socket.socket, data: bytes | bytearray, fds: list[int]) -> int:
+    if not fds:
+        return sock.send(data)
+    return sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+
+
+@dataclass
+class _Chunk:
+    """Bytes to hand on, and the descriptors that go with the first of them."""
+
+    data: bytearray
+    fds: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Way:
+    """Bytes read from one side waiting for the other; descriptors ride on the first byte
+    of their chunk (the first byte of a read that carried them)."""
+
+    chunks: deque[_Chunk] = field(default_factory=deque)
+    size: int = 0
+    nfds: int = 0
+
+    def full(self) -> bool:
+        return self.size >= BUFFER or self.nfds >= MAX_FDS
+
+    def put(self, data: bytes, fds: list[int]) -> None:
+        if not data and not fds:
+            return
+        if not fds and self.chunks:
+            self.chunks[-1].data += data
+        else:
+            self.chunks.append(_Chunk(bytearray(data), fds))
+        self.size += len(data)
+        self.nfds += len(fds)
+
+    def pass_on(self, sock: socket.socket, data: bytes, fds: list[int]) -> None:
+        """Hand ``data`` (with ``fds`` on its first byte) on, keeping what the socket does
+        not take now (straight from the read when nothing waits before it)."""
+        if not self.chunks and data:
+            try:
+                sent = _send(sock, data, fds)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            else:
+                for fd in fds:
+                    os.close(fd)
+                fds = []
+            data = data[sent:]
+        self.put(data, fds)
+        self.flush(sock)
+
+    def flush(self, sock: socket.socket) -> None:
+        """Write what the socket takes now."""
+        while self.chunks:
+            chunk = self.chunks[0]
+            try:
+                sent = _send(sock, chunk.data, chunk.fds)
+            except (BlockingIOError, InterruptedError):
+                return
+            self._sent_fds(chunk)
+            del chunk.data[:sent]
+            self.size -= sent
+            if chunk.data:
+                return
+            self.chunks.popleft()
+
+    def _sent_fds(self, chunk: _Chunk) -> None:
+        for fd in chunk.fds:
+            os.close(fd)  # (the receiver has its own reference now)
+        self.nfds -= len(chunk.fds)
+        chunk.fds = []
+
+    def drop(self) -> None:
+        for chunk in self.chunks:
+            self._sent_fds(chunk)
+        self.chunks.clear()
+        self.size = 0
+
+
+class _Framer:
+    """Where the bus's messages begin in what it sends. A read ends with the piece of the
+    stream that carried its descriptors (the kernel stops there), and the bus sends a
+    message's descriptors with its first bytes: so a read's descriptors belong to the
+    message holding its last byte, and go on with the bytes from that message's start.
+    Messages begin once the daemon has ended the authentication (``BEGIN``: the bus said
+    its last line before)."""
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.left = 0
+        self.said = bytearray()
+        self.begun = False
+
+    def daemon_said(self, data: bytes) -> None:
+        """Watch the daemon's side of the authentication for its end."""
+        self.said += data
+        if b"BEGIN\r\n" in self.said:
+            self.begun = True
+            self.said.clear()
+        elif len(self.said) > MAX_AUTH:
+            raise RelayError("the authentication with the bus did not end")
+
+    def took(self, data: bytes) -> int:
+        """Follow ``data`` through the messages; where in it the message holding its last
+        byte begins (0: before it)."""
+        start = 0
+        i = 0
+        while self.begun and i < len(data):
+            if self.left:
+                step = min(self.left, len(data) - i)
+                self.left -= step
+                i += step
+                continue
+            if not self.head:
+                start = i
+            step = min(HEADER - len(self.head), len(data) - i)
+            self.head += data[i:i + step]
+            i += step
+            if len(self.head) == HEADER:
+                self.left = self._length()
+                self.head.clear()
+        return start
+
+    def _length(self) -> int:
+        """The rest of a message after its fixed header (header fields, padding, body)."""
+        order = {ord("l"): "<", ord("B"): ">"}.get(self.head[0])
+        if order is None:
+            raise RelayError(f"the bus sent a message of unknown byte order {self.head[0]}")
+        body, _serial, fields = struct.unpack(order + "III", self.head[4:HEADER])
+        left: int = fields + (-fields & 7) + body
+        if left > MAX_MESSAGE:
+            raise RelayError(f"the bus sent a message of {left} bytes")
+        return left
+
+
+def _recv(sock: socket.socket, size: int) -> tuple[bytes, list[int]] | None:
+    """Bytes and descriptors read (no bytes: the peer closed), None if nothing came."""
+    try:
+        data, anc, _flags, _addr = sock.recvmsg(
+            size, socket.CMSG_SPACE(MAX_MESSAGE_FDS * 4), socket.MSG_CMSG_CLOEXEC)
+    except (BlockingIOError, InterruptedError):
+        return None
+    fds: list[int] = []
+    for level, kind, raw in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            got = array.array("i")
+            got.frombytes(raw[:len(raw) - len(raw) % got.itemsize])
+            fds.extend(got)
+    return data, fds
+
+
+class Relay:
+    """The thread between the daemon's MessageBus and the bus (:meth:`start`)."""
+
+    def __init__(self, bus_fd: int, listen_fd: int, workdir: str) -> None:
+        self._bus_fd = bus_fd
+        self._listen_fd = listen_fd
+        self._workdir = workdir
+        self.address = "unix:path=" + os.path.join(workdir, "bus")
+        #: why the relay stopped, when not because the daemon or the bus closed
+        self.failure: BaseException | None = None
+        self._unshared = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="alpmd-bus-relay", daemon=True)
+
+    @classmethod
+    async def start(cls, address: str | None = None) -> Relay:
+        """Connect to the bus (``address``, else the system bus) and start the relay; its
+        :attr:`address` is where the daemon's MessageBus connects (once)."""
+        loop = asyncio.get_running_loop()
+        bus = await _connect(loop, address or get_system_bus_address())
+        workdir = tempfile.mkdtemp(prefix="alpmd-relay-")  # (0700: only we may connect)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(os.path.join(workdir, "bus"))
+            listener.listen(1)
+            relay = cls(bus.fileno(), listener.fileno(), workdir)
+            relay._thread.start()
+            if not await asyncio.to_thread(relay._unshared.wait, CONNECT_TIMEOUT):
+                raise RelayError("the bus relay did not start")
+            if relay.failure is not None:
+                raise RelayError(f"the bus relay could not start: {relay.failure}")
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        finally:
+            # (the relay has its own copies of both now; these are the daemon's)
+            listener.close()
+            bus.close()
+        return relay
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the relay to stop (it does once the daemon's end is closed); whether
+        it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- the thread (its own descriptor table from the first line on) ----------------------
+
+    def _run(self) -> None:
+        try:
+            _unshare_files()
+            keep = {0, 1, 2, self._bus_fd, self._listen_fd}
+            for name in os.listdir("/proc/thread-self/fd"):
+                if int(name) not in keep:
+                    with contextlib.suppress(OSError):
+                        os.close(int(name))
+        except BaseException as exc:
+            self.failure = exc
+            self._unshared.set()
+            return
+        self._unshared.set()
+        bus = socket.socket(fileno=self._bus_fd)
+        daemon: socket.socket | None = None
+        try:
+            with socket.socket(fileno=self._listen_fd) as listener:
+                daemon = self._accept(listener)
+            self._relay(daemon, bus)
+        except BaseException as exc:
+            self.failure = exc
+        finally:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            if daemon is not None:
+                with contextlib.suppress(OSError):
+                    daemon.shutdown(socket.SHUT_RDWR)
+                daemon.close()
+            bus.close()
+
+    def _accept(self, listener: socket.socket) -> socket.socket:
+        listener.settimeout(CONNECT_TIMEOUT)
+        conn, _ = listener.accept()
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, uid, _gid = struct.unpack("3i", creds)
+        if pid != os.getpid() or uid != os.geteuid():
+            conn.close()
+            raise RelayError(f"process {pid} (uid {uid}) connected to the bus relay")
+        shutil.rmtree(self._workdir, ignore_errors=True)  # (nobody else connects)
+        return conn
+
+    def _relay(self, daemon: socket.socket, bus: socket.socket) -> None:
+        daemon.setblocking(False)
+        bus.setblocking(False)
+        up, down, framer = _Way(), _Way(), _Framer()  # (up: daemon → bus)
+        poller = select.poll()
+        try:
+            self._pump(daemon, bus, up, down, framer, poller)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # (one side went away while written to: as when it closes)
+        finally:
+            up.drop()
+            down.drop()
+
+    @staticmethod
+    def _pump(daemon: socket.socket, bus: socket.socket, up: _Way, down: _Way,
+              framer: _Framer, poller: select.poll) -> None:
+        while True:
+            poller.register(daemon, (0 if up.full() else _IN) | (_OUT if down.chunks else 0))
+            poller.register(bus, (0 if down.full() else _IN) | (_OUT if up.chunks else 0))
+            for fd, ev in poller.poll():
+                if ev & select.POLLNVAL:
+                    raise RelayError("a socket of the bus relay was closed under it")
+                from_daemon = fd == daemon.fileno()
+                src, dst, way, back = ((daemon, bus, up, down) if from_daemon
+                                       else (bus, daemon, down, up))
+                if ev & _OUT:
+                    back.flush(src)
+                if not ev & (_IN | _GONE):
+                    continue
+                if way.full():
+                    if ev & _GONE:
+                        return
+                    continue
+                got = _recv(src, READ)
+                if got is None:
+                    continue
+                data, fds = got
+                if not data:  # one side closed: the rest goes on, then the other's ends
+                    _drain(way, dst)
+                    return
+                if from_daemon:
+                    if not framer.begun:
+                        framer.daemon_said(data)
+                    way.pass_on(dst, data, fds)
+                elif fds:
+                    start = framer.took(data)
+                    way.pass_on(dst, data[:start], [])
+                    way.pass_on(dst, data[start:], _own(fds))
+                else:
+                    framer.took(data)
+                    way.pass_on(dst, data, [])
+
+def _drain(way: _Way, sock: socket.socket) -> None:
+    """Hand on what is buffered, for a moment at most (the peer may be gone)."""
+    poller = select.poll()
+    poller.register(sock, _OUT)
+    with contextlib.suppress(OSError):
+        while way.chunks and poller.poll(int(DRAIN_TIMEOUT * 1000)):
+            way.flush(sock)
+
+
+async def _connect(loop: asyncio.AbstractEventLoop, address: str) -> socket.socket:
+    """A socket connected to the first reachable unix address of ``address``."""
+    last: Exception = RelayError(f"no unix address in {address!r}")
+    for transport, options in parse_address(address):
+        if transport != "unix":
+            continue
+        if "path" in options:
+            target: str | bytes = options["path"]
+        elif "abstract" in options:
+            target = b"\0" + options["abstract"].encode()
+        else:
+            continue
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, target)
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        return sock
+    raise last
