@@ -24,8 +24,11 @@ relay). The relay failing ends the daemon's bus connection and is fatal
 relay. The thread never logs nor touches the event loop: objects made in the other
 threads name descriptors of the other table. (Python may run another thread's finalizer
 here — the cyclic collector runs in whichever thread allocates — so an object left to the
-collector instead of closed would close a number of this table: the relay then fails,
-visibly, and the daemon's descriptor leaks; no lock of the daemon's is ever dropped.)
+collector instead of closed would close a number of this table. So the relay keeps
+everything it holds out of the main table's reach, in the upper half of the process's
+descriptor numbers (:func:`_out_of_reach`), where a finalizer's number, from a table
+that is dense and far smaller, does not land; were one to, the relay fails, visibly,
+and the daemon's descriptor leaks; no lock of the daemon's is ever dropped.)
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ import array
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import os
+import resource
 import select
 import shutil
 import socket
@@ -50,6 +55,7 @@ from dbus_fast._private.address import get_system_bus_address, parse_address
 from alpmd.engine.db import sqlitefiles
 
 CLONE_FILES = 0x400
+PR_SET_NAME = 15
 #: bytes (and descriptors) one way holds before it stops reading
 BUFFER = 1 << 20
 MAX_FDS = 1024
@@ -70,13 +76,35 @@ class RelayError(Exception):
 
 
 def _unshare_files() -> None:
+    """A descriptor table of this thread's own; the thread named for ``top -H`` and /proc."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_FILES) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"unshare(CLONE_FILES): {os.strerror(err)}")
+    libc.prctl(PR_SET_NAME, b"alpmd-bus-relay")  # (15 bytes: the kernel's limit)
 
 
-def _own(fds: list[int]) -> list[int]:
+def _floor() -> int:
+    """The lowest number :func:`_out_of_reach` moves a descriptor to: the upper half of
+    what the process may open."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY or soft > 1 << 20:
+        soft = 1 << 20
+    return max(64, soft // 2)
+
+
+def _out_of_reach(fd: int, floor: int) -> int:
+    """``fd`` under a number at or above ``floor`` (the old one closed); as it was when
+    none is free up there."""
+    try:
+        high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+    except OSError:
+        return fd
+    os.close(fd)
+    return high
+
+
+def _own(fds: list[int], floor: int) -> list[int]:
     """Close, in this thread's table, each descriptor of a file the daemon opens with
     SQLite, and put /dev/null in its place."""
     files: set[tuple[int, int]] | None = None
@@ -91,7 +119,7 @@ def _own(fds: list[int]) -> list[int]:
                 files = sqlitefiles.files()
             if (st.st_dev, st.st_ino) in files:
                 os.close(fd)
-                fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+                fd = _out_of_reach(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), floor)
         out.append(fd)
     return out
 
@@ -232,8 +260,9 @@ class _Framer:
         return left
 
 
-def _recv(sock: socket.socket, size: int) -> tuple[bytes, list[int]] | None:
-    """Bytes and descriptors read (no bytes: the peer closed), None if nothing came."""
+def _recv(sock: socket.socket, size: int, floor: int) -> tuple[bytes, list[int]] | None:
+    """Bytes and descriptors read (no bytes: the peer closed; the descriptors out of
+    reach, see :func:`_out_of_reach`), None if nothing came."""
     try:
         data, anc, _flags, _addr = sock.recvmsg(
             size, socket.CMSG_SPACE(MAX_MESSAGE_FDS * 4), socket.MSG_CMSG_CLOEXEC)
@@ -244,7 +273,7 @@ def _recv(sock: socket.socket, size: int) -> tuple[bytes, list[int]] | None:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             got = array.array("i")
             got.frombytes(raw[:len(raw) - len(raw) % got.itemsize])
-            fds.extend(got)
+            fds.extend(_out_of_reach(fd, floor) for fd in got)
     return data, fds
 
 
@@ -308,12 +337,16 @@ class Relay:
             self._unshared.set()
             return
         self._unshared.set()
+        floor = _floor()
+        self._bus_fd = _out_of_reach(self._bus_fd, floor)
+        self._listen_fd = _out_of_reach(self._listen_fd, floor)
         bus = socket.socket(fileno=self._bus_fd)
         daemon: socket.socket | None = None
         try:
             with socket.socket(fileno=self._listen_fd) as listener:
                 daemon = self._accept(listener)
-            self._relay(daemon, bus)
+            daemon = socket.socket(fileno=_out_of_reach(daemon.detach(), floor))
+            self._relay(daemon, bus, floor)
         except BaseException as exc:
             self.failure = exc
         finally:
@@ -335,13 +368,13 @@ class Relay:
         shutil.rmtree(self._workdir, ignore_errors=True)  # (nobody else connects)
         return conn
 
-    def _relay(self, daemon: socket.socket, bus: socket.socket) -> None:
+    def _relay(self, daemon: socket.socket, bus: socket.socket, floor: int) -> None:
         daemon.setblocking(False)
         bus.setblocking(False)
         up, down, framer = _Way(), _Way(), _Framer()  # (up: daemon → bus)
         poller = select.poll()
         try:
-            self._pump(daemon, bus, up, down, framer, poller)
+            self._pump(daemon, bus, up, down, framer, poller, floor)
         except (BrokenPipeError, ConnectionResetError):
             return  # (one side went away while written to: as when it closes)
         finally:
@@ -350,7 +383,7 @@ class Relay:
 
     @staticmethod
     def _pump(daemon: socket.socket, bus: socket.socket, up: _Way, down: _Way,
-              framer: _Framer, poller: select.poll) -> None:
+              framer: _Framer, poller: select.poll, floor: int) -> None:
         while True:
             poller.register(daemon, (0 if up.full() else _IN) | (_OUT if down.chunks else 0))
             poller.register(bus, (0 if down.full() else _IN) | (_OUT if up.chunks else 0))
@@ -368,7 +401,7 @@ class Relay:
                     if ev & _GONE:
                         return
                     continue
-                got = _recv(src, READ)
+                got = _recv(src, READ, floor)
                 if got is None:
                     continue
                 data, fds = got
@@ -382,7 +415,7 @@ class Relay:
                 elif fds:
                     start = framer.took(data)
                     way.pass_on(dst, data[:start], [])
-                    way.pass_on(dst, data[start:], _own(fds))
+                    way.pass_on(dst, data[start:], _own(fds, floor))
                 else:
                     framer.took(data)
                     way.pass_on(dst, data, [])

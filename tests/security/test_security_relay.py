@@ -133,3 +133,29 @@ def test_a_flood_while_a_transaction_holds_the_store(sqlite_world: World) -> Non
     assert _locks(w.proc.pid, shm), "the daemon holds no lock on its store after the commit"
     assert w.fd_count() <= idle + SLACK, (idle, w.fd_count())
     w.healthy()
+
+
+def _soft_nofile(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    raise AssertionError("no open-file limit in /proc/PID/limits")
+
+
+def test_the_relay_holds_its_descriptors_out_of_the_daemons_reach(sqlite_world: World) -> None:
+    """The collector may run another thread's finalizer in the relay's thread: an object of
+    the daemon's left open would close its number in the relay's table. The relay keeps
+    what it holds (its sockets; descriptors in passing) in the upper half of the numbers,
+    where none of the daemon's (dense, from 0) is, so such a close lands on nothing."""
+    w = sqlite_world
+    assert "error" not in w.hostile([RESOLVE])[0]
+    task = Path(f"/proc/{w.proc.pid}/task")
+    relay = [t for t in task.iterdir() if (t / "comm").read_text().strip() == "alpmd-bus-relay"]
+    assert len(relay) == 1, [(t / "comm").read_text() for t in task.iterdir()]
+    floor = max(64, _soft_nofile(w.proc.pid) // 2)
+    held = sorted(int(n) for n in os.listdir(relay[0] / "fd"))
+    assert [n for n in held if n > 2], held  # (its two sockets at least)
+    assert all(n <= 2 or n >= floor for n in held), (floor, held)
+    daemon = sorted(int(n) for n in os.listdir(f"/proc/{w.proc.pid}/fd"))
+    assert max(daemon) < floor, (floor, daemon[-5:])
+    w.healthy()
