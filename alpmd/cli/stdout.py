@@ -16,11 +16,6 @@ import io
 import os
 import sys
 
-from alpmd import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer
-
 
 class OutputLost(Exception):
     """A read-only operation's output could not be written: it stops there."""
@@ -39,7 +34,7 @@ class GuardedOutput(io.FileIO):
         self.stop = stop
         self.lost: OSError | None = None
 
-    def write(self, b: ReadableBuffer) -> int:
+    def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         if self.lost is None:
             try:
                 return super().write(b)
