@@ -313,7 +313,10 @@ class Daemon:
         for f in self.queue.finished(t):
             f.error_details = t.error_details
             f.finish(t.result, *t.error)
-        self.spawn_history(self.record_history(t))
+        if t.authorized:
+            # only what polkit let run: every refused or abandoned request of anybody
+            # (each with up to 10,000 targets) was a row, and the history grew without end
+            self.spawn_history(self.record_history(t))
         notify.event(f"transaction {t.n} ({t.kind}) finished: {t.result}",
                      alpmd_transaction=t.n, alpmd_uid=t.uid, alpmd_kind=t.kind,
                      alpmd_result=t.result)

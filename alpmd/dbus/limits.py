@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from dbus_fast.signature import Variant
+
 from alpmd.dbus import errors
 
 R = TypeVar("R")
@@ -53,6 +55,11 @@ class Limits:
     heavy_total: int = 4
     targets: int = 10_000
     target_length: int = 512
+    #: an answer's size on the wire (bytes): the bus drops a connection that sends a message
+    #: over its own limit (dbus-daemon: 32 MiB), and the daemon would leave the bus with it
+    reply_bytes: int = 16 << 20
+    #: SetHints ``answers``: their size on the wire (bytes; they are kept with the transaction)
+    answers_bytes: int = 64 << 10
 
 
 LIMITS = Limits()
@@ -116,6 +123,45 @@ def check_queue(queued: Iterable[Owned], sender: str, limits: Limits = LIMITS) -
     if mine >= limits.queued_per_client:
         raise limit_exceeded(f"this client has {mine} transactions queued already "
                              f"(at most {limits.queued_per_client})")
+
+
+def wire_size(value: object) -> int:
+    """About how many bytes ``value`` takes in a D-Bus message (never less): strings with
+    their length, terminator and padding, containers with their headers, variants with
+    their signature. Linear in the value; used to refuse an answer before it is sent."""
+    if isinstance(value, str):
+        return 9 + (len(value) if value.isascii() else 4 * len(value))
+    if isinstance(value, (bytes, bytearray)):
+        return 8 + len(value)
+    if isinstance(value, Variant):
+        return 4 + len(value.signature) + wire_size(value.value)
+    if isinstance(value, dict):
+        return 8 + sum(8 + wire_size(k) + wire_size(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return 8 + sum(wire_size(v) for v in value)
+    return 8
+
+
+class ReplyBudget:
+    """An answer's size, counted while it is built: LimitExceeded as soon as it would pass
+    ``limit`` bytes (before the rest is built, and long before the bus would see it)."""
+
+    def __init__(self, limit: int, what: str) -> None:
+        self.limit = limit
+        self.what = what
+        self.used = 0
+
+    def add(self, value: object) -> None:
+        self.used += wire_size(value)
+        if self.used > self.limit:
+            raise limit_exceeded(f"{self.what} would be larger than {self.limit} bytes; "
+                                 "ask for less at a time")
+
+
+def bounded_reply(value: R, limit: int, what: str) -> R:
+    """``value``, or LimitExceeded when it is too large to send (see :class:`ReplyBudget`)."""
+    ReplyBudget(limit, what).add(value)
+    return value
 
 
 class Workers:

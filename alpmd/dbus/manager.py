@@ -271,7 +271,7 @@ class Manager1(ServiceInterface):
                 row["uid"] = Variant("i", e.uid)
                 row["client"] = Variant("s", e.client)
             rows.append(row)
-        return rows
+        return limits.bounded_reply(rows, d.limits.reply_bytes, "the history page")
 
     @dbus_method()
     async def Quit(self) -> None:
