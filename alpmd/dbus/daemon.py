@@ -85,6 +85,8 @@ class Daemon:
         self.lifecycle = Lifecycle(idle_timeout)
         self.watcher = Watcher(self)
         self.workers = limits.Workers(caps, self.authority.uid)
+        self.share = limits.LoopShare(caps, self.authority.uids.get)
+        bus.add_message_handler(self.share.gate)
         fds.crowded = self.let_go_of_store
         #: the query handles lent to worker threads (how many each), and replaced handles
         #: to release once their last worker gives them back

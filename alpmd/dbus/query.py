@@ -42,6 +42,9 @@ MAX_ROWS = 100_000
 MAX_ITEMS = 10_000
 NAME_LENGTH = 256
 PATH_LENGTH = 4096
+#: Search: plain words matched at once, on the event loop, when at most this many (each
+#: is a pass over every package: 64 took 1.3 s on 15,000); more go to the worker pool
+LOOP_TERMS = 2
 #: Owns: the paths of one call together (each is resolved on the file system)
 PATHS_LENGTH = 1 << 20
 
@@ -62,6 +65,16 @@ def translated(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def metered(fn: F) -> F:
+    """The method's time on the event loop is charged to the caller's user (a user past
+    its share is refused for a while: :class:`~alpmd.dbus.limits.LoopShare`)."""
+    @functools.wraps(fn)
+    def wrapper(self: "Query1", *args: Any, **kwargs: Any) -> Any:
+        with self.daemon.share.metered(CALLER.get()):
+            return fn(self, *args, **kwargs)
+    return wrapper  # type: ignore[return-value]
+
+
 class Query1(ServiceInterface):
     """Read-only queries over the live databases (not the shadow ones, except GetUpdates)."""
 
@@ -77,6 +90,7 @@ class Query1(ServiceInterface):
     # -- finding packages ---------------------------------------------------------------
 
     @dbus_method()
+    @metered
     @translated
     def Resolve(self, names: AS, opts: Opts) -> AS:
         """Names (``repo/name`` allowed) → ids: installed first unless ``prefer`` = "sync"."""
@@ -103,8 +117,9 @@ class Query1(ServiceInterface):
         Options: ``scope`` (available: the repositories, or one of the installed package
         scopes of :data:`alpmd.engine.query.SCOPE_NAMES`: installed, explicit, deps...),
         ``fields`` (["name"] to match names only), ``repos``, ``limit``, ``offset``.
-        Terms with regex syntax are matched in a worker thread by the engine's bounded
-        matcher (:mod:`alpmd.engine.regex`), which gives up at the search deadline.
+        Terms with regex syntax (and more than :data:`LOOP_TERMS` plain words) are matched
+        in a worker thread by the engine's bounded matcher (:mod:`alpmd.engine.regex`),
+        which gives up at the search deadline.
         """
         scope = options.get(opts, "scope", str, "available")
         if scope != AVAILABLE:
@@ -122,13 +137,15 @@ class Query1(ServiceInterface):
             raise errors.invalid("at most 64 search terms of at most 1024 characters")
         names_only = bool(fields) and set(fields) <= {"name"}
         limit, offset = min(limit, MAX_ROWS), min(offset, 1 << 62)
+        terms = list(dict.fromkeys(terms))  # (all must match: a repeated one adds nothing)
         h = self.handle
         d = self.daemon
-        if all(is_literal(t) for t in terms):
-            return limits.bounded_reply(
-                _translated_rows(lambda: search_rows(h, terms, scope, repos, names_only,
-                                                     offset, limit)),
-                d.limits.reply_bytes, "the search's answer")
+        if len(terms) <= LOOP_TERMS and all(is_literal(t) for t in terms):
+            with d.share.metered(CALLER.get()):
+                return limits.bounded_reply(
+                    _translated_rows(lambda: search_rows(h, terms, scope, repos, names_only,
+                                                         offset, limit)),
+                    d.limits.reply_bytes, "the search's answer")
         bound = d.limits.search_deadline
         deadline = time.monotonic() + bound
         # The engine's bounded matcher stops at ``deadline`` with PATTERN_TOO_COSTLY (a
@@ -142,6 +159,7 @@ class Query1(ServiceInterface):
             "the search"), d.limits.reply_bytes, "the search's answer")
 
     @dbus_method()
+    @metered
     @translated
     def GetPackages(self, ids: AS, attrs: AS) -> ListOfDicts:
         """One a{sv} per id with the asked attributes (a list view's set when none)."""
@@ -161,6 +179,7 @@ class Query1(ServiceInterface):
         return out
 
     @dbus_method()
+    @metered
     @translated
     def GetFiles(self, pid: S) -> AS:
         """The files of a package (installed: the local list; sync: the .files database)."""
@@ -168,6 +187,7 @@ class Query1(ServiceInterface):
                                     self.daemon.limits.reply_bytes, "the file list")
 
     @dbus_method()
+    @metered
     @translated
     def Owns(self, paths: AS) -> Pairs:
         """(path, id) for each path an installed package owns; unowned paths are left out."""
@@ -192,6 +212,7 @@ class Query1(ServiceInterface):
         return out
 
     @dbus_method()
+    @metered
     @translated
     def DependsOn(self, pid: S) -> AS:
         """Ids of the packages satisfying each dependency (installed ones first)."""
@@ -205,12 +226,14 @@ class Query1(ServiceInterface):
         return out
 
     @dbus_method()
+    @metered
     @translated
     def RequiredBy(self, pid: S) -> AS:
         """Names of the packages that require it (``alpm_pkg_compute_requiredby``)."""
         return q.required_by(self.handle, lookup(self.handle, pid))
 
     @dbus_method()
+    @metered
     @translated
     def WhatProvides(self, name: S) -> AS:
         """Ids of every package called ``name`` or providing it, installed then repos."""
@@ -220,6 +243,7 @@ class Query1(ServiceInterface):
         return [package_id(p) for p in q.what_provides([h.localdb, *h.syncdbs], name)]
 
     @dbus_method()
+    @metered
     @translated
     def GetUpdates(self, opts: Opts) -> ListOfDicts:
         """Updates from the shadow databases (the last Refresh), never the live sync ones."""
@@ -227,6 +251,7 @@ class Query1(ServiceInterface):
         return rows
 
     @dbus_method()
+    @metered
     @translated
     def ListRepos(self) -> ListOfDicts:
         out: list[dict[str, Variant]] = []
@@ -247,6 +272,7 @@ class Query1(ServiceInterface):
         return out
 
     @dbus_method()
+    @metered
     @translated
     def ListGroups(self, opts: Opts) -> Groups:
         """(group, member ids) over the repos, or the installed packages with scope=installed."""
@@ -261,6 +287,7 @@ class Query1(ServiceInterface):
                                     self.daemon.limits.reply_bytes, "the group list")
 
     @dbus_method()
+    @metered
     @translated
     def GetPacnew(self) -> Pairs:
         """(path, package name) for every .pacnew, .pacsave or .pacorig beside a backup file."""
