@@ -85,7 +85,8 @@ class Daemon:
         self.lifecycle = Lifecycle(idle_timeout)
         self.watcher = Watcher(self)
         self.workers = limits.Workers(caps, self.authority.uid)
-        self.share = limits.LoopShare(caps, self.authority.uids.get)
+        self.share = limits.LoopShare(caps, self.authority.uids.get, self.authority.uid,
+                                      bus._process_message)
         bus.add_message_handler(self.share.gate)
         fds.crowded = self.let_go_of_store
         #: the query handles lent to worker threads (how many each), and replaced handles

@@ -14,6 +14,7 @@ import asyncio
 import collections
 import concurrent.futures
 import dataclasses
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -170,37 +171,49 @@ def bounded_reply(value: R, limit: int, what: str) -> R:
     return value
 
 
-#: the one bucket of the callers whose uid is not known yet (see :class:`LoopShare`)
-_UNKNOWN = -1
-
-
 class LoopShare:
-    """Each user's share of the event loop, where queries are answered one after another.
+    """Each user's share of the event loop, where calls are handled one after another.
 
     A client may send many calls without waiting for the answers (the bus holds 128 per
     connection, and a user may have 256 connections): 400 GetPackages of 0.3 s each kept
-    every other client waiting for three minutes. What each query costs on the loop is
-    charged to its user (:meth:`charge`); a user owing more than ``loop_burst`` seconds
-    has its calls refused (:meth:`gate`, before they are dispatched, at the cost of an
-    error reply) until its debt, paid back at ``loop_share`` seconds per second, is below
-    that again. Callers whose uid is not known yet (their first calls) share one bucket;
-    root is never refused. Transaction1's methods are let through (a client in debt can
-    still answer or cancel its own transaction)."""
+    every other client waiting for three minutes. The event loop's CPU time from one call
+    arriving to the next, or to the end of the batch of messages read together, is charged
+    to the caller's user (:meth:`gate`); work a call's task does later on the loop is
+    charged where it is done (:meth:`metered`). A user owing more than ``loop_burst``
+    seconds has its calls refused (before they are dispatched, at the cost of an error
+    reply) until its debt, paid back at ``loop_share`` seconds per second, is below that
+    again. Root is never refused, nor are Transaction1's methods (a client in debt can
+    still answer or cancel its own transaction).
 
-    def __init__(self, limits: Limits, uid_of: Callable[[str], int | None]) -> None:
+    A new client's calls wait until its uid is known (one round trip to the bus, which
+    comes back only after what the client had already sent): otherwise every call a
+    client sent at once would be handled before anybody knew whose it was. Calls carrying
+    descriptors are not held (their descriptors are the call's own); they run in the
+    worker pool, bounded there.
+    """
+
+    def __init__(self, limits: Limits, uid_of: Callable[[str], int | None],
+                 learn: Callable[[str], Awaitable[int]],
+                 replay: Callable[[Message], None]) -> None:
         self.limits = limits
         self.uid_of = uid_of
+        self.learn = learn
+        self.replay = replay
         #: per uid: (debt in seconds, when it was last brought up to date)
         self.debts: dict[int, tuple[float, float]] = {}
+        #: the calls of clients whose uid is being asked for, in order
+        self.held: dict[str, list[Message]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: the call being handled: its sender and the loop's CPU time when it arrived
+        self._current: str | None = None
+        self._mark = 0.0
+        self._settling = False
 
     def _key(self, sender: str) -> int | None:
-        """The bucket of ``sender``; None for root and the daemon's own calls."""
-        if not sender:
-            return None
-        uid = self.uid_of(sender)
-        if uid == 0:
-            return None
-        return _UNKNOWN if uid is None else uid
+        """The uid to charge for ``sender``; None for root, the daemon's own calls and
+        callers not known yet."""
+        uid = self.uid_of(sender) if sender else None
+        return None if uid is None or uid == 0 else uid
 
     def _debt(self, key: int, now: float) -> float:
         debt, when = self.debts.get(key, (0.0, now))
@@ -208,7 +221,7 @@ class LoopShare:
 
     def charge(self, sender: str, seconds: float) -> None:
         key = self._key(sender)
-        if key is None:
+        if key is None or seconds <= 0:
             return
         now = time.monotonic()
         self.debts[key] = (self._debt(key, now) + seconds, now)
@@ -223,18 +236,65 @@ class LoopShare:
         debt = self._debt(key, time.monotonic())
         if debt > self.limits.loop_burst:
             wait = (debt - self.limits.loop_burst) / self.limits.loop_share
-            raise limit_exceeded(f"this user's queries took more than its share of the "
+            raise limit_exceeded(f"this user's calls took more than its share of the "
                                  f"daemon's time; try again in {wait:.1f} s")
 
+    def _settle(self) -> None:
+        """Charge the call being handled what the loop spent on it so far."""
+        now = time.thread_time()
+        if self._current is not None:
+            self.charge(self._current, now - self._mark)
+        self._current = None
+
+    def _settled(self) -> None:
+        self._settling = False
+        self._settle()
+
     def gate(self, msg: Message) -> bool:
-        """A message handler (before dispatch): refuse a call of a user in debt."""
-        if msg.message_type is MessageType.METHOD_CALL \
-                and msg.interface != "org.alpm.Transaction1":
-            self.check(msg.sender or "")
+        """A message handler (before dispatch): charge the previous call; hold this one
+        until its sender's uid is known; refuse it when that user is in debt."""
+        self._settle()
+        if msg.message_type is not MessageType.METHOD_CALL or not msg.sender \
+                or msg.interface == "org.alpm.Transaction1":
+            return False
+        sender = msg.sender
+        if sender in self.held or (self.uid_of(sender) is None and "h" not in msg.signature):
+            self._hold(sender, msg)
+            return True
+        self._current = sender
+        self._mark = time.thread_time()
+        if not self._settling:  # (after this batch of messages)
+            self._settling = True
+            asyncio.get_running_loop().call_soon(self._settled)
+        self.check(sender)
         return False
 
+    def _hold(self, sender: str, msg: Message) -> None:
+        waiting = self.held.get(sender)
+        if waiting is not None:
+            waiting.append(msg)
+            return
+        self.held[sender] = [msg]
+        task = asyncio.ensure_future(self._release(sender))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _release(self, sender: str) -> None:
+        """Once ``sender``'s uid is known, its held calls are handled (through every
+        message handler again, this gate included), in the order they came."""
+        try:
+            await self.learn(sender)
+        except Exception:  # (gone from the bus: nobody is left to answer)
+            self.held.pop(sender, None)
+            return
+        for msg in self.held.pop(sender, []):
+            try:
+                self.replay(msg)
+            except Exception:  # (the library answers a handler's errors itself)
+                logging.getLogger("alpmd").exception("a held call could not be handled")
+
     def metered(self, sender: str) -> _Meter:
-        """``with share.metered(sender):`` charges the block's time to ``sender``."""
+        """``with share.metered(sender):`` charges the block's CPU time to ``sender``."""
         return _Meter(self, sender)
 
 
@@ -245,10 +305,10 @@ class _Meter:
         self.start = 0.0
 
     def __enter__(self) -> None:
-        self.start = time.perf_counter()
+        self.start = time.thread_time()
 
     def __exit__(self, *_: object) -> None:
-        self.share.charge(self.sender, time.perf_counter() - self.start)
+        self.share.charge(self.sender, time.thread_time() - self.start)
 
 
 class Workers:

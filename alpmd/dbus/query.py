@@ -65,16 +65,6 @@ def translated(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def metered(fn: F) -> F:
-    """The method's time on the event loop is charged to the caller's user (a user past
-    its share is refused for a while: :class:`~alpmd.dbus.limits.LoopShare`)."""
-    @functools.wraps(fn)
-    def wrapper(self: "Query1", *args: Any, **kwargs: Any) -> Any:
-        with self.daemon.share.metered(CALLER.get()):
-            return fn(self, *args, **kwargs)
-    return wrapper  # type: ignore[return-value]
-
-
 class Query1(ServiceInterface):
     """Read-only queries over the live databases (not the shadow ones, except GetUpdates)."""
 
@@ -90,7 +80,6 @@ class Query1(ServiceInterface):
     # -- finding packages ---------------------------------------------------------------
 
     @dbus_method()
-    @metered
     @translated
     def Resolve(self, names: AS, opts: Opts) -> AS:
         """Names (``repo/name`` allowed) → ids: installed first unless ``prefer`` = "sync"."""
@@ -159,7 +148,6 @@ class Query1(ServiceInterface):
             "the search"), d.limits.reply_bytes, "the search's answer")
 
     @dbus_method()
-    @metered
     @translated
     def GetPackages(self, ids: AS, attrs: AS) -> ListOfDicts:
         """One a{sv} per id with the asked attributes (a list view's set when none)."""
@@ -179,7 +167,6 @@ class Query1(ServiceInterface):
         return out
 
     @dbus_method()
-    @metered
     @translated
     def GetFiles(self, pid: S) -> AS:
         """The files of a package (installed: the local list; sync: the .files database)."""
@@ -187,7 +174,6 @@ class Query1(ServiceInterface):
                                     self.daemon.limits.reply_bytes, "the file list")
 
     @dbus_method()
-    @metered
     @translated
     def Owns(self, paths: AS) -> Pairs:
         """(path, id) for each path an installed package owns; unowned paths are left out."""
@@ -212,7 +198,6 @@ class Query1(ServiceInterface):
         return out
 
     @dbus_method()
-    @metered
     @translated
     def DependsOn(self, pid: S) -> AS:
         """Ids of the packages satisfying each dependency (installed ones first)."""
@@ -226,14 +211,12 @@ class Query1(ServiceInterface):
         return out
 
     @dbus_method()
-    @metered
     @translated
     def RequiredBy(self, pid: S) -> AS:
         """Names of the packages that require it (``alpm_pkg_compute_requiredby``)."""
         return q.required_by(self.handle, lookup(self.handle, pid))
 
     @dbus_method()
-    @metered
     @translated
     def WhatProvides(self, name: S) -> AS:
         """Ids of every package called ``name`` or providing it, installed then repos."""
@@ -243,7 +226,6 @@ class Query1(ServiceInterface):
         return [package_id(p) for p in q.what_provides([h.localdb, *h.syncdbs], name)]
 
     @dbus_method()
-    @metered
     @translated
     def GetUpdates(self, opts: Opts) -> ListOfDicts:
         """Updates from the shadow databases (the last Refresh), never the live sync ones."""
@@ -251,7 +233,6 @@ class Query1(ServiceInterface):
         return rows
 
     @dbus_method()
-    @metered
     @translated
     def ListRepos(self) -> ListOfDicts:
         out: list[dict[str, Variant]] = []
@@ -272,7 +253,6 @@ class Query1(ServiceInterface):
         return out
 
     @dbus_method()
-    @metered
     @translated
     def ListGroups(self, opts: Opts) -> Groups:
         """(group, member ids) over the repos, or the installed packages with scope=installed."""
@@ -287,7 +267,6 @@ class Query1(ServiceInterface):
                                     self.daemon.limits.reply_bytes, "the group list")
 
     @dbus_method()
-    @metered
     @translated
     def GetPacnew(self) -> Pairs:
         """(path, package name) for every .pacnew, .pacsave or .pacorig beside a backup file."""
