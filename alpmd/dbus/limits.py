@@ -58,6 +58,9 @@ class Limits:
     heavy_total: int = 4
     targets: int = 10_000
     target_length: int = 512
+    #: the targets of one transaction together (characters): they are kept as long as the
+    #: transaction, and a user may hold 64 of them
+    targets_length: int = 1 << 20
     #: an answer's size on the wire (bytes): the bus drops a connection that sends a message
     #: over its own limit (dbus-daemon: 32 MiB), and the daemon would leave the bus with it
     reply_bytes: int = 16 << 20
@@ -188,8 +191,9 @@ class LoopShare:
     A new client's calls wait until its uid is known (one round trip to the bus, which
     comes back only after what the client had already sent): otherwise every call a
     client sent at once would be handled before anybody knew whose it was. Calls carrying
-    descriptors are not held (their descriptors are the call's own); they run in the
-    worker pool, bounded there.
+    descriptors are never held (their descriptors belong to the message as it is first
+    handled; such a call may overtake its client's held ones); they run in the worker
+    pool, bounded there.
     """
 
     def __init__(self, limits: Limits, uid_of: Callable[[str], int | None],
@@ -258,7 +262,7 @@ class LoopShare:
                 or msg.interface == "org.alpm.Transaction1":
             return False
         sender = msg.sender
-        if sender in self.held or (self.uid_of(sender) is None and "h" not in msg.signature):
+        if "h" not in msg.signature and (sender in self.held or self.uid_of(sender) is None):
             self._hold(sender, msg)
             return True
         self._current = sender

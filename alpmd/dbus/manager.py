@@ -33,6 +33,8 @@ MAX_HISTORY_ROWS = 1000
 def check_targets(targets: Sequence[str], caps: limits.Limits) -> list[str]:
     if len(targets) > caps.targets:
         raise errors.invalid("too many targets")
+    if sum(len(t) for t in targets) > caps.targets_length:
+        raise errors.invalid(f"the targets take more than {caps.targets_length} characters")
     for t in targets:
         if not t or len(t) > caps.target_length or any(c in t for c in "\0\n\r\t ") \
                 or t.startswith("-"):

@@ -133,10 +133,12 @@ def _history_bytes(w: World) -> int:
 
 
 def test_refused_and_abandoned_requests_do_not_grow_the_history(world: World) -> None:
-    """Requests with 10,000 targets of 500 characters, cancelled, refused by polkit, or
-    left behind by a client that disconnects. Before: each was a history row of 5 MB on
-    root's disk, as often as anybody liked (the history never shrinks)."""
-    targets = [f"{i:05d}" + "t" * 495 for i in range(LIMITS.targets)]
+    """Requests with 2,000 targets of 500 characters, cancelled, refused by polkit, or
+    left behind by a client that disconnects. Before: each was a history row of 1 MB on
+    root's disk (5 MB with 10,000 targets), as often as anybody liked (the history never
+    shrinks)."""
+    targets = [f"{i:05d}" + "t" * 495 for i in range(2000)]
+    assert sum(map(len, targets)) <= LIMITS.targets_length
     install = {**MANAGER, "member": "Install", "sig": "asa{sv}",
                "body": [targets, {"no-sysupgrade": {"v": ["b", True]}}]}
     calls: list[dict[str, Any]] = []
@@ -185,4 +187,19 @@ def test_answer_hints_cannot_make_the_daemon_hold_memory(world: World) -> None:
     assert all(named(r) == "org.alpm.Error.InvalidArgs" for r in results[1:17:2]), results
     assert results[17] == {"ok": []}, results[17]
     assert grown < 400 << 20, grown
+    world.healthy()
+
+
+def test_a_users_transactions_cannot_hold_much_memory(world: World) -> None:
+    """32 transactions (one client's cap) of 10,000 targets of 500 characters each.
+    Before: all kept for as long as the client stayed, 5.6 MB each (the daemon's peak
+    grew by 177 MB; a user's 64 transactions: twice that). Now the targets of one
+    transaction take at most 1 Mi characters: those calls are refused."""
+    targets = [f"{i:05d}" + "t" * 495 for i in range(LIMITS.targets)]
+    install = {**MANAGER, "member": "Install", "sig": "asa{sv}", "body": [targets, {}]}
+    fits = {**install, "body": [targets[:2000], {}]}
+    results = world.hostile([install] * LIMITS.transactions_per_client + [fits])
+    assert all(named(r) == "org.alpm.Error.InvalidArgs" for r in results[:-1]), results[0]
+    assert str(LIMITS.targets_length) in results[0]["text"]
+    assert "ok" in results[-1], results[-1]
     world.healthy()
