@@ -66,7 +66,7 @@ class Limits:
     reply_bytes: int = 16 << 20
     #: SetHints ``answers``: their size on the wire (bytes; they are kept with the transaction)
     answers_bytes: int = 64 << 10
-    #: the event loop's time a user's queries may take (see :class:`LoopShare`): this share
+    #: the event loop's time a user's calls may take (see :class:`LoopShare`): this share
     #: of it on average, after a burst of this many seconds
     loop_share: float = 0.25
     loop_burst: float = 2.0
