@@ -203,3 +203,31 @@ def test_a_users_transactions_cannot_hold_much_memory(world: World) -> None:
     assert str(LIMITS.targets_length) in results[0]["text"]
     assert "ok" in results[-1], results[-1]
     world.healthy()
+
+
+def _gigantic_descriptions(e: Any) -> None:
+    """A world's ``prepare``: the repository as a hostile mirror served it, ten packages
+    whose descriptions take 4 MiB each (each entry under the database's member cap)."""
+    from alpmd.engine.formats.desc import PkgMeta
+    from alpmd.testing.repogen import write_sync_db
+
+    metas = [PkgMeta(f"huge{i}", "1.0-1", arch="any", filename=f"huge{i}-1.0-1-any.pkg.tar.gz",
+                     desc=f"{i} " + "d" * (4 << 20)) for i in range(10)]
+    write_sync_db(metas, e.root.dbpath / "sync" / "test.db")
+
+
+@pytest.fixture
+def huge_world(tmp_path: Path, user: str) -> Iterator[World]:
+    yield from build_world(tmp_path, user, prepare=_gigantic_descriptions)
+
+
+def test_a_mirrors_gigantic_descriptions_do_not_take_the_daemon_off_the_bus(
+        huge_world: World) -> None:
+    """Any user's Search matching every package of such a repository. Before: a 40 MiB
+    answer, and the bus dropped the daemon. Now refused; a narrower search is answered."""
+    search = {**QUERY, "member": "Search", "sig": "asa{sv}"}
+    results = huge_world.hostile([{**search, "body": [["dd"], {}]},
+                                  {**search, "body": [["dd"], {"limit": {"v": ["u", 2]}}]}])
+    assert named(results[0]) == "org.alpm.Error.LimitExceeded", results[0]
+    assert [row[1] for row in results[1]["ok"][0]] == ["huge0", "huge1"]
+    huge_world.healthy()
