@@ -81,6 +81,9 @@ class Daemon:
         self.lifecycle = Lifecycle(idle_timeout)
         self.watcher = Watcher(self)
         self.workers = limits.Workers(caps, self.authority.uid)
+        self.share = limits.LoopShare(caps, self.authority.uids.get, self.authority.uid,
+                                      bus._process_message)
+        bus.add_message_handler(self.share.gate)
         #: the query handles lent to worker threads (how many each), and replaced handles
         #: to release once their last worker gives them back
         self._lent: dict[Handle, int] = {}
@@ -266,7 +269,10 @@ class Daemon:
         for f in self.queue.finished(t):
             f.error_details = t.error_details
             f.finish(t.result, *t.error)
-        self.record.spawn(self.record.transaction(t))
+        if t.authorized:
+            # only what polkit let run: every refused or abandoned request of anybody
+            # (each with up to 10,000 targets) was a row, and the history grew without end
+            self.record.spawn(self.record.transaction(t))
         notify.event(f"transaction {t.n} ({t.kind}) finished: {t.result}",
                      alpmd_transaction=t.n, alpmd_uid=t.uid, alpmd_kind=t.kind,
                      alpmd_result=t.result)

@@ -14,9 +14,14 @@ import asyncio
 import collections
 import concurrent.futures
 import dataclasses
+import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
+
+from dbus_fast import Message, MessageType
+from dbus_fast.signature import Variant
 
 from alpmd.dbus import errors
 
@@ -53,6 +58,18 @@ class Limits:
     heavy_total: int = 4
     targets: int = 10_000
     target_length: int = 512
+    #: the targets of one transaction together (characters): they are kept as long as the
+    #: transaction, and a user may hold 64 of them
+    targets_length: int = 1 << 20
+    #: an answer's size on the wire (bytes): the bus drops a connection that sends a message
+    #: over its own limit (dbus-daemon: 32 MiB), and the daemon would leave the bus with it
+    reply_bytes: int = 16 << 20
+    #: SetHints ``answers``: their size on the wire (bytes; they are kept with the transaction)
+    answers_bytes: int = 64 << 10
+    #: the event loop's time a user's calls may take (see :class:`LoopShare`): this share
+    #: of it on average, after a burst of this many seconds
+    loop_share: float = 0.25
+    loop_burst: float = 2.0
 
 
 LIMITS = Limits()
@@ -116,6 +133,186 @@ def check_queue(queued: Iterable[Owned], sender: str, limits: Limits = LIMITS) -
     if mine >= limits.queued_per_client:
         raise limit_exceeded(f"this client has {mine} transactions queued already "
                              f"(at most {limits.queued_per_client})")
+
+
+def wire_size(value: object) -> int:
+    """About how many bytes ``value`` takes in a D-Bus message (never less): strings with
+    their length, terminator and padding, containers with their headers, variants with
+    their signature. Linear in the value; used to refuse an answer before it is sent."""
+    if isinstance(value, str):
+        return 9 + (len(value) if value.isascii() else 4 * len(value))
+    if isinstance(value, (bytes, bytearray)):
+        return 8 + len(value)
+    if isinstance(value, Variant):
+        return 4 + len(value.signature) + wire_size(value.value)
+    if isinstance(value, dict):
+        return 8 + sum(8 + wire_size(k) + wire_size(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return 8 + sum(wire_size(v) for v in value)
+    return 8
+
+
+class ReplyBudget:
+    """An answer's size, counted while it is built: LimitExceeded as soon as it would pass
+    ``limit`` bytes (before the rest is built, and long before the bus would see it)."""
+
+    def __init__(self, limit: int, what: str) -> None:
+        self.limit = limit
+        self.what = what
+        self.used = 0
+
+    def add(self, value: object) -> None:
+        self.used += wire_size(value)
+        if self.used > self.limit:
+            raise limit_exceeded(f"{self.what} would be larger than {self.limit} bytes; "
+                                 "ask for less at a time")
+
+
+def bounded_reply(value: R, limit: int, what: str) -> R:
+    """``value``, or LimitExceeded when it is too large to send (see :class:`ReplyBudget`)."""
+    ReplyBudget(limit, what).add(value)
+    return value
+
+
+class LoopShare:
+    """Each user's share of the event loop, where calls are handled one after another.
+
+    A client may send many calls without waiting for the answers (the bus holds 128 per
+    connection, and a user may have 256 connections): 400 GetPackages of 0.3 s each kept
+    every other client waiting for three minutes. The event loop's CPU time from one call
+    arriving to the next, or to the end of the batch of messages read together, is charged
+    to the caller's user (:meth:`gate`); work a call's task does later on the loop is
+    charged where it is done (:meth:`metered`). A user owing more than ``loop_burst``
+    seconds has its calls refused (before they are dispatched, at the cost of an error
+    reply) until its debt, paid back at ``loop_share`` seconds per second, is below that
+    again. Root is never refused, nor are Transaction1's methods (a client in debt can
+    still answer or cancel its own transaction).
+
+    A new client's calls wait until its uid is known (one round trip to the bus, which
+    comes back only after what the client had already sent): otherwise every call a
+    client sent at once would be handled before anybody knew whose it was. Calls carrying
+    descriptors are never held (their descriptors belong to the message as it is first
+    handled; such a call may overtake its client's held ones); they run in the worker
+    pool, bounded there.
+    """
+
+    def __init__(self, limits: Limits, uid_of: Callable[[str], int | None],
+                 learn: Callable[[str], Awaitable[int]],
+                 replay: Callable[[Message], None]) -> None:
+        self.limits = limits
+        self.uid_of = uid_of
+        self.learn = learn
+        self.replay = replay
+        #: per uid: (debt in seconds, when it was last brought up to date)
+        self.debts: dict[int, tuple[float, float]] = {}
+        #: the calls of clients whose uid is being asked for, in order
+        self.held: dict[str, list[Message]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: the call being handled: its sender and the loop's CPU time when it arrived
+        self._current: str | None = None
+        self._mark = 0.0
+        self._settling = False
+
+    def _key(self, sender: str) -> int | None:
+        """The uid to charge for ``sender``; None for root, the daemon's own calls and
+        callers not known yet."""
+        uid = self.uid_of(sender) if sender else None
+        return None if uid is None or uid == 0 else uid
+
+    def _debt(self, key: int, now: float) -> float:
+        debt, when = self.debts.get(key, (0.0, now))
+        return max(0.0, debt - (now - when) * self.limits.loop_share)
+
+    def charge(self, sender: str, seconds: float) -> None:
+        key = self._key(sender)
+        if key is None or seconds <= 0:
+            return
+        now = time.monotonic()
+        self.debts[key] = (self._debt(key, now) + seconds, now)
+        if len(self.debts) > 4096:  # (users long paid up)
+            self.debts = {k: v for k, v in self.debts.items() if self._debt(k, now) > 0}
+
+    def check(self, sender: str) -> None:
+        """LimitExceeded when ``sender``'s user owes more than its burst."""
+        key = self._key(sender)
+        if key is None or key not in self.debts:
+            return
+        debt = self._debt(key, time.monotonic())
+        if debt > self.limits.loop_burst:
+            wait = (debt - self.limits.loop_burst) / self.limits.loop_share
+            raise limit_exceeded(f"this user's calls took more than its share of the "
+                                 f"daemon's time; try again in {wait:.1f} s")
+
+    def _settle(self) -> None:
+        """Charge the call being handled what the loop spent on it so far."""
+        now = time.thread_time()
+        if self._current is not None:
+            self.charge(self._current, now - self._mark)
+        self._current = None
+
+    def _settled(self) -> None:
+        self._settling = False
+        self._settle()
+
+    def gate(self, msg: Message) -> bool:
+        """A message handler (before dispatch): charge the previous call; hold this one
+        until its sender's uid is known; refuse it when that user is in debt."""
+        self._settle()
+        if msg.message_type is not MessageType.METHOD_CALL or not msg.sender \
+                or msg.interface == "org.alpm.Transaction1":
+            return False
+        sender = msg.sender
+        if "h" not in msg.signature and (sender in self.held or self.uid_of(sender) is None):
+            self._hold(sender, msg)
+            return True
+        self._current = sender
+        self._mark = time.thread_time()
+        if not self._settling:  # (after this batch of messages)
+            self._settling = True
+            asyncio.get_running_loop().call_soon(self._settled)
+        self.check(sender)
+        return False
+
+    def _hold(self, sender: str, msg: Message) -> None:
+        waiting = self.held.get(sender)
+        if waiting is not None:
+            waiting.append(msg)
+            return
+        self.held[sender] = [msg]
+        task = asyncio.ensure_future(self._release(sender))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _release(self, sender: str) -> None:
+        """Once ``sender``'s uid is known, its held calls are handled (through every
+        message handler again, this gate included), in the order they came."""
+        try:
+            await self.learn(sender)
+        except Exception:  # (gone from the bus: nobody is left to answer)
+            self.held.pop(sender, None)
+            return
+        for msg in self.held.pop(sender, []):
+            try:
+                self.replay(msg)
+            except Exception:  # (the library answers a handler's errors itself)
+                logging.getLogger("alpmd").exception("a held call could not be handled")
+
+    def metered(self, sender: str) -> _Meter:
+        """``with share.metered(sender):`` charges the block's CPU time to ``sender``."""
+        return _Meter(self, sender)
+
+
+class _Meter:
+    def __init__(self, share: LoopShare, sender: str) -> None:
+        self.share = share
+        self.sender = sender
+        self.start = 0.0
+
+    def __enter__(self) -> None:
+        self.start = time.thread_time()
+
+    def __exit__(self, *_: object) -> None:
+        self.share.charge(self.sender, time.thread_time() - self.start)
 
 
 class Workers:

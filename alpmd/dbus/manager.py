@@ -33,6 +33,8 @@ MAX_HISTORY_ROWS = 1000
 def check_targets(targets: Sequence[str], caps: limits.Limits) -> list[str]:
     if len(targets) > caps.targets:
         raise errors.invalid("too many targets")
+    if sum(len(t) for t in targets) > caps.targets_length:
+        raise errors.invalid(f"the targets take more than {caps.targets_length} characters")
     for t in targets:
         if not t or len(t) > caps.target_length or any(c in t for c in "\0\n\r\t ") \
                 or t.startswith("-"):
@@ -268,7 +270,7 @@ class Manager1(ServiceInterface):
                 row["uid"] = Variant("i", e.uid)
                 row["client"] = Variant("s", e.client)
             rows.append(row)
-        return rows
+        return limits.bounded_reply(rows, d.limits.reply_bytes, "the history page")
 
     @dbus_method()
     async def Quit(self) -> None:

@@ -42,6 +42,11 @@ MAX_ROWS = 100_000
 MAX_ITEMS = 10_000
 NAME_LENGTH = 256
 PATH_LENGTH = 4096
+#: Search: plain words matched at once, on the event loop, when at most this many (each
+#: is a pass over every package: 64 took 1.3 s on 15,000); more go to the worker pool
+LOOP_TERMS = 2
+#: Owns: the paths of one call together (each is resolved on the file system)
+PATHS_LENGTH = 1 << 20
 
 
 def translated(fn: F) -> F:
@@ -101,8 +106,9 @@ class Query1(ServiceInterface):
         Options: ``scope`` (available: the repositories, or one of the installed package
         scopes of :data:`alpmd.engine.query.SCOPE_NAMES`: installed, explicit, deps...),
         ``fields`` (["name"] to match names only), ``repos``, ``limit``, ``offset``.
-        Terms with regex syntax are matched in a worker thread by the engine's bounded
-        matcher (:mod:`alpmd.engine.regex`), which gives up at the search deadline.
+        Terms with regex syntax (and more than :data:`LOOP_TERMS` plain words) are matched
+        in a worker thread by the engine's bounded matcher (:mod:`alpmd.engine.regex`),
+        which gives up at the search deadline.
         """
         scope = options.get(opts, "scope", str, "available")
         if scope != AVAILABLE:
@@ -120,22 +126,26 @@ class Query1(ServiceInterface):
             raise errors.invalid("at most 64 search terms of at most 1024 characters")
         names_only = bool(fields) and set(fields) <= {"name"}
         limit, offset = min(limit, MAX_ROWS), min(offset, 1 << 62)
+        terms = list(dict.fromkeys(terms))  # (all must match: a repeated one adds nothing)
         h = self.handle
-        if all(is_literal(t) for t in terms):
-            return _translated_rows(lambda: search_rows(h, terms, scope, repos, names_only,
-                                                        offset, limit))
         d = self.daemon
+        if len(terms) <= LOOP_TERMS and all(is_literal(t) for t in terms):
+            with d.share.metered(CALLER.get()):
+                return limits.bounded_reply(
+                    _translated_rows(lambda: search_rows(h, terms, scope, repos, names_only,
+                                                         offset, limit)),
+                    d.limits.reply_bytes, "the search's answer")
         bound = d.limits.search_deadline
         deadline = time.monotonic() + bound
         # The engine's bounded matcher stops at ``deadline`` with PATTERN_TOO_COSTLY (a
         # Timeout error); the pool's own deadline, a little later, is only a backstop.
         # (the worker takes the query handle then: one replaced meanwhile stays open for it)
-        return await d.workers.run(
+        return limits.bounded_reply(await d.workers.run(
             CALLER.get(), bound + 5,
             lambda: _translated_rows(lambda: d.on_query_handle(
                 lambda h: search_rows(h, terms, scope, repos, names_only, offset, limit,
                                       deadline))),
-            "the search")
+            "the search"), d.limits.reply_bytes, "the search's answer")
 
     @dbus_method()
     @translated
@@ -143,21 +153,35 @@ class Query1(ServiceInterface):
         """One a{sv} per id with the asked attributes (a list view's set when none)."""
         _bounded(ids, "ids", NAME_LENGTH * 3)
         _bounded(attrs, "attributes")
+        # each attribute once (a list repeating one 10,000 times asked for 10,000 x 10,000
+        # values on the event loop), and the answer counted while it grows (one wide package
+        # asked for 900 times made a reply the bus refused: it dropped the daemon)
+        wanted = list(dict.fromkeys(attrs))
         h = self.handle
-        return [attributes(h, lookup(h, pid), attrs) for pid in ids]
+        budget = limits.ReplyBudget(self.daemon.limits.reply_bytes, "the answer")
+        out: list[dict[str, Variant]] = []
+        for pid in ids:
+            row = attributes(h, lookup(h, pid), wanted)
+            budget.add(row)
+            out.append(row)
+        return out
 
     @dbus_method()
     @translated
     def GetFiles(self, pid: S) -> AS:
         """The files of a package (installed: the local list; sync: the .files database)."""
-        return list(lookup(self.handle, pid).files)
+        return limits.bounded_reply(list(lookup(self.handle, pid).files),
+                                    self.daemon.limits.reply_bytes, "the file list")
 
     @dbus_method()
     @translated
     def Owns(self, paths: AS) -> Pairs:
         """(path, id) for each path an installed package owns; unowned paths are left out."""
         _bounded(paths, "paths", PATH_LENGTH)
+        if sum(len(p) for p in paths) > PATHS_LENGTH:
+            raise errors.invalid(f"paths: at most {PATHS_LENGTH} characters in all per call")
         h = self.handle
+        budget = limits.ReplyBudget(self.daemon.limits.reply_bytes, "the answer")
         out: list[list[str]] = []
         for path in paths:
             if not path.startswith("/"):
@@ -168,7 +192,9 @@ class Query1(ServiceInterface):
                 if exc.code is ErrorCode.PKG_NOT_FOUND:
                     continue
                 raise
-            out.extend([res.path, package_id(p)] for p in res.owners)
+            pairs = [[res.path, package_id(p)] for p in res.owners]
+            budget.add(pairs)
+            out.extend(pairs)
         return out
 
     @dbus_method()
@@ -238,7 +264,8 @@ class Query1(ServiceInterface):
         for db in dbs:
             for group, members in sorted(db.groups.items()):
                 merged.setdefault(group, []).extend(package_id(p) for p in members)
-        return [[g, m] for g, m in sorted(merged.items())]
+        return limits.bounded_reply([[g, m] for g, m in sorted(merged.items())],
+                                    self.daemon.limits.reply_bytes, "the group list")
 
     @dbus_method()
     @translated

@@ -18,7 +18,7 @@ from dbus_fast.constants import PropertyAccess
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_property, dbus_signal
 from dbus_fast.signature import Variant
 
-from alpmd.dbus import errors, options
+from alpmd.dbus import errors, limits, options
 from alpmd.dbus.authority import ACTIONS
 from alpmd.dbus.bus import CALLER
 from alpmd.dbus.types import (
@@ -289,6 +289,11 @@ class TransactionObject(ServiceInterface):
             value = answers.value if isinstance(answers, Variant) else answers
             if not isinstance(value, dict) or len(value) > 64:
                 raise errors.invalid("answers must be a{sv} (at most 64 entries)")
+            # (kept as long as the transaction: 64 values of any size let one user hold
+            # gigabytes in the daemon through its transaction objects)
+            cap = self.daemon.limits.answers_bytes
+            if limits.wire_size(value) > cap:
+                raise errors.invalid(f"answers must take at most {cap} bytes")
             self.hints["answers"] = options.plain(value)
 
     @dbus_method()
@@ -347,7 +352,8 @@ class TransactionObject(ServiceInterface):
                 self._may_see() or await self.daemon.authority.may_view_foreign(caller)):
             raise errors.code_text(errors.NOT_AUTHORIZED, "not-authorized",
                                    "the log of another user's transaction is for administrators")
-        return [list(r) for r in self.log]
+        return limits.bounded_reply([list(r) for r in self.log], self.daemon.limits.reply_bytes,
+                                    "the log")
 
     # -- driving (called by the daemon) -------------------------------------------------
 

@@ -345,7 +345,16 @@ class _Run:
             headers["Range"] = f"bytes={offset}-"
         mirror.active += 1
         try:
-            async with self.session.get(url, headers=headers, timeout=self.timeout()) as resp:
+            # The status line and headers within a bound: the read timeout restarts at every
+            # byte, so a mirror dripping header bytes held a refresh (and the daemon's writer
+            # queue) forever; curl's low-speed check, which counts body bytes, stops that.
+            head = None if self.stall is None else self.settings.connect_timeout + self.stall
+            try:
+                async with asyncio.timeout(head):
+                    resp = await self.session.get(url, headers=headers, timeout=self.timeout())
+            except TimeoutError as exc:
+                raise _MirrorError(f"no answer (status and headers) within {head:g} s") from exc
+            async with resp:
                 out = _Outcome(resp.status, resp.headers.get("ETag"),
                                resp.headers.get("Last-Modified"))
                 if resp.status == 304:
