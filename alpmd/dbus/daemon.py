@@ -2,7 +2,8 @@
 
 Queries read ``daemon.handle``; a writer works on a handle of its own, and the
 query handle is replaced (Generation bumps) once the databases changed, so a
-query never sees a half-written database. The parts: :mod:`~alpmd.dbus.queue`
+query never sees a half-written database. The parts: :mod:`~alpmd.dbus.handles`
+(the query handle, lent to workers), :mod:`~alpmd.dbus.queue`
 (writer FIFO), :mod:`~alpmd.dbus.runner` (engine transactions),
 :mod:`~alpmd.dbus.authority` (polkit), :mod:`~alpmd.dbus.recovery` (crash
 marker, start-up recovery), :mod:`~alpmd.dbus.watcher` (changes behind our
@@ -17,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
@@ -29,6 +29,7 @@ from dbus_fast.aio import MessageBus
 from alpmd.dbus import bus as busmod
 from alpmd.dbus import errors, limits, notify
 from alpmd.dbus.authority import Authority
+from alpmd.dbus.handles import QueryHandles
 from alpmd.dbus.lifecycle import Lifecycle
 from alpmd.dbus.queue import WriterQueue
 from alpmd.dbus.record import Record
@@ -37,7 +38,6 @@ from alpmd.dbus.runner import Runner, error_details, return_memory
 from alpmd.dbus.transaction import Cancelled, TransactionObject
 from alpmd.dbus.updates import Rows, Updates
 from alpmd.dbus.watcher import Watcher
-from alpmd.engine.config import load_config
 from alpmd.engine.errors import AlpmError
 from alpmd.engine.handle import Handle
 
@@ -58,7 +58,7 @@ class Daemon:
         self.config_path = config_path
         self.keep_finished = keep_finished
         self.limits = caps
-        self.handle = self.new_handle()
+        self.handles = QueryHandles(config_path)
         self.state_dir = self.handle.options.root + "var/lib/alpmd/"
         self.shadow_dir = self.state_dir + "shadow/"
         self.incoming_dir = self.state_dir + "incoming/"
@@ -84,69 +84,28 @@ class Daemon:
         self.share = limits.LoopShare(caps, self.authority.uids.get, self.authority.uid,
                                       bus._process_message)
         bus.add_message_handler(self.share.gate)
-        #: the query handles lent to worker threads (how many each), and replaced handles
-        #: to release once their last worker gives them back
-        self._lent: dict[Handle, int] = {}
-        self._retired: set[Handle] = set()
-        self._lending = threading.Lock()
         self.file_bytes = 0
         self._reloading = asyncio.Lock()
 
     # -- handles ------------------------------------------------------------------------
 
+    @property
+    def handle(self) -> Handle:
+        """The query handle (see :mod:`~alpmd.dbus.handles`)."""
+        return self.handles.current
+
     def new_handle(self, *, dbpath: str | None = None) -> Handle:
-        config = load_config(self.config_path, dbpath_override=dbpath)
-        handle, errs = Handle.from_config(config)
-        for exc in errs:
-            log.warning("could not register a database: %s", exc.message)
-        return handle
+        return self.handles.new(dbpath=dbpath)
 
     def shadow_handle(self) -> Handle:
         """The sync databases as the last Refresh saw them (in the shadow directory; its
         local database is not used)."""
         Path(self.shadow_dir).mkdir(parents=True, exist_ok=True)
-        return self.new_handle(dbpath=self.shadow_dir)
+        return self.handles.new(dbpath=self.shadow_dir)
 
     def on_query_handle(self, fn: Callable[[Handle], R]) -> R:
-        """``fn(handle)`` on the query handle, in a worker thread: a handle replaced meanwhile
-        (:meth:`publish`) is released only once its last such worker is done."""
-        with self._lending:
-            h = self.handle
-            self._lent[h] = self._lent.get(h, 0) + 1
-        try:
-            return fn(h)
-        finally:
-            with self._lending:
-                left = self._lent.pop(h) - 1
-                if left:
-                    self._lent[h] = left
-                last = not left and h in self._retired
-                if last:  # (one worker done of several: the handle stays retired)
-                    self._retired.discard(h)
-            if last:
-                self._release(h)
-
-    def retire(self, old: Handle) -> None:
-        """Release a replaced query handle (in a thread), or leave that to its last worker."""
-        with self._lending:
-            if old in self._lent:
-                self._retired.add(old)
-                return
-        self._release(old)
-
-    @staticmethod
-    def _release(h: Handle) -> None:
-        h.release()
-
-    def loaded_handle(self) -> Handle:
-        """A new query handle with its databases already read (run it off the event loop)."""
-        handle = self.new_handle()
-        try:
-            handle.load_databases(compact=True)
-        except BaseException:
-            handle.release()
-            raise
-        return handle
+        """``fn(handle)`` on the query handle, in a worker thread (:meth:`QueryHandles.lend`)."""
+        return self.handles.lend(fn)
 
     async def reload(self) -> None:
         """Re-open the databases for queries (at start, after a commit or a change behind
@@ -155,20 +114,18 @@ class Daemon:
         InstalledChanged) only once loaded, so no query parses a database on the event loop
         and no two threads run one handle's lazy loaders. Reloads run one at a time."""
         async with self._reloading:
-            handle = await asyncio.to_thread(self.loaded_handle)
+            handle = await asyncio.to_thread(self.handles.loaded)
             old = self.publish(handle)
             await self.recount_updates()
-            await asyncio.to_thread(self.retire, old)
+            await asyncio.to_thread(self.handles.retire, old)
             # the parse's garbage and the old handle's tables, back to the system
             await asyncio.to_thread(return_memory)
 
     def publish(self, handle: Handle) -> Handle:
         """Make ``handle`` (loaded) the query handle and tell the clients; the one it
-        replaced (for :meth:`retire`: a worker may still read it, and closing its store is
-        I/O for a thread)."""
-        with self._lending:
-            old = self.handle
-            self.handle = handle
+        replaced (for :meth:`QueryHandles.retire`: a worker may still read it, and closing
+        its store is I/O for a thread)."""
+        old = self.handles.swap(handle)
         self.watcher.rebase()
         self.updates.stale()
         self.generation += 1
