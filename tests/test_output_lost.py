@@ -38,6 +38,13 @@ def _installed(root: PacmanRoot) -> list[str]:
     return sorted(p.name for p in (root.dbpath / "local").iterdir() if p.is_dir())
 
 
+def _all_installed(root: PacmanRoot) -> None:
+    """Every package is in, and the commit ended: its journal gone once its settler is."""
+    assert _installed(root) == [f"lost{i:02d}-1.0-1" for i in range(COUNT)]
+    wait_settled(str(root.dbpath))  # the last flush is the settler's (alpmd.engine.journal)
+    assert not os.path.exists(journal_path(str(root.dbpath)))
+
+
 def test_a_full_output_is_said_and_fails(tmp_path: Path) -> None:
     pkgs = _packages(tmp_path / "pkgs")
     ours, theirs = PacmanRoot(tmp_path / "ours"), PacmanRoot(tmp_path / "theirs")
@@ -66,9 +73,7 @@ def test_a_change_goes_on_to_its_end_when_its_output_is_lost(tmp_path: Path) -> 
     assert res.returncode == 1, res.stderr
     assert res.stderr.decode().endswith(
         "error: could not write the output: No space left on device\n")
-    assert _installed(root) == [f"lost{i:02d}-1.0-1" for i in range(COUNT)]
-    wait_settled(str(root.dbpath))  # the last flush is the settler's (alpmd.engine.journal)
-    assert not os.path.exists(journal_path(str(root.dbpath)))
+    _all_installed(root)
 
 
 def test_a_change_goes_on_when_the_reader_leaves(tmp_path: Path) -> None:
@@ -84,9 +89,7 @@ def test_a_change_goes_on_when_the_reader_leaves(tmp_path: Path) -> None:
         reader.wait(timeout=30)
     assert res.returncode == 0, res.stderr
     assert b"could not write" not in res.stderr
-    assert _installed(root) == [f"lost{i:02d}-1.0-1" for i in range(COUNT)]
-    wait_settled(str(root.dbpath))  # the last flush is the settler's (alpmd.engine.journal)
-    assert not os.path.exists(journal_path(str(root.dbpath)))
+    _all_installed(root)
 
 
 def test_a_closed_output_is_the_null_device(tmp_path: Path) -> None:
