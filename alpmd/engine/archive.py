@@ -137,6 +137,9 @@ from alpmd.engine.larchive import (
 from alpmd.engine.larchive import (
     support_format_tar as _support_format_tar,
 )
+from alpmd.engine.larchive import (
+    utf8_or_raw as _utf8_or_raw,
+)
 from alpmd.engine.package import Loaded, Origin, Package, Part
 
 if TYPE_CHECKING:
@@ -204,15 +207,15 @@ def _decode(raw: bytes) -> str:
 
 def member_name(entry_p: int) -> str | None:
     """The current member's path as stored (``None`` when the header has none)."""
-    raw = _entry_pathname_utf8(entry_p) or _entry_pathname(entry_p)
+    raw = _utf8_or_raw(entry_p, _entry_pathname, _entry_pathname_utf8)
     return None if raw is None else _decode(raw)
 
 
 def _entry_link(entry_p: int, hard: bool) -> str | None:
     if hard:
-        raw = _entry_hardlink_utf8(entry_p) or _entry_hardlink(entry_p)
+        raw = _utf8_or_raw(entry_p, _entry_hardlink, _entry_hardlink_utf8)
     else:
-        raw = _entry_symlink_utf8(entry_p) or _entry_symlink(entry_p)
+        raw = _utf8_or_raw(entry_p, _entry_symlink, _entry_symlink_utf8)
     return None if raw is None else _decode(raw)
 
 
@@ -646,7 +649,7 @@ def _read_package(fd: int, label: str,
     try:
         with archive_reader(fd) as archive_p:
             for entry_p in iter_entries(archive_p, label):
-                raw = _entry_pathname_utf8(entry_p) or _entry_pathname(entry_p)
+                raw = _utf8_or_raw(entry_p, _entry_pathname, _entry_pathname_utf8)
                 name = "" if raw is None else raw.decode("utf-8", "surrogateescape")
                 last = name
                 path = walk.check_path(name)

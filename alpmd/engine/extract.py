@@ -64,6 +64,7 @@ from alpmd.engine.larchive import entry_set_pathname as _entry_set_pathname
 from alpmd.engine.larchive import error_string as _error_string
 from alpmd.engine.larchive import read_data as _read_data
 from alpmd.engine.larchive import read_extract2 as _read_extract2
+from alpmd.engine.larchive import utf8_or_raw as _utf8_or_raw
 from alpmd.engine.larchive import write_disk_new as _write_disk_new
 from alpmd.engine.larchive import write_disk_set_options as _write_disk_set_options
 from alpmd.engine.larchive import write_free as _write_free
@@ -419,7 +420,7 @@ def extract_package(
         with inside_root(handle.options.root), archive_reader(fd) as archive_p:
             # A member not written is skipped by the walk before the next header.
             for entry_p in iter_entries(archive_p, consumed=ex.consumed):
-                raw = _entry_pathname_utf8(entry_p) or _entry_pathname(entry_p)
+                raw = _utf8_or_raw(entry_p, _entry_pathname, _entry_pathname_utf8)
                 name = "" if raw is None else raw.decode("utf-8", "surrogateescape")
                 path = name[:-1] if name.endswith("/") else name
                 if not path or path.startswith("."):

@@ -97,3 +97,19 @@ read_extract2 = _bind("archive_read_extract2", [_vp, _vp, _vp], ctypes.c_int)
 read_data_skip = _bind("archive_read_data_skip", [_vp], ctypes.c_int)
 entry_set_pathname = _bind("archive_entry_set_pathname", [_vp, ctypes.c_char_p], None)
 entry_mode = _bind("archive_entry_mode", [_vp], ctypes.c_uint)
+
+
+def utf8_or_raw(entry_p: int, raw: Callable[[int], bytes | None],
+                utf8: Callable[[int], bytes | None]) -> bytes | None:
+    """A name of the current entry (``raw``: ``archive_entry_pathname``, ``_symlink``
+    or ``_hardlink``; ``utf8``: its ``_utf8`` twin) in UTF-8 when libarchive can give it,
+    else as stored.
+
+    The stored form comes first: when it is ASCII it is the UTF-8 form already, and
+    asking for ``_utf8`` would make libarchive open an iconv conversion and free it
+    again on every call (half the cost of reading a small entry's header).
+    """
+    name = raw(entry_p)
+    if name is None or not name.isascii():
+        name = utf8(entry_p) or name
+    return name
