@@ -38,7 +38,7 @@ _BAR_TITLES: dict[ev.ProgressKind, str] = {
 }
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Callbacks:
     """The front end's answers: pacman's noconfirm/--ask rules and its printing."""
 

@@ -507,7 +507,7 @@ def iter_archive_members(
 # -- package files -------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class PackageArchive:
     """Everything a package file says about itself, read without extracting it."""
 

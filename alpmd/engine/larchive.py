@@ -47,11 +47,16 @@ def _load() -> ctypes.CDLL:
 
 
 LIB = _load()
+#: The same library, for the functions that only read or set an entry's fields in memory:
+#: their calls keep the GIL (``CDLL`` releases and takes it again around every call, a
+#: fifth of a short call's cost, tens of thousands of times in a large ``-U``). Never
+#: for a call that reads, inflates or writes: other threads would wait for it.
+HELD = ctypes.PyDLL(LIB._name, handle=LIB._handle)
 _vp = ctypes.c_void_p
 
 
-def _bind(name: str, argtypes: list[Any], restype: Any) -> Callable[..., Any]:
-    func = getattr(LIB, name)
+def _bind(name: str, argtypes: list[Any], restype: Any, lib: ctypes.CDLL = LIB) -> Callable[..., Any]:
+    func = getattr(lib, name)
     func.argtypes = argtypes
     func.restype = restype
     bound: Callable[..., Any] = func
@@ -76,27 +81,27 @@ read_data_block = _bind("archive_read_data_block",
                         [_vp, ctypes.POINTER(_vp), ctypes.POINTER(ctypes.c_size_t),
                          ctypes.POINTER(ctypes.c_int64)], ctypes.c_int)
 #: Bytes through filter ``n``: 0 is what the tar reader got (inflated), -1 the raw file.
-filter_bytes = _bind("archive_filter_bytes", [_vp, ctypes.c_int], ctypes.c_int64)
-filter_count = _bind("archive_filter_count", [_vp], ctypes.c_int)
-error_string = _bind("archive_error_string", [_vp], ctypes.c_char_p)
+filter_bytes = _bind("archive_filter_bytes", [_vp, ctypes.c_int], ctypes.c_int64, HELD)
+filter_count = _bind("archive_filter_count", [_vp], ctypes.c_int, HELD)
+error_string = _bind("archive_error_string", [_vp], ctypes.c_char_p, HELD)
 entry_new = _bind("archive_entry_new", [], _vp)
 entry_free = _bind("archive_entry_free", [_vp], None)
-entry_pathname_utf8 = _bind("archive_entry_pathname_utf8", [_vp], ctypes.c_char_p)
-entry_pathname = _bind("archive_entry_pathname", [_vp], ctypes.c_char_p)
-entry_symlink_utf8 = _bind("archive_entry_symlink_utf8", [_vp], ctypes.c_char_p)
-entry_symlink = _bind("archive_entry_symlink", [_vp], ctypes.c_char_p)
-entry_hardlink_utf8 = _bind("archive_entry_hardlink_utf8", [_vp], ctypes.c_char_p)
-entry_hardlink = _bind("archive_entry_hardlink", [_vp], ctypes.c_char_p)
-entry_filetype = _bind("archive_entry_filetype", [_vp], ctypes.c_uint)
-entry_size = _bind("archive_entry_size", [_vp], ctypes.c_int64)
-entry_size_is_set = _bind("archive_entry_size_is_set", [_vp], ctypes.c_int)
+entry_pathname_utf8 = _bind("archive_entry_pathname_utf8", [_vp], ctypes.c_char_p, HELD)
+entry_pathname = _bind("archive_entry_pathname", [_vp], ctypes.c_char_p, HELD)
+entry_symlink_utf8 = _bind("archive_entry_symlink_utf8", [_vp], ctypes.c_char_p, HELD)
+entry_symlink = _bind("archive_entry_symlink", [_vp], ctypes.c_char_p, HELD)
+entry_hardlink_utf8 = _bind("archive_entry_hardlink_utf8", [_vp], ctypes.c_char_p, HELD)
+entry_hardlink = _bind("archive_entry_hardlink", [_vp], ctypes.c_char_p, HELD)
+entry_filetype = _bind("archive_entry_filetype", [_vp], ctypes.c_uint, HELD)
+entry_size = _bind("archive_entry_size", [_vp], ctypes.c_int64, HELD)
+entry_size_is_set = _bind("archive_entry_size_is_set", [_vp], ctypes.c_int, HELD)
 write_disk_new = _bind("archive_write_disk_new", [], _vp)
 write_disk_set_options = _bind("archive_write_disk_set_options", [_vp, ctypes.c_int], ctypes.c_int)
 write_free = _bind("archive_write_free", [_vp], ctypes.c_int)
 read_extract2 = _bind("archive_read_extract2", [_vp, _vp, _vp], ctypes.c_int)
 read_data_skip = _bind("archive_read_data_skip", [_vp], ctypes.c_int)
-entry_set_pathname = _bind("archive_entry_set_pathname", [_vp, ctypes.c_char_p], None)
-entry_mode = _bind("archive_entry_mode", [_vp], ctypes.c_uint)
+entry_set_pathname = _bind("archive_entry_set_pathname", [_vp, ctypes.c_char_p], None, HELD)
+entry_mode = _bind("archive_entry_mode", [_vp], ctypes.c_uint, HELD)
 
 
 def utf8_or_raw(entry_p: int, raw: Callable[[int], bytes | None],

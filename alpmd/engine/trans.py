@@ -148,7 +148,7 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class RecoveryReport:
     """What :meth:`Transaction.recover` found and did."""
 
@@ -168,7 +168,7 @@ class RecoveryReport:
         return self.journal is None and self.stale_lock is None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class _Item:
     """One package to add, resolved to a file on disk."""
 
