@@ -4,7 +4,10 @@ Package files (:mod:`alpmd.engine.archive`) and sync databases
 (:mod:`alpmd.engine.db.sync`) walk archives member by member; libarchive-c's entry
 objects cost several Python calls per property, so both talk to the library
 directly through this handle of our own (setting argtypes here never touches
-libarchive-c's function objects, and return codes come back raw).
+libarchive-c's function objects, and return codes come back raw). Callers hold the
+pointers they pass often (archives, entries, disk writers) as ``ctypes.c_void_p``
+objects, which ctypes passes as they are: a plain int is converted again on every
+call (a lookup in ctypes' format table).
 """
 
 from __future__ import annotations
@@ -77,9 +80,9 @@ read_open_fd = _bind("archive_read_open_fd", [_vp, ctypes.c_int, ctypes.c_size_t
 read_open_memory = _bind("archive_read_open_memory", [_vp, _vp, ctypes.c_size_t], ctypes.c_int)
 next_header2 = _bind("archive_read_next_header2", [_vp, _vp], ctypes.c_int)
 read_data = _bind("archive_read_data", [_vp, _vp, ctypes.c_size_t], ctypes.c_ssize_t)
-read_data_block = _bind("archive_read_data_block",
-                        [_vp, ctypes.POINTER(_vp), ctypes.POINTER(ctypes.c_size_t),
-                         ctypes.POINTER(ctypes.c_int64)], ctypes.c_int)
+#: Its out-parameters go as ``c_void_p`` addresses: a ``byref`` through ``POINTER``
+#: argument types costs ctypes a failed attribute lookup per argument and call.
+read_data_block = _bind("archive_read_data_block", [_vp, _vp, _vp, _vp], ctypes.c_int)
 #: Bytes through filter ``n``: 0 is what the tar reader got (inflated), -1 the raw file.
 filter_bytes = _bind("archive_filter_bytes", [_vp, ctypes.c_int], ctypes.c_int64, HELD)
 filter_count = _bind("archive_filter_count", [_vp], ctypes.c_int, HELD)
@@ -104,8 +107,8 @@ entry_set_pathname = _bind("archive_entry_set_pathname", [_vp, ctypes.c_char_p],
 entry_mode = _bind("archive_entry_mode", [_vp], ctypes.c_uint, HELD)
 
 
-def utf8_or_raw(entry_p: int, raw: Callable[[int], bytes | None],
-                utf8: Callable[[int], bytes | None]) -> bytes | None:
+def utf8_or_raw(entry_p: ctypes.c_void_p, raw: Callable[[ctypes.c_void_p], bytes | None],
+                utf8: Callable[[ctypes.c_void_p], bytes | None]) -> bytes | None:
     """A name of the current entry (``raw``: ``archive_entry_pathname``, ``_symlink``
     or ``_hardlink``; ``utf8``: its ``_utf8`` twin) in UTF-8 when libarchive can give it,
     else as stored.
