@@ -38,8 +38,8 @@ import threading
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Backup, PkgMeta, metadata_problem
 from alpmd.engine.formats.files import FileList

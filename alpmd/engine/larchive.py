@@ -15,7 +15,11 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Callable
-from typing import Any
+
+from alpmd import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Decompressors libarchive has built in; the external-program ones (lrzip, lzop,
 #: grzip) are left out so that reading a file never spawns a process.
