@@ -188,11 +188,12 @@ def test_loading_the_command_runs_no_collection() -> None:
 
 #: Never needed by ``-U`` of local files (json is the journal's; ctypes binds libarchive):
 #: no hashing without backup files, no temporary-name module without scriptlets, no
-#: disk space check without CheckSpace.
+#: disk space check without CheckSpace, and no ``typing`` (names only annotations use
+#: are imported under ``alpmd.TYPE_CHECKING``).
 UNNEEDED_BY_LOCAL_INSTALL = {"aiohttp", "ssl", "asyncio", "logging", "concurrent.futures",
                              "urllib.parse", "subprocess", "alpmd.engine.signing",
                              "alpmd.engine.download", "hashlib", "tempfile", "shutil",
-                             "alpmd.engine.diskspace"}
+                             "alpmd.engine.diskspace", "typing"}
 
 
 def test_install_of_local_files_imports_no_downloader(tmp_path: Path) -> None:

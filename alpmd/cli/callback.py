@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
 
+from alpmd import TYPE_CHECKING
 from alpmd.cli.output import Out, humanize
 from alpmd.engine import events as ev
 from alpmd.engine.handle import Handle
@@ -20,6 +20,9 @@ from alpmd.engine.package import Package
 from alpmd.engine.query import find_satisfier
 from alpmd.i18n import N_, is_yes
 from alpmd.i18n import gettext as _
+
+if TYPE_CHECKING:
+    from typing import TextIO
 
 #: pacman's --ask bits (alpm_question_type_t): a set bit inverts that question's default.
 ASK_BITS: dict[type[ev.Question], int] = {
@@ -38,7 +41,7 @@ _BAR_TITLES: dict[ev.ProgressKind, str] = {
 }
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Callbacks:
     """The front end's answers: pacman's noconfirm/--ask rules and its printing."""
 

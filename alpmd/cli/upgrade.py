@@ -15,8 +15,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
 
+from alpmd import TYPE_CHECKING
 from alpmd.cli.alpm import Context
 from alpmd.cli.args import Args
 from alpmd.cli.callback import Callbacks, size_lines
@@ -30,6 +30,9 @@ from alpmd.engine.resolve import Conflict, MissingDep, Plan
 from alpmd.engine.trans import Transaction
 from alpmd.i18n import N_, localize, ngettext
 from alpmd.i18n import gettext as _
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Signalled(BaseException):

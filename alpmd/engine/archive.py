@@ -38,8 +38,8 @@ import threading
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Backup, PkgMeta, metadata_problem
 from alpmd.engine.formats.files import FileList
@@ -137,6 +137,9 @@ from alpmd.engine.larchive import (
 from alpmd.engine.larchive import (
     support_format_tar as _support_format_tar,
 )
+from alpmd.engine.larchive import (
+    utf8_or_raw as _utf8_or_raw,
+)
 from alpmd.engine.package import Loaded, Origin, Package, Part
 
 if TYPE_CHECKING:
@@ -202,21 +205,21 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def member_name(entry_p: int) -> str | None:
+def member_name(entry_p: ctypes.c_void_p) -> str | None:
     """The current member's path as stored (``None`` when the header has none)."""
-    raw = _entry_pathname_utf8(entry_p) or _entry_pathname(entry_p)
+    raw = _utf8_or_raw(entry_p, _entry_pathname, _entry_pathname_utf8)
     return None if raw is None else _decode(raw)
 
 
-def _entry_link(entry_p: int, hard: bool) -> str | None:
+def _entry_link(entry_p: ctypes.c_void_p, hard: bool) -> str | None:
     if hard:
-        raw = _entry_hardlink_utf8(entry_p) or _entry_hardlink(entry_p)
+        raw = _utf8_or_raw(entry_p, _entry_hardlink, _entry_hardlink_utf8)
     else:
-        raw = _entry_symlink_utf8(entry_p) or _entry_symlink(entry_p)
+        raw = _utf8_or_raw(entry_p, _entry_symlink, _entry_symlink_utf8)
     return None if raw is None else _decode(raw)
 
 
-def member_kind(entry_p: int) -> EntryKind:
+def member_kind(entry_p: ctypes.c_void_p) -> EntryKind:
     """What the current member is; hard links are told apart from the file they name."""
     if _entry_hardlink(entry_p) is not None:
         return EntryKind.HARDLINK
@@ -230,7 +233,7 @@ def member_kind(entry_p: int) -> EntryKind:
     return EntryKind.OTHER
 
 
-def _archive_message(archive_p: int) -> str:
+def _archive_message(archive_p: ctypes.c_void_p) -> str:
     raw = _error_string(archive_p)
     return _decode(raw) if raw else "unknown libarchive error"
 
@@ -281,11 +284,12 @@ def open_regular_file(path: str, not_found: ErrorCode) -> tuple[int, os.stat_res
 
 
 @contextmanager
-def archive_reader(source: int | bytes) -> Iterator[int]:
+def archive_reader(source: int | bytes) -> Iterator[ctypes.c_void_p]:
     """A libarchive read handle (tar only, built-in decompressors) on an fd or a buffer."""
-    archive_p = _read_new()
-    if not archive_p:
+    handle = _read_new()
+    if not handle:
         raise AlpmError(ErrorCode.MEMORY, "archive_read_new failed")
+    archive_p = ctypes.c_void_p(handle)
     try:
         for support in _support_filters:
             support(archive_p)  # ARCHIVE_WARN (no library for it) is harmless
@@ -302,7 +306,7 @@ def archive_reader(source: int | bytes) -> Iterator[int]:
         _read_free(archive_p)
 
 
-def _check_inflation(archive_p: int, label: str) -> None:
+def _check_inflation(archive_p: ctypes.c_void_p, label: str) -> None:
     """Stop a walk whose tar stream has grown past the ratio allowed (a decompression bomb)."""
     out = int(_filter_bytes(archive_p, 0))
     if out > INFLATE_FREE:
@@ -314,7 +318,7 @@ def _check_inflation(archive_p: int, label: str) -> None:
                             "decompression bomb?)", path=label)
 
 
-def skip_member(archive_p: int, label: str = "archive") -> None:
+def skip_member(archive_p: ctypes.c_void_p, label: str = "archive") -> None:
     """Pass over the rest of the current member, watching the inflation as it goes.
 
     Use this, never libarchive's ``archive_read_data_skip``: that one inflates
@@ -338,7 +342,9 @@ class _BlockRefs:
         self.buf = ctypes.c_void_p()
         self.size = ctypes.c_size_t()
         self.offset = ctypes.c_int64()
-        self.refs = (ctypes.byref(self.buf), ctypes.byref(self.size), ctypes.byref(self.offset))
+        self.refs = (ctypes.c_void_p(ctypes.addressof(self.buf)),
+                     ctypes.c_void_p(ctypes.addressof(self.size)),
+                     ctypes.c_void_p(ctypes.addressof(self.offset)))
         self.pending = 0
 
 
@@ -349,7 +355,7 @@ _LOOK_BYTES = 1 << 20
 _LOOK_MEMBERS = 64
 
 
-def _skip_blocks(archive_p: int, label: str, blocks: _BlockRefs) -> None:
+def _skip_blocks(archive_p: ctypes.c_void_p, label: str, blocks: _BlockRefs) -> None:
     """Read the current member's remaining blocks (a compressed stream), checking inflation."""
     buf_ref, size_ref, offset_ref = blocks.refs
     size = blocks.size
@@ -376,8 +382,8 @@ class Consumed:
         self.done = False
 
 
-def iter_entries(archive_p: int, label: str = "archive",
-                 consumed: Consumed | None = None) -> Iterator[int]:
+def iter_entries(archive_p: ctypes.c_void_p, label: str = "archive",
+                 consumed: Consumed | None = None) -> Iterator[ctypes.c_void_p]:
     """Yield the entry pointer of each member; a bad header raises :class:`ArchiveReadError`.
 
     A member's data may be read (``archive_read_data``, ``archive_read_extract2``)
@@ -387,9 +393,10 @@ def iter_entries(archive_p: int, label: str = "archive",
     :data:`MAX_INFLATE_RATIO`): past the limits it raises ``AlpmError(ARCHIVE_LIMIT)``
     naming ``label``.
     """
-    entry_p = _entry_new()
-    if not entry_p:
+    made = _entry_new()
+    if not made:
         raise AlpmError(ErrorCode.MEMORY, "archive_entry_new failed")
+    entry_p = ctypes.c_void_p(made)
     count = 0
     blocks: _BlockRefs | None = None  # set once a header was read: a compressed stream
     try:
@@ -416,7 +423,7 @@ def iter_entries(archive_p: int, label: str = "archive",
         _entry_free(entry_p)
 
 
-def _read_member(archive_p: int, entry_p: int, cap: int, name: str, label: str) -> bytes:
+def _read_member(archive_p: ctypes.c_void_p, entry_p: ctypes.c_void_p, cap: int, name: str, label: str) -> bytes:
     """Read the current member whole, in as few calls as its declared size allows.
 
     Stops (raises) as soon as more than ``cap`` bytes come out, whatever the
@@ -504,7 +511,7 @@ def iter_archive_members(
 # -- package files -------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class PackageArchive:
     """Everything a package file says about itself, read without extracting it."""
 
@@ -605,7 +612,7 @@ class _Walk:
             self.parents.add(prefix)
             pos = path.find("/", pos + 1)
 
-    def add(self, name: str, path: str, kind: EntryKind, entry_p: int) -> None:
+    def add(self, name: str, path: str, kind: EntryKind, entry_p: ctypes.c_void_p) -> None:
         """Validate one non-metadata entry and record it for the file list."""
         if kind is EntryKind.OTHER:
             raise self.invalid(name, "device, fifo or socket entries are not allowed")
@@ -646,7 +653,7 @@ def _read_package(fd: int, label: str,
     try:
         with archive_reader(fd) as archive_p:
             for entry_p in iter_entries(archive_p, label):
-                raw = _entry_pathname_utf8(entry_p) or _entry_pathname(entry_p)
+                raw = _utf8_or_raw(entry_p, _entry_pathname, _entry_pathname_utf8)
                 name = "" if raw is None else raw.decode("utf-8", "surrogateescape")
                 last = name
                 path = walk.check_path(name)

@@ -19,12 +19,15 @@ import os
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.events import Progress as ProgressReport
 from alpmd.engine.events import ProgressCallback, ProgressKind, TransFlag
 from alpmd.engine.handle import Handle
 from alpmd.engine.package import Package
+
+if TYPE_CHECKING:
+    from typing import Literal
 
 __all__ = ["FileConflict", "find_file_conflicts", "fnmatch", "fnmatch_patterns"]
 

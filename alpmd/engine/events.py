@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field, fields
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.package import Package
 from alpmd.i18n import N_
+
+if TYPE_CHECKING:
+    from dataclasses import Field
+    from typing import Any, ClassVar
 
 
 class TransFlag(enum.Flag):
@@ -49,79 +54,119 @@ class Operation(enum.Enum):
     REMOVE = "remove"
 
 
+# -- the methods every event and question shares ---------------------------------------
+
+
+class _Values:
+    """``__eq__`` and ``__repr__`` written once for every event and question dataclass
+    (``eq=False, repr=False`` on each), with the results of the generated ones: equal when
+    of the same class with equal compared fields, shown as ``Name(field=value, ...)``.
+    CPython compiles a dataclass's generated methods from source when its class is made:
+    one of each per class was most of what loading this module cost, on every command
+    that changes something."""
+
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return _values(self, hashed=False) == _values(other, hashed=False)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return f"{self.__class__.__qualname__}({shown})"
+
+
+class _FrozenValues(_Values):
+    """:class:`_Values` of a frozen dataclass, hashed as its generated ``__hash__`` would."""
+
+    def __hash__(self) -> int:
+        return hash(_values(self, hashed=True))
+
+
+def _values(obj: object, *, hashed: bool) -> tuple[object, ...]:
+    """The values of ``obj``'s compared fields (``hashed``: of those its hash covers)."""
+    assert isinstance(obj, _Values)
+    return tuple(getattr(obj, f.name) for f in fields(obj)
+                 if (f.hash if hashed and f.hash is not None else f.compare))
+
+
+class _NoFieldsOfItsOwn:
+    """First base of an event class that adds no field to its dataclass parent: the
+    parent's generated methods serve it as they are (they name the class through
+    ``self.__class__``), so it is not made a dataclass of its own; this keeps it frozen
+    (the parent's ``__setattr__`` refuses only the parent's fields on a subclass)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
 # -- events -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Event:
+@dataclass(frozen=True, eq=False, repr=False)
+class Event(_FrozenValues):
     """Base of every event; ``done`` is False for the start of a step, True for its end."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class StepEvent(Event):
     """A step that starts and finishes (checking deps, conflicts, integrity...)."""
 
     done: bool = False
 
 
-@dataclass(frozen=True)
-class CheckDeps(StepEvent):
+class CheckDeps(_NoFieldsOfItsOwn, StepEvent):
     """Checking dependencies (libalpm's ALPM_EVENT_CHECKDEPS_*)."""
 
 
-@dataclass(frozen=True)
-class ResolveDeps(StepEvent):
+class ResolveDeps(_NoFieldsOfItsOwn, StepEvent):
     """Resolving dependencies (ALPM_EVENT_RESOLVEDEPS_*)."""
 
 
-@dataclass(frozen=True)
-class InterConflicts(StepEvent):
+class InterConflicts(_NoFieldsOfItsOwn, StepEvent):
     """Looking for conflicts between packages (ALPM_EVENT_INTERCONFLICTS_*)."""
 
 
-@dataclass(frozen=True)
-class FileConflicts(StepEvent):
+class FileConflicts(_NoFieldsOfItsOwn, StepEvent):
     """Looking for file conflicts (ALPM_EVENT_FILECONFLICTS_*)."""
 
 
-@dataclass(frozen=True)
-class Integrity(StepEvent):
+class Integrity(_NoFieldsOfItsOwn, StepEvent):
     """Checking package integrity (ALPM_EVENT_INTEGRITY_*)."""
 
 
-@dataclass(frozen=True)
-class LoadPackages(StepEvent):
+class LoadPackages(_NoFieldsOfItsOwn, StepEvent):
     """Loading package files (ALPM_EVENT_LOAD_*)."""
 
 
-@dataclass(frozen=True)
-class DiskSpace(StepEvent):
+class DiskSpace(_NoFieldsOfItsOwn, StepEvent):
     """Checking available disk space (ALPM_EVENT_DISKSPACE_*)."""
 
 
-@dataclass(frozen=True)
-class KeyringCheck(StepEvent):
+class KeyringCheck(_NoFieldsOfItsOwn, StepEvent):
     """Checking keys in the keyring (ALPM_EVENT_KEYRING_*)."""
 
 
-@dataclass(frozen=True)
-class KeyDownload(StepEvent):
+class KeyDownload(_NoFieldsOfItsOwn, StepEvent):
     """Downloading required keys (ALPM_EVENT_KEY_DOWNLOAD_*)."""
 
 
-@dataclass(frozen=True)
-class TransactionStep(StepEvent):
+class TransactionStep(_NoFieldsOfItsOwn, StepEvent):
     """The commit itself starts / is done (``ALPM_EVENT_TRANSACTION_START``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Retrieve(StepEvent):
     """Downloading packages starts / ends; ``failed`` when it ended in an error."""
 
     failed: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class PackageOperation(StepEvent):
     """One package is installed, upgraded, downgraded, reinstalled or removed."""
 
@@ -130,21 +175,21 @@ class PackageOperation(StepEvent):
     old: Package | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ScriptletInfo(Event):
     """One line a scriptlet printed."""
 
     line: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class HookEvent(StepEvent):
     """Pre- or post-transaction hooks start / are done."""
 
     when: str = "PostTransaction"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class HookRun(StepEvent):
     """One hook runs (``position`` of ``total``)."""
 
@@ -154,7 +199,7 @@ class HookRun(StepEvent):
     total: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class PacnewCreated(Event):
     """A new config file was installed beside the user's as ``file.pacnew``."""
 
@@ -164,7 +209,7 @@ class PacnewCreated(Event):
     file: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class PacsaveCreated(Event):
     """A modified config file was kept as ``file.pacsave`` on removal."""
 
@@ -172,7 +217,7 @@ class PacsaveCreated(Event):
     file: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class OptdepRemoval(Event):
     """A package being removed is an optional dependency of an installed one."""
 
@@ -180,19 +225,18 @@ class OptdepRemoval(Event):
     optdep: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class DatabaseMissing(Event):
     """A sync database file does not exist (ALPM_EVENT_DATABASE_MISSING)."""
 
     dbname: str = ""
 
 
-@dataclass(frozen=True)
-class DatabaseWrite(StepEvent):
+class DatabaseWrite(_NoFieldsOfItsOwn, StepEvent):
     """The local database is being written (beyond libalpm: a separate step)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Warning_(Event):
     """A warning for the user that is not an error (HoldPkg, dependency cycles...)."""
 
@@ -242,8 +286,8 @@ class ProgressKind(enum.Enum):
     KEYRING = "keyring"
 
 
-@dataclass(frozen=True)
-class Progress:
+@dataclass(frozen=True, eq=False, repr=False)
+class Progress(_FrozenValues):
     """``percent`` of the current item (``current`` of ``total``) named ``name``."""
 
     kind: ProgressKind
@@ -259,8 +303,8 @@ ProgressCallback = Callable[[Progress], None]
 # -- questions ----------------------------------------------------------------------
 
 
-@dataclass
-class Question:
+@dataclass(eq=False, repr=False)
+class Question(_Values):
     """Something only the user may decide; ``default`` is pacman's answer for --noconfirm."""
 
     default: object = None
@@ -270,7 +314,7 @@ class Question:
         return type(self).__name__
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class InstallIgnored(Question):
     """Install ``pkg`` although it is in IgnorePkg/IgnoreGroup? (default yes, as pacman)."""
 
@@ -278,7 +322,7 @@ class InstallIgnored(Question):
     default: object = True
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class ReplacePackage(Question):
     """Replace installed ``old`` with ``new`` from ``repo``? (default yes)."""
 
@@ -288,7 +332,7 @@ class ReplacePackage(Question):
     default: object = True
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class ConflictPackage(Question):
     """``new`` conflicts with installed ``old``: remove ``old``? (default no)."""
 
@@ -298,7 +342,7 @@ class ConflictPackage(Question):
     default: object = False
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class CorruptedPackage(Question):
     """A cached package file is corrupted: delete it? (default yes)."""
 
@@ -307,7 +351,7 @@ class CorruptedPackage(Question):
     default: object = True
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class RemoveUnresolvable(Question):
     """These targets cannot be resolved: skip them and go on? (default no)."""
 
@@ -315,7 +359,7 @@ class RemoveUnresolvable(Question):
     default: object = False
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class SelectProvider(Question):
     """Several packages provide ``depend``: which one (index into ``providers``)? (default 0)."""
 
@@ -324,7 +368,7 @@ class SelectProvider(Question):
     default: object = 0
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class SelectGroupMembers(Question):
     """Which members of ``group`` to install (indexes into ``members``; default all)."""
 
@@ -337,7 +381,7 @@ class SelectGroupMembers(Question):
             self.default = list(range(len(self.members)))
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class ImportKey(Question):
     """Import the PGP key ``fingerprint`` (``uid``) to verify a signature? (default no)."""
 

@@ -64,6 +64,7 @@ from alpmd.engine.larchive import entry_set_pathname as _entry_set_pathname
 from alpmd.engine.larchive import error_string as _error_string
 from alpmd.engine.larchive import read_data as _read_data
 from alpmd.engine.larchive import read_extract2 as _read_extract2
+from alpmd.engine.larchive import utf8_or_raw as _utf8_or_raw
 from alpmd.engine.larchive import write_disk_new as _write_disk_new
 from alpmd.engine.larchive import write_disk_set_options as _write_disk_set_options
 from alpmd.engine.larchive import write_free as _write_free
@@ -167,22 +168,23 @@ class _Extractor:
         self.fresh_dirs: set[str] = set()
         #: Told to the walk once an entry's data was all written (nothing left to skip).
         self.consumed = Consumed()
-        self.writer = self.fresh_writer = 0
+        self.writers: list[ctypes.c_void_p] = []
         self.writer = self._writer(EXTRACT_FLAGS)
         self.fresh_writer = self._writer(_FRESH_FLAGS)
 
-    @staticmethod
-    def _writer(flags: int) -> int:
-        writer = int(_write_disk_new() or 0)
-        if not writer:
+    def _writer(self, flags: int) -> ctypes.c_void_p:
+        made = _write_disk_new()
+        if not made:
             raise AlpmError(ErrorCode.MEMORY, "archive_write_disk_new failed")
+        writer = ctypes.c_void_p(made)
+        self.writers.append(writer)
         _write_disk_set_options(writer, flags)
         return writer
 
     def close(self) -> None:
-        for writer in (self.writer, self.fresh_writer):
-            if writer:
-                _write_free(writer)
+        for writer in self.writers:
+            _write_free(writer)
+        self.writers.clear()
 
     def error(self, message: str) -> None:
         self.errors.append(message)
@@ -193,8 +195,8 @@ class _Extractor:
         self.handle.log(LogLevel.WARNING, message)
         self.handle.logaction("ALPM", f"warning: {message}")
 
-    def write(self, archive_p: int, entry_p: int, rel: str, is_dir: bool,
-              want_md5: bool, fresh: bool = False, writer: int = 0,
+    def write(self, archive_p: ctypes.c_void_p, entry_p: ctypes.c_void_p, rel: str, is_dir: bool,
+              want_md5: bool, fresh: bool = False, writer: ctypes.c_void_p | None = None,
               named: bool = False) -> tuple[bool, str | None]:
         """Write the current entry at ``rel`` (relative to the root, cwd is the root).
 
@@ -213,7 +215,7 @@ class _Extractor:
         if is_dir or fresh:
             if not named:
                 _entry_set_pathname(entry_p, rel.encode(_FS_ENCODING, _FS_ERRORS))
-            ret = _read_extract2(archive_p, entry_p, writer or self.writer)
+            ret = _read_extract2(archive_p, entry_p, self.writer if writer is None else writer)
             if ret != _ARCHIVE_OK and self._failed(archive_p, ret, rel):
                 if not is_dir:
                     self._discard(rel)
@@ -240,7 +242,7 @@ class _Extractor:
             return False, None
         return True, digest
 
-    def _failed(self, archive_p: int, ret: int, rel: str) -> bool:
+    def _failed(self, archive_p: ctypes.c_void_p, ret: int, rel: str) -> bool:
         """Whether writing an entry failed, as libalpm reads libarchive's answer: a
         warning is only a warning, unless the disk was full (libarchive reports a
         failed data write as a warning)."""
@@ -263,7 +265,7 @@ class _Extractor:
                             path=self.root + rel, errno=err, pkg=self.new.name)
 
     @staticmethod
-    def _why(archive_p: int) -> str:
+    def _why(archive_p: ctypes.c_void_p) -> str:
         raw = _error_string(archive_p)
         return raw.decode("utf-8", "replace") if raw else "unknown error"
 
@@ -273,7 +275,7 @@ class _Extractor:
         if st is not None and not stat.S_ISDIR(st.st_mode):
             os.unlink(tmp)
 
-    def entry(self, archive_p: int, entry_p: int, name: str, path: str, kind: EntryKind) -> None:
+    def entry(self, archive_p: ctypes.c_void_p, entry_p: ctypes.c_void_p, name: str, path: str, kind: EntryKind) -> None:
         """libalpm's decision table for one payload entry (cwd is the root)."""
         handle = self.handle
         opts = handle.options
@@ -360,7 +362,7 @@ class _Extractor:
         self.handle.logaction("ALPM", f"warning: {full} installed as {full}.pacnew")
 
 
-def _read_db_member(archive_p: int, name: str) -> bytes:
+def _read_db_member(archive_p: ctypes.c_void_p, name: str) -> bytes:
     """The current member whole (``.CHANGELOG``: kept in the database entry), capped."""
     buf = ctypes.create_string_buffer(1 << 16)
     chunks: list[bytes] = []
@@ -419,7 +421,7 @@ def extract_package(
         with inside_root(handle.options.root), archive_reader(fd) as archive_p:
             # A member not written is skipped by the walk before the next header.
             for entry_p in iter_entries(archive_p, consumed=ex.consumed):
-                raw = _entry_pathname_utf8(entry_p) or _entry_pathname(entry_p)
+                raw = _utf8_or_raw(entry_p, _entry_pathname, _entry_pathname_utf8)
                 name = "" if raw is None else raw.decode("utf-8", "surrogateescape")
                 path = name[:-1] if name.endswith("/") else name
                 if not path or path.startswith("."):

@@ -58,11 +58,14 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.durable import fsync_dir
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.process import ProcessId
+
+if TYPE_CHECKING:
+    from typing import Any
 
 JOURNAL_NAME = "alpmd-journal"
 STAGING_NAME = "alpmd-staging"

@@ -4,7 +4,10 @@ Package files (:mod:`alpmd.engine.archive`) and sync databases
 (:mod:`alpmd.engine.db.sync`) walk archives member by member; libarchive-c's entry
 objects cost several Python calls per property, so both talk to the library
 directly through this handle of our own (setting argtypes here never touches
-libarchive-c's function objects, and return codes come back raw).
+libarchive-c's function objects, and return codes come back raw). Callers hold the
+pointers they pass often (archives, entries, disk writers) as ``ctypes.c_void_p``
+objects, which ctypes passes as they are: a plain int is converted again on every
+call (a lookup in ctypes' format table).
 """
 
 from __future__ import annotations
@@ -12,7 +15,11 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Callable
-from typing import Any
+
+from alpmd import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Decompressors libarchive has built in; the external-program ones (lrzip, lzop,
 #: grzip) are left out so that reading a file never spawns a process.
@@ -47,11 +54,16 @@ def _load() -> ctypes.CDLL:
 
 
 LIB = _load()
+#: The same library, for the functions that only read or set an entry's fields in memory:
+#: their calls keep the GIL (``CDLL`` releases and takes it again around every call, a
+#: fifth of a short call's cost, tens of thousands of times in a large ``-U``). Never
+#: for a call that reads, inflates or writes: other threads would wait for it.
+HELD = ctypes.PyDLL(LIB._name, handle=LIB._handle)
 _vp = ctypes.c_void_p
 
 
-def _bind(name: str, argtypes: list[Any], restype: Any) -> Callable[..., Any]:
-    func = getattr(LIB, name)
+def _bind(name: str, argtypes: list[Any], restype: Any, lib: ctypes.CDLL = LIB) -> Callable[..., Any]:
+    func = getattr(lib, name)
     func.argtypes = argtypes
     func.restype = restype
     bound: Callable[..., Any] = func
@@ -72,28 +84,44 @@ read_open_fd = _bind("archive_read_open_fd", [_vp, ctypes.c_int, ctypes.c_size_t
 read_open_memory = _bind("archive_read_open_memory", [_vp, _vp, ctypes.c_size_t], ctypes.c_int)
 next_header2 = _bind("archive_read_next_header2", [_vp, _vp], ctypes.c_int)
 read_data = _bind("archive_read_data", [_vp, _vp, ctypes.c_size_t], ctypes.c_ssize_t)
-read_data_block = _bind("archive_read_data_block",
-                        [_vp, ctypes.POINTER(_vp), ctypes.POINTER(ctypes.c_size_t),
-                         ctypes.POINTER(ctypes.c_int64)], ctypes.c_int)
+#: Its out-parameters go as ``c_void_p`` addresses: a ``byref`` through ``POINTER``
+#: argument types costs ctypes a failed attribute lookup per argument and call.
+read_data_block = _bind("archive_read_data_block", [_vp, _vp, _vp, _vp], ctypes.c_int)
 #: Bytes through filter ``n``: 0 is what the tar reader got (inflated), -1 the raw file.
-filter_bytes = _bind("archive_filter_bytes", [_vp, ctypes.c_int], ctypes.c_int64)
-filter_count = _bind("archive_filter_count", [_vp], ctypes.c_int)
-error_string = _bind("archive_error_string", [_vp], ctypes.c_char_p)
+filter_bytes = _bind("archive_filter_bytes", [_vp, ctypes.c_int], ctypes.c_int64, HELD)
+filter_count = _bind("archive_filter_count", [_vp], ctypes.c_int, HELD)
+error_string = _bind("archive_error_string", [_vp], ctypes.c_char_p, HELD)
 entry_new = _bind("archive_entry_new", [], _vp)
 entry_free = _bind("archive_entry_free", [_vp], None)
-entry_pathname_utf8 = _bind("archive_entry_pathname_utf8", [_vp], ctypes.c_char_p)
-entry_pathname = _bind("archive_entry_pathname", [_vp], ctypes.c_char_p)
-entry_symlink_utf8 = _bind("archive_entry_symlink_utf8", [_vp], ctypes.c_char_p)
-entry_symlink = _bind("archive_entry_symlink", [_vp], ctypes.c_char_p)
-entry_hardlink_utf8 = _bind("archive_entry_hardlink_utf8", [_vp], ctypes.c_char_p)
-entry_hardlink = _bind("archive_entry_hardlink", [_vp], ctypes.c_char_p)
-entry_filetype = _bind("archive_entry_filetype", [_vp], ctypes.c_uint)
-entry_size = _bind("archive_entry_size", [_vp], ctypes.c_int64)
-entry_size_is_set = _bind("archive_entry_size_is_set", [_vp], ctypes.c_int)
+entry_pathname_utf8 = _bind("archive_entry_pathname_utf8", [_vp], ctypes.c_char_p, HELD)
+entry_pathname = _bind("archive_entry_pathname", [_vp], ctypes.c_char_p, HELD)
+entry_symlink_utf8 = _bind("archive_entry_symlink_utf8", [_vp], ctypes.c_char_p, HELD)
+entry_symlink = _bind("archive_entry_symlink", [_vp], ctypes.c_char_p, HELD)
+entry_hardlink_utf8 = _bind("archive_entry_hardlink_utf8", [_vp], ctypes.c_char_p, HELD)
+entry_hardlink = _bind("archive_entry_hardlink", [_vp], ctypes.c_char_p, HELD)
+entry_filetype = _bind("archive_entry_filetype", [_vp], ctypes.c_uint, HELD)
+entry_size = _bind("archive_entry_size", [_vp], ctypes.c_int64, HELD)
+entry_size_is_set = _bind("archive_entry_size_is_set", [_vp], ctypes.c_int, HELD)
 write_disk_new = _bind("archive_write_disk_new", [], _vp)
 write_disk_set_options = _bind("archive_write_disk_set_options", [_vp, ctypes.c_int], ctypes.c_int)
 write_free = _bind("archive_write_free", [_vp], ctypes.c_int)
 read_extract2 = _bind("archive_read_extract2", [_vp, _vp, _vp], ctypes.c_int)
 read_data_skip = _bind("archive_read_data_skip", [_vp], ctypes.c_int)
-entry_set_pathname = _bind("archive_entry_set_pathname", [_vp, ctypes.c_char_p], None)
-entry_mode = _bind("archive_entry_mode", [_vp], ctypes.c_uint)
+entry_set_pathname = _bind("archive_entry_set_pathname", [_vp, ctypes.c_char_p], None, HELD)
+entry_mode = _bind("archive_entry_mode", [_vp], ctypes.c_uint, HELD)
+
+
+def utf8_or_raw(entry_p: ctypes.c_void_p, raw: Callable[[ctypes.c_void_p], bytes | None],
+                utf8: Callable[[ctypes.c_void_p], bytes | None]) -> bytes | None:
+    """A name of the current entry (``raw``: ``archive_entry_pathname``, ``_symlink``
+    or ``_hardlink``; ``utf8``: its ``_utf8`` twin) in UTF-8 when libarchive can give it,
+    else as stored.
+
+    The stored form comes first: when it is ASCII it is the UTF-8 form already, and
+    asking for ``_utf8`` would make libarchive open an iconv conversion and free it
+    again on every call (half the cost of reading a small entry's header).
+    """
+    name = raw(entry_p)
+    if name is None or not name.isascii():
+        name = utf8(entry_p) or name
+    return name

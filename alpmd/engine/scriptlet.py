@@ -18,11 +18,14 @@ import os
 import select
 import signal
 from collections.abc import Sequence
-from typing import NoReturn
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.events import EventCallback, ScriptletInfo
 from alpmd.engine.handle import Handle
 from alpmd.engine.log import LogLevel
+
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 __all__ = ["SCRIPTLET_SHELL", "run_chroot", "run_scriptlet"]
 

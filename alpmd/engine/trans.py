@@ -22,8 +22,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine import (
     conflict,
     extract,
@@ -79,6 +79,7 @@ from alpmd.engine.version import vercmp
 
 if TYPE_CHECKING:
     import asyncio  # only downloads use it; a -U of local files never imports it
+    from typing import Any
 
 __all__ = ["RecoveryReport", "TransState", "Transaction"]
 
@@ -148,7 +149,7 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class RecoveryReport:
     """What :meth:`Transaction.recover` found and did."""
 
@@ -168,7 +169,7 @@ class RecoveryReport:
         return self.journal is None and self.stale_lock is None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class _Item:
     """One package to add, resolved to a file on disk."""
 

@@ -11,11 +11,14 @@ or odd value is -1 or 0, never an error), and keys this model does not know
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from alpmd import TYPE_CHECKING
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import PkgMeta
 from alpmd.engine.formats.sections import alpm_date, alpm_size, check_value, pkginfo_lines
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass
