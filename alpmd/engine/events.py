@@ -11,15 +11,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import FrozenInstanceError, dataclass, field, fields
+from dataclasses import dataclass, field
 
-from alpmd import TYPE_CHECKING
 from alpmd.engine.package import Package
 from alpmd.i18n import N_
-
-if TYPE_CHECKING:
-    from dataclasses import Field
-    from typing import Any, ClassVar
 
 
 class TransFlag(enum.Flag):
@@ -54,119 +49,79 @@ class Operation(enum.Enum):
     REMOVE = "remove"
 
 
-# -- the methods every event and question shares ---------------------------------------
-
-
-class _Values:
-    """``__eq__`` and ``__repr__`` written once for every event and question dataclass
-    (``eq=False, repr=False`` on each), with the results of the generated ones: equal when
-    of the same class with equal compared fields, shown as ``Name(field=value, ...)``.
-    CPython compiles a dataclass's generated methods from source when its class is made:
-    one of each per class was most of what loading this module cost, on every command
-    that changes something."""
-
-    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return _values(self, hashed=False) == _values(other, hashed=False)
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
-        return f"{self.__class__.__qualname__}({shown})"
-
-
-class _FrozenValues(_Values):
-    """:class:`_Values` of a frozen dataclass, hashed as its generated ``__hash__`` would."""
-
-    def __hash__(self) -> int:
-        return hash(_values(self, hashed=True))
-
-
-def _values(obj: object, *, hashed: bool) -> tuple[object, ...]:
-    """The values of ``obj``'s compared fields (``hashed``: of those its hash covers)."""
-    assert isinstance(obj, _Values)
-    return tuple(getattr(obj, f.name) for f in fields(obj)
-                 if (f.hash if hashed and f.hash is not None else f.compare))
-
-
-class _NoFieldsOfItsOwn:
-    """First base of an event class that adds no field to its dataclass parent: the
-    parent's generated methods serve it as they are (they name the class through
-    ``self.__class__``), so it is not made a dataclass of its own; this keeps it frozen
-    (the parent's ``__setattr__`` refuses only the parent's fields on a subclass)."""
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
-
-
 # -- events -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class Event(_FrozenValues):
+@dataclass(frozen=True)
+class Event:
     """Base of every event; ``done`` is False for the start of a step, True for its end."""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(frozen=True)
 class StepEvent(Event):
     """A step that starts and finishes (checking deps, conflicts, integrity...)."""
 
     done: bool = False
 
 
-class CheckDeps(_NoFieldsOfItsOwn, StepEvent):
+@dataclass(frozen=True)
+class CheckDeps(StepEvent):
     """Checking dependencies (libalpm's ALPM_EVENT_CHECKDEPS_*)."""
 
 
-class ResolveDeps(_NoFieldsOfItsOwn, StepEvent):
+@dataclass(frozen=True)
+class ResolveDeps(StepEvent):
     """Resolving dependencies (ALPM_EVENT_RESOLVEDEPS_*)."""
 
 
-class InterConflicts(_NoFieldsOfItsOwn, StepEvent):
+@dataclass(frozen=True)
+class InterConflicts(StepEvent):
     """Looking for conflicts between packages (ALPM_EVENT_INTERCONFLICTS_*)."""
 
 
-class FileConflicts(_NoFieldsOfItsOwn, StepEvent):
+@dataclass(frozen=True)
+class FileConflicts(StepEvent):
     """Looking for file conflicts (ALPM_EVENT_FILECONFLICTS_*)."""
 
 
-class Integrity(_NoFieldsOfItsOwn, StepEvent):
+@dataclass(frozen=True)
+class Integrity(StepEvent):
     """Checking package integrity (ALPM_EVENT_INTEGRITY_*)."""
 
 
-class LoadPackages(_NoFieldsOfItsOwn, StepEvent):
+@dataclass(frozen=True)
+class LoadPackages(StepEvent):
     """Loading package files (ALPM_EVENT_LOAD_*)."""
 
 
-class DiskSpace(_NoFieldsOfItsOwn, StepEvent):
+@dataclass(frozen=True)
+class DiskSpace(StepEvent):
     """Checking available disk space (ALPM_EVENT_DISKSPACE_*)."""
 
 
-class KeyringCheck(_NoFieldsOfItsOwn, StepEvent):
+@dataclass(frozen=True)
+class KeyringCheck(StepEvent):
     """Checking keys in the keyring (ALPM_EVENT_KEYRING_*)."""
 
 
-class KeyDownload(_NoFieldsOfItsOwn, StepEvent):
+@dataclass(frozen=True)
+class KeyDownload(StepEvent):
     """Downloading required keys (ALPM_EVENT_KEY_DOWNLOAD_*)."""
 
 
-class TransactionStep(_NoFieldsOfItsOwn, StepEvent):
+@dataclass(frozen=True)
+class TransactionStep(StepEvent):
     """The commit itself starts / is done (``ALPM_EVENT_TRANSACTION_START``)."""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(frozen=True)
 class Retrieve(StepEvent):
     """Downloading packages starts / ends; ``failed`` when it ended in an error."""
 
     failed: bool = False
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(frozen=True)
 class PackageOperation(StepEvent):
     """One package is installed, upgraded, downgraded, reinstalled or removed."""
 
@@ -175,21 +130,21 @@ class PackageOperation(StepEvent):
     old: Package | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(frozen=True)
 class ScriptletInfo(Event):
     """One line a scriptlet printed."""
 
     line: str = ""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(frozen=True)
 class HookEvent(StepEvent):
     """Pre- or post-transaction hooks start / are done."""
 
     when: str = "PostTransaction"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(frozen=True)
 class HookRun(StepEvent):
     """One hook runs (``position`` of ``total``)."""
 
@@ -199,7 +154,7 @@ class HookRun(StepEvent):
     total: int = 0
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(frozen=True)
 class PacnewCreated(Event):
     """A new config file was installed beside the user's as ``file.pacnew``."""
 
@@ -209,7 +164,7 @@ class PacnewCreated(Event):
     file: str = ""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(frozen=True)
 class PacsaveCreated(Event):
     """A modified config file was kept as ``file.pacsave`` on removal."""
 
@@ -217,7 +172,7 @@ class PacsaveCreated(Event):
     file: str = ""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(frozen=True)
 class OptdepRemoval(Event):
     """A package being removed is an optional dependency of an installed one."""
 
@@ -225,18 +180,19 @@ class OptdepRemoval(Event):
     optdep: str = ""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(frozen=True)
 class DatabaseMissing(Event):
     """A sync database file does not exist (ALPM_EVENT_DATABASE_MISSING)."""
 
     dbname: str = ""
 
 
-class DatabaseWrite(_NoFieldsOfItsOwn, StepEvent):
+@dataclass(frozen=True)
+class DatabaseWrite(StepEvent):
     """The local database is being written (beyond libalpm: a separate step)."""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(frozen=True)
 class Warning_(Event):
     """A warning for the user that is not an error (HoldPkg, dependency cycles...)."""
 
@@ -286,8 +242,8 @@ class ProgressKind(enum.Enum):
     KEYRING = "keyring"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class Progress(_FrozenValues):
+@dataclass(frozen=True)
+class Progress:
     """``percent`` of the current item (``current`` of ``total``) named ``name``."""
 
     kind: ProgressKind
@@ -303,8 +259,8 @@ ProgressCallback = Callable[[Progress], None]
 # -- questions ----------------------------------------------------------------------
 
 
-@dataclass(eq=False, repr=False)
-class Question(_Values):
+@dataclass
+class Question:
     """Something only the user may decide; ``default`` is pacman's answer for --noconfirm."""
 
     default: object = None
@@ -314,7 +270,7 @@ class Question(_Values):
         return type(self).__name__
 
 
-@dataclass(eq=False, repr=False)
+@dataclass
 class InstallIgnored(Question):
     """Install ``pkg`` although it is in IgnorePkg/IgnoreGroup? (default yes, as pacman)."""
 
@@ -322,7 +278,7 @@ class InstallIgnored(Question):
     default: object = True
 
 
-@dataclass(eq=False, repr=False)
+@dataclass
 class ReplacePackage(Question):
     """Replace installed ``old`` with ``new`` from ``repo``? (default yes)."""
 
@@ -332,7 +288,7 @@ class ReplacePackage(Question):
     default: object = True
 
 
-@dataclass(eq=False, repr=False)
+@dataclass
 class ConflictPackage(Question):
     """``new`` conflicts with installed ``old``: remove ``old``? (default no)."""
 
@@ -342,7 +298,7 @@ class ConflictPackage(Question):
     default: object = False
 
 
-@dataclass(eq=False, repr=False)
+@dataclass
 class CorruptedPackage(Question):
     """A cached package file is corrupted: delete it? (default yes)."""
 
@@ -351,7 +307,7 @@ class CorruptedPackage(Question):
     default: object = True
 
 
-@dataclass(eq=False, repr=False)
+@dataclass
 class RemoveUnresolvable(Question):
     """These targets cannot be resolved: skip them and go on? (default no)."""
 
@@ -359,7 +315,7 @@ class RemoveUnresolvable(Question):
     default: object = False
 
 
-@dataclass(eq=False, repr=False)
+@dataclass
 class SelectProvider(Question):
     """Several packages provide ``depend``: which one (index into ``providers``)? (default 0)."""
 
@@ -368,7 +324,7 @@ class SelectProvider(Question):
     default: object = 0
 
 
-@dataclass(eq=False, repr=False)
+@dataclass
 class SelectGroupMembers(Question):
     """Which members of ``group`` to install (indexes into ``members``; default all)."""
 
@@ -381,7 +337,7 @@ class SelectGroupMembers(Question):
             self.default = list(range(len(self.members)))
 
 
-@dataclass(eq=False, repr=False)
+@dataclass
 class ImportKey(Question):
     """Import the PGP key ``fingerprint`` (``uid``) to verify a signature? (default no)."""
 

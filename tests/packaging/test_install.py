@@ -147,8 +147,7 @@ def imported_distributions() -> set[str]:
                 modules |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 modules.add(node.module.split(".")[0])
-    # _typeshed exists only in the type checker's stubs (imported under TYPE_CHECKING).
-    modules -= set(sys.stdlib_module_names) | {"alpmd", "__future__", "_typeshed"}
+    modules -= set(sys.stdlib_module_names) | {"alpmd", "__future__"}
     dists = packages_distributions()
     missing = sorted(m for m in modules if m not in dists)
     assert missing == [], f"imported but not installed: {missing}"
