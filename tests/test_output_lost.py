@@ -102,3 +102,52 @@ def test_a_closed_output_is_the_null_device(tmp_path: Path) -> None:
     assert _installed(root) == [f"lost{i:02d}-1.0-1" for i in range(COUNT)]
     again = _alpm(root, ["-Qq"], stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1))
     assert again.returncode == 0, again.stderr
+
+
+def _edited_configs(tmp_path: Path, root: PacmanRoot, count: int = 5) -> list[str]:
+    """``count`` packages with a backup file the user edited, installed; their upgrades' files
+    (each upgrade then warns, in the middle of the commit, that it made a ``.pacnew``)."""
+    def build(version: str) -> list[str]:
+        return [str(build_package(tmp_path / version, PkgMeta(f"cfg{i}", version),
+                                  [FileSpec(f"etc/cfg{i}", f"v={version}\n".encode())],
+                                  backup=[f"etc/cfg{i}"]))
+                for i in range(count)]
+    assert _alpm(root, ["-U", *build("1.0-1")], capture_output=True).returncode == 0
+    for i in range(count):
+        (root.root / f"etc/cfg{i}").write_text("edited\n")
+    return build("2.0-1")
+
+
+def _upgraded(root: PacmanRoot, count: int = 5) -> None:
+    assert _installed(root) == [f"cfg{i}-2.0-1" for i in range(count)]
+    assert sorted(p.name for p in (root.root / "etc").glob("cfg*.pacnew")) == [
+        f"cfg{i}.pacnew" for i in range(count)]
+    wait_settled(str(root.dbpath))
+    assert not os.path.exists(journal_path(str(root.dbpath)))
+
+
+def test_a_lost_standard_error_never_stops_a_change(tmp_path: Path) -> None:
+    """The commit's warnings (a .pacnew made) go to a full standard error: dropped, and the
+    upgrade goes on to its end."""
+    root = PacmanRoot(tmp_path / "err")
+    upgrades = _edited_configs(tmp_path, root)
+    with open("/dev/full", "wb") as full:
+        res = _alpm(root, ["-U", *upgrades], stdout=subprocess.DEVNULL, stderr=full)
+    assert res.returncode == 0
+    _upgraded(root)
+
+
+def test_both_streams_to_a_reader_that_leaves(tmp_path: Path) -> None:
+    """``alpm -U … 2>&1 | head -c1``: both streams lost after one byte; the upgrade ends."""
+    root = PacmanRoot(tmp_path / "both")
+    upgrades = _edited_configs(tmp_path, root)
+    reader = subprocess.Popen(["head", "-c1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    assert reader.stdin is not None
+    try:
+        res = _alpm(root, ["-U", "--debug", *upgrades], stdout=reader.stdin,
+                    stderr=subprocess.STDOUT)
+    finally:
+        reader.stdin.close()
+        reader.wait(timeout=30)
+    assert res.returncode == 0
+    _upgraded(root)

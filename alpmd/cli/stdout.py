@@ -6,7 +6,9 @@ SIGPIPE, in the middle of a transaction if one runs. Ours says it and exits 1
 (as other tools do: a script must not believe an output that was not written),
 and never lets a lost output interrupt a change: an operation that only reads
 stops at the first failed write (:class:`OutputLost`), one that may change the
-system goes on to its end with the rest of its output dropped.
+system goes on to its end with the rest of its output dropped. Standard error is
+written the same way and never stops anything: a warning that cannot be written
+in the middle of a commit is dropped.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ class GuardedOutput(io.FileIO):
 
 
 def guard_stdout(*, stop: bool) -> GuardedOutput | None:
-    """Put ``sys.stdout`` on a :class:`GuardedOutput` (None when it is not a real file).
+    """Put ``sys.stdout`` on a :class:`GuardedOutput` (None when it is not a real file),
+    and ``sys.stderr`` on one that never stops anything: a warning that cannot be written
+    in the middle of a commit (``alpm -U … 2>&1 | head -c1``) is dropped, not raised.
 
     A standard descriptor the command was started without (``alpm -Q >&-``) becomes
     ``/dev/null`` first: a file opened later would otherwise take its number, and a
@@ -62,8 +66,7 @@ def guard_stdout(*, stop: bool) -> GuardedOutput | None:
             os.fstat(fd)
         except OSError:
             os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
-    if sys.stderr is None:
-        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 (the process's own)
+    _guard_stderr()
     old = sys.stdout
     if old is None:
         raw = GuardedOutput(1, stop=stop)
@@ -77,3 +80,20 @@ def guard_stdout(*, stop: bool) -> GuardedOutput | None:
     sys.stdout = io.TextIOWrapper(io.BufferedWriter(raw), encoding=old.encoding,
                                   errors=old.errors, line_buffering=bool(old.line_buffering))
     return raw
+
+
+def _guard_stderr() -> None:
+    """``sys.stderr`` on descriptor 2 through a :class:`GuardedOutput` that drops what it
+    cannot write (unbuffered, as Python's own standard error is written through)."""
+    old = sys.stderr
+    encoding, errors = "utf-8", "backslashreplace"
+    if old is not None:
+        try:
+            if old.fileno() != 2:
+                return  # not the process's own (a caller's main() with a StringIO)
+        except (OSError, ValueError):
+            return
+        encoding, errors = old.encoding, old.errors or errors
+    sys.stderr = io.TextIOWrapper(io.BufferedWriter(GuardedOutput(2, stop=False)),
+                                  encoding=encoding, errors=errors, line_buffering=True,
+                                  write_through=True)
