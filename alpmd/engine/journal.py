@@ -114,6 +114,9 @@ class JournalState:
     boot: str | None = None
     #: The last step whose effects were flushed (``synced``), 0 before the first.
     synced: int = 0
+    #: A flush of the commit's file systems failed (``flush-failed``): what was written
+    #: since the last ``synced`` line may never reach the disk, in this boot too.
+    flush_failed: bool = False
 
     @property
     def pending(self) -> list[Step]:
@@ -122,9 +125,11 @@ class JournalState:
         In the boot that wrote the journal every line it wrote is there, so
         these are the steps started and not finished. After a reboot, unflushed
         lines may be lost and unflushed effects torn: every announced step not
-        finished before the last ``synced`` line is redone.
+        finished before the last ``synced`` line is redone. So after a failed flush: a
+        later flush would not report the write-back error again (the kernel tells each
+        error once per open file), so nothing short of redoing them makes those steps sure.
         """
-        if self.boot is not None and self.boot != boot_id():
+        if self.flush_failed or (self.boot is not None and self.boot != boot_id()):
             return [s for s in self.steps if not (s.done and s.seq <= self.synced)]
         return [s for s in self.steps if s.started and not s.done]
 
@@ -263,8 +268,19 @@ class Journal:
         """Steps up to ``seq`` are finished: flush their effects (one ``syncfs`` per file
         system under ``paths``), then say so; the line itself is carried by the next flush."""
         if self.durable:
-            sync_filesystems(paths)
+            try:
+                sync_filesystems(paths)
+            except OSError:
+                self.flush_failed()
+                raise
         self.synced(seq)
+
+    def flush_failed(self) -> None:
+        """A flush of the commit's file systems failed: say so, flushed if it can be (the
+        steps written since the last ``synced`` line are then redone by repair, see
+        :attr:`JournalState.flush_failed`)."""
+        with contextlib.suppress(OSError):
+            self._append({"t": "flush-failed"})
 
     def synced(self, seq: int) -> None:
         """Say that the effects of the steps up to ``seq`` were flushed (after the flush)."""
@@ -328,7 +344,11 @@ class Ended:
         journal for the next commit or repair, which settles it the same way)."""
         try:
             if self.durable:
-                sync_filesystems(self.paths)
+                try:
+                    sync_filesystems(self.paths)
+                except OSError:
+                    self.flush_failed()
+                    raise
                 _write_lines(self.fd, [_line({"t": "synced", "n": self.last})])
                 os.fsync(self.fd)
             _discard(self.path, self.fd, self.durable)
@@ -337,6 +357,14 @@ class Ended:
                 raise
         finally:
             os.close(self.fd)
+
+    def flush_failed(self) -> None:
+        """The flush failed: the journal is kept, and says so, for the next commit or
+        repair, which redo its steps (:attr:`JournalState.flush_failed`), never just
+        delete it."""
+        with contextlib.suppress(OSError):
+            _write_lines(self.fd, [_line({"t": "flush-failed"})])
+            os.fsync(self.fd)
 
     def hand_off(self, how: FinalFlush) -> None:
         """Settle now (``WAIT``), in a thread, or in a detached process (see
@@ -590,6 +618,8 @@ def read_journal(dbpath: str) -> JournalState | None:
             dropped.add(int(rec.get("n", -1)))
         elif kind == "end":
             state.ended = True
+        elif kind == "flush-failed":
+            state.flush_failed = True
     if dropped:
         state.steps = [s for s in state.steps if s.seq not in dropped]
     return state

@@ -545,8 +545,12 @@ class Transaction:
         if not wait and running.is_alive():
             return
         self._flushing = None
-        running.result()  # a failed syncfs fails the commit here
         assert self._journal is not None
+        try:
+            running.result()  # a failed syncfs fails the commit here
+        except OSError:
+            self._journal.flush_failed()
+            raise
         self._journal.synced(seq)
 
     def _stop_flusher(self) -> None:

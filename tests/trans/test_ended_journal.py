@@ -233,3 +233,40 @@ def test_alpm_U_leaves_the_last_flush_to_a_detached_process(tmp_path: Path) -> N
     assert any(c.startswith("dup2(") and ", 2)" in c for c in mine), mine
     assert any("alpmd-journal" in c for c in mine if c.startswith("unlink")), mine
     assert any(c.startswith("setsid") for cs in calls.values() for c in cs), calls
+
+
+def test_after_a_failed_flush_the_steps_are_redone_in_the_same_boot(
+        tmp_path: Path, backend: Store) -> None:
+    """The settler's syncfs failed (a write-back error): it says so in the journal. A later
+    flush would not report that error again (the kernel tells it once per open file), so
+    the next commit must not just flush and delete the journal: the steps no ``synced``
+    line covers are redone from their package files, in this very boot."""
+    root = tmp_path / "root"
+    dbpath = str(root / "var/lib/pacman")
+    (root / "var/lib/pacman").mkdir(parents=True)
+    foo = _pkg(tmp_path, "foo")
+    j = Journal(dbpath)
+    j.begin()
+    seq = j.plan("add", "foo", new="1.0-1", file=str(foo))
+    j.flush()
+    j.start(seq)
+    j.done(seq)
+    ended = j.end([str(root), dbpath])
+    assert ended is not None
+    ended.flush_failed()  # what Ended.settle does when sync_filesystems raised
+    os.close(ended.fd)
+    state = read_journal(dbpath)
+    assert state is not None and state.ended and state.flush_failed
+    assert state.boot == boot_id() and not state.finished
+    assert [s.name for s in state.pending] == ["foo"]
+    assert settle_finished(dbpath, [str(root), dbpath]) is not None  # kept for repair
+    assert os.path.exists(journal_path(dbpath))
+    h = _handle(root, backend)
+    try:
+        report = Transaction.recover(h)
+        assert report.repaired and not report.unresolved, report
+        assert h.localdb.versions == {"foo": "1.0-1"}
+    finally:
+        h.release()
+    assert (root / "usr/share/foo/f2").read_text() == "foo 2\n"
+    assert not os.path.exists(journal_path(dbpath))
