@@ -139,3 +139,39 @@ def test_upgrades_equal_pacman_qu(tmp_path: Path) -> None:
     ours = [f"{old.name} {old.version} -> {new.version}" for old, new in query.upgrades(handle)]
     theirs = root.pacman("-Qu").stdout.splitlines()
     assert len(ours) == 15 and ours == theirs
+
+
+def test_a_stale_lock_held_open_by_a_user_is_still_stale() -> None:
+    """Anybody may hold a path-only descriptor of a stale lock file (mode 000 included):
+    that is no holder, or any user could make repair refuse for ever."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="alpmd-stale-", dir="/tmp"))  # (others may enter)
+    try:
+        os.chmod(top, 0o755)
+        handle = Handle(root=str(top))
+        handle.lock()
+        handle.unlock()
+        Path(handle.lockfile).touch()  # left behind by a crash, mode 000 as pacman makes it
+        os.chmod(handle.lockfile, 0o000)
+        for parent in Path(handle.lockfile).parents:
+            if parent == top:
+                break
+            os.chmod(parent, 0o755)
+        script = (f"import os, time\nfd = os.open({handle.lockfile!r}, os.O_PATH)\n"
+                  "print('ok', flush=True)\ntime.sleep(60)\n")
+        user = subprocess.Popen(["/usr/bin/python3", "-c", script], stdout=subprocess.PIPE,
+                                user=65534, group=65534, extra_groups=[])
+        try:
+            assert user.stdout is not None and user.stdout.readline() == b"ok\n"
+            held = [f for f in os.listdir(f"/proc/{user.pid}/fd")
+                    if os.readlink(f"/proc/{user.pid}/fd/{f}") == handle.lockfile]
+            assert held, "the scenario needs the user's descriptor of the lock file"
+            assert handle.lock_holder() == "stale"
+        finally:
+            user.kill()
+            user.wait(timeout=10)
+    finally:
+        shutil.rmtree(top)

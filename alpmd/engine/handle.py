@@ -46,6 +46,19 @@ def lock_holder(lockfile: str) -> str:
     return f"pid {holder.pid} ({comm})"
 
 
+def _opened_to_write(pid: str, fd: str) -> bool:
+    """Whether a descriptor is open for writing: the lock's holder created the file so
+    (pacman: write-only). Anybody may hold an ``O_PATH`` or read descriptor of a lock
+    file, mode 000 included; counting those would let any user make a stale lock look
+    held, and repair refuse."""
+    with open(f"/proc/{pid}/fdinfo/{fd}", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("flags:"):
+                flags = int(line.split()[1], 8)
+                return not flags & os.O_PATH and flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
+    return False
+
+
 def lock_holder_process(lockfile: str) -> ProcessId | None:
     """The live process (PID and start time) that has ``lockfile`` open, or None.
 
@@ -67,7 +80,7 @@ def lock_holder_process(lockfile: str) -> ProcessId | None:
             continue
         for fd in fds:
             try:
-                if os.readlink(f"{fddir}/{fd}") != real:
+                if os.readlink(f"{fddir}/{fd}") != real or not _opened_to_write(pid, fd):
                     continue
             except OSError:
                 continue
