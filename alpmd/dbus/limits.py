@@ -186,7 +186,11 @@ class LoopShare:
     seconds has its calls refused (before they are dispatched, at the cost of an error
     reply) until its debt, paid back at ``loop_share`` seconds per second, is below that
     again. Root is never refused, nor are Transaction1's methods (a client in debt can
-    still answer or cancel its own transaction).
+    still answer or cancel its own transaction), though what they cost is charged.
+    Decoding a message happens before any handler sees it, so it is charged to nobody:
+    a user's large messages (the bus lets through up to 32 MiB each) cost the loop
+    without counting against its share; what bounds them is the bus's own per-connection
+    limits.
 
     A new client's calls wait until its uid is known (one round trip to the bus, which
     comes back only after what the client had already sent): otherwise every call a
@@ -258,11 +262,13 @@ class LoopShare:
         """A message handler (before dispatch): charge the previous call; hold this one
         until its sender's uid is known; refuse it when that user is in debt."""
         self._settle()
-        if msg.message_type is not MessageType.METHOD_CALL or not msg.sender \
-                or msg.interface == "org.alpm.Transaction1":
+        if msg.message_type is not MessageType.METHOD_CALL or not msg.sender:
             return False
         sender = msg.sender
-        if "h" not in msg.signature and (sender in self.held or self.uid_of(sender) is None):
+        # (a client in debt may still answer or cancel its transaction: charged, not refused)
+        own = msg.interface == "org.alpm.Transaction1"
+        if not own and "h" not in msg.signature and (sender in self.held
+                                                     or self.uid_of(sender) is None):
             self._hold(sender, msg)
             return True
         self._current = sender
@@ -270,7 +276,8 @@ class LoopShare:
         if not self._settling:  # (after this batch of messages)
             self._settling = True
             asyncio.get_running_loop().call_soon(self._settled)
-        self.check(sender)
+        if not own:
+            self.check(sender)
         return False
 
     def _hold(self, sender: str, msg: Message) -> None:

@@ -36,7 +36,7 @@ def _mark(marker: CommitMarker, who: ProcessId, lockfile: str) -> None:
 def test_marker_knows_the_process_not_just_the_pid(tmp_path: Path, handle: Handle) -> None:
     marker = CommitMarker(str(tmp_path / "state") + "/")
     Path(handle.lockfile).write_text("")
-    holder = subprocess.Popen([sys.executable, "-c", "import sys; f = open(sys.argv[1]); "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; f = open(sys.argv[1], \"a\"); "
                                "sys.stdin.read()", handle.lockfile], stdin=subprocess.PIPE)
     try:
         # wait until the child has the lock file open
