@@ -63,9 +63,10 @@ def _install(root: Path, pkg: Path, store: Store, how: FinalFlush = FinalFlush.W
         h.release()
 
 
-def _killed_settler(root: Path, pkg: Path) -> None:
-    """The journal a commit of ``pkg`` leaves when its settler is killed before its flush:
-    the step done, ``end`` written, no ``synced`` line, nobody holding its lock."""
+def _killed_settler(root: Path, pkg: Path, *, flush_failed: bool = False) -> None:
+    """The journal a commit of ``pkg`` leaves when its settler is killed before its flush
+    (``flush_failed``: when its flush failed): the step done, ``end`` written, no
+    ``synced`` line, nobody holding its lock."""
     dbpath = str(root / "var/lib/pacman")
     j = Journal(dbpath)
     j.begin()
@@ -75,6 +76,8 @@ def _killed_settler(root: Path, pkg: Path) -> None:
     j.done(seq)
     ended = j.end([str(root), dbpath])
     assert ended is not None
+    if flush_failed:
+        ended.flush_failed()  # what Ended.settle does when sync_filesystems raised
     os.close(ended.fd)  # killed: the open file and its lock go with the process
 
 
@@ -123,6 +126,19 @@ def test_commits_in_a_row_with_a_settling_thread(tmp_path: Path, backend: Store)
         h.release()
 
 
+def _redone_by_repair(root: Path, backend: Store) -> None:
+    """Repair installs foo again from its package file, and the journal goes."""
+    h = _handle(root, backend)
+    try:
+        report = Transaction.recover(h)
+        assert report.repaired and not report.unresolved, report
+        assert h.localdb.versions == {"foo": "1.0-1"}
+    finally:
+        h.release()
+    assert (root / "usr/share/foo/f2").read_text() == "foo 2\n"
+    assert not os.path.exists(journal_path(str(root / "var/lib/pacman")))
+
+
 def test_repair_settles_an_ended_journal_and_finds_nothing_to_repair(tmp_path: Path) -> None:
     root = PacmanRoot(tmp_path / "root")
     foo = _pkg(tmp_path, "foo")
@@ -149,15 +165,7 @@ def test_after_a_reboot_the_unflushed_steps_of_an_ended_journal_are_redone(
     state = read_journal(dbpath)
     assert state is not None and state.ended and not state.finished
     assert [s.name for s in state.pending] == ["foo"]
-    h = _handle(root, backend)
-    try:
-        report = Transaction.recover(h)
-        assert report.repaired and not report.unresolved, report
-        assert h.localdb.versions == {"foo": "1.0-1"}
-    finally:
-        h.release()
-    assert (root / "usr/share/foo/f2").read_text() == "foo 2\n"
-    assert not os.path.exists(journal_path(dbpath))
+    _redone_by_repair(root, backend)
 
 
 def test_a_settler_never_deletes_a_newer_journal(tmp_path: Path) -> None:
@@ -244,29 +252,11 @@ def test_after_a_failed_flush_the_steps_are_redone_in_the_same_boot(
     root = tmp_path / "root"
     dbpath = str(root / "var/lib/pacman")
     (root / "var/lib/pacman").mkdir(parents=True)
-    foo = _pkg(tmp_path, "foo")
-    j = Journal(dbpath)
-    j.begin()
-    seq = j.plan("add", "foo", new="1.0-1", file=str(foo))
-    j.flush()
-    j.start(seq)
-    j.done(seq)
-    ended = j.end([str(root), dbpath])
-    assert ended is not None
-    ended.flush_failed()  # what Ended.settle does when sync_filesystems raised
-    os.close(ended.fd)
+    _killed_settler(root, _pkg(tmp_path, "foo"), flush_failed=True)
     state = read_journal(dbpath)
     assert state is not None and state.ended and state.flush_failed
     assert state.boot == boot_id() and not state.finished
     assert [s.name for s in state.pending] == ["foo"]
     assert settle_finished(dbpath, [str(root), dbpath]) is not None  # kept for repair
     assert os.path.exists(journal_path(dbpath))
-    h = _handle(root, backend)
-    try:
-        report = Transaction.recover(h)
-        assert report.repaired and not report.unresolved, report
-        assert h.localdb.versions == {"foo": "1.0-1"}
-    finally:
-        h.release()
-    assert (root / "usr/share/foo/f2").read_text() == "foo 2\n"
-    assert not os.path.exists(journal_path(dbpath))
+    _redone_by_repair(root, backend)
