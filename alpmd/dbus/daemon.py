@@ -21,7 +21,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from dbus_fast import DBusError
 from dbus_fast.aio import MessageBus
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from alpmd.dbus.manager import Manager1
 
 log = logging.getLogger("alpmd")
-R = TypeVar("R")
 KEEP_FINISHED = 60.0
 
 
@@ -73,7 +72,7 @@ class Daemon:
         self.current: TransactionObject | None = None
         self.manager: Manager1 | None = None
         self.updates = Updates(self.shadow_handle)
-        self.record = Record(self.state_dir + "history.sqlite", self.new_handle,
+        self.record = Record(self.state_dir + "history.sqlite", self.handles.new,
                              lambda: str(self.handle.options.logfile))
         self.stopping = asyncio.Event()
         self.authority = Authority(bus)
@@ -94,18 +93,11 @@ class Daemon:
         """The query handle (see :mod:`~alpmd.dbus.handles`)."""
         return self.handles.current
 
-    def new_handle(self, *, dbpath: str | None = None) -> Handle:
-        return self.handles.new(dbpath=dbpath)
-
     def shadow_handle(self) -> Handle:
         """The sync databases as the last Refresh saw them (in the shadow directory; its
         local database is not used)."""
         Path(self.shadow_dir).mkdir(parents=True, exist_ok=True)
         return self.handles.new(dbpath=self.shadow_dir)
-
-    def on_query_handle(self, fn: Callable[[Handle], R]) -> R:
-        """``fn(handle)`` on the query handle, in a worker thread (:meth:`QueryHandles.lend`)."""
-        return self.handles.lend(fn)
 
     async def reload(self) -> None:
         """Re-open the databases for queries (at start, after a commit or a change behind
@@ -147,7 +139,7 @@ class Daemon:
         after every Refresh (``always``), and when the installed set moved the count."""
         change = self.updates.latest
         try:
-            rows = await asyncio.to_thread(self.on_query_handle, self.updates.work_out)
+            rows = await asyncio.to_thread(self.handles.lend, self.updates.work_out)
         except Exception:
             log.exception("could not compute the updates")
             return
@@ -166,7 +158,7 @@ class Daemon:
             return rows
         change = self.updates.latest
         rows = await self.workers.run(client, self.limits.search_deadline + 5,
-                                      lambda: self.on_query_handle(work_out), "the update list")
+                                      lambda: self.handles.lend(work_out), "the update list")
         self.updates.keep(rows, change)
         return rows
 
@@ -331,7 +323,7 @@ class Daemon:
     def recover(self) -> RecoveryResult:
         """Start-up: repair what a killed commit left (in a thread, before the service's
         :meth:`reload` opens the databases for queries)."""
-        h = self.new_handle()
+        h = self.handles.new()
         try:
             out = recover(h, self.marker)
         finally:

@@ -142,7 +142,7 @@ class Query1(ServiceInterface):
         # (the worker takes the query handle then: one replaced meanwhile stays open for it)
         return limits.bounded_reply(await d.workers.run(
             CALLER.get(), bound + 5,
-            lambda: _translated_rows(lambda: d.on_query_handle(
+            lambda: _translated_rows(lambda: d.handles.lend(
                 lambda h: search_rows(h, terms, scope, repos, names_only, offset, limit,
                                       deadline))),
             "the search"), d.limits.reply_bytes, "the search's answer")
@@ -230,7 +230,7 @@ class Query1(ServiceInterface):
         """Updates from the shadow databases (the last Refresh), never the live sync ones;
         worked out in a worker thread once per change and kept (:mod:`alpmd.dbus.updates`)."""
         d = self.daemon
-        rows = await d.update_rows(CALLER.get(), lambda h: translated(d.updates.work_out)(h))
+        rows = await d.update_rows(CALLER.get(), translated(d.updates.work_out))
         return rows
 
     @dbus_method()

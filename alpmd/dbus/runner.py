@@ -171,7 +171,7 @@ class Runner:
         if t.kind not in ("sysupgrade", "install", "install-files", "remove"):
             return []
         loop = asyncio.get_running_loop()
-        h = self.daemon.new_handle()
+        h = self.daemon.handles.new()
 
         def work() -> list[dict[str, Variant]]:
             on_event, on_progress = self.callbacks(t, loop)
@@ -198,7 +198,7 @@ class Runner:
                 db.repo.servers for db in d.handle.syncdbs if db.repo is not None):
             # The real sync databases change only here, inside a full upgrade.
             await self.refresh(t, shadow=False)
-        h = d.new_handle()
+        h = d.handles.new()
         t.set_state("resolving")
         et: Transaction | None = None
         try:
@@ -267,7 +267,7 @@ class Runner:
     async def refresh(self, t: TransactionObject, *, shadow: bool) -> None:
         d = self.daemon
         t.set_state("downloading")
-        h = d.new_handle()
+        h = d.handles.new()
         loop = asyncio.get_running_loop()
         target = d.shadow_dir + "sync/" if shadow else None
         try:
@@ -287,7 +287,7 @@ class Runner:
 
     async def clean_cache(self, t: TransactionObject) -> None:
         keep = t.opts.get("keep-versions")
-        h = self.daemon.new_handle()
+        h = self.daemon.handles.new()
         everything = bool(t.opts.get("all"))
         try:
             res = await asyncio.to_thread(
@@ -300,7 +300,7 @@ class Runner:
 
     async def set_reason(self, t: TransactionObject) -> None:
         reason = Reason.DEPEND if t.opts.get("reason") == "dependency" else Reason.EXPLICIT
-        h = self.daemon.new_handle()
+        h = self.daemon.handles.new()
 
         def work() -> None:
             h.lock()
@@ -320,7 +320,7 @@ class Runner:
 
     async def convert_database(self, t: TransactionObject) -> None:
         """The local database into another store, under the lock; then every handle anew."""
-        h = self.daemon.new_handle()
+        h = self.daemon.handles.new()
         try:
             await self.wait_lock(t, h)
             t.set_state("committing")
@@ -345,7 +345,7 @@ class Runner:
         for the client (a missing answer takes the default, no).
         """
         ask = t.ask_threadsafe(asyncio.get_running_loop())
-        h = self.daemon.new_handle()
+        h = self.daemon.handles.new()
         t.set_state("committing")
         try:
             res = await asyncio.to_thread(trust.trust_key, h, t.targets[0], question=ask,
