@@ -68,7 +68,7 @@ try:
 
     from alpmd.cli.args import Args, UsageError, parse
     from alpmd.cli.output import Colors, Out
-    from alpmd.cli.stdout import GuardedOutput, OutputLost, guard_stdout
+    from alpmd.cli.stdout import GuardedOutput, OutputLost, guard_streams
     from alpmd.engine.config import Config, load_config
     from alpmd.engine.errors import AlpmError, ErrorCode
     from alpmd.engine.handle import Handle
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
         _tune_gc()
-        _Ending.output = guard_stdout(stop=True)
+        _Ending.output = guard_streams(stop=True)
     try:
         code = _main(argv, prog)
     except OutputLost:

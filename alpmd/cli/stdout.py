@@ -52,7 +52,7 @@ class GuardedOutput(io.FileIO):
         return self.lost is not None and self.lost.errno == errno.EPIPE
 
 
-def guard_stdout(*, stop: bool) -> GuardedOutput | None:
+def guard_streams(*, stop: bool) -> GuardedOutput | None:
     """Put ``sys.stdout`` on a :class:`GuardedOutput` (None when it is not a real file),
     and ``sys.stderr`` on one that never stops anything: a warning that cannot be written
     in the middle of a commit (``alpm -U … 2>&1 | head -c1``) is dropped, not raised.

@@ -161,6 +161,15 @@ def _write_lines(fd: int, lines: list[bytes]) -> None:
         view = view[os.write(fd, view):]
 
 
+def _say_flush_failed(fd: int, durable: bool) -> None:
+    """Write the ``flush-failed`` line (flushed when ``durable``); if even that fails, the
+    journal keeps what it says already (no ``synced`` line covers the steps)."""
+    with contextlib.suppress(OSError):
+        _write_lines(fd, [_line({"t": "flush-failed"})])
+        if durable:
+            os.fsync(fd)
+
+
 class FinalFlush(enum.Enum):
     """Who settles an ended journal (see :class:`Ended`), and so whether a commit waits for
     its last flush: the commit itself (``WAIT``), a detached process (``PROCESS``: the
@@ -279,8 +288,8 @@ class Journal:
         """A flush of the commit's file systems failed: say so, flushed if it can be (the
         steps written since the last ``synced`` line are then redone by repair, see
         :attr:`JournalState.flush_failed`)."""
-        with contextlib.suppress(OSError):
-            self._append({"t": "flush-failed"})
+        if self._fd is not None:
+            _say_flush_failed(self._fd, self.durable)
 
     def synced(self, seq: int) -> None:
         """Say that the effects of the steps up to ``seq`` were flushed (after the flush)."""
@@ -362,9 +371,7 @@ class Ended:
         """The flush failed: the journal is kept, and says so, for the next commit or
         repair, which redo its steps (:attr:`JournalState.flush_failed`), never just
         delete it."""
-        with contextlib.suppress(OSError):
-            _write_lines(self.fd, [_line({"t": "flush-failed"})])
-            os.fsync(self.fd)
+        _say_flush_failed(self.fd, self.durable)
 
     def hand_off(self, how: FinalFlush) -> None:
         """Settle now (``WAIT``), in a thread, or in a detached process (see
