@@ -80,7 +80,7 @@ def read_db_archive(data: bytes, label: str) -> list[tuple[str, bytes]]:
     archive = la.read_new()
     if not archive:
         raise AlpmError(ErrorCode.MEMORY, "archive_read_new failed")
-    entry = la.entry_new()
+    entry = ctypes.c_void_p(la.entry_new())
     eof, warn, ifmt, ifreg = la.ARCHIVE_EOF, la.ARCHIVE_WARN, la.AE_IFMT, la.AE_IFREG
     try:
         for support in la.support_filters:
@@ -93,6 +93,7 @@ def read_db_archive(data: bytes, label: str) -> list[tuple[str, bytes]]:
         # The hot loop: about two C calls per directory and five per file.
         next_header = la.next_header2
         filetype = la.entry_filetype
+        utf8_or_raw = la.utf8_or_raw
         pathname = la.entry_pathname_utf8
         pathname_raw = la.entry_pathname
         size_of = la.entry_size
@@ -111,7 +112,7 @@ def read_db_archive(data: bytes, label: str) -> list[tuple[str, bytes]]:
                 raise _invalid(label, archive, last)
             if filetype(entry) & ifmt != ifreg:
                 continue
-            raw = pathname(entry) or pathname_raw(entry) or b""
+            raw = utf8_or_raw(entry, pathname_raw, pathname) or b""
             last = raw.decode("utf-8", "surrogateescape")
             size = size_of(entry)
             if size > MAX_MEMBER_SIZE:
