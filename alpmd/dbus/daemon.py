@@ -72,7 +72,7 @@ class Daemon:
         self.current: TransactionObject | None = None
         self.manager: Manager1 | None = None
         self.updates = Updates(self.shadow_handle)
-        self.record = Record(self.state_dir + "history.sqlite", self.handles.new,
+        self.record = Record(self.state_dir + "history.sqlite",
                              lambda: str(self.handle.options.logfile))
         self.stopping = asyncio.Event()
         self.authority = Authority(bus)

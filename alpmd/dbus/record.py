@@ -16,8 +16,7 @@ from collections.abc import Callable, Coroutine
 from alpmd.dbus.recovery import RecoveryResult
 from alpmd.dbus.transaction import TransactionObject
 from alpmd.engine.errors import AlpmError
-from alpmd.engine.handle import Handle
-from alpmd.engine.history import Entry, History, changes_between, installed_versions
+from alpmd.engine.history import Entry, History
 
 log = logging.getLogger("alpmd")
 
@@ -25,10 +24,8 @@ log = logging.getLogger("alpmd")
 class Record:
     """The history database and the writes to it still running."""
 
-    def __init__(self, path: str, new_handle: Callable[[], Handle], logfile: Callable[[], str]
-                 ) -> None:
+    def __init__(self, path: str, logfile: Callable[[], str]) -> None:
         self.db = History(path)
-        self._new_handle = new_handle
         self._logfile = logfile
         self.writes: set[asyncio.Task[None]] = set()
 
@@ -56,18 +53,11 @@ class Record:
         started = t.started_wall or time.time()
 
         def work() -> None:
-            changes = []
-            if t.before is not None:
-                h = self._new_handle()
-                try:
-                    changes = changes_between(t.before, installed_versions(h))
-                finally:
-                    h.release()
             code, message = t.error
             self.db.record(Entry(
                 kind=t.kind, targets=list(t.targets), started=started,
                 duration=max(0.0, time.time() - started), uid=t.uid, client=t.sender,
-                result=t.result, error=message or code, changes=changes))
+                result=t.result, error=message or code, changes=list(t.changes)))
         try:
             await asyncio.to_thread(work)
         except AlpmError as exc:

@@ -13,6 +13,7 @@ import dataclasses
 import enum
 import functools
 import gc
+import logging
 import os
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ from alpmd.engine.db.stores import Store
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.handle import Handle
-from alpmd.engine.history import DAEMON_PREFIX, installed_versions
+from alpmd.engine.history import DAEMON_PREFIX, Change, changes_between, installed_versions
 from alpmd.engine.journal import FinalFlush
 from alpmd.engine.package import Package
 from alpmd.engine.resolve import Plan
@@ -39,6 +40,8 @@ from alpmd.i18n import N_, translate, translator
 
 if TYPE_CHECKING:
     from alpmd.dbus.daemon import Daemon
+
+log = logging.getLogger("alpmd")
 
 #: option → engine flag
 FLAGS = {"asdeps": ev.TransFlag.ALLDEPS, "asexplicit": ev.TransFlag.ALLEXPLICIT,
@@ -246,7 +249,24 @@ class Runner:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(et.release)
             h.release()
+            if t.before is not None:
+                t.changes = await self.changes_since(t.before)
             await d.reload()
+
+    async def changes_since(self, before: dict[str, str]) -> list[Change]:
+        """What a commit moved, read as soon as it ends: the history row is written later,
+        when the next queued transaction may already have committed its own changes."""
+        def work() -> list[Change]:
+            h = self.daemon.handles.new()
+            try:
+                return changes_between(before, installed_versions(h))
+            finally:
+                h.release()
+        try:
+            return await asyncio.to_thread(work)
+        except AlpmError as exc:
+            log.error("could not read what the transaction changed: %s", exc.message)
+            return []
 
     async def wait_lock(self, t: TransactionObject, h: Handle) -> None:
         while os.path.exists(h.lockfile):

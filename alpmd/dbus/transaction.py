@@ -49,6 +49,7 @@ from alpmd.i18n import English, client_catalog
 
 if TYPE_CHECKING:
     from alpmd.dbus.daemon import Daemon
+    from alpmd.engine.history import Change
     from alpmd.engine.trans import Transaction
     from alpmd.i18n import Catalog
 
@@ -95,9 +96,11 @@ class TransactionObject(ServiceInterface):
         self.plan: list[dict[str, Variant]] = []
         self.result = ""
         self.error = ["", ""]
-        #: wall-clock start and the installed versions then (for the history)
+        #: wall-clock start, the installed versions before the commit and what it moved
+        #: (for the history)
         self.started_wall = 0.0
         self.before: dict[str, str] | None = None
+        self.changes: list[Change] = []
         self.error_details: dict[str, Variant] = {}
         self.warnings: list[str] = []
         self.pacnew: list[str] = []

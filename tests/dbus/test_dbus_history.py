@@ -77,3 +77,34 @@ def test_history_survives_restart_and_shows_pacman(tmp_path: Path) -> None:
     assert int(ours["started"]) <= theirs["started"] and ours["duration"] >= 0
     assert [r["id"] for r in p2] == [theirs["id"]]
     assert [r["id"] for r in paged] == [every[1]["id"]]
+
+
+def test_queued_transactions_each_record_their_own_changes(tmp_path: Path) -> None:
+    """What a transaction moved is read when its commit ends, not when its row is written:
+    the next queued transaction may commit in between."""
+    with served_root(tmp_path, [Pkg("p1"), Pkg("p2"), Pkg("p3")], []) as (e, env):
+        proc = start_daemon(env, e.root.config)
+        try:
+            async def go() -> list[dict[str, Any]]:
+                c = await Client.open(env.address)
+                try:
+                    paths = [await c.manager("Install", "asa{sv}", [name],
+                                             {"no-sysupgrade": v("b", True)})
+                             for name in ("p1", "p2", "p3")]
+                    for path in paths:  # (all queued before the first has committed)
+                        await c.tx(path, "Run")
+                    for path in paths:
+                        res = await c.finished(path)
+                        assert res[0] == "success", res
+                    return _rows(await c.manager("GetHistory", "a{sv}", {}))
+                finally:
+                    c.close()
+            rows = run(go())
+        finally:
+            stop_daemon(proc)
+    assert e.installed() == {"p1": "1.0-1", "p2": "1.0-1", "p3": "1.0-1"}
+    ours = sorted((r for r in rows if r["source"] == "alpmd"), key=lambda r: r["id"])
+    assert [(r["targets"], [list(c) for c in r["changes"]]) for r in ours] == [
+        (["p1"], [["p1", "", "1.0-1"]]),
+        (["p2"], [["p2", "", "1.0-1"]]),
+        (["p3"], [["p3", "", "1.0-1"]])], ours
