@@ -13,6 +13,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -82,6 +83,15 @@ class World:
 
     def fd_count(self) -> int:
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def fds_within(self, bound: int, wait: float = 10.0) -> int:
+        """The daemon's descriptor count, once it is at most ``bound`` (or after ``wait``
+        seconds): a worker may hold one for a moment after a call's answer went out, and
+        what matters is that none is *kept*."""
+        deadline = time.monotonic() + wait
+        while (count := self.fd_count()) > bound and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return count
 
     def healthy(self) -> None:
         assert self.proc.poll() is None, "the daemon died"
