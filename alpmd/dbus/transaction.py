@@ -576,15 +576,24 @@ def describe(q: ev.Question, cat: "Catalog | None" = None
     return text, choices, d
 
 
+def _index(value: Any) -> int:
+    """An answer as an index (ValueError when it is none: ``int(inf)`` is an OverflowError,
+    and an answer of ``d`` infinity made the transaction fail with a traceback)."""
+    try:
+        return int(value)
+    except OverflowError:
+        raise ValueError(f"not an index: {value!r}") from None
+
+
 def _coerce(q: ev.Question, value: Any) -> object:
     """The client's answer in the engine's type; wrong types fall back to the default."""
     if isinstance(q, ev.SelectProvider):
-        idx = int(value)
+        idx = _index(value)
         if not 0 <= idx < len(q.providers):
             raise ValueError("provider index out of range")
         return idx
     if isinstance(q, ev.SelectGroupMembers):
-        picks = [int(v) for v in value]
+        picks = [_index(v) for v in value]
         if any(not 0 <= i < len(q.members) for i in picks):
             raise ValueError("member index out of range")
         return picks
