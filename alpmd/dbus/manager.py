@@ -190,6 +190,13 @@ class Manager1(ServiceInterface):
                 raise errors.internal(exc) from None
             raise
         d.release_files(t)
+        if t.state != "setup":
+            # the client left, or cancelled, while the files were copied: the transaction
+            # has ended and nobody will drop it again (the copies were kept for good, and
+            # counted against every client's room for package files until a restart)
+            _unlink(paths)
+            raise errors.code_text(errors.CANCELLED, "cancelled",
+                                   "the transaction ended while its files were copied")
         d.take_files(t, paths, got)
         if bag.get("run"):
             await d.start(t)
