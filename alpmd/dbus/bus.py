@@ -10,19 +10,27 @@ the unsent rest of the message and waits for the socket to become writable
 again. Method handlers are not told who called them; a message handler that
 runs before dispatch puts the sender in :data:`CALLER` (the handler's task
 copies the context, so each call sees its own sender).
+
+The bus drops a connection that sends a message over its limit (dbus-daemon: 32 MiB),
+and the daemon would leave the bus with it. The daemon's writer has a ``cap``: an answer
+(or error) that marshals larger is replaced by ``LimitExceeded`` and a larger signal is
+not sent. The daemon's own methods count their answers while they build them; this is
+for what the library answers by itself from the properties (``GetManagedObjects``,
+``GetAll``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from typing import Any
 
 import dbus_fast.aio.message_bus as _aio_bus
 from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 
-from alpmd.dbus import fds
+from alpmd.dbus import errors, fds
 from alpmd.dbus.relay import Relay
 
 #: The unique bus name of the client whose method call is being handled.
@@ -30,7 +38,32 @@ CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("alpmd_caller", def
 
 
 class _PatientWriter(_aio_bus._MessageWriter):
-    """The library's writer, except that a full socket buffer means "wait", not "disconnect"."""
+    """The library's writer, except that a full socket buffer means "wait", not "disconnect",
+    and (with a ``cap``) no answer or signal larger than ``cap`` bytes is sent."""
+
+    #: the largest answer or signal sent, in bytes (None: any; the daemon's is set)
+    cap: int | None = None
+
+    def buffer_message(self, msg: Message, future: asyncio.Future[Any] | None = None) -> None:
+        super().buffer_message(msg, future)
+        if self.cap is None or msg.message_type is MessageType.METHOD_CALL:
+            return
+        size = len(self.messages[-1][0])
+        if size <= self.cap:
+            return
+        self.messages.pop()
+        logging.getLogger("alpmd").warning("not sent: a %s of %d bytes to %s (at most %d)",
+                                           msg.message_type.name.lower(), size,
+                                           msg.destination or "everybody", self.cap)
+        if msg.message_type is MessageType.SIGNAL:
+            if future is not None and not future.done():
+                future.set_result(None)
+            return
+        super().buffer_message(Message(
+            message_type=MessageType.ERROR, error_name=errors.LIMIT_EXCEEDED,
+            reply_serial=msg.reply_serial, destination=msg.destination, serial=msg.serial,
+            signature="s", body=[f"limit-exceeded: the answer would take {size} bytes, more "
+                                 f"than {self.cap}; ask for less at a time"]), future)
 
     def write_callback(self, remove_writer: bool = True) -> None:
         sock: Any = self.sock
@@ -100,9 +133,11 @@ async def connect(address: str | None = None, *, system: bool = True) -> Message
     return await MessageBus(**kwargs).connect()
 
 
-async def connect_daemon(address: str | None = None) -> tuple[MessageBus, Relay]:
+async def connect_daemon(address: str | None = None, *, cap: int | None = None
+                         ) -> tuple[MessageBus, Relay]:
     """The daemon's bus (``address`` wins; else the system bus), through a relay thread that
-    takes in every descriptor a client sends (see :mod:`~alpmd.dbus.relay`)."""
+    takes in every descriptor a client sends (see :mod:`~alpmd.dbus.relay`); no answer or
+    signal larger than ``cap`` bytes leaves it."""
     install_eagain_fix()
     relay = await Relay.start(address)
     try:
@@ -110,6 +145,9 @@ async def connect_daemon(address: str | None = None) -> tuple[MessageBus, Relay]
     except BaseException:
         await asyncio.to_thread(relay.join, 1.0)
         raise
+    writer = bus._writer
+    if isinstance(writer, _PatientWriter):
+        writer.cap = cap
     bus.add_message_handler(_remember_caller)
     return bus, relay
 

@@ -27,7 +27,7 @@ log = logging.getLogger("alpmd")
 
 async def serve(config: str, *, address: str | None = None, keep_finished: float = KEEP_FINISHED,
                 idle_timeout: float = 0, caps: limits.Limits = limits.LIMITS) -> int:
-    bus, relay = await connect_daemon(address)
+    bus, relay = await connect_daemon(address, cap=caps.reply_bytes)
     daemon = Daemon(bus, config, keep_finished=keep_finished, idle_timeout=idle_timeout,
                     caps=caps)
     manager = Manager1(daemon)

@@ -350,13 +350,20 @@ class TransactionObject(ServiceInterface):
 
     @dbus_method()
     async def GetLog(self) -> LogRows:
+        """The log so far. Charged to the caller's share of the event loop, and refused when
+        it owes more (the share spares Transaction1's calls, for a client in debt to answer
+        or cancel; a log of 10,000 lines takes 40 ms, and one client's pipelined GetLog
+        calls, a task each after the share's accounting, stalled everybody for free)."""
         caller = CALLER.get()
+        share = self.daemon.share
+        share.check(caller)
         if caller and caller != self.sender and not (
                 self._may_see() or await self.daemon.authority.may_view_foreign(caller)):
             raise errors.code_text(errors.NOT_AUTHORIZED, "not-authorized",
                                    "the log of another user's transaction is for administrators")
-        return limits.bounded_reply([list(r) for r in self.log], self.daemon.limits.reply_bytes,
-                                    "the log")
+        with share.metered(caller):
+            return limits.bounded_reply([list(r) for r in self.log],
+                                        self.daemon.limits.reply_bytes, "the log")
 
     # -- driving (called by the daemon) -------------------------------------------------
 
@@ -579,15 +586,24 @@ def describe(q: ev.Question, cat: "Catalog | None" = None
     return text, choices, d
 
 
+def _index(value: Any) -> int:
+    """An answer as an index (ValueError when it is none: ``int(inf)`` is an OverflowError,
+    and an answer of ``d`` infinity made the transaction fail with a traceback)."""
+    try:
+        return int(value)
+    except OverflowError:
+        raise ValueError(f"not an index: {value!r}") from None
+
+
 def _coerce(q: ev.Question, value: Any) -> object:
     """The client's answer in the engine's type; wrong types fall back to the default."""
     if isinstance(q, ev.SelectProvider):
-        idx = int(value)
+        idx = _index(value)
         if not 0 <= idx < len(q.providers):
             raise ValueError("provider index out of range")
         return idx
     if isinstance(q, ev.SelectGroupMembers):
-        picks = [int(v) for v in value]
+        picks = [_index(v) for v in value]
         if any(not 0 <= i < len(q.members) for i in picks):
             raise ValueError("member index out of range")
         return picks
