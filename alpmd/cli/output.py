@@ -280,10 +280,10 @@ class Display:
             unit = self.size_line(t("Compressed Size"), pkg.csize or 0)[0]
         self.size_line(t("Installed Size"), pkg.isize or 0, unit)
         self.string(t("Packager"), pkg.packager)
-        self.string(t("Build Date"), strftime_c(pkg.builddate) if pkg.builddate else "")
+        # pacman 6.0.2 prints a date even when it is 0 (none given): the epoch.
+        self.string(t("Build Date"), strftime_c(pkg.builddate or 0))
         if local:
-            self.string(t("Install Date"),
-                        strftime_c(pkg.installdate) if pkg.installdate else "")
+            self.string(t("Install Date"), strftime_c(pkg.installdate or 0))
             reason = {0: N_("Explicitly installed"),
                       1: N_("Installed as a dependency for another package")}.get(
                 int(pkg.reason), N_("Unknown"))

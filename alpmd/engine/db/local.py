@@ -153,7 +153,7 @@ def _names_it(data: bytes, line: bytes) -> bool:
     return data.count(header) == 1 and (data.startswith(line) or b"\n\n" + line in data)
 
 
-def identity_errors(data: bytes, key: EntryKey) -> list[str]:
+def identity_errors(data: bytes, key: EntryKey, treename: str = "local") -> list[str]:
     """libalpm's messages for a ``desc`` whose %NAME% or %VERSION% is not the entry's.
 
     pacman prints them whenever it reads a ``desc`` (the directory's name wins), so
@@ -170,18 +170,19 @@ def identity_errors(data: bytes, key: EntryKey) -> list[str]:
             and _names_it(data, head[head.index(b"%VERSION%"):]):
         return []
     try:
-        meta = parse_local_desc(data.decode("utf-8", "surrogateescape"))
+        meta = parse_local_desc(data.decode("utf-8", "surrogateescape"), key)
     except AlpmError:
         return []  # reported when the entry itself is read
-    return _mismatches(meta, key)
+    return _mismatches(meta, key, treename)
 
 
-def _mismatches(meta: PkgMeta, key: EntryKey) -> list[str]:
+def _mismatches(meta: PkgMeta, key: EntryKey, treename: str = "local") -> list[str]:
     out = []
     if meta.name != key.name:
-        out.append(f"local database is inconsistent: name mismatch on package {key.name}")
+        out.append(f"{treename} database is inconsistent: name mismatch on package {key.name}")
     if meta.version != key.version:
-        out.append(f"local database is inconsistent: version mismatch on package {key.name}")
+        out.append(f"{treename} database is inconsistent: version mismatch on package "
+                   f"{key.name}")
     return out
 
 
@@ -529,7 +530,7 @@ class LocalFilesBackend(DatabaseBackend):
         data = self._read(key, "desc", required=True)
         assert data is not None
         try:
-            meta = parse_local_desc(data.decode("utf-8", "surrogateescape"))
+            meta = parse_local_desc(data.decode("utf-8", "surrogateescape"), key)
         except AlpmError as exc:
             raise AlpmError(ErrorCode.DB_INVALID, f"corrupted database entry "
                             f"{key.dirname}/desc in {self.path}: {exc.message}",

@@ -1,0 +1,145 @@
+"""Hand-written sync databases and local entries (Python's ``tarfile``, no repo-add):
+pacman 6.0.2 and ``alpm`` read them alike.
+
+Each case is read by ``-Sl``, ``-Si`` and ``-Ss`` (or ``-Q``/``-Qi`` for local
+entries), twice, so the second ``alpm`` run answers from its snapshot: what
+pacman says on every load (a ``desc`` naming another package) must be said
+again. pacman's exit code and the message the case is about are asserted
+first: two failures are not agreement.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from alpmd.testing.oracle import PACMAN, PacmanRoot
+from tests.behaviours.twin import ALPM, run_tool
+from tests.conformance.corpus import Entry, write_archive
+
+pytestmark = pytest.mark.oracle
+
+
+def _desc(name: str, version: str, extra: str = "") -> str:
+    return (f"%FILENAME%\n{name}-{version}-any.pkg.tar.zst\n\n%NAME%\n{name}\n\n"
+            f"%VERSION%\n{version}\n\n%DESC%\n{name} desc\n\n%CSIZE%\n100\n\n%ISIZE%\n200\n\n"
+            f"%ARCH%\nany\n\n%BUILDDATE%\n1662000000\n\n%PACKAGER%\nme\n\n{extra}")
+
+
+def _tar_db(members: list[tuple[str, bytes | None]], out: Path) -> Path:
+    """A gzip tar written by Python's tarfile; ``None`` content is a directory."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+    out.write_bytes(buf.getvalue())
+    return out
+
+
+def _entry(dirname: str, **files: str) -> list[tuple[str, bytes | None]]:
+    return [(dirname, None), *((f"{dirname}/{k}", v.encode()) for k, v in files.items())]
+
+
+OK = _entry("ok-1.0-1", desc=_desc("ok", "1.0-1"))
+
+#: case -> (archive members, a line pacman's stderr must hold, or "" for a silent load)
+SYNC_CASES: dict[str, tuple[list[tuple[str, bytes | None]], str]] = {
+    # libalpm names a package after its directory: %NAME%/%VERSION% are only compared
+    "no-name": (_entry("nn-1.0-1", desc=_desc("nn", "1.0-1").replace("%NAME%\nnn\n\n", "")), ""),
+    "no-version": (_entry("nv-1.0-1",
+                          desc=_desc("nv", "1.0-1").replace("%VERSION%\n1.0-1\n\n", "")), ""),
+    "empty-name": (_entry("en-1.0-1", desc=_desc("en", "1.0-1").replace("%NAME%\nen\n",
+                                                                         "%NAME%\n\n")),
+                   "error: test database is inconsistent: name mismatch on package en"),
+    "empty-desc-file": (_entry("ed-1.0-1", desc=""), ""),
+    "other-name-and-version": (
+        _entry("mm-1.0-1", desc=_desc("other", "2.0-1")),
+        "error: test database is inconsistent: version mismatch on package mm"),
+    # files other than desc/depends make the package too, quietly
+    "unknown-file": (_entry("uf-1.0-1", desc=_desc("uf", "1.0-1"), weird="x"), ""),
+    "files-only": (_entry("fo-1.0-1", files="%FILES%\nusr/\n\n"), ""),
+    "dir-without-files": ([("nd-1.0-1", None), *OK], ""),
+    # a file at the top named like an entry is an empty package, with a warning
+    "top-level-file": ([("tl-1.0-1", b"x"), *OK], "warning: unknown database file: tl-1.0-1"),
+    # the part after the last slash says what a file is
+    "nested-desc": ([("ne-1.0-1/sub/desc", _desc("ne", "1.0-1").encode()), *OK], ""),
+    # libalpm's numbers: a size that is not one is -1, a date 0 (printed as the epoch)
+    "odd-numbers": (_entry("on-1.0-1", desc=_desc("on", "1.0-1").replace("%CSIZE%\n100",
+                                                                          "%CSIZE%\n12abc")
+                           .replace("1662000000", "x")), ""),
+}
+
+
+@pytest.mark.parametrize("case", SYNC_CASES)
+def test_sync_database_read_like_pacman(tmp_path: Path, case: str) -> None:
+    members, said = SYNC_CASES[case]
+    root = PacmanRoot(tmp_path / "root")
+    root.add_repo("test", _tar_db(members, tmp_path / "test.db"))
+    for _ in range(2):  # the second alpm run reads its snapshot
+        for args in (["-Sl"], ["-Si"], ["-Ss"]):
+            ref = run_tool(PACMAN, root, args, None)
+            assert ref.code == 0 and ref.stdout, (args, ref)
+            if said:
+                assert said in ref.stderr.splitlines(), (args, ref.stderr)
+            else:
+                assert ref.stderr == "", (args, ref.stderr)
+            ours = run_tool(ALPM, root, args, None)
+            assert (ours.code, ours.stdout, ours.stderr) == (ref.code, ref.stdout, ref.stderr), args
+
+
+def _installed(tmp_path: Path, names: list[str]) -> PacmanRoot:
+    root = PacmanRoot(tmp_path / "root")
+    for name in names:
+        pkg = write_archive([Entry(".PKGINFO", data=f"pkgname = {name}\npkgver = 1.0-1\n".encode()),
+                             Entry("usr/", "dir", mode=0o755), Entry(f"usr/{name}", data=b"x\n")],
+                            "py-pax", "zst", tmp_path / f"{name}-1.0-1-any.pkg.tar.zst", tmp_path)
+        done = root.pacman("-U", str(pkg))
+        assert done.returncode == 0, done.stdout + done.stderr
+    return root
+
+
+def test_local_entries_named_by_their_directory(tmp_path: Path) -> None:
+    """A local ``desc`` without (or with an empty) %NAME%/%VERSION%: pacman reads the
+    package under its directory's name; the empty one is reported as a mismatch."""
+    root = _installed(tmp_path, ["a", "b", "c", "d"])
+    local = root.dbpath / "local"
+    edits = {"a": ("%NAME%\na\n\n", ""), "b": ("%VERSION%\n1.0-1\n\n", ""),
+             "c": ("%NAME%\nc\n", "%NAME%\n\n")}
+    for name, (old, new) in edits.items():
+        desc = local / f"{name}-1.0-1" / "desc"
+        desc.write_text(desc.read_text().replace(old, new))
+    (local / "d-1.0-1" / "desc").write_text("")
+    for args in (["-Q"], ["-Qi", "a"], ["-Qi", "b"], ["-Qi", "c"], ["-Qi", "d"], ["-Qk"]):
+        ref = run_tool(PACMAN, root, args, None)
+        assert ref.code == 0, (args, ref)
+        if args[0] == "-Qi":
+            assert f"Name            : {args[1]}" in ref.stdout.splitlines()
+            assert ("error: local database is inconsistent: name mismatch on package c"
+                    in ref.stderr.splitlines())
+        ours = run_tool(ALPM, root, args, None)
+        assert (ours.code, ours.stdout, ours.stderr) == (ref.code, ref.stdout, ref.stderr), args
+
+
+def test_dates_of_zero_are_the_epoch(tmp_path: Path) -> None:
+    """No builddate (or installdate): pacman 6.0.2 prints 1970, not "None"."""
+    root = _installed(tmp_path, ["nodate"])
+    desc = root.dbpath / "local" / "nodate-1.0-1" / "desc"
+    text = desc.read_text()
+    start = text.index("%INSTALLDATE%")
+    desc.write_text(text[:start] + text[text.index("\n\n", start) + 2:])
+    pkg = tmp_path / "nodate-1.0-1-any.pkg.tar.zst"
+    for args in (["-Qi", "nodate"], ["-Qip", str(pkg)]):
+        ref = run_tool(PACMAN, root, args, None)
+        assert ref.code == 0, (args, ref)
+        assert "Build Date      : Thu Jan  1 00:00:00 1970" in ref.stdout.splitlines(), ref.stdout
+        ours = run_tool(ALPM, root, args, None)
+        assert (ours.code, ours.stdout, ours.stderr) == (ref.code, ref.stdout, ref.stderr), args
