@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from alpmd import TYPE_CHECKING
+from alpmd.engine.depend import Depend
 from alpmd.engine.package import Origin, Package
 from alpmd.engine.query import find_satisfier, optional_for, required_by
 from alpmd.i18n import N_
@@ -23,6 +24,7 @@ from alpmd.i18n import gettext as _
 if TYPE_CHECKING:
     from typing import TextIO
 
+    from alpmd.engine.db.local import LocalDatabase
     from alpmd.engine.handle import Handle
     from alpmd.engine.query import SearchRow
 
@@ -161,6 +163,13 @@ def humanize(size: int, target: str = "") -> tuple[float, str]:
     return val, labels[i]
 
 
+def optdep_installed(localdb: LocalDatabase, optdep: str) -> bool:
+    """Whether an installed package satisfies ``optdep`` (pacman's `` [installed]``); one
+    without a name (``=1``, ``: x``) names none."""
+    dep = Depend.relation(optdep)
+    return bool(dep.name) and find_satisfier(localdb, dep) is not None
+
+
 def strftime_c(ts: int) -> str:
     """``strftime("%c", localtime(ts))`` as pacman prints dates."""
     return time.strftime("%c", time.localtime(ts))
@@ -264,7 +273,7 @@ class Display:
         self.list_display(t("Depends On"), pkg.depends)
         optdeps: list[str] = []
         for od in pkg.optdepends:
-            if local and find_satisfier(handle.localdb, od) is not None:
+            if local and optdep_installed(handle.localdb, od):
                 od += " [" + _("installed") + "]"
             optdeps.append(od)
         self.list_linebreak(t("Optional Deps"), optdeps)

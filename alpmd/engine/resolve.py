@@ -152,7 +152,7 @@ class Plan:
 
 @lru_cache(maxsize=65536)
 def _dep(text: str) -> Depend:
-    return Depend.parse(text)
+    return Depend.relation(text)
 
 
 def _fnmatch_patterns(patterns: Sequence[str], text: str) -> bool:
@@ -742,6 +742,7 @@ class _Resolver:
             elif _dep(p1.name).satisfied_by(p2):
                 drop, keep = p1, p2
             else:
+                self.handle.log(LogLevel.ERROR, "unresolvable package conflicts detected")
                 raise AlpmError(ErrorCode.CONFLICTING_DEPS,
                                 f"unresolvable package conflicts detected: "
                                 f"{Conflict(p1.name, p2.name, str(dep))}",
@@ -785,6 +786,7 @@ class _Resolver:
                 self.removes.setdefault(new.name, []).append(old)
                 continue
             conflict = Conflict(new.name, old.name, str(dep))
+            self.handle.log(LogLevel.ERROR, "unresolvable package conflicts detected")
             raise AlpmError(ErrorCode.CONFLICTING_DEPS,
                             f"unresolvable package conflicts detected: {conflict}",
                             conflicts=[conflict])

@@ -20,6 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alpmd.testing.oracle import PacmanRoot
+from tests.commit.support import shell_root
+
 #: Archivers (tool-format): Python's tarfile, bsdtar and GNU tar in each format they write.
 TOOLS = ("py-ustar", "py-pax", "py-gnu", "bsdtar-ustar", "bsdtar-pax", "bsdtar-gnutar",
          "bsdtar-restricted", "gnutar-gnu", "gnutar-posix", "gnutar-ustar", "gnutar-oldgnu")
@@ -277,6 +280,16 @@ def _members(case: Case, version: str) -> list[Entry]:
         return [meta, *files[:4], changelog, *files[4:], mtree]
     return [buildinfo, meta, install, mtree, *files] if layout == "makepkg-order" else \
         [buildinfo, mtree, meta, *files]
+
+
+def twins(tmp_path: Path, shell: bool = False) -> tuple[PacmanRoot, PacmanRoot]:
+    """Two identical roots (pacman's, alpm's); ``shell`` puts /bin/sh in them, for
+    packages with scriptlets."""
+    a = PacmanRoot(tmp_path / "a")
+    if shell:
+        shell_root(a.root)
+    shutil.copytree(a.root, tmp_path / "b", symlinks=True)
+    return a, PacmanRoot(tmp_path / "b")
 
 
 def _stage(members: list[Entry], stage: Path) -> list[str]:

@@ -7,13 +7,11 @@ never count as agreement.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from alpmd.testing.oracle import PacmanRoot
-from tests.commit.support import shell_root
 from tests.conformance.corpus import (
     COMPRESSIONS,
     INVALID,
@@ -25,6 +23,7 @@ from tests.conformance.corpus import (
     Entry,
     build,
     build_invalid,
+    twins,
     valid_cases,
     write_archive,
 )
@@ -56,15 +55,6 @@ def built_invalid(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {kind: build_invalid(kind, out) for kind in INVALID}
 
 
-def _twins(tmp_path: Path, shell: bool = False) -> tuple[PacmanRoot, PacmanRoot]:
-    """Two identical roots; ``shell`` puts /bin/sh in them, for packages with scriptlets."""
-    a = PacmanRoot(tmp_path / "a")
-    if shell:
-        shell_root(a.root)
-    shutil.copytree(a.root, tmp_path / "b", symlinks=True)
-    return a, PacmanRoot(tmp_path / "b")
-
-
 def _step(a: PacmanRoot, b: PacmanRoot, args: list[str], what: str) -> None:
     """One command on both roots: pacman succeeds, alpm too, and the roots stay equal."""
     ref = a.pacman(*args)
@@ -81,7 +71,7 @@ def _step(a: PacmanRoot, b: PacmanRoot, args: list[str], what: str) -> None:
 def test_install_upgrade_remove_like_pacman(tmp_path: Path, case: Case,
                                             built: dict[str, tuple[Path, Path]]) -> None:
     v1, v2 = built[case.id]
-    a, b = _twins(tmp_path, shell=case.layout in SCRIPTLET_LAYOUTS)
+    a, b = twins(tmp_path, shell=case.layout in SCRIPTLET_LAYOUTS)
     _step(a, b, ["-U", str(v1)], "install")
     _step(a, b, ["-U", str(v2)], "upgrade")
     _step(a, b, ["-R", case.name], "remove")
@@ -100,7 +90,7 @@ EXPECTED = {kind: "invalid or corrupted package" for kind in INVALID} | {
 def test_invalid_refused_like_pacman(tmp_path: Path, kind: str,
                                      built_invalid: dict[str, Path]) -> None:
     path = built_invalid[kind]
-    a, b = _twins(tmp_path)
+    a, b = twins(tmp_path)
     ref = a.pacman("-U", str(path))
     assert ref.returncode == 1, ref.stdout + ref.stderr
     verdict = [line for line in ref.stderr.splitlines() if line.startswith(f"error: '{path}': ")]
@@ -126,7 +116,7 @@ def test_pacman7_rules_where_pacman6_installs(tmp_path: Path, name: str, pkgver:
     path = write_archive([Entry(".PKGINFO", data=text.encode()),
                           Entry("usr/", "dir", mode=0o755), Entry("usr/odd", data=b"x\n")],
                          "py-pax", "zst", tmp_path / "odd-1.0-1-x86_64.pkg.tar.zst", tmp_path)
-    a, b = _twins(tmp_path)
+    a, b = twins(tmp_path)
     ref = a.pacman("-U", str(path))
     if name == "crlf\r":
         assert ref.returncode == 0, ref.stdout + ref.stderr  # pacman 6.0.2 takes it
