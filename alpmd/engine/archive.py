@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from alpmd import TYPE_CHECKING
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Backup, PkgMeta, metadata_problem
-from alpmd.engine.formats.files import FileList
+from alpmd.engine.formats.files import FileList, sort_paths
 from alpmd.engine.formats.pkginfo import parse_pkginfo
 from alpmd.engine.larchive import (
     AE_IFDIR as _AE_IFDIR,
@@ -638,10 +638,6 @@ class _Walk:
         self.files.append(path + "/" if kind is EntryKind.DIR else path)
 
 
-def _sort_key(path: str) -> bytes:
-    return path.encode("utf-8", "surrogateescape")
-
-
 def _read_package(fd: int, label: str,
                   full: bool) -> tuple[dict[str, bytes], list[str], bool]:
     """One pass over the archive on ``fd``: the metadata members, (full) the file list,
@@ -679,10 +675,7 @@ def _read_package(fd: int, label: str,
         code = ErrorCode.PKG_OPEN if fail.opening else ErrorCode.LIBARCHIVE
         raise AlpmError(code, f"error while reading package {label} ({where}): {fail.message}",
                         entry=entry, path=label) from None
-    if "".join(walk.files).isascii():
-        walk.files.sort()  # the same order as by UTF-8 bytes, without encoding each path
-    else:
-        walk.files.sort(key=_sort_key)
+    sort_paths(walk.files)
     return meta, walk.files, complete
 
 

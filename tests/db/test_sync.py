@@ -320,7 +320,7 @@ def test_odd_members(tmp_path: Path) -> None:
     path = write_db(tmp_path / "o.db", entries)
     db = SyncDatabase("o", str(path), log=lambda lvl, m: msgs.append(m))
     assert sorted(db.versions) == ["alpha", "beta-lib"]
-    assert msgs == []  # libalpm says so at debug level only (tests/conformance/test_syncdb)
+    assert msgs == []  # libalpm says so at debug level only (tests/conformance/test_databases)
     msgs.clear()
     dup = write_db(tmp_path / "d.db", {"alpha-1.0-1": SMALL["alpha-1.0-1"],
                                        "alpha-2.0-1": desc("alpha", "2.0-1"),

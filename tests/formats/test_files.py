@@ -77,9 +77,17 @@ def test_any_text_parses_or_raises(text: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(path), st.lists(st.builds(Backup, path.filter(lambda p: "\t" not in p), line)))
 def test_round_trip(files: list[str], backup: list[Backup]) -> None:
+    files.sort(key=lambda p: p.encode("utf-8", "surrogateescape"))  # as pacman keeps them
     fl = FileList(files, backup)
     assert parse_files(write_files(fl)) == fl
     assert parse_files(write_sync_files(fl)) == FileList(files)
+
+
+def test_paths_read_sorted_bytewise() -> None:
+    """libalpm sorts a list on reading (``strcmp``); a hand-edited one may not be sorted
+    (tests/conformance/test_databases.py compares -Ql with pacman's)."""
+    text = "%FILES%\nusr/b\n/usr/a\nusr/\udcff\nusr/\u00e9\nusr/a\n\n"
+    assert parse_files(text).files == ["/usr/a", "usr/a", "usr/b", "usr/\u00e9", "usr/\udcff"]
 
 
 @pytest.fixture(scope="module")

@@ -143,3 +143,35 @@ def test_dates_of_zero_are_the_epoch(tmp_path: Path) -> None:
         assert "Build Date      : Thu Jan  1 00:00:00 1970" in ref.stdout.splitlines(), ref.stdout
         ours = run_tool(ALPM, root, args, None)
         assert (ours.code, ours.stdout, ours.stderr) == (ref.code, ref.stdout, ref.stderr), args
+
+
+#: a local ``files`` entry edited by hand (old text, new text, the queries pacman fails)
+FILES_EDITS = {
+    "unsorted": ("usr/a\nusr/b\n", "usr/b\nusr/a\n", ()),
+    "absolute-path": ("usr/a\n", "/usr/a\n", ("-Qo",)),  # ROOT//usr/a is not ROOT/usr/a
+    "duplicate": ("usr/a\n", "usr/a\nusr/a\n", ()),
+    "directory-without-slash": ("usr/\n", "usr\n", ("-Qk",)),  # a file, not a dir
+    "backup-with-two-tabs": ("etc/p.conf\t", "etc/p.conf\tx\t", ()),
+}
+
+
+@pytest.mark.parametrize("edit", FILES_EDITS)
+def test_local_files_list_read_like_pacman(tmp_path: Path, edit: str) -> None:
+    root = PacmanRoot(tmp_path / "root")
+    info = "pkgname = p\npkgver = 1.0-1\nbackup = etc/p.conf\n"
+    pkg = write_archive([Entry(".PKGINFO", data=info.encode()), Entry("etc/", "dir", mode=0o755),
+                         Entry("etc/p.conf", data=b"c\n"), Entry("usr/", "dir", mode=0o755),
+                         Entry("usr/a", data=b"a\n"), Entry("usr/b", data=b"b\n")],
+                        "bsdtar-pax", "xz", tmp_path / "p-1.0-1-any.pkg.tar.xz", tmp_path)
+    done = root.pacman("-U", str(pkg))
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = root.dbpath / "local" / "p-1.0-1" / "files"
+    old, new, failing = FILES_EDITS[edit]
+    assert old in files.read_text()
+    files.write_text(files.read_text().replace(old, new, 1))
+    for args in (["-Ql", "p"], ["-Qk", "p"], ["-Qkk", "p"], ["-Qo", str(root.root / "usr/a")],
+                 ["-Qii", "p"]):
+        ref = run_tool(PACMAN, root, args, None)
+        assert ref.code == (1 if args[0] in failing else 0), (args, ref)
+        ours = run_tool(ALPM, root, args, None)
+        assert (ours.code, ours.stdout, ours.stderr) == (ref.code, ref.stdout, ref.stderr), args
