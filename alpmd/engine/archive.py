@@ -720,9 +720,8 @@ def _archive_from(label: str, walked: _Walked, full: bool) -> PackageArchive:
         raise AlpmError(ErrorCode.PKG_INVALID, f"missing package metadata (.PKGINFO) in {label}",
                         entry=".PKGINFO", path=label)
     try:
-        info = parse_pkginfo(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise invalid(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        # bytes as libalpm keeps them (a latin-1 description installs); names are checked below
+        info = parse_pkginfo(raw.decode("utf-8", "surrogateescape"))
     except (ValueError, AlpmError) as exc:
         raise invalid(str(exc)) from None
     meta = info.meta

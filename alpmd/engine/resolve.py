@@ -178,14 +178,14 @@ def invalid_arch(handle: Handle, pkgs: Iterable[Package]) -> list[str]:
     """``name-version-arch`` of the packages not built for a configured Architecture.
 
     libalpm's check_arch: only the transaction's own targets (before dependencies
-    are resolved); ``any`` and packages without an arch always pass; no configured
-    architecture means no check.
+    are resolved); ``any`` and packages without an arch always pass (an empty one,
+    ``arch = ``, does not); no configured architecture means no check.
     """
     arches = handle.options.architectures
     if not arches:
         return []
     return [f"{p.name}-{p.version}-{p.arch}" for p in pkgs
-            if p.arch and p.arch != "any" and p.arch not in arches]
+            if p.arch is not None and p.arch != "any" and p.arch not in arches]
 
 
 def held_targets(handle: Handle, plan: Plan) -> list[Package]:
