@@ -262,8 +262,9 @@ def report_commit_error(ctx: Context, exc: AlpmError) -> None:
             else:
                 out.write(_("{pkg}: {file} exists in filesystem").format(pkg=c.target, file=c.file)
                           + "\n")
-    elif exc.code in (ErrorCode.PKG_INVALID, ErrorCode.PKG_INVALID_CHECKSUM,
-                      ErrorCode.PKG_INVALID_SIG):
+    elif exc.code is ErrorCode.PKG_INVALID_CHECKSUM:
+        pass  # pacman 6.0.2 said it in the question to delete the file, and adds nothing
+    elif exc.code in (ErrorCode.PKG_INVALID, ErrorCode.PKG_INVALID_SIG):
         path = exc.details.get("path")
         if path:
             out.write(_("{file} is invalid or corrupted").format(file=os.path.basename(path))

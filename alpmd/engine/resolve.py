@@ -58,7 +58,7 @@ from alpmd.engine.events import (
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.handle import Handle
 from alpmd.engine.log import LogLevel
-from alpmd.engine.package import Package
+from alpmd.engine.package import Origin, Package
 from alpmd.engine.target import split_repo
 from alpmd.engine.version import vercmp
 
@@ -1005,6 +1005,13 @@ def resolve_sync(handle: Handle, targets: Sequence[str], *, files: Sequence[Pack
                        f"'{first.depend}' required by {first.target}")
             raise AlpmError(ErrorCode.UNSATISFIED_DEPS,
                             f"could not satisfy dependencies: {why}", missing=bad)
+
+    for pkg in r.add:
+        # libalpm's compute_download_size: a repository package needs its %FILENAME%
+        if pkg.origin is Origin.SYNCDB and pkg.filename is None:
+            raise AlpmError(ErrorCode.PKG_INVALID_NAME,
+                            f"package {pkg.name}-{pkg.version} has no file name in its "
+                            f"database", package=pkg.name)
 
     add = r.add
     remove = r.remove

@@ -10,6 +10,7 @@ first: two failures are not agreement.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 from pathlib import Path
@@ -18,7 +19,8 @@ import pytest
 
 from alpmd.testing.oracle import PACMAN, PacmanRoot
 from tests.behaviours.twin import ALPM, run_tool
-from tests.conformance.corpus import Entry, write_archive
+from tests.conformance.corpus import Entry, twins, write_archive
+from tests.trans.harness import snapshot
 
 pytestmark = pytest.mark.oracle
 
@@ -175,3 +177,43 @@ def test_local_files_list_read_like_pacman(tmp_path: Path, edit: str) -> None:
         assert ref.code == (1 if args[0] in failing else 0), (args, ref)
         ours = run_tool(ALPM, root, args, None)
         assert (ours.code, ours.stdout, ours.stderr) == (ref.code, ref.stdout, ref.stderr), args
+
+
+#: a repository entry edited by hand -> what pacman's -Sp and -S say (exit codes, a line)
+SYNC_INSTALL = {
+    # libalpm's compute_download_size: no %FILENAME%, no download (prepare fails)
+    "no-filename": (lambda d, sha: d.replace("%FILENAME%\nq-1.0-1-any.pkg.tar.zst\n\n", ""),
+                    1, 1, "error: failed to prepare transaction (package filename is not valid)"),
+    "sha256": (lambda d, sha: d + f"%SHA256SUM%\n{sha}\n\n", 0, 0, "installing q..."),
+    # libalpm compares lower-case hex with strcmp
+    "sha256-upper-case": (lambda d, sha: d + f"%SHA256SUM%\n{sha.upper()}\n\n", 0, 1,
+                          "is corrupted (invalid or corrupted package (checksum))."),
+    "md5-mismatch": (lambda d, sha: d + "%MD5SUM%\n" + "0" * 32 + "\n\n", 0, 1,
+                     "is corrupted (invalid or corrupted package (checksum))."),
+}
+
+
+@pytest.mark.parametrize("case", SYNC_INSTALL)
+def test_sync_install_from_hand_written_entry(tmp_path: Path, case: str) -> None:
+    edit, print_code, code, said = SYNC_INSTALL[case]
+    a, b = twins(tmp_path)
+    for root in (a, b):
+        served = root.root / "srv/test"
+        served.mkdir(parents=True)
+        pkg = write_archive([Entry(".PKGINFO", data=b"pkgname = q\npkgver = 1.0-1\nsize = 9\n"),
+                             Entry("usr/", "dir", mode=0o755), Entry("usr/q", data=b"q\n")],
+                            "bsdtar-restricted", "zst", served / "q-1.0-1-any.pkg.tar.zst", tmp_path)
+        text = _desc("q", "1.0-1").replace("%CSIZE%\n100", f"%CSIZE%\n{pkg.stat().st_size}")
+        sha = hashlib.sha256(pkg.read_bytes()).hexdigest()
+        members = _entry("q-1.0-1", desc=edit(text, sha))
+        root.add_repo("test", _tar_db(members, tmp_path / f"{root.root.name}.db"))
+    for args, want in ((["-Sp", "q"], print_code), (["-S", "q"], code)):
+        ref = run_tool(PACMAN, a, args, None)
+        assert ref.code == want, (args, ref)
+        if args[0] == "-S":
+            assert said in ref.stdout + ref.stderr, ref
+        ours = run_tool(ALPM, b, args, None)
+        assert (ours.code, ours.stdout, ours.stderr) == (ref.code, ref.stdout, ref.stderr), args
+    want_state, got = snapshot(a.root), snapshot(b.root)
+    for part in ("db", "fs", "log"):
+        assert got[part] == want_state[part], part
