@@ -131,6 +131,18 @@ def test_local_entries_named_by_their_directory(tmp_path: Path) -> None:
         assert (ours.code, ours.stdout, ours.stderr) == (ref.code, ref.stdout, ref.stderr), args
 
 
+def test_unknown_validation_word_is_warned_about(tmp_path: Path) -> None:
+    root = _installed(tmp_path, ["p"])
+    desc = root.dbpath / "local" / "p-1.0-1" / "desc"
+    desc.write_text(desc.read_text().replace("%VALIDATION%\nnone\n", "%VALIDATION%\nfoo\nsha256\n"))
+    for args in (["-Qi", "p"], ["-Qs", "p"]):
+        ref = run_tool(PACMAN, root, args, None)
+        assert ref.code == 0, (args, ref)
+        assert ref.stderr == "warning: unknown validation type for package p: foo\n", ref
+        ours = run_tool(ALPM, root, args, None)
+        assert (ours.code, ours.stdout, ours.stderr) == (ref.code, ref.stdout, ref.stderr), args
+
+
 def test_dates_of_zero_are_the_epoch(tmp_path: Path) -> None:
     """No builddate (or installdate): pacman 6.0.2 prints 1970, not "None"."""
     root = _installed(tmp_path, ["nodate"])

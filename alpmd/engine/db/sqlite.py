@@ -40,7 +40,7 @@ from alpmd.engine.db.local import (
     check_key,
     desc_fields_readable,
     desc_list_fields,
-    identity_errors,
+    desc_notes,
 )
 from alpmd.engine.db.stores import STORE_NAME
 from alpmd.engine.depend import Depend
@@ -417,8 +417,8 @@ class LocalSqliteBackend(DatabaseBackend):
         store's rule: kept byte for byte, the desc says what pacman would read)."""
         if key not in self._checked:
             self._checked.add(key)
-            for message in identity_errors(data, key):
-                self._log(LogLevel.ERROR, message)
+            for level, message in desc_notes(data, key):
+                self._log(level, message)
 
     def read_fields(self, key: EntryKey, fields: Sequence[str]) -> dict[str, Any] | None:
         if not desc_fields_readable(fields):

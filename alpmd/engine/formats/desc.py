@@ -111,7 +111,9 @@ def metadata_problem(name: str, version: str) -> str | None:
 
 # -- reading --------------------------------------------------------------------------
 
-_VALIDATION_ORDER = ("none", "md5", "sha256", "pgp")
+#: The %VALIDATION% words libalpm knows, in the order it writes them.
+VALIDATION_TYPES = ("none", "md5", "sha256", "pgp")
+_VALIDATION_ORDER = VALIDATION_TYPES
 
 _COMMON: dict[str, Spec] = {
     "%NAME%": ("name", SINGLE),
