@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from alpmd.engine.errors import AlpmError, ErrorCode
@@ -77,7 +77,10 @@ def test_any_text_parses_or_raises(text: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(path), st.lists(st.builds(Backup, path.filter(lambda p: "\t" not in p), line)))
 def test_round_trip(files: list[str], backup: list[Backup]) -> None:
-    files.sort(key=lambda p: p.encode("utf-8", "surrogateescape"))  # as pacman keeps them
+    # paths read from bytes hold no surrogates but escaped bytes; sorted as pacman keeps them
+    assume(all(not 0xD800 <= ord(c) < 0xDC80 and not 0xDD00 <= ord(c) < 0xE000
+               for p in files for c in p))
+    files.sort(key=lambda p: p.encode("utf-8", "surrogateescape"))
     fl = FileList(files, backup)
     assert parse_files(write_files(fl)) == fl
     assert parse_files(write_sync_files(fl)) == FileList(files)

@@ -40,7 +40,11 @@ def parse_files(text: str) -> FileList:
 
 
 def _path_bytes(path: str) -> bytes:
-    return path.encode("utf-8", "surrogateescape")
+    """The bytes a path stands for (read ones hold only escaped bytes as surrogates)."""
+    try:
+        return path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogatepass")
 
 
 def sort_paths(paths: list[str]) -> None:
