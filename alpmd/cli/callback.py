@@ -194,8 +194,9 @@ class Callbacks:
             new = q.new.name if q.new else ""
             old = q.old.name if q.old else ""
             # pacman names only the conflict's package name, and only when it is news
-            reason = Depend.parse(q.reason).name if q.reason else ""
-            if not reason or reason in (new, old):
+            # (even an empty one: a conflict ": x" meets a provision "=1")
+            reason = Depend.relation(q.reason).name if q.reason else None
+            if reason is None or reason in (new, old):
                 text = _("{new} and {old} are in conflict. Remove {old}?").format(new=new, old=old)
             else:
                 text = _("{new} and {old} are in conflict ({reason}). Remove {old}?").format(

@@ -240,7 +240,7 @@ def report_prepare_error(ctx: Context, exc: AlpmError, *, removing: bool = False
         conflicts: list[Conflict] = exc.details.get("conflicts", [])
         for c in conflicts:
             p1, p2, reason = c.pkg1, c.pkg2, c.reason
-            if reason and Depend.parse(reason).mod is not DepMod.ANY:  # as pacman: news only
+            if reason and Depend.relation(reason).mod is not DepMod.ANY:  # as pacman: news only
                 out.write(_(":: {p1} and {p2} are in conflict ({reason})").format(
                     p1=p1, p2=p2, reason=reason) + "\n")
             else:

@@ -111,7 +111,7 @@ class Conflict:
     reason: str
 
     def __str__(self) -> str:
-        if Depend.parse(self.reason).mod is DepMod.ANY:
+        if Depend.relation(self.reason).mod is DepMod.ANY:
             return f"{self.pkg1} and {self.pkg2} are in conflict"
         return f"{self.pkg1} and {self.pkg2} are in conflict ({self.reason})"
 

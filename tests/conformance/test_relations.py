@@ -130,3 +130,16 @@ def test_size_lines_like_pacman(tmp_path: Path, old: int | None, new: int | None
         ref = _both(a, b, args, 1, stdin="n\n")
         shown = [line.split(":")[0] for line in ref.stdout.splitlines() if "Size:" in line]
         assert shown == lines, ref.stdout
+
+
+def test_nameless_conflict_meets_nameless_provision(tmp_path: Path) -> None:
+    """libalpm compares names as they are: a conflict ``: x`` meets a provision ``=1``
+    (both name nothing), and a dependency ``>=0`` is met by it."""
+    a, b = twins(tmp_path)
+    provider = _package(tmp_path, "pa", extra="provides = =1\n")
+    for root in (a, b):
+        assert root.pacman("-U", str(provider)).returncode == 0
+    ref = _both(a, b, ["-U", str(_package(tmp_path, "pb", extra="conflict = : x\n"))], 1)
+    assert ":: pb and pa are in conflict (). Remove pa? [y/N] " in ref.stdout.splitlines()
+    ref = _both(a, b, ["-U", str(_package(tmp_path, "pc", extra="depend = >=0\n"))], 0)
+    assert "installing pc..." in ref.stdout
