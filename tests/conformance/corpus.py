@@ -207,7 +207,7 @@ class _Tree:
     entries: list[Entry] = field(default_factory=list)
 
 
-def _mtree(entries: list[Entry]) -> bytes:
+def mtree_data(entries: list[Entry]) -> bytes:
     """A small .MTREE (gzip), enough to be present; pacman only stores it."""
     lines = ["#mtree", "/set type=file uid=0 gid=0 mode=644"]
     for e in entries:
@@ -265,7 +265,7 @@ def _members(case: Case, version: str) -> list[Entry]:
     buildinfo = Entry(".BUILDINFO", data=(b"format = 2\npkgname = x\n" if case.layout != "buildinfo-broken"
                                            else b"this is = not = a buildinfo\n\x00\xff"))
     install = Entry(".INSTALL", data=b"post_install() {\n  :\n}\npost_upgrade() {\n  :\n}\n")
-    mtree = Entry(".MTREE", data=_mtree(files))
+    mtree = Entry(".MTREE", data=mtree_data(files))
     changelog = Entry(".CHANGELOG", data=f"{version}: changed\n".encode())
     layout = case.layout
     if layout == "pkginfo-last":

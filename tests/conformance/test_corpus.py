@@ -23,6 +23,7 @@ from tests.conformance.corpus import (
     Entry,
     build,
     build_invalid,
+    mtree_data,
     twins,
     valid_cases,
     write_archive,
@@ -125,3 +126,28 @@ def test_pacman7_rules_where_pacman6_installs(tmp_path: Path, name: str, pkgver:
     assert f"error: '{path}': invalid or corrupted package" in err.splitlines(), out + err
     assert snapshot(b.root)["db"] == {}
     assert snapshot(b.root)["fs"] == snapshot(PacmanRoot(tmp_path / "c").root)["fs"]
+
+
+def test_file_list_is_the_archive_not_the_mtree(tmp_path: Path) -> None:
+    """A .MTREE that disagrees with the payload: libalpm takes its file list from the
+    .MTREE (a member it does not name is not extracted, a name without a member is
+    recorded as owned, and could later be removed from under another owner); alpm
+    lists, extracts and records the archive's members, so what it owns is what it wrote."""
+    files = [Entry("usr/", "dir", mode=0o755), Entry("usr/shipped", data=b"x\n"),
+             Entry("usr/unlisted", data=b"y\n")]
+    named = [Entry("usr/", "dir", mode=0o755), Entry("usr/shipped", data=b"x\n"),
+             Entry("usr/ghost", data=b"z\n")]
+    meta = Entry(".PKGINFO", data=b"pkgname = m\npkgver = 1.0-1\n")
+    path = write_archive([meta, Entry(".MTREE", data=mtree_data(named)), *files], "bsdtar-pax", "gz",
+                         tmp_path / "m-1.0-1-any.pkg.tar.gz", tmp_path)
+    a, b = twins(tmp_path)
+    ref = a.pacman("-U", str(path))
+    assert ref.returncode == 0, ref.stdout + ref.stderr
+    assert "skipping extraction of usr/unlisted" in ref.stdout + ref.stderr
+    code, out, err = run_alpm(b, ["-U", str(path)])
+    assert code == 0, out + err
+    theirs = (a.dbpath / "local/m-1.0-1/files").read_text().splitlines()
+    mine = (b.dbpath / "local/m-1.0-1/files").read_text().splitlines()
+    assert "usr/ghost" in theirs and "usr/unlisted" not in theirs
+    assert "usr/ghost" not in mine and "usr/unlisted" in mine
+    assert not (a.root / "usr/unlisted").exists() and (b.root / "usr/unlisted").is_file()
