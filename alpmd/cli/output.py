@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 
 from alpmd import TYPE_CHECKING
-from alpmd.engine.depend import Depend
 from alpmd.engine.package import Origin, Package
 from alpmd.engine.query import find_satisfier, optional_for, required_by
 from alpmd.i18n import N_
@@ -166,6 +165,8 @@ def humanize(size: int, target: str = "") -> tuple[float, str]:
 def optdep_installed(localdb: LocalDatabase, optdep: str) -> bool:
     """Whether an installed package satisfies ``optdep`` (pacman's `` [installed]``); one
     without a name (``=1``, ``: x``) names none."""
+    from alpmd.engine.depend import Depend  # -Qs and -Q never parse dependencies
+
     dep = Depend.relation(optdep)
     return bool(dep.name) and find_satisfier(localdb, dep) is not None
 
