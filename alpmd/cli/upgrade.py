@@ -375,6 +375,9 @@ def run(ctx: Context) -> int:
                             workers=min(4, len(os.sched_getaffinity(0))))
         except AlpmError as exc:
             target = ordered[exc.details.get("target_index", 0)]
+            log = exc.details.get("log")
+            if log:  # libalpm's reason, logged before pacman's verdict
+                out.error(_(log).format(file=target))
             out.error(f"'{target}': {exc.code.strerror}")
             return 1
         return execute(ctx, trans, cb)

@@ -28,8 +28,8 @@ CASES: dict[str, tuple[bytes, int, int, str]] = {
                 0, 0, "installing p..."),
     "nul-ends-a-value": (_HEAD + b"pkgdesc = a\x00b\nurl = \x00\n", 0, 0, "installing p..."),
     "longest-line": (_HEAD + _LONG[:-1] + b"\n", 0, 0, "installing p..."),
-    "line-too-long": (_HEAD + _LONG + b"\n", 1, 1, "invalid or corrupted package"),
-    "long-line-at-end": (_HEAD + _LONG, 1, 1, "invalid or corrupted package"),
+    "line-too-long": (_HEAD + _LONG + b"\n", 1, 1, "could not parse package description file"),
+    "long-line-at-end": (_HEAD + _LONG, 1, 1, "could not parse package description file"),
     "empty-arch": (_HEAD + b"arch = \n", 0, 1,
                    ":: package p-1.0-1- does not have a valid architecture"),
 }
@@ -48,11 +48,6 @@ def test_pkginfo_bytes_like_pacman(tmp_path: Path, case: str) -> None:
         if args[0] == "-U":
             assert said in ref.stdout + ref.stderr, ref
         ours = run_tool(ALPM, b, args, None)
-        if ref.code and "invalid" in said:
-            # pacman logs libalpm's reason first; the verdict line is the same
-            assert ours.code == ref.code and ours.stderr and ref.stderr.endswith(ours.stderr), (
-                ours, ref)
-            continue
         assert (ours.code, ours.stdout, ours.stderr) == (ref.code, ref.stdout, ref.stderr), args
     want, got = snapshot(a.root), snapshot(b.root)
     for part in ("db", "fs", "log"):
