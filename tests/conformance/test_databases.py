@@ -98,6 +98,36 @@ def test_sync_database_read_like_pacman(tmp_path: Path, case: str) -> None:
             assert (ours.code, ours.stdout, ours.stderr) == (ref.code, ref.stdout, ref.stderr), args
 
 
+#: entries libalpm cannot parse -> the line pacman's load logs for them
+BROKEN = {
+    "value-missing-at-end": ([*_entry("ve-1.0-1", desc="%NAME%\nve\n\n%DESC%"), *OK],
+                             "could not parse package description file 've-1.0-1/desc' from db "
+                             "'test'"),
+    "entry-without-version": ([*_entry("nohyphen", desc=_desc("nohyphen", "1.0-1")), *OK],
+                              "invalid name for database entry 'nohyphen/desc'"),
+    "illegal-filename": ([*_entry("bf-1.0-1", desc=_desc("bf", "1.0-1").replace(
+        "bf-1.0-1-any.pkg.tar.zst", "../bf.pkg.tar.zst")), *OK],
+        "test database is inconsistent: filename of package bf is illegal"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN)
+def test_broken_sync_database_refused_with_pacmans_reason(tmp_path: Path, case: str) -> None:
+    """libalpm logs why and then leaves the repository empty (``-Sl`` exits 0 showing
+    nothing); alpm says the same and refuses the database (exit 1): a broken
+    repository is not an empty one."""
+    members, said = BROKEN[case]
+    root = PacmanRoot(tmp_path / "root")
+    root.add_repo("test", _tar_db(members, tmp_path / "test.db"))
+    ref = run_tool(PACMAN, root, ["-Sl"], None)
+    assert (ref.code, ref.stdout) == (0, ""), ref
+    assert f"error: {said}" in ref.stderr.splitlines(), ref
+    ours = run_tool(ALPM, root, ["-Sl"], None)
+    assert (ours.code, ours.stdout) == (1, "")
+    assert ours.stderr == ref.stderr + ("error: database 'test' is not valid (invalid or "
+                                        "corrupted database)\n")
+
+
 def _installed(tmp_path: Path, names: list[str]) -> PacmanRoot:
     root = PacmanRoot(tmp_path / "root")
     for name in names:

@@ -328,6 +328,10 @@ class SyncArchiveBackend(DatabaseBackend):
             if name is None:
                 key = split_entry_name(dirname)
                 if key is None:
+                    # libalpm's words, then ours (the database is refused, not read as empty)
+                    self._log(LogLevel.ERROR, f"invalid name for database entry '{path}'")
+                    self._log(LogLevel.ERROR, f"could not parse package description file "
+                                              f"'{path}' from db '{self.treename}'")
                     raise AlpmError(ErrorCode.DB_INVALID,
                                     f"invalid name for database entry '{path}' in {self.path}",
                                     path=self.path, entry=path)
@@ -367,6 +371,15 @@ class SyncArchiveBackend(DatabaseBackend):
                                    _text(raw.depends) if raw.depends is not None else None,
                                    (name, raw.version))
         except AlpmError as exc:
+            # libalpm's words, then ours (the database is refused, not read as empty)
+            why = exc.details.get("filename")
+            if why:
+                self._log(LogLevel.ERROR, f"{self.treename} database is inconsistent: filename "
+                                          f"of package {name} is {why}")
+            member = "desc" if raw.desc is not None else "depends"
+            self._log(LogLevel.ERROR, f"could not parse package description file "
+                                      f"'{name}-{raw.version}/{member}' from db "
+                                      f"'{self.treename}'")
             raise AlpmError(ErrorCode.DB_INVALID,
                             f"could not parse package description of {label}: {exc.message}",
                             path=self.path, entry=f"{name}-{raw.version}") from exc

@@ -231,9 +231,11 @@ def _check_filename(filename: str) -> None:
     """%FILENAME% names a file in the cache: no path, no dot file (libalpm's
     ``_alpm_validate_filename``), or a download would be written elsewhere."""
     if filename.startswith(".") or "/" in filename or "\0" in filename:
-        raise AlpmError(ErrorCode.DB_INVALID, f"sync desc: %FILENAME% is illegal: {filename!r}")
+        raise AlpmError(ErrorCode.DB_INVALID, f"sync desc: %FILENAME% is illegal: {filename!r}",
+                        filename="illegal")
     if len(filename.encode("utf-8", "surrogateescape")) > _PATH_MAX:
-        raise AlpmError(ErrorCode.DB_INVALID, "sync desc: %FILENAME% is too long")
+        raise AlpmError(ErrorCode.DB_INVALID, "sync desc: %FILENAME% is too long",
+                        filename="too long")
 
 
 # -- writing --------------------------------------------------------------------------
