@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from alpmd import TYPE_CHECKING
-from alpmd.cli.output import Out, humanize
+from alpmd.cli.output import Out, humanize, optdep_installed
 from alpmd.engine import events as ev
+from alpmd.engine.depend import Depend
 from alpmd.engine.handle import Handle
 from alpmd.engine.package import Package
-from alpmd.engine.query import find_satisfier
 from alpmd.i18n import N_, is_yes
 from alpmd.i18n import gettext as _
 
@@ -139,9 +139,8 @@ class Callbacks:
         out.write(title.format(name=pkg.name) + "\n")
         local = self.handle.localdb if self.handle is not None else None
         for opt in optdeps:
-            dep = opt.split(":", 1)[0].strip()
             mark = ""
-            if local is not None and find_satisfier(local, dep) is not None:
+            if local is not None and optdep_installed(local, opt):
                 mark = " [" + _("installed") + "]"
             out.write(f"    {opt}{mark}\n")
 
@@ -194,11 +193,14 @@ class Callbacks:
         if isinstance(q, ev.ConflictPackage):
             new = q.new.name if q.new else ""
             old = q.old.name if q.old else ""
-            if not q.reason or q.reason in (new, old):
+            # pacman names only the conflict's package name, and only when it is news
+            # (even an empty one: a conflict ": x" meets a provision "=1")
+            reason = Depend.relation(q.reason).name if q.reason else None
+            if reason is None or reason in (new, old):
                 text = _("{new} and {old} are in conflict. Remove {old}?").format(new=new, old=old)
             else:
                 text = _("{new} and {old} are in conflict ({reason}). Remove {old}?").format(
-                    new=new, old=old, reason=q.reason)
+                    new=new, old=old, reason=reason)
             return self.yesno(text, bool(default))
         if isinstance(q, ev.CorruptedPackage):
             return self.yesno(_("File {path} is corrupted ({reason}).\nDo you want to delete it?")

@@ -23,6 +23,7 @@ from alpmd.i18n import gettext as _
 if TYPE_CHECKING:
     from typing import TextIO
 
+    from alpmd.engine.db.local import LocalDatabase
     from alpmd.engine.handle import Handle
     from alpmd.engine.query import SearchRow
 
@@ -161,6 +162,15 @@ def humanize(size: int, target: str = "") -> tuple[float, str]:
     return val, labels[i]
 
 
+def optdep_installed(localdb: LocalDatabase, optdep: str) -> bool:
+    """Whether an installed package satisfies ``optdep`` (pacman's `` [installed]``); one
+    without a name (``=1``, ``: x``) names none."""
+    from alpmd.engine.depend import Depend  # -Qs and -Q never parse dependencies
+
+    dep = Depend.relation(optdep)
+    return bool(dep.name) and find_satisfier(localdb, dep) is not None
+
+
 def strftime_c(ts: int) -> str:
     """``strftime("%c", localtime(ts))`` as pacman prints dates."""
     return time.strftime("%c", time.localtime(ts))
@@ -264,7 +274,7 @@ class Display:
         self.list_display(t("Depends On"), pkg.depends)
         optdeps: list[str] = []
         for od in pkg.optdepends:
-            if local and find_satisfier(handle.localdb, od) is not None:
+            if local and optdep_installed(handle.localdb, od):
                 od += " [" + _("installed") + "]"
             optdeps.append(od)
         self.list_linebreak(t("Optional Deps"), optdeps)
@@ -280,10 +290,10 @@ class Display:
             unit = self.size_line(t("Compressed Size"), pkg.csize or 0)[0]
         self.size_line(t("Installed Size"), pkg.isize or 0, unit)
         self.string(t("Packager"), pkg.packager)
-        self.string(t("Build Date"), strftime_c(pkg.builddate) if pkg.builddate else "")
+        # pacman 6.0.2 prints a date even when it is 0 (none given): the epoch.
+        self.string(t("Build Date"), strftime_c(pkg.builddate or 0))
         if local:
-            self.string(t("Install Date"),
-                        strftime_c(pkg.installdate) if pkg.installdate else "")
+            self.string(t("Install Date"), strftime_c(pkg.installdate or 0))
             reason = {0: N_("Explicitly installed"),
                       1: N_("Installed as a dependency for another package")}.get(
                 int(pkg.reason), N_("Unknown"))

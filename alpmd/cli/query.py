@@ -96,6 +96,9 @@ def _named(ctx: Context, targets: list[str], shown: _Shown) -> int:
 
                 pkg = load_package_file(name)
             except AlpmError as exc:
+                log = exc.details.get("log")
+                if log:  # libalpm's reason, logged before pacman's verdict
+                    ctx.out.error(_(log).format(file=name))
                 ctx.out.error(_("could not load package '{name}': {error}").format(
                     name=name, error=exc.code.strerror))
                 pkg = None

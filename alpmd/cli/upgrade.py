@@ -22,6 +22,7 @@ from alpmd.cli.args import Args
 from alpmd.cli.callback import Callbacks, size_lines
 from alpmd.engine.conflict import FileConflict
 from alpmd.engine.db.sync import SyncDatabase
+from alpmd.engine.depend import Depend, DepMod
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.events import TransFlag
 from alpmd.engine.journal import FinalFlush
@@ -176,16 +177,13 @@ def display_targets(ctx: Context, plan: Plan, downloads: int) -> None:
     explicit = plan.explicit
     isize = 0
     rsize = 0
-    upgrades = False
     removing = {p.name for p in plan.remove}
     for pkg in plan.add:
         names.append((pkg.name in explicit, pkg.name, f"{pkg.name}-{pkg.version}"))
         isize += pkg.isize or 0
         old = localdb.get(pkg.name)
-        if old is not None:
-            upgrades = True
-            if pkg.name not in removing:
-                rsize += old.isize or 0
+        if old is not None and pkg.name not in removing:
+            rsize += old.isize or 0
     for pkg in plan.remove:
         rsize += pkg.isize or 0
         names.append((pkg.name in explicit and not plan.add, pkg.name,
@@ -195,16 +193,17 @@ def display_targets(ctx: Context, plan: Plan, downloads: int) -> None:
     shown = [t[2] for t in names]
     out.write(f"\n{out.c.title}" + _("Packages ({n})").format(n=len(shown))
               + f"{out.c.nocolor} {'  '.join(shown)}\n\n")
+    # pacman's rules: a line only for sizes it has (packages without a size add none)
     sizes: list[tuple[str, int]] = []
-    if plan.add:
-        if downloads or ctx.args.has("downloadonly"):
-            sizes.append((_("Total Download Size:"), downloads))
-        if not ctx.args.has("downloadonly"):
+    if downloads > 0 or ctx.args.has("downloadonly"):
+        sizes.append((_("Total Download Size:"), downloads))
+    if not ctx.args.has("downloadonly"):
+        if isize > 0:
             sizes.append((_("Total Installed Size:"), isize))
-            if upgrades or plan.remove:
-                sizes.append((_("Net Upgrade Size:"), isize - rsize))
-    else:
-        sizes.append((_("Total Removed Size:"), rsize))
+        if rsize > 0 and isize == 0:
+            sizes.append((_("Total Removed Size:"), rsize))
+        if isize > 0 and rsize > 0:
+            sizes.append((_("Net Upgrade Size:"), isize - rsize))
     out.write(size_lines(sizes))
 
 
@@ -241,7 +240,7 @@ def report_prepare_error(ctx: Context, exc: AlpmError, *, removing: bool = False
         conflicts: list[Conflict] = exc.details.get("conflicts", [])
         for c in conflicts:
             p1, p2, reason = c.pkg1, c.pkg2, c.reason
-            if reason and reason not in (p1, p2):
+            if reason and Depend.relation(reason).mod is not DepMod.ANY:  # as pacman: news only
                 out.write(_(":: {p1} and {p2} are in conflict ({reason})").format(
                     p1=p1, p2=p2, reason=reason) + "\n")
             else:
@@ -263,8 +262,9 @@ def report_commit_error(ctx: Context, exc: AlpmError) -> None:
             else:
                 out.write(_("{pkg}: {file} exists in filesystem").format(pkg=c.target, file=c.file)
                           + "\n")
-    elif exc.code in (ErrorCode.PKG_INVALID, ErrorCode.PKG_INVALID_CHECKSUM,
-                      ErrorCode.PKG_INVALID_SIG):
+    elif exc.code is ErrorCode.PKG_INVALID_CHECKSUM:
+        pass  # pacman 6.0.2 said it in the question to delete the file, and adds nothing
+    elif exc.code in (ErrorCode.PKG_INVALID, ErrorCode.PKG_INVALID_SIG):
         path = exc.details.get("path")
         if path:
             out.write(_("{file} is invalid or corrupted").format(file=os.path.basename(path))
@@ -375,6 +375,9 @@ def run(ctx: Context) -> int:
                             workers=min(4, len(os.sched_getaffinity(0))))
         except AlpmError as exc:
             target = ordered[exc.details.get("target_index", 0)]
+            log = exc.details.get("log")
+            if log:  # libalpm's reason, logged before pacman's verdict
+                out.error(_(log).format(file=target))
             out.error(f"'{target}': {exc.code.strerror}")
             return 1
         return execute(ctx, trans, cb)

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from alpmd import TYPE_CHECKING
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import Backup, PkgMeta, metadata_problem
-from alpmd.engine.formats.files import FileList
+from alpmd.engine.formats.files import FileList, sort_paths
 from alpmd.engine.formats.pkginfo import parse_pkginfo
 from alpmd.engine.larchive import (
     AE_IFDIR as _AE_IFDIR,
@@ -141,6 +141,7 @@ from alpmd.engine.larchive import (
     utf8_or_raw as _utf8_or_raw,
 )
 from alpmd.engine.package import Loaded, Origin, Package, Part
+from alpmd.i18n import N_
 
 if TYPE_CHECKING:
     from alpmd.engine.formats.buildinfo import BuildInfo
@@ -638,10 +639,6 @@ class _Walk:
         self.files.append(path + "/" if kind is EntryKind.DIR else path)
 
 
-def _sort_key(path: str) -> bytes:
-    return path.encode("utf-8", "surrogateescape")
-
-
 def _read_package(fd: int, label: str,
                   full: bool) -> tuple[dict[str, bytes], list[str], bool]:
     """One pass over the archive on ``fd``: the metadata members, (full) the file list,
@@ -677,12 +674,13 @@ def _read_package(fd: int, label: str,
             f"after entry {last!r}" if last is not None else "start of archive")
         # libalpm: PKG_OPEN when the file is no archive, LIBARCHIVE when reading it broke.
         code = ErrorCode.PKG_OPEN if fail.opening else ErrorCode.LIBARCHIVE
+        # (libalpm's log line when libarchive cannot open it; its read errors word
+        # differently, pacman reading in other blocks, and are not imitated)
+        log = ("could not open file {file}: " + fail.message.replace("{", "{{").replace("}", "}}")
+               if fail.opening else None)
         raise AlpmError(code, f"error while reading package {label} ({where}): {fail.message}",
-                        entry=entry, path=label) from None
-    if "".join(walk.files).isascii():
-        walk.files.sort()  # the same order as by UTF-8 bytes, without encoding each path
-    else:
-        walk.files.sort(key=_sort_key)
+                        entry=entry, path=label, log=log) from None
+    sort_paths(walk.files)
     return meta, walk.files, complete
 
 
@@ -718,23 +716,29 @@ def _archive_from(label: str, walked: _Walked, full: bool) -> PackageArchive:
     """The :class:`PackageArchive` of a walked package file (its ``.PKGINFO`` checked)."""
     members, files, complete, size = walked
 
-    def invalid(why: str) -> AlpmError:
+    # ``log``: what libalpm logs before refusing such a file (its name as ``{file}``)
+    def invalid(why: str, log: str | None = None) -> AlpmError:
         return AlpmError(ErrorCode.PKG_INVALID, f"invalid package {label}: .PKGINFO: {why}",
-                         entry=".PKGINFO", path=label)
+                         entry=".PKGINFO", path=label, log=log)
 
     raw = members.get(".PKGINFO")
     if raw is None:
         raise AlpmError(ErrorCode.PKG_INVALID, f"missing package metadata (.PKGINFO) in {label}",
-                        entry=".PKGINFO", path=label)
+                        entry=".PKGINFO", path=label, log=N_("missing package metadata in {file}"))
     try:
-        info = parse_pkginfo(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise invalid(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except (ValueError, AlpmError) as exc:
+        # bytes as libalpm keeps them (a latin-1 description installs); names are checked below
+        info = parse_pkginfo(raw.decode("utf-8", "surrogateescape"))
+    except AlpmError as exc:
+        missing = exc.details.get("missing")
+        raise invalid(str(exc), N_("missing package name in {file}") if missing == "pkgname"
+                      else N_("missing package version in {file}") if missing == "pkgver"
+                      else N_("could not parse package description file in {file}")) from None
+    except ValueError as exc:
         raise invalid(str(exc)) from None
     meta = info.meta
     if "-" not in meta.version:
-        raise invalid(f"invalid package version {meta.version!r} (no pkgrel)")
+        raise invalid(f"invalid package version {meta.version!r} (no pkgrel)",
+                      N_("invalid package version in {file}"))
     problem = metadata_problem(meta.name, meta.version)
     if problem is not None:
         raise invalid(f"invalid metadata for package {meta.name}-{meta.version} ({problem})")

@@ -134,6 +134,18 @@ class Depend:
             raise AlpmError(ErrorCode.WRONG_ARGS, f"dependency {s!r} has no package name")
         return cls(name, mod, version, desc)
 
+    @classmethod
+    def relation(cls, s: str) -> Depend:
+        """A relation a package declares (depends, conflicts, provides...), read as
+        libalpm reads package metadata: like :meth:`parse`, but an empty name
+        (``=1``, ``: x``) is kept, not refused. It names no package, so such a
+        dependency cannot be met and such a conflict meets nothing (pacman 6.0.2).
+        """
+        if "\0" in s:
+            raise AlpmError(ErrorCode.WRONG_ARGS, f"dependency {s!r} contains a NUL character")
+        name, mod, version, desc = _split(s)
+        return cls(name, mod, version, desc)
+
     def __str__(self) -> str:
         """The dependency string, as ``alpm_dep_compute_string`` prints it."""
         text = self.name

@@ -58,7 +58,7 @@ from alpmd.engine.events import (
 from alpmd.engine.formats.desc import Reason
 from alpmd.engine.handle import Handle
 from alpmd.engine.log import LogLevel
-from alpmd.engine.package import Package
+from alpmd.engine.package import Origin, Package
 from alpmd.engine.target import split_repo
 from alpmd.engine.version import vercmp
 
@@ -111,7 +111,7 @@ class Conflict:
     reason: str
 
     def __str__(self) -> str:
-        if Depend.parse(self.reason).mod is DepMod.ANY:
+        if Depend.relation(self.reason).mod is DepMod.ANY:
             return f"{self.pkg1} and {self.pkg2} are in conflict"
         return f"{self.pkg1} and {self.pkg2} are in conflict ({self.reason})"
 
@@ -152,7 +152,7 @@ class Plan:
 
 @lru_cache(maxsize=65536)
 def _dep(text: str) -> Depend:
-    return Depend.parse(text)
+    return Depend.relation(text)
 
 
 def _fnmatch_patterns(patterns: Sequence[str], text: str) -> bool:
@@ -178,14 +178,14 @@ def invalid_arch(handle: Handle, pkgs: Iterable[Package]) -> list[str]:
     """``name-version-arch`` of the packages not built for a configured Architecture.
 
     libalpm's check_arch: only the transaction's own targets (before dependencies
-    are resolved); ``any`` and packages without an arch always pass; no configured
-    architecture means no check.
+    are resolved); ``any`` and packages without an arch always pass (an empty one,
+    ``arch = ``, does not); no configured architecture means no check.
     """
     arches = handle.options.architectures
     if not arches:
         return []
     return [f"{p.name}-{p.version}-{p.arch}" for p in pkgs
-            if p.arch and p.arch != "any" and p.arch not in arches]
+            if p.arch is not None and p.arch != "any" and p.arch not in arches]
 
 
 def held_targets(handle: Handle, plan: Plan) -> list[Package]:
@@ -742,6 +742,7 @@ class _Resolver:
             elif _dep(p1.name).satisfied_by(p2):
                 drop, keep = p1, p2
             else:
+                self.handle.log(LogLevel.ERROR, "unresolvable package conflicts detected")
                 raise AlpmError(ErrorCode.CONFLICTING_DEPS,
                                 f"unresolvable package conflicts detected: "
                                 f"{Conflict(p1.name, p2.name, str(dep))}",
@@ -785,6 +786,7 @@ class _Resolver:
                 self.removes.setdefault(new.name, []).append(old)
                 continue
             conflict = Conflict(new.name, old.name, str(dep))
+            self.handle.log(LogLevel.ERROR, "unresolvable package conflicts detected")
             raise AlpmError(ErrorCode.CONFLICTING_DEPS,
                             f"unresolvable package conflicts detected: {conflict}",
                             conflicts=[conflict])
@@ -1003,6 +1005,13 @@ def resolve_sync(handle: Handle, targets: Sequence[str], *, files: Sequence[Pack
                        f"'{first.depend}' required by {first.target}")
             raise AlpmError(ErrorCode.UNSATISFIED_DEPS,
                             f"could not satisfy dependencies: {why}", missing=bad)
+
+    for pkg in r.add:
+        # libalpm's compute_download_size: a repository package needs its %FILENAME%
+        if pkg.origin is Origin.SYNCDB and pkg.filename is None:
+            raise AlpmError(ErrorCode.PKG_INVALID_NAME,
+                            f"package {pkg.name}-{pkg.version} has no file name in its "
+                            f"database", package=pkg.name)
 
     add = r.add
     remove = r.remove

@@ -59,8 +59,8 @@ def run_tool(tool: str, root: PacmanRoot, args: list[str], stdin: str | None) ->
            "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     args = [a.replace("ROOTDIR", str(root.root)) for a in args]
     cmd = [tool, *args[:1], *root.args(), "--color", "never", *args[1:]]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, input=stdin,
-                       timeout=300)
+    r = subprocess.run(cmd, capture_output=True, text=True, errors="surrogateescape", env=env,
+                       input=stdin, timeout=300)  # (packages may hold any bytes)
     norm = str(root.root)
     return Run(r.returncode, r.stdout.replace(norm, "ROOT"), r.stderr.replace(norm, "ROOT"))
 

@@ -20,6 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alpmd.testing.oracle import PacmanRoot
+from tests.commit.support import shell_root
+
 #: Archivers (tool-format): Python's tarfile, bsdtar and GNU tar in each format they write.
 TOOLS = ("py-ustar", "py-pax", "py-gnu", "bsdtar-ustar", "bsdtar-pax", "bsdtar-gnutar",
          "bsdtar-restricted", "gnutar-gnu", "gnutar-posix", "gnutar-ustar", "gnutar-oldgnu")
@@ -204,7 +207,7 @@ class _Tree:
     entries: list[Entry] = field(default_factory=list)
 
 
-def _mtree(entries: list[Entry]) -> bytes:
+def mtree_data(entries: list[Entry]) -> bytes:
     """A small .MTREE (gzip), enough to be present; pacman only stores it."""
     lines = ["#mtree", "/set type=file uid=0 gid=0 mode=644"]
     for e in entries:
@@ -262,7 +265,7 @@ def _members(case: Case, version: str) -> list[Entry]:
     buildinfo = Entry(".BUILDINFO", data=(b"format = 2\npkgname = x\n" if case.layout != "buildinfo-broken"
                                            else b"this is = not = a buildinfo\n\x00\xff"))
     install = Entry(".INSTALL", data=b"post_install() {\n  :\n}\npost_upgrade() {\n  :\n}\n")
-    mtree = Entry(".MTREE", data=_mtree(files))
+    mtree = Entry(".MTREE", data=mtree_data(files))
     changelog = Entry(".CHANGELOG", data=f"{version}: changed\n".encode())
     layout = case.layout
     if layout == "pkginfo-last":
@@ -277,6 +280,16 @@ def _members(case: Case, version: str) -> list[Entry]:
         return [meta, *files[:4], changelog, *files[4:], mtree]
     return [buildinfo, meta, install, mtree, *files] if layout == "makepkg-order" else \
         [buildinfo, mtree, meta, *files]
+
+
+def twins(tmp_path: Path, shell: bool = False) -> tuple[PacmanRoot, PacmanRoot]:
+    """Two identical roots (pacman's, alpm's); ``shell`` puts /bin/sh in them, for
+    packages with scriptlets."""
+    a = PacmanRoot(tmp_path / "a")
+    if shell:
+        shell_root(a.root)
+    shutil.copytree(a.root, tmp_path / "b", symlinks=True)
+    return a, PacmanRoot(tmp_path / "b")
 
 
 def _stage(members: list[Entry], stage: Path) -> list[str]:

@@ -214,7 +214,7 @@ def test_local_writer_empty_items_as_libalpm() -> None:
 
 # -- properties -----------------------------------------------------------------------
 
-line = st.text(st.characters(exclude_characters="\n\r"), max_size=12)
+line = st.text(st.characters(exclude_characters="\n\r\0"), max_size=12)
 item = line.filter(bool)
 items = st.lists(item, max_size=4)
 xdata = st.lists(st.builds(lambda k, v: f"{k}={v}", line, line), max_size=3)
@@ -242,7 +242,7 @@ def sync_meta(draw: st.DrawFn) -> PkgMeta:
     num = st.none() | st.integers(0, 2**63 - 1)
     # names, versions and file names as pacman 7 takes them in a sync database
     name = st.from_regex(r"[A-Za-z0-9@_+][A-Za-z0-9@._+-]{0,12}", fullmatch=True)
-    version = st.from_regex(r"[^-/\s]{1,8}(-[^-/\s]{1,4})?", fullmatch=True)
+    version = st.from_regex(r"[^-/\s\x00]{1,8}(-[^-/\s\x00]{1,4})?", fullmatch=True)
     filename = st.none() | st.from_regex(r"[^./\s\x00][^/\s\x00]{0,15}", fullmatch=True)
     return PkgMeta(
         name=draw(name), version=draw(version), filename=draw(filename), base=draw(opt),

@@ -230,9 +230,11 @@ def snapshot(root: Path) -> dict[str, object]:
             if entry.startswith(".") or not p.is_dir():
                 db[entry] = "file" if p.is_file() else "other"
                 continue
-            desc = _sections((p / "desc").read_text())
+            # (entries may hold any bytes, as pacman writes them)
+            desc = _sections((p / "desc").read_text(errors="surrogateescape"))
             desc.pop("%INSTALLDATE%", None)
-            files = _sections((p / "files").read_text()) if (p / "files").exists() else None
+            files = (_sections((p / "files").read_text(errors="surrogateescape"))
+                     if (p / "files").exists() else None)
             db[entry] = {"desc": desc, "files": files,
                          "mtree": (p / "mtree").exists(),
                          "install": (p / "install").read_text() if (p / "install").exists()
@@ -261,7 +263,7 @@ def snapshot(root: Path) -> dict[str, object]:
     log = []
     logfile = root / "var/log/pacman.log"
     if logfile.exists():
-        for line in logfile.read_text().splitlines():
+        for line in logfile.read_text(errors="surrogateescape").splitlines():
             _, _, rest = line.partition("] ")
             if rest.startswith("[ALPM"):
                 log.append(rest.replace(str(root), "ROOT"))

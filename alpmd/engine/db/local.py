@@ -48,7 +48,13 @@ from alpmd.engine.db.cache import CachedDatabase, PackageCache
 from alpmd.engine.durable import fsync_dir
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.formats.desc import _LOCAL as LOCAL_SPECS
-from alpmd.engine.formats.desc import PkgMeta, Reason, parse_local_desc, write_local_desc
+from alpmd.engine.formats.desc import (
+    VALIDATION_TYPES,
+    PkgMeta,
+    Reason,
+    parse_local_desc,
+    write_local_desc,
+)
 from alpmd.engine.formats.files import FileList, parse_files, write_files
 from alpmd.engine.formats.sections import LIST, SINGLE, Spec, scan
 from alpmd.engine.log import LogCallback, LogLevel, python_log
@@ -153,7 +159,7 @@ def _names_it(data: bytes, line: bytes) -> bool:
     return data.count(header) == 1 and (data.startswith(line) or b"\n\n" + line in data)
 
 
-def identity_errors(data: bytes, key: EntryKey) -> list[str]:
+def identity_errors(data: bytes, key: EntryKey, treename: str = "local") -> list[str]:
     """libalpm's messages for a ``desc`` whose %NAME% or %VERSION% is not the entry's.
 
     pacman prints them whenever it reads a ``desc`` (the directory's name wins), so
@@ -170,18 +176,39 @@ def identity_errors(data: bytes, key: EntryKey) -> list[str]:
             and _names_it(data, head[head.index(b"%VERSION%"):]):
         return []
     try:
-        meta = parse_local_desc(data.decode("utf-8", "surrogateescape"))
+        meta = parse_local_desc(data.decode("utf-8", "surrogateescape"), key)
     except AlpmError:
         return []  # reported when the entry itself is read
-    return _mismatches(meta, key)
+    return _mismatches(meta, key, treename)
 
 
-def _mismatches(meta: PkgMeta, key: EntryKey) -> list[str]:
+_VALIDATION_HEAD = b"%VALIDATION%\n"
+_VALIDATION_WORDS = frozenset(w.encode() for w in VALIDATION_TYPES)
+
+
+def desc_notes(data: bytes, key: EntryKey) -> list[tuple[LogLevel, str]]:
+    """What pacman says whenever it reads this local ``desc``: a %NAME% or %VERSION%
+    that is not the entry's (errors, :func:`identity_errors`) and each %VALIDATION%
+    word it does not know (warnings; the word is dropped)."""
+    notes = [(LogLevel.ERROR, m) for m in identity_errors(data, key)]
+    start = data.find(_VALIDATION_HEAD)  # (bytes: this runs for every entry a bulk read sees)
+    if start == 0 or (start > 0 and data[start - 1] == 0x0A):
+        start += len(_VALIDATION_HEAD)
+        end = data.find(b"\n\n", start - 1)  # (at start - 1: an empty section)
+        for word in data[start:end if end >= 0 else None].split(b"\n"):
+            if word and word not in _VALIDATION_WORDS:
+                notes.append((LogLevel.WARNING, f"unknown validation type for package "
+                              f"{key.name}: {word.decode('utf-8', 'surrogateescape')}"))
+    return notes
+
+
+def _mismatches(meta: PkgMeta, key: EntryKey, treename: str = "local") -> list[str]:
     out = []
     if meta.name != key.name:
-        out.append(f"local database is inconsistent: name mismatch on package {key.name}")
+        out.append(f"{treename} database is inconsistent: name mismatch on package {key.name}")
     if meta.version != key.version:
-        out.append(f"local database is inconsistent: version mismatch on package {key.name}")
+        out.append(f"{treename} database is inconsistent: version mismatch on package "
+                   f"{key.name}")
     return out
 
 
@@ -529,25 +556,22 @@ class LocalFilesBackend(DatabaseBackend):
         data = self._read(key, "desc", required=True)
         assert data is not None
         try:
-            meta = parse_local_desc(data.decode("utf-8", "surrogateescape"))
+            meta = parse_local_desc(data.decode("utf-8", "surrogateescape"), key)
         except AlpmError as exc:
             raise AlpmError(ErrorCode.DB_INVALID, f"corrupted database entry "
                             f"{key.dirname}/desc in {self.path}: {exc.message}",
                             path=self.path, entry=key.dirname) from exc
         # As libalpm: the directory names the package; a differing desc is reported.
-        if key not in self._checked:
-            self._checked.add(key)
-            for message in _mismatches(meta, key):
-                self._log(LogLevel.ERROR, message)
+        self._check_identity(key, data)
         meta.name, meta.version = key.name, key.version
         return meta
 
     def _check_identity(self, key: EntryKey, data: bytes) -> None:
-        """Report a ``desc`` naming another package, once per entry (see :func:`identity_errors`)."""
+        """Say what pacman says of this ``desc`` (:func:`desc_notes`), once per entry."""
         if key not in self._checked:
             self._checked.add(key)
-            for message in identity_errors(data, key):
-                self._log(LogLevel.ERROR, message)
+            for level, message in desc_notes(data, key):
+                self._log(level, message)
 
     # -- writing --------------------------------------------------------------------------
 

@@ -57,8 +57,8 @@ __all__ = [
 ]
 
 #: Bumped whenever the layout changes; the PkgMeta field names are checked too.
-#: 2: column sections after the rows.
-SCHEMA = 2
+#: 2: column sections after the rows. 3: the notes (messages) of the parse.
+SCHEMA = 3
 
 #: Fields also stored column-wise (one marshalled list per field, in name order), for
 #: questions about every package: search (name, desc, provides, groups), providers
@@ -143,12 +143,16 @@ class Snapshot:
     """The loaded form: names and versions at once, rows decoded on demand."""
 
     __slots__ = ("source", "names", "versions", "groups", "_offsets", "_blob", "_index",
-                 "_columns", "_decoded")
+                 "_columns", "_decoded", "notes")
 
     def __init__(self, source: SourceId, names: list[str], versions: list[str],
                  groups: dict[str, list[str]], offsets: array.array[int],
-                 blob: memoryview, columns: dict[str, tuple[int, int]]) -> None:
+                 blob: memoryview, columns: dict[str, tuple[int, int]],
+                 notes: list[tuple[int, str]]) -> None:
         self.source = source
+        #: (log level, message) pairs the parse said, to say again on every load as pacman
+        #: does (it reads the archive each time)
+        self.notes = notes
         self.names = names
         self.versions = versions
         self.groups = groups
@@ -160,8 +164,10 @@ class Snapshot:
         self._decoded: dict[str, list[Any]] = {}
 
     @classmethod
-    def build(cls, source: SourceId, metas: Sequence[PkgMeta]) -> Snapshot:
-        """A snapshot of ``metas`` (already sorted by name, names unique)."""
+    def build(cls, source: SourceId, metas: Sequence[PkgMeta],
+              notes: Sequence[tuple[int, str]] = ()) -> Snapshot:
+        """A snapshot of ``metas`` (already sorted by name, names unique) and the
+        ``notes`` their parse gave."""
         names: list[str] = []
         versions: list[str] = []
         groups: dict[str, list[str]] = {}
@@ -187,7 +193,7 @@ class Snapshot:
             columns[name] = (pos, pos + len(data))
             pos += len(data)
         return cls(source, names, versions, groups, offsets, memoryview(b"".join(parts)),
-                   columns)
+                   columns, list(notes))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -231,7 +237,8 @@ class Snapshot:
     def serialize(self) -> bytes:
         """The file contents: header, index, blob."""
         index = marshal.dumps((_LAYOUT, self.source.as_tuple(), self.names, self.versions,
-                               self.groups, self._offsets.tobytes(), self._columns))
+                               self.groups, self._offsets.tobytes(), self._columns,
+                               self.notes))
         blob = self._blob
         crc = zlib.crc32(blob, zlib.crc32(index))
         return b"".join((_HEADER.pack(_MAGIC, SCHEMA, crc, len(index), len(blob)), index,
@@ -287,9 +294,9 @@ def load_snapshot(path: str, source: SourceId) -> Snapshot:
         layout = loaded[0]
     except (EOFError, ValueError, TypeError, IndexError, KeyError) as exc:
         raise SnapshotError(f"index does not decode: {exc}") from exc
-    if layout != _LAYOUT or len(loaded) != 7:
+    if layout != _LAYOUT or len(loaded) != 8:
         raise SnapshotError("made by another layout version")
-    _, src, names, versions, groups, raw_offsets, columns = loaded
+    _, src, names, versions, groups, raw_offsets, columns, notes = loaded
     if not source.same_content(src):
         raise SnapshotError("stale: the database file changed", stale=True)
     offsets = array.array("Q")
@@ -300,8 +307,11 @@ def load_snapshot(path: str, source: SourceId) -> Snapshot:
     if not (type(names) is list and type(versions) is list and type(groups) is dict
             and len(names) == len(versions) == len(offsets) - 1
             and type(columns) is dict and set(columns) == set(COLUMNS)
+            and type(notes) is list
+            and all(type(n) is tuple and len(n) == 2 and type(n[0]) is int
+                    and type(n[1]) is str for n in notes)
             and offsets[-1] == min((r[0] for r in columns.values()), default=blob_len)
             and all(type(r) is tuple and len(r) == 2 and offsets[-1] <= r[0] <= r[1] <= blob_len
                     for r in columns.values())):
         raise SnapshotError("inconsistent index")
-    return Snapshot(source, names, versions, groups, offsets, blob, columns)
+    return Snapshot(source, names, versions, groups, offsets, blob, columns, notes)

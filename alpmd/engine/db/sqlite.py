@@ -40,7 +40,7 @@ from alpmd.engine.db.local import (
     check_key,
     desc_fields_readable,
     desc_list_fields,
-    identity_errors,
+    desc_notes,
 )
 from alpmd.engine.db.stores import STORE_NAME
 from alpmd.engine.depend import Depend
@@ -402,7 +402,7 @@ class LocalSqliteBackend(DatabaseBackend):
 
     def _parse_desc(self, key: EntryKey, data: bytes | None) -> PkgMeta:
         try:
-            meta = parse_local_desc((data or b"").decode("utf-8", "surrogateescape"))
+            meta = parse_local_desc((data or b"").decode("utf-8", "surrogateescape"), key)
         except AlpmError as exc:
             raise AlpmError(ErrorCode.DB_INVALID, f"corrupted database entry "
                             f"{key.dirname}/desc in {self.path}: {exc.message}",
@@ -417,8 +417,8 @@ class LocalSqliteBackend(DatabaseBackend):
         store's rule: kept byte for byte, the desc says what pacman would read)."""
         if key not in self._checked:
             self._checked.add(key)
-            for message in identity_errors(data, key):
-                self._log(LogLevel.ERROR, message)
+            for level, message in desc_notes(data, key):
+                self._log(level, message)
 
     def read_fields(self, key: EntryKey, fields: Sequence[str]) -> dict[str, Any] | None:
         if not desc_fields_readable(fields):
@@ -617,12 +617,12 @@ class LocalSqliteBackend(DatabaseBackend):
         conn.execute("DELETE FROM pkg WHERE id = ?", (pkg_id,))
 
     @staticmethod
-    def _index(conn: sqlite3.Connection, pkg_id: int, desc: bytes | None,
+    def _index(conn: sqlite3.Connection, pkg_id: int, key: EntryKey, desc: bytes | None,
                files: bytes | None, *, what: Sequence[str] = ("desc", "files")) -> None:
         if "desc" in what:
             conn.execute("DELETE FROM rel WHERE pkg = ?", (pkg_id,))
             conn.execute("DELETE FROM search WHERE rowid = ?", (pkg_id,))
-            meta = parse_local_desc((desc or b"").decode("utf-8", "surrogateescape"))
+            meta = parse_local_desc((desc or b"").decode("utf-8", "surrogateescape"), key)
             rows = [(pkg_id, f, v if f == "groups" else _dep_name(v), v)
                     for f in REL_FIELDS for v in getattr(meta, f)]
             conn.executemany("INSERT INTO rel(pkg, kind, name, value) VALUES (?, ?, ?, ?)",
@@ -647,7 +647,7 @@ class LocalSqliteBackend(DatabaseBackend):
         assert pkg_id is not None
         desc, files = values.get("desc"), values.get("files")
         assert not isinstance(desc, str) and not isinstance(files, str)
-        self._index(conn, pkg_id, desc, files)
+        self._index(conn, pkg_id, key, desc, files)
 
     def _id(self, conn: sqlite3.Connection, key: EntryKey) -> int | None:
         row = conn.execute("SELECT id FROM pkg WHERE name=? AND version=?", key).fetchone()
@@ -677,7 +677,7 @@ class LocalSqliteBackend(DatabaseBackend):
         what = [c for c in ("desc", "files") if c in values]
         if what:
             row = conn.execute("SELECT desc, files FROM pkg WHERE id = ?", (pkg_id,)).fetchone()
-            self._index(conn, pkg_id, row[0], row[1], what=what)
+            self._index(conn, pkg_id, key, row[0], row[1], what=what)
 
     def replace(self, old: EntryKey, entry: Entry, parts: Part = Part.ALL) -> None:
         """Both halves of an upgrade in one transaction."""

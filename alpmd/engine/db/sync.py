@@ -235,6 +235,8 @@ class SyncArchiveBackend(DatabaseBackend):
         self._snapshot: Snapshot | None = None
         self._raw: dict[str, _Raw] = {}
         self._files: dict[str, bytes] | None = None
+        #: (level, message) said while reading the archive, replayed from the snapshot
+        self._notes: list[tuple[int, str]] = []
 
     def _log(self, level: LogLevel, message: str) -> None:
         python_log(level, message, "alpmd.engine.db")
@@ -248,6 +250,7 @@ class SyncArchiveBackend(DatabaseBackend):
         self._snapshot = None
         self._raw = {}
         self._files = None
+        self._notes = []
         got = _read_file(self.path)
         self.opened = True
         if got is None:
@@ -274,6 +277,8 @@ class SyncArchiveBackend(DatabaseBackend):
         try:
             self._snapshot = load_snapshot(self.snapshot_path, source)
             self.loaded_from = "snapshot"
+            for level, message in self._snapshot.notes:
+                self._log(LogLevel(level), message)
             return
         except FileNotFoundError:
             pass
@@ -289,7 +294,7 @@ class SyncArchiveBackend(DatabaseBackend):
             self.loaded_from = "archive"
             return
         metas = [self._parse(name, r) for name, r in sorted(raw.items())]
-        snap = Snapshot.build(source, metas)
+        snap = Snapshot.build(source, metas, self._notes)
         try:
             save_snapshot(self.snapshot_path, snap)
         except OSError as exc:
@@ -300,35 +305,60 @@ class SyncArchiveBackend(DatabaseBackend):
         self._snapshot = snap
         self.loaded_from = "archive"
 
+    def _note(self, level: LogLevel, message: str) -> None:
+        """Say what loading found; kept in the snapshot, so every load says it, as pacman."""
+        self._notes.append((int(level), message))
+        self._log(level, message)
+
     def _collect(self, data: bytes) -> dict[str, _Raw]:
-        """Group the archive's members by package, as libalpm's ``sync_db_populate`` does."""
+        """Group the archive's members by package, as libalpm's ``sync_db_populate`` does.
+
+        As libalpm: any file names the package of its first path component (a file
+        at the top, ``name-version``, makes an empty package), and the part after
+        the last slash says what it is; a ``desc`` naming another package is
+        reported, the directory's name and version win.
+        """
+        from alpmd.engine.db.local import identity_errors
+
         raw: dict[str, _Raw] = {}
         dirs: dict[str, str] = {}  # "name-version" -> name, to spot a second version
         for path, content in read_db_archive(data, self.path):
-            dirname, slash, fname = path.partition("/")
+            dirname, slash, rest = path.partition("/")
             name = dirs.get(dirname)
-            if name is None or not fname or "/" in fname:
+            if name is None:
                 key = split_entry_name(dirname)
                 if key is None:
+                    # libalpm's words, then ours (the database is refused, not read as empty)
+                    self._log(LogLevel.ERROR, f"invalid name for database entry '{path}'")
+                    self._log(LogLevel.ERROR, f"could not parse package description file "
+                                              f"'{path}' from db '{self.treename}'")
                     raise AlpmError(ErrorCode.DB_INVALID,
                                     f"invalid name for database entry '{path}' in {self.path}",
                                     path=self.path, entry=path)
-                if not slash or not fname or "/" in fname:
-                    self._log(LogLevel.WARNING, f"unknown database file: {path}")
-                    continue
                 if key.name in raw:
-                    self._log(LogLevel.ERROR, f"{self.treename} database is inconsistent: "
-                                              f"duplicated entry '{dirname}' ignored")
+                    self._note(LogLevel.ERROR, f"{self.treename} database is inconsistent: "
+                                               f"duplicated entry '{dirname}' ignored")
+                    dirs[dirname] = ""
                     continue
                 name = dirs[dirname] = key.name
                 raw[name] = _Raw(key.version)
+            if not name:
+                continue  # a duplicated entry's other files
+            if not slash:
+                self._note(LogLevel.WARNING, f"unknown database file: {path}")
+                continue
             entry = raw[name]
+            fname = rest.rpartition("/")[2]
             if fname == "desc":
                 entry.desc = content
+                for message in identity_errors(content, EntryKey(name, entry.version),
+                                               self.treename):
+                    self._note(LogLevel.ERROR, message)
             elif fname == "depends":
                 entry.depends = content
             elif fname not in ("files", "deltas"):
-                self._log(LogLevel.WARNING, f"unknown database file: {path}")
+                # libalpm makes the package and says so at debug level only
+                python_log(LogLevel.DEBUG, f"unknown database file: {path}", "alpmd.engine.db")
         return raw
 
     def _parse(self, name: str, raw: _Raw) -> PkgMeta:
@@ -338,19 +368,22 @@ class SyncArchiveBackend(DatabaseBackend):
             return PkgMeta(name, raw.version)  # a directory without metadata: libalpm's too
         try:
             meta = parse_sync_desc(_text(raw.desc or b""),
-                                   _text(raw.depends) if raw.depends is not None else None)
+                                   _text(raw.depends) if raw.depends is not None else None,
+                                   (name, raw.version))
         except AlpmError as exc:
+            # libalpm's words, then ours (the database is refused, not read as empty)
+            why = exc.details.get("filename")
+            if why:
+                self._log(LogLevel.ERROR, f"{self.treename} database is inconsistent: filename "
+                                          f"of package {name} is {why}")
+            member = "desc" if raw.desc is not None else "depends"
+            self._log(LogLevel.ERROR, f"could not parse package description file "
+                                      f"'{name}-{raw.version}/{member}' from db "
+                                      f"'{self.treename}'")
             raise AlpmError(ErrorCode.DB_INVALID,
                             f"could not parse package description of {label}: {exc.message}",
                             path=self.path, entry=f"{name}-{raw.version}") from exc
-        if meta.name != name:
-            self._log(LogLevel.ERROR, f"{self.treename} database is inconsistent: name "
-                                      f"mismatch on package {name}")
-            meta.name = name
-        if meta.version != raw.version:
-            self._log(LogLevel.ERROR, f"{self.treename} database is inconsistent: version "
-                                      f"mismatch on package {name}")
-            meta.version = raw.version
+        meta.name, meta.version = name, raw.version  # a mismatch was noted by _collect
         return meta
 
     # -- the backend interface -------------------------------------------------------

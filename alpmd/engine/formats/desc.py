@@ -111,7 +111,9 @@ def metadata_problem(name: str, version: str) -> str | None:
 
 # -- reading --------------------------------------------------------------------------
 
-_VALIDATION_ORDER = ("none", "md5", "sha256", "pgp")
+#: The %VALIDATION% words libalpm knows, in the order it writes them.
+VALIDATION_TYPES = ("none", "md5", "sha256", "pgp")
+_VALIDATION_ORDER = VALIDATION_TYPES
 
 _COMMON: dict[str, Spec] = {
     "%NAME%": ("name", SINGLE),
@@ -155,12 +157,20 @@ _SYNC: dict[str, Spec] = {
 }
 
 
-def _build(kw: dict[str, Any], origin: str) -> PkgMeta:
-    """Turn scanned sections into a :class:`PkgMeta`, checking what libalpm needs."""
+def _build(kw: dict[str, Any], origin: str, entry: tuple[str, str] | None = None) -> PkgMeta:
+    """Turn scanned sections into a :class:`PkgMeta`, checking what libalpm needs.
+
+    With ``entry`` (the database directory's name and version) a missing %NAME% or
+    %VERSION% is the entry's, and an empty one is kept for the caller to report as
+    a mismatch: libalpm names the package after its directory and only compares.
+    """
     code = ErrorCode.DB_INVALID
-    if not kw.get("name"):
+    if entry is not None:
+        kw.setdefault("name", entry[0])
+        kw.setdefault("version", entry[1])
+    elif not kw.get("name"):
         raise AlpmError(code, f"{origin}: %NAME% is missing or empty")
-    if not kw.get("version"):
+    elif not kw.get("version"):
         raise AlpmError(code, f"{origin}: %VERSION% is missing or empty")
     if "reason" in kw:
         reason = kw["reason"]
@@ -178,20 +188,25 @@ def _build(kw: dict[str, Any], origin: str) -> PkgMeta:
     return PkgMeta(**kw)
 
 
-def parse_local_desc(text: str) -> PkgMeta:
+def parse_local_desc(text: str, entry: tuple[str, str] | None = None) -> PkgMeta:
     """Read a local database ``desc`` entry (alpm-db v9, as any pacman 4-6 wrote it).
 
     Unknown sections and stray lines are ignored, CRLF line ends and trailing
-    blanks after headers tolerated; a missing %NAME%/%VERSION% or a number that
-    is not one raises :class:`AlpmError` (``DB_INVALID``).
+    blanks after headers tolerated; an impossible %REASON% or %XDATA% raises
+    :class:`AlpmError` (``DB_INVALID``), and so does a missing %NAME%/%VERSION%
+    unless ``entry`` (the directory's name and version) stands in for it.
     """
-    return _build(scan(text, _LOCAL, "local desc", ErrorCode.DB_INVALID), "local desc")
+    return _build(scan(text, _LOCAL, "local desc", ErrorCode.DB_INVALID), "local desc", entry)
 
 
-def parse_sync_desc(text: str, depends_text: str | None = None) -> PkgMeta:
+def parse_sync_desc(text: str, depends_text: str | None = None,
+                    entry: tuple[str, str] | None = None) -> PkgMeta:
     """Read a sync database ``desc`` entry; ``depends_text`` is an old db's separate ``depends``.
 
-    Called once per package when a sync database is loaded, so kept lean.
+    ``entry`` is the database directory's name and version, as for
+    :func:`parse_local_desc`; pacman 7's name rules are then checked on it (the
+    name the package gets). Called once per package when a sync database is
+    loaded, so kept lean.
     """
     raw = scan(text, _SYNC, "sync desc", ErrorCode.DB_INVALID)
     if depends_text is not None:
@@ -199,11 +214,12 @@ def parse_sync_desc(text: str, depends_text: str | None = None) -> PkgMeta:
     filename = raw.get("filename")
     if isinstance(filename, str):
         _check_filename(filename)
-    meta = _build(raw, "sync desc")
-    problem = metadata_problem(meta.name, meta.version)
+    meta = _build(raw, "sync desc", entry)
+    name, version = entry or (meta.name, meta.version)
+    problem = metadata_problem(name, version)
     if problem is not None:
         raise AlpmError(ErrorCode.DB_INVALID, f"sync desc: invalid metadata for package "
-                                              f"{meta.name}-{meta.version} ({problem})")
+                                              f"{name}-{version} ({problem})")
     return meta
 
 
@@ -215,9 +231,11 @@ def _check_filename(filename: str) -> None:
     """%FILENAME% names a file in the cache: no path, no dot file (libalpm's
     ``_alpm_validate_filename``), or a download would be written elsewhere."""
     if filename.startswith(".") or "/" in filename or "\0" in filename:
-        raise AlpmError(ErrorCode.DB_INVALID, f"sync desc: %FILENAME% is illegal: {filename!r}")
+        raise AlpmError(ErrorCode.DB_INVALID, f"sync desc: %FILENAME% is illegal: {filename!r}",
+                        filename="illegal")
     if len(filename.encode("utf-8", "surrogateescape")) > _PATH_MAX:
-        raise AlpmError(ErrorCode.DB_INVALID, "sync desc: %FILENAME% is too long")
+        raise AlpmError(ErrorCode.DB_INVALID, "sync desc: %FILENAME% is too long",
+                        filename="too long")
 
 
 # -- writing --------------------------------------------------------------------------

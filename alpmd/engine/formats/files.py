@@ -24,17 +24,38 @@ def parse_files(text: str) -> FileList:
     """Read a local ``files`` entry, or the ``files`` entry of a ``.files`` sync database.
 
     A %BACKUP% line is ``path<TAB>md5``; a line without a tab is a path with no
-    recorded hash (libalpm accepts that too).
+    recorded hash (libalpm accepts that too). Paths come back sorted bytewise, as
+    libalpm sorts them on reading (pacman writes them so; a hand-edited list may not be).
     """
     raw = scan(text, _SPECS, "files", ErrorCode.DB_INVALID)
     files = raw.get("files", [])
     lines = raw.get("backup", [])
     assert isinstance(files, list) and isinstance(lines, list)
+    sort_paths(files)
     backup = []
     for line in lines:
         path, _, md5 = line.partition("\t")
         backup.append(Backup(path, md5))
     return FileList(files, backup)
+
+
+def _path_bytes(path: str) -> bytes:
+    """The bytes a path stands for (read ones hold only escaped bytes as surrogates)."""
+    try:
+        return path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogatepass")
+
+
+def sort_paths(paths: list[str]) -> None:
+    """Sort ``paths`` in place by their bytes (libalpm's ``strcmp``), when they are not."""
+    if "".join(paths).isascii():
+        if any(a > b for a, b in zip(paths, paths[1:], strict=False)):
+            paths.sort()  # for ASCII the same order, without encoding each path
+    else:
+        keys = [_path_bytes(p) for p in paths]
+        if any(a > b for a, b in zip(keys, keys[1:], strict=False)):
+            paths.sort(key=_path_bytes)
 
 
 def _check(fl: FileList) -> None:

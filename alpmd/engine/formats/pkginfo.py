@@ -70,7 +70,7 @@ def parse_pkginfo(text: str) -> PkgInfo:
             lists[_LISTS[key]].append(value)
     for key in ("pkgname", "pkgver"):
         if not single.get(key):
-            raise AlpmError(code, f".PKGINFO: {key} is missing or empty")
+            raise AlpmError(code, f".PKGINFO: {key} is missing or empty", missing=key)
     kw: dict[str, Any] = {}
     for key, value in single.items():
         attr = _SINGLE[key]

@@ -54,12 +54,15 @@ def scan(
 
     Unknown ``%HEADERS%`` and their bodies are skipped; a repeated list section
     adds to the earlier one and a repeated single one replaces it (as libalpm
-    does).  Headers are matched exactly, then with trailing whitespace removed.
+    does).  Headers are matched exactly, then with trailing whitespace removed; a
+    line ends at a NUL.
     A single-valued header on the last line raises :class:`AlpmError` with
     ``code``; numbers that are not numbers read as libalpm reads them (0 or -1).
     """
     out: dict[str, Value] = {} if into is None else into
     lines = split_lines(text)
+    if "\0" in text:  # libalpm reads C strings: a line ends at a NUL
+        lines = [line.partition("\0")[0] for line in lines]
     n = len(lines)
     i = 0
     index = lines.index
@@ -174,16 +177,22 @@ def strict_int(value: str, what: str, origin: str, code: ErrorCode) -> int:
 
 
 def check_value(value: str, what: str) -> None:
-    """Refuse a value a line-based format cannot hold (it would corrupt the entry)."""
-    if "\n" in value:
-        raise AlpmError(ErrorCode.WRONG_ARGS, f"{what} contains a newline: {value!r}")
+    """Refuse a value a line-based format cannot hold (it would corrupt the entry, or a C
+    reader would stop at its NUL)."""
+    if "\n" in value or "\0" in value:
+        raise AlpmError(ErrorCode.WRONG_ARGS, f"{what} contains a newline or NUL: {value!r}")
 
 
 def check_items(values: list[str], what: str) -> None:
-    """Refuse list items that are empty (they would end the list) or span lines."""
+    """Refuse list items that are empty (they would end the list), span lines or hold a NUL."""
     for value in values:
-        if not value or "\n" in value:
-            raise AlpmError(ErrorCode.WRONG_ARGS, f"{what} has an empty or multi-line item: {value!r}")
+        if not value or "\n" in value or "\0" in value:
+            raise AlpmError(ErrorCode.WRONG_ARGS,
+                            f"{what} has an empty, multi-line or NUL item: {value!r}")
+
+
+#: libalpm's line buffer for ``.PKGINFO`` (512 KiB): a line must be shorter.
+PKGINFO_MAX_LINE = 512 * 1024
 
 
 def pkginfo_lines(text: str) -> Iterator[tuple[int, str, str]]:
@@ -194,9 +203,17 @@ def pkginfo_lines(text: str) -> Iterator[tuple[int, str, str]]:
     strips the newline only: CRLF files give values ending in ``\r``). Empty
     lines and lines starting with ``#`` are skipped, and so is any other line
     (libalpm logs a syntax error and goes on): ``key=value``, ``key =`` or an
-    indented key are ignored.
+    indented key are ignored. A line ends at a NUL (a C string); one of
+    :data:`PKGINFO_MAX_LINE` bytes or more raises :class:`AlpmError` (``PKG_INVALID``),
+    as libalpm's line buffer refuses it.
     """
     for number, line in enumerate(text.split("\n"), 1):
+        if len(line) * 4 >= PKGINFO_MAX_LINE and len(
+                line.encode("utf-8", "surrogateescape")) >= PKGINFO_MAX_LINE:
+            raise AlpmError(ErrorCode.PKG_INVALID, f".PKGINFO line {number} is longer than "
+                                                   f"{PKGINFO_MAX_LINE - 1} bytes")
+        if "\0" in line:
+            line = line.partition("\0")[0]
         if not line or line[0] == "#":
             continue
         space = line.find(" ")
