@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from alpmd import TYPE_CHECKING
 from alpmd.cli.output import Out, humanize, optdep_installed
 from alpmd.engine import events as ev
-from alpmd.engine.depend import Depend
 from alpmd.engine.handle import Handle
 from alpmd.engine.package import Package
 from alpmd.i18n import N_, is_yes
@@ -193,10 +192,8 @@ class Callbacks:
         if isinstance(q, ev.ConflictPackage):
             new = q.new.name if q.new else ""
             old = q.old.name if q.old else ""
-            # pacman names only the conflict's package name, and only when it is news
-            # (even an empty one: a conflict ": x" meets a provision "=1")
-            reason = Depend.relation(q.reason).name if q.reason else None
-            if reason is None or reason in (new, old):
+            reason = q.shown_reason()
+            if reason is None:
                 text = _("{new} and {old} are in conflict. Remove {old}?").format(new=new, old=old)
             else:
                 text = _("{new} and {old} are in conflict ({reason}). Remove {old}?").format(

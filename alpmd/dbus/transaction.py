@@ -553,11 +553,12 @@ def describe(q: ev.Question, cat: "Catalog | None" = None
                                                             new=_name(q.new))
     elif isinstance(q, ev.ConflictPackage):
         new, old = _name(q.new), _name(q.old)
-        if not q.reason or q.reason in (q.new.name if q.new else "", q.old.name if q.old else ""):
+        reason = q.shown_reason()
+        if reason is None:
             text = _("{new} and {old} are in conflict. Remove {old}?").format(new=new, old=old)
         else:
             text = _("{new} and {old} are in conflict ({reason}). Remove {old}?").format(
-                new=new, old=old, reason=q.reason)
+                new=new, old=old, reason=reason)
     elif isinstance(q, ev.CorruptedPackage):
         text = _("File {path} is corrupted ({reason}).\nDo you want to delete it?").format(
             path=q.filepath, reason=q.reason)

@@ -13,6 +13,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from alpmd.engine.depend import Depend
 from alpmd.engine.package import Package
 from alpmd.i18n import N_
 
@@ -296,6 +297,17 @@ class ConflictPackage(Question):
     old: Package | None = None
     reason: str = ""
     default: object = False
+
+    def shown_reason(self) -> str | None:
+        """What pacman's question shows of the conflict beside the two names: the
+        conflict's package name (even an empty one: ``: x`` meets ``=1``), None when there
+        is no reason or it names one of the two packages."""
+        if not self.reason:
+            return None
+        name = Depend.relation(self.reason).name
+        new = self.new.name if self.new else ""
+        old = self.old.name if self.old else ""
+        return None if name in (new, old) else name
 
 
 @dataclass

@@ -143,3 +143,21 @@ def test_nameless_conflict_meets_nameless_provision(tmp_path: Path) -> None:
     assert ":: pb and pa are in conflict (). Remove pa? [y/N] " in ref.stdout.splitlines()
     ref = _both(a, b, ["-U", str(_package(tmp_path, "pc", extra="depend = >=0\n"))], 0)
     assert "installing pc..." in ref.stdout
+
+
+def test_the_daemon_asks_the_conflict_question_as_the_command_line() -> None:
+    """The daemon's QuestionAsked text names what pacman's question names (the conflict's
+    package name, only when it is news): the rule is the event's, not each front end's."""
+    from alpmd.dbus.transaction import describe
+    from alpmd.engine import events as ev
+    from alpmd.engine.package import Origin, Package
+
+    new, old = Package("foo", "2.0-1", Origin.SYNCDB), Package("bar", "1.0-1", Origin.LOCALDB)
+    asked = {reason: describe(ev.ConflictPackage(new=new, old=old, reason=reason))[0]
+             for reason in ("", "bar", "bar<2", "baz>=1: a description", ": x")}
+    assert asked == {
+        "": "foo-2.0-1 and bar-1.0-1 are in conflict. Remove bar-1.0-1?",
+        "bar": "foo-2.0-1 and bar-1.0-1 are in conflict. Remove bar-1.0-1?",
+        "bar<2": "foo-2.0-1 and bar-1.0-1 are in conflict. Remove bar-1.0-1?",
+        "baz>=1: a description": "foo-2.0-1 and bar-1.0-1 are in conflict (baz). Remove bar-1.0-1?",
+        ": x": "foo-2.0-1 and bar-1.0-1 are in conflict (). Remove bar-1.0-1?"}, asked
