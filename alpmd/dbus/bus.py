@@ -29,12 +29,47 @@ from typing import Any
 import dbus_fast.aio.message_bus as _aio_bus
 from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
+from dbus_fast.signature import Variant
 
 from alpmd.dbus import errors, fds
 from alpmd.dbus.relay import Relay
 
 #: The unique bus name of the client whose method call is being handled.
 CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("alpmd_caller", default="")
+
+
+def utf8_text(text: str) -> str:
+    """``text`` as D-Bus can carry it (UTF-8): what was read from bytes that are not UTF-8
+    (a package's latin-1 description, a file name; kept as surrogate escapes, as Python
+    reads such bytes) becomes U+FFFD."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "replace")
+    return raw.decode("utf-8", "replace")
+
+
+def _utf8(value: Any) -> Any:
+    if isinstance(value, str):
+        return utf8_text(value)
+    if isinstance(value, Variant):
+        return Variant(value.signature, _utf8(value.value))
+    if isinstance(value, list | tuple):
+        return type(value)(_utf8(v) for v in value)
+    if isinstance(value, dict):
+        return {_utf8(k): _utf8(v) for k, v in value.items()}
+    return value
+
+
+def utf8_message(msg: Message) -> Message:
+    """``msg`` with every string of its body made UTF-8 (:func:`utf8_text`): a message
+    that does not marshal for one package's text would otherwise fail the whole answer
+    (or be an internal error) for every client that asks."""
+    return Message(destination=msg.destination, path=msg.path, interface=msg.interface,
+                   member=msg.member, message_type=msg.message_type, flags=msg.flags,
+                   error_name=msg.error_name, reply_serial=msg.reply_serial,
+                   sender=msg.sender, unix_fds=msg.unix_fds, signature=msg.signature,
+                   body=_utf8(msg.body), serial=msg.serial)
 
 
 class _PatientWriter(_aio_bus._MessageWriter):
@@ -45,7 +80,11 @@ class _PatientWriter(_aio_bus._MessageWriter):
     cap: int | None = None
 
     def buffer_message(self, msg: Message, future: asyncio.Future[Any] | None = None) -> None:
-        super().buffer_message(msg, future)
+        try:
+            super().buffer_message(msg, future)
+        except UnicodeEncodeError:
+            msg = utf8_message(msg)
+            super().buffer_message(msg, future)
         if self.cap is None or msg.message_type is MessageType.METHOD_CALL:
             return
         size = len(self.messages[-1][0])
