@@ -40,6 +40,7 @@ import os
 import pickle
 import pwd
 import shutil
+import stat
 import struct
 import tempfile
 import time
@@ -1174,15 +1175,47 @@ async def _as_user(handle: Handle, user: pwd.struct_passwd,
         finally:
             await asyncio.to_thread(os.waitpid, pid, 0)
             os.close(rfd)
-        for entry in os.scandir(staging):
-            if entry.is_file(follow_symlinks=False) and not entry.name.endswith(".part"):
-                os.chown(entry.path, os.geteuid(), os.getegid())
-                os.replace(entry.path, final(entry.path))
+        _take_back(staging, dest_dir)
         if outcome[0] == "error":
             raise AlpmError(ErrorCode(outcome[1]), outcome[2])
         return outcome[1], final
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _take_back(staging: str, dest_dir: str) -> None:
+    """Move what the download user left in ``staging`` into ``dest_dir``, root's.
+
+    A process of that user may outlive the child and keep changing the directory. So
+    the directory is made root's (0700) first, through a descriptor opened without
+    following a link: from then on no name in it changes under us. Each file is then
+    opened without following a symbolic link (one planted there is never followed, so
+    root never chowns or moves what it points to), must be a regular file with a single
+    link (not another file of the user's hard-linked in), and is given to root with the
+    mode of a file downloaded by root before it is moved."""
+    dfd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchown(dfd, os.geteuid(), os.getegid())
+        os.fchmod(dfd, 0o700)
+        for name in os.listdir(dfd):
+            if name.endswith(".part"):
+                continue
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                             dir_fd=dfd)
+            except OSError:
+                continue  # a symbolic link, a FIFO that went away...: left to be removed
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                    continue
+                os.fchown(fd, os.geteuid(), os.getegid())
+                os.fchmod(fd, 0o644)
+            finally:
+                os.close(fd)
+            os.replace(name, os.path.join(dest_dir, name), src_dir_fd=dfd)
+    finally:
+        os.close(dfd)
 
 
 def _pkg_level(pkg: Package, handle: Handle) -> SigLevel:
