@@ -193,7 +193,7 @@ class Query1(ServiceInterface):
         reply_bytes = d.limits.reply_bytes
 
         def work() -> list[list[str]]:
-            resolve = _resolver(caller.identity_of(uid))
+            resolve = located_as(caller.identity_of(uid), paths)
             return d.handles.lend(lambda h: owner_pairs(h, paths, resolve, reply_bytes))
         return await d.workers.run(sender, d.limits.search_deadline,
                                    lambda: _translated_rows(work), "finding the owners",
@@ -330,15 +330,20 @@ def _bounded(values: list[str], what: str, length: int = NAME_LENGTH) -> None:
             raise errors.invalid(f"{what}: a value longer than {length} characters")
 
 
-def _resolver(who: caller.FsIdentity) -> q.Resolver:
-    """:func:`alpmd.engine.query.locate` with ``who``'s rights (see :mod:`caller`)."""
+def located_as(who: caller.FsIdentity, paths: list[str]) -> q.Resolver:
+    """Each path looked up on the file system with ``who``'s rights (one switch of the
+    thread's identity for all of them), answered afterwards to
+    :func:`alpmd.engine.query.find_owner`, which reads the databases with the daemon's."""
+    names = {q.owner_target(p)[0] for p in paths}
+    try:
+        with caller.resolving_as(who):
+            found = {name: q.locate(name, None) for name in names}
+    except caller.IdentityError as exc:  # (never resolved as root instead)
+        raise AlpmError(ErrorCode.SYSTEM, f"cannot resolve paths with the caller's rights: "
+                        f"{exc}") from None
+
     def resolve(filename: str, search_path: str | None) -> q.Located:
-        try:
-            with caller.resolving_as(who):
-                return q.locate(filename, search_path)
-        except caller.IdentityError as exc:  # (never resolved as root instead)
-            raise AlpmError(ErrorCode.SYSTEM, f"cannot resolve {filename} with the "
-                            f"caller's rights: {exc}", path=filename) from None
+        return found[filename]
     return resolve
 
 

@@ -767,6 +767,15 @@ def locate(filename: str, search_path: str | None) -> Located:
     return Located(filename, _lrealpath(filename), st)
 
 
+def owner_target(target: str) -> tuple[str, bool]:
+    """The name -Qo looks up for ``target`` (trailing slashes dropped), and whether it
+    had any (then it is asked about as a directory)."""
+    filename = target
+    while len(filename) > 1 and filename.endswith("/"):
+        filename = filename[:-1]
+    return filename, filename != target
+
+
 def find_owner(handle: Handle, target: str, *, search_path: str | None = None,
                resolve: Resolver = locate) -> OwnerResult:
     """Who owns ``target`` (pacman's ``query_fileowner`` for one target).
@@ -779,11 +788,7 @@ def find_owner(handle: Handle, target: str, *, search_path: str | None = None,
     if target == "":
         raise AlpmError(ErrorCode.WRONG_ARGS, "empty string passed to file owner query")
     root = handle.options.root
-    filename = target
-    is_dir = False
-    while len(filename) > 1 and filename.endswith("/"):
-        filename = filename[:-1]
-        is_dir = True
+    filename, is_dir = owner_target(target)
     found = resolve(filename, search_path)
     filename, st = found.filename, found.st
     rpath = found.rpath or filename
