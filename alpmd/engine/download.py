@@ -35,6 +35,7 @@ import ctypes
 import email.message
 import email.utils
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -1046,8 +1047,22 @@ def _receive(fd: int) -> tuple[Any, ...] | None:
     body = exactly(int.from_bytes(head, "big")) if head is not None else None
     if body is None:
         return None
-    message: tuple[Any, ...] = pickle.loads(body)   # from our own child, over our own pipe
+    message: tuple[Any, ...] = _ChildUnpickler(io.BytesIO(body)).load()
+    if not isinstance(message, tuple) or not message:
+        raise pickle.UnpicklingError("the download process sent no message")
     return message
+
+
+class _ChildUnpickler(pickle.Unpickler):
+    """Reads what the download child sends as data only. The child runs as DownloadUser
+    and parses what mirrors send: taken over, it could send root a pickle naming any
+    callable (``os.system``...). Only the plain classes of the messages may be named."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        cls = _CHILD_TYPES.get(f"{module}:{name}")
+        if cls is None:
+            raise pickle.UnpicklingError(f"the download process named {module}.{name}")
+        return cls
 
 
 # Landlock (linux/landlock.h): the write-type file-system rights a ruleset can handle
@@ -1161,9 +1176,18 @@ async def _as_user(handle: Handle, user: pwd.struct_passwd,
                 return msg
         return ("error", ErrorCode.SYSTEM.value, "download process ended without a result")
 
+    caches = {os.path.normpath(d) for d in handle.options.cachedirs}
+
     def final(path: str) -> str:
-        return os.path.join(dest_dir, os.path.basename(path)) \
-            if os.path.dirname(path) == staging else path
+        """Where a file the child names is now: one it fetched is in ``dest_dir``; one it
+        found cached must be in a cache directory (a path elsewhere, perhaps the user's
+        own file, is refused: root would check it, then read it again to install it)."""
+        if os.path.dirname(path) == staging:
+            return os.path.join(dest_dir, os.path.basename(path))
+        if os.path.dirname(os.path.normpath(path)) not in caches:
+            raise AlpmError(ErrorCode.SYSTEM,
+                            f"the download process named a file outside the cache: {path}")
+        return path
 
     try:
         try:
@@ -1247,6 +1271,13 @@ class UrlFetch:
 
     paths: dict[str, str] = field(default_factory=dict)
     failures: list[UrlFailure] = field(default_factory=list)
+
+
+#: What the download child's messages may hold besides plain values (see _ChildUnpickler)
+_CHILD_TYPES: dict[str, type] = {
+    f"{cls.__module__}:{cls.__qualname__}": cls
+    for cls in (DownloadStarted, DownloadDone, DownloadRetry, MirrorDisabled, RangeFallback,
+                DatabaseUpToDate, DownloadProgress, UrlFailure, UrlFetch)}
 
 
 def _url_name(url: str) -> str:

@@ -1,14 +1,19 @@
-"""What a compromised DownloadUser can leave in its download directory for root to move
-into the cache: root must follow no symbolic link, adopt no file hard-linked from
-elsewhere, and keep no file writable by others (the pacman 7 download sandbox's
-hand-back; DownloadUser behaviour itself is in tests/behaviours/test_download_user.py)."""
+"""What a compromised DownloadUser can hand back to root: files left in its download
+directory (root must follow no symbolic link, adopt no file hard-linked from elsewhere,
+keep no file writable by others) and the messages of the download process (data only,
+never code). DownloadUser's behaviour itself is in tests/behaviours/test_download_user.py."""
 
 from __future__ import annotations
 
 import os
+import pickle
 import stat
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from alpmd.engine import download
 from alpmd.testing.mirror import MirrorServer
 from alpmd.testing.oracle import PacmanRoot
 from tests.behaviours import test_download_user as dluser
@@ -57,3 +62,33 @@ def test_what_the_download_user_plants_is_not_adopted(world: tuple[PacmanRoot, M
     assert (vst.st_uid, stat.S_IMODE(vst.st_mode)) == (STRANGER, 0o600)
     ost = os.lstat(own / "mine")
     assert (ost.st_uid, ost.st_nlink) == (NOBODY.pw_uid, 1)
+
+
+class _Hostile:
+    """What a download process taken over could send: unpickled, it runs a command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_the_download_process_cannot_make_root_run_anything(tmp_path: Path) -> None:
+    """Root reads the child's messages from a pipe; the child runs as DownloadUser and
+    parses what mirrors send. Before: whatever it sent was unpickled as it came, so a
+    child taken over could name ``os.system`` and have root run a command."""
+    marker = tmp_path / "ran"
+    r, w = os.pipe()
+    try:
+        download._send(w, ("done", _Hostile(marker)))
+        with pytest.raises(pickle.UnpicklingError, match="posix.system"):
+            download._receive(r)
+        assert not marker.exists()
+        # what the child really sends still comes through
+        sent = ("event", download.DownloadDone("foo.pkg.tar.zst", 3, ("m",)))
+        download._send(w, sent)
+        assert download._receive(r) == sent
+    finally:
+        os.close(r)
+        os.close(w)
