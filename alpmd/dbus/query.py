@@ -17,7 +17,7 @@ from dbus_fast import DBusError
 from dbus_fast.service import ServiceInterface, dbus_method
 from dbus_fast.signature import Variant
 
-from alpmd.dbus import errors, fds, limits, options
+from alpmd.dbus import caller, errors, fds, limits, options
 from alpmd.dbus.bus import CALLER
 from alpmd.dbus.packages import attributes, lookup, package_id
 from alpmd.dbus.types import AS, Groups, H, ListOfDicts, Opts, Pairs, S, SearchRows
@@ -174,28 +174,30 @@ class Query1(ServiceInterface):
                                     self.daemon.limits.reply_bytes, "the file list")
 
     @dbus_method()
-    @translated
-    def Owns(self, paths: AS) -> Pairs:
-        """(path, id) for each path an installed package owns; unowned paths are left out."""
+    async def Owns(self, paths: AS) -> Pairs:
+        """(path, id) for each path an installed package owns; unowned paths are left out.
+
+        Each path is resolved with the caller's rights (its uid, groups), as ``pacman -Qo``
+        run by the caller would: resolved with root's, whether a path resolves told the
+        caller what lies in directories it may not search. The work is done in the
+        heavy-call pool, where the thread takes the caller's identity for the look-ups."""
         _bounded(paths, "paths", PATH_LENGTH)
         if sum(len(p) for p in paths) > PATHS_LENGTH:
             raise errors.invalid(f"paths: at most {PATHS_LENGTH} characters in all per call")
-        h = self.handle
-        budget = limits.ReplyBudget(self.daemon.limits.reply_bytes, "the answer")
-        out: list[list[str]] = []
         for path in paths:
             if not path.startswith("/"):
                 raise errors.invalid(f"not an absolute path: {path!r}")
-            try:
-                res = q.find_owner(h, path)
-            except AlpmError as exc:
-                if exc.code is ErrorCode.PKG_NOT_FOUND:
-                    continue
-                raise
-            pairs = [[res.path, package_id(p)] for p in res.owners]
-            budget.add(pairs)
-            out.extend(pairs)
-        return out
+        sender = CALLER.get()
+        d = self.daemon
+        uid = await d.authority.uid(sender) if sender else 0
+        reply_bytes = d.limits.reply_bytes
+
+        def work() -> list[list[str]]:
+            resolve = located_as(caller.identity_of(uid), paths)
+            return d.handles.lend(lambda h: owner_pairs(h, paths, resolve, reply_bytes))
+        return await d.workers.run(sender, d.limits.search_deadline,
+                                   lambda: _translated_rows(work), "finding the owners",
+                                   uid=uid)
 
     @dbus_method()
     @translated
@@ -326,6 +328,41 @@ def _bounded(values: list[str], what: str, length: int = NAME_LENGTH) -> None:
     for value in values:
         if len(value) > length:
             raise errors.invalid(f"{what}: a value longer than {length} characters")
+
+
+def located_as(who: caller.FsIdentity, paths: list[str]) -> q.Resolver:
+    """Each path looked up on the file system with ``who``'s rights (one switch of the
+    thread's identity for all of them), answered afterwards to
+    :func:`alpmd.engine.query.find_owner`, which reads the databases with the daemon's."""
+    names = {q.owner_target(p)[0] for p in paths}
+    try:
+        with caller.resolving_as(who):
+            found = {name: q.locate(name, None) for name in names}
+    except caller.IdentityError as exc:  # (never resolved as root instead)
+        raise AlpmError(ErrorCode.SYSTEM, f"cannot resolve paths with the caller's rights: "
+                        f"{exc}") from None
+
+    def resolve(filename: str, search_path: str | None) -> q.Located:
+        return found[filename]
+    return resolve
+
+
+def owner_pairs(h: Handle, paths: list[str], resolve: q.Resolver,
+                reply_bytes: int) -> list[list[Any]]:
+    """Owns's (path, id) rows, the answer counted while it grows."""
+    budget = limits.ReplyBudget(reply_bytes, "the answer")
+    out: list[list[Any]] = []
+    for path in paths:
+        try:
+            res = q.find_owner(h, path, resolve=resolve)
+        except AlpmError as exc:
+            if exc.code is ErrorCode.PKG_NOT_FOUND:
+                continue
+            raise
+        pairs = [[res.path, package_id(p)] for p in res.owners]
+        budget.add(pairs)
+        out.extend(pairs)
+    return out
 
 
 def search_rows(h: Handle, terms: list[str], scope: str, repos: list[str], names_only: bool,

@@ -35,11 +35,13 @@ import ctypes
 import email.message
 import email.utils
 import hashlib
+import io
 import json
 import os
 import pickle
 import pwd
 import shutil
+import stat
 import struct
 import tempfile
 import time
@@ -1045,8 +1047,22 @@ def _receive(fd: int) -> tuple[Any, ...] | None:
     body = exactly(int.from_bytes(head, "big")) if head is not None else None
     if body is None:
         return None
-    message: tuple[Any, ...] = pickle.loads(body)   # from our own child, over our own pipe
+    message: tuple[Any, ...] = _ChildUnpickler(io.BytesIO(body)).load()
+    if not isinstance(message, tuple) or not message:
+        raise pickle.UnpicklingError("the download process sent no message")
     return message
+
+
+class _ChildUnpickler(pickle.Unpickler):
+    """Reads what the download child sends as data only. The child runs as DownloadUser
+    and parses what mirrors send: taken over, it could send root a pickle naming any
+    callable (``os.system``...). Only the plain classes of the messages may be named."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        cls = _CHILD_TYPES.get(f"{module}:{name}")
+        if cls is None:
+            raise pickle.UnpicklingError(f"the download process named {module}.{name}")
+        return cls
 
 
 # Landlock (linux/landlock.h): the write-type file-system rights a ruleset can handle
@@ -1160,9 +1176,18 @@ async def _as_user(handle: Handle, user: pwd.struct_passwd,
                 return msg
         return ("error", ErrorCode.SYSTEM.value, "download process ended without a result")
 
+    caches = {os.path.normpath(d) for d in handle.options.cachedirs}
+
     def final(path: str) -> str:
-        return os.path.join(dest_dir, os.path.basename(path)) \
-            if os.path.dirname(path) == staging else path
+        """Where a file the child names is now: one it fetched is in ``dest_dir``; one it
+        found cached must be in a cache directory (a path elsewhere, perhaps the user's
+        own file, is refused: root would check it, then read it again to install it)."""
+        if os.path.dirname(path) == staging:
+            return os.path.join(dest_dir, os.path.basename(path))
+        if os.path.dirname(os.path.normpath(path)) not in caches:
+            raise AlpmError(ErrorCode.SYSTEM,
+                            f"the download process named a file outside the cache: {path}")
+        return path
 
     try:
         try:
@@ -1174,15 +1199,47 @@ async def _as_user(handle: Handle, user: pwd.struct_passwd,
         finally:
             await asyncio.to_thread(os.waitpid, pid, 0)
             os.close(rfd)
-        for entry in os.scandir(staging):
-            if entry.is_file(follow_symlinks=False) and not entry.name.endswith(".part"):
-                os.chown(entry.path, os.geteuid(), os.getegid())
-                os.replace(entry.path, final(entry.path))
+        _take_back(staging, dest_dir)
         if outcome[0] == "error":
             raise AlpmError(ErrorCode(outcome[1]), outcome[2])
         return outcome[1], final
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _take_back(staging: str, dest_dir: str) -> None:
+    """Move what the download user left in ``staging`` into ``dest_dir``, root's.
+
+    A process of that user may outlive the child and keep changing the directory. So
+    the directory is made root's (0700) first, through a descriptor opened without
+    following a link: from then on no name in it changes under us. Each file is then
+    opened without following a symbolic link (one planted there is never followed, so
+    root never chowns or moves what it points to), must be a regular file with a single
+    link (not another file of the user's hard-linked in), and is given to root with the
+    mode of a file downloaded by root before it is moved."""
+    dfd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchown(dfd, os.geteuid(), os.getegid())
+        os.fchmod(dfd, 0o700)
+        for name in os.listdir(dfd):
+            if name.endswith(".part"):
+                continue
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                             dir_fd=dfd)
+            except OSError:
+                continue  # a symbolic link, a FIFO that went away...: left to be removed
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                    continue
+                os.fchown(fd, os.geteuid(), os.getegid())
+                os.fchmod(fd, 0o644)
+            finally:
+                os.close(fd)
+            os.replace(name, os.path.join(dest_dir, name), src_dir_fd=dfd)
+    finally:
+        os.close(dfd)
 
 
 def _pkg_level(pkg: Package, handle: Handle) -> SigLevel:
@@ -1214,6 +1271,13 @@ class UrlFetch:
 
     paths: dict[str, str] = field(default_factory=dict)
     failures: list[UrlFailure] = field(default_factory=list)
+
+
+#: What the download child's messages may hold besides plain values (see _ChildUnpickler)
+_CHILD_TYPES: dict[str, type] = {
+    f"{cls.__module__}:{cls.__qualname__}": cls
+    for cls in (DownloadStarted, DownloadDone, DownloadRetry, MirrorDisabled, RangeFallback,
+                DatabaseUpToDate, DownloadProgress, UrlFailure, UrlFetch)}
 
 
 def _url_name(url: str) -> str:

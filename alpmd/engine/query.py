@@ -25,7 +25,7 @@ import os
 import stat
 import weakref
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, chain, repeat
 
@@ -729,21 +729,26 @@ def _scan_owners(db: LocalDatabase, rel: str, *, first: bool) -> list[Package]:
     return owners
 
 
-def find_owner(handle: Handle, target: str, *, search_path: str | None = None) -> OwnerResult:
-    """Who owns ``target`` (pacman's ``query_fileowner`` for one target).
+@dataclass(frozen=True)
+class Located:
+    """What the file system says of a -Qo target: its name (after a ``$PATH`` search),
+    its directory's real path with its own name kept, and its ``lstat`` (None when it
+    could not be resolved or read)."""
 
-    Relative names without a slash that do not exist are looked up in
-    ``search_path`` (pacman uses ``$PATH``). Raises ``AlpmError(PKG_NOT_FOUND)``
-    with pacman's message when nothing owns it.
-    """
-    if target == "":
-        raise AlpmError(ErrorCode.WRONG_ARGS, "empty string passed to file owner query")
-    root = handle.options.root
-    filename = target
-    is_dir = False
-    while len(filename) > 1 and filename.endswith("/"):
-        filename = filename[:-1]
-        is_dir = True
+    filename: str
+    rpath: str | None
+    st: os.stat_result | None
+
+
+#: How a target is looked up on the file system: ``(filename, search_path) -> Located``.
+#: :func:`locate` by default; whoever answers for another user looks it up with that
+#: user's rights (a path that resolves only with root's tells what lies in directories
+#: the user may not search).
+Resolver = Callable[[str, str | None], Located]
+
+
+def locate(filename: str, search_path: str | None) -> Located:
+    """The file-system part of pacman's ``query_fileowner``, with this thread's rights."""
     st: os.stat_result | None
     try:
         st = os.lstat(filename)
@@ -759,7 +764,34 @@ def find_owner(handle: Handle, target: str, *, search_path: str | None = None) -
                     continue
                 filename = full
                 break
-    rpath = _lrealpath(filename) or filename
+    return Located(filename, _lrealpath(filename), st)
+
+
+def owner_target(target: str) -> tuple[str, bool]:
+    """The name -Qo looks up for ``target`` (trailing slashes dropped), and whether it
+    had any (then it is asked about as a directory)."""
+    filename = target
+    while len(filename) > 1 and filename.endswith("/"):
+        filename = filename[:-1]
+    return filename, filename != target
+
+
+def find_owner(handle: Handle, target: str, *, search_path: str | None = None,
+               resolve: Resolver = locate) -> OwnerResult:
+    """Who owns ``target`` (pacman's ``query_fileowner`` for one target).
+
+    Relative names without a slash that do not exist are looked up in
+    ``search_path`` (pacman uses ``$PATH``). ``resolve`` looks the target up on the
+    file system. Raises ``AlpmError(PKG_NOT_FOUND)`` with pacman's message when
+    nothing owns it.
+    """
+    if target == "":
+        raise AlpmError(ErrorCode.WRONG_ARGS, "empty string passed to file owner query")
+    root = handle.options.root
+    filename, is_dir = owner_target(target)
+    found = resolve(filename, search_path)
+    filename, st = found.filename, found.st
+    rpath = found.rpath or filename
     if not rpath.startswith(root):
         raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"No package owns {filename}", path=filename)
     if st is None:

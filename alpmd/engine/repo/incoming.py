@@ -7,9 +7,14 @@ texts), from the archive reader and the format writers the rest of the engine us
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import hashlib
 import os
+import shutil
 import stat
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from alpmd.engine.archive import read_package_archive
@@ -74,6 +79,77 @@ def _regular(path: str, what: str) -> os.stat_result:
     if not stat.S_ISREG(st.st_mode):
         raise AlpmError(ErrorCode.PKG_OPEN, f"{what} must be a regular file: {path}", path=path)
     return st
+
+
+@contextlib.contextmanager
+def private_dir(cfg: TreeConfig) -> Iterator[str]:
+    """A fresh directory of the tree's own (in its state directory) for private copies of
+    package files, removed afterwards (a crash leaves an ``incoming-*`` one behind)."""
+    work = tempfile.mkdtemp(prefix="incoming-", dir=cfg.state_dir)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _open_regular(path: str, what: str) -> int:
+    """A descriptor of ``path``, opened without following a symbolic link in its last
+    component (nor blocking on a FIFO), that must be a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"{what} not found: {path}", path=path) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AlpmError(ErrorCode.PKG_OPEN, f"{what} must be a regular file: {path}",
+                            path=path) from None
+        raise AlpmError(ErrorCode.PKG_OPEN, f"could not open {path}: {exc.strerror}",
+                        path=path) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise AlpmError(ErrorCode.PKG_OPEN, f"{what} must be a regular file: {path}", path=path)
+    return fd
+
+
+def _copy_out(fd: int, dest: str, limit: int | None = None) -> None:
+    """What ``fd`` holds (at most ``limit`` bytes) into the new file ``dest``, durably."""
+    left = limit
+    with os.fdopen(fd, "rb", closefd=False) as src, open(dest, "xb") as out:
+        while left is None or left > 0:
+            chunk = src.read(1 << 20 if left is None else min(1 << 20, left))
+            if not chunk:
+                break
+            out.write(chunk)
+            if left is not None:
+                left -= len(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def private_copy(path: str, work: str) -> str:
+    """``path`` (and its ``.sig``) copied into a new directory below ``work``: the path
+    of the copy, which every check and the pool then read.
+
+    Each original is read once, through one descriptor opened without following a
+    link. Whoever may write the original (a packager, in the staging directory) can
+    rewrite it at any time, even keeping its size and times; the copy is the tree's
+    own, so what is checked is exactly what is added.
+    """
+    path = os.path.abspath(path)
+    dest = os.path.join(tempfile.mkdtemp(dir=work), os.path.basename(path))
+    fd = _open_regular(path, "package file")
+    try:
+        _copy_out(fd, dest)
+    finally:
+        os.close(fd)
+    spath = sigpath(path)
+    if os.path.lexists(spath):
+        fd = _open_regular(spath, "signature")
+        try:  # (one byte past the limit: read_sig refuses the copy as it would the file)
+            _copy_out(fd, sigpath(dest), MAX_SIG_SIZE + 1)
+        finally:
+            os.close(fd)
+    return dest
 
 
 def signature_handle(cfg: TreeConfig) -> Handle:
@@ -158,8 +234,8 @@ def inspect_package(cfg: TreeConfig, handle: Handle | None, path: str) -> Incomi
     check_signature(cfg, handle, path, filename)
     md5, sha256 = digests(path)
     after = os.lstat(path)
-    if (after.st_size, after.st_mtime_ns, after.st_ino) != (st.st_size, st.st_mtime_ns,
-                                                          st.st_ino):
+    if (after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino) != (
+            st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino):
         raise AlpmError(ErrorCode.PKG_OPEN, f"{filename} changed while it was read", path=path)
     out = repo_add_normalize(meta)
     out.filename = filename

@@ -11,7 +11,6 @@ import functools
 import hashlib
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ from alpmd.engine.repo.incoming import (
     digests,
     inspect_package,
     is_package_name,
+    private_copy,
+    private_dir,
     read_sig,
     signature_handle,
 )
@@ -243,15 +244,37 @@ def _not_tracking(tree: Tree, *paths: str) -> None:
                             path=path)
 
 
-def _inspect(tree: Tree, handle: Handle | None, paths: Sequence[str]) -> list[Incoming]:
+def _inspect(tree: Tree, handle: Handle | None, paths: Sequence[str],
+             work: str) -> list[Incoming]:
+    """Check every file (all of them, before anything is planned), each through a private
+    copy in ``work`` (:func:`alpmd.engine.repo.incoming.private_copy`): the copy is what
+    is checked and what goes to the pool. Errors name the file as given."""
     for p in paths:
         _not_tracking(tree, p, p + ".sig")
-    return [inspect_package(tree.cfg, handle, p) for p in paths]
+    out: list[Incoming] = []
+    for p in paths:
+        copy = private_copy(p, work)
+        try:
+            out.append(inspect_package(tree.cfg, handle, copy))
+        except AlpmError as exc:
+            raise _as_given(exc, copy, os.path.abspath(p)) from None
+    return out
 
 
-def inspect_all(tree: Tree, paths: Sequence[str]) -> list[Incoming]:
-    """Check every file (all of them, before anything is planned)."""
-    return _inspect(tree, _handle(tree.cfg), paths)
+def _as_given(exc: AlpmError, copy: str, given: str) -> AlpmError:
+    """``exc`` about a private copy, told of the file it copies."""
+    details = {k: (given + v[len(copy):] if isinstance(v, str) and v.startswith(copy) else v)
+               for k, v in exc.details.items()}
+    return AlpmError(exc.code, exc.message.replace(copy, given), **details)
+
+
+def _release(tree: Tree, repo: str, arch: str, incoming: Sequence[Incoming], user: str,
+             force: bool) -> Plan:
+    plan = Plan()
+    _plan_add(tree, plan, repo, arch, incoming, user, force)
+    _check_allowed(tree.cfg, plan.affected_repos(), user)
+    commit(tree.cfg, tree.tracking, plan)
+    return plan
 
 
 def add(tree: Tree, repo: str, arch: str, paths: Sequence[str], *, user: str,
@@ -259,13 +282,9 @@ def add(tree: Tree, repo: str, arch: str, paths: Sequence[str], *, user: str,
     """Release package files to ``repo`` (``arch`` or ``any``); all or nothing."""
     if not paths:
         raise AlpmError(ErrorCode.WRONG_ARGS, "no package files given")
-    with tree.writing():
-        incoming = inspect_all(tree, paths)
-        plan = Plan()
-        _plan_add(tree, plan, repo, arch, incoming, user, force)
-        _check_allowed(tree.cfg, plan.affected_repos(), user)
-        commit(tree.cfg, tree.tracking, plan)
-    return plan
+    with tree.writing(), private_dir(tree.cfg) as work:
+        return _release(tree, repo, arch, _inspect(tree, _handle(tree.cfg), paths, work),
+                        user, force)
 
 
 def add_streams(tree: Tree, repo: str, arch: str,
@@ -280,8 +299,9 @@ def add_streams(tree: Tree, repo: str, arch: str,
     process's SQLite locks, so a caller should close client descriptors only
     after closing the tree (or open the tree per request).
     """
-    work = tempfile.mkdtemp(prefix="incoming-", dir=tree.cfg.state_dir)
-    try:
+    if not files:
+        raise AlpmError(ErrorCode.WRONG_ARGS, "no package files given")
+    with private_dir(tree.cfg) as work:
         paths = []
         for filename, pkg, sig in files:
             for f in (pkg, sig):
@@ -301,9 +321,10 @@ def add_streams(tree: Tree, repo: str, arch: str,
                 with open(dest + ".sig", "xb") as out:
                     shutil.copyfileobj(sig, out)
             paths.append(dest)
-        return add(tree, repo, arch, paths, user=user, force=force)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        with tree.writing():
+            handle = _handle(tree.cfg)
+            return _release(tree, repo, arch,
+                            [inspect_package(tree.cfg, handle, p) for p in paths], user, force)
 
 
 # -- remove, move ------------------------------------------------------------------------
@@ -414,7 +435,7 @@ def update(tree: Tree, staging: str | None = None, *, user: str, force: bool = F
     staging = os.path.abspath(staging or cfg.staging)
     if not os.path.isdir(staging):
         raise AlpmError(ErrorCode.NOT_A_DIR, f"no staging directory {staging}", path=staging)
-    with tree.writing():
+    with tree.writing(), private_dir(cfg) as work:
         plan = Plan()
         handle = _handle(cfg)
         for repo in sorted(os.listdir(staging)):
@@ -429,7 +450,7 @@ def update(tree: Tree, staging: str | None = None, *, user: str, force: bool = F
             paths = [os.path.join(d, f) for f in files]
             if not paths:
                 continue
-            incoming = _inspect(tree, handle, paths)
+            incoming = _inspect(tree, handle, paths, work)
             _plan_add(tree, plan, repo, "any", incoming, user, force, action="update")
             plan.cleared += paths
         if not plan.empty():
@@ -450,7 +471,7 @@ def import_db(tree: Tree, repo: str, arch: str, dbfile: str, *, user: str) -> Pl
     """
     cfg = tree.cfg
     dbfile = os.path.abspath(dbfile)
-    with tree.writing():
+    with tree.writing(), private_dir(cfg) as work:
         cfg.arches_of(repo, arch)
         if arch == "any":
             raise AlpmError(ErrorCode.WRONG_ARGS, "import needs one architecture")
@@ -486,13 +507,17 @@ def import_db(tree: Tree, repo: str, arch: str, dbfile: str, *, user: str) -> Pl
                 raise AlpmError(ErrorCode.PKG_NOT_FOUND, f"{filename} (listed in {dbfile}) "
                                 "is not a regular file beside it", path=pkg)
             _not_tracking(tree, pkg, pkg + ".sig")
-            _md5, sha = digests(pkg)
+            copy = private_copy(pkg, work)  # (what is checked is what goes to the pool)
+            _md5, sha = digests(copy)
             if meta.sha256sum and meta.sha256sum != sha:
                 raise AlpmError(ErrorCode.PKG_INVALID_CHECKSUM,
                                 f"{filename} does not match its %SHA256SUM%", path=pkg)
-            sig = read_sig(pkg)
-            check_signature(cfg, handle, pkg, filename,
-                            embedded=meta.base64_sig if sig is None else None)
+            try:
+                sig = read_sig(copy)
+                check_signature(cfg, handle, copy, filename,
+                                embedded=meta.base64_sig if sig is None else None)
+            except AlpmError as exc:
+                raise _as_given(exc, copy, pkg) from None
             if sig is None and meta.base64_sig:
                 sig = decode_signature(meta.base64_sig)
             base = meta.base or meta.name
@@ -501,14 +526,14 @@ def import_db(tree: Tree, repo: str, arch: str, dbfile: str, *, user: str) -> Pl
                                 f"{base} is already in the tree", package=base)
             files = files_texts.get(d) if cfg.files else None
             if cfg.files and files is None:
-                files = inspect_files(pkg)
+                files = inspect_files(copy)
             plan.put(Row(repo, arch, meta.name, base, meta.version, filename,
                          meta.arch or "any", meta.packager or "", meta.builddate or 0, sha,
                          user, now, data, files))
             bases[base] = meta.version
             dest = os.path.join(cfg.pool, filename)
             if not (os.path.exists(dest) and digests(dest)[1] == sha):
-                plan.pool[filename] = (pkg, sig)
+                plan.pool[filename] = (copy, sig)
         for base, version in sorted(bases.items()):
             plan.history.append(HistoryEntry(now, user, "import", repo, arch, base, version,
                                              f"from {dbfile}"))

@@ -1,0 +1,94 @@
+"""What a compromised DownloadUser can hand back to root: files left in its download
+directory (root must follow no symbolic link, adopt no file hard-linked from elsewhere,
+keep no file writable by others) and the messages of the download process (data only,
+never code). DownloadUser's behaviour itself is in tests/behaviours/test_download_user.py."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alpmd.engine import download
+from alpmd.testing.mirror import MirrorServer
+from alpmd.testing.oracle import PacmanRoot
+from tests.behaviours import test_download_user as dluser
+from tests.behaviours.test_download_user import NOBODY, _alpm, _cache_is_roots, _configure
+
+#: DownloadUser's fixtures: a root and its mirror below a directory the user can reach
+world = dluser.world
+tmp_path = dluser.tmp_path
+
+#: a uid nobody uses: a file of its would become root's if root followed a link to it
+STRANGER = 54321
+
+
+def test_what_the_download_user_plants_is_not_adopted(world: tuple[PacmanRoot, MirrorServer],
+                                                      tmp_path: Path) -> None:
+    """The transfer leaves its file world-writable, a symbolic link to another user's file
+    and a hard link to a file of its own. Before: the file came into the cache as root's
+    but still mode 0666 (any local user could then change a cached package); the moves
+    after a check followed whatever a lingering process of the user put in its place."""
+    root, mirror = world
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"someone else's\n")
+    os.chown(victim, STRANGER, STRANGER)
+    victim.chmod(0o600)
+    own = tmp_path / "own"
+    own.mkdir()
+    os.chown(own, NOBODY.pw_uid, NOBODY.pw_gid)
+    script = tmp_path / "xfer"
+    script.write_text(
+        "#!/bin/sh\nset -e\n/usr/bin/curl -sf -o \"$2\" \"$1\"\nchmod 0666 \"$2\"\n"
+        "d=$(dirname \"$2\")\n"
+        f"ln -sf {victim} \"$d/link-1.0-1-any.pkg.tar.zst\"\n"
+        f"echo mine > {own}/mine\n"
+        f"ln -f {own}/mine \"$d/hard-1.0-1-any.pkg.tar.zst\"\n")
+    script.chmod(0o755)
+    _configure(root, mirror, f"DownloadUser = nobody\nDisableSandbox\n"
+                             f"XferCommand = {script} %u %o\n")
+    r = _alpm(root, "-S", "-w", "foo")
+    assert r.returncode == 0, r.stdout + r.stderr
+    _cache_is_roots(root)
+    names = sorted(p.name for p in root.cachedir.iterdir())
+    assert names == ["foo-1.0-1-any.pkg.tar.zst"], names
+    st = os.lstat(root.cachedir / names[0])
+    assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o644
+    vst = os.lstat(victim)
+    assert (vst.st_uid, stat.S_IMODE(vst.st_mode)) == (STRANGER, 0o600)
+    ost = os.lstat(own / "mine")
+    assert (ost.st_uid, ost.st_nlink) == (NOBODY.pw_uid, 1)
+
+
+class _Hostile:
+    """What a download process taken over could send: unpickled, it runs a command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_the_download_process_cannot_make_root_run_anything(tmp_path: Path) -> None:
+    """Root reads the child's messages from a pipe; the child runs as DownloadUser and
+    parses what mirrors send. Before: whatever it sent was unpickled as it came, so a
+    child taken over could name ``os.system`` and have root run a command."""
+    marker = tmp_path / "ran"
+    r, w = os.pipe()
+    try:
+        download._send(w, ("done", _Hostile(marker)))
+        with pytest.raises(pickle.UnpicklingError, match="posix.system"):
+            download._receive(r)
+        assert not marker.exists()
+        # what the child really sends still comes through
+        sent = ("event", download.DownloadDone("foo.pkg.tar.zst", 3, ("m",)))
+        download._send(w, sent)
+        assert download._receive(r) == sent
+    finally:
+        os.close(r)
+        os.close(w)
