@@ -39,12 +39,21 @@ def plan_actions(kind: str, rows: Iterable[str]) -> list[str]:
     return out
 
 
+#: departed bus names remembered (a call of one arrives at most a few round trips late)
+DEPARTED = 4096
+
+
 class Authority:
     """polkit's answers for bus callers."""
 
     def __init__(self, bus: MessageBus) -> None:
         self.bus = bus
         self.uids: dict[str, int] = {}
+        #: names that have left the bus, the newest last (the bus never gives a unique
+        #: name twice): a call of one handled late (held until its uid was known, or
+        #: answered by the bus just before it left) is refused, not given a transaction
+        #: that nobody will drop; the oldest are forgotten past :data:`DEPARTED`
+        self.departed: dict[str, None] = {}
         self._asking: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         bus.add_message_handler(self._prefetch)
@@ -74,17 +83,29 @@ class Authority:
         known = self.uids.get(sender)
         if known is not None:
             return known
+        self.still_here(sender)
         try:
             uid = await busmod.caller_uid(self.bus, sender)
         except LookupError as exc:
             raise errors.code_text(errors.NOT_AUTHORIZED, "not-authorized",
                                    f"the caller has left the bus ({exc})") from None
+        self.still_here(sender)  # (it may have left while the bus answered)
         self.uids[sender] = uid
         return uid
 
+    def still_here(self, sender: str) -> None:
+        """NotAuthorized when ``sender`` has left the bus."""
+        if sender in self.departed:
+            raise errors.code_text(errors.NOT_AUTHORIZED, "not-authorized",
+                                   "the caller has left the bus")
+
     def forget(self, sender: str) -> None:
+        """``sender`` left the bus."""
         self.uids.pop(sender, None)
         self._asking.discard(sender)
+        self.departed[sender] = None
+        if len(self.departed) > DEPARTED:
+            del self.departed[next(iter(self.departed))]
 
     async def check(self, sender: str, action: str, details: Mapping[str, str], *,
                     interactive: bool = False) -> None:

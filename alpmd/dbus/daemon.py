@@ -166,7 +166,10 @@ class Daemon:
 
     def create(self, kind: str, targets: list[str], opts: dict[str, object], sender: str,
                uid: int) -> TransactionObject:
-        """A new transaction object on the bus (LimitExceeded past a cap)."""
+        """A new transaction object on the bus (LimitExceeded past a cap; NotAuthorized for
+        a caller that has left: nobody would drop its transaction)."""
+        if sender:
+            self.authority.still_here(sender)
         limits.check_new_transaction(self.transactions.values(), sender, uid, self.limits)
         t = TransactionObject(self, self._next, kind, targets, opts, uid, sender)
         self._next += 1
