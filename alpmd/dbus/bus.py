@@ -23,7 +23,7 @@ from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 
 from alpmd.dbus import fds
-from alpmd.dbus.relay import Relay
+from alpmd.dbus.relay import Admit, Relay
 
 #: The unique bus name of the client whose method call is being handled.
 CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("alpmd_caller", default="")
@@ -100,11 +100,13 @@ async def connect(address: str | None = None, *, system: bool = True) -> Message
     return await MessageBus(**kwargs).connect()
 
 
-async def connect_daemon(address: str | None = None) -> tuple[MessageBus, Relay]:
+async def connect_daemon(address: str | None = None,
+                         admit: Admit | None = None) -> tuple[MessageBus, Relay]:
     """The daemon's bus (``address`` wins; else the system bus), through a relay thread that
-    takes in every descriptor a client sends (see :mod:`~alpmd.dbus.relay`)."""
+    takes in every descriptor a client sends and lets a message through only when ``admit``
+    does (see :mod:`~alpmd.dbus.relay`)."""
     install_eagain_fix()
-    relay = await Relay.start(address)
+    relay = await Relay.start(address, admit)
     try:
         bus = await MessageBus(bus_address=relay.address, negotiate_unix_fd=True).connect()
     except BaseException:
