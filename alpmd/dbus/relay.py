@@ -16,8 +16,17 @@ it likes (:mod:`alpmd.dbus.fds`).
 A message's descriptors stay with its bytes (dbus-fast gives a message the descriptors
 that arrive while it reads that message, and reads one message at a time): the relay
 follows where the bus's messages begin and sends a read's descriptors with the bytes of
-the message they came with, from its start (:class:`_Framer`). Each way it
-holds at most :data:`BUFFER` bytes and :data:`MAX_FDS` descriptors, then stops reading
+the message they came with, from its start (:class:`_Gate`).
+
+No byte of a message reaches the daemon before the relay has read its header (the fixed
+part and the header fields, at most :data:`MAX_FIELDS` bytes) and asked ``admit``
+(:meth:`alpmd.dbus.limits.Ledger.admit`) about each method call and signal: dbus-fast
+decodes a whole message before any handler sees it, which for 32 MiB of nested empty
+arrays took the event loop seconds and the daemon half a gigabyte, so what a caller
+sends is charged to its user's share of the loop before it is read, and a message over
+the cap or the share is dropped here, its descriptors closed, a method call answered
+``LimitExceeded`` by the relay itself, put into the daemon's stream to the bus between
+two of its messages (:class:`_Framer`). Each way it holds at most :data:`BUFFER` bytes and :data:`MAX_FDS` descriptors, then stops reading
 until the other side takes them (the socket buffers and the bus push back, as without the
 relay). The relay failing ends the daemon's bus connection and is fatal
 (:attr:`Relay.failure`: the daemon exits non-zero); the daemon closing its end ends the

@@ -19,51 +19,18 @@ from dbus_fast._private.unmarshaller import Unmarshaller
 
 from alpmd.dbus import limits
 from alpmd.dbus.relay import Relay, _Gate
+from tests.security import rawbus
+from tests.security.rawbus import CALL, NO_REPLY, RETURN, SIGNAL
 from tests.security.test_security_relay_frames import _Peer, _recv_exactly
 
-CALL, RETURN, SIGNAL = 1, 2, 4
-NO_REPLY = 1
 LIMIT = 1000  # the test's check: larger messages of ":1.66" are refused
 
 
 def _message(kind: int, sender: str | None, serial: int, body: int, *, flags: int = 0,
              nfds: int = 0, order: str = "<") -> bytes:
-    """A message of ``body`` bytes (an ``ay``), with a SENDER field when ``sender``."""
-    fields = bytearray()
-
-    def field(code: int, sig: bytes, value: str | int) -> None:
-        fields.extend(b"\0" * (-len(fields) & 7))
-        fields.extend(bytes([code, len(sig)]) + sig + b"\0")
-        if isinstance(value, int):
-            fields.extend(b"\0" * (-len(fields) & 3) + struct.pack(order + "I", value))
-        elif sig == b"g":
-            fields.extend(bytes([len(value)]) + value.encode() + b"\0")
-        else:
-            fields.extend(b"\0" * (-len(fields) & 3) + struct.pack(order + "I", len(value))
-                          + value.encode() + b"\0")
-    field(1, b"o", "/org/alpm")
-    field(2, b"s", "org.alpm.Manager1")
-    field(3, b"s", "Poke")
-    if sender is not None:
-        field(7, b"s", sender)
-    field(8, b"g", "ay")
-    if nfds:
-        field(9, b"u", nfds)
-    payload = struct.pack(order + "I", body - 4) + b"x" * (body - 4)
-    fixed = struct.pack(order + "BBBBIII", ord("l" if order == "<" else "B"), kind, flags, 1,
-                        len(payload), serial, len(fields))
-    return fixed + bytes(fields) + b"\0" * (-len(fields) & 7) + payload
-
-
-def _decode(data: bytes) -> list[Message]:
-    out = []
-    stream = io.BytesIO(data)
-    while stream.tell() < len(data):
-        u = Unmarshaller(stream)  # type: ignore[arg-type]
-        msg = u.unmarshall()
-        assert msg is not None, "an incomplete message"
-        out.append(msg)
-    return out
+    """A call or signal of ``body`` bytes (an ``ay``)."""
+    return rawbus.message(serial, rawbus.ay(body, order), kind=kind, sender=sender,
+                          flags=flags, nfds=nfds, order=order)
 
 
 def _admit(seen: list[tuple[str, int]]) -> limits.Admit:
@@ -77,7 +44,7 @@ def _admit(seen: list[tuple[str, int]]) -> limits.Admit:
 
 def test_crafted_messages_are_well_formed() -> None:
     """(The builder below makes what dbus-fast reads: the sender where the bus puts it.)"""
-    got = _decode(_message(CALL, ":1.66", 9, 40, order=">") + _message(SIGNAL, None, 3, 8))
+    got = rawbus.decode(_message(CALL, ":1.66", 9, 40, order=">") + _message(SIGNAL, None, 3, 8))
     assert [(m.sender, m.serial, m.body) for m in got] == [(":1.66", 9, [b"x" * 36]),
                                                            (None, 3, [b"x" * 4])]
 
@@ -155,7 +122,7 @@ def test_the_gate_follows_messages_cut_anywhere(cut: int) -> None:
     for fds in starts.values():
         for fd in fds:
             os.close(fd)
-    answered = _decode(b"".join(replies))
+    answered = rawbus.decode(b"".join(replies))
     assert [(m.message_type, m.error_name, m.reply_serial, m.destination)
             for m in answered] == [
         (MessageType.ERROR, "org.alpm.Error.LimitExceeded", 2, ":1.66"),
@@ -164,7 +131,7 @@ def test_the_gate_follows_messages_cut_anywhere(cut: int) -> None:
     # checked: every call and signal, with its whole size (the bus's own too: the check
     # lets them by); not the replies
     assert seen == [(m.sender or "", len(data)) for (data, _n, _g), m in zip(
-        stream, _decode(b"".join(data for data, _n, _g in stream)), strict=True)
+        stream, rawbus.decode(b"".join(data for data, _n, _g in stream)), strict=True)
         if m.message_type is not MessageType.METHOD_RETURN]
     assert len(seen) == 8
 
