@@ -81,9 +81,10 @@ class Limits:
     #: messages this small pass even when their user is in debt (its calls to a
     #: transaction, which LoopShare lets through; each costs the loop about what a refusal does)
     small_message: int = 4 << 10
-    #: the burst of the one account for callers whose uid is not known yet (seconds): what
-    #: they send is held, decoded, until it is; all of them together may hold this much
-    unknown_burst: float = 0.5
+    #: a message larger than ``small_message`` is read only while its user's debt, with
+    #: what decoding it costs, stays within this (seconds): a burst of decoding of about
+    #: 5 MB of the costliest shapes, then ``loop_share`` on average (shared with its calls)
+    decode_burst: float = 0.5
 
 
 LIMITS = Limits()
@@ -202,12 +203,17 @@ class Ledger:
     The relay calls :meth:`admit` for every method call and signal, before the daemon reads
     a byte of it: dbus-fast decodes a whole message before any handler sees it, and
     decoding 4 MiB of nested empty arrays took a quarter of a second and 80 MiB. So a
-    message of a caller but root is refused when larger than ``message_bytes``, and
-    otherwise charged ``decode_ns`` per byte to its user, or to the one account
-    (:data:`UNKNOWN`, burst ``unknown_burst``) of callers whose uid the daemon does not
-    know yet; it is refused when that would take its user's debt past the burst, unless
-    it is small (``small_message``). ``uid_of`` tells a sender's uid as the daemon knows
-    it (a dict's ``get``: safe to call from the relay's thread).
+    message of a caller but root is refused when larger than ``message_bytes``; otherwise
+    what decoding it costs (``decode_ns`` per byte) is charged to its user, or to the one
+    account (:data:`UNKNOWN`) of all callers whose uid the daemon does not know yet (what
+    they send is held, decoded, until it is known). It is refused, unless small
+    (``small_message``), while its user owes more than ``loop_burst`` (as its calls are)
+    or when its user's decoding not yet paid back would pass ``decode_burst``. So a user
+    (all its connections together) makes the loop decode at most ``decode_burst``
+    seconds' worth at once, the callers not known yet as much again, then ``loop_share``
+    of the loop's time on average (shared with its calls); the daemon decodes one message
+    at a time. ``uid_of`` tells a sender's uid as the daemon knows it (a dict's ``get``:
+    safe to call from the relay's thread).
     """
 
     def __init__(self, limits: Limits,
@@ -215,28 +221,31 @@ class Ledger:
         self.limits = limits
         self.uid_of = uid_of
         self._lock = threading.Lock()
-        #: per account: (debt in seconds, when it was last brought up to date)
-        self._debts: dict[int, tuple[float, float]] = {}
+        #: per account: (all it owes, what of it is decoding, when brought up to date)
+        self._debts: dict[int, tuple[float, float, float]] = {}
 
-    def _owed(self, key: int, now: float) -> float:
-        debt, when = self._debts.get(key, (0.0, now))
-        return max(0.0, debt - (now - when) * self.limits.loop_share)
+    def _owed(self, key: int, now: float) -> tuple[float, float]:
+        """What ``key`` owes in all and for decoding, each paid back at ``loop_share``."""
+        debt, decoding, when = self._debts.get(key, (0.0, 0.0, now))
+        paid = (now - when) * self.limits.loop_share
+        return max(0.0, debt - paid), max(0.0, decoding - paid)
 
     def owed(self, key: int) -> float:
         """What account ``key`` owes now (seconds)."""
         with self._lock:
-            return self._owed(key, time.monotonic())
+            return self._owed(key, time.monotonic())[0]
 
     def charge(self, key: int, seconds: float) -> None:
         if seconds <= 0:
             return
         with self._lock:
-            self._add(key, seconds, time.monotonic())
+            self._add(key, seconds, 0.0, time.monotonic())
 
-    def _add(self, key: int, seconds: float, now: float) -> None:
-        self._debts[key] = (self._owed(key, now) + seconds, now)
+    def _add(self, key: int, seconds: float, decoding: float, now: float) -> None:
+        debt, decoded = self._owed(key, now)
+        self._debts[key] = (debt + seconds, decoded + decoding, now)
         if len(self._debts) > 4096:  # (users long paid up)
-            self._debts = {k: v for k, v in self._debts.items() if self._owed(k, now) > 0}
+            self._debts = {k: v for k, v in self._debts.items() if self._owed(k, now)[0] > 0}
 
     def admit(self, sender: str, size: int) -> DBusError | None:
         """None when a message of ``size`` bytes from ``sender`` may be read by the daemon
@@ -252,19 +261,18 @@ class Ledger:
             return limit_exceeded(f"a message of {size} bytes; the daemon reads at most "
                                   f"{caps.message_bytes} from a caller")
         key = UNKNOWN if uid is None else uid
-        burst = caps.unknown_burst if key == UNKNOWN else caps.loop_burst
         cost = size * caps.decode_ns * 1e-9
         with self._lock:
             now = time.monotonic()
-            debt = self._owed(key, now)
-            if size > caps.small_message and debt + cost > burst:
-                wait = (debt + cost - burst) / caps.loop_share
+            debt, decoding = self._owed(key, now)
+            over = max(debt - caps.loop_burst, decoding + cost - caps.decode_burst)
+            if size > caps.small_message and over > 0:
                 whose = "new callers'" if key == UNKNOWN else "this user's"
                 return limit_exceeded(
                     f"{whose} messages and calls took more than their share of the daemon's "
-                    f"time; try again in {wait:.1f} s (messages of at most "
-                    f"{caps.small_message} bytes still pass)")
-            self._add(key, cost, now)
+                    f"time; try again in {over / caps.loop_share:.1f} s (messages of at "
+                    f"most {caps.small_message} bytes still pass)")
+            self._add(key, cost, cost, now)
         return None
 
 
