@@ -226,8 +226,7 @@ class _Way:
 class _Framer:
     """Where messages begin and end in one way's stream: the daemon's, once it has ended the
     authentication (``BEGIN``: the bus said its last line before), so that the relay's own
-    replies go between two of its messages (:meth:`sent`). :meth:`took` tells where the
-    message holding the last byte of a read begins."""
+    replies go between two of its messages (:meth:`sent`)."""
 
     def __init__(self) -> None:
         self.head = bytearray()
@@ -252,15 +251,9 @@ class _Framer:
             raise RelayError("the authentication with the bus did not end")
         return len(data)
 
-    def took(self, data: bytes) -> int:
-        """Follow ``data`` through the messages; where in it the message holding its last
-        byte begins (0: before it)."""
-        return self._follow(data)[0]
-
-    def _follow(self, data: bytes) -> tuple[int, int | None]:
-        """:meth:`took`'s answer, and the first place in ``data`` between two messages
-        (None: there is none)."""
-        start = 0
+    def _follow(self, data: bytes) -> int | None:
+        """Follow ``data`` through the messages; the first place in it between two
+        messages (None: there is none)."""
         cut: int | None = 0 if self.begun and not self.head and not self.left else None
         i = 0
         while self.begun and i < len(data):
@@ -269,8 +262,6 @@ class _Framer:
                 self.left -= step
                 i += step
             else:
-                if not self.head:
-                    start = i
                 step = min(HEADER - len(self.head), len(data) - i)
                 self.head += data[i:i + step]
                 i += step
@@ -279,7 +270,7 @@ class _Framer:
                     self.head.clear()
             if cut is None and not self.head and not self.left:
                 cut = i
-        return start, cut
+        return cut
 
     def sent(self, data: bytes, fds: list[int]) -> list[_Chunk]:
         """A read of the daemon's as pieces for the bus, the waiting replies put at its
@@ -288,7 +279,7 @@ class _Framer:
         skip = 0
         if not self.begun:
             skip = self.daemon_said(data)
-        _start, cut = self._follow(data[skip:])
+        cut = self._follow(data[skip:])
         if not self.waiting or cut is None:
             return [_Chunk(bytearray(data), fds)]
         cut += skip
@@ -301,8 +292,9 @@ class _Framer:
     def reply(self, replies: list[bytes]) -> list[_Chunk]:
         """The relay's replies: to go to the bus now when the daemon's stream is between
         two messages, else (what is returned is empty) once its message in passage ends.
-        At most :data:`BUFFER` bytes wait; past that a reply is left out (its caller's
-        call goes unanswered, as when the bus takes nothing)."""
+        At most :data:`BUFFER` bytes wait, here and (the pump sees to it) to be sent;
+        past that a reply is left out (its caller's call goes unanswered, as when the bus
+        takes nothing)."""
         for data in replies:
             if self.waiting_size + len(data) <= BUFFER:
                 self.waiting.append(data)
@@ -653,7 +645,7 @@ class Relay:
                     gate.begun = framer.begun
                 else:
                     pieces, replies = gate.took(data, _own(fds, floor) if fds else [])
-                    if replies:
+                    if replies and not up.full():  # (else left out, see _Framer.reply)
                         for piece in framer.reply(replies):
                             up.pass_on(bus, piece.data, piece.fds)
                 for piece in pieces:

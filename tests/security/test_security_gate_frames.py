@@ -6,6 +6,7 @@ message's descriptors go on with it, or are closed with it, however the reads cu
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import os
 import socket
@@ -223,3 +224,31 @@ def _decode_some(data: bytes) -> list[Message]:
         if msg is None:
             return out
         out.append(msg)
+
+
+def test_the_ledger_admits_by_size_and_share() -> None:
+    """Root and the bus pass whatever the size; a caller's message over the cap never; a
+    user's connections share one decoding burst, the callers not known yet another; a
+    user in debt (its calls included) gets only small messages through."""
+    caps = dataclasses.replace(limits.LIMITS, loop_share=1e-9)  # (nothing paid back here)
+    uids = {":1.1": 1000, ":1.2": 1000, ":1.3": 0}
+    ledger = limits.Ledger(caps, uids.get)
+    small = caps.small_message
+    half = int(caps.decode_burst / (caps.decode_ns * 1e-9)) // 2
+    assert small < half < caps.message_bytes
+    assert ledger.admit(":1.3", 30 << 20) is None
+    assert ledger.admit("org.freedesktop.DBus", 30 << 20) is None
+    over = ledger.admit(":1.1", caps.message_bytes + 1)
+    assert over is not None and over.type == "org.alpm.Error.LimitExceeded"
+    assert ledger.admit(":1.1", half) is None
+    assert ledger.admit(":1.2", half) is None
+    assert ledger.admit(":1.2", small + 1) is not None
+    assert ledger.admit(":1.1", small) is None
+    assert ledger.admit(":1.9", half) is None and ledger.admit(":1.10", half) is None
+    assert ledger.admit(":1.11", small + 1) is not None
+    uids[":1.4"] = 2000
+    assert ledger.admit(":1.4", half) is None
+    ledger.charge(2000, caps.loop_burst)
+    assert ledger.admit(":1.4", small + 1) is not None
+    assert ledger.admit(":1.4", small) is None
+    assert ledger.owed(2000) > caps.loop_burst
