@@ -81,10 +81,10 @@ class Limits:
     #: messages this small pass even when their user is in debt (its calls to a
     #: transaction, which LoopShare lets through; each costs the loop about what a refusal does)
     small_message: int = 4 << 10
-    #: a message larger than ``small_message`` is read only while its user's debt, with
-    #: what decoding it costs, stays within this (seconds): a burst of decoding of about
-    #: 5 MB of the costliest shapes, then ``loop_share`` on average (shared with its calls)
-    decode_burst: float = 0.5
+    #: the burst of decoding (seconds, as charged) of all callers whose uid is not known
+    #: yet together: what they send is held, decoded, until it is (about 5 MB of the
+    #: costliest shapes, 120 MiB in the daemon); a user's own is ``loop_burst``
+    unknown_burst: float = 0.5
 
 
 LIMITS = Limits()
@@ -208,11 +208,12 @@ class Ledger:
     account (:data:`UNKNOWN`) of all callers whose uid the daemon does not know yet (what
     they send is held, decoded, until it is known). It is refused, unless small
     (``small_message``), while its user owes more than ``loop_burst`` (as its calls are)
-    or when its user's decoding not yet paid back would pass ``decode_burst``. So a user
-    (all its connections together) makes the loop decode at most ``decode_burst``
-    seconds' worth at once, the callers not known yet as much again, then ``loop_share``
-    of the loop's time on average (shared with its calls); the daemon decodes one message
-    at a time. ``uid_of`` tells a sender's uid as the daemon knows it (a dict's ``get``:
+    or when its decoding not yet paid back would pass ``loop_burst`` (``unknown_burst``
+    for the callers not known yet). So a user (all its connections together) makes the
+    loop decode at most ``loop_burst`` seconds' worth at once (as charged: about 20 MB
+    of the costliest shapes, measured at half that), the callers not known yet
+    ``unknown_burst``, then ``loop_share`` of the loop's time on average (shared with its
+    calls); the daemon decodes one message at a time. ``uid_of`` tells a sender's uid as the daemon knows it (a dict's ``get``:
     safe to call from the relay's thread).
     """
 
@@ -265,7 +266,8 @@ class Ledger:
         with self._lock:
             now = time.monotonic()
             debt, decoding = self._owed(key, now)
-            over = max(debt - caps.loop_burst, decoding + cost - caps.decode_burst)
+            burst = caps.unknown_burst if key == UNKNOWN else caps.loop_burst
+            over = max(debt - caps.loop_burst, decoding + cost - burst)
             if size > caps.small_message and over > 0:
                 whose = "new callers'" if key == UNKNOWN else "this user's"
                 return limit_exceeded(

@@ -24,7 +24,7 @@ NEAR = LIMITS.message_bytes - 4096
 #: what the daemon's peak memory (VmHWM) may grow by under the flood below: the daemon
 #: decodes one message at a time, at most ``message_bytes`` (about 24 bytes of Python
 #: objects per byte of nested empty arrays: 100 MiB), and new callers' messages held,
-#: decoded, until their uid is known are within ``decode_burst``'s worth (one at the cap);
+#: decoded, until their uid is known are within ``unknown_burst``'s worth (one at the cap);
 #: with room for the allocator's slack. (Before: 6 × 30 MiB took it past 2 GB.)
 GROWTH = 400 << 20
 

@@ -234,14 +234,17 @@ def test_the_ledger_admits_by_size_and_share() -> None:
     uids = {":1.1": 1000, ":1.2": 1000, ":1.3": 0}
     ledger = limits.Ledger(caps, uids.get)
     small = caps.small_message
-    half = int(caps.decode_burst / (caps.decode_ns * 1e-9)) // 2
+    per_second = int(1 / (caps.decode_ns * 1e-9))  # (bytes)
+    half = int(caps.unknown_burst * per_second) // 2
     assert small < half < caps.message_bytes
     assert ledger.admit(":1.3", 30 << 20) is None
     assert ledger.admit("org.freedesktop.DBus", 30 << 20) is None
     over = ledger.admit(":1.1", caps.message_bytes + 1)
     assert over is not None and over.type == "org.alpm.Error.LimitExceeded"
-    assert ledger.admit(":1.1", half) is None
-    assert ledger.admit(":1.2", half) is None
+    budget = int(caps.loop_burst * per_second)  # (a user's, all its connections')
+    for _ in range(budget // half):
+        assert ledger.admit(":1.1", half) is None
+        assert ledger.admit(":1.2", 0) is None
     assert ledger.admit(":1.2", small + 1) is not None
     assert ledger.admit(":1.1", small) is None
     assert ledger.admit(":1.9", half) is None and ledger.admit(":1.10", half) is None
