@@ -291,14 +291,10 @@ class _Framer:
 
     def reply(self, replies: list[bytes]) -> list[_Chunk]:
         """The relay's replies: to go to the bus now when the daemon's stream is between
-        two messages, else (what is returned is empty) once its message in passage ends.
-        At most :data:`BUFFER` bytes wait, here and (the pump sees to it) to be sent;
-        past that a reply is left out (its caller's call goes unanswered, as when the bus
-        takes nothing)."""
+        two messages, else (what is returned is empty) once its message in passage ends."""
         for data in replies:
-            if self.waiting_size + len(data) <= BUFFER:
-                self.waiting.append(data)
-                self.waiting_size += len(data)
+            self.waiting.append(data)
+            self.waiting_size += len(data)
         if self.begun and not self.head and not self.left:
             return self._replies()
         return []
@@ -618,7 +614,11 @@ class Relay:
               framer: _Framer, gate: _Gate, poller: select.poll, floor: int) -> None:
         while True:
             poller.register(daemon, (0 if up.full() else _IN) | (_OUT if down.chunks else 0))
-            poller.register(bus, (0 if down.full() else _IN) | (_OUT if up.chunks else 0))
+            # (the relay's own replies: up to BUFFER more on their way to the bus, then the
+            # bus is not read until it takes them)
+            replying = up.size + framer.waiting_size >= 2 * BUFFER
+            poller.register(bus, (0 if down.full() or replying else _IN)
+                            | (_OUT if up.chunks else 0))
             for fd, ev in poller.poll():
                 if ev & select.POLLNVAL:
                     raise RelayError("a socket of the bus relay was closed under it")
@@ -629,7 +629,7 @@ class Relay:
                     back.flush(src)
                 if not ev & (_IN | _GONE):
                     continue
-                if way.full():
+                if way.full() or (not from_daemon and replying):
                     if ev & _GONE:
                         return
                     continue
@@ -645,7 +645,7 @@ class Relay:
                     gate.begun = framer.begun
                 else:
                     pieces, replies = gate.took(data, _own(fds, floor) if fds else [])
-                    if replies and not up.full():  # (else left out, see _Framer.reply)
+                    if replies:
                         for piece in framer.reply(replies):
                             up.pass_on(bus, piece.data, piece.fds)
                 for piece in pieces:
