@@ -79,6 +79,17 @@ def decode(data: bytes) -> list[Message]:
     return out
 
 
+def decode_some(buf: bytearray) -> list[Message]:
+    """The whole messages at the start of ``buf``, taken off it."""
+    out = []
+    while True:
+        size = _size(buf)
+        if size is None or len(buf) < size:
+            return out
+        out += decode(bytes(buf[:size]))
+        del buf[:size]
+
+
 def _size(data: bytes | bytearray) -> int | None:
     if len(data) < 16:
         return None

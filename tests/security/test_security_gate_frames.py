@@ -11,6 +11,7 @@ import io
 import os
 import socket
 import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -255,3 +256,33 @@ def test_the_ledger_admits_by_size_and_share() -> None:
     assert ledger.admit(":1.4", small + 1) is not None
     assert ledger.admit(":1.4", small) is None
     assert ledger.owed(2000) > caps.loop_burst
+
+
+def test_refusals_are_all_answered_when_the_bus_reads_late(
+        gated: tuple[Relay, _Peer, socket.socket]) -> None:
+    """The bus takes nothing for a while: the daemon's messages fill the way to it, and
+    refused calls keep coming. Every refusal is answered once the bus reads again (none is
+    left out), after the daemon's messages it had read, each between two of them."""
+    relay, peer, daemon = gated
+    own = [rawbus.message(n, rawbus.ay(256 << 10), kind=SIGNAL) for n in range(1, 13)]
+    daemon.sendall(b"BEGIN\r\n")
+    assert peer.ready.wait(30)
+    writer = threading.Thread(target=daemon.sendall, args=(b"".join(own),))
+    writer.start()
+    refused = [_message(CALL, ":1.66", 100 + n, 5000) for n in range(64)]
+    for data in refused:
+        peer.send(data, [])
+    assert peer.conn is not None
+    peer.conn.settimeout(30)
+    heard = bytearray(peer.heard)
+    got: list[Message] = []
+    while len(got) < len(own) + len(refused):
+        chunk = peer.conn.recv(1 << 16)
+        assert chunk, f"the relay closed after {len(got)} messages"
+        heard += chunk
+        got += rawbus.decode_some(heard)
+    writer.join(30)
+    assert [m.serial for m in got if m.message_type is MessageType.SIGNAL] == list(range(1, 13))
+    assert [m.reply_serial for m in got if m.message_type is MessageType.ERROR] == [
+        100 + n for n in range(64)]
+    assert relay.failure is None
