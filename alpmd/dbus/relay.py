@@ -26,9 +26,10 @@ arrays took the event loop seconds and the daemon half a gigabyte, so what a cal
 sends is charged to its user's share of the loop before it is read, and a message over
 the cap or the share is dropped here, its descriptors closed, a method call answered
 ``LimitExceeded`` by the relay itself, put into the daemon's stream to the bus between
-two of its messages (:class:`_Framer`). Each way it holds at most :data:`BUFFER` bytes and :data:`MAX_FDS` descriptors, then stops reading
-until the other side takes them (the socket buffers and the bus push back, as without the
-relay). The relay failing ends the daemon's bus connection and is fatal
+two of its messages (:class:`_Framer`). Each way it holds at most :data:`BUFFER` bytes
+and :data:`MAX_FDS` descriptors, then stops reading until the other side takes them (the
+socket buffers and the bus push back, as without the relay); its own replies may add
+another :data:`BUFFER` to the way to the bus, past which it stops reading the bus. The relay failing ends the daemon's bus connection and is fatal
 (:attr:`Relay.failure`: the daemon exits non-zero); the daemon closing its end ends the
 relay. The thread never logs nor touches the event loop: objects made in the other
 threads name descriptors of the other table. (Python may run another thread's finalizer
