@@ -32,7 +32,7 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.signature import Variant
 
 from alpmd.dbus import errors, fds
-from alpmd.dbus.relay import Relay
+from alpmd.dbus.relay import Admit, Relay
 
 #: The unique bus name of the client whose method call is being handled.
 CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("alpmd_caller", default="")
@@ -172,13 +172,14 @@ async def connect(address: str | None = None, *, system: bool = True) -> Message
     return await MessageBus(**kwargs).connect()
 
 
-async def connect_daemon(address: str | None = None, *, cap: int | None = None
-                         ) -> tuple[MessageBus, Relay]:
+async def connect_daemon(address: str | None = None, admit: Admit | None = None, *,
+                         cap: int | None = None) -> tuple[MessageBus, Relay]:
     """The daemon's bus (``address`` wins; else the system bus), through a relay thread that
-    takes in every descriptor a client sends (see :mod:`~alpmd.dbus.relay`); no answer or
-    signal larger than ``cap`` bytes leaves it."""
+    takes in every descriptor a client sends and lets a message through only when ``admit``
+    does (see :mod:`~alpmd.dbus.relay`); no answer or signal larger than ``cap`` bytes
+    leaves it."""
     install_eagain_fix()
-    relay = await Relay.start(address)
+    relay = await Relay.start(address, admit)
     try:
         bus = await MessageBus(bus_address=relay.address, negotiate_unix_fd=True).connect()
     except BaseException:

@@ -52,7 +52,8 @@ class Daemon:
     """Everything the interfaces share."""
 
     def __init__(self, bus: MessageBus, config_path: str, *, keep_finished: float = KEEP_FINISHED,
-                 idle_timeout: float = 0, caps: limits.Limits = limits.LIMITS) -> None:
+                 idle_timeout: float = 0, caps: limits.Limits = limits.LIMITS,
+                 ledger: limits.Ledger | None = None) -> None:
         self.bus = bus
         self.config_path = config_path
         self.keep_finished = keep_finished
@@ -80,8 +81,11 @@ class Daemon:
         self.lifecycle = Lifecycle(idle_timeout)
         self.watcher = Watcher(self)
         self.workers = limits.Workers(caps, self.authority.uid)
+        # (``ledger``: the one the bus relay admits messages with, see limits.Ledger)
+        ledger = ledger if ledger is not None else limits.Ledger(caps)
+        ledger.uid_of = self.authority.uids.get
         self.share = limits.LoopShare(caps, self.authority.uids.get, self.authority.uid,
-                                      bus._process_message)
+                                      bus._process_message, ledger)
         bus.add_message_handler(self.share.gate)
         self.file_bytes = 0
         self._reloading = asyncio.Lock()

@@ -15,12 +15,13 @@ import collections
 import concurrent.futures
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from dbus_fast import Message, MessageType
+from dbus_fast import DBusError, Message, MessageType
 from dbus_fast.signature import Variant
 
 from alpmd.dbus import errors
@@ -70,6 +71,20 @@ class Limits:
     #: of it on average, after a burst of this many seconds
     loop_share: float = 0.25
     loop_burst: float = 2.0
+    #: a message of a caller but root (bytes on the wire; see :class:`Ledger`): the largest
+    #: arguments the methods take fit (Owns' 1 Mi characters of paths, 10,000 targets of
+    #: 1 Mi characters in all: about 1.1 MiB when ASCII), the bus's 32 MiB do not
+    message_bytes: int = 4 << 20
+    #: what decoding a message costs the event loop, charged per byte before it is read
+    #: (nanoseconds; the worst shapes measured, ``aas`` or ``av`` of empty items, take 40–60)
+    decode_ns: float = 100.0
+    #: messages this small pass even when their user is in debt (its calls to a
+    #: transaction, which LoopShare lets through; each costs the loop about what a refusal does)
+    small_message: int = 4 << 10
+    #: the burst of decoding (seconds, as charged) of all callers whose uid is not known
+    #: yet together: what they send is held, decoded, until it is (about 5 MB of the
+    #: costliest shapes, 120 MiB in the daemon); a user's own is ``loop_burst``
+    unknown_burst: float = 0.5
 
 
 LIMITS = Limits()
@@ -97,7 +112,7 @@ class Owned(Protocol):
     def state(self) -> str: ...
 
 
-def limit_exceeded(message: str) -> Exception:
+def limit_exceeded(message: str) -> DBusError:
     return errors.code_text(errors.LIMIT_EXCEEDED, "limit-exceeded", message)
 
 
@@ -174,6 +189,95 @@ def bounded_reply(value: R, limit: int, what: str) -> R:
     return value
 
 
+#: the :class:`Ledger`'s account of callers whose uid is not known yet
+UNKNOWN = -1
+#: senders whose messages the relay never checks: the bus itself (and, in a message
+#: without a sender, nobody but the bus)
+BUS_NAMES = frozenset({"", "org.freedesktop.DBus"})
+
+
+class Ledger:
+    """What each user owes of the event loop's time (seconds), shared by the loop
+    (:class:`LoopShare`) and the bus relay's thread (:meth:`admit`), hence the lock.
+
+    The relay calls :meth:`admit` for every method call and signal, before the daemon reads
+    a byte of it: dbus-fast decodes a whole message before any handler sees it, and
+    decoding 4 MiB of nested empty arrays took a quarter of a second and 80 MiB. So a
+    message of a caller but root is refused when larger than ``message_bytes``; otherwise
+    what decoding it costs (``decode_ns`` per byte) is charged to its user, or to the one
+    account (:data:`UNKNOWN`) of all callers whose uid the daemon does not know yet (what
+    they send is held, decoded, until it is known). It is refused, unless small
+    (``small_message``), while its user owes more than ``loop_burst`` (as its calls are)
+    or when its decoding not yet paid back would pass ``loop_burst`` (``unknown_burst``
+    for the callers not known yet). So a user (all its connections together) makes the
+    loop decode at most ``loop_burst`` seconds' worth at once (as charged: about 20 MB
+    of the costliest shapes, measured at half that), the callers not known yet
+    ``unknown_burst``, then ``loop_share`` of the loop's time on average (shared with its
+    calls); the daemon decodes one message at a time. ``uid_of`` tells a sender's uid as the daemon knows it (a dict's ``get``:
+    safe to call from the relay's thread).
+    """
+
+    def __init__(self, limits: Limits,
+                 uid_of: Callable[[str], int | None] = lambda _sender: None) -> None:
+        self.limits = limits
+        self.uid_of = uid_of
+        self._lock = threading.Lock()
+        #: per account: (all it owes, what of it is decoding, when brought up to date)
+        self._debts: dict[int, tuple[float, float, float]] = {}
+
+    def _owed(self, key: int, now: float) -> tuple[float, float]:
+        """What ``key`` owes in all and for decoding, each paid back at ``loop_share``."""
+        debt, decoding, when = self._debts.get(key, (0.0, 0.0, now))
+        paid = (now - when) * self.limits.loop_share
+        return max(0.0, debt - paid), max(0.0, decoding - paid)
+
+    def owed(self, key: int) -> float:
+        """What account ``key`` owes now (seconds)."""
+        with self._lock:
+            return self._owed(key, time.monotonic())[0]
+
+    def charge(self, key: int, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        with self._lock:
+            self._add(key, seconds, 0.0, time.monotonic())
+
+    def _add(self, key: int, seconds: float, decoding: float, now: float) -> None:
+        debt, decoded = self._owed(key, now)
+        self._debts[key] = (debt + seconds, decoded + decoding, now)
+        if len(self._debts) > 4096:  # (users long paid up)
+            self._debts = {k: v for k, v in self._debts.items() if self._owed(k, now)[0] > 0}
+
+    def admit(self, sender: str, size: int) -> DBusError | None:
+        """None when a message of ``size`` bytes from ``sender`` may be read by the daemon
+        (what decoding it costs is charged); else why not (the relay drops it and
+        answers a method call with this error)."""
+        if sender in BUS_NAMES:
+            return None
+        uid = self.uid_of(sender)
+        if uid == 0:
+            return None
+        caps = self.limits
+        if size > caps.message_bytes:
+            return limit_exceeded(f"a message of {size} bytes; the daemon reads at most "
+                                  f"{caps.message_bytes} from a caller")
+        key = UNKNOWN if uid is None else uid
+        cost = size * caps.decode_ns * 1e-9
+        with self._lock:
+            now = time.monotonic()
+            debt, decoding = self._owed(key, now)
+            burst = caps.unknown_burst if key == UNKNOWN else caps.loop_burst
+            over = max(debt - caps.loop_burst, decoding + cost - burst)
+            if size > caps.small_message and over > 0:
+                whose = "new callers'" if key == UNKNOWN else "this user's"
+                return limit_exceeded(
+                    f"{whose} messages and calls took more than their share of the daemon's "
+                    f"time; try again in {over / caps.loop_share:.1f} s (messages of at "
+                    f"most {caps.small_message} bytes still pass)")
+            self._add(key, cost, cost, now)
+        return None
+
+
 class LoopShare:
     """Each user's share of the event loop, where calls are handled one after another.
 
@@ -187,10 +291,9 @@ class LoopShare:
     reply) until its debt, paid back at ``loop_share`` seconds per second, is below that
     again. Root is never refused, nor are Transaction1's methods (a client in debt can
     still answer or cancel its own transaction), though what they cost is charged.
-    Decoding a message happens before any handler sees it, so it is charged to nobody:
-    a user's large messages (the bus lets through up to 32 MiB each) cost the loop
-    without counting against its share; what bounds them is the bus's own per-connection
-    limits.
+    Decoding a message happens before any handler sees it: it is charged, by size,
+    before the daemon reads the message, in the bus relay's thread, into the same debts
+    (:class:`Ledger`), and a message its user cannot afford never reaches the loop.
 
     A new client's calls wait until its uid is known (one round trip to the bus, which
     comes back only after what the client had already sent): otherwise every call a
@@ -202,13 +305,13 @@ class LoopShare:
 
     def __init__(self, limits: Limits, uid_of: Callable[[str], int | None],
                  learn: Callable[[str], Awaitable[int]],
-                 replay: Callable[[Message], None]) -> None:
+                 replay: Callable[[Message], None], ledger: Ledger | None = None) -> None:
         self.limits = limits
         self.uid_of = uid_of
         self.learn = learn
         self.replay = replay
-        #: per uid: (debt in seconds, when it was last brought up to date)
-        self.debts: dict[int, tuple[float, float]] = {}
+        #: each user's debt (the relay charges decoding into it too)
+        self.ledger = ledger if ledger is not None else Ledger(limits, uid_of)
         #: the calls of clients whose uid is being asked for, in order
         self.held: dict[str, list[Message]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -223,25 +326,17 @@ class LoopShare:
         uid = self.uid_of(sender) if sender else None
         return None if uid is None or uid == 0 else uid
 
-    def _debt(self, key: int, now: float) -> float:
-        debt, when = self.debts.get(key, (0.0, now))
-        return max(0.0, debt - (now - when) * self.limits.loop_share)
-
     def charge(self, sender: str, seconds: float) -> None:
         key = self._key(sender)
-        if key is None or seconds <= 0:
-            return
-        now = time.monotonic()
-        self.debts[key] = (self._debt(key, now) + seconds, now)
-        if len(self.debts) > 4096:  # (users long paid up)
-            self.debts = {k: v for k, v in self.debts.items() if self._debt(k, now) > 0}
+        if key is not None:
+            self.ledger.charge(key, seconds)
 
     def check(self, sender: str) -> None:
         """LimitExceeded when ``sender``'s user owes more than its burst."""
         key = self._key(sender)
-        if key is None or key not in self.debts:
+        if key is None:
             return
-        debt = self._debt(key, time.monotonic())
+        debt = self.ledger.owed(key)
         if debt > self.limits.loop_burst:
             wait = (debt - self.limits.loop_burst) / self.limits.loop_share
             raise limit_exceeded(f"this user's calls took more than its share of the "

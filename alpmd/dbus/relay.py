@@ -16,10 +16,20 @@ it likes (:mod:`alpmd.dbus.fds`).
 A message's descriptors stay with its bytes (dbus-fast gives a message the descriptors
 that arrive while it reads that message, and reads one message at a time): the relay
 follows where the bus's messages begin and sends a read's descriptors with the bytes of
-the message they came with, from its start (:class:`_Framer`). Each way it
-holds at most :data:`BUFFER` bytes and :data:`MAX_FDS` descriptors, then stops reading
-until the other side takes them (the socket buffers and the bus push back, as without the
-relay). The relay failing ends the daemon's bus connection and is fatal
+the message they came with, from its start (:class:`_Gate`).
+
+No byte of a message reaches the daemon before the relay has read its header (the fixed
+part and the header fields, at most :data:`MAX_FIELDS` bytes) and asked ``admit``
+(:meth:`alpmd.dbus.limits.Ledger.admit`) about each method call and signal: dbus-fast
+decodes a whole message before any handler sees it, which for 32 MiB of nested empty
+arrays took the event loop seconds and the daemon half a gigabyte, so what a caller
+sends is charged to its user's share of the loop before it is read, and a message over
+the cap or the share is dropped here, its descriptors closed, a method call answered
+``LimitExceeded`` by the relay itself, put into the daemon's stream to the bus between
+two of its messages (:class:`_Framer`). Each way it holds at most :data:`BUFFER` bytes
+and :data:`MAX_FDS` descriptors, then stops reading until the other side takes them (the
+socket buffers and the bus push back, as without the relay); its own replies may add
+another :data:`BUFFER` to the way to the bus, past which it stops reading the bus. The relay failing ends the daemon's bus connection and is fatal
 (:attr:`Relay.failure`: the daemon exits non-zero); the daemon closing its end ends the
 relay. The thread never logs nor touches the event loop: objects made in the other
 threads name descriptors of the other table. (Python may run another thread's finalizer
@@ -48,8 +58,10 @@ import struct
 import tempfile
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from dbus_fast import DBusError, Message, MessageType
 from dbus_fast._private.address import get_system_bus_address, parse_address
 
 from alpmd.engine.db import sqlitefiles
@@ -64,6 +76,14 @@ READ = 256 << 10
 MAX_MESSAGE = 1 << 27
 MAX_MESSAGE_FDS = 253
 HEADER = 16
+#: a message's header fields the relay reads before letting it through (bytes; the bus's
+#: own are a few hundred)
+MAX_FIELDS = 64 << 10
+METHOD_CALL, SIGNAL = 1, 4
+NO_REPLY_EXPECTED = 1
+SENDER = 7
+#: the serials of the relay's own replies (the daemon's MessageBus counts up from 1)
+REPLY_SERIALS = 1 << 31
 MAX_AUTH = 16 << 10
 #: seconds the daemon's MessageBus has to connect, and a stopping relay to hand on the rest
 CONNECT_TIMEOUT = 30.0
@@ -150,7 +170,7 @@ class _Way:
     def full(self) -> bool:
         return self.size >= BUFFER or self.nfds >= MAX_FDS
 
-    def put(self, data: bytes, fds: list[int]) -> None:
+    def put(self, data: bytes | bytearray, fds: list[int]) -> None:
         if not data and not fds:
             return
         if not fds and self.chunks:
@@ -160,7 +180,7 @@ class _Way:
         self.size += len(data)
         self.nfds += len(fds)
 
-    def pass_on(self, sock: socket.socket, data: bytes, fds: list[int]) -> None:
+    def pass_on(self, sock: socket.socket, data: bytes | bytearray, fds: list[int]) -> None:
         """Hand ``data`` (with ``fds`` on its first byte) on, keeping what the socket does
         not take now (straight from the read when nothing waits before it)."""
         if not self.chunks and data:
@@ -205,59 +225,265 @@ class _Way:
 
 
 class _Framer:
-    """Where the bus's messages begin in what it sends. A read ends with the piece of the
-    stream that carried its descriptors (the kernel stops there), and the bus sends a
-    message's descriptors with its first bytes: so a read's descriptors belong to the
-    message holding its last byte, and go on with the bytes from that message's start.
-    Messages begin once the daemon has ended the authentication (``BEGIN``: the bus said
-    its last line before)."""
+    """Where messages begin and end in one way's stream: the daemon's, once it has ended the
+    authentication (``BEGIN``: the bus said its last line before), so that the relay's own
+    replies go between two of its messages (:meth:`sent`)."""
 
     def __init__(self) -> None:
         self.head = bytearray()
         self.left = 0
         self.said = bytearray()
         self.begun = False
+        #: the relay's replies waiting for the daemon's message in passage to end
+        self.waiting: list[bytes] = []
+        self.waiting_size = 0
 
-    def daemon_said(self, data: bytes) -> None:
-        """Watch the daemon's side of the authentication for its end."""
+    def daemon_said(self, data: bytes) -> int:
+        """Watch the daemon's side of the authentication for its end; how many bytes of
+        ``data`` are the authentication's (the rest are messages)."""
         self.said += data
-        if b"BEGIN\r\n" in self.said:
+        end = self.said.find(b"BEGIN\r\n")
+        if end >= 0:
             self.begun = True
+            used = end + 7 - (len(self.said) - len(data))
             self.said.clear()
-        elif len(self.said) > MAX_AUTH:
+            return used
+        if len(self.said) > MAX_AUTH:
             raise RelayError("the authentication with the bus did not end")
+        return len(data)
 
-    def took(self, data: bytes) -> int:
-        """Follow ``data`` through the messages; where in it the message holding its last
-        byte begins (0: before it)."""
-        start = 0
+    def _follow(self, data: bytes) -> int | None:
+        """Follow ``data`` through the messages; the first place in it between two
+        messages (None: there is none)."""
+        cut: int | None = 0 if self.begun and not self.head and not self.left else None
         i = 0
         while self.begun and i < len(data):
             if self.left:
                 step = min(self.left, len(data) - i)
                 self.left -= step
                 i += step
+            else:
+                step = min(HEADER - len(self.head), len(data) - i)
+                self.head += data[i:i + step]
+                i += step
+                if len(self.head) == HEADER:
+                    self.left = _length(self.head) - HEADER
+                    self.head.clear()
+            if cut is None and not self.head and not self.left:
+                cut = i
+        return cut
+
+    def sent(self, data: bytes, fds: list[int]) -> list[_Chunk]:
+        """A read of the daemon's as pieces for the bus, the waiting replies put at its
+        first message boundary (a read's descriptors stay on its first byte: the bus hands
+        them to its messages in order, by count)."""
+        skip = 0
+        if not self.begun:
+            skip = self.daemon_said(data)
+        cut = self._follow(data[skip:])
+        if not self.waiting or cut is None:
+            return [_Chunk(bytearray(data), fds)]
+        cut += skip
+        pieces = [_Chunk(bytearray(data[:cut]), fds)] if cut else []
+        pieces += self._replies()
+        if cut < len(data):
+            pieces.append(_Chunk(bytearray(data[cut:]), [] if cut else fds))
+        return pieces
+
+    def reply(self, replies: list[bytes]) -> list[_Chunk]:
+        """The relay's replies: to go to the bus now when the daemon's stream is between
+        two messages, else (what is returned is empty) once its message in passage ends."""
+        for data in replies:
+            self.waiting.append(data)
+            self.waiting_size += len(data)
+        if self.begun and not self.head and not self.left:
+            return self._replies()
+        return []
+
+    def _replies(self) -> list[_Chunk]:
+        out = [_Chunk(bytearray(data)) for data in self.waiting]
+        self.waiting.clear()
+        self.waiting_size = 0
+        return out
+
+
+def _length(head: bytes | bytearray) -> int:
+    """A message's size from its fixed header (header fields, padding and body included)."""
+    order = {ord("l"): "<", ord("B"): ">"}.get(head[0])
+    if order is None:
+        raise RelayError(f"a message of unknown byte order {head[0]}")
+    body, _serial, fields = struct.unpack(order + "III", head[4:HEADER])
+    size: int = HEADER + fields + (-fields & 7) + body
+    if size > MAX_MESSAGE:
+        raise RelayError(f"a message of {size} bytes")
+    return size
+
+
+@dataclass(frozen=True)
+class _Head:
+    """What the relay reads of a message before letting it through."""
+
+    kind: int
+    flags: int
+    serial: int
+    size: int
+    #: its SENDER field ("": none, as in the bus's own; None: the fields could not be read)
+    sender: str | None
+
+
+def _read_head(head: bytes | bytearray) -> _Head:
+    """The fixed header and the header fields (all of ``head``) of a message."""
+    order = "<" if head[0] == ord("l") else ">"
+    _body, serial, fields = struct.unpack(order + "III", head[4:HEADER])
+    return _Head(head[1], head[2], serial, _length(head),
+                 _sender(head, order, HEADER + fields))
+
+
+def _sender(head: bytes | bytearray, order: str, end: int) -> str | None:
+    """The SENDER header field (each field: its code, a signature, a value of that type;
+    the bus passes on fields of types ``s``, ``o``, ``g`` and ``u`` only)."""
+    i = HEADER
+    try:
+        while i < end:
+            i += -i & 7
+            code, sig_len = head[i], head[i + 1]
+            sig = bytes(head[i + 2:i + 2 + sig_len])
+            i += 3 + sig_len
+            if sig in (b"s", b"o"):
+                i += -i & 3
+                (size,) = struct.unpack(order + "I", head[i:i + 4])
+                value = bytes(head[i + 4:i + 4 + size])
+                i += 5 + size
+            elif sig == b"g":
+                value = bytes(head[i + 1:i + 1 + head[i]])
+                i += 2 + head[i]
+            elif sig == b"u":
+                i += (-i & 3) + 4
+                value = b""
+            else:
+                return None
+            if i > end:
+                return None
+            if code == SENDER and sig == b"s":
+                return value.decode("utf-8", "replace")
+    except (IndexError, struct.error):
+        return None
+    return ""
+
+
+#: checks a message's sender and size before the daemon reads it: None to let it through,
+#: else the error to answer a method call with (see :meth:`alpmd.dbus.limits.Ledger.admit`)
+Admit = Callable[[str, int], DBusError | None]
+
+
+class _Gate:
+    """The bus's messages on their way to the daemon, each held until its header fields
+    are read (at most :data:`MAX_FIELDS` bytes) and let through, or not, as ``admit``
+    says: a method call or signal (but the bus's own) ``admit`` refuses is dropped, its
+    descriptors closed here, and a method call expecting a reply is answered by the relay
+    (:meth:`_Framer.reply`). A message's descriptors go on with its first byte: a read
+    ends with the piece of the stream that carried its descriptors (the kernel stops
+    there), and the bus sends a message's descriptors with its first bytes, so a read's
+    descriptors belong to the message holding its last byte."""
+
+    def __init__(self, admit: Admit | None) -> None:
+        self.admit = admit
+        self.begun = False
+        self.head = bytearray()
+        #: bytes of the current message still to come after its head
+        self.left = 0
+        #: whether the current message goes on to the daemon
+        self.passing = True
+        #: the descriptors of the message whose head is held
+        self.fds: list[int] = []
+        self.serial = REPLY_SERIALS
+
+    def took(self, data: bytes, fds: list[int]) -> tuple[list[_Chunk], list[bytes]]:
+        """What of a read (``data`` and its ``fds``) goes on to the daemon, descriptors on
+        the first byte of their message; the replies to send to the bus."""
+        if not self.begun:
+            return [_Chunk(bytearray(data), fds)], []
+        out: list[_Chunk] = []
+        replies: list[bytes] = []
+        at: _Chunk | None = None  # the current message's piece of this read, when it goes on
+        i = 0
+        while i < len(data):
+            if self.left:
+                step = min(self.left, len(data) - i)
+                if self.passing:
+                    if at is None:
+                        at = _Chunk(bytearray())
+                        out.append(at)
+                    at.data += data[i:i + step]
+                i += step
+                self.left -= step
                 continue
             if not self.head:
-                start = i
-            step = min(HEADER - len(self.head), len(data) - i)
+                at = None  # (a message begins)
+            need = HEADER if len(self.head) < HEADER else _head_length(self.head)
+            step = min(need - len(self.head), len(data) - i)
             self.head += data[i:i + step]
             i += step
+            if len(self.head) < HEADER:
+                continue
             if len(self.head) == HEADER:
-                self.left = self._length()
-                self.head.clear()
-        return start
+                _length(self.head)  # (RelayError: not D-Bus)
+                if _head_length(self.head) > HEADER + MAX_FIELDS:
+                    self._decide(None, replies)  # (dropped unread: nobody to answer)
+                    continue
+            if len(self.head) == _head_length(self.head):
+                at = self._decide(_read_head(self.head), replies)
+                if at is not None:
+                    out.append(at)
+        if fds:
+            if self.head:
+                self.fds += fds
+            elif self.passing and at is not None:
+                at.fds += fds
+            else:
+                _close(fds)
+        return out, replies
 
-    def _length(self) -> int:
-        """The rest of a message after its fixed header (header fields, padding, body)."""
-        order = {ord("l"): "<", ord("B"): ">"}.get(self.head[0])
-        if order is None:
-            raise RelayError(f"the bus sent a message of unknown byte order {self.head[0]}")
-        body, _serial, fields = struct.unpack(order + "III", self.head[4:HEADER])
-        left: int = fields + (-fields & 7) + body
-        if left > MAX_MESSAGE:
-            raise RelayError(f"the bus sent a message of {left} bytes")
-        return left
+    def _decide(self, head: _Head | None, replies: list[bytes]) -> _Chunk | None:
+        """Let the message whose head is held through (its piece, held descriptors on it),
+        or drop it (None)."""
+        size = _length(self.head)
+        why: DBusError | None = None
+        self.passing = head is not None
+        if head is not None and head.kind in (METHOD_CALL, SIGNAL) and self.admit is not None:
+            # (fields it cannot read: dropped, nobody to answer)
+            why = self.admit(head.sender, size) if head.sender is not None else None
+            self.passing = head.sender is not None and why is None
+        piece = _Chunk(bytearray(self.head), self.fds) if self.passing else None
+        if piece is None:
+            _close(self.fds)
+            if (why is not None and head is not None and head.sender
+                    and head.kind == METHOD_CALL and not head.flags & NO_REPLY_EXPECTED):
+                replies.append(self._error(head, why))
+        self.left = size - len(self.head)
+        self.head.clear()
+        self.fds = []
+        return piece
+
+    def _error(self, head: _Head, why: DBusError) -> bytes:
+        self.serial = self.serial + 1 if self.serial < 0xFFFFFFFF else REPLY_SERIALS
+        return bytes(Message(message_type=MessageType.ERROR, error_name=why.type,
+                             reply_serial=head.serial, destination=head.sender,
+                             signature="s", body=[why.text], serial=self.serial
+                             )._marshall(False))
+
+
+def _head_length(head: bytes | bytearray) -> int:
+    """The fixed header, the header fields and their padding (``head``: the fixed
+    header at least)."""
+    (fields,) = struct.unpack(("<" if head[0] == ord("l") else ">") + "I", head[12:HEADER])
+    return int(HEADER + fields + (-fields & 7))
+
+
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _recv(sock: socket.socket, size: int, floor: int) -> tuple[bytes, list[int]] | None:
@@ -280,7 +506,9 @@ def _recv(sock: socket.socket, size: int, floor: int) -> tuple[bytes, list[int]]
 class Relay:
     """The thread between the daemon's MessageBus and the bus (:meth:`start`)."""
 
-    def __init__(self, bus_fd: int, listen_fd: int, workdir: str) -> None:
+    def __init__(self, bus_fd: int, listen_fd: int, workdir: str,
+                 admit: Admit | None = None) -> None:
+        self.admit = admit
         self._bus_fd = bus_fd
         self._listen_fd = listen_fd
         self._workdir = workdir
@@ -291,8 +519,9 @@ class Relay:
         self._thread = threading.Thread(target=self._run, name="alpmd-bus-relay", daemon=True)
 
     @classmethod
-    async def start(cls, address: str | None = None) -> Relay:
-        """Connect to the bus (``address``, else the system bus) and start the relay; its
+    async def start(cls, address: str | None = None, admit: Admit | None = None) -> Relay:
+        """Connect to the bus (``address``, else the system bus) and start the relay, which
+        lets a message through only when ``admit`` does (None: every message); its
         :attr:`address` is where the daemon's MessageBus connects (once)."""
         loop = asyncio.get_running_loop()
         bus = await _connect(loop, address or get_system_bus_address())
@@ -301,7 +530,7 @@ class Relay:
         try:
             listener.bind(os.path.join(workdir, "bus"))
             listener.listen(1)
-            relay = cls(bus.fileno(), listener.fileno(), workdir)
+            relay = cls(bus.fileno(), listener.fileno(), workdir, admit)
             relay._thread.start()
             if not await asyncio.to_thread(relay._unshared.wait, CONNECT_TIMEOUT):
                 raise RelayError("the bus relay did not start")
@@ -371,10 +600,10 @@ class Relay:
     def _relay(self, daemon: socket.socket, bus: socket.socket, floor: int) -> None:
         daemon.setblocking(False)
         bus.setblocking(False)
-        up, down, framer = _Way(), _Way(), _Framer()  # (up: daemon → bus)
+        up, down = _Way(), _Way()  # (up: daemon → bus)
         poller = select.poll()
         try:
-            self._pump(daemon, bus, up, down, framer, poller, floor)
+            self._pump(daemon, bus, up, down, _Framer(), _Gate(self.admit), poller, floor)
         except (BrokenPipeError, ConnectionResetError):
             return  # (one side went away while written to: as when it closes)
         finally:
@@ -383,10 +612,14 @@ class Relay:
 
     @staticmethod
     def _pump(daemon: socket.socket, bus: socket.socket, up: _Way, down: _Way,
-              framer: _Framer, poller: select.poll, floor: int) -> None:
+              framer: _Framer, gate: _Gate, poller: select.poll, floor: int) -> None:
         while True:
             poller.register(daemon, (0 if up.full() else _IN) | (_OUT if down.chunks else 0))
-            poller.register(bus, (0 if down.full() else _IN) | (_OUT if up.chunks else 0))
+            # (the relay's own replies: up to BUFFER more on their way to the bus, then the
+            # bus is not read until it takes them)
+            replying = up.size + framer.waiting_size >= 2 * BUFFER
+            poller.register(bus, (0 if down.full() or replying else _IN)
+                            | (_OUT if up.chunks else 0))
             for fd, ev in poller.poll():
                 if ev & select.POLLNVAL:
                     raise RelayError("a socket of the bus relay was closed under it")
@@ -397,7 +630,7 @@ class Relay:
                     back.flush(src)
                 if not ev & (_IN | _GONE):
                     continue
-                if way.full():
+                if way.full() or (not from_daemon and replying):
                     if ev & _GONE:
                         return
                     continue
@@ -409,16 +642,16 @@ class Relay:
                     _drain(way, dst)
                     return
                 if from_daemon:
-                    if not framer.begun:
-                        framer.daemon_said(data)
-                    way.pass_on(dst, data, fds)
-                elif fds:
-                    start = framer.took(data)
-                    way.pass_on(dst, data[:start], [])
-                    way.pass_on(dst, data[start:], _own(fds, floor))
+                    pieces = framer.sent(data, fds)
+                    gate.begun = framer.begun
                 else:
-                    framer.took(data)
-                    way.pass_on(dst, data, [])
+                    pieces, replies = gate.took(data, _own(fds, floor) if fds else [])
+                    if replies:
+                        for piece in framer.reply(replies):
+                            up.pass_on(bus, piece.data, piece.fds)
+                for piece in pieces:
+                    way.pass_on(dst, piece.data, piece.fds)
+
 
 def _drain(way: _Way, sock: socket.socket) -> None:
     """Hand on what is buffered, for a moment at most (the peer may be gone)."""

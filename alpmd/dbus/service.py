@@ -27,9 +27,10 @@ log = logging.getLogger("alpmd")
 
 async def serve(config: str, *, address: str | None = None, keep_finished: float = KEEP_FINISHED,
                 idle_timeout: float = 0, caps: limits.Limits = limits.LIMITS) -> int:
-    bus, relay = await connect_daemon(address, cap=caps.reply_bytes)
+    ledger = limits.Ledger(caps)  # (the relay admits each message with it from the start)
+    bus, relay = await connect_daemon(address, ledger.admit, cap=caps.reply_bytes)
     daemon = Daemon(bus, config, keep_finished=keep_finished, idle_timeout=idle_timeout,
-                    caps=caps)
+                    caps=caps, ledger=ledger)
     manager = Manager1(daemon)
     bus.export(PATH, manager)
     bus.export(PATH, Query1(daemon))

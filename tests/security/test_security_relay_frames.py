@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from alpmd.dbus.relay import Relay, RelayError, _Framer
+from alpmd.dbus.relay import Relay, RelayError, _Gate
 from alpmd.engine.db import sqlitefiles
 
 
@@ -164,13 +164,18 @@ def test_what_is_not_dbus_fails_the_relay(relayed: tuple[Relay, _Peer, socket.so
 def test_a_read_of_several_messages_splits_at_the_last_one() -> None:
     """Several messages in one read: the read's descriptors (the last message's) go on
     from where that message begins, wherever the read starts and ends."""
-    framer = _Framer()
-    framer.daemon_said(b"\0AUTH EXTERNAL 30\r\nBEGIN\r\n")
+    gate = _Gate(None)
+    gate.begun = True
     first, second, third = _frame(b"A" * 40, 0), _frame(b"B" * 3, 1), _frame(b"", 0)
-    assert framer.took(first[:10]) == 0
-    assert framer.took(first[10:] + second) == len(first) - 10
-    assert framer.took(third + first[:30]) == len(third)  # (ends inside a message)
-    assert framer.took(first[30:]) == 0
-    assert (framer.left, bytes(framer.head)) == (0, b"")
+
+    def took(data: bytes, fds: list[int]) -> list[tuple[bytes, list[int]]]:
+        chunks, replies = gate.took(data, fds)
+        assert replies == []
+        return [(bytes(c.data), c.fds) for c in chunks]
+    assert took(first[:10], []) == []  # (held until its header is read)
+    assert took(first[10:] + second, [7]) == [(first, []), (second, [7])]
+    assert took(third + first[:30], [8]) == [(third, []), (first[:30], [8])]  # (ends inside)
+    assert took(first[30:], []) == [(first[30:], [])]
+    assert (gate.left, bytes(gate.head)) == (0, b"")
     with pytest.raises(RelayError):
-        framer.took(b"X" * 16)
+        gate.took(b"X" * 16, [])

@@ -164,11 +164,13 @@ def _peak(w: World) -> int:
 
 
 def test_answer_hints_cannot_make_the_daemon_hold_memory(world: World) -> None:
-    """Eight transactions, each with a pre-seeded answer of a million strings (a 16 MB
-    message). Before: each kept for the transaction's life, about 100 MB in the daemon
-    (the peak grew by 800 MB; 64 transactions per user could take gigabytes). Now each
-    is refused once read: the peak grows by about one message's worth."""
-    big = [f"{i:07d}" for i in range(1_000_000)]
+    """Eight transactions, each with a pre-seeded answer of 250,000 strings (a 3 MB
+    message; the bus relay refuses larger ones unread). Before: each kept for the
+    transaction's life, about 100 MB in the daemon for a million strings (the peak grew
+    by 800 MB; 64 transactions per user could take gigabytes). Now each is refused once
+    read (or, past the user's share of the loop, before it is read): the peak grows by
+    about one message's worth."""
+    big = [f"{i:07d}" for i in range(250_000)]
     calls: list[dict[str, Any]] = []
     for i in range(8):
         calls += [{**MANAGER, "member": "Refresh", "sig": "a{sv}", "body": [{}]},
@@ -184,7 +186,9 @@ def test_answer_hints_cannot_make_the_daemon_hold_memory(world: World) -> None:
     before = _peak(world)
     results = world.hostile(calls)
     grown = _peak(world) - before
-    assert all(named(r) == "org.alpm.Error.InvalidArgs" for r in results[1:17:2]), results
+    assert named(results[1]) == "org.alpm.Error.InvalidArgs", results[1]
+    assert all(named(r) in ("org.alpm.Error.InvalidArgs", "org.alpm.Error.LimitExceeded")
+               for r in results[1:17:2]), results
     assert results[17] == {"ok": []}, results[17]
     assert grown < 400 << 20, grown
     world.healthy()
@@ -194,13 +198,17 @@ def test_a_users_transactions_cannot_hold_much_memory(world: World) -> None:
     """32 transactions (one client's cap) of 10,000 targets of 500 characters each.
     Before: all kept for as long as the client stayed, 5.6 MB each (the daemon's peak
     grew by 177 MB; a user's 64 transactions: twice that). Now the targets of one
-    transaction take at most 1 Mi characters: those calls are refused."""
+    transaction take at most 1 Mi characters: those calls are refused (unread by the bus
+    relay: their 5 MB are over its cap; one just over 1 Mi characters, read)."""
     targets = [f"{i:05d}" + "t" * 495 for i in range(LIMITS.targets)]
     install = {**MANAGER, "member": "Install", "sig": "asa{sv}", "body": [targets, {}]}
+    over = {**install, "body": [targets[:2100], {}]}
     fits = {**install, "body": [targets[:2000], {}]}
-    results = world.hostile([install] * LIMITS.transactions_per_client + [fits])
-    assert all(named(r) == "org.alpm.Error.InvalidArgs" for r in results[:-1]), results[0]
-    assert str(LIMITS.targets_length) in results[0]["text"]
+    results = world.hostile([install] * LIMITS.transactions_per_client + [over, fits])
+    assert all(named(r) == "org.alpm.Error.LimitExceeded" for r in results[:-2]), results[0]
+    assert str(LIMITS.message_bytes) in results[0]["text"]
+    assert named(results[-2]) == "org.alpm.Error.InvalidArgs", results[-2]
+    assert str(LIMITS.targets_length) in results[-2]["text"]
     assert "ok" in results[-1], results[-1]
     world.healthy()
 
