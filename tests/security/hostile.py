@@ -116,6 +116,8 @@ async def run(address: str, script: dict[str, Any]) -> list[dict[str, Any]]:
     fresh = False
     for _ in range(int(script.get("repeat", 1))):
         for call in script["calls"]:
+            # (a paced client: what the user's share of the daemon's time lets through)
+            await asyncio.sleep(float(call.get("pause", 0)))
             # (connect before opening the call's descriptors, and close only this client's
             # own afterwards: a descriptor's number reused by a connection, or the reverse,
             # sent the bus socket away or wrote the calls into a socketpair, and the client hung)
