@@ -53,10 +53,12 @@ class Limits:
     search_deadline: float = 20.0
     #: reading a repository tree for one call (List, History, Check; seconds)
     repository_deadline: float = 600.0
-    #: heavy calls running at once per bus client (and per uid but root's) / in total
-    #: (more are refused)
+    #: heavy calls running at once per bus client (and per uid but root's) / of all users
+    #: but root together (more are refused) / more for root only (users' calls holding
+    #: every other slot, up to ``repository_deadline`` each, never keep root waiting)
     heavy_per_client: int = 2
     heavy_total: int = 4
+    heavy_root: int = 2
     targets: int = 10_000
     target_length: int = 512
     #: the targets of one transaction together (characters): they are kept as long as the
@@ -424,7 +426,9 @@ class Workers:
     own (the engine bounds what it reads), holding its slot until then, so a client
     cannot pile up more stuck work than its share. A user's clients share one client's
     share (``uid_of`` tells a client's uid): one user opening many connections cannot
-    take every slot from the others.
+    take every slot from the others. Users together take at most ``heavy_total`` slots;
+    ``heavy_root`` more are root's (and the daemon's own work's), so two users running
+    slow checks cannot keep the administrator's Simulate waiting.
     """
 
     def __init__(self, limits: Limits = LIMITS,
@@ -432,10 +436,12 @@ class Workers:
         self.limits = limits
         self.uid_of = uid_of
         self.pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=limits.heavy_total, thread_name_prefix="alpmd-heavy")
+            max_workers=limits.heavy_total + limits.heavy_root, thread_name_prefix="alpmd-heavy")
         self.running: collections.Counter[str] = collections.Counter()
         self.by_uid: collections.Counter[int] = collections.Counter()
         self.total = 0
+        #: of which users' (all but root's)
+        self.users = 0
 
     async def run(self, client: str, deadline: float, fn: Callable[[], R], what: str,
                   refused: Callable[[], None] | None = None, uid: int | None = None) -> R:
@@ -452,7 +458,9 @@ class Workers:
                     refused()
                 raise
         why = ""
-        if self.total >= self.limits.heavy_total:
+        if uid > 0 and self.users >= self.limits.heavy_total:
+            why = f"the daemon is busy with {self.users} users' heavy calls; try later"
+        elif self.total >= self.limits.heavy_total + self.limits.heavy_root:
             why = f"the daemon is busy with {self.total} heavy calls; try later"
         elif self.running[client] >= self.limits.heavy_per_client:
             why = (f"this client has {self.running[client]} heavy calls running "
@@ -468,6 +476,7 @@ class Workers:
         self.running[client] += 1
         if uid > 0:
             self.by_uid[uid] += 1
+            self.users += 1
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(self.pool, fn)
 
@@ -477,6 +486,7 @@ class Workers:
             if self.running[client] <= 0:
                 del self.running[client]
             if uid > 0:
+                self.users -= 1
                 self.by_uid[uid] -= 1
                 if self.by_uid[uid] <= 0:
                     del self.by_uid[uid]
