@@ -280,6 +280,10 @@ class Ledger:
         return None
 
 
+#: Transaction1 methods never refused for a debt (a client must be able to end what it began)
+SPARED = frozenset({"Answer", "Cancel"})
+
+
 class LoopShare:
     """Each user's share of the event loop, where calls are handled one after another.
 
@@ -291,7 +295,7 @@ class LoopShare:
     charged where it is done (:meth:`metered`). A user owing more than ``loop_burst``
     seconds has its calls refused (before they are dispatched, at the cost of an error
     reply) until its debt, paid back at ``loop_share`` seconds per second, is below that
-    again. Root is never refused, nor are Transaction1's methods (a client in debt can
+    again. Root is never refused, nor are Transaction1's Answer and Cancel (a client in debt can
     still answer or cancel its own transaction), though what they cost is charged.
     Decoding a message happens before any handler sees it: it is charged, by size,
     before the daemon reads the message, in the bus relay's thread, into the same debts
@@ -362,8 +366,10 @@ class LoopShare:
         if msg.message_type is not MessageType.METHOD_CALL or not msg.sender:
             return False
         sender = msg.sender
-        # (a client in debt may still answer or cancel its transaction: charged, not refused)
         own = msg.interface == "org.alpm.Transaction1"
+        # (a client in debt may still answer or cancel its transaction: charged, not refused;
+        # its other calls on it — Run, Simulate, SetHints, GetLog — wait like any other)
+        spared = own and msg.member in SPARED
         if not own and "h" not in msg.signature and (sender in self.held
                                                      or self.uid_of(sender) is None):
             self._hold(sender, msg)
@@ -373,7 +379,7 @@ class LoopShare:
         if not self._settling:  # (after this batch of messages)
             self._settling = True
             asyncio.get_running_loop().call_soon(self._settled)
-        if not own:
+        if not spared:
             self.check(sender)
         return False
 

@@ -69,3 +69,40 @@ def test_searches_of_many_words_are_answered(world: World) -> None:
     assert results[3] == {"ok": [[]]}
     assert named(results[4]) == "org.alpm.Error.InvalidArgs"
     world.healthy()
+
+
+def _in_debt_then_own_transaction(address: str) -> list[str]:
+    """A transaction made, then 100 GetPackages pipelined (the user now owes more than its
+    share), then on the transaction: SetHints, Run (each refused while in debt) and Cancel
+    (never refused). The error names ("" for a return) of those three."""
+    async def go() -> list[str]:
+        bus = await connect(address)
+
+        def call(path: str, iface: str, member: str, sig: str = "",
+                 body: list[Any] | None = None) -> Any:
+            return bus.call(Message(destination="org.alpm", path=path, interface=iface,
+                                    member=member, signature=sig, body=body or []))
+        try:
+            made = await call("/org/alpm", "org.alpm.Manager1", "Install", "asa{sv}",
+                              [["tool"], {}])
+            path = made.body[0]
+            flood = [call("/org/alpm", "org.alpm.Query1", "GetPackages", "asas", [IDS, []])
+                     for _ in range(100)]
+            own = [call(path, "org.alpm.Transaction1", "SetHints", "a{sv}", [{}]),
+                   call(path, "org.alpm.Transaction1", "Run"),
+                   call(path, "org.alpm.Transaction1", "Cancel")]
+            replies = await asyncio.gather(*flood, *own)
+            return [r.error_name or "" for r in replies[-3:]]
+        finally:
+            bus.disconnect()
+    return asyncio.run(asyncio.wait_for(go(), 900))
+
+
+def test_a_client_in_debt_may_only_answer_or_cancel(world: World) -> None:
+    """Transaction1 is spared the share only where a client must end what it began
+    (Answer, Cancel): its SetHints and Run wait like its other calls. Before, every
+    Transaction1 method was spared, and any of them (Simulate, GetLog, SetHints) was a way
+    round the share."""
+    got = as_user(world.user, lambda: _in_debt_then_own_transaction(world.env.address))
+    assert got == ["org.alpm.Error.LimitExceeded", "org.alpm.Error.LimitExceeded", ""], got
+    world.healthy()
