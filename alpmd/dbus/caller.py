@@ -8,18 +8,26 @@ caller's, and so does the raw ``setgroups`` system call (glibc's ``setgroups`` c
 every thread of the process, which would hand the caller's groups to work done for
 others meanwhile). A thread whose file-system uid leaves 0 loses its file capabilities
 (``CAP_DAC_OVERRIDE``, ``CAP_DAC_READ_SEARCH``...) and gets them back with uid 0 again.
+
+It keeps its others (``CAP_SYS_PTRACE``), and a process may always read its own /proc: a
+/proc magic link (``/proc/<pid>/cwd``, ``/root``, ``/fd/N``, ``/proc/self/fd/N`` naming the
+daemon's own descriptors) leads into a directory without searching those above it. A
+caller's paths are therefore opened with :func:`open_no_magic`, which refuses them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import logging
 import os
 import platform
 import pwd
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+
+from alpmd.engine.errors import AlpmError, ErrorCode
 
 #: ``setgroups`` with 32-bit group ids, by machine (``uname -m``) for a 64-bit process;
 #: the kernel's numbering differs per architecture (asm-generic's for the newer ones)
@@ -39,6 +47,10 @@ _libc.setfsuid.restype = ctypes.c_int
 _libc.setfsgid.argtypes = [ctypes.c_uint32]
 _libc.setfsgid.restype = ctypes.c_int
 _libc.syscall.restype = ctypes.c_long
+#: ``openat2`` (Linux 5.6; one number on every architecture) and its resolve flag
+OPENAT2 = 437
+RESOLVE_NO_MAGICLINKS = 0x02
+AT_FDCWD = -100
 
 
 class IdentityError(OSError):
@@ -62,6 +74,28 @@ def identity_of(uid: int) -> FsIdentity:
     except KeyError:
         return FsIdentity(uid, NO_GROUP, ())
     return FsIdentity(uid, pw.pw_gid, tuple(os.getgrouplist(pw.pw_name, pw.pw_gid)))
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+def open_no_magic(path: str, flags: int) -> int:
+    """``open(path, flags)`` (no ``O_CREAT``) passing through no /proc magic link
+    (``OSError`` ``ELOOP`` then). Without ``openat2`` an ``AlpmError`` (not an
+    ``OSError``, which a look-up takes for a missing path): never opened another way."""
+    how = _OpenHow(flags, 0, RESOLVE_NO_MAGICLINKS)
+    fd = int(_libc.syscall(ctypes.c_long(OPENAT2), ctypes.c_int(AT_FDCWD),
+                           ctypes.c_char_p(os.fsencode(path)), ctypes.byref(how),
+                           ctypes.c_size_t(ctypes.sizeof(how))))
+    if fd < 0:
+        err = ctypes.get_errno()
+        if err == errno.ENOSYS:
+            raise AlpmError(ErrorCode.SYSTEM, "resolving a caller's path needs openat2 "
+                            "(Linux 5.6 or later)")
+        raise OSError(err, os.strerror(err), path)
+    return fd
 
 
 def _setgroups_number() -> int | None:

@@ -337,7 +337,10 @@ def located_as(who: caller.FsIdentity, paths: list[str]) -> q.Resolver:
     names = {q.owner_target(p)[0] for p in paths}
     try:
         with caller.resolving_as(who):
-            found = {name: q.locate(name, None) for name in names}
+            # (a user's look-up never passes through /proc's magic links: the daemon's
+            # own descriptors, and other processes' cwd and root, it reaches by them)
+            opener = None if who.uid == 0 else caller.open_no_magic
+            found = {name: q.locate(name, None, opener=opener) for name in names}
     except caller.IdentityError as exc:  # (never resolved as root instead)
         raise AlpmError(ErrorCode.SYSTEM, f"cannot resolve paths with the caller's rights: "
                         f"{exc}") from None

@@ -15,7 +15,8 @@ with two differences that matter for untrusted files:
   ``AlpmError(PKG_INVALID, entry=<name>)`` before anything is extracted;
 * what a walk may cost is bounded whoever supplied the file (decompression
   bombs): metadata members of :data:`MAX_METADATA_SIZE` at most, at most
-  :data:`MAX_ENTRIES` entries, and past :data:`INFLATE_FREE` bytes of tar
+  :data:`MAX_ENTRIES` entries, their names kept in :data:`MAX_NAME_BYTES`, and
+  past :data:`INFLATE_FREE` bytes of tar
   stream no more than :data:`MAX_INFLATE_RATIO` times the compressed bytes
   read; a walk over the limits stops at once with ``AlpmError(ARCHIVE_LIMIT)``.
 
@@ -149,6 +150,7 @@ if TYPE_CHECKING:
 __all__ = [
     "INFLATE_FREE",
     "MAX_ENTRIES",
+    "MAX_NAME_BYTES",
     "MAX_INFLATE_RATIO",
     "MAX_METADATA_SIZE",
     "METADATA_MEMBERS",
@@ -178,6 +180,17 @@ MAX_ENTRIES = 2_000_000
 #: compress 2-20 times; only long runs of zeros go beyond 1:100).
 INFLATE_FREE = 256 * 1024 * 1024
 MAX_INFLATE_RATIO = 100
+
+#: Most memory the names a walk keeps may take: every entry's path (for duplicates and the
+#: file list) and every proper ancestor of one (to refuse entries below a symlink), each
+#: counted as its characters plus :data:`NAME_COST`. Before, paths of 2,000 levels, each
+#: under a directory of its own, made a 9 KB package cost 1.6 GB (each new level kept a
+#: longer copy of the path), and long names under the inflation ratio were bounded only
+#: by the file's size times 100. A real package's names take a few tens of MiB at most
+#: (200,000 paths of 100 characters: 32 MiB counted).
+MAX_NAME_BYTES = 128 * 1024 * 1024
+#: what one kept name costs besides its characters (the string object and its slot)
+NAME_COST = 64
 
 #: The dot-members we read; any other name starting with ``.`` is skipped, like libalpm.
 METADATA_MEMBERS = frozenset({".PKGINFO", ".BUILDINFO", ".MTREE", ".INSTALL"})
@@ -562,6 +575,7 @@ class _Walk:
         self.files_seen: set[str] = set()
         self.symlinks: set[str] = set()
         self.parents: set[str] = set()  # every proper ancestor of the entries so far
+        self.name_bytes = 0  # what the names kept cost (bounded by MAX_NAME_BYTES)
         self.files: list[str] = []
 
     def invalid(self, name: str, why: str) -> AlpmError:
@@ -610,8 +624,18 @@ class _Walk:
             prefix = path[:pos]
             if prefix in self.symlinks:
                 raise self.invalid(name, f"lies below the symlink {prefix!r}")
-            self.parents.add(prefix)
+            if prefix not in self.parents:
+                self.keep(name, pos)
+                self.parents.add(prefix)
             pos = path.find("/", pos + 1)
+
+    def keep(self, name: str, length: int) -> None:
+        """Count a kept name of ``length`` characters; ARCHIVE_LIMIT past MAX_NAME_BYTES."""
+        self.name_bytes += length + NAME_COST
+        if self.name_bytes > MAX_NAME_BYTES:
+            raise AlpmError(ErrorCode.ARCHIVE_LIMIT,
+                            f"{self.label}: its paths and the directories they imply take "
+                            f"more than {MAX_NAME_BYTES} bytes", entry=name, path=self.label)
 
     def add(self, name: str, path: str, kind: EntryKind, entry_p: ctypes.c_void_p) -> None:
         """Validate one non-metadata entry and record it for the file list."""
@@ -620,6 +644,7 @@ class _Walk:
         if path in self.seen:
             raise self.invalid(name, "duplicate entry")
         self.check_ancestors(name, path, kind)
+        self.keep(name, 2 * len(path) if kind is EntryKind.DIR else len(path))
         self.seen.add(path)
         if kind is EntryKind.SYMLINK:
             target = _entry_link(entry_p, hard=False)

@@ -34,6 +34,7 @@ import contextlib
 import ctypes
 import email.message
 import email.utils
+import errno
 import hashlib
 import io
 import json
@@ -1208,15 +1209,17 @@ async def _as_user(handle: Handle, user: pwd.struct_passwd,
 
 
 def _take_back(staging: str, dest_dir: str) -> None:
-    """Move what the download user left in ``staging`` into ``dest_dir``, root's.
+    """Copy what the download user left in ``staging`` into ``dest_dir``, root's.
 
     A process of that user may outlive the child and keep changing the directory. So
     the directory is made root's (0700) first, through a descriptor opened without
     following a link: from then on no name in it changes under us. Each file is then
     opened without following a symbolic link (one planted there is never followed, so
-    root never chowns or moves what it points to), must be a regular file with a single
-    link (not another file of the user's hard-linked in), and is given to root with the
-    mode of a file downloaded by root before it is moved."""
+    root never reads what it points to) and must be a regular file with a single link
+    (not another file of the user's hard-linked in). Its bytes are copied into a new
+    file of root's (mode 0644, the times kept): a lingering process of the user still
+    holding the downloaded file open for writing could otherwise change the package
+    after its checksum and signature were checked and before it was extracted."""
     dfd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         os.fchown(dfd, os.geteuid(), os.getegid())
@@ -1233,13 +1236,35 @@ def _take_back(staging: str, dest_dir: str) -> None:
                 st = os.fstat(fd)
                 if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
                     continue
-                os.fchown(fd, os.geteuid(), os.getegid())
-                os.fchmod(fd, 0o644)
+                _copy_in(fd, st, os.path.join(dest_dir, name))
             finally:
                 os.close(fd)
-            os.replace(name, os.path.join(dest_dir, name), src_dir_fd=dfd)
     finally:
         os.close(dfd)
+
+
+def _copy_in(src: int, st: os.stat_result, dest: str) -> None:
+    """``src``'s bytes at ``dest`` in a new file of root's (0644, ``st``'s times), put in
+    place by a rename (``dest`` is never half written)."""
+    out, tmp = tempfile.mkstemp(prefix=".take-", dir=os.path.dirname(dest))
+    try:
+        with os.fdopen(out, "wb") as fh:
+            offset = 0
+            try:
+                while n := os.copy_file_range(src, fh.fileno(), 1 << 30, offset):
+                    offset += n  # (the kernel copies, sharing extents where it can)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                while chunk := os.pread(src, 1 << 20, offset):  # (a file system without it)
+                    fh.write(chunk)
+                    offset += len(chunk)
+            os.fchmod(fh.fileno(), 0o644)
+        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(tmp, dest)
+    except BaseException:
+        _unlink(tmp)
+        raise
 
 
 def _pkg_level(pkg: Package, handle: Handle) -> SigLevel:

@@ -668,27 +668,50 @@ class OwnerResult:
     owners: list[Package]
 
 
-def _lrealpath(path: str) -> str | None:
+def _lrealpath(path: str, opener: PathOpener | None = None) -> str | None:
     """Canonicalise the directory part, keeping the last component unresolved (pacman's lrealpath)."""
     base = os.path.basename(path)
     if base in (".", ".."):
-        return _realpath_strict(path)
+        return _realpath_strict(path, opener)
     dname = os.path.dirname(path) or "."
-    rdir = _realpath_strict(dname)
+    rdir = _realpath_strict(dname, opener)
     if rdir is None:
         return None
     return rdir + ("" if rdir.endswith("/") else "/") + base
 
 
-def _realpath_strict(path: str) -> str | None:
+#: How a look-up opens a path: ``(path, flags) -> descriptor``, the flags always holding
+#: ``O_PATH``; :func:`os.open` by default. A daemon answering a user passes one that
+#: refuses /proc's magic links (``alpmd.dbus.caller.open_no_magic``).
+PathOpener = Callable[[str, int], int]
+
+
+def _open_path(path: str, flags: int, opener: PathOpener | None) -> int:
+    flags |= os.O_PATH | os.O_CLOEXEC
+    return os.open(path, flags) if opener is None else opener(path, flags)
+
+
+def _lstat(path: str, opener: PathOpener | None) -> os.stat_result:
+    """``lstat(path)``, the path opened by ``opener`` when one is given."""
+    if opener is None:
+        return os.lstat(path)
+    fd = _open_path(path, os.O_NOFOLLOW, opener)
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
+def _realpath_strict(path: str, opener: PathOpener | None = None) -> str | None:
     """realpath(3): None when a component does not exist.
 
     The kernel resolves it (one ``O_PATH`` open, then the descriptor's name): linear in the
     path, with the kernel's limit of 40 symbolic links as in glibc. ``os.path.realpath``
     walks it a component at a time, each an ``lstat`` from the root: quadratic, 80 ms for
-    one path 2,000 directories deep, which a daemon's Owns asked 10,000 times per call."""
+    one path 2,000 directories deep, which a daemon's Owns asked 10,000 times per call.
+    With an ``opener`` the path is opened by it only."""
     try:
-        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        fd = _open_path(path, 0, opener)
     except OSError:
         return None
     try:
@@ -698,6 +721,8 @@ def _realpath_strict(path: str) -> str | None:
     finally:
         os.close(fd)
     if not resolved.startswith("/") or resolved.endswith(" (deleted)"):
+        if opener is not None:
+            return None  # (Python's walk would bypass it)
         try:
             resolved = os.path.realpath(path, strict=True)
         except OSError:
@@ -747,11 +772,14 @@ class Located:
 Resolver = Callable[[str, str | None], Located]
 
 
-def locate(filename: str, search_path: str | None) -> Located:
-    """The file-system part of pacman's ``query_fileowner``, with this thread's rights."""
+def locate(filename: str, search_path: str | None, *,
+           opener: PathOpener | None = None) -> Located:
+    """The file-system part of pacman's ``query_fileowner``, with this thread's rights;
+    with an ``opener``, every look-up is an open by it (a daemon answering a user passes
+    one that refuses /proc's magic links)."""
     st: os.stat_result | None
     try:
-        st = os.lstat(filename)
+        st = _lstat(filename, opener)
     except OSError:
         st = None
         if "/" not in filename and search_path is not None:
@@ -759,12 +787,12 @@ def locate(filename: str, search_path: str | None) -> Located:
                 d = d.rstrip("/")
                 full = f"{d}/{filename}"
                 try:
-                    st = os.lstat(full)
+                    st = _lstat(full, opener)
                 except OSError:
                     continue
                 filename = full
                 break
-    return Located(filename, _lrealpath(filename), st)
+    return Located(filename, _lrealpath(filename, opener), st)
 
 
 def owner_target(target: str) -> tuple[str, bool]:

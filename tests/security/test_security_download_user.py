@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,63 @@ def test_what_the_download_user_plants_is_not_adopted(world: tuple[PacmanRoot, M
     assert (vst.st_uid, stat.S_IMODE(vst.st_mode)) == (STRANGER, 0o600)
     ost = os.lstat(own / "mine")
     assert (ost.st_uid, ost.st_nlink) == (NOBODY.pw_uid, 1)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_lingering_writer_cannot_change_the_cached_package(
+        world: tuple[PacmanRoot, MirrorServer], tmp_path: Path) -> None:
+    """The transfer leaves a process of the download user behind holding the downloaded
+    file open for writing; once the download is over it overwrites the file's first bytes.
+    Before: root took the file itself back (chown, chmod, rename), and the descriptor still
+    wrote into it: the cached package could change after its checksum and signature were
+    checked and before it was extracted. Now root keeps a copy of its own."""
+    root, mirror = world
+    box = tmp_path / "box"
+    box.mkdir()
+    os.chown(box, NOBODY.pw_uid, NOBODY.pw_gid)
+    pidfile = box / "pid"
+    script = tmp_path / "xfer"
+    script.write_text(
+        "#!/bin/sh\nset -e\n/usr/bin/curl -sf -o \"$2\" \"$1\"\n"
+        "case \"$2\" in *.pkg.tar.zst*)\n"
+        "  setsid sh -c 'exec 3<>\"$1\"; trap \"printf EVIL >&3; exit 0\" USR1; "
+        f"echo $$ > {pidfile}; while :; do sleep 0.05; done' linger \"$2\" "
+        "</dev/null >/dev/null 2>&1 &\n;;\nesac\n")
+    script.chmod(0o755)
+    _configure(root, mirror, f"DownloadUser = nobody\nDisableSandbox\n"
+                             f"XferCommand = {script} %u %o\n")
+    r = _alpm(root, "-S", "-w", "foo")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for _ in range(400):  # (the lingering process starts on its own time)
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        time.sleep(0.05)
+    pid = int(pidfile.read_text())
+    try:
+        assert os.stat(f"/proc/{pid}").st_uid == NOBODY.pw_uid  # it is the user's, alive
+        os.kill(pid, signal.SIGUSR1)
+        for _ in range(400):
+            if _gone(pid):
+                break
+            time.sleep(0.05)
+        assert _gone(pid), "the lingering writer did not write"
+    finally:
+        if not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
+    name = "foo-1.0-1-any.pkg.tar.zst"
+    _cache_is_roots(root)
+    assert sorted(p.name for p in root.cachedir.iterdir()) == [name]
+    served = (tmp_path / "srv" / name).read_bytes()
+    assert (root.cachedir / name).read_bytes() == served
+    st = os.lstat(root.cachedir / name)
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o644)
 
 
 class _Hostile:

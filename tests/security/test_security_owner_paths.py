@@ -197,3 +197,42 @@ def test_a_uid_without_a_passwd_entry_resolves_with_no_group(open_dir: Path) -> 
         assert _thread_status()["Groups"] == []
         with pytest.raises(PermissionError):
             os.listdir(closed)
+
+
+def test_owns_passes_through_no_magic_link(public_world: World, user: str) -> None:
+    """/proc's magic links (``/proc/<pid>/cwd``, ``/proc/<pid>/fd/N``) lead into a directory
+    without searching the ones above it. The worker taking a user's file-system ids keeps
+    root's other capabilities (``CAP_SYS_PTRACE``), so it could follow them for any
+    process: the cwd of a root process inside a directory closed to the user made
+    ``Owns(["/proc/<pid>/cwd/data"])`` answer the file's real path and owner (and the
+    daemon's own ``/proc/self/fd/N`` are always open to it). Now a user's look-up passes
+    through none; root's still does, as pacman run by root."""
+    w = public_world
+    root = w.root.root.root
+    data = f"{root}/usr/share/tool/data"
+    (root / "usr" / "share").chmod(0o700)  # closed to the user above the package's dir
+    dirfd = os.open(f"{root}/usr/share/tool", os.O_RDONLY | os.O_DIRECTORY)
+    sleeper = subprocess.Popen(["sleep", "600"], cwd=f"{root}/usr/share/tool",
+                               pass_fds=(dirfd,))
+    try:
+        via = [f"/proc/{sleeper.pid}/cwd/data", f"/proc/{sleeper.pid}/fd/{dirfd}/data"]
+        # the oracle is real: root resolves each one to the package's file
+        for path in via:
+            assert _owns_as_root(w, [path]) == [[data, TOOL]], path
+        got = [r["ok"][0] for r in w.hostile([{**OWNS, "body": [[p]]} for p in via])]
+        assert got == [[]] * 2, got
+        # pacman -Qo run by the user cannot follow them either
+        for path in via:
+            r = _pacman_as(user, w, path)
+            assert r.returncode == 1 and r.stdout == "", (path, r.stdout, r.stderr)
+        # a plain symbolic link is still followed
+        (root / "usr" / "share").chmod(0o755)
+        (root / "tl").symlink_to("usr/share/tool")
+        assert w.hostile([{**OWNS, "body": [[f"{root}/tl/data"]]}])[0]["ok"] == [
+            [[data, TOOL]]]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        os.close(dirfd)
+        (root / "usr" / "share").chmod(0o755)
+    w.healthy()

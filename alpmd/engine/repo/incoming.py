@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from alpmd.engine.archive import read_package_archive
 from alpmd.engine.config import SigCheck, parse_siglevel
-from alpmd.engine.errors import AlpmError, ErrorCode
+from alpmd.engine.errors import AlpmError, ErrorCode, system_error
 from alpmd.engine.formats.desc import PkgMeta, repo_add_normalize, write_sync_desc
 from alpmd.engine.formats.files import FileList, write_sync_files
 from alpmd.engine.handle import Handle, Options
@@ -112,18 +112,34 @@ def _open_regular(path: str, what: str) -> int:
 
 
 def _copy_out(fd: int, dest: str, limit: int | None = None) -> None:
-    """What ``fd`` holds (at most ``limit`` bytes) into the new file ``dest``, durably."""
+    """What ``fd`` holds (at most ``limit`` bytes) into the new file ``dest``, durably;
+    a full or read-only file system is DISK_FULL / READ_ONLY."""
     left = limit
-    with os.fdopen(fd, "rb", closefd=False) as src, open(dest, "xb") as out:
-        while left is None or left > 0:
-            chunk = src.read(1 << 20 if left is None else min(1 << 20, left))
-            if not chunk:
-                break
-            out.write(chunk)
-            if left is not None:
-                left -= len(chunk)
-        out.flush()
-        os.fsync(out.fileno())
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as src, open(dest, "xb") as out:
+            while left is None or left > 0:
+                chunk = src.read(1 << 20 if left is None else min(1 << 20, left))
+                if not chunk:
+                    break
+                out.write(chunk)
+                if left is not None:
+                    left -= len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as exc:
+        named = system_error(exc)
+        if named is None:
+            raise
+        raise named from exc
+
+
+def _room_for(work: str, size: int, path: str) -> None:
+    """DISK_SPACE unless ``work``'s file system has ``size`` bytes free for the copy."""
+    st = os.statvfs(work)
+    free = st.f_bavail * st.f_frsize
+    if size > free:
+        raise AlpmError(ErrorCode.DISK_SPACE, f"{path}: its {size} bytes do not fit in the "
+                        f"{free} bytes free for the tree's copy", path=path)
 
 
 def private_copy(path: str, work: str) -> str:
@@ -131,7 +147,7 @@ def private_copy(path: str, work: str) -> str:
     of the copy, which every check and the pool then read.
 
     Each original is read once, through one descriptor opened without following a
-    link. Whoever may write the original (a packager, in the staging directory) can
+    link, as far as its size when opened, and only if the tree has room for it. Whoever may write the original (a packager, in the staging directory) can
     rewrite it at any time, even keeping its size and times; the copy is the tree's
     own, so what is checked is exactly what is added.
     """
@@ -139,7 +155,12 @@ def private_copy(path: str, work: str) -> str:
     dest = os.path.join(tempfile.mkdtemp(dir=work), os.path.basename(path))
     fd = _open_regular(path, "package file")
     try:
-        _copy_out(fd, dest)
+        # what the file holds when opened, if the tree has room for it: a packager's file
+        # that is sparse (a terabyte of nothing) or that a process keeps appending to
+        # filled the tree's file system (or never ended), copied by whoever released it
+        size = os.fstat(fd).st_size
+        _room_for(work, size, path)
+        _copy_out(fd, dest, size)
     finally:
         os.close(fd)
     spath = sigpath(path)
