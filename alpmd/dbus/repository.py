@@ -164,6 +164,20 @@ def _page(opts: Opts) -> tuple[int, int]:
     return offset, min(limit, MAX_ROWS)
 
 
+def release_details(repo: str, arch: str, names: Sequence[str]) -> dict[str, str]:
+    """What polkit is told of a release of the package files ``names`` to ``repo``/``arch``.
+
+    An architecture-independent package (``-any`` in its file name, which must match its
+    .PKGINFO) lands in every architecture of the repository, so such a release names the
+    architecture ``any``: a rule that lets a group release to one architecture does not
+    let it put packages into the others.
+    """
+    whole = any(n.rsplit(".pkg.tar", 1)[0].endswith("-any") for n in names)
+    return {"org.alpm.repository": repo, "org.alpm.architecture": "any" if whole else arch,
+            "org.alpm.files": " ".join(names),
+            "org.alpm.packages": " ".join(package_name_of(n) for n in names)}
+
+
 class Repository1(ServiceInterface):
     """Release, remove and move packages in the repository tree alpmd.conf names."""
 
@@ -365,10 +379,7 @@ class Repository1(ServiceInterface):
             pairs, total = self._files(repo, arch, files, mine)
             force = options.get(opts, "force", bool, False)
             names = [name for name, _p, _s in pairs]
-            uid = await self._authorize(RELEASE, {
-                "org.alpm.repository": repo, "org.alpm.architecture": arch,
-                "org.alpm.files": " ".join(names),
-                "org.alpm.packages": " ".join(package_name_of(n) for n in names)}, opts)
+            uid = await self._authorize(RELEASE, release_details(repo, arch, names), opts)
             if d.file_bytes + total > caps.file_bytes_total:
                 raise limits.limit_exceeded(N_("the daemon holds too many package files; "
                                                "try later"))
