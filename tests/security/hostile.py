@@ -55,7 +55,7 @@ def encode(value: Any) -> Any:
     return value
 
 
-def _is_open(fd: int) -> bool:
+def is_open(fd: int) -> bool:
     try:
         os.fstat(fd)
     except OSError:
@@ -82,7 +82,7 @@ def open_fd(spec: dict[str, Any], keep: list[Any]) -> int:
         return sent
     if "closed" in spec:  # a number nothing here opens (the highest free one: the lowest
         fd = resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 1  # would be the next one's)
-        while _is_open(fd):
+        while is_open(fd):
             fd -= 1
         return fd
     raise ValueError(spec)

@@ -22,8 +22,9 @@ from dbus_fast._private.unmarshaller import Unmarshaller
 from alpmd.dbus import limits
 from alpmd.dbus.relay import Relay, _Gate
 from tests.security import rawbus
+from tests.security.hostile import is_open
 from tests.security.rawbus import CALL, NO_REPLY, RETURN, SIGNAL
-from tests.security.test_security_relay_frames import _Peer, _recv_exactly
+from tests.security.test_security_relay_frames import _Peer, _recv_exactly, daemon_end
 
 LIMIT = 1000  # the test's check: larger messages of ":1.66" are refused
 
@@ -61,14 +62,6 @@ def _pipes(n: int) -> list[int]:
     return out
 
 
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize("cut", [1, 7, 16, 33, 100, 4096])
 def test_the_gate_follows_messages_cut_anywhere(cut: int) -> None:
     """A stream of messages read ``cut`` bytes at a time (a read carrying descriptors ends
@@ -103,7 +96,7 @@ def test_the_gate_follows_messages_cut_anywhere(cut: int) -> None:
             for chunk in chunks:
                 passed.append((bytes(chunk.data), chunk.fds))
         if not goes:  # (checked before their numbers are used again)
-            assert not any(_is_open(fd) for fd in fds), "a refused message's descriptor was kept"
+            assert not any(is_open(fd) for fd in fds), "a refused message's descriptor was kept"
     wanted = b"".join(data for data, _n, goes in stream if goes)
     assert b"".join(p[0] for p in passed) == wanted
     # each passing message's descriptors ride on its first byte, nowhere else
@@ -159,12 +152,7 @@ def gated(tmp_path: Path) -> Iterator[tuple[Relay, _Peer, socket.socket]]:
     async def start() -> Relay:
         return await Relay.start(f"unix:path={tmp_path / 'bus'}", _admit([]))
     relay = asyncio.run(start())
-    daemon = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    daemon.connect(relay.address[len("unix:path="):])
-    daemon.sendall(b"\0AUTH EXTERNAL 30\r\n")
-    assert daemon.recv(64).startswith(b"OK ")
-    daemon.sendall(b"NEGOTIATE_UNIX_FD\r\n")
-    assert daemon.recv(64) == b"AGREE_UNIX_FD\r\n"
+    daemon = daemon_end(relay)
     try:
         yield relay, peer, daemon
     finally:

@@ -84,6 +84,17 @@ def _recv_exactly(sock: socket.socket, size: int) -> tuple[bytes, list[int]]:
     return data, fds
 
 
+def daemon_end(relay: Relay) -> socket.socket:
+    """The daemon's end of ``relay``, authenticated (descriptors agreed), before BEGIN."""
+    daemon = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    daemon.connect(relay.address[len("unix:path="):])
+    daemon.sendall(b"\0AUTH EXTERNAL 30\r\n")
+    assert daemon.recv(64).startswith(b"OK ")
+    daemon.sendall(b"NEGOTIATE_UNIX_FD\r\n")
+    assert daemon.recv(64) == b"AGREE_UNIX_FD\r\n"
+    return daemon
+
+
 @pytest.fixture
 def relayed(tmp_path: Path) -> Iterator[tuple[Relay, _Peer, socket.socket]]:
     peer = _Peer(str(tmp_path / "bus"))
@@ -91,12 +102,7 @@ def relayed(tmp_path: Path) -> Iterator[tuple[Relay, _Peer, socket.socket]]:
     async def start() -> Relay:
         return await Relay.start(f"unix:path={tmp_path / 'bus'}")
     relay = asyncio.run(start())
-    daemon = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    daemon.connect(relay.address[len("unix:path="):])
-    daemon.sendall(b"\0AUTH EXTERNAL 30\r\n")
-    assert daemon.recv(64).startswith(b"OK ")
-    daemon.sendall(b"NEGOTIATE_UNIX_FD\r\n")
-    assert daemon.recv(64) == b"AGREE_UNIX_FD\r\n"
+    daemon = daemon_end(relay)
     daemon.sendall(b"BEGIN\r\nhello")
     assert peer.ready.wait(30), "the relay never passed the authentication on"
     try:
