@@ -1245,18 +1245,22 @@ def _take_back(staging: str, dest_dir: str) -> None:
 
 def _copy_in(src: int, st: os.stat_result, dest: str) -> None:
     """``src``'s bytes at ``dest`` in a new file of root's (0644, ``st``'s times), put in
-    place by a rename (``dest`` is never half written)."""
+    place by a rename (``dest`` is never half written). Only ``st.st_size`` bytes, what
+    the file held when opened: a process of the user appending meanwhile never lets the
+    copy end (it filled the cache)."""
     out, tmp = tempfile.mkstemp(prefix=".take-", dir=os.path.dirname(dest))
     try:
         with os.fdopen(out, "wb") as fh:
             offset = 0
             try:
-                while n := os.copy_file_range(src, fh.fileno(), 1 << 30, offset):
+                while offset < st.st_size and (n := os.copy_file_range(
+                        src, fh.fileno(), min(1 << 30, st.st_size - offset), offset)):
                     offset += n  # (the kernel copies, sharing extents where it can)
             except OSError as exc:
                 if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                     raise
-                while chunk := os.pread(src, 1 << 20, offset):  # (a file system without it)
+                while offset < st.st_size and (chunk := os.pread(
+                        src, min(1 << 20, st.st_size - offset), offset)):  # (no copy_file_range)
                     fh.write(chunk)
                     offset += len(chunk)
             os.fchmod(fh.fileno(), 0o644)

@@ -151,3 +151,31 @@ def test_the_download_process_cannot_make_root_run_anything(tmp_path: Path) -> N
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_a_file_growing_while_taken_back_is_copied_as_far_as_its_size(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lingering process of the download user appends to its file while root copies it
+    (each copy step is followed by another megabyte, as a writer keeping pace would add).
+    Before: root copied until it found an end, which such a writer (or a sparse file grown
+    past the disk) never let come: the cache filled. Now the copy stops at the size the
+    file had when root opened it."""
+    staging, dest = tmp_path / "download-x", tmp_path / "cache"
+    staging.mkdir()
+    dest.mkdir()
+    first = os.urandom(3 << 20)
+    (staging / "foo-1.0-1-any.pkg.tar.zst").write_bytes(first)
+    real = os.copy_file_range
+    appended = []
+
+    def keeping_pace(src: int, dst: int, count: int, offset: int | None = None) -> int:
+        n = real(src, dst, min(count, 1 << 20), offset)
+        if n and len(appended) < 8:  # (a writer adding what root just copied)
+            with open(f"/proc/self/fd/{src}", "ab") as fh:
+                fh.write(b"\0" * (1 << 20))
+            appended.append(n)
+        return n
+    monkeypatch.setattr(os, "copy_file_range", keeping_pace)
+    download._take_back(str(staging), str(dest))
+    assert appended, "the copy did not go through copy_file_range"
+    assert (dest / "foo-1.0-1-any.pkg.tar.zst").read_bytes() == first
