@@ -27,7 +27,7 @@ import logging
 from typing import Any
 
 import dbus_fast.aio.message_bus as _aio_bus
-from dbus_fast import BusType, Message, MessageType
+from dbus_fast import BusType, InvalidMessageError, Message, MessageType
 from dbus_fast.aio import MessageBus
 from dbus_fast.signature import Variant
 
@@ -39,14 +39,14 @@ CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("alpmd_caller", def
 
 
 def utf8_text(text: str) -> str:
-    """``text`` as D-Bus can carry it (UTF-8): what was read from bytes that are not UTF-8
-    (a package's latin-1 description, a file name; kept as surrogate escapes, as Python
-    reads such bytes) becomes U+FFFD."""
+    """``text`` as D-Bus can carry it (UTF-8 without NUL): what was read from bytes that
+    are not UTF-8 (a package's latin-1 description, a file name; kept as surrogate escapes,
+    as Python reads such bytes) becomes U+FFFD, and so does a NUL (a scriptlet's output)."""
     try:
         raw = text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         raw = text.encode("utf-8", "replace")
-    return raw.decode("utf-8", "replace")
+    return raw.decode("utf-8", "replace").replace("\0", "\ufffd")
 
 
 def _utf8(value: Any) -> Any:
@@ -82,7 +82,7 @@ class _PatientWriter(_aio_bus._MessageWriter):
     def buffer_message(self, msg: Message, future: asyncio.Future[Any] | None = None) -> None:
         try:
             super().buffer_message(msg, future)
-        except UnicodeEncodeError:
+        except (UnicodeEncodeError, InvalidMessageError):  # (the latter: a NUL in a string)
             msg = utf8_message(msg)
             super().buffer_message(msg, future)
         if self.cap is None or msg.message_type is MessageType.METHOD_CALL:
