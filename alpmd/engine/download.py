@@ -1034,18 +1034,27 @@ def _send(fd: int, message: tuple[Any, ...]) -> None:
         view = view[os.write(fd, view):]
 
 
+#: the largest message the download child sends (its result names every file: a few MB)
+MAX_CHILD_MESSAGE = 64 << 20
+
+
 def _receive(fd: int) -> tuple[Any, ...] | None:
     def exactly(n: int) -> bytes | None:
-        buf = b""
+        buf = bytearray()
         while len(buf) < n:
             chunk = os.read(fd, n - len(buf))
             if not chunk:
                 return None
             buf += chunk
-        return buf
+        return bytes(buf)
 
     head = exactly(4)
-    body = exactly(int.from_bytes(head, "big")) if head is not None else None
+    if head is None:
+        return None
+    size = int.from_bytes(head, "big")
+    if size > MAX_CHILD_MESSAGE:  # (a child taken over would have root hold it all)
+        raise pickle.UnpicklingError(f"the download process sent a message of {size} bytes")
+    body = exactly(size)
     if body is None:
         return None
     message: tuple[Any, ...] = _ChildUnpickler(io.BytesIO(body)).load()

@@ -179,3 +179,20 @@ def test_a_file_growing_while_taken_back_is_copied_as_far_as_its_size(
     download._take_back(str(staging), str(dest))
     assert appended, "the copy did not go through copy_file_range"
     assert (dest / "foo-1.0-1-any.pkg.tar.zst").read_bytes() == first
+
+
+def test_the_download_process_cannot_make_root_hold_gigabytes(tmp_path: Path) -> None:
+    """A child taken over announces a message of 4 GiB and sends it. Before: root read it
+    all into memory (appending each pipe read to the rest, quadratic), then unpickled it.
+    Now a message over the largest the child sends is refused before its body is read."""
+    r, w = os.pipe()
+    try:
+        os.write(w, (0xFFFFFFFF).to_bytes(4, "big") + b"x" * 1000)
+        os.close(w)
+        w = -1
+        with pytest.raises(pickle.UnpicklingError, match="4294967295 bytes"):
+            download._receive(r)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
