@@ -165,19 +165,28 @@ def test_a_file_growing_while_taken_back_is_copied_as_far_as_its_size(
     dest.mkdir()
     first = os.urandom(3 << 20)
     (staging / "foo-1.0-1-any.pkg.tar.zst").write_bytes(first)
-    real = os.copy_file_range
+    real_copy, real_pread = os.copy_file_range, os.pread
     appended = []
 
-    def keeping_pace(src: int, dst: int, count: int, offset: int | None = None) -> int:
-        n = real(src, dst, min(count, 1 << 20), offset)
-        if n and len(appended) < 8:  # (a writer adding what root just copied)
+    def grow(src: int, n: int) -> None:  # (a writer adding what root just copied)
+        if n and len(appended) < 8:
             with open(f"/proc/self/fd/{src}", "ab") as fh:
                 fh.write(b"\0" * (1 << 20))
             appended.append(n)
+
+    def copying(src: int, dst: int, count: int, offset: int | None = None) -> int:
+        n = real_copy(src, dst, min(count, 1 << 20), offset)
+        grow(src, n)
         return n
-    monkeypatch.setattr(os, "copy_file_range", keeping_pace)
+
+    def reading(src: int, count: int, offset: int) -> bytes:  # (a file system without it)
+        chunk = real_pread(src, min(count, 1 << 20), offset)
+        grow(src, len(chunk))
+        return chunk
+    monkeypatch.setattr(os, "copy_file_range", copying)
+    monkeypatch.setattr(os, "pread", reading)
     download._take_back(str(staging), str(dest))
-    assert appended, "the copy did not go through copy_file_range"
+    assert appended, "the file did not grow while it was copied"
     assert (dest / "foo-1.0-1-any.pkg.tar.zst").read_bytes() == first
 
 
