@@ -91,9 +91,12 @@ def open_no_magic(path: str, flags: int) -> int:
                            ctypes.c_size_t(ctypes.sizeof(how))))
     if fd < 0:
         err = ctypes.get_errno()
-        if err == errno.ENOSYS:
+        if err in (errno.ENOSYS, errno.EPERM):
+            # (EPERM: a seccomp filter refusing the call, as older container profiles do;
+            # no path's open answers EPERM here, and taken for a missing path every
+            # answer would quietly be "unowned")
             raise AlpmError(ErrorCode.SYSTEM, "resolving a caller's path needs openat2 "
-                            "(Linux 5.6 or later)")
+                            f"(Linux 5.6 or later, not refused by a sandbox): {os.strerror(err)}")
         raise OSError(err, os.strerror(err), path)
     return fd
 

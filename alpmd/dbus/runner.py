@@ -245,17 +245,18 @@ class Runner:
             t.set_percentage(100.0, force=True)
         finally:
             t.engine_trans = None
+            if t.before is not None:  # (while the transaction holds the lock: ours alone)
+                t.changes = await self.changes_since(t.before)
             if et is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(et.release)
             h.release()
-            if t.before is not None:
-                t.changes = await self.changes_since(t.before)
             await d.reload()
 
     async def changes_since(self, before: dict[str, str]) -> list[Change]:
-        """What a commit moved, read as soon as it ends: the history row is written later,
-        when the next queued transaction may already have committed its own changes."""
+        """What a commit moved, read as soon as it ends and while its transaction still
+        holds the lock: the history row is written later, when the next queued transaction
+        (or a pacman run once the lock is gone) may have committed its own changes."""
         def work() -> list[Change]:
             h = self.daemon.handles.new()
             try:
