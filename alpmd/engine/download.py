@@ -34,7 +34,6 @@ import contextlib
 import ctypes
 import email.message
 import email.utils
-import errno
 import hashlib
 import io
 import json
@@ -60,6 +59,7 @@ from alpmd.engine.db.sync import SyncDatabase, read_db_archive
 from alpmd.engine.durable import fsync_dir
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.events import Event, EventCallback, QuestionCallback
+from alpmd.engine.fdcopy import copy_prefix
 from alpmd.engine.handle import Handle
 from alpmd.engine.package import Package
 
@@ -1260,18 +1260,7 @@ def _copy_in(src: int, st: os.stat_result, dest: str) -> None:
     out, tmp = tempfile.mkstemp(prefix=".take-", dir=os.path.dirname(dest))
     try:
         with os.fdopen(out, "wb") as fh:
-            offset = 0
-            try:
-                while offset < st.st_size and (n := os.copy_file_range(
-                        src, fh.fileno(), min(1 << 30, st.st_size - offset), offset)):
-                    offset += n  # (the kernel copies, sharing extents where it can)
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                    raise
-                while offset < st.st_size and (chunk := os.pread(
-                        src, min(1 << 20, st.st_size - offset), offset)):  # (no copy_file_range)
-                    fh.write(chunk)
-                    offset += len(chunk)
+            copy_prefix(src, fh.fileno(), st.st_size)
             os.fchmod(fh.fileno(), 0o644)
         os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
         os.replace(tmp, dest)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from alpmd.engine.archive import read_package_archive
 from alpmd.engine.config import SigCheck, parse_siglevel
 from alpmd.engine.errors import AlpmError, ErrorCode, system_error
+from alpmd.engine.fdcopy import copy_prefix
 from alpmd.engine.formats.desc import PkgMeta, repo_add_normalize, write_sync_desc
 from alpmd.engine.formats.files import FileList, write_sync_files
 from alpmd.engine.handle import Handle, Options
@@ -111,20 +112,12 @@ def _open_regular(path: str, what: str) -> int:
     return fd
 
 
-def _copy_out(fd: int, dest: str, limit: int | None = None) -> None:
+def _copy_out(fd: int, dest: str, limit: int) -> None:
     """What ``fd`` holds (at most ``limit`` bytes) into the new file ``dest``, durably;
     a full or read-only file system is DISK_FULL / READ_ONLY."""
-    left = limit
     try:
-        with os.fdopen(fd, "rb", closefd=False) as src, open(dest, "xb") as out:
-            while left is None or left > 0:
-                chunk = src.read(1 << 20 if left is None else min(1 << 20, left))
-                if not chunk:
-                    break
-                out.write(chunk)
-                if left is not None:
-                    left -= len(chunk)
-            out.flush()
+        with open(dest, "xb") as out:
+            copy_prefix(fd, out.fileno(), limit)
             os.fsync(out.fileno())
     except OSError as exc:
         named = system_error(exc)
