@@ -48,7 +48,12 @@ from alpmd.engine.db import sqlitefiles
 from alpmd.engine.errors import AlpmError, ErrorCode
 from alpmd.engine.repo import ops
 from alpmd.engine.repo.config import state_dir_of
-from alpmd.engine.repo.incoming import MAX_SIG_SIZE, is_package_name, package_name_of
+from alpmd.engine.repo.incoming import (
+    MAX_SIG_SIZE,
+    is_package_name,
+    package_arch_of,
+    package_name_of,
+)
 from alpmd.engine.repo.tracking import TRACKING_NAME, HistoryEntry, Row
 from alpmd.engine.repo.tree import Tree, open_tree
 from alpmd.engine.repo.txn import Plan
@@ -172,7 +177,7 @@ def release_details(repo: str, arch: str, names: Sequence[str]) -> dict[str, str
     architecture ``any``: a rule that lets a group release to one architecture does not
     let it put packages into the others.
     """
-    whole = any(n.rsplit(".pkg.tar", 1)[0].endswith("-any") for n in names)
+    whole = any(package_arch_of(n) == "any" for n in names)
     return {"org.alpm.repository": repo, "org.alpm.architecture": "any" if whole else arch,
             "org.alpm.files": " ".join(names),
             "org.alpm.packages": " ".join(package_name_of(n) for n in names)}

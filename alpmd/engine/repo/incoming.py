@@ -58,15 +58,23 @@ def is_package_name(filename: str) -> bool:
     return any(filename.endswith(".pkg.tar" + ext) for ext in PKG_EXTS)
 
 
+def _stem(filename: str) -> str:
+    """``name-pkgver-pkgrel-arch`` of ``name-pkgver-pkgrel-arch.pkg.tar.EXT``."""
+    for ext in sorted(PKG_EXTS, key=len, reverse=True):
+        if filename.endswith(".pkg.tar" + ext):
+            return filename[:-len(".pkg.tar" + ext)]
+    return filename
+
+
 def package_name_of(filename: str) -> str:
     """``name`` of ``name-pkgver-pkgrel-arch.pkg.tar.EXT``, read from the file name alone
     (for naming a release before it is read; the file is checked against its .PKGINFO)."""
-    stem = filename
-    for ext in sorted(PKG_EXTS, key=len, reverse=True):
-        if stem.endswith(".pkg.tar" + ext):
-            stem = stem[:-len(".pkg.tar" + ext)]
-            break
-    return stem.rsplit("-", 3)[0]
+    return _stem(filename).rsplit("-", 3)[0]
+
+
+def package_arch_of(filename: str) -> str:
+    """``arch`` of such a file name, read from it alone (as :func:`package_name_of`)."""
+    return _stem(filename).rsplit("-", 1)[-1]
 
 
 def _regular(path: str, what: str) -> os.stat_result:
